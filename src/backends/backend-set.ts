@@ -1,0 +1,62 @@
+export interface Backend {
+  /** Identity of the pod instance: the pod UID where known, so a re-created pod of the same name differs. */
+  key: string;
+  podName: string;
+  /** StatefulSet ordinal; the balancer packs onto low ordinals because scale-down removes the highest first. */
+  ordinal: number;
+  host: string;
+  port: number;
+}
+
+export interface BackendSource {
+  /** Pods that are Ready in the API now, as far as the source knows. */
+  current(): readonly Backend[];
+  onChange(listener: () => void): () => void;
+}
+
+/**
+ * The backends the router may use. A scale-down fences the backends present when it starts: they stay
+ * unusable until the source stops listing them (the pod is gone), so a connection that arrives while the
+ * scale-down lands is never spliced to a pod that is about to be terminated.
+ */
+export class BackendSet {
+  private fenced = new Set<string>();
+  private listeners = new Set<() => void>();
+  private readonly source: BackendSource;
+
+  constructor(source: BackendSource) {
+    this.source = source;
+    source.onChange(() => {
+      const listed = new Set(this.source.current().map((b) => b.key));
+      for (const key of this.fenced) if (!listed.has(key)) this.fenced.delete(key);
+      this.notify();
+    });
+  }
+
+  ready(): Backend[] {
+    return this.source.current().filter((b) => !this.fenced.has(b.key));
+  }
+
+  fence(): void {
+    for (const backend of this.source.current()) this.fenced.add(backend.key);
+    this.notify();
+  }
+
+  unfence(): void {
+    this.fenced.clear();
+    this.notify();
+  }
+
+  get fencedCount(): number {
+    return this.fenced.size;
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) listener();
+  }
+}

@@ -1,0 +1,33 @@
+import { connect, type Socket } from 'node:net';
+import type { Backend } from './backend-set.ts';
+
+/**
+ * Opens the connection a client will use. A successful TCP connect is the proof that the pod really
+ * accepts connections (Ready in the API is not enough: buildkitd may not listen yet), and the socket is
+ * then used as is rather than probed and thrown away.
+ */
+export function dialBackend(backend: Backend, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error(`ETIMEDOUT connect to ${backend.host}:${backend.port} timed out after ${timeoutMs}ms`), { code: 'ETIMEDOUT' }));
+    }, Math.max(1, timeoutMs));
+    const onError = (error: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+/** Delay before the next dial attempt: 25ms doubling to 1s, because a pod often refuses just after Ready. */
+export function dialBackoffMs(attempt: number): number {
+  return Math.min(25 * 2 ** Math.max(0, attempt - 1), 1000);
+}

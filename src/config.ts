@@ -1,0 +1,209 @@
+import { Command, CommanderError, Option } from 'commander';
+import { z } from 'zod';
+import { formatGoDuration, parseGoDuration } from './duration.ts';
+import { ConfigError } from './errors.ts';
+import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.ts';
+
+export const LogLevel = { trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', error: 'error', fatal: 'fatal', silent: 'silent' } as const;
+export type LogLevel = keyof typeof LogLevel;
+
+export const BackendDiscovery = { endpoints: 'endpoints', dns: 'dns' } as const;
+export type BackendDiscovery = keyof typeof BackendDiscovery;
+
+export interface Config {
+  listenAddr: ListenAddress;
+  stsName: string;
+  stsNamespace: string;
+  headlessServiceName: string;
+  targetPort: number;
+  idleTimeoutMs: number;
+  kubeconfig: string | undefined;
+  readyWaitTimeoutMs: number;
+  metricsAddr: ListenAddress;
+  logLevel: LogLevel;
+  maxConnections: number;
+  maxPending: number;
+  backendDiscovery: BackendDiscovery;
+  clusterDomain: string;
+  shutdownGraceMs: number;
+}
+
+type Source = 'default' | 'flag' | 'env';
+
+interface OptionDefinition<K extends keyof Config> {
+  key: K;
+  flag: string;
+  env: string;
+  /** The default as a user would type it; undefined when there is none. */
+  defaultText: string | undefined;
+  description: string;
+  parse: (raw: string) => Config[K];
+  format: (value: Config[K]) => string | null;
+}
+
+// DNS-1123 rules, as the API server enforces them, so a typo fails at start and not at the first build.
+const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function fromZod<T>(schema: z.ZodType<T>): (raw: string) => T {
+  return (raw) => {
+    const result = schema.safeParse(raw);
+    if (!result.success) throw new Error(result.error.issues[0]?.message ?? 'invalid');
+    return result.data;
+  };
+}
+
+const dnsLabel = (what: string, max: number) =>
+  fromZod(
+    z
+      .string()
+      .min(1, `${what} must not be empty`)
+      .max(max, `${what} must be at most ${max} characters`)
+      .regex(dns1123Label, `${what} must be a DNS-1123 label (lowercase letters, digits, "-")`),
+  );
+const dnsSubdomain = (what: string) =>
+  fromZod(
+    z
+      .string()
+      .min(1, `${what} must not be empty`)
+      .max(253, `${what} must be at most 253 characters`)
+      .regex(dns1123Subdomain, `${what} must be a DNS-1123 subdomain (lowercase letters, digits, "-", ".")`),
+  );
+const integer = (min: number, max: number) =>
+  fromZod(
+    z
+      .string()
+      .regex(/^\d+$/, 'must be a whole number')
+      .transform(Number)
+      .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`)),
+  );
+const oneOf = <T extends string>(values: Record<T, T>) => {
+  const allowed = Object.keys(values) as T[];
+  return (raw: string): T => {
+    if ((allowed as string[]).includes(raw)) return raw as T;
+    throw new Error(`must be one of ${allowed.join(', ')}`);
+  };
+};
+const duration = (raw: string): number => {
+  const ms = parseGoDuration(raw);
+  if (ms < 0) throw new Error('must not be negative');
+  return ms;
+};
+const positiveDuration = (raw: string): number => {
+  const ms = duration(raw);
+  if (ms <= 0) throw new Error('must be greater than 0');
+  return ms;
+};
+const listenAddress = (raw: string) => parseListenAddress(raw);
+const nonEmptyPath = (raw: string) => {
+  if (raw.trim() === '') throw new Error('must not be empty');
+  return raw;
+};
+
+function define<K extends keyof Config>(definition: OptionDefinition<K>): OptionDefinition<K> {
+  return definition;
+}
+
+/** Every setting, in the order README and --help show them; flag and env names match the Go tool. */
+export const optionDefinitions = [
+  define({ key: 'listenAddr', flag: 'listen-addr', env: 'PROXY_LISTEN_ADDR', defaultText: ':8080', description: 'address the BuildKit clients connect to', parse: listenAddress, format: formatListenAddress }),
+  define({ key: 'stsName', flag: 'sts-name', env: 'BUILDKITD_STATEFULSET_NAME', defaultText: 'buildkitd', description: 'name of the buildkitd StatefulSet to scale', parse: dnsSubdomain('StatefulSet name'), format: String }),
+  define({ key: 'stsNamespace', flag: 'sts-namespace', env: 'BUILDKITD_STATEFULSET_NAMESPACE', defaultText: 'default', description: 'namespace of the StatefulSet and its headless Service', parse: dnsLabel('namespace', 63), format: String }),
+  define({ key: 'headlessServiceName', flag: 'headless-service-name', env: 'BUILDKITD_HEADLESS_SERVICE_NAME', defaultText: 'buildkitd-headless', description: 'headless Service whose EndpointSlices list the buildkitd pods', parse: dnsLabel('Service name', 63), format: String }),
+  define({ key: 'targetPort', flag: 'target-port', env: 'BUILDKITD_TARGET_PORT', defaultText: '8273', description: 'buildkitd TCP port on each pod', parse: integer(1, 65535), format: String }),
+  define({ key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'SCALE_DOWN_IDLE_TIMEOUT', defaultText: '2m0s', description: 'scale to zero after no connection has been open this long (Go duration)', parse: positiveDuration, format: formatGoDuration }),
+  define({ key: 'kubeconfig', flag: 'kubeconfig', env: 'KUBECONFIG_PATH', defaultText: undefined, description: 'kubeconfig file; unset: in-cluster config, then the standard kubeconfig', parse: nonEmptyPath, format: (v) => v ?? null }),
+  define({ key: 'readyWaitTimeoutMs', flag: 'ready-wait-timeout', env: 'READY_WAIT_TIMEOUT', defaultText: '5m0s', description: 'how long a held connection waits for a ready buildkitd before it is closed', parse: positiveDuration, format: formatGoDuration }),
+  define({ key: 'metricsAddr', flag: 'metrics-addr', env: 'METRICS_LISTEN_ADDR', defaultText: ':9090', description: 'address of /healthz, /readyz and /metrics (never the proxy port)', parse: listenAddress, format: formatListenAddress }),
+  define({ key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', defaultText: 'info', description: `log level: ${Object.keys(LogLevel).join(', ')}`, parse: oneOf(LogLevel), format: String }),
+  define({ key: 'maxConnections', flag: 'max-connections', env: 'PROXY_MAX_CONNECTIONS', defaultText: '10000', description: 'open client connections at most; further ones are refused', parse: integer(1, 10_000_000), format: String }),
+  define({ key: 'maxPending', flag: 'max-pending', env: 'PROXY_MAX_PENDING', defaultText: '1000', description: 'connections held at most while buildkitd wakes up', parse: integer(0, 10_000_000), format: String }),
+  define({ key: 'backendDiscovery', flag: 'backend-discovery', env: 'BUILDKITD_BACKEND_DISCOVERY', defaultText: 'endpoints', description: 'how pods are found: endpoints (EndpointSlices) or dns (<sts>-<ordinal>.<svc>.<ns>.svc.<domain>)', parse: oneOf(BackendDiscovery), format: String }),
+  define({ key: 'clusterDomain', flag: 'cluster-domain', env: 'CLUSTER_DOMAIN', defaultText: 'cluster.local', description: 'cluster DNS domain, used by --backend-discovery=dns', parse: dnsSubdomain('cluster domain'), format: String }),
+  define({ key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'SHUTDOWN_GRACE_PERIOD', defaultText: '30s', description: 'on SIGTERM, how long open connections may finish before they are closed', parse: duration, format: formatGoDuration }),
+] as const;
+
+export interface LoadedConfig {
+  config: Config;
+  sources: Record<keyof Config, Source>;
+  printConfig: boolean;
+}
+
+/**
+ * Reads flags and environment (env wins over flag, as in the Go tool). An empty env var counts as unset,
+ * so `value: ""` in a manifest falls back instead of failing. Throws ConfigError with one line.
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): LoadedConfig {
+  const program = new Command()
+    .name('buildkitd-autoscaler')
+    .description('Scale-to-zero TCP gateway for a buildkitd StatefulSet')
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined, writeOut: (text) => process.stdout.write(text) })
+    .allowExcessArguments(false)
+    .option('--print-config', 'print the effective configuration as JSON, with the source of each value, and exit');
+  for (const definition of optionDefinitions) {
+    const defaultNote = definition.defaultText === undefined ? '' : ` (default ${definition.defaultText})`;
+    program.addOption(new Option(`--${definition.flag} <value>`, `${definition.description}; env ${definition.env}${defaultNote}`));
+  }
+  try {
+    program.parse([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') throw error;
+      throw new ConfigError(error.message.replace(/^error: /, '').split('\n')[0] ?? error.message);
+    }
+    throw error;
+  }
+  const flags = program.opts<Record<string, string | boolean | undefined>>();
+  const config = {} as Record<keyof Config, unknown>;
+  const sources = {} as Record<keyof Config, Source>;
+  for (const definition of optionDefinitions) {
+    const envValue = env[definition.env];
+    const flagValue = flags[camelCase(definition.flag)];
+    let raw: string | undefined;
+    let source: Source;
+    if (envValue !== undefined && envValue !== '') {
+      raw = envValue;
+      source = 'env';
+    } else if (typeof flagValue === 'string') {
+      raw = flagValue;
+      source = 'flag';
+    } else {
+      raw = definition.defaultText;
+      source = 'default';
+    }
+    sources[definition.key] = source;
+    if (raw === undefined) {
+      config[definition.key] = undefined;
+      continue;
+    }
+    try {
+      config[definition.key] = definition.parse(raw);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ConfigError(
+        `invalid value ${JSON.stringify(raw)} for --${definition.flag} / ${definition.env} (from ${source}): ${reason}`,
+      );
+    }
+  }
+  return { config: config as unknown as Config, sources, printConfig: flags['printConfig'] === true };
+}
+
+/** The effective configuration as printed by --print-config: value as a user would write it, and its source. */
+export function describeConfig(loaded: LoadedConfig): Record<string, { flag: string; env: string; value: string | null; source: Source }> {
+  const out: Record<string, { flag: string; env: string; value: string | null; source: Source }> = {};
+  for (const definition of optionDefinitions) {
+    const format = definition.format as (value: unknown) => string | null;
+    out[definition.key] = {
+      flag: `--${definition.flag}`,
+      env: definition.env,
+      value: format(loaded.config[definition.key]),
+      source: loaded.sources[definition.key],
+    };
+  }
+  return out;
+}
+
+function camelCase(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}

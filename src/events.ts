@@ -1,0 +1,126 @@
+import type { Logger } from 'pino';
+import { ErrorCode } from './errors.ts';
+import type { Metrics } from './metrics.ts';
+
+export const ConnectionOutcome = {
+  completed: 'completed',
+  backendError: 'backend_error',
+  clientError: 'client_error',
+  readyTimeout: 'ready_timeout',
+  scaleFailed: 'scale_failed',
+  rejectedMaxConnections: 'rejected_max_connections',
+  rejectedMaxPending: 'rejected_max_pending',
+  rejectedShuttingDown: 'rejected_shutting_down',
+  closedByShutdown: 'closed_by_shutdown',
+  clientGoneWhileHeld: 'client_gone_while_held',
+} as const;
+export type ConnectionOutcome = (typeof ConnectionOutcome)[keyof typeof ConnectionOutcome];
+
+/** Everything worth logging or counting; logs, metrics and the E2E timeline all derive from these. */
+export type GatewayEvent =
+  | { kind: 'listening'; what: 'proxy' | 'metrics'; address: string; port: number }
+  | { kind: 'connection_rejected'; outcome: ConnectionOutcome; client: string; code: ErrorCode }
+  | { kind: 'connection_held'; id: number; client: string }
+  | { kind: 'connection_routed'; id: number; backend: string; heldMs: number | undefined }
+  | { kind: 'connection_closed'; id: number; outcome: ConnectionOutcome; bytesUp: number; bytesDown: number; durationMs: number; code?: ErrorCode; error?: string }
+  | { kind: 'dial_failed'; id: number; backend: string; error: string; attempt: number; code: ErrorCode }
+  | { kind: 'scale'; direction: 'up' | 'down'; from: number; to: number; reason: string }
+  | { kind: 'scale_failed'; direction: 'up' | 'down'; to: number; code: ErrorCode; error: string; status: number | undefined }
+  | { kind: 'scale_skipped'; direction: 'up' | 'down'; reason: string }
+  | { kind: 'idle_timer_started'; timeoutMs: number }
+  | { kind: 'idle_timer_canceled'; openConnections: number }
+  | { kind: 'watch_synced'; resource: string; objects: number }
+  | { kind: 'watch_failed'; resource: string; code: ErrorCode; error: string; status: number | undefined; retryInMs: number }
+  | { kind: 'backends_changed'; ready: string[] }
+  | { kind: 'shutdown_started'; signal: string; openConnections: number; graceMs: number }
+  | { kind: 'shutdown_finished'; closedByForce: number };
+
+export type EventKind = GatewayEvent['kind'];
+type EventOf<K extends EventKind> = Extract<GatewayEvent, { kind: K }>;
+type Level = 'debug' | 'info' | 'warn' | 'error';
+
+interface EventRule<K extends EventKind> {
+  level: (event: EventOf<K>) => Level;
+  message: (event: EventOf<K>) => string;
+  count?: (event: EventOf<K>, metrics: Metrics) => void;
+}
+
+const outcomeLevel = (outcome: ConnectionOutcome): Level =>
+  outcome === 'completed' || outcome === 'client_gone_while_held' ? 'info' : 'warn';
+
+// `satisfies` makes the compiler insist on a rule for every event kind.
+const rules = {
+  listening: { level: () => 'info', message: (e) => `${e.what} listening on ${e.address}:${e.port}` },
+  connection_rejected: {
+    level: () => 'warn',
+    message: (e) => `connection from ${e.client} refused: ${e.outcome}`,
+    count: (e, m) => {
+      m.connectionsTotal.inc({ outcome: e.outcome });
+      m.errors.inc({ code: e.code });
+    },
+  },
+  connection_held: { level: () => 'info', message: (e) => `connection ${e.id} held until buildkitd is ready` },
+  connection_routed: {
+    level: (e) => (e.heldMs === undefined ? 'debug' : 'info'),
+    message: (e) => `connection ${e.id} spliced to ${e.backend}` + (e.heldMs === undefined ? '' : ` after ${Math.round(e.heldMs)}ms held`),
+    count: (e, m) => {
+      if (e.heldMs !== undefined) m.holdDuration.observe(e.heldMs / 1000);
+    },
+  },
+  connection_closed: {
+    level: (e) => outcomeLevel(e.outcome),
+    message: (e) => `connection ${e.id} closed: ${e.outcome}`,
+    count: (e, m) => {
+      m.connectionsTotal.inc({ outcome: e.outcome });
+      if (e.bytesUp > 0) m.bytesTotal.inc({ direction: 'upstream' }, e.bytesUp);
+      if (e.bytesDown > 0) m.bytesTotal.inc({ direction: 'downstream' }, e.bytesDown);
+      if (e.code) m.errors.inc({ code: e.code });
+    },
+  },
+  dial_failed: {
+    level: () => 'warn',
+    message: (e) => `dial ${e.backend} failed (attempt ${e.attempt}): ${e.error}`,
+    count: (e, m) => {
+      m.dialFailures.inc({ reason: e.error.split(' ')[0] ?? 'unknown' });
+      m.errors.inc({ code: e.code });
+    },
+  },
+  scale: {
+    level: () => 'info',
+    message: (e) => `scaled ${e.direction} ${e.from} -> ${e.to} (${e.reason})`,
+    count: (e, m) => m.scaleOperations.inc({ direction: e.direction, result: 'success' }),
+  },
+  scale_failed: {
+    level: () => 'error',
+    message: (e) => `scale ${e.direction} to ${e.to} failed: ${e.error}`,
+    count: (e, m) => {
+      m.scaleOperations.inc({ direction: e.direction, result: e.code });
+      m.errors.inc({ code: e.code });
+    },
+  },
+  scale_skipped: { level: () => 'info', message: (e) => `scale ${e.direction} skipped: ${e.reason}` },
+  idle_timer_started: { level: () => 'info', message: (e) => `no open connections; scaling to zero in ${e.timeoutMs}ms unless one arrives` },
+  idle_timer_canceled: { level: () => 'debug', message: () => 'idle timer canceled by a new connection' },
+  watch_synced: { level: () => 'info', message: (e) => `watch of ${e.resource} synced (${e.objects} objects)` },
+  watch_failed: {
+    level: () => 'warn',
+    message: (e) => `watch of ${e.resource} failed, retrying in ${e.retryInMs}ms: ${e.error}`,
+    count: (e, m) => m.errors.inc({ code: e.code }),
+  },
+  backends_changed: { level: () => 'info', message: (e) => `ready backends: ${e.ready.length === 0 ? 'none' : e.ready.join(', ')}` },
+  shutdown_started: { level: () => 'info', message: (e) => `${e.signal}: stopped accepting; ${e.openConnections} open connections get ${e.graceMs}ms to finish` },
+  shutdown_finished: { level: () => 'info', message: (e) => `shutdown finished; ${e.closedByForce} connections closed at the end of the grace period` },
+} satisfies { [K in EventKind]: EventRule<K> };
+
+export type EmitEvent = (event: GatewayEvent) => void;
+
+/** Turns each event into one structured log line (with `code` on warnings and errors) and its metrics. */
+export function createEventSink(log: Logger, metrics: Metrics, observers: EmitEvent[] = []): EmitEvent {
+  return (event) => {
+    const rule = rules[event.kind] as EventRule<EventKind>;
+    rule.count?.(event, metrics);
+    const level = rule.level(event);
+    log[level]({ event: event.kind, ...event, kind: undefined }, rule.message(event));
+    for (const observe of observers) observe(event);
+  };
+}

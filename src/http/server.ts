@@ -1,0 +1,66 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { ErrorCode, GatewayError } from '../errors.ts';
+import type { EmitEvent } from '../events.ts';
+import type { ListenAddress } from '../listen-address.ts';
+
+export interface ReadinessCheck {
+  name: string;
+  ok: boolean;
+  /** Why not, in words an operator can act on; includes the stable error code where there is one. */
+  reason?: string;
+}
+
+export interface OpsServerOptions {
+  address: ListenAddress;
+  registry: Registry;
+  readiness: () => ReadinessCheck[];
+  emit: EmitEvent;
+}
+
+/** /healthz (process alive), /readyz (may receive traffic, with the failing checks), /metrics. */
+export class OpsServer {
+  private readonly server: Server;
+  private readonly o: OpsServerOptions;
+
+  constructor(options: OpsServerOptions) {
+    this.o = options;
+    this.server = createServer((request, response) => {
+      const path = (request.url ?? '/').split('?')[0];
+      if (request.method !== 'GET' && request.method !== 'HEAD') {
+        response.writeHead(405, { allow: 'GET, HEAD' }).end();
+      } else if (path === '/healthz' || path === '/livez') {
+        response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      } else if (path === '/readyz') {
+        const checks = this.o.readiness();
+        const ready = checks.every((check) => check.ok);
+        response.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready, checks })}\n`);
+      } else if (path === '/metrics') {
+        this.o.registry.metrics().then(
+          (text) => response.writeHead(200, { 'content-type': this.o.registry.contentType }).end(text),
+          (error: unknown) => response.writeHead(500).end(String(error)),
+        );
+      } else {
+        response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      }
+    });
+    this.server.keepAliveTimeout = 5000;
+  }
+
+  async start(): Promise<AddressInfo> {
+    const { host, port } = this.o.address;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', (error) => reject(new GatewayError(ErrorCode.ListenFailed, `cannot listen on ${host ?? ''}:${port}: ${error.message}`, { cause: error })));
+      this.server.listen({ host, port }, resolve);
+    });
+    const address = this.server.address() as AddressInfo;
+    this.o.emit({ kind: 'listening', what: 'metrics', address: address.address, port: address.port });
+    return address;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

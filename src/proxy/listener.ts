@@ -1,0 +1,77 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { ErrorCode, GatewayError } from '../errors.ts';
+import { ConnectionOutcome, type EmitEvent } from '../events.ts';
+import type { ListenAddress } from '../listen-address.ts';
+
+export interface ListenerOptions {
+  address: ListenAddress;
+  maxConnections: number;
+  emit: EmitEvent;
+  handle: (socket: Socket) => Promise<void>;
+  onOpenChange?: (open: number) => void;
+}
+
+/** Accepts client connections, enforces --max-connections, and tracks every socket for shutdown. */
+export class ProxyListener {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly o: ListenerOptions;
+  private accepting = false;
+
+  constructor(options: ListenerOptions) {
+    this.o = options;
+    // allowHalfOpen: a client's FIN must reach buildkitd while the response still flows back.
+    this.server = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
+  }
+
+  async start(): Promise<AddressInfo> {
+    const { host, port } = this.o.address;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', (error) => reject(new GatewayError(ErrorCode.ListenFailed, `cannot listen on ${host ?? ''}:${port}: ${error.message}`, { cause: error })));
+      this.server.listen({ host, port, backlog: 4096 }, resolve);
+    });
+    this.accepting = true;
+    const address = this.server.address() as AddressInfo;
+    this.o.emit({ kind: 'listening', what: 'proxy', address: address.address, port: address.port });
+    return address;
+  }
+
+  get listening(): boolean {
+    return this.accepting;
+  }
+
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops accepting; open connections go on. Resolves once every connection has closed. */
+  async stopAccepting(): Promise<void> {
+    this.accepting = false;
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Closes whatever is still open (end of the shutdown grace period); returns how many. */
+  destroyAll(): number {
+    const count = this.sockets.size;
+    for (const socket of this.sockets) socket.destroy();
+    return count;
+  }
+
+  private accept(socket: Socket): void {
+    // Every socket gets an error listener at once: an unhandled socket error would end the process.
+    socket.on('error', () => undefined);
+    const client = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    if (this.sockets.size >= this.o.maxConnections) {
+      this.o.emit({ kind: 'connection_rejected', outcome: ConnectionOutcome.rejectedMaxConnections, client, code: ErrorCode.MaxConnections });
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    this.o.onOpenChange?.(this.sockets.size);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.o.onOpenChange?.(this.sockets.size);
+    });
+    void this.o.handle(socket);
+  }
+}

@@ -1,0 +1,102 @@
+import type { Clock, Timer } from '../clock.ts';
+import { ErrorCode, GatewayError } from '../errors.ts';
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: GatewayError) => void;
+  timer: Timer;
+}
+
+export interface Hold {
+  /** Waits until backends may have changed; rejects at the deadline or on a wake-up failure. */
+  wait(): Promise<void>;
+  /** Stops a wait early (the client went away); the promise from `wait` then never settles. */
+  cancelWait(): void;
+  /** Deadline as a clock time; dials share the same budget. */
+  readonly deadline: number;
+  release(): void;
+}
+
+/**
+ * Connections held while buildkitd wakes up. Bounded in count; each has its own deadline (the ready-wait
+ * timeout, counted from when the connection arrived). Waiters are woken whenever the set of backends
+ * changes and re-check for themselves, so no wake-up is lost and none is polled for.
+ */
+export class PendingConnections {
+  private held = 0;
+  private waiters = new Set<Waiter>();
+  private readonly max: number;
+  private readonly clock: Clock;
+  onSizeChange: (size: number) => void = () => undefined;
+
+  constructor(max: number, clock: Clock) {
+    this.max = max;
+    this.clock = clock;
+  }
+
+  get size(): number {
+    return this.held;
+  }
+
+  /** Takes a place in the queue, or returns undefined when it is full. */
+  enter(deadline: number): Hold | undefined {
+    if (this.held >= this.max) return undefined;
+    this.held += 1;
+    this.onSizeChange(this.held);
+    let released = false;
+    let waiter: Waiter | undefined;
+    const cancelWait = () => {
+      if (!waiter) return;
+      waiter.timer.cancel();
+      this.waiters.delete(waiter);
+      waiter = undefined;
+    };
+    return {
+      deadline,
+      wait: () =>
+        new Promise<void>((resolve, reject) => {
+          cancelWait();
+          waiter = this.addWaiter(deadline, resolve, reject);
+        }),
+      cancelWait,
+      release: () => {
+        cancelWait();
+        if (released) return;
+        released = true;
+        this.held -= 1;
+        this.onSizeChange(this.held);
+      },
+    };
+  }
+
+  /** Something changed (backends, scale state): every waiter looks again. */
+  wakeAll(): void {
+    for (const waiter of this.takeAll()) waiter.resolve();
+  }
+
+  /** Waking up cannot succeed (StatefulSet missing, forbidden): every held connection fails now. */
+  failAll(error: GatewayError): void {
+    for (const waiter of this.takeAll()) waiter.reject(error);
+  }
+
+  private addWaiter(deadline: number, resolve: () => void, reject: (error: GatewayError) => void): Waiter {
+    const remaining = deadline - this.clock.now();
+    const waiter: Waiter = {
+      resolve,
+      reject,
+      timer: this.clock.setTimer(Math.max(0, remaining), () => {
+        this.waiters.delete(waiter);
+        reject(new GatewayError(ErrorCode.ReadyTimeout, 'no buildkitd pod became ready within the ready-wait timeout'));
+      }),
+    };
+    this.waiters.add(waiter);
+    return waiter;
+  }
+
+  private takeAll(): Waiter[] {
+    const all = [...this.waiters];
+    this.waiters.clear();
+    for (const waiter of all) waiter.timer.cancel();
+    return all;
+  }
+}

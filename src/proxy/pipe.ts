@@ -1,0 +1,50 @@
+import type { Socket } from 'node:net';
+
+export interface PipeResult {
+  /** client -> backend */
+  bytesUp: number;
+  /** backend -> client */
+  bytesDown: number;
+  /** The first error from either side; undefined when both sides closed cleanly. */
+  error: { side: 'client' | 'backend'; error: Error } | undefined;
+}
+
+/**
+ * Splices two connected sockets both ways. Back-pressure comes from stream piping; a FIN from one side
+ * ends the other side's write half while the opposite direction keeps flowing (both sockets must allow
+ * half-open); an error on either side destroys both. Resolves once both sockets are closed.
+ * Bytes are read from the sockets' own counters at the end, so there is no per-chunk JavaScript work.
+ */
+export function splice(client: Socket, backend: Socket): Promise<PipeResult> {
+  return new Promise((resolve) => {
+    let firstError: PipeResult['error'];
+    let closed = 0;
+    const backendWrittenBefore = backend.bytesWritten;
+    const clientWrittenBefore = client.bytesWritten;
+
+    const onError = (side: 'client' | 'backend') => (error: Error) => {
+      firstError ??= { side, error };
+      client.destroy();
+      backend.destroy();
+    };
+    const onClose = () => {
+      closed += 1;
+      if (closed < 2) {
+        // One side is fully closed: nothing more can flow to it, so the other side must not linger.
+        (client.destroyed ? backend : client).end();
+        return;
+      }
+      resolve({
+        bytesUp: backend.bytesWritten - backendWrittenBefore,
+        bytesDown: client.bytesWritten - clientWrittenBefore,
+        error: firstError,
+      });
+    };
+    client.on('error', onError('client'));
+    backend.on('error', onError('backend'));
+    client.once('close', onClose);
+    backend.once('close', onClose);
+    client.pipe(backend);
+    backend.pipe(client);
+  });
+}

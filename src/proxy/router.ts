@@ -1,0 +1,148 @@
+import type { Socket } from 'node:net';
+import { dialOrder } from '../backends/balancer.ts';
+import type { BackendSet } from '../backends/backend-set.ts';
+import { dialBackend, dialBackoffMs } from '../backends/probe.ts';
+import type { Clock } from '../clock.ts';
+import { ErrorCode, GatewayError } from '../errors.ts';
+import { ConnectionOutcome, type EmitEvent } from '../events.ts';
+import type { IdleTracker } from '../scaler/idle.ts';
+import type { Scaler } from '../scaler/scaler.ts';
+import type { Hold, PendingConnections } from './pending.ts';
+import { splice } from './pipe.ts';
+
+export interface RouterOptions {
+  backends: BackendSet;
+  pending: PendingConnections;
+  scaler: Pick<Scaler, 'ensureAwake' | 'currentFailure'>;
+  idle: IdleTracker;
+  clock: Clock;
+  emit: EmitEvent;
+  readyWaitTimeoutMs: number;
+  /** Upper bound for one connect attempt, so one silent pod cannot eat the whole ready-wait budget. */
+  dialTimeoutMs?: number;
+}
+
+const outcomeFor: Partial<Record<string, ConnectionOutcome>> = {
+  [ErrorCode.ReadyTimeout]: ConnectionOutcome.readyTimeout,
+  [ErrorCode.PendingFull]: ConnectionOutcome.rejectedMaxPending,
+  [ErrorCode.ScaleForbidden]: ConnectionOutcome.scaleFailed,
+  [ErrorCode.StatefulSetNotFound]: ConnectionOutcome.scaleFailed,
+  [ErrorCode.ScaleFailed]: ConnectionOutcome.scaleFailed,
+};
+
+/**
+ * Takes one client connection from accept to close: route to a ready backend, or hold it while the
+ * scaler wakes buildkitd, dial with retries inside the ready-wait budget, then splice.
+ */
+export class Router {
+  private nextId = 1;
+  private readonly o: Required<RouterOptions>;
+
+  constructor(options: RouterOptions) {
+    this.o = { dialTimeoutMs: 5000, ...options };
+    options.backends.onChange(() => options.pending.wakeAll());
+  }
+
+  async handle(client: Socket): Promise<void> {
+    const { clock, emit, idle } = this.o;
+    const id = this.nextId++;
+    const arrivedAt = clock.now();
+    const deadline = arrivedAt + this.o.readyWaitTimeoutMs;
+    const clientName = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
+    let hold: Hold | undefined;
+    let clientGone = false;
+    const onEarlyClose = () => {
+      clientGone = true;
+      hold?.cancelWait();
+      this.o.pending.wakeAll();
+    };
+    client.once('close', onEarlyClose);
+    idle.connectionOpened();
+    try {
+      const backendSocket = await this.connectBackend(id, deadline, () => clientGone, (h) => {
+        hold = h;
+        emit({ kind: 'connection_held', id, client: clientName });
+      });
+      client.off('close', onEarlyClose);
+      hold?.release();
+      if (backendSocket === undefined) {
+        emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt });
+        return;
+      }
+      emit({ kind: 'connection_routed', id, backend: `${backendSocket.remoteAddress ?? '?'}:${backendSocket.remotePort ?? '?'}`, heldMs: hold ? clock.now() - arrivedAt : undefined });
+      const result = await splice(client, backendSocket);
+      const failed = result.error;
+      emit({
+        kind: 'connection_closed',
+        id,
+        outcome: failed === undefined ? ConnectionOutcome.completed : failed.side === 'backend' ? ConnectionOutcome.backendError : ConnectionOutcome.clientError,
+        bytesUp: result.bytesUp,
+        bytesDown: result.bytesDown,
+        durationMs: clock.now() - arrivedAt,
+        ...(failed === undefined
+          ? {}
+          : { code: failed.side === 'backend' ? ErrorCode.BackendLost : ErrorCode.ClientError, error: failed.error.message }),
+      });
+    } catch (error) {
+      client.off('close', onEarlyClose);
+      hold?.release();
+      client.destroy();
+      const gatewayError = error instanceof GatewayError ? error : new GatewayError(ErrorCode.DialFailed, String(error), { cause: error });
+      emit({
+        kind: 'connection_closed',
+        id,
+        outcome: outcomeFor[gatewayError.code] ?? ConnectionOutcome.backendError,
+        bytesUp: 0,
+        bytesDown: 0,
+        durationMs: clock.now() - arrivedAt,
+        code: gatewayError.code,
+        error: gatewayError.message,
+      });
+    } finally {
+      idle.connectionClosed();
+    }
+  }
+
+  /** Resolves with a connected backend socket, or undefined if the client left first; throws GatewayError. */
+  private async connectBackend(id: number, deadline: number, clientGone: () => boolean, onHold: (hold: Hold) => void): Promise<Socket | undefined> {
+    const { backends, pending, scaler, clock, emit } = this.o;
+    let hold: Hold | undefined;
+    const ensureHeld = () => {
+      if (hold) return hold;
+      hold = pending.enter(deadline);
+      if (!hold) throw new GatewayError(ErrorCode.PendingFull, 'too many connections already held while buildkitd wakes up (--max-pending)');
+      onHold(hold);
+      return hold;
+    };
+    const recentlyFailed = new Set<string>();
+    let attempt = 0;
+    for (;;) {
+      if (clientGone()) return undefined;
+      const candidates = dialOrder(backends.ready(), recentlyFailed);
+      const backend = candidates[0];
+      if (!backend) {
+        const failure = scaler.currentFailure();
+        if (failure) throw failure;
+        const held = ensureHeld();
+        scaler.ensureAwake();
+        await held.wait();
+        continue;
+      }
+      const remaining = deadline - clock.now();
+      if (remaining <= 0) throw new GatewayError(ErrorCode.ReadyTimeout, 'no buildkitd pod accepted a connection within the ready-wait timeout');
+      try {
+        return await dialBackend(backend, Math.min(remaining, this.o.dialTimeoutMs));
+      } catch (error) {
+        attempt += 1;
+        const message = error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error);
+        emit({ kind: 'dial_failed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, error: message, attempt, code: ErrorCode.DialFailed });
+        recentlyFailed.add(backend.key);
+        ensureHeld();
+        if (candidates.length > 1 && attempt < candidates.length) continue; // try the next pod at once
+        const delay = Math.min(dialBackoffMs(attempt), Math.max(0, deadline - clock.now()));
+        await new Promise<void>((resolve) => clock.setTimer(delay, resolve));
+        if (clock.now() >= deadline) throw new GatewayError(ErrorCode.ReadyTimeout, `no buildkitd pod accepted a connection within the ready-wait timeout (last error: ${message})`);
+      }
+    }
+  }
+}
