@@ -1,0 +1,93 @@
+// CLI of the local control plane: npm run cluster -- <up|down|status|exec -- cmd...|kubeconfig-sa>
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { clusterPaths, inNetns, netnsExists, nsenterArgs, readInfo } from './common.ts';
+import { down, health, up, upInner } from './control-plane.ts';
+import { execEnv } from './index.ts';
+
+const USAGE = `usage: npm run cluster -- <command> [--name NAME]
+  up                 bring the cluster up (idempotent; builds the binaries the first time)
+  down [--purge]     stop every process, delete every netns (--purge: also remove the state dir)
+  status             kubeconfig path, netns, health of each component
+  exec -- CMD...     run CMD inside the cluster netns with KUBECONFIG set and the built binaries first on PATH
+env: BKA_CLUSTER_NAME (default "default"), BKA_CACHE_DIR (default ~/.cache/buildkitd-autoscaler)`;
+
+async function main(argv: string[]): Promise<number> {
+  const dd = argv.indexOf('--');
+  const own = dd >= 0 ? argv.slice(0, dd) : argv;
+  const rest = dd >= 0 ? argv.slice(dd + 1) : [];
+  let name: string | undefined;
+  const ni = own.indexOf('--name');
+  if (ni >= 0) name = own[ni + 1];
+  const cmd = own[0];
+  switch (cmd) {
+    case '__up-inner': {
+      await upInner(own[1] ?? 'default', own[2] ?? '', Number(own[3]));
+      return 0;
+    }
+    case 'up': {
+      const t0 = Date.now();
+      const r = await up({ name });
+      const p = clusterPaths(name);
+      if (!r.alreadyUp) process.stdout.write(`up in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
+      process.stdout.write(`netns: ${p.netns}\nkubeconfig: ${p.kubeconfig}\napi: ${r.info.apiServerUrl}\nbin: ${r.info.binDir}\n` +
+        `try: npm run cluster -- exec -- kubectl get nodes\n`);
+      return 0;
+    }
+    case 'down':
+      await down({ name, purge: own.includes('--purge') });
+      return 0;
+    case 'status': {
+      const p = clusterPaths(name);
+      const h = await health(name);
+      process.stdout.write(`cluster: ${p.name}\nnetns: ${p.netns} (${netnsExists(p.netns) ? 'present' : 'absent'})\n` +
+        `kubeconfig: ${p.kubeconfig}\nstate: ${p.stateDir}\nlogs: ${p.logDir}\n` +
+        `${h.info ? `api: ${h.info.apiServerUrl}\nbin: ${h.info.binDir}\nstarted: ${h.info.startedAt} (up took ${h.info.upSeconds.toFixed(1)}s)\n` : ''}` +
+        h.details.map((d) => `  ${d}\n`).join('') + `health: ${h.healthy ? 'healthy' : 'NOT healthy'}\n`);
+      return h.healthy ? 0 : 1;
+    }
+    case 'exec': {
+      if (!rest.length) {
+        process.stderr.write('usage: npm run cluster -- exec -- <command...>\n');
+        return 2;
+      }
+      const p = clusterPaths(name);
+      const info = readInfo(p);
+      if (!info || !netnsExists(p.netns)) {
+        process.stderr.write(`cluster ${p.name} is not up: run \`npm run cluster -- up\` first\n`);
+        return 1;
+      }
+      const env = execEnv(info);
+      const [file, args] = inNetns(p.netns) ? [rest[0] ?? '', rest.slice(1)] : ['nsenter', [...nsenterArgs(p.netns), ...rest]];
+      const child = spawn(file, args, { stdio: 'inherit', env });
+      const forward = (s: NodeJS.Signals) => () => child.kill(s);
+      process.on('SIGINT', forward('SIGINT'));
+      process.on('SIGTERM', forward('SIGTERM'));
+      return await new Promise<number>((resolve) => {
+        child.on('error', (e) => {
+          process.stderr.write(`exec ${rest[0]}: ${e.message}\n`);
+          resolve(127);
+        });
+        child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 + 15 : 1)));
+      });
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return cmd ? 0 : 2;
+    default:
+      process.stderr.write(`unknown command ${cmd}\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+if (import.meta.main) {
+  fs.mkdirSync(path.dirname(clusterPaths().stateDir), { recursive: true });
+  main(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}

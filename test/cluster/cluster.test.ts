@@ -1,0 +1,209 @@
+// Smoke test of the local control plane. Run with `npm run cluster:test` (brings the cluster up and runs
+// this file inside the cluster netns, where pod IPs are reachable).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { AppsV1Api, PatchStrategy, Watch, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
+import { REPO_ROOT, netnsPath, pidsInNetns } from './common.ts';
+import { ensureCluster, type Cluster } from './index.ts';
+
+let cluster: Cluster;
+let ns = '';
+let failed = false;
+
+/** Resolves with the first object a watch on `apiPath` reports that satisfies `pred`. */
+async function waitWatch<T extends KubernetesObject>(apiPath: string, what: string, pred: (type: string, obj: T) => boolean, timeoutMs = 90_000): Promise<T> {
+  const w = new Watch(cluster.kubeConfig());
+  let ctrl: AbortController | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}`)), timeoutMs);
+      w.watch(apiPath, {}, (type, obj: T) => {
+        if (pred(type, obj)) resolve(obj);
+      }, (err) => {
+        if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      }).then((c) => (ctrl = c), reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    ctrl?.abort();
+  }
+}
+
+function echo(host: string, port: number, payload: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port, timeout: 10_000 });
+    let got = '';
+    s.setEncoding('utf8');
+    s.on('connect', () => s.end(payload));
+    s.on('data', (d: string) => (got += d));
+    s.on('end', () => resolve(got));
+    s.on('timeout', () => s.destroy(new Error('timeout')));
+    s.on('error', reject);
+  });
+}
+
+function connectFails(host: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port, timeout: 3000 });
+    s.on('connect', () => { s.destroy(); resolve(undefined); });
+    s.on('timeout', () => { s.destroy(); resolve('timeout'); });
+    s.on('error', (e) => resolve(e.message));
+  });
+}
+
+async function scale(replicas: number): Promise<void> {
+  const apps = cluster.kubeConfig().makeApiClient(AppsV1Api);
+  await apps.patchNamespacedStatefulSetScale({ name: 'echo', namespace: ns, body: { spec: { replicas } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+}
+
+interface PodLike extends KubernetesObject {
+  status?: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[]; containerStatuses?: { ready: boolean; state?: { waiting?: { reason?: string; message?: string } } }[] };
+}
+interface SliceLike extends KubernetesObject {
+  endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[];
+}
+
+/** Marks the run failed (artifacts are collected in after()) when a test body throws. */
+function guarded(fn: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await fn();
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  };
+}
+
+before(async () => {
+  cluster = await ensureCluster({ requireNetns: true });
+  ns = await cluster.createNamespace('smoke');
+});
+
+after(async () => {
+  if (failed && ns) {
+    const dir = path.join(REPO_ROOT, '.artifacts', 'cluster-smoke', ns);
+    await cluster.collectArtifacts(ns, dir);
+    process.stderr.write(`artifacts: ${dir}\n`);
+  }
+  if (ns && !failed) await cluster.deleteNamespace(ns);
+});
+
+void test('StatefulSet of alpine/socat scales 0 -> 1 -> 0 and its pod echoes bytes', guarded(async () => {
+  const manifest = `
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  clusterIP: None
+  selector: {app: echo}
+  ports: [{name: echo, port: 1234, targetPort: 1234}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: echo}
+spec:
+  replicas: 0
+  serviceName: echo
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: socat
+        image: alpine/socat:1.8.0.1
+        args: ["TCP4-LISTEN:1234,fork,reuseaddr", "EXEC:cat"]
+        ports: [{name: echo, containerPort: 1234}]
+        readinessProbe:
+          tcpSocket: {port: echo}
+          periodSeconds: 1
+          failureThreshold: 2
+`;
+  const applied = await cluster.kubectl(['-n', ns, 'apply', '-f', '-'], { input: manifest });
+  assert.equal(applied.code, 0, applied.stderr);
+
+  await scale(1);
+  const pod = await waitWatch<PodLike>(`/api/v1/namespaces/${ns}/pods`, 'pod echo-0 Ready',
+    (_t, p) => p.metadata?.name === 'echo-0' && !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+  const ip = pod.status?.podIP ?? '';
+  assert.match(ip, /^10\.244\.0\.\d+$/);
+
+  const slice = await waitWatch<SliceLike>(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, `a ready endpoint ${ip} in the EndpointSlice of service echo`,
+    (_t, s) => s.metadata?.labels?.['kubernetes.io/service-name'] === 'echo' && !!s.endpoints?.some((e) => e.addresses.includes(ip) && e.conditions?.ready === true));
+  assert.ok(slice.metadata?.name);
+
+  assert.equal(await echo(ip, 1234, 'hello from the smoke test\n'), 'hello from the smoke test\n');
+
+  // The pod's processes live in its own netns: find them, then check scale-down removes them.
+  const podNetns = `${cluster.netns}-${ip.split('.')[3]}`;
+  const ino = fs.statSync(netnsPath(podNetns)).ino;
+  const pids = pidsInNetns(new Set([ino]));
+  assert.ok(pids.some((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('TCP4-LISTEN:1234')), 'a socat process runs in the pod netns');
+  assert.ok(fs.existsSync(cluster.podLogPath(ns, 'echo-0', 'socat')), 'container log exists');
+
+  await scale(0);
+  await waitWatch<PodLike>(`/api/v1/namespaces/${ns}/pods`, 'pod echo-0 deleted', (type, p) => type === 'DELETED' && p.metadata?.name === 'echo-0');
+  const gone = await cluster.kubectl(['-n', ns, 'get', 'pod', 'echo-0']);
+  assert.notEqual(gone.code, 0);
+  assert.match(gone.stderr, /NotFound|not found/);
+  for (const pid of pids) assert.equal(fs.existsSync(`/proc/${pid}`), false, `process ${pid} is gone`);
+  assert.equal(fs.existsSync(netnsPath(podNetns)), false, 'pod netns deleted');
+  assert.ok(await connectFails(ip, 1234), 'nothing listens on the old pod IP');
+}));
+
+void test('a ServiceAccount token kubeconfig is denied what its Role does not allow', guarded(async () => {
+  const rbac = `
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: limited}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader}
+rules:
+- {apiGroups: [""], resources: [pods], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: limited-pod-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
+subjects: [{kind: ServiceAccount, name: limited}]
+`;
+  const applied = await cluster.kubectl(['-n', ns, 'apply', '-f', '-'], { input: rbac });
+  assert.equal(applied.code, 0, applied.stderr);
+  const kubeconfig = await cluster.serviceAccountKubeconfig(ns, 'limited');
+
+  const who = await cluster.kubectl(['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], { kubeconfig });
+  assert.equal(who.code, 0, who.stderr);
+  assert.equal(who.stdout, `system:serviceaccount:${ns}:limited`);
+
+  const allowed = await cluster.kubectl(['-n', ns, 'get', 'pods'], { kubeconfig });
+  assert.equal(allowed.code, 0, allowed.stderr);
+
+  const secrets = await cluster.kubectl(['-n', ns, 'get', 'secrets'], { kubeconfig });
+  assert.notEqual(secrets.code, 0);
+  assert.match(secrets.stderr, /Forbidden.*cannot list resource "secrets"/);
+
+  const scaleIt = await cluster.kubectl(['-n', ns, 'scale', 'statefulset', 'echo', '--replicas=1'], { kubeconfig });
+  assert.notEqual(scaleIt.code, 0);
+  assert.match(scaleIt.stderr, /Forbidden|forbidden/);
+
+  const otherNs = await cluster.kubectl(['-n', 'kube-system', 'get', 'pods'], { kubeconfig });
+  assert.notEqual(otherNs.code, 0);
+  assert.match(otherNs.stderr, /Forbidden/);
+}));
+
+void test('a pod with an image the process kubelet cannot run waits with a clear reason', guarded(async () => {
+  const r = await cluster.kubectl(['-n', ns, 'run', 'unknown', '--image=nginx:1.27', '--restart=Never']);
+  assert.equal(r.code, 0, r.stderr);
+  const pod = await waitWatch<PodLike>(`/api/v1/namespaces/${ns}/pods`, 'pod unknown to report UnsupportedImage',
+    (_t, p) => p.metadata?.name === 'unknown' && p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'UnsupportedImage');
+  assert.match(pod.status?.containerStatuses?.[0]?.state?.waiting?.message ?? '', /no command for image "nginx:1.27"/);
+  assert.equal(pod.status?.phase, 'Pending');
+}));

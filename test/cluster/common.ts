@@ -1,0 +1,207 @@
+// Shared constants and small helpers of the local control plane (paths, process runner, netns).
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+export const CACHE_DIR = process.env.BKA_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'buildkitd-autoscaler');
+
+/** Addressing inside the cluster network namespace. */
+export const BRIDGE = 'bka0';
+export const BRIDGE_IP = '10.244.0.1';
+export const POD_PREFIX_LEN = 24;
+export const SERVICE_CIDR = '10.96.0.0/16';
+export const SERVICE_IP = '10.96.0.1';
+export const API_PORT = 6443;
+export const API_URL = `https://${BRIDGE_IP}:${API_PORT}`;
+export const NODE_NAME = 'bka-node';
+export const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+/** Where the gateway image expects its ServiceAccount files. */
+export const SA_MOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export interface ClusterPaths {
+  name: string;
+  netns: string;
+  stateDir: string;
+  pkiDir: string;
+  logDir: string;
+  etcdDir: string;
+  podsDir: string;
+  kubeconfig: string;
+  infoFile: string;
+}
+
+export function clusterName(name?: string): string {
+  const n = name ?? process.env.BKA_CLUSTER_NAME ?? 'default';
+  if (!/^[a-z0-9][a-z0-9-]{0,11}$/.test(n)) {
+    throw new Error(`invalid cluster name ${JSON.stringify(n)}: use 1-12 chars [a-z0-9-]`);
+  }
+  return n;
+}
+
+export function clusterPaths(name?: string): ClusterPaths {
+  const n = clusterName(name);
+  const stateDir = path.join(CACHE_DIR, 'cluster', n);
+  return {
+    name: n,
+    netns: `bka-${n}`,
+    stateDir,
+    pkiDir: path.join(stateDir, 'pki'),
+    logDir: path.join(stateDir, 'logs'),
+    etcdDir: path.join(stateDir, 'etcd'),
+    podsDir: path.join(stateDir, 'pods'),
+    kubeconfig: path.join(stateDir, 'kubeconfig'),
+    infoFile: path.join(stateDir, 'cluster.json'),
+  };
+}
+
+/** Recorded by `up` once the control plane is healthy. */
+export interface ClusterInfo {
+  name: string;
+  netns: string;
+  binDir: string;
+  apiServerUrl: string;
+  kubeconfigPath: string;
+  stateDir: string;
+  startedAt: string;
+  upSeconds: number;
+  pids: Record<string, number>;
+}
+
+export function readInfo(p: ClusterPaths): ClusterInfo | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(p.infoFile, 'utf8')) as ClusterInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+let cachedBinDir: string | undefined;
+/** The versioned bin dir scripts/build-binaries.sh builds into (asks the script, builds nothing). */
+export function binDir(): string {
+  if (cachedBinDir) return cachedBinDir;
+  const r = spawnSync('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh'), '--print-dir'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`build-binaries.sh --print-dir failed: ${r.stderr}`);
+  cachedBinDir = r.stdout.trim();
+  return cachedBinDir;
+}
+
+export const BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubectl', 'buildkitd', 'buildctl'];
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Runs a command to completion, capturing output. Never throws on a non-zero exit. */
+export function run(cmd: string, args: readonly string[], opts: SpawnOptions & { input?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ stdout, stderr, code: code ?? (signal ? 128 : 1) }));
+    child.stdin?.end(opts.input ?? '');
+  });
+}
+
+/** Like run() but throws with the command's stderr on failure. */
+export async function runOk(cmd: string, args: readonly string[], opts: SpawnOptions & { input?: string } = {}): Promise<string> {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+export function which(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin', '/usr/bin'])) {
+    const p = path.join(dir, cmd);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+export function netnsPath(netns: string): string {
+  return `/run/netns/${netns}`;
+}
+
+export function netnsExists(netns: string): boolean {
+  return fs.existsSync(netnsPath(netns));
+}
+
+/** True when this process already runs inside the named network namespace. */
+export function inNetns(netns: string): boolean {
+  try {
+    return fs.statSync(netnsPath(netns)).ino === fs.statSync('/proc/self/ns/net').ino;
+  } catch {
+    return false;
+  }
+}
+
+/** Prefix that runs a command inside a named netns (nothing else is entered: same mounts, same pid ns). */
+export function nsenterArgs(netns: string): string[] {
+  return [`--net=${netnsPath(netns)}`, '--'];
+}
+
+export function pidAlive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie counts as dead.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls a local condition (file, pid, health endpoint of our own process) until true or deadline. */
+export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean> | boolean, intervalMs = 200): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`);
+}
+
+/** Inode of each network namespace file, to find processes living in them. */
+export function netnsInode(p: string): number | undefined {
+  try {
+    return fs.statSync(p).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids whose network namespace is one of the given inodes (scans /proc). */
+export function pidsInNetns(inodes: ReadonlySet<number>): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const ino = netnsInode(`/proc/${d}/ns/net`);
+    if (ino !== undefined && inodes.has(ino)) out.push(Number(d));
+  }
+  return out;
+}

@@ -1,0 +1,317 @@
+// Brings the local control plane up and down: network namespace + bridge, PKI, etcd, kube-apiserver,
+// kube-controller-manager and the process kubelet, each a detached process with its log in the state dir.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import {
+  API_PORT, API_URL, BINARIES, BRIDGE, BRIDGE_IP, NODE_NAME, POD_PREFIX_LEN, REPO_ROOT, SA_ISSUER, SERVICE_CIDR,
+  binDir, clusterPaths, inNetns, netnsExists, netnsInode, netnsPath, nsenterArgs, pidAlive, pidsInNetns, readInfo,
+  run, runOk, sleep, waitFor, which, type ClusterInfo, type ClusterPaths,
+} from './common.ts';
+import { kubeconfigYaml, makePki, pkiFiles } from './pki.ts';
+
+export type Logger = (line: string) => void;
+const defaultLog: Logger = (l) => process.stderr.write(`[cluster] ${l}\n`);
+
+/** One message per missing requirement; empty when everything is there. */
+export function checkRequirements(opts: { needGo: boolean }): string[] {
+  const problems: string[] = [];
+  if (process.platform !== 'linux') problems.push(`Linux is required (network namespaces, veth, mount namespaces); this is ${process.platform}`);
+  if (process.getuid?.() !== 0) {
+    problems.push('root is required: the cluster uses `ip netns`, veth pairs, a bridge and mount namespaces (user namespaces alone are not enough for named netns); run as root (e.g. sudo -E npm run cluster -- up)');
+  }
+  const tools: [string, string][] = [
+    ['ip', 'iproute2 (apt-get install -y iproute2)'],
+    ['nsenter', 'util-linux nsenter'],
+    ['unshare', 'util-linux unshare'],
+    ['mount', 'util-linux mount'],
+    ['openssl', 'openssl (apt-get install -y openssl)'],
+    ['socat', 'socat (apt-get install -y socat), it runs the alpine/socat pods'],
+    ['runc', 'runc (apt-get install -y runc), buildkitd pods need it'],
+  ];
+  for (const [cmd, what] of tools) if (!which(cmd)) problems.push(`missing \`${cmd}\`: install ${what}`);
+  if (opts.needGo && !which('go')) problems.push('missing `go`: the Go toolchain (>= 1.24) builds etcd/kube-apiserver/kube-controller-manager/kubectl/buildkitd once (scripts/build-binaries.sh)');
+  return problems;
+}
+
+function binariesPresent(dir: string): boolean {
+  return BINARIES.every((b) => fs.existsSync(path.join(dir, b)));
+}
+
+/** Runs scripts/build-binaries.sh (skips what is built); returns the bin dir. */
+export async function ensureBinaries(log: Logger = defaultLog): Promise<string> {
+  const dir = binDir();
+  if (binariesPresent(dir)) return dir;
+  log(`building binaries into ${dir} (first time only; takes a long while on 2 cores)`);
+  const code = await new Promise<number>((resolve, reject) => {
+    const c = spawn('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    c.on('error', reject);
+    c.on('exit', (c2) => resolve(c2 ?? 1));
+  });
+  if (code !== 0 || !binariesPresent(dir)) throw new Error(`scripts/build-binaries.sh failed (exit ${code})`);
+  return dir;
+}
+
+/** GET against the API server with the admin client certificate (only from inside the netns). */
+export function apiGet(p: ClusterPaths, urlPath: string, base = API_URL, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+  const pki = pkiFiles(p.pkiDir);
+  return new Promise((resolve, reject) => {
+    const req = https.get(`${base}${urlPath}`, {
+      ca: fs.readFileSync(pki.caCert),
+      cert: fs.readFileSync(pki.adminCert),
+      key: fs.readFileSync(pki.adminKey),
+      timeout: timeoutMs,
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/** The command of a component started inside the netns, detached, logging to <state>/logs/<name>.log. */
+function startDaemon(p: ClusterPaths, name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
+  const logFile = path.join(p.logDir, `${name}.log`);
+  const fd = fs.openSync(logFile, 'a');
+  fs.writeSync(fd, `--- ${new Date().toISOString()} ${cmd} ${args.join(' ')}\n`);
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], env, cwd: p.stateDir });
+  fs.closeSync(fd);
+  child.unref();
+  if (!child.pid) throw new Error(`could not start ${name}`);
+  return child.pid;
+}
+
+export interface UpResult {
+  info: ClusterInfo;
+  alreadyUp: boolean;
+}
+
+/** Is the recorded cluster running and serving? Works from inside or outside the netns. */
+export async function health(name?: string): Promise<{ healthy: boolean; details: string[]; info?: ClusterInfo }> {
+  const p = clusterPaths(name);
+  const info = readInfo(p);
+  const details: string[] = [];
+  if (!info) return { healthy: false, details: ['not up (no cluster.json)'] };
+  let ok = true;
+  if (!netnsExists(p.netns)) {
+    details.push(`netns ${p.netns}: missing`);
+    ok = false;
+  } else details.push(`netns ${p.netns}: present`);
+  for (const [comp, pid] of Object.entries(info.pids)) {
+    const alive = pidAlive(pid);
+    if (!alive) ok = false;
+    details.push(`${comp} (pid ${pid}): ${alive ? 'running' : 'NOT RUNNING'}`);
+  }
+  if (ok) {
+    const kubectl = path.join(info.binDir, 'kubectl');
+    const pre = inNetns(p.netns) ? [] : ['nsenter', ...nsenterArgs(p.netns)];
+    const cmd = [...pre, kubectl, '--kubeconfig', p.kubeconfig, '--request-timeout=5s'];
+    const ready = await run(cmd[0] ?? kubectl, [...cmd.slice(1), 'get', '--raw=/readyz']);
+    details.push(`apiserver /readyz: ${ready.code === 0 ? ready.stdout.trim() : `FAILED ${ready.stderr.trim()}`}`);
+    if (ready.code !== 0) ok = false;
+    else {
+      const node = await run(cmd[0] ?? kubectl, [...cmd.slice(1), 'get', 'node', NODE_NAME, '-o',
+        'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
+      details.push(`node ${NODE_NAME} Ready: ${node.stdout.trim() || node.stderr.trim()}`);
+      if (node.stdout.trim() !== 'True') ok = false;
+    }
+  }
+  return { healthy: ok, details, info };
+}
+
+/** Brings the cluster up (idempotent). Runs from anywhere; the daemons are started inside the netns. */
+export async function up(opts: { name?: string; log?: Logger } = {}): Promise<UpResult> {
+  const log = opts.log ?? defaultLog;
+  const p = clusterPaths(opts.name);
+  const t0 = Date.now();
+  const problems = checkRequirements({ needGo: !binariesPresent(binDir()) });
+  if (problems.length) throw new Error(`cannot run the local cluster:\n  - ${problems.join('\n  - ')}`);
+  const bins = await ensureBinaries(log);
+  const h = await health(p.name);
+  if (h.healthy && h.info) {
+    log(`cluster ${p.name} is already up and healthy (netns ${p.netns}, kubeconfig ${p.kubeconfig})`);
+    return { info: h.info, alreadyUp: true };
+  }
+  if (readInfo(p) || netnsExists(p.netns)) {
+    log(`cluster ${p.name} is partly up or unhealthy: tearing it down first`);
+    await down({ name: p.name, log });
+  }
+  log(`creating netns ${p.netns} with bridge ${BRIDGE} ${BRIDGE_IP}/${POD_PREFIX_LEN}`);
+  await runOk('ip', ['netns', 'add', p.netns]);
+  const ipn = (...a: string[]) => runOk('ip', ['-n', p.netns, ...a]);
+  await ipn('link', 'set', 'lo', 'up');
+  await ipn('link', 'add', BRIDGE, 'type', 'bridge');
+  await ipn('addr', 'add', `${BRIDGE_IP}/${POD_PREFIX_LEN}`, 'dev', BRIDGE);
+  await ipn('link', 'set', BRIDGE, 'up');
+  // The rest runs inside the netns (health checks need to reach 127.0.0.1/10.244.0.1 there).
+  const inner = spawn('nsenter', [...nsenterArgs(p.netns), process.execPath, path.join(import.meta.dirname, 'cli.ts'), '__up-inner', p.name, bins, String(t0)], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const code = await new Promise<number>((resolve) => inner.on('exit', (c) => resolve(c ?? 1)));
+  const info = readInfo(p);
+  if (code !== 0 || !info) {
+    throw new Error(`cluster ${p.name} failed to come up (exit ${code}); logs in ${p.logDir}`);
+  }
+  return { info, alreadyUp: false };
+}
+
+/** Second half of up(), executed inside the netns by `cli.ts __up-inner`. */
+export async function upInner(name: string, bins: string, t0: number, log: Logger = defaultLog): Promise<ClusterInfo> {
+  const p = clusterPaths(name);
+  if (!inNetns(p.netns)) throw new Error(`upInner must run inside netns ${p.netns}`);
+  fs.rmSync(p.etcdDir, { recursive: true, force: true });
+  fs.rmSync(p.podsDir, { recursive: true, force: true });
+  fs.rmSync(p.logDir, { recursive: true, force: true });
+  for (const d of [p.stateDir, p.logDir, p.podsDir]) fs.mkdirSync(d, { recursive: true });
+  fs.mkdirSync(p.etcdDir, { recursive: true, mode: 0o700 });
+  log('making certificates (openssl)');
+  const pki = await makePki(p.pkiDir);
+  fs.writeFileSync(p.kubeconfig, kubeconfigYaml({ server: API_URL, caCert: pki.caCert, user: 'bka-admin', clientCert: pki.adminCert, clientKey: pki.adminKey }), { mode: 0o600 });
+  const localKubeconfig = path.join(p.stateDir, 'kubeconfig.local');
+  fs.writeFileSync(localKubeconfig, kubeconfigYaml({ server: `https://127.0.0.1:${API_PORT}`, caCert: pki.caCert, user: 'bka-admin', clientCert: pki.adminCert, clientKey: pki.adminKey }), { mode: 0o600 });
+  const pids: Record<string, number> = {};
+  const bin = (b: string) => path.join(bins, b);
+
+  log('starting etcd');
+  pids.etcd = startDaemon(p, 'etcd', bin('etcd'), [
+    '--name=bka', `--data-dir=${p.etcdDir}`,
+    '--listen-client-urls=http://127.0.0.1:2379', '--advertise-client-urls=http://127.0.0.1:2379',
+    '--listen-peer-urls=http://127.0.0.1:2380', '--initial-advertise-peer-urls=http://127.0.0.1:2380',
+    '--initial-cluster=bka=http://127.0.0.1:2380', '--listen-metrics-urls=http://127.0.0.1:2381',
+    '--unsafe-no-fsync', '--log-level=warn', '--quota-backend-bytes=2147483648',
+  ]);
+  await waitFor('etcd /health', 30_000, async () => {
+    if (!pidAlive(pids.etcd)) throw new Error('etcd exited, see etcd.log');
+    const r = await fetch('http://127.0.0.1:2379/health');
+    return r.ok && ((await r.json()) as { health?: string }).health === 'true';
+  });
+
+  log('starting kube-apiserver');
+  pids['kube-apiserver'] = startDaemon(p, 'kube-apiserver', bin('kube-apiserver'), [
+    '--etcd-servers=http://127.0.0.1:2379',
+    '--bind-address=0.0.0.0', `--secure-port=${API_PORT}`, `--advertise-address=${BRIDGE_IP}`,
+    `--tls-cert-file=${pki.serverCert}`, `--tls-private-key-file=${pki.serverKey}`, `--client-ca-file=${pki.caCert}`,
+    `--service-account-issuer=${SA_ISSUER}`, `--service-account-key-file=${pki.saPub}`,
+    `--service-account-signing-key-file=${pki.saKey}`,
+    '--authorization-mode=Node,RBAC', '--anonymous-auth=false', '--allow-privileged=true',
+    `--service-cluster-ip-range=${SERVICE_CIDR}`, '--endpoint-reconciler-type=none',
+    '--enable-priority-and-fairness=false', '--profiling=false', '--v=1',
+    `--cert-dir=${path.join(p.stateDir, 'apiserver-certs')}`,
+  ]);
+  await waitFor('kube-apiserver /readyz', 90_000, async () => {
+    if (!pidAlive(pids['kube-apiserver'])) throw new Error('kube-apiserver exited, see kube-apiserver.log');
+    return (await apiGet(p, '/readyz')).status === 200;
+  }, 300);
+
+  log('starting kube-controller-manager');
+  pids['kube-controller-manager'] = startDaemon(p, 'kube-controller-manager', bin('kube-controller-manager'), [
+    `--kubeconfig=${localKubeconfig}`, '--leader-elect=false', '--secure-port=0',
+    '--controllers=statefulset-controller,endpointslice-controller,endpoints-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller,job-controller,disruption-controller',
+    `--service-account-private-key-file=${pki.saKey}`, `--root-ca-file=${pki.caCert}`,
+    '--use-service-account-credentials=false', '--concurrent-statefulset-syncs=5', '--v=1',
+  ]);
+
+  log('starting the process kubelet');
+  pids.kubelet = startDaemon(p, 'kubelet', process.execPath, [path.join(import.meta.dirname, 'kubelet.ts'), '--name', p.name, '--bin-dir', bins]);
+
+  await waitFor(`node ${NODE_NAME} Ready and ServiceAccount default/default`, 90_000, async () => {
+    for (const [k, pid] of Object.entries(pids)) if (!pidAlive(pid)) throw new Error(`${k} exited, see ${path.join(p.logDir, `${k}.log`)}`);
+    const node = await apiGet(p, `/api/v1/nodes/${NODE_NAME}`);
+    if (node.status !== 200) return false;
+    const conds = (JSON.parse(node.body) as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
+    if (!conds.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
+    return (await apiGet(p, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200;
+  }, 300);
+
+  const info: ClusterInfo = {
+    name: p.name, netns: p.netns, binDir: bins, apiServerUrl: API_URL, kubeconfigPath: p.kubeconfig, stateDir: p.stateDir,
+    startedAt: new Date().toISOString(), upSeconds: (Date.now() - t0) / 1000, pids,
+  };
+  fs.writeFileSync(p.infoFile, JSON.stringify(info, null, 2) + '\n');
+  log(`cluster ${p.name} is up in ${info.upSeconds.toFixed(1)}s: netns ${p.netns}, API ${API_URL}, KUBECONFIG=${p.kubeconfig}`);
+  return info;
+}
+
+function ancestors(): Set<number> {
+  const out = new Set<number>([process.pid]);
+  let pid = process.pid;
+  for (let i = 0; i < 64 && pid > 1; i++) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!ppid) break;
+      out.add(ppid);
+      pid = ppid;
+    } catch {
+      break;
+    }
+  }
+  return out;
+}
+
+function ourNetnses(p: ClusterPaths): string[] {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync('/run/netns');
+  } catch {
+    /* none */
+  }
+  return names.filter((n) => n === p.netns || n.startsWith(`${p.netns}-`));
+}
+
+/** Stops every process of the cluster and deletes every netns it made. Leaves state and logs on disk. */
+export async function down(opts: { name?: string; log?: Logger; purge?: boolean } = {}): Promise<void> {
+  const log = opts.log ?? defaultLog;
+  const p = clusterPaths(opts.name);
+  const info = readInfo(p);
+  const order = ['kubelet', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
+  const skip = ancestors();
+  for (const comp of order) {
+    const pid = info?.pids[comp];
+    if (!pid || !pidAlive(pid) || skip.has(pid)) continue;
+    log(`stopping ${comp} (pid ${pid})`);
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+    const deadline = Date.now() + (comp === 'kubelet' ? 15_000 : 5_000);
+    while (pidAlive(pid) && Date.now() < deadline) await sleep(100);
+    if (pidAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  // Sweep: anything still living in one of our network namespaces (pod processes, strays) is killed.
+  const nses = ourNetnses(p);
+  const inodes = new Set(nses.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
+  for (let round = 0; round < 20 && inodes.size; round++) {
+    const pids = pidsInNetns(inodes).filter((x) => !skip.has(x));
+    if (!pids.length) break;
+    if (round === 0) log(`killing ${pids.length} leftover process(es) in the cluster's network namespaces`);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await sleep(200);
+  }
+  for (const n of nses.sort((a, b) => b.length - a.length)) {
+    const r = await run('ip', ['netns', 'del', n]);
+    if (r.code !== 0) log(`ip netns del ${n}: ${r.stderr.trim()}`);
+  }
+  if (nses.length) log(`deleted netns ${nses.join(', ')}`);
+  fs.rmSync(p.infoFile, { force: true });
+  if (opts.purge) {
+    fs.rmSync(p.stateDir, { recursive: true, force: true });
+    log(`removed ${p.stateDir}`);
+  }
+  log(`cluster ${p.name} is down`);
+}
