@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the release tools pinned in tools/helm/go.mod (helm, actionlint) from the Go module proxy into
-# ~/.cache/buildkitd-autoscaler/bin/<tool>-<version>/ and skips a tool whose binary is already there.
+# $BKA_CACHE_DIR/bin/<tool>-<version>/ (default ~/.cache/buildkitd-autoscaler, as scripts/build-binaries.sh)
+# and skips a tool whose binary is already there.
 # Prints one line per tool: "<name> <absolute path>". Usage: scripts/build-helm.sh [helm|actionlint]...
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 module_dir="$repo_root/tools/helm"
-cache_root="${BKA_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/buildkitd-autoscaler/bin}"
+cache_root="${BKA_CACHE_DIR:-$HOME/.cache/buildkitd-autoscaler}/bin"
 
 # The version comes from go.mod, so bumping a tool is one `go get -tool` in tools/helm.
 module_version() {

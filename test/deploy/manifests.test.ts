@@ -1,0 +1,91 @@
+// deploy/kubernetes as `kubectl apply -k` would send it: the same promises the chart makes, and the
+// same defaults, so users get one product whichever way they install.
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import {
+  assertBuildkitdContract,
+  assertGatewayContract,
+  buildkitdContainer,
+  deployment,
+  GATEWAY_ENV,
+  gatewayContainer,
+  gatewayEnv,
+  ruleShapes,
+  statefulSet,
+} from './contract.ts';
+import { findOne, helmTemplate, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_DIR, kustomize, type Manifest } from './tools.ts';
+import type { V1Role } from '@kubernetes/client-node';
+
+void describe('deploy/kubernetes (kustomize)', () => {
+  let gateway: Manifest[];
+  let buildkitd: Manifest[];
+  let chart: Manifest[];
+
+  before(async () => {
+    [gateway, buildkitd, chart] = await Promise.all([
+      kustomize(KUSTOMIZE_DIR),
+      kustomize(KUSTOMIZE_BUILDKITD_DIR),
+      // The chart rendered into the manifests' namespace, with the manifests' resource names.
+      helmTemplate(undefined, { namespace: 'buildkit', args: ['--set', 'fullnameOverride=buildkitd-autoscaler'] }),
+    ]);
+  });
+
+  void it('renders the numbered manifests in order, namespace first', () => {
+    assert.deepEqual(
+      gateway.map((d) => `${d.kind}/${d.metadata.name}`),
+      [
+        'Namespace/buildkit',
+        'ServiceAccount/buildkitd-autoscaler',
+        'Role/buildkitd-autoscaler',
+        'RoleBinding/buildkitd-autoscaler',
+        'Service/buildkitd-autoscaler',
+        'Deployment/buildkitd-autoscaler',
+      ],
+    );
+    for (const doc of gateway.filter((d) => d.kind !== 'Namespace')) assert.equal(doc.metadata.namespace, 'buildkit', `${doc.kind} namespace`);
+  });
+
+  void it('runs the gateway hardened, probed, drained and with least-privilege RBAC', () => {
+    assertGatewayContract(gateway);
+  });
+
+  void it('takes the StatefulSet namespace from the pod, so a kustomize namespace change follows', () => {
+    assert.equal(gatewayEnv(gateway, 'BUILDKITD_STATEFULSET_NAMESPACE'), '<from:metadata.namespace>');
+  });
+
+  void it('ships an example buildkitd that matches what the gateway is told', () => {
+    assertBuildkitdContract(buildkitd, gateway);
+    assert.equal(statefulSet(buildkitd).spec?.podManagementPolicy, 'Parallel');
+  });
+
+  void it('uses the tagged gateway image', () => {
+    assert.equal(gatewayContainer(gateway).image, 'buildkitd-autoscaler:0.1.0');
+  });
+
+  void it('has the same defaults as the Helm chart', () => {
+    for (const name of GATEWAY_ENV) {
+      if (name === 'BUILDKITD_STATEFULSET_NAMESPACE') continue; // fieldRef here, the release namespace in the chart
+      assert.equal(gatewayEnv(gateway, name), gatewayEnv(chart, name), `${name}`);
+    }
+    const fromManifests = gatewayContainer(gateway);
+    const fromChart = gatewayContainer(chart);
+    assert.deepEqual(fromManifests.resources, fromChart.resources);
+    assert.deepEqual(fromManifests.securityContext, fromChart.securityContext);
+    assert.deepEqual(deployment(gateway).spec?.template.spec?.securityContext, deployment(chart).spec?.template.spec?.securityContext);
+    assert.deepEqual(fromManifests.livenessProbe, fromChart.livenessProbe);
+    assert.deepEqual(fromManifests.readinessProbe, fromChart.readinessProbe);
+    assert.deepEqual(fromManifests.ports, fromChart.ports);
+    assert.equal(
+      deployment(gateway).spec?.template.spec?.terminationGracePeriodSeconds,
+      deployment(chart).spec?.template.spec?.terminationGracePeriodSeconds,
+    );
+    assert.deepEqual(ruleShapes(findOne<V1Role>(gateway, 'Role')), ruleShapes(findOne<V1Role>(chart, 'Role')));
+
+    const chartBuildkitd = buildkitdContainer(chart);
+    const exampleBuildkitd = buildkitdContainer(buildkitd);
+    assert.deepEqual(exampleBuildkitd.args, chartBuildkitd.args);
+    assert.deepEqual(exampleBuildkitd.resources, chartBuildkitd.resources);
+    assert.deepEqual(exampleBuildkitd.readinessProbe, chartBuildkitd.readinessProbe);
+    assert.deepEqual(exampleBuildkitd.securityContext, chartBuildkitd.securityContext);
+  });
+});
