@@ -1,0 +1,128 @@
+// The values reach the program: the environment each install method renders is handed to the real
+// gateway entry point (`--print-config`), which must accept it and report every setting as coming from
+// the environment with the value the user asked for. A name typo in a template, or a value the gateway
+// would reject at start-up (exit 2, crash-looping pod), fails here.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { deployment, GATEWAY_ENV, gatewayContainer } from './contract.ts';
+import { CHART_DIR, helmTemplate, KUSTOMIZE_DIR, kustomize, type Manifest, REPO_ROOT } from './tools.ts';
+
+const execFileAsync = promisify(execFile);
+const ENTRY = path.join(REPO_ROOT, 'src/main.ts');
+
+interface Setting {
+  env: string;
+  value: string | null;
+  source: 'default' | 'flag' | 'env';
+}
+
+/** The container's environment as the kubelet would build it (downward API namespace resolved). */
+function podEnv(docs: readonly Manifest[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of gatewayContainer(docs).env ?? []) {
+    if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = deployment(docs).metadata?.namespace ?? '';
+    else if (e.valueFrom) assert.fail(`env ${e.name} uses a source this test cannot resolve`);
+    else env[e.name] = e.value ?? '';
+  }
+  return env;
+}
+
+/** Runs the gateway with only that environment and returns its effective configuration by env name. */
+async function effectiveConfig(env: Record<string, string>): Promise<Record<string, Setting>> {
+  const { stdout } = await execFileAsync(process.execPath, [ENTRY, '--print-config'], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+  }).catch((error: unknown) => {
+    const failed = error as { stderr?: string };
+    throw new Error(`the gateway rejected the rendered configuration: ${failed.stderr ?? String(error)}`, { cause: error });
+  });
+  const described = JSON.parse(stdout) as Record<string, Setting>;
+  return Object.fromEntries(Object.values(described).map((s) => [s.env, s]));
+}
+
+function assertAllFromEnv(config: Record<string, Setting>): void {
+  for (const name of GATEWAY_ENV) {
+    assert.ok(config[name], `the gateway has no setting read from ${name}`);
+    assert.equal(config[name].source, 'env', `${name} is not taken from the rendered environment`);
+  }
+}
+
+void describe('the gateway accepts what is installed', () => {
+  let workDir: string;
+  before(async () => {
+    workDir = await mkdtemp(path.join(tmpdir(), 'bka-gateway-config-'));
+  });
+  after(async () => {
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  void it('deploy/kubernetes: every setting from the environment, StatefulSet namespace from the pod', async () => {
+    const config = await effectiveConfig(podEnv(await kustomize(KUSTOMIZE_DIR)));
+    assertAllFromEnv(config);
+    assert.equal(config.BUILDKITD_STATEFULSET_NAMESPACE?.value, 'buildkit');
+    assert.equal(config.KUBECONFIG_PATH?.value, null, 'in-cluster credentials');
+  });
+
+  void it('chart defaults: every setting from the environment, the release namespace for the StatefulSet', async () => {
+    const config = await effectiveConfig(podEnv(await helmTemplate(undefined, { namespace: 'builds' })));
+    assertAllFromEnv(config);
+    assert.equal(config.BUILDKITD_STATEFULSET_NAMESPACE?.value, 'builds');
+  });
+
+  void it('chart values: each gateway and buildkitd setting arrives with the value the user set', async () => {
+    const values = {
+      gateway: {
+        port: 18080,
+        metricsPort: 19090,
+        idleTimeout: '7m30s',
+        readyWaitTimeout: '11m',
+        shutdownGracePeriod: '45s',
+        logLevel: 'debug',
+        maxConnections: 123,
+        maxPending: 45,
+        backendDiscovery: 'dns',
+        clusterDomain: 'corp.example',
+      },
+      buildkitd: { statefulSetName: 'bk', namespace: 'farm', headlessServiceName: 'bk-pods', port: 1234 },
+    };
+    const file = path.join(workDir, 'values.json');
+    await writeFile(file, JSON.stringify(values));
+    const config = await effectiveConfig(podEnv(await helmTemplate(file, { namespace: 'builds' })));
+    assertAllFromEnv(config);
+    const got = Object.fromEntries(GATEWAY_ENV.map((name) => [name, config[name]?.value]));
+    assert.deepEqual(got, {
+      PROXY_LISTEN_ADDR: ':18080',
+      METRICS_LISTEN_ADDR: ':19090',
+      BUILDKITD_STATEFULSET_NAME: 'bk',
+      BUILDKITD_STATEFULSET_NAMESPACE: 'farm',
+      BUILDKITD_HEADLESS_SERVICE_NAME: 'bk-pods',
+      BUILDKITD_TARGET_PORT: '1234',
+      BUILDKITD_BACKEND_DISCOVERY: 'dns',
+      CLUSTER_DOMAIN: 'corp.example',
+      SCALE_DOWN_IDLE_TIMEOUT: '7m30s',
+      READY_WAIT_TIMEOUT: '11m0s',
+      PROXY_MAX_CONNECTIONS: '123',
+      PROXY_MAX_PENDING: '45',
+      SHUTDOWN_GRACE_PERIOD: '45s',
+      LOG_LEVEL: 'debug',
+    });
+  });
+
+  void it('accepts every log level the chart schema allows', async () => {
+    const schema = JSON.parse(await readFile(path.join(CHART_DIR, 'values.schema.json'), 'utf8')) as {
+      properties: { gateway: { properties: { logLevel: { enum: string[] } } } };
+    };
+    const levels = schema.properties.gateway.properties.logLevel.enum;
+    assert.ok(levels.length > 1);
+    await Promise.all(
+      levels.map(async (level) => {
+        const docs = await helmTemplate(undefined, { args: ['--set', `gateway.logLevel=${level}`] });
+        assert.equal((await effectiveConfig(podEnv(docs))).LOG_LEVEL?.value, level);
+      }),
+    );
+  });
+});
