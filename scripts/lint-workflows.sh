@@ -27,5 +27,5 @@ if ((${#workflows[@]} == 0)); then
   echo "no workflows under .github/workflows" >&2
   exit 1
 fi
-"$actionlint" -color "$@" "${workflows[@]}"
+"$actionlint" "$@" "${workflows[@]}"
 echo "actionlint: ${#workflows[@]} workflows clean"
