@@ -84,6 +84,16 @@ interface PodRt {
   refreshTimer?: NodeJS.Timeout;
   binds: { src: string; dst: string }[];
   phaseOverride?: 'Failed' | 'Succeeded';
+  /** Aborts a pending start delay when the pod is deleted. */
+  abort: AbortController;
+  startPromise?: Promise<void>;
+}
+
+function sleepAbortable(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
 }
 
 const now = () => new Date().toISOString();
@@ -210,10 +220,10 @@ class Kubelet {
       }
       const newRt: PodRt = {
         uid, ns, name, pod, dir: path.join(this.p.podsDir, `${ns}_${name}`), ctrs: new Map(), startTime: now(),
-        terminating: false, conditionTimes: new Map(), dirty: false, patching: false, binds: [],
+        terminating: false, conditionTimes: new Map(), dirty: false, patching: false, binds: [], abort: new AbortController(),
       };
       this.pods.set(uid, newRt);
-      this.startPod(newRt).catch((e: unknown) => log(`start ${ns}/${name}: ${errMsg(e)}`));
+      newRt.startPromise = this.startPod(newRt).catch((e: unknown) => { log(`start ${ns}/${name}: ${errMsg(e)}`); });
       return;
     }
     rt.pod = pod;
@@ -515,7 +525,7 @@ class Kubelet {
     const delay = Number(rt.pod.metadata?.annotations?.[START_DELAY_ANNOTATION] ?? this.defaultDelayMs) || 0;
     if (delay > 0) {
       this.event(rt, 'Normal', 'Pulling', `simulated image pull: waiting ${delay}ms (${START_DELAY_ANNOTATION})`);
-      await sleep(delay);
+      await sleepAbortable(delay, rt.abort.signal);
     }
     if (rt.terminating) return;
     try {
@@ -558,6 +568,7 @@ class Kubelet {
     try {
       argv = this.commandFor(rt, c, ctr.kind);
       env = await this.resolveEnv(rt, c);
+      if (rt.terminating) return;
     } catch (e) {
       ctr.state = { waiting: { reason: 'CreateContainerConfigError', message: errMsg(e) } };
       this.event(rt, 'Warning', 'Failed', errMsg(e), `spec.containers{${c.name}}`);
@@ -814,7 +825,8 @@ class Kubelet {
     }
     this.markDirty(rt);
     this.scheduleKill(rt, killAt);
-    this.stopContainers(rt).then(async () => {
+    rt.abort.abort();
+    (rt.startPromise ?? Promise.resolve()).then(() => this.stopContainers(rt)).then(async () => {
       clearTimeout(rt.killTimer);
       await this.removeSandbox(rt);
       this.pods.delete(rt.uid);
@@ -892,8 +904,7 @@ class Kubelet {
     const ctrs = [...rt.ctrs.values()];
     const allReady = ctrs.length > 0 && ctrs.every((c) => c.ready) && !rt.terminating;
     const anyRunning = ctrs.some((c) => 'running' in c.state);
-    let phase = rt.phaseOverride ?? (anyRunning || ctrs.some((c) => c.restartCount > 0 || c.lastState) ? 'Running' : 'Pending');
-    if (rt.terminating && !anyRunning && phase === 'Pending') phase = 'Pending';
+    const phase = rt.phaseOverride ?? (anyRunning || ctrs.some((c) => c.startedAtMs > 0) ? 'Running' : 'Pending');
     return {
       phase,
       conditions: [
