@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { describeConfig, loadConfig } from './config.ts';
+import { ConfigError } from './errors.ts';
+
+test('defaults match the Go tool', () => {
+  const { config, sources } = loadConfig([], {});
+  assert.deepEqual(config.listenAddr, { host: undefined, port: 8080 });
+  assert.equal(config.stsName, 'buildkitd');
+  assert.equal(config.stsNamespace, 'default');
+  assert.equal(config.headlessServiceName, 'buildkitd-headless');
+  assert.equal(config.targetPort, 8273);
+  assert.equal(config.idleTimeoutMs, 120_000);
+  assert.equal(config.readyWaitTimeoutMs, 300_000);
+  assert.equal(config.kubeconfig, undefined);
+  assert.deepEqual(config.metricsAddr, { host: undefined, port: 9090 });
+  assert.equal(config.backendDiscovery, 'endpoints');
+  assert.equal(sources.idleTimeoutMs, 'default');
+});
+
+test('env wins over flag, and an empty env var counts as unset', () => {
+  const loaded = loadConfig(['--sts-name', 'from-flag', '--idle-timeout', '10s', '--target-port', '1234'], {
+    BUILDKITD_STATEFULSET_NAME: 'from-env',
+    SCALE_DOWN_IDLE_TIMEOUT: '',
+  });
+  assert.equal(loaded.config.stsName, 'from-env');
+  assert.equal(loaded.sources.stsName, 'env');
+  assert.equal(loaded.config.idleTimeoutMs, 10_000);
+  assert.equal(loaded.sources.idleTimeoutMs, 'flag');
+  assert.equal(loaded.config.targetPort, 1234);
+  const described = describeConfig(loaded);
+  assert.deepEqual(described['idleTimeoutMs'], { flag: '--idle-timeout', env: 'SCALE_DOWN_IDLE_TIMEOUT', value: '10s', source: 'flag' });
+  assert.equal(described['kubeconfig']?.value, null);
+});
+
+test('each kind of bad value is one line naming flag, env var and value', () => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [['--idle-timeout', '5 minutes'], {}, /"5 minutes" for --idle-timeout \/ SCALE_DOWN_IDLE_TIMEOUT/],
+    [[], { READY_WAIT_TIMEOUT: 'soon' }, /"soon" for --ready-wait-timeout \/ READY_WAIT_TIMEOUT \(from env\)/],
+    [['--target-port', '0'], {}, /"0" for --target-port \/ BUILDKITD_TARGET_PORT.*at least 1/],
+    [['--target-port', '65536'], {}, /"65536" for --target-port/],
+    [['--backend-discovery', 'consul'], {}, /"consul" for --backend-discovery \/ BUILDKITD_BACKEND_DISCOVERY.*endpoints, dns/],
+    [['--log-level', 'loud'], {}, /"loud" for --log-level \/ LOG_LEVEL/],
+    [['--sts-name', ''], {}, /"" for --sts-name \/ BUILDKITD_STATEFULSET_NAME.*must not be empty/],
+    [['--sts-namespace', 'Bad_NS'], {}, /"Bad_NS" for --sts-namespace/],
+    [['--listen-addr', '8080'], {}, /"8080" for --listen-addr \/ PROXY_LISTEN_ADDR.*host:port/],
+    [[], { METRICS_LISTEN_ADDR: ':99999' }, /":99999" for --metrics-addr \/ METRICS_LISTEN_ADDR/],
+    [['--max-pending', '-1'], {}, /"-1" for --max-pending \/ PROXY_MAX_PENDING/],
+    [['--idle-timeout', '0s'], {}, /"0s" for --idle-timeout.*greater than 0/],
+    [['--shutdown-grace', '-5s'], {}, /"-5s" for --shutdown-grace \/ SHUTDOWN_GRACE_PERIOD/],
+    [['--no-such-flag'], {}, /unknown option '--no-such-flag'/],
+  ];
+  for (const [argv, env, expected] of cases) {
+    assert.throws(
+      () => loadConfig(argv, env),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError, `${argv.join(' ')} ${JSON.stringify(env)}`);
+        assert.match(error.message, expected);
+        assert.equal(error.message.includes('\n'), false);
+        return true;
+      },
+    );
+  }
+});
+
+test('listen addresses accept the Go forms', () => {
+  assert.deepEqual(loadConfig(['--listen-addr', '127.0.0.1:0'], {}).config.listenAddr, { host: '127.0.0.1', port: 0 });
+  assert.deepEqual(loadConfig(['--listen-addr', '[::1]:8080'], {}).config.listenAddr, { host: '::1', port: 8080 });
+});
