@@ -13,24 +13,56 @@ let cluster: Cluster;
 let ns = '';
 let failed = false;
 
-/** Resolves with the first object a watch on `apiPath` reports that satisfies `pred`. */
-async function waitWatch<T extends KubernetesObject>(apiPath: string, what: string, pred: (type: string, obj: T) => boolean, timeoutMs = 90_000): Promise<T> {
-  const w = new Watch(cluster.kubeConfig());
-  let ctrl: AbortController | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await new Promise<T>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}`)), timeoutMs);
-      w.watch(apiPath, {}, (type, obj: T) => {
-        if (pred(type, obj)) resolve(obj);
+interface WatchWait<T> {
+  /** Resolves once the first watch is established (start the action that should cause the change after it). */
+  established: Promise<void>;
+  done: Promise<T>;
+}
+
+/**
+ * Watches `apiPath` until `pred` holds for an event or the deadline passes. The client's watch ends after
+ * 30s without data, so it is re-established; `recheck` runs on every (re)establishment to catch a change
+ * that happened in between (e.g. a deletion).
+ */
+function watchFor<T extends KubernetesObject>(apiPath: string, what: string, pred: (type: string, obj: T) => boolean,
+  opts: { timeoutMs?: number; recheck?: () => Promise<T | undefined> } = {}): WatchWait<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 90_000);
+  let markEstablished: () => void = () => undefined;
+  const established = new Promise<void>((r) => (markEstablished = r));
+  const done = new Promise<T>((resolve, reject) => {
+    let settled = false;
+    let ctrl: AbortController | undefined;
+    const finish = (err: Error | undefined, obj?: T) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ctrl?.abort();
+      markEstablished();
+      if (err) reject(err);
+      else resolve(obj as T);
+    };
+    const timer = setTimeout(() => finish(new Error(`timed out waiting for ${what}`)), Math.max(0, deadline - Date.now()));
+    const start = () => {
+      if (settled) return;
+      new Watch(cluster.kubeConfig()).watch(apiPath, {}, (type, obj: T) => {
+        if (pred(type, obj)) finish(undefined, obj);
       }, (err) => {
-        if (err) reject(err instanceof Error ? err : new Error(String(err)));
-      }).then((c) => (ctrl = c), reject);
-    });
-  } finally {
-    clearTimeout(timer);
-    ctrl?.abort();
-  }
+        if (!settled && Date.now() < deadline) setTimeout(start, err ? 200 : 0);
+      }).then(async (c) => {
+        ctrl = c;
+        if (settled) c.abort();
+        markEstablished();
+        const r = opts.recheck ? await opts.recheck() : undefined;
+        if (r !== undefined) finish(undefined, r);
+      }, () => { if (!settled) setTimeout(start, 500); });
+    };
+    start();
+  });
+  return { established, done };
+}
+
+function waitWatch<T extends KubernetesObject>(apiPath: string, what: string, pred: (type: string, obj: T) => boolean): Promise<T> {
+  return watchFor(apiPath, what, pred).done;
 }
 
 function echo(host: string, port: number, payload: string): Promise<string> {
@@ -147,8 +179,12 @@ spec:
   assert.ok(pids.some((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('TCP4-LISTEN:1234')), 'a socat process runs in the pod netns');
   assert.ok(fs.existsSync(cluster.podLogPath(ns, 'echo-0', 'socat')), 'container log exists');
 
+  const deleted = watchFor<PodLike>(`/api/v1/namespaces/${ns}/pods`, 'pod echo-0 deleted', (type, p) => type === 'DELETED' && p.metadata?.name === 'echo-0', {
+    recheck: async () => ((await cluster.kubectl(['-n', ns, 'get', 'pod', 'echo-0'])).stderr.includes('NotFound') ? { metadata: { name: 'echo-0' } } : undefined),
+  });
+  await deleted.established;
   await scale(0);
-  await waitWatch<PodLike>(`/api/v1/namespaces/${ns}/pods`, 'pod echo-0 deleted', (type, p) => type === 'DELETED' && p.metadata?.name === 'echo-0');
+  await deleted.done;
   const gone = await cluster.kubectl(['-n', ns, 'get', 'pod', 'echo-0']);
   assert.notEqual(gone.code, 0);
   assert.match(gone.stderr, /NotFound|not found/);

@@ -98,14 +98,18 @@ export interface RunResult {
 /** Runs a command to completion, capturing output. Never throws on a non-zero exit. */
 export function run(cmd: string, args: readonly string[], opts: SpawnOptions & { input?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] });
+    const withInput = opts.input !== undefined;
+    const child = spawn(cmd, args, { ...opts, stdio: [withInput ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ stdout, stderr, code: code ?? (signal ? 128 : 1) }));
-    child.stdin?.end(opts.input ?? '');
+    if (withInput && child.stdin) {
+      child.stdin.on('error', () => undefined); // the command may exit without reading its input
+      child.stdin.end(opts.input);
+    }
   });
 }
 

@@ -214,7 +214,7 @@ class Kubelet {
       if (phase === 'Succeeded' || phase === 'Failed') return;
       if (pod.metadata?.deletionTimestamp) {
         // Nothing of ours runs for it: finish the deletion.
-        this.core.deleteNamespacedPod({ name, namespace: ns, gracePeriodSeconds: 0, body: { preconditions: { uid } } })
+        this.core.deleteNamespacedPod({ name, namespace: ns, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } })
           .catch((e: unknown) => { if (errCode(e) !== 404) log(`delete ${ns}/${name}: ${errMsg(e)}`); });
         return;
       }
@@ -832,7 +832,7 @@ class Kubelet {
       this.pods.delete(rt.uid);
       if (deleteFromApi) {
         try {
-          await this.core.deleteNamespacedPod({ name: rt.name, namespace: rt.ns, gracePeriodSeconds: 0, body: { preconditions: { uid: rt.uid } } });
+          await this.core.deleteNamespacedPod({ name: rt.name, namespace: rt.ns, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: rt.uid } } });
         } catch (e) {
           if (errCode(e) !== 404 && errCode(e) !== 409) log(`delete ${rt.ns}/${rt.name}: ${errMsg(e)}`);
         }
