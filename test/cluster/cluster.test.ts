@@ -243,3 +243,40 @@ void test('a pod with an image the process kubelet cannot run waits with a clear
   assert.match(pod.status?.containerStatuses?.[0]?.state?.waiting?.message ?? '', /no command for image "nginx:1.27"/);
   assert.equal(pod.status?.phase, 'Pending');
 }));
+
+void test('a pod runs with its ServiceAccount token mounted in a private mount namespace', guarded(async () => {
+  // Runs after the RBAC test, which made ServiceAccount "limited" (may get/list/watch pods only).
+  const manifest = `
+apiVersion: v1
+kind: Pod
+metadata: {name: whoami}
+spec:
+  serviceAccountName: limited
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: alpine/socat:1.8.0.1
+    command:
+    - sh
+    - -c
+    - |
+      D=/var/run/secrets/kubernetes.io/serviceaccount
+      K="kubectl --server=https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT --token=$(cat $D/token) --certificate-authority=$D/ca.crt"
+      echo "user=$($K auth whoami -o jsonpath={.status.userInfo.username})"
+      echo "namespace=$(cat $D/namespace)"
+      $K get pods -o name >/dev/null && echo pods=allowed
+      $K get secrets 2>&1 | grep -q Forbidden && echo secrets=forbidden
+`;
+  const applied = await cluster.kubectl(['-n', ns, 'apply', '-f', '-'], { input: manifest });
+  assert.equal(applied.code, 0, applied.stderr);
+  const pod = await waitWatch<PodLike>(`/api/v1/namespaces/${ns}/pods`, 'pod whoami to finish',
+    (_t, p) => p.metadata?.name === 'whoami' && (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed'));
+  const out = fs.readFileSync(cluster.podLogPath(ns, 'whoami', 'c'), 'utf8');
+  assert.equal(pod.status?.phase, 'Succeeded', out);
+  assert.match(out, new RegExp(`^user=system:serviceaccount:${ns}:limited$`, 'm'));
+  assert.match(out, new RegExp(`^namespace=${ns}$`, 'm'));
+  assert.match(out, /^pods=allowed$/m);
+  assert.match(out, /^secrets=forbidden$/m);
+  // The bind mount is private to the pod's processes.
+  assert.equal(fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'), false);
+}));
