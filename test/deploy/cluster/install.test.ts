@@ -1,0 +1,171 @@
+// The shipped manifests and the chart against a real API server (test/cluster): every rendering is
+// accepted (strict field validation), the gateway's ServiceAccount can do exactly what the gateway needs,
+// the gateway started from the shipped manifests reports ready with those rights, and `helm upgrade`
+// leaves a running build farm's replica count alone. Run inside the cluster netns:
+//   npm run test:deploy:cluster
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ensureCluster, type Cluster } from '../../cluster/index.ts';
+import { CASES, withValue } from '../chart-cases.ts';
+import { CHART_DIR, helm, helmTemplateRaw, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_DIR, runTool } from '../tools.ts';
+
+const ARTIFACTS = path.join(import.meta.dirname, '../../../.artifacts/deploy-cluster');
+
+let cluster: Cluster;
+let workDir: string;
+const namespaces: string[] = [];
+
+async function namespace(prefix: string): Promise<string> {
+  const name = await cluster.createNamespace(prefix);
+  namespaces.push(name);
+  return name;
+}
+
+async function mustKubectl(args: readonly string[], input?: string): Promise<string> {
+  const result = await cluster.kubectl(args, input === undefined ? {} : { input });
+  assert.equal(result.code, 0, `kubectl ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** The two kustomizations moved into namespace `ns` by an overlay, as a user would. */
+async function kustomizeInto(ns: string): Promise<string> {
+  const overlay = await mkdtemp(path.join(workDir, 'overlay-'));
+  await writeFile(
+    path.join(overlay, 'kustomization.yaml'),
+    `namespace: ${ns}\nresources:\n  - ${path.relative(overlay, KUSTOMIZE_DIR)}\n  - ${path.relative(overlay, KUSTOMIZE_BUILDKITD_DIR)}\n`,
+  );
+  return mustKubectl(['kustomize', overlay]);
+}
+
+async function canI(ns: string, serviceAccount: string, verb: string, resource: string, subresource?: string): Promise<boolean> {
+  const args = ['auth', 'can-i', verb, resource, '-n', ns, '--as', `system:serviceaccount:${ns}:${serviceAccount}`];
+  if (subresource) args.push('--subresource', subresource);
+  const result = await cluster.kubectl(args);
+  const answer = result.stdout.trim();
+  assert.ok(answer === 'yes' || answer === 'no', `kubectl auth can-i: ${result.stdout}${result.stderr}`);
+  return answer === 'yes';
+}
+
+before(async () => {
+  cluster = await ensureCluster({ requireNetns: true });
+  workDir = await mkdtemp(path.join(tmpdir(), 'bka-deploy-cluster-'));
+});
+
+after(async () => {
+  for (const ns of namespaces) {
+    await cluster.collectArtifacts(ns, path.join(ARTIFACTS, ns)).catch(() => undefined);
+    await cluster.deleteNamespace(ns).catch(() => undefined);
+  }
+  await rm(workDir, { recursive: true, force: true });
+  await cluster.stop();
+});
+
+void describe('deploy/kubernetes on a real API server', () => {
+  let ns: string;
+  before(async () => {
+    ns = await namespace('deploy-kust');
+    await mustKubectl(['apply', '--server-side', '-f', '-'], await kustomizeInto(ns));
+  });
+
+  void it('grants the gateway exactly what it needs on its StatefulSet, and nothing else', async () => {
+    const sa = 'buildkitd-autoscaler';
+    const allowed: [string, string, string?][] = [
+      ['get', 'statefulsets/buildkitd'],
+      ['list', 'statefulsets/buildkitd'],
+      ['watch', 'statefulsets/buildkitd'],
+      ['get', 'statefulsets/buildkitd', 'scale'],
+      ['patch', 'statefulsets/buildkitd', 'scale'],
+      ['update', 'statefulsets/buildkitd', 'scale'],
+      ['list', 'endpointslices.discovery.k8s.io'],
+      ['watch', 'endpointslices.discovery.k8s.io'],
+      ['create', 'events'],
+    ];
+    const denied: [string, string, string?][] = [
+      ['patch', 'statefulsets/buildkitd'], // the pod template stays out of reach
+      ['delete', 'statefulsets/buildkitd'],
+      ['patch', 'statefulsets/other', 'scale'],
+      ['list', 'statefulsets'], // only by name
+      ['list', 'pods'],
+      ['get', 'secrets'],
+      ['create', 'leases.coordination.k8s.io'], // only with HA
+    ];
+    for (const [verb, resource, sub] of allowed) assert.equal(await canI(ns, sa, verb, resource, sub), true, `${verb} ${resource} ${sub ?? ''}`);
+    for (const [verb, resource, sub] of denied) assert.equal(await canI(ns, sa, verb, resource, sub), false, `${verb} ${resource} ${sub ?? ''}`);
+  });
+
+  void it('creates buildkitd asleep, with a headless Service the EndpointSlice controller serves', async () => {
+    assert.equal(await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec.replicas}']), '0');
+    await waitFor('the EndpointSlice of buildkitd-headless', async () => {
+      const out = await mustKubectl(['-n', ns, 'get', 'endpointslices', '-l', 'kubernetes.io/service-name=buildkitd-headless', '-o', 'name']);
+      return out.trim() || undefined;
+    });
+  });
+
+  void it('runs the gateway from the shipped manifests until it reports ready with its own ServiceAccount', async () => {
+    await waitFor(
+      'the gateway pod to be Ready',
+      async () => {
+        const out = await mustKubectl([
+          '-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=buildkitd-autoscaler',
+          '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}',
+        ]);
+        return out.trim() === 'True' ? true : undefined;
+      },
+      180_000,
+    );
+  });
+});
+
+void describe('helm chart on a real API server', () => {
+  void it('every value rendering is accepted by server-side dry run with strict field validation', async () => {
+    const ns = await namespace('deploy-chart');
+    const farm = await namespace('deploy-farm');
+    for (const [dotted, valueCase] of Object.entries(CASES)) {
+      const set = dotted === 'buildkitd.namespace' ? farm : valueCase.set;
+      const file = path.join(workDir, `dry-run-${dotted}.json`);
+      await writeFile(file, JSON.stringify(withValue(valueCase.context, dotted, set)));
+      const rendered = await helmTemplateRaw(file, { namespace: ns });
+      assert.equal(rendered.code, 0, rendered.stderr);
+      const result = await cluster.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], { input: rendered.stdout });
+      assert.equal(result.code, 0, `${dotted}: the API server refused the rendering: ${result.stderr}`);
+    }
+  });
+
+  void it('helm upgrade keeps the replica count the gateway set on the live StatefulSet', async () => {
+    const ns = await namespace('deploy-helm');
+    // Images the process kubelet does not run: this is about the API objects, not the pods.
+    const base = ['--namespace', ns, '--set', 'image.repository=example/not-run', '--set', 'buildkitd.image.repository=example/not-run'];
+    const kubeconfig = ['--kubeconfig', cluster.kubeconfigPath];
+    const install = await runTool(await helm(), ['install', 'bka', CHART_DIR, ...base, ...kubeconfig]);
+    assert.equal(install.code, 0, install.stderr);
+    assert.equal(await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec.replicas}']), '0');
+
+    // What the gateway does on a wake-up: a write through the scale subresource.
+    await mustKubectl(['-n', ns, 'patch', 'statefulset', 'buildkitd', '--subresource=scale', '--type=merge', '-p', '{"spec":{"replicas":2}}']);
+
+    const upgrade = await runTool(await helm(), ['upgrade', 'bka', CHART_DIR, ...base, '--set', 'buildkitd.terminationGracePeriodSeconds=61', ...kubeconfig]);
+    assert.equal(upgrade.code, 0, upgrade.stderr);
+    const spec = JSON.parse(await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec}'])) as {
+      replicas: number;
+      template: { spec: { terminationGracePeriodSeconds: number } };
+    };
+    assert.equal(spec.template.spec.terminationGracePeriodSeconds, 61, 'the upgrade was applied');
+    assert.equal(spec.replicas, 2, 'the upgrade left the live replica count alone');
+
+    const uninstall = await runTool(await helm(), ['uninstall', 'bka', '--namespace', ns, ...kubeconfig]);
+    assert.equal(uninstall.code, 0, uninstall.stderr);
+  });
+});
