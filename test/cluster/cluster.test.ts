@@ -277,6 +277,10 @@ spec:
   assert.match(out, new RegExp(`^namespace=${ns}$`, 'm'));
   assert.match(out, /^pods=allowed$/m);
   assert.match(out, /^secrets=forbidden$/m);
+  // `kubectl logs` reaches the process kubelet's log endpoint through the API server.
+  const logs = await cluster.kubectl(['-n', ns, 'logs', 'whoami', '--tail=1']);
+  assert.equal(logs.code, 0, logs.stderr);
+  assert.equal(logs.stdout, 'secrets=forbidden\n');
   // The bind mount is private to the pod's processes.
   assert.equal(fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'), false);
 }));

@@ -198,6 +198,9 @@ export async function upInner(name: string, bins: string, t0: number, log: Logge
     '--authorization-mode=Node,RBAC', '--anonymous-auth=false', '--allow-privileged=true',
     `--service-cluster-ip-range=${SERVICE_CIDR}`, '--endpoint-reconciler-type=none',
     '--enable-priority-and-fairness=false', '--profiling=false', '--v=1',
+    // `kubectl logs` goes through the API server to the process kubelet's log endpoint.
+    `--kubelet-client-certificate=${pki.adminCert}`, `--kubelet-client-key=${pki.adminKey}`,
+    '--kubelet-preferred-address-types=InternalIP',
     `--cert-dir=${path.join(p.stateDir, 'apiserver-certs')}`,
   ]);
   await waitFor('kube-apiserver /readyz', 90_000, async () => {

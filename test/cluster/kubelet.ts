@@ -25,6 +25,7 @@ import {
 } from './common.ts';
 
 export const START_DELAY_ANNOTATION = 'bka.test/start-delay-ms';
+const KUBELET_PORT = 10250;
 const SUBNET = BRIDGE_IP.split('.').slice(0, 3).join('.');
 
 type ImageKind = 'socat' | 'buildkit' | 'gateway';
@@ -155,7 +156,7 @@ class Kubelet {
       addresses: [{ type: 'InternalIP', address: BRIDGE_IP }, { type: 'Hostname', address: NODE_NAME }],
       capacity: { cpu: String(os.cpus().length), memory: `${Math.floor(os.totalmem() / 1024)}Ki`, pods: '110', 'ephemeral-storage': '100Gi' },
       allocatable: { cpu: String(os.cpus().length), memory: `${Math.floor(os.totalmem() / 1024)}Ki`, pods: '110', 'ephemeral-storage': '100Gi' },
-      daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+      daemonEndpoints: { kubeletEndpoint: { Port: KUBELET_PORT } },
       nodeInfo: {
         machineID: 'bka', systemUUID: 'bka', bootID: 'bka', kernelVersion: os.release(), osImage: 'buildkitd-autoscaler process kubelet',
         containerRuntimeVersion: 'bka-process://1', kubeletVersion: 'v1.33.13', kubeProxyVersion: '', operatingSystem: 'linux', architecture: 'amd64',
@@ -971,8 +972,75 @@ class Kubelet {
     log('shut down');
   }
 
+  /**
+   * The kubelet's HTTPS endpoint, enough for `kubectl logs [-f] [--tail N]` through the API server:
+   * GET /containerLogs/<ns>/<pod>/<container>. Only reachable inside the cluster netns.
+   */
+  serveLogs(): Promise<void> {
+    const srv = https.createServer({
+      cert: fs.readFileSync(path.join(this.p.pkiDir, 'apiserver.crt')),
+      key: fs.readFileSync(path.join(this.p.pkiDir, 'apiserver.key')),
+    }, (req, res) => {
+      const url = new URL(req.url ?? '/', 'https://kubelet');
+      const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+      if (req.method !== 'GET' || !m) {
+        res.writeHead(404).end('not found: the process kubelet serves only /containerLogs\n');
+        return;
+      }
+      const [ns, pod, ctr] = [m[1] ?? '', m[2] ?? '', m[3] ?? ''].map(decodeURIComponent) as [string, string, string];
+      const file = path.join(this.p.podsDir, `${ns}_${pod}`, `${ctr}.log`);
+      if (!fs.existsSync(file)) {
+        res.writeHead(404).end(`no log for container ${ctr} of pod ${ns}/${pod}\n`);
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      const content = fs.readFileSync(file);
+      let offset = content.length;
+      const tail = url.searchParams.get('tailLines');
+      if (tail === null) res.write(content);
+      else {
+        const lines = content.toString('utf8').split('\n');
+        if (lines[lines.length - 1] === '') lines.pop();
+        const n = Math.max(0, Number(tail) || 0);
+        if (n > 0) res.write(lines.slice(-n).join('\n') + '\n');
+      }
+      if (url.searchParams.get('follow') !== 'true') {
+        res.end();
+        return;
+      }
+      // Follow: stream what is appended until the client goes away or the pod is gone.
+      const timer = setInterval(() => {
+        try {
+          const size = fs.statSync(file).size;
+          if (size > offset) {
+            const fd = fs.openSync(file, 'r');
+            const buf = Buffer.alloc(size - offset);
+            fs.readSync(fd, buf, 0, buf.length, offset);
+            fs.closeSync(fd);
+            offset = size;
+            res.write(buf);
+          }
+          const alive = [...this.pods.values()].some((rt) => rt.ns === ns && rt.name === pod);
+          if (!alive) {
+            clearInterval(timer);
+            res.end();
+          }
+        } catch {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 250);
+      req.on('close', () => clearInterval(timer));
+    });
+    return new Promise((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(KUBELET_PORT, BRIDGE_IP, () => resolve());
+    });
+  }
+
   async main(): Promise<void> {
     await this.cleanupLeftovers();
+    await this.serveLogs();
     await this.registerNode();
     const hb = setInterval(() => { this.heartbeat().catch((e: unknown) => log(`heartbeat: ${errMsg(e)}`)); }, 10_000);
     const informer = makeInformer<V1Pod>(this.kc, '/api/v1/pods', () => this.core.listPodForAllNamespaces());
