@@ -284,3 +284,21 @@ spec:
   // The bind mount is private to the pod's processes.
   assert.equal(fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'), false);
 }));
+
+void test('after an API server restart the process kubelet still runs new pods (its watch resumes)', guarded(async () => {
+  await cluster.restartComponent('kube-apiserver');
+  const r = await cluster.kubectl(['-n', ns, 'run', 'after-restart', '--image=alpine/socat:1.8.0.1', '--restart=Never', '--',
+    'TCP4-LISTEN:1234,fork,reuseaddr', 'EXEC:cat']);
+  assert.equal(r.code, 0, r.stderr);
+  const pod = await waitWatch<PodLike>(`/api/v1/namespaces/${ns}/pods`, 'pod after-restart Running',
+    (_t, p) => p.metadata?.name === 'after-restart' && p.status?.phase === 'Running' && !!p.status.podIP);
+  // No readiness probe: the process may not listen yet when the pod turns Running.
+  let got: string | undefined;
+  for (let i = 0; i < 50 && got === undefined; i++) {
+    got = await echo(pod.status?.podIP ?? '', 1234, 'still here').catch(async () => {
+      await new Promise((res) => setTimeout(res, 100));
+      return undefined;
+    });
+  }
+  assert.equal(got, 'still here');
+}));

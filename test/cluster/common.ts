@@ -67,6 +67,8 @@ export interface ClusterInfo {
   startedAt: string;
   upSeconds: number;
   pids: Record<string, number>;
+  /** Command line of each component, to start it again (restartComponent). */
+  commands?: Record<string, { cmd: string; args: string[] }>;
 }
 
 export function readInfo(p: ClusterPaths): ClusterInfo | undefined {

@@ -72,7 +72,14 @@ export function apiGet(p: ClusterPaths, urlPath: string, base = API_URL, timeout
 }
 
 /** The command of a component started inside the netns, detached, logging to <state>/logs/<name>.log. */
+const commands: Record<string, { cmd: string; args: string[] }> = {};
+
 function startDaemon(p: ClusterPaths, name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
+  commands[name] = { cmd, args };
+  if (!inNetns(p.netns)) {
+    args = [...nsenterArgs(p.netns), cmd, ...args];
+    cmd = 'nsenter';
+  }
   const logFile = path.join(p.logDir, `${name}.log`);
   const fd = fs.openSync(logFile, 'a');
   fs.writeSync(fd, `--- ${new Date().toISOString()} ${cmd} ${args.join(' ')}\n`);
@@ -230,7 +237,7 @@ export async function upInner(name: string, bins: string, t0: number, log: Logge
 
   const info: ClusterInfo = {
     name: p.name, netns: p.netns, binDir: bins, apiServerUrl: API_URL, kubeconfigPath: p.kubeconfig, stateDir: p.stateDir,
-    startedAt: new Date().toISOString(), upSeconds: (Date.now() - t0) / 1000, pids,
+    startedAt: new Date().toISOString(), upSeconds: (Date.now() - t0) / 1000, pids, commands,
   };
   fs.writeFileSync(p.infoFile, JSON.stringify(info, null, 2) + '\n');
   log(`cluster ${p.name} is up in ${info.upSeconds.toFixed(1)}s: netns ${p.netns}, API ${API_URL}, KUBECONFIG=${p.kubeconfig}`);
@@ -317,4 +324,59 @@ export async function down(opts: { name?: string; log?: Logger; purge?: boolean 
     log(`removed ${p.stateDir}`);
   }
   log(`cluster ${p.name} is down`);
+}
+
+export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubelet'] as const;
+export type Component = (typeof COMPONENTS)[number];
+
+function requireInfo(p: ClusterPaths): ClusterInfo {
+  const info = readInfo(p);
+  if (!info) throw new Error(`cluster ${p.name} is not up`);
+  return info;
+}
+
+/**
+ * Sends a signal to one control-plane component (SIGSTOP/SIGCONT pause and resume it). With SIGTERM or
+ * SIGKILL, waits until it is gone (SIGKILL after timeoutMs). For failure-injection tests.
+ */
+export async function signalComponent(name: string | undefined, comp: Component, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5_000): Promise<void> {
+  const p = clusterPaths(name);
+  const pid = requireInfo(p).pids[comp];
+  if (!pid || !pidAlive(pid)) return;
+  process.kill(pid, signal);
+  if (signal !== 'SIGTERM' && signal !== 'SIGKILL' && signal !== 'SIGINT') return;
+  const deadline = Date.now() + timeoutMs;
+  while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  while (pidAlive(pid)) await sleep(50);
+}
+
+/** Starts a stopped component again with its recorded command line; for the API server waits for /readyz. */
+export async function startComponent(name: string | undefined, comp: Component, timeoutMs = 90_000): Promise<void> {
+  const p = clusterPaths(name);
+  const info = requireInfo(p);
+  if (pidAlive(info.pids[comp])) return;
+  const c = info.commands?.[comp];
+  if (!c) throw new Error(`no recorded command for ${comp}: bring the cluster up again`);
+  const pid = startDaemon(p, comp, c.cmd, c.args);
+  info.pids[comp] = pid;
+  fs.writeFileSync(p.infoFile, JSON.stringify(info, null, 2) + '\n');
+  if (comp === 'kube-apiserver' || comp === 'etcd') {
+    const kubectl = path.join(info.binDir, 'kubectl');
+    const pre = inNetns(p.netns) ? [] : ['nsenter', ...nsenterArgs(p.netns)];
+    const argv = [...pre, kubectl, '--kubeconfig', p.kubeconfig, '--request-timeout=3s', 'get', '--raw=/readyz'];
+    await waitFor(`${comp} to serve again (kube-apiserver /readyz)`, timeoutMs, async () => {
+      if (!pidAlive(pid)) throw new Error(`${comp} exited, see ${path.join(p.logDir, `${comp}.log`)}`);
+      return (await run(argv[0] ?? kubectl, argv.slice(1))).code === 0;
+    }, 250);
+  } else {
+    await sleep(500);
+    if (!pidAlive(pid)) throw new Error(`${comp} exited, see ${path.join(p.logDir, `${comp}.log`)}`);
+  }
+}
+
+/** Stops (SIGTERM) and starts a component; e.g. restart the API server under a running gateway. */
+export async function restartComponent(name: string | undefined, comp: Component): Promise<void> {
+  await signalComponent(name, comp, 'SIGTERM');
+  await startComponent(name, comp);
 }

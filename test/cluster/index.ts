@@ -5,12 +5,15 @@ import { KubeConfig } from '@kubernetes/client-node';
 import {
   API_URL, BRIDGE_IP, clusterPaths, inNetns, nsenterArgs, readInfo, run, type ClusterInfo, type RunResult,
 } from './common.ts';
-import { down, health, up, type Logger } from './control-plane.ts';
+import {
+  down, health, restartComponent, signalComponent, startComponent, up, type Component, type Logger,
+} from './control-plane.ts';
 import { kubeconfigYaml } from './pki.ts';
 
 export { START_DELAY_ANNOTATION, imageKind } from './kubelet.ts';
 export { API_URL, BRIDGE_IP, NODE_NAME, SA_MOUNT } from './common.ts';
 export type { RunResult, ClusterInfo } from './common.ts';
+export { COMPONENTS, type Component } from './control-plane.ts';
 
 export interface EnsureClusterOptions {
   /** Cluster name (default env BKA_CLUSTER_NAME or "default"). */
@@ -52,6 +55,14 @@ export interface Cluster {
   podLogPath(namespace: string, pod: string, container: string): string;
   /** Mints a token kubeconfig (TokenRequest) for a ServiceAccount; returns its path. */
   serviceAccountKubeconfig(namespace: string, serviceAccount: string, opts?: { expirationSeconds?: number; file?: string }): Promise<string>;
+  /**
+   * Failure injection on a control-plane component ('etcd' | 'kube-apiserver' | 'kube-controller-manager' |
+   * 'kubelet'): SIGTERM/SIGKILL stop it (and wait), SIGSTOP/SIGCONT pause/resume it.
+   */
+  signalComponent(component: Component, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a stopped component with its recorded command line (API server: waits for /readyz). */
+  startComponent(component: Component): Promise<void>;
+  restartComponent(component: Component): Promise<void>;
   /** Brings the cluster down if this call started it (unless BKA_KEEP_CLUSTER=1); otherwise does nothing. */
   stop(): Promise<void>;
 }
@@ -176,6 +187,9 @@ function makeCluster(info: ClusterInfo, here: boolean, startedHere: boolean): Cl
       }), { mode: 0o600 });
       return file;
     },
+    signalComponent: (comp, sig) => signalComponent(info.name, comp, sig),
+    startComponent: (comp) => startComponent(info.name, comp),
+    restartComponent: (comp) => restartComponent(info.name, comp),
     async stop() {
       if (startedHere && process.env.BKA_KEEP_CLUSTER !== '1') await down({ name: info.name });
     },
