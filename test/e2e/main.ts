@@ -1,0 +1,253 @@
+// E2E runner: installs the shipped manifests (deploy/kubernetes, through a kustomize overlay that only
+// sets the namespace, the image, short timeouts and an echo mock for buildkitd) on a cluster, runs the
+// scenarios, and writes <report-dir>/REPORT.md, diagnostics.json, timeline.jsonl and artifacts/.
+// Start it through test/e2e/run.sh, which prepares the backend.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Diagnostic } from '../../scripts/ci-report.ts';
+import { BACKENDS, type BackendName, makeBackend } from './backends.ts';
+import { type Context, SCENARIOS, type Settings, STATEFULSET } from './scenarios.ts';
+import { Timeline } from './timeline.ts';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+
+interface Outcome {
+  name: string;
+  promise: string;
+  result: 'pass' | 'fail' | 'skipped';
+  seconds: number;
+  observed: string;
+}
+
+function overlay(namespace: string, image: string, settings: Settings, dir: string): string {
+  const colon = image.lastIndexOf(':');
+  const [name, tag] = colon > image.lastIndexOf('/') ? [image.slice(0, colon), image.slice(colon + 1)] : [image, 'latest'];
+  const rel = (p: string) => path.relative(dir, path.join(REPO_ROOT, p));
+  return `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: ${namespace}
+resources:
+  - ${rel('deploy/kubernetes')}
+  - ${rel('deploy/kubernetes/buildkitd')}
+images:
+  - name: buildkitd-autoscaler
+    newName: ${name}
+    newTag: "${tag}"
+patches:
+  - target:
+      kind: Deployment
+      name: buildkitd-autoscaler
+    patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: buildkitd-autoscaler
+      spec:
+        template:
+          spec:
+            containers:
+              - name: gateway
+                imagePullPolicy: IfNotPresent
+                env:
+                  - name: SCALE_DOWN_IDLE_TIMEOUT
+                    value: "${settings.idleTimeoutS}s"
+                  - name: READY_WAIT_TIMEOUT
+                    value: "${settings.readyWaitS}s"
+                  - name: LOG_LEVEL
+                    value: debug
+  # The mock buildkitd: socat echoing every connection, on the same port, probes and Service.
+  - target:
+      kind: StatefulSet
+      name: ${STATEFULSET}
+    patch: |-
+      apiVersion: apps/v1
+      kind: StatefulSet
+      metadata:
+        name: ${STATEFULSET}
+      spec:
+        template:
+          spec:
+            terminationGracePeriodSeconds: 5
+            containers:
+              - name: buildkitd
+                image: alpine/socat:latest
+                imagePullPolicy: IfNotPresent
+                args: ["TCP-LISTEN:8273,fork,reuseaddr", "EXEC:cat"]
+                securityContext:
+                  privileged: false
+                resources:
+                  requests:
+                    cpu: 10m
+                    memory: 16Mi
+                  limits:
+                    memory: 64Mi
+`;
+}
+
+function escapeCell(text: string): string {
+  return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+}
+
+function renderReport(input: {
+  backend: BackendName;
+  image: string;
+  namespace: string;
+  serverVersion: string;
+  settings: Settings;
+  outcomes: Outcome[];
+  figures: Map<string, string>;
+  timeline: Timeline;
+  diagnostics: Diagnostic[];
+  startedAt: Date;
+  seconds: number;
+}): string {
+  const passed = input.outcomes.filter((o) => o.result === 'pass').length;
+  const failed = input.outcomes.filter((o) => o.result === 'fail').length;
+  const skipped = input.outcomes.filter((o) => o.result === 'skipped').length;
+  const icon = { pass: '✅', fail: '❌', skipped: '⏭️' } as const;
+  const lines = [
+    `# buildkitd-autoscaler E2E (${input.backend})`,
+    '',
+    `**${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}** in ${input.seconds.toFixed(0)}s — started ${input.startedAt.toISOString()}`,
+    '',
+    `- Kubernetes server: ${input.serverVersion}`,
+    `- gateway image: \`${input.image}\`, from deploy/kubernetes (overlay: namespace \`${input.namespace}\`, SCALE_DOWN_IDLE_TIMEOUT=${input.settings.idleTimeoutS}s, READY_WAIT_TIMEOUT=${input.settings.readyWaitS}s)`,
+    '- buildkitd: the example StatefulSet with an echo mock (`alpine/socat`) on port 8273',
+    '',
+    '## Scenarios',
+    '',
+    '| | scenario | promise | time | observed |',
+    '| --- | --- | --- | --- | --- |',
+    ...input.outcomes.map((o) => `| ${icon[o.result]} | ${o.name} | ${escapeCell(o.promise)} | ${o.seconds.toFixed(1)}s | ${escapeCell(o.observed)} |`),
+    '',
+    '## Figures',
+    '',
+    '| what | value |',
+    '| --- | --- |',
+    ...[...input.figures].map(([k, v]) => `| ${escapeCell(k)} | ${escapeCell(v)} |`),
+    '',
+  ];
+  if (input.diagnostics.length > 0) {
+    lines.push('## Diagnostics', '', ...input.diagnostics.map((d) => `- **${d.level}** ${d.title}: ${d.message}`), '');
+  }
+  lines.push(
+    '## Timeline',
+    '',
+    '<details><summary>StatefulSet replicas, pods and scenario marks (seconds from start)</summary>',
+    '',
+    '```',
+    ...input.timeline.entries.map((e) => `${(e.t / 1000).toFixed(1).padStart(7)}  ${e.source.padEnd(11)} ${e.text}`),
+    '```',
+    '',
+    '</details>',
+    '',
+  );
+  return lines.join('\n');
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      backend: { type: 'string', default: 'local' },
+      image: { type: 'string', default: 'buildkitd-autoscaler:0.1.0' },
+      'report-dir': { type: 'string', default: 'ci-report' },
+      'idle-timeout': { type: 'string', default: '15' },
+      'ready-wait': { type: 'string', default: '120' },
+      burst: { type: 'string', default: '25' },
+      'keep-namespace': { type: 'boolean', default: false },
+    },
+  });
+  const backendName = BACKENDS.find((b) => b === values.backend);
+  if (!backendName) throw new Error(`--backend must be one of ${BACKENDS.join(', ')}`);
+  const settings: Settings = { idleTimeoutS: Number(values['idle-timeout']), readyWaitS: Number(values['ready-wait']), burst: Number(values.burst) };
+  const reportDir = path.resolve(values['report-dir']);
+  await mkdir(reportDir, { recursive: true });
+
+  const backend = makeBackend(backendName);
+  const startedAt = new Date();
+  const namespace = `bka-e2e-${Math.random().toString(36).slice(2, 8)}`;
+  const timeline = new Timeline();
+  const workDir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-'));
+  const version = await backend.kubectl(['version', '-o', 'json']);
+  const serverVersion = version.code === 0 ? ((JSON.parse(version.stdout) as { serverVersion?: { gitVersion?: string } }).serverVersion?.gitVersion ?? '?') : '?';
+
+  const ctx: Context = {
+    backend,
+    namespace,
+    timeline,
+    settings,
+    figures: new Map(),
+    diagnostics: [],
+    served: 0,
+    async install() {
+      await writeFile(path.join(workDir, 'kustomization.yaml'), overlay(namespace, values.image, settings, workDir));
+      const rendered = await backend.kubectl(['kustomize', workDir]);
+      if (rendered.code !== 0) throw new Error(`kubectl kustomize: ${rendered.stderr}`);
+      await writeFile(path.join(reportDir, 'applied.yaml'), rendered.stdout);
+      // The Namespace comes first in the rendering; the watches need it before the rest exists.
+      const applied = await backend.kubectl(['apply', '--server-side', '-f', '-'], rendered.stdout);
+      if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
+      await timeline.watch(namespace, STATEFULSET);
+      await timeline.until('the StatefulSet in the watch', () => timeline.replicas !== undefined, 30_000);
+    },
+  };
+
+  const outcomes: Outcome[] = [];
+  let failedBefore = false;
+  for (const scenario of SCENARIOS) {
+    if (failedBefore && scenario.name !== 'install' && outcomes[0]?.result !== 'pass') {
+      outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'skipped', seconds: 0, observed: 'install failed' });
+      continue;
+    }
+    const t0 = timeline.now();
+    timeline.mark(`▶ ${scenario.name}`);
+    process.stdout.write(`▶ ${scenario.name}: ${scenario.promise}\n`);
+    try {
+      const observed = await scenario.run(ctx);
+      outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'pass', seconds: (timeline.now() - t0) / 1000, observed });
+      process.stdout.write(`  ✔ ${observed}\n`);
+    } catch (error) {
+      failedBefore = true;
+      const message = error instanceof Error ? error.message : String(error);
+      outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'fail', seconds: (timeline.now() - t0) / 1000, observed: message });
+      ctx.diagnostics.push({ level: 'error', title: `e2e ${scenario.name}`, message });
+      process.stdout.write(`  ✖ ${message}\n`);
+    }
+    timeline.mark(`■ ${scenario.name}`);
+  }
+
+  timeline.stop();
+  ctx.access?.close();
+  if (outcomes.some((o) => o.result === 'fail')) {
+    await backend.collectArtifacts(namespace, path.join(reportDir, 'artifacts')).catch((error: unknown) => {
+      ctx.diagnostics.push({ level: 'warning', title: 'artifacts', message: `collecting artifacts failed: ${String(error)}` });
+    });
+  }
+  const report = renderReport({
+    backend: backendName,
+    image: values.image,
+    namespace,
+    serverVersion,
+    settings,
+    outcomes,
+    figures: ctx.figures,
+    timeline,
+    diagnostics: ctx.diagnostics,
+    startedAt,
+    seconds: (Date.now() - startedAt.getTime()) / 1000,
+  });
+  await writeFile(path.join(reportDir, 'REPORT.md'), report);
+  await writeFile(path.join(reportDir, 'diagnostics.json'), `${JSON.stringify(ctx.diagnostics, null, 2)}\n`);
+  await writeFile(path.join(reportDir, 'timeline.jsonl'), timeline.entries.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  if (!values['keep-namespace']) await backend.kubectl(['delete', 'namespace', namespace, '--wait=false']);
+  await rm(workDir, { recursive: true, force: true });
+
+  const passed = outcomes.filter((o) => o.result === 'pass').length;
+  const failed = outcomes.length - passed;
+  process.stdout.write(`report: ${path.join(reportDir, 'REPORT.md')}\ne2e: ${passed} passed, ${failed} failed\n`);
+  return failed === 0 ? 0 : 1;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# E2E: the shipped manifests on a real cluster, scenarios driven from outside, report at the end.
+#   test/e2e/run.sh [--backend local|kind|minikube|docker-desktop|existing] [--image NAME:TAG]
+#                   [--report-dir DIR] [--keep-namespace] [--idle-timeout S] [--burst N]
+# local: builds the gateway (dist/, which the process kubelet runs for the buildkitd-autoscaler image),
+#   brings up test/cluster (root, Linux) and runs inside its network namespace.
+# kind and the others: the current kubectl context; the image must already be in the cluster
+#   (kind load docker-image ...), and the runner must be able to pull or have alpine/socat:latest.
+# Writes <report-dir>/REPORT.md, diagnostics.json, timeline.jsonl and, on failure, artifacts/.
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo_root"
+
+backend=local
+args=()
+while (($#)); do
+  case "$1" in
+    --backend) backend=$2; args+=("$1" "$2"); shift 2 ;;
+    --backend=*) backend=${1#*=}; args+=("$1"); shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+
+node_bin="$repo_root/node_modules/.bin/node"
+[[ -x "$node_bin" ]] || node_bin=node
+
+case "$backend" in
+  local)
+    npm run --silent build
+    "$node_bin" test/cluster/cli.ts up
+    exec "$node_bin" test/cluster/cli.ts exec -- "$node_bin" test/e2e/main.ts "${args[@]}"
+    ;;
+  kind | minikube | docker-desktop | existing)
+    command -v kubectl >/dev/null || { echo "kubectl is required on PATH for --backend $backend" >&2; exit 2; }
+    exec "$node_bin" test/e2e/main.ts "${args[@]}"
+    ;;
+  *)
+    echo "unknown backend: $backend (local, kind, minikube, docker-desktop, existing)" >&2
+    exit 2
+    ;;
+esac
