@@ -10,7 +10,7 @@ interface Waiter {
 export interface Hold {
   /** Waits until backends may have changed; rejects at the deadline or on a wake-up failure. */
   wait(): Promise<void>;
-  /** Stops a wait early (the client went away); the promise from `wait` then never settles. */
+  /** Ends a wait early (the client went away): the wait resolves so its caller can look again. */
   cancelWait(): void;
   /** Deadline as a clock time; dials share the same budget. */
   readonly deadline: number;
@@ -47,9 +47,11 @@ export class PendingConnections {
     let waiter: Waiter | undefined;
     const cancelWait = () => {
       if (!waiter) return;
-      waiter.timer.cancel();
-      this.waiters.delete(waiter);
+      const cancelled = waiter;
       waiter = undefined;
+      cancelled.timer.cancel();
+      this.waiters.delete(cancelled);
+      cancelled.resolve();
     };
     return {
       deadline,

@@ -15,7 +15,7 @@ export interface PipeResult {
  * half-open); an error on either side destroys both. Resolves once both sockets are closed.
  * Bytes are read from the sockets' own counters at the end, so there is no per-chunk JavaScript work.
  */
-export function splice(client: Socket, backend: Socket): Promise<PipeResult> {
+export function splice(client: Socket, backend: Socket, early: { head: Buffer; ended: boolean } = { head: Buffer.alloc(0), ended: false }): Promise<PipeResult> {
   return new Promise((resolve) => {
     let firstError: PipeResult['error'];
     let closed = 0;
@@ -44,7 +44,10 @@ export function splice(client: Socket, backend: Socket): Promise<PipeResult> {
     backend.on('error', onError('backend'));
     client.once('close', onClose);
     backend.once('close', onClose);
-    client.pipe(backend);
+    if (early.head.length > 0) backend.write(early.head);
+    // A client that half-closed while held: its FIN follows the bytes it sent before.
+    if (early.ended) backend.end();
+    else client.pipe(backend);
     backend.pipe(client);
   });
 }

@@ -7,6 +7,7 @@ import { ErrorCode, GatewayError } from '../errors.ts';
 import { ConnectionOutcome, type EmitEvent } from '../events.ts';
 import type { IdleTracker } from '../scaler/idle.ts';
 import type { Scaler } from '../scaler/scaler.ts';
+import { EarlyInput } from './early-input.ts';
 import type { Hold, PendingConnections } from './pending.ts';
 import { splice } from './pipe.ts';
 
@@ -57,6 +58,8 @@ export class Router {
       this.o.pending.wakeAll();
     };
     client.once('close', onEarlyClose);
+    // BuildKit clients speak first (HTTP/2 preface), so a FIN before any byte means the client gave up.
+    const early = new EarlyInput(client, () => onEarlyClose());
     idle.connectionOpened();
     try {
       const backendSocket = await this.connectBackend(id, deadline, () => clientGone, (h) => {
@@ -66,11 +69,12 @@ export class Router {
       client.off('close', onEarlyClose);
       hold?.release();
       if (backendSocket === undefined) {
+        client.destroy();
         emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt });
         return;
       }
       emit({ kind: 'connection_routed', id, backend: `${backendSocket.remoteAddress ?? '?'}:${backendSocket.remotePort ?? '?'}`, heldMs: hold ? clock.now() - arrivedAt : undefined });
-      const result = await splice(client, backendSocket);
+      const result = await splice(client, backendSocket, early.take());
       const failed = result.error;
       emit({
         kind: 'connection_closed',

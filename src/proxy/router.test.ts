@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { BackendSet, type Backend, type BackendSource } from '../backends/backend-set.ts';
+import { systemClock } from '../clock.ts';
+import { ErrorCode, GatewayError } from '../errors.ts';
+import type { GatewayEvent } from '../events.ts';
+import { IdleTracker } from '../scaler/idle.ts';
+import { ProxyListener } from './listener.ts';
+import { PendingConnections } from './pending.ts';
+import { Router } from './router.ts';
+
+class FakeSource implements BackendSource {
+  backends: Backend[] = [];
+  private listeners = new Set<() => void>();
+  current() {
+    return this.backends;
+  }
+  onChange(listener: () => void) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  set(backends: Backend[]) {
+    this.backends = backends;
+    for (const l of this.listeners) l();
+  }
+}
+
+async function echoServer(): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+function exchange(port: number, text: string): Promise<{ reply: string; closedWithError: boolean }> {
+  return new Promise((resolve) => {
+    const socket: Socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    let errored = false;
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', () => (errored = true));
+    socket.on('close', () => resolve({ reply: Buffer.concat(chunks).toString(), closedWithError: errored }));
+    socket.on('end', () => socket.end());
+    socket.end(text);
+  });
+}
+
+async function setup(options: { readyWaitMs?: number; maxPending?: number; failure?: GatewayError } = {}) {
+  const events: GatewayEvent[] = [];
+  const emit = (e: GatewayEvent) => events.push(e);
+  const source = new FakeSource();
+  const backends = new BackendSet(source);
+  const pending = new PendingConnections(options.maxPending ?? 100, systemClock);
+  const idle = new IdleTracker(systemClock, 60_000, emit);
+  let wakes = 0;
+  let failure = options.failure;
+  const router = new Router({
+    backends,
+    pending,
+    scaler: { ensureAwake: () => void (wakes += 1), currentFailure: () => failure },
+    idle,
+    clock: systemClock,
+    emit,
+    readyWaitTimeoutMs: options.readyWaitMs ?? 10_000,
+  });
+  const listener = new ProxyListener({ address: { host: '127.0.0.1', port: 0 }, maxConnections: 1000, emit, handle: (s) => router.handle(s) });
+  const { port } = await listener.start();
+  return {
+    port,
+    events,
+    source,
+    pending,
+    idle,
+    wakes: () => wakes,
+    setFailure: (f: GatewayError | undefined) => (failure = f),
+    close: () => listener.stopAccepting(),
+  };
+}
+
+const backendAt = (port: number, key = 'uid-0'): Backend => ({ key, podName: 'buildkitd-0', ordinal: 0, host: '127.0.0.1', port });
+const until = async (condition: () => boolean) => {
+  while (!condition()) await new Promise((r) => setTimeout(r, 5));
+};
+
+test('connections arriving while at zero are all held, one wake is asked for, and all are served once a pod is ready', async () => {
+  const gw = await setup();
+  const echo = await echoServer();
+  const clients = Array.from({ length: 50 }, (_, i) => exchange(gw.port, `client ${i}`));
+  await until(() => gw.pending.size === 50);
+  assert.ok(gw.wakes() >= 1);
+  gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
+  const results = await Promise.all(clients);
+  results.forEach((r, i) => assert.equal(r.reply, `client ${i}`));
+  assert.equal(gw.events.filter((e) => e.kind === 'connection_closed' && e.outcome === 'completed').length, 50);
+  assert.equal(gw.pending.size, 0);
+  await until(() => gw.idle.openConnections === 0);
+  echo.close();
+  await gw.close();
+});
+
+test('a pod that is Ready but refuses at first is retried with backoff inside the deadline', async () => {
+  const gw = await setup();
+  const port = await freePort();
+  gw.source.set([backendAt(port)]);
+  const client = exchange(gw.port, 'late listener');
+  await until(() => gw.events.filter((e) => e.kind === 'dial_failed').length >= 2);
+  const echo = createServer({ allowHalfOpen: true }, (s) => s.pipe(s)).listen(port, '127.0.0.1');
+  assert.equal((await client).reply, 'late listener');
+  const failed = gw.events.filter((e) => e.kind === 'dial_failed');
+  assert.ok(failed.every((e) => e.kind === 'dial_failed' && e.error === 'ECONNREFUSED'));
+  echo.close();
+  await gw.close();
+});
+
+test('a held connection is closed at its deadline with BKA_READY_TIMEOUT', async () => {
+  const gw = await setup({ readyWaitMs: 300 });
+  const result = await exchange(gw.port, 'nobody home');
+  assert.equal(result.reply, '');
+  const closed = gw.events.find((e) => e.kind === 'connection_closed');
+  assert.equal(closed?.kind === 'connection_closed' && closed.code, ErrorCode.ReadyTimeout);
+  assert.equal(closed?.kind === 'connection_closed' && closed.outcome, 'ready_timeout');
+  await gw.close();
+});
+
+test('beyond --max-pending a connection is refused with BKA_PENDING_FULL, the others stay held', async () => {
+  const gw = await setup({ maxPending: 2 });
+  const held = [exchange(gw.port, 'a'), exchange(gw.port, 'b')];
+  await until(() => gw.pending.size === 2);
+  const refused = await exchange(gw.port, 'c');
+  assert.equal(refused.reply, '');
+  assert.ok(gw.events.some((e) => e.kind === 'connection_closed' && e.code === ErrorCode.PendingFull));
+  const echo = await echoServer();
+  gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
+  assert.deepEqual((await Promise.all(held)).map((r) => r.reply), ['a', 'b']);
+  echo.close();
+  await gw.close();
+});
+
+test('a known wake-up failure fails new connections at once with its code', async () => {
+  const gw = await setup({ failure: new GatewayError(ErrorCode.ScaleForbidden, 'forbidden') });
+  const started = Date.now();
+  await exchange(gw.port, 'x');
+  assert.ok(Date.now() - started < 5000);
+  const closed = gw.events.find((e) => e.kind === 'connection_closed');
+  assert.equal(closed?.kind === 'connection_closed' && closed.code, ErrorCode.ScaleForbidden);
+  await gw.close();
+});
+
+test('a client that leaves while held (reset, or FIN before any byte) frees its place and counts as gone', async () => {
+  const gw = await setup();
+  const reset = connect({ port: gw.port, host: '127.0.0.1' });
+  const quiet = connect({ port: gw.port, host: '127.0.0.1' });
+  reset.on('error', () => undefined);
+  await until(() => gw.pending.size === 2);
+  reset.resetAndDestroy();
+  quiet.destroy();
+  await until(() => gw.pending.size === 0 && gw.idle.openConnections === 0);
+  assert.equal(gw.events.filter((e) => e.kind === 'connection_closed' && e.outcome === 'client_gone_while_held').length, 2);
+  await gw.close();
+});

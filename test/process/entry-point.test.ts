@@ -1,0 +1,136 @@
+// Runs the real entry point (dist/main.js, as users do) as a child process.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+
+function run(args: string[], env: Record<string, string> = {}) {
+  const result = spawnSync(process.execPath, [entry, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, encoding: 'utf8', timeout: 20_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+test('each kind of invalid input exits 2 with one line naming flag, env var and value', () => {
+  const cases: [string[], Record<string, string>, string[]][] = [
+    [['--idle-timeout', '2 minutes'], {}, ['--idle-timeout', 'SCALE_DOWN_IDLE_TIMEOUT', '"2 minutes"']],
+    [[], { READY_WAIT_TIMEOUT: '5mins' }, ['--ready-wait-timeout', 'READY_WAIT_TIMEOUT', '"5mins"']],
+    [['--target-port', '99999'], {}, ['--target-port', 'BUILDKITD_TARGET_PORT', '"99999"']],
+    [[], { BUILDKITD_BACKEND_DISCOVERY: 'mdns' }, ['--backend-discovery', 'BUILDKITD_BACKEND_DISCOVERY', '"mdns"']],
+    [['--sts-name', ''], {}, ['--sts-name', 'BUILDKITD_STATEFULSET_NAME', '""']],
+    [[], { PROXY_LISTEN_ADDR: 'localhost' }, ['--listen-addr', 'PROXY_LISTEN_ADDR', '"localhost"']],
+    [['--kubeconfig', '/nonexistent/kubeconfig'], {}, ['--kubeconfig', 'KUBECONFIG_PATH', '"/nonexistent/kubeconfig"']],
+    [['--frobnicate'], {}, ['--frobnicate']],
+  ];
+  for (const [args, env, mentions] of cases) {
+    const { code, stderr, stdout } = run(args, env);
+    const label = `${args.join(' ')} ${JSON.stringify(env)}`;
+    assert.equal(code, 2, label);
+    assert.equal(stdout, '', label);
+    const lines = stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, `${label}: ${stderr}`);
+    for (const mention of mentions) assert.ok(lines[0]!.includes(mention), `${label}: ${stderr}`);
+    assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  }
+});
+
+test('--print-config shows effective values and where each came from; env wins over flag', () => {
+  const { code, stdout } = run(['--print-config', '--idle-timeout', '90s', '--sts-name', 'from-flag', '--target-port', '1234'], {
+    BUILDKITD_STATEFULSET_NAME: 'from-env',
+    READY_WAIT_TIMEOUT: '1m30s',
+  });
+  assert.equal(code, 0);
+  const printed = JSON.parse(stdout) as Record<string, { value: string | null; source: string; env: string; flag: string }>;
+  assert.deepEqual(printed['stsName'], { flag: '--sts-name', env: 'BUILDKITD_STATEFULSET_NAME', value: 'from-env', source: 'env' });
+  assert.equal(printed['idleTimeoutMs']?.value, '1m30s');
+  assert.equal(printed['idleTimeoutMs']?.source, 'flag');
+  assert.equal(printed['readyWaitTimeoutMs']?.value, '1m30s');
+  assert.equal(printed['readyWaitTimeoutMs']?.source, 'env');
+  assert.equal(printed['targetPort']?.value, '1234');
+  assert.equal(printed['listenAddr']?.value, ':8080');
+  assert.equal(printed['listenAddr']?.source, 'default');
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** A kubeconfig whose API server does not answer: the gateway must keep running, unready, and say why. */
+function unreachableKubeconfig(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bka-process-'));
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(
+    path,
+    `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: "t"}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`,
+  );
+  return path;
+}
+
+async function untilOk<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grace period, exit 0', async () => {
+  const [proxyPort, metricsPort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [entry], {
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      KUBECONFIG_PATH: unreachableKubeconfig(),
+      PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
+      METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
+      SHUTDOWN_GRACE_PERIOD: '1500ms',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let logs = '';
+  child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
+  const readyz = await untilOk(async () => {
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+    const body = (await response.json()) as { ready: boolean; checks: { name: string; ok: boolean; reason?: string }[] };
+    return body.checks.some((c) => c.reason?.startsWith('BKA_WATCH_FAILED')) ? { status: response.status, body } : undefined;
+  });
+  assert.equal(readyz.status, 503, 'not ready while the API server is unreachable');
+
+  const held = connect({ port: proxyPort, host: '127.0.0.1' });
+  held.on('error', () => undefined);
+  held.write('hello');
+  await untilOk(async () => ((await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('bka_connections_held 1') ? true : undefined));
+
+  const termAt = Date.now();
+  child.kill('SIGTERM');
+  await untilOk(async () => ((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 503 && logs.includes('shutdown_started') ? true : undefined), 3000);
+  const refused = await new Promise<boolean>((resolve) => {
+    const late = connect({ port: proxyPort, host: '127.0.0.1' });
+    late.on('error', () => resolve(true));
+    late.on('connect', () => resolve(false));
+  });
+  assert.equal(refused, true, 'new connections are refused after SIGTERM');
+  const [exitCode] = (await once(child, 'exit')) as [number];
+  const tookMs = Date.now() - termAt;
+  assert.equal(exitCode, 0);
+  assert.ok(tookMs >= 1000, `the held connection was given the grace period (exit after ${tookMs}ms)`);
+  assert.equal(held.destroyed || held.readableEnded, true);
+  const lines = logs.trim().split('\n').map((line) => JSON.parse(line) as { level: string; code?: string; event?: string; closedByForce?: number });
+  assert.ok(lines.filter((l) => l.level === 'warn' || l.level === 'error').every((l) => typeof l.code === 'string' && l.code.startsWith('BKA_')), 'every warning and error carries a stable code');
+  assert.equal(lines.find((l) => l.event === 'shutdown_finished')?.closedByForce, 1);
+});
