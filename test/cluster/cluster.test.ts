@@ -1,6 +1,7 @@
 // Smoke test of the local control plane. Run with `npm run cluster:test` (brings the cluster up and runs
 // this file inside the cluster netns, where pod IPs are reachable).
 import assert from 'node:assert/strict';
+import dns from 'node:dns';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -301,4 +302,60 @@ void test('after an API server restart the process kubelet still runs new pods (
     });
   }
   assert.equal(got, 'still here');
+}));
+
+void test('a ClusterIP Service is served by the userspace proxy and named by the cluster DNS', guarded(async () => {
+  const manifest = `
+apiVersion: v1
+kind: Service
+metadata: {name: echo2}
+spec:
+  selector: {app: echo2}
+  ports: [{name: tcp, port: 80, targetPort: 1234}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo2-headless}
+spec:
+  clusterIP: None
+  selector: {app: echo2}
+  ports: [{name: tcp, port: 1234}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: echo2}
+spec:
+  replicas: 1
+  serviceName: echo2-headless
+  selector: {matchLabels: {app: echo2}}
+  template:
+    metadata: {labels: {app: echo2}}
+    spec:
+      containers:
+      - name: socat
+        image: alpine/socat:1.8.0.1
+        args: ["TCP4-LISTEN:1234,fork,reuseaddr", "EXEC:cat"]
+        readinessProbe: {tcpSocket: {port: 1234}, periodSeconds: 1}
+`;
+  const applied = await cluster.kubectl(['-n', ns, 'apply', '-f', '-'], { input: manifest });
+  assert.equal(applied.code, 0, applied.stderr);
+  const pod = await waitWatch<PodLike>(`/api/v1/namespaces/${ns}/pods`, 'pod echo2-0 Ready',
+    (_t, p) => p.metadata?.name === 'echo2-0' && !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+  await waitWatch<SliceLike>(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, 'echo2 endpoint ready',
+    (_t, s) => s.metadata?.labels?.['kubernetes.io/service-name'] === 'echo2' && !!s.endpoints?.some((e) => e.conditions?.ready === true));
+  const clusterIP = (await cluster.kubectl(['-n', ns, 'get', 'service', 'echo2', '-o', 'jsonpath={.spec.clusterIP}'])).stdout;
+  assert.match(clusterIP, /^10\.96\./);
+  let got: string | undefined;
+  for (let i = 0; i < 50 && got === undefined; i++) {
+    got = await echo(clusterIP, 80, 'via cluster ip').catch(async () => {
+      await new Promise((res) => setTimeout(res, 100));
+      return undefined;
+    });
+  }
+  assert.equal(got, 'via cluster ip');
+  const resolver = new dns.promises.Resolver();
+  resolver.setServers([cluster.dnsServer]);
+  assert.deepEqual(await resolver.resolve4(`echo2.${ns}.svc.cluster.local`), [clusterIP]);
+  assert.deepEqual(await resolver.resolve4(`echo2-0.echo2-headless.${ns}.svc.cluster.local`), [pod.status?.podIP]);
+  await assert.rejects(resolver.resolve4(`nope.${ns}.svc.cluster.local`), /ENOTFOUND/);
 }));

@@ -36,6 +36,12 @@ export interface Cluster {
   /** CA that signed the API server's serving certificate. */
   caCertPath: string;
   stateDir: string;
+  /**
+   * Cluster DNS server (pods use it through their /etc/resolv.conf): A records for
+   * <svc>.<ns>.svc.cluster.local and <hostname>.<svc>.<ns>.svc.cluster.local. From the test runner use
+   * `const r = new dns.promises.Resolver(); r.setServers([cluster.dnsServer])`.
+   */
+  dnsServer: string;
   /** True when this process runs inside the cluster netns (pod IPs reachable). */
   inNetns: boolean;
   /** True when this ensureCluster() call brought the cluster up. */
@@ -127,6 +133,7 @@ function makeCluster(info: ClusterInfo, here: boolean, startedHere: boolean): Cl
     apiServerUrl: info.apiServerUrl || API_URL,
     caCertPath,
     stateDir: info.stateDir,
+    dnsServer: BRIDGE_IP,
     inNetns: here,
     startedHere,
     kubeConfig() {

@@ -23,6 +23,7 @@ import {
   BRIDGE, BRIDGE_IP, API_PORT, NODE_NAME, POD_PREFIX_LEN, REPO_ROOT, SA_MOUNT, clusterPaths, netnsInode, netnsPath,
   pidsInNetns, run, runOk, sleep, type ClusterPaths,
 } from './common.ts';
+import { Services, resolvConf } from './services.ts';
 
 export const START_DELAY_ANNOTATION = 'bka.test/start-delay-ms';
 const KUBELET_PORT = 10250;
@@ -132,6 +133,7 @@ class Kubelet {
   readonly maxBackoffMs = Number(process.env.BKA_KUBELET_MAX_BACKOFF_MS ?? '10000') || 10000;
   readonly mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   readonly caPem: string;
+  readonly services: Services;
 
   constructor(name: string, binDir: string) {
     this.p = clusterPaths(name);
@@ -139,6 +141,7 @@ class Kubelet {
     this.kc = new KubeConfig();
     this.kc.loadFromFile(this.p.kubeconfig);
     this.core = this.kc.makeApiClient(CoreV1Api);
+    this.services = new Services(this.kc, log);
     this.caPem = fs.readFileSync(path.join(this.p.pkiDir, 'ca.crt'), 'utf8');
   }
 
@@ -460,6 +463,10 @@ class Kubelet {
 
   bindsFor(rt: PodRt, c: V1Container): { src: string; dst: string }[] {
     const out: { src: string; dst: string }[] = [];
+    const policy = rt.pod.spec?.dnsPolicy ?? 'ClusterFirst';
+    if (!rt.pod.spec?.hostNetwork && (policy === 'ClusterFirst' || policy === 'ClusterFirstWithHostNet')) {
+      out.push({ src: path.join(rt.dir, 'resolv.conf'), dst: '/etc/resolv.conf' });
+    }
     for (const m of c.volumeMounts ?? []) {
       const v = rt.pod.spec?.volumes?.find((x) => x.name === m.name);
       if (!v) continue;
@@ -512,6 +519,7 @@ class Kubelet {
   // ---------------------------------------------------------------- pod lifecycle
   async startPod(rt: PodRt): Promise<void> {
     fs.mkdirSync(rt.dir, { recursive: true });
+    fs.writeFileSync(path.join(rt.dir, 'resolv.conf'), resolvConf(rt.ns));
     const spec = rt.pod.spec;
     for (const c of spec?.containers ?? []) {
       rt.ctrs.set(c.name, {
@@ -581,7 +589,8 @@ class Kubelet {
     let full: string[];
     if (binds.length) {
       const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-      const script = binds.map((b) => `mkdir -p ${q(b.dst)} 2>/dev/null; [ -d ${q(b.src)} ] || { mkdir -p "$(dirname ${q(b.dst)})"; touch ${q(b.dst)}; }; mount --bind ${q(b.src)} ${q(b.dst)} || exit 121`).join('\n') + '\nexec "$@"';
+      // Mount points are made on the host filesystem when missing (empty dirs / files); the mounts stay private.
+      const script = binds.map((b) => `if [ -d ${q(b.src)} ]; then mkdir -p ${q(b.dst)}; else mkdir -p "$(dirname ${q(b.dst)})"; [ -e ${q(b.dst)} ] || touch ${q(b.dst)}; fi; mount --bind ${q(b.src)} ${q(b.dst)} || exit 121`).join('\n') + '\nexec "$@"';
       full = [...pre, 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ...argv];
     } else {
       full = [...pre, ...argv];
@@ -969,6 +978,7 @@ class Kubelet {
       clearTimeout(t);
       await this.removeSandbox(rt);
     }));
+    await this.services.stop();
     log('shut down');
   }
 
@@ -1041,6 +1051,7 @@ class Kubelet {
   async main(): Promise<void> {
     await this.cleanupLeftovers();
     await this.serveLogs();
+    await this.services.start();
     await this.registerNode();
     const hb = setInterval(() => { this.heartbeat().catch((e: unknown) => log(`heartbeat: ${errMsg(e)}`)); }, 10_000);
     const informer = makeInformer<V1Pod>(this.kc, '/api/v1/pods', () => this.core.listPodForAllNamespaces());
