@@ -9,9 +9,13 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 module_dir="$repo_root/tools/helm"
 cache_root="${BKA_CACHE_DIR:-$HOME/.cache/buildkitd-autoscaler}/bin"
 
-# The version comes from go.mod, so bumping a tool is one `go get -tool` in tools/helm.
+# The version comes from go.mod, so bumping a tool is one `go get -tool` in tools/helm. Read with awk,
+# not `go list`, so a cached binary is found without Go or a module download.
 module_version() {
-  (cd "$module_dir" && go list -m -f '{{.Version}}' "$1")
+  local version
+  version=$(awk -v m="$1" '$1 == m && $2 ~ /^v/ {print $2; exit}' "$module_dir/go.mod")
+  [[ -n "$version" ]] || { echo "$1 is not required in $module_dir/go.mod" >&2; exit 1; }
+  echo "$version"
 }
 
 build_tool() {
@@ -33,9 +37,13 @@ build_tool() {
 build_helm() {
   local version k8s major minor
   version=$(module_version helm.sh/helm/v3)
+  if [[ -x "$cache_root/helm-$version/helm" ]]; then
+    echo "helm $cache_root/helm-$version/helm"
+    return
+  fi
   # Same ldflags as helm's own Makefile: without them `helm template` claims Kubernetes v1.20 and
   # `kubeVersion` constraints in Chart.yaml fail, and `helm version` says nothing useful.
-  k8s=$(cd "$module_dir" && go list -m -f '{{.Version}}' k8s.io/client-go)
+  k8s=$(module_version k8s.io/client-go)
   # client-go v0.N.x ships with Kubernetes v1.N.x.
   major=1
   minor=$(echo "$k8s" | cut -d. -f2)
