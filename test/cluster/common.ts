@@ -34,8 +34,9 @@ export interface ClusterPaths {
 
 export function clusterName(name?: string): string {
   const n = name ?? process.env.BKA_CLUSTER_NAME ?? 'default';
-  if (!/^[a-z0-9][a-z0-9-]{0,11}$/.test(n)) {
-    throw new Error(`invalid cluster name ${JSON.stringify(n)}: use 1-12 chars [a-z0-9-]`);
+  // Pod netns are named <cluster netns>-<octet>: a name ending in -<digits> would be ambiguous.
+  if (!/^[a-z0-9][a-z0-9-]{0,11}$/.test(n) || /-\d+$/.test(n)) {
+    throw new Error(`invalid cluster name ${JSON.stringify(n)}: use 1-12 chars [a-z0-9-], not ending in -<digits>`);
   }
   return n;
 }
@@ -137,6 +138,17 @@ export function which(cmd: string): string | undefined {
 
 export function netnsPath(netns: string): string {
   return `/run/netns/${netns}`;
+}
+
+/** Network namespaces of one cluster: its own and its pods' (<netns>-<octet>). */
+export function clusterNetnses(netns: string, includeCluster = true): string[] {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync('/run/netns');
+  } catch {
+    /* none */
+  }
+  return names.filter((n) => (includeCluster && n === netns) || (n.startsWith(`${netns}-`) && /^\d+$/.test(n.slice(netns.length + 1))));
 }
 
 export function netnsExists(netns: string): boolean {

@@ -6,7 +6,7 @@ import https from 'node:https';
 import path from 'node:path';
 import {
   API_PORT, API_URL, BINARIES, BRIDGE, BRIDGE_IP, NODE_NAME, POD_PREFIX_LEN, REPO_ROOT, SA_ISSUER, SERVICE_CIDR,
-  binDir, clusterPaths, inNetns, netnsExists, netnsInode, netnsPath, nsenterArgs, pidAlive, pidsInNetns, readInfo,
+  binDir, clusterNetnses, clusterPaths, inNetns, netnsExists, netnsInode, netnsPath, nsenterArgs, pidAlive, pidsInNetns, readInfo,
   run, runOk, sleep, waitFor, which, type ClusterInfo, type ClusterPaths,
 } from './common.ts';
 import { kubeconfigYaml, makePki, pkiFiles } from './pki.ts';
@@ -128,10 +128,41 @@ export async function health(name?: string): Promise<{ healthy: boolean; details
   return { healthy: ok, details, info };
 }
 
+/** Serializes up/down of one cluster across processes (parallel test files may all call ensureCluster). */
+async function withLock<T>(p: ClusterPaths, log: Logger, fn: () => Promise<T>): Promise<T> {
+  fs.mkdirSync(p.stateDir, { recursive: true });
+  const lock = path.join(p.stateDir, '.lock');
+  let warned = false;
+  for (;;) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch {
+      const holder = Number(fs.readFileSync(lock, 'utf8').trim() || '0');
+      if (!pidAlive(holder) || holder === process.pid) {
+        fs.rmSync(lock, { force: true });
+        continue;
+      }
+      if (!warned) log(`waiting for process ${holder} (up/down of cluster ${p.name} in progress)`);
+      warned = true;
+      await sleep(250);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(lock, { force: true });
+  }
+}
+
 /** Brings the cluster up (idempotent). Runs from anywhere; the daemons are started inside the netns. */
 export async function up(opts: { name?: string; log?: Logger } = {}): Promise<UpResult> {
   const log = opts.log ?? defaultLog;
   const p = clusterPaths(opts.name);
+  return withLock(p, log, () => upLocked(p, log));
+}
+
+async function upLocked(p: ClusterPaths, log: Logger): Promise<UpResult> {
   const t0 = Date.now();
   const problems = checkRequirements({ needGo: !binariesPresent(binDir()) });
   if (problems.length) throw new Error(`cannot run the local cluster:\n  - ${problems.join('\n  - ')}`);
@@ -143,7 +174,7 @@ export async function up(opts: { name?: string; log?: Logger } = {}): Promise<Up
   }
   if (readInfo(p) || netnsExists(p.netns)) {
     log(`cluster ${p.name} is partly up or unhealthy: tearing it down first`);
-    await down({ name: p.name, log });
+    await downLocked(p, log, false);
   }
   log(`creating netns ${p.netns} with bridge ${BRIDGE} ${BRIDGE_IP}/${POD_PREFIX_LEN}`);
   await runOk('ip', ['netns', 'add', p.netns]);
@@ -262,19 +293,21 @@ function ancestors(): Set<number> {
 }
 
 function ourNetnses(p: ClusterPaths): string[] {
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync('/run/netns');
-  } catch {
-    /* none */
-  }
-  return names.filter((n) => n === p.netns || n.startsWith(`${p.netns}-`));
+  return clusterNetnses(p.netns);
 }
 
 /** Stops every process of the cluster and deletes every netns it made. Leaves state and logs on disk. */
 export async function down(opts: { name?: string; log?: Logger; purge?: boolean } = {}): Promise<void> {
   const log = opts.log ?? defaultLog;
   const p = clusterPaths(opts.name);
+  await withLock(p, log, () => downLocked(p, log, opts.purge ?? false));
+  if (opts.purge) {
+    fs.rmSync(p.stateDir, { recursive: true, force: true });
+    log(`removed ${p.stateDir}`);
+  }
+}
+
+async function downLocked(p: ClusterPaths, log: Logger, _purge: boolean): Promise<void> {
   const info = readInfo(p);
   const order = ['kubelet', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
   const skip = ancestors();
@@ -319,10 +352,6 @@ export async function down(opts: { name?: string; log?: Logger; purge?: boolean 
   }
   if (nses.length) log(`deleted netns ${nses.join(', ')}`);
   fs.rmSync(p.infoFile, { force: true });
-  if (opts.purge) {
-    fs.rmSync(p.stateDir, { recursive: true, force: true });
-    log(`removed ${p.stateDir}`);
-  }
   log(`cluster ${p.name} is down`);
 }
 

@@ -20,7 +20,7 @@ import {
   type V1Container, type V1EnvVar, type V1Pod, type V1Probe, type V1Volume,
 } from '@kubernetes/client-node';
 import {
-  BRIDGE, BRIDGE_IP, API_PORT, NODE_NAME, POD_PREFIX_LEN, REPO_ROOT, SA_MOUNT, clusterPaths, netnsInode, netnsPath,
+  BRIDGE, BRIDGE_IP, API_PORT, clusterNetnses, NODE_NAME, POD_PREFIX_LEN, REPO_ROOT, SA_MOUNT, clusterPaths, netnsInode, netnsPath,
   pidsInNetns, run, runOk, sleep, type ClusterPaths,
 } from './common.ts';
 import { Services, resolvConf } from './services.ts';
@@ -467,6 +467,7 @@ class Kubelet {
     if (!rt.pod.spec?.hostNetwork && (policy === 'ClusterFirst' || policy === 'ClusterFirstWithHostNet')) {
       out.push({ src: path.join(rt.dir, 'resolv.conf'), dst: '/etc/resolv.conf' });
     }
+    out.push({ src: path.join(rt.dir, 'hosts'), dst: '/etc/hosts' });
     for (const m of c.volumeMounts ?? []) {
       const v = rt.pod.spec?.volumes?.find((x) => x.name === m.name);
       if (!v) continue;
@@ -529,6 +530,10 @@ class Kubelet {
     }
     if (spec?.initContainers?.length) log(`${rt.ns}/${rt.name}: init containers are not supported and are skipped`);
     await this.makeSandbox(rt);
+    const host = this.podHostname(rt);
+    const sub = rt.pod.spec?.subdomain;
+    fs.writeFileSync(path.join(rt.dir, 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n` +
+      `${rt.ip}\t${sub ? `${host}.${sub}.${rt.ns}.svc.cluster.local ` : ''}${host}\n`);
     log(`${rt.ns}/${rt.name}: sandbox ${rt.netns} ip ${rt.ip}`);
     this.markDirty(rt);
     const delay = Number(rt.pod.metadata?.annotations?.[START_DELAY_ANNOTATION] ?? this.defaultDelayMs) || 0;
@@ -586,15 +591,16 @@ class Kubelet {
     }
     const binds = this.bindsFor(rt, c);
     const pre = ['--net=' + netnsPath(rt.netns ?? ''), '--'];
-    let full: string[];
-    if (binds.length) {
-      const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-      // Mount points are made on the host filesystem when missing (empty dirs / files); the mounts stay private.
-      const script = binds.map((b) => `if [ -d ${q(b.src)} ]; then mkdir -p ${q(b.dst)}; else mkdir -p "$(dirname ${q(b.dst)})"; [ -e ${q(b.dst)} ] || touch ${q(b.dst)}; fi; mount --bind ${q(b.src)} ${q(b.dst)} || exit 121`).join('\n') + '\nexec "$@"';
-      full = [...pre, 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ...argv];
-    } else {
-      full = [...pre, ...argv];
-    }
+    // Own mount namespace (private bind mounts: volumes, token, resolv.conf, hosts) and UTS namespace
+    // (hostname = pod hostname), then exec the command: the pid stays the same.
+    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    // Mount points are made on the host filesystem when missing (empty dirs / files); the mounts stay private.
+    const script = [
+      `hostname ${q(this.podHostname(rt))} || exit 122`,
+      ...binds.map((b) => `if [ -d ${q(b.src)} ]; then mkdir -p ${q(b.dst)}; else mkdir -p "$(dirname ${q(b.dst)})"; [ -e ${q(b.dst)} ] || touch ${q(b.dst)}; fi; mount --bind ${q(b.src)} ${q(b.dst)} || exit 121`),
+      'exec "$@"',
+    ].join('\n');
+    const full = [...pre, 'unshare', '--mount', '--uts', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ...argv];
     const logFile = path.join(rt.dir, `${c.name}.log`);
     const fd = fs.openSync(logFile, 'a');
     let cwd = rt.dir;
@@ -667,6 +673,10 @@ class Kubelet {
       ctr.restartCount++;
       this.startContainer(rt, ctr).catch((e: unknown) => log(`restart ${rt.ns}/${rt.name}/${ctr.spec.name}: ${errMsg(e)}`));
     }, wait);
+  }
+
+  podHostname(rt: PodRt): string {
+    return (rt.pod.spec?.hostname ?? rt.name).slice(0, 63);
   }
 
   containerId(rt: PodRt, ctr: Ctr): string {
@@ -789,7 +799,7 @@ class Kubelet {
       }
       if (p.exec?.command?.length) {
         if (!ctr.pid) return { ok: false, detail: 'container not running' };
-        const r = await run('nsenter', ['-t', String(ctr.pid), '-n', '-m', '--', ...p.exec.command], {
+        const r = await run('nsenter', ['-t', String(ctr.pid), '-n', '-m', '-u', '--', ...p.exec.command], {
           timeout: timeoutMs, env: { PATH: `${this.binDir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` },
         });
         return { ok: r.code === 0, detail: `exec ${p.exec.command.join(' ')}: exit ${r.code} ${r.stdout.trim()} ${r.stderr.trim()}`.slice(0, 300) };
@@ -870,7 +880,7 @@ class Kubelet {
       const pre = ctr.spec.lifecycle?.preStop;
       if (pre?.exec?.command?.length && ctr.pid) {
         const left = Math.max(0, (rt.killAtMs ?? Date.now()) - Date.now());
-        await run('nsenter', ['-t', String(ctr.pid), '-n', '-m', '--', ...pre.exec.command], { timeout: left });
+        await run('nsenter', ['-t', String(ctr.pid), '-n', '-m', '-u', '--', ...pre.exec.command], { timeout: left });
       } else if (pre?.sleep?.seconds) {
         const left = Math.max(0, (rt.killAtMs ?? Date.now()) - Date.now());
         await sleep(Math.min(left, pre.sleep.seconds * 1000));
@@ -944,12 +954,7 @@ class Kubelet {
 
   // ---------------------------------------------------------------- main
   async cleanupLeftovers(): Promise<void> {
-    let names: string[] = [];
-    try {
-      names = fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${this.p.netns}-`));
-    } catch {
-      /* none */
-    }
+    const names = clusterNetnses(this.p.netns, false);
     const inodes = new Set(names.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
     for (const pid of inodes.size ? pidsInNetns(inodes) : []) {
       try {
