@@ -1,7 +1,5 @@
 // CLI of the local control plane: npm run cluster -- <up|down|status|exec -- cmd...|kubeconfig-sa>
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
 import { clusterPaths, inNetns, netnsExists, nsenterArgs, readInfo } from './common.ts';
 import { down, health, up, upInner } from './control-plane.ts';
 import { execEnv } from './index.ts';
@@ -85,7 +83,6 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  fs.mkdirSync(path.dirname(clusterPaths().stateDir), { recursive: true });
   main(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
     process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
