@@ -83,8 +83,9 @@ export class Gateway {
       const sts = this.statefulSet.objects()[0];
       this.metrics.replicas.set({ kind: 'desired' }, sts?.spec?.replicas ?? 0);
       this.metrics.replicas.set({ kind: 'ready' }, sts?.status?.readyReplicas ?? 0);
-      this.scaler.observedStateChanged();
     });
+    // Decisions need every watch synced, so any of them syncing may be the moment to start the idle timer.
+    for (const informer of this.informers()) informer.onChange(() => this.scaler.observedStateChanged());
     let lastReady = '';
     this.backends.onChange(() => {
       const ready = this.backends.ready().map((b) => `${b.podName}=${b.host}:${b.port}`);

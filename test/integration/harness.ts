@@ -1,0 +1,288 @@
+// Shared setup for the integration suite: a namespace per test on the local cluster, buildkitd as a
+// StatefulSet at 0, the shipped RBAC, and the gateway as a real process with its ServiceAccount's token.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import type { TestContext } from 'node:test';
+import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { ensureCluster, type Cluster } from '../cluster/index.ts';
+
+export const repoRoot = resolve(import.meta.dirname, '..', '..');
+const gatewayEntry = join(repoRoot, 'dist', 'main.js');
+export const artifactsRoot = join(repoRoot, '.artifacts', 'integration');
+
+let clusterPromise: Promise<Cluster> | undefined;
+export function cluster(): Promise<Cluster> {
+  clusterPromise ??= ensureCluster({ requireNetns: true });
+  return clusterPromise;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, intervalMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`, { cause: lastError });
+    await sleep(intervalMs);
+  }
+}
+
+export interface BuildkitdSpec {
+  /** mock: the seed's socat echo; real: the built buildkitd; never-ready: echo whose readiness probe never passes. */
+  kind: 'mock' | 'real' | 'never-ready';
+  startDelayMs?: number;
+  terminationGraceSeconds?: number;
+}
+
+function statefulSetYaml(spec: BuildkitdSpec): string {
+  const container =
+    spec.kind === 'real'
+      ? `        - name: buildkitd
+          image: moby/buildkit:v0.18.2
+          args: ["--addr", "tcp://0.0.0.0:8273"]
+          readinessProbe: {tcpSocket: {port: 8273}, periodSeconds: 1}`
+      : `        - name: buildkitd
+          image: alpine/socat:latest
+          command: ["socat", "TCP4-LISTEN:8273,fork,reuseaddr", "EXEC:cat"]
+          readinessProbe: ${spec.kind === 'never-ready' ? '{exec: {command: ["false"]}, periodSeconds: 1}' : '{tcpSocket: {port: 8273}, periodSeconds: 1}'}`;
+  return `apiVersion: v1
+kind: Service
+metadata: {name: buildkitd-headless}
+spec:
+  clusterIP: None
+  selector: {app: buildkitd}
+  ports: [{name: buildkit, port: 8273, targetPort: 8273}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: buildkitd}
+spec:
+  replicas: 0
+  serviceName: buildkitd-headless
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: buildkitd}}
+  template:
+    metadata:
+      labels: {app: buildkitd}
+      annotations: {bka.test/start-delay-ms: "${spec.startDelayMs ?? 0}"}
+    spec:
+      terminationGracePeriodSeconds: ${spec.terminationGraceSeconds ?? 5}
+      containers:
+${container}
+`;
+}
+
+/** The Role, RoleBinding and ServiceAccount exactly as shipped in deploy/kubernetes, moved to `namespace`. */
+function shippedRbacYaml(namespace: string, options: { withoutScale?: boolean } = {}): string {
+  const files = ['01-serviceaccount.yaml', '02-role.yaml', '03-rolebinding.yaml'];
+  let yaml = files.map((f) => readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8')).join('\n---\n');
+  yaml = yaml.replace(/namespace: buildkit\b/g, `namespace: ${namespace}`);
+  if (options.withoutScale) {
+    const withoutScale = yaml.replace(/  - apiGroups: \["apps"\]\n    resources: \["statefulsets\/scale"\][\s\S]*?verbs: \[[^\]]*\]\n/, '');
+    assert.notEqual(withoutScale, yaml, 'the shipped Role has a statefulsets/scale rule to remove');
+    yaml = withoutScale;
+  }
+  return yaml;
+}
+
+export interface Gateway {
+  proxyPort: number;
+  metricsPort: number;
+  process: ChildProcess;
+  logs(): string;
+  events(): Array<Record<string, unknown>>;
+  metrics(): Promise<string>;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  readyz(): Promise<{ status: number; body: { ready: boolean; checks: Array<{ name: string; ok: boolean; reason?: string }> } }>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface Env {
+  cluster: Cluster;
+  namespace: string;
+  apps: AppsV1Api;
+  core: CoreV1Api;
+  artifacts: string;
+  replicas(): Promise<{ spec: number; ready: number }>;
+  setReplicas(n: number): Promise<void>;
+  startGateway(env?: Record<string, string>): Promise<Gateway>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/**
+ * A fresh namespace with buildkitd at 0 and the shipped RBAC. On failure the namespace's objects, events
+ * and every process log are left under .artifacts/integration/<test>.
+ */
+export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec | false; rbac?: { withoutScale?: boolean } } = {}): Promise<Env> {
+  const c = await cluster();
+  const namespace = await c.createNamespace('it');
+  const artifacts = join(artifactsRoot, `${t.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}-${namespace}`);
+  mkdirSync(artifacts, { recursive: true });
+  const kc = c.kubeConfig();
+  const apps = kc.makeApiClient(AppsV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const apply = async (yaml: string) => {
+    const result = await c.kubectl(['-n', namespace, 'apply', '-f', '-'], { input: yaml });
+    assert.equal(result.code, 0, result.stderr);
+  };
+  await apply(shippedRbacYaml(namespace, options.rbac));
+  if (options.buildkitd !== false) await apply(statefulSetYaml(options.buildkitd ?? { kind: 'mock' }));
+  const saKubeconfig = await c.serviceAccountKubeconfig(namespace, 'buildkitd-autoscaler');
+  const gateways: Gateway[] = [];
+
+  t.after(async () => {
+    for (const gateway of gateways) await gateway.stop('SIGKILL');
+    gateways.forEach((g, i) => writeFileSync(join(artifacts, `gateway-${i}.log`), g.logs()));
+    const failed = (t as unknown as { passed?: boolean }).passed === false;
+    if (failed || process.env['BKA_KEEP_ARTIFACTS'] === '1') await c.collectArtifacts(namespace, artifacts);
+    await c.deleteNamespace(namespace);
+  });
+
+  const env: Env = {
+    cluster: c,
+    namespace,
+    apps,
+    core,
+    artifacts,
+    async replicas() {
+      const sts = await apps.readNamespacedStatefulSet({ name: 'buildkitd', namespace });
+      return { spec: sts.spec?.replicas ?? 0, ready: sts.status?.readyReplicas ?? 0 };
+    },
+    async setReplicas(n) {
+      const result = await c.kubectl(['-n', namespace, 'scale', 'statefulset/buildkitd', `--replicas=${n}`]);
+      assert.equal(result.code, 0, result.stderr);
+    },
+    async startGateway(extraEnv = {}) {
+      const [proxyPort, metricsPort] = [await freePort(), await freePort()];
+      const child = spawn(process.execPath, [gatewayEntry], {
+        env: {
+          PATH: process.env['PATH'] ?? '',
+          KUBECONFIG_PATH: saKubeconfig,
+          BUILDKITD_STATEFULSET_NAMESPACE: namespace,
+          PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
+          METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
+          SCALE_DOWN_IDLE_TIMEOUT: '3s',
+          READY_WAIT_TIMEOUT: '60s',
+          SHUTDOWN_GRACE_PERIOD: '10s',
+          LOG_LEVEL: 'debug',
+          ...extraEnv,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = once(child, 'exit').then(([code]) => code as number | null);
+      const base = `http://127.0.0.1:${metricsPort}`;
+      const gateway: Gateway = {
+        proxyPort,
+        metricsPort,
+        process: child,
+        logs: () => output,
+        events: () =>
+          output
+            .split('\n')
+            .filter((line) => line.startsWith('{'))
+            .map((line) => JSON.parse(line) as Record<string, unknown>),
+        metrics: async () => (await fetch(`${base}/metrics`)).text(),
+        async metric(name, labels = {}) {
+          const text = await gateway.metrics();
+          const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+          let sum = 0;
+          for (const line of text.split('\n')) {
+            const match = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
+            if (!match || match[1] !== name) continue;
+            if (wanted.every((w) => (match[2] ?? '').includes(w))) sum += Number(match[3]);
+          }
+          return sum;
+        },
+        async readyz() {
+          const response = await fetch(`${base}/readyz`);
+          return { status: response.status, body: (await response.json()) as Awaited<ReturnType<Gateway['readyz']>>['body'] };
+        },
+        async stop(signal = 'SIGTERM') {
+          if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+          child.kill(signal);
+          return exited;
+        },
+      };
+      gateways.push(gateway);
+      await waitFor('gateway metrics endpoint', async () => (await fetch(`${base}/healthz`)).ok, 20_000);
+      await waitFor('gateway proxy listening', () => output.includes('proxy listening'), 20_000);
+      return gateway;
+    },
+  };
+  return env;
+}
+
+/**
+ * Sends `payload`, waits until as many bytes came back, then closes and collects the rest. It does not
+ * half-close first: the mock buildkitd (socat EXEC:cat) drops the reply when cat has not answered within
+ * socat's 0.5 s half-close timeout, which happens on a loaded 2-core machine with 50 forks at once.
+ */
+export function echoExchange(port: number, payload: Buffer | string): Promise<{ reply: Buffer; error: Error | undefined; ms: number }> {
+  const started = Date.now();
+  const expected = Buffer.byteLength(payload);
+  return new Promise((resolvePromise) => {
+    const socket: Socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let error: Error | undefined;
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      received += d.length;
+      if (received >= expected) socket.end();
+    });
+    socket.on('error', (e) => (error = e));
+    socket.on('end', () => socket.end());
+    socket.on('close', () => resolvePromise({ reply: Buffer.concat(chunks), error, ms: Date.now() - started }));
+    socket.write(payload);
+  });
+}
+
+/** An open connection that echoes: write, read back exactly that many bytes. */
+export async function openEcho(port: number): Promise<{ socket: Socket; roundTrip(data: Buffer): Promise<Buffer>; closed: Promise<Error | undefined> }> {
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  let error: Error | undefined;
+  socket.on('error', (e) => (error = e));
+  const closed = once(socket, 'close').then(() => error);
+  await once(socket, 'connect');
+  let buffered = Buffer.alloc(0);
+  const waiters: Array<() => void> = [];
+  socket.on('data', (d: Buffer) => {
+    buffered = Buffer.concat([buffered, d]);
+    waiters.splice(0).forEach((w) => w());
+  });
+  socket.on('close', () => waiters.splice(0).forEach((w) => w()));
+  return {
+    socket,
+    closed,
+    async roundTrip(data) {
+      socket.write(data);
+      while (buffered.length < data.length) {
+        if (socket.destroyed || socket.readableEnded) throw new Error(`connection closed after ${buffered.length} of ${data.length} bytes`);
+        await new Promise<void>((r) => waiters.push(r));
+      }
+      const out = buffered.subarray(0, data.length);
+      buffered = buffered.subarray(data.length);
+      return out;
+    },
+  };
+}
