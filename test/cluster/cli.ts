@@ -1,5 +1,6 @@
 // CLI of the local control plane: npm run cluster -- <up|down|status|exec -- cmd...|kubeconfig-sa>
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { clusterPaths, inNetns, netnsExists, nsenterArgs, readInfo } from './common.ts';
 import { down, health, up, upInner } from './control-plane.ts';
 import { execEnv } from './index.ts';
@@ -8,7 +9,9 @@ const USAGE = `usage: npm run cluster -- <command> [--name NAME]
   up                 bring the cluster up (idempotent; builds the binaries the first time)
   down [--purge]     stop every process, delete every netns (--purge: also remove the state dir)
   status             kubeconfig path, netns, health of each component
-  exec -- CMD...     run CMD inside the cluster netns with KUBECONFIG set and the built binaries first on PATH
+  exec [--dns] -- CMD...
+                     run CMD inside the cluster netns with KUBECONFIG set and the built binaries first on PATH;
+                     --dns: in an own mount namespace (slave of the host) whose /etc/resolv.conf points at the cluster DNS
 env: BKA_CLUSTER_NAME (default "default"), BKA_CACHE_DIR (default ~/.cache/buildkitd-autoscaler)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -57,7 +60,13 @@ async function main(argv: string[]): Promise<number> {
         return 1;
       }
       const env = execEnv(info);
-      const [file, args] = inNetns(p.netns) ? [rest[0] ?? '', rest.slice(1)] : ['nsenter', [...nsenterArgs(p.netns), ...rest]];
+      let cmdv = rest;
+      if (own.includes('--dns')) {
+        const resolv = path.join(p.stateDir, 'resolv.conf');
+        cmdv = ['unshare', '--mount', '--propagation', 'slave', '--', 'sh', '-c',
+          `mount --bind '${resolv}' /etc/resolv.conf || exit 121; exec "$@"`, 'sh', ...rest];
+      }
+      const [file, args] = inNetns(p.netns) ? [cmdv[0] ?? '', cmdv.slice(1)] : ['nsenter', [...nsenterArgs(p.netns), ...cmdv]];
       const child = spawn(file, args, { stdio: 'inherit', env });
       const forward = (s: NodeJS.Signals) => () => child.kill(s);
       process.on('SIGINT', forward('SIGINT'));

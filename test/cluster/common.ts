@@ -164,6 +164,26 @@ export function inNetns(netns: string): boolean {
   }
 }
 
+/**
+ * `nsenter --mount` into the init mount namespace when this process runs in a private one (e.g. under
+ * `exec --dns`): named netns (bind mounts under /run/netns) and daemons must live in the host's mount
+ * namespace, or `down` and other processes would not see them. Empty when already there.
+ */
+export function hostMountArgs(): string[] {
+  try {
+    if (fs.statSync('/proc/self/ns/mnt').ino !== fs.statSync('/proc/1/ns/mnt').ino) return ['--mount=/proc/1/ns/mnt'];
+  } catch {
+    /* no access to pid 1: assume the same namespace */
+  }
+  return [];
+}
+
+/** Runs `ip ...` in the host mount namespace. */
+export function ipArgv(args: readonly string[]): [string, string[]] {
+  const m = hostMountArgs();
+  return m.length ? ['nsenter', [...m, '--', 'ip', ...args]] : ['ip', [...args]];
+}
+
 /** Prefix that runs a command inside a named netns (nothing else is entered: same mounts, same pid ns). */
 export function nsenterArgs(netns: string): string[] {
   return [`--net=${netnsPath(netns)}`, '--'];

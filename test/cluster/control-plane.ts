@@ -6,10 +6,11 @@ import https from 'node:https';
 import path from 'node:path';
 import {
   API_PORT, API_URL, BINARIES, BRIDGE, BRIDGE_IP, NODE_NAME, POD_PREFIX_LEN, REPO_ROOT, SA_ISSUER, SERVICE_CIDR,
-  binDir, clusterNetnses, clusterPaths, inNetns, netnsExists, netnsInode, netnsPath, nsenterArgs, pidAlive, pidsInNetns, readInfo,
+  binDir, clusterNetnses, clusterPaths, hostMountArgs, inNetns, ipArgv, netnsExists, netnsInode, netnsPath, nsenterArgs, pidAlive, pidsInNetns, readInfo,
   run, runOk, sleep, waitFor, which, type ClusterInfo, type ClusterPaths,
 } from './common.ts';
 import { kubeconfigYaml, makePki, pkiFiles } from './pki.ts';
+import { resolvConf } from './services.ts';
 
 export type Logger = (line: string) => void;
 const defaultLog: Logger = (l) => process.stderr.write(`[cluster] ${l}\n`);
@@ -76,8 +77,9 @@ const commands: Record<string, { cmd: string; args: string[] }> = {};
 
 function startDaemon(p: ClusterPaths, name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
   commands[name] = { cmd, args };
-  if (!inNetns(p.netns)) {
-    args = [...nsenterArgs(p.netns), cmd, ...args];
+  const mnt = hostMountArgs();
+  if (!inNetns(p.netns) || mnt.length) {
+    args = [...mnt, ...nsenterArgs(p.netns), cmd, ...args];
     cmd = 'nsenter';
   }
   const logFile = path.join(p.logDir, `${name}.log`);
@@ -177,8 +179,8 @@ async function upLocked(p: ClusterPaths, log: Logger): Promise<UpResult> {
     await downLocked(p, log, false);
   }
   log(`creating netns ${p.netns} with bridge ${BRIDGE} ${BRIDGE_IP}/${POD_PREFIX_LEN}`);
-  await runOk('ip', ['netns', 'add', p.netns]);
-  const ipn = (...a: string[]) => runOk('ip', ['-n', p.netns, ...a]);
+  await runOk(...ipArgv(['netns', 'add', p.netns]));
+  const ipn = (...a: string[]) => runOk(...ipArgv(['-n', p.netns, ...a]));
   await ipn('link', 'set', 'lo', 'up');
   await ipn('link', 'add', BRIDGE, 'type', 'bridge');
   await ipn('addr', 'add', `${BRIDGE_IP}/${POD_PREFIX_LEN}`, 'dev', BRIDGE);
@@ -209,6 +211,7 @@ export async function upInner(name: string, bins: string, t0: number, log: Logge
   fs.writeFileSync(p.kubeconfig, kubeconfigYaml({ server: API_URL, caCert: pki.caCert, user: 'bka-admin', clientCert: pki.adminCert, clientKey: pki.adminKey }), { mode: 0o600 });
   const localKubeconfig = path.join(p.stateDir, 'kubeconfig.local');
   fs.writeFileSync(localKubeconfig, kubeconfigYaml({ server: `https://127.0.0.1:${API_PORT}`, caCert: pki.caCert, user: 'bka-admin', clientCert: pki.adminCert, clientKey: pki.adminKey }), { mode: 0o600 });
+  fs.writeFileSync(path.join(p.stateDir, 'resolv.conf'), resolvConf('default'));
   const pids: Record<string, number> = {};
   const bin = (b: string) => path.join(bins, b);
 
@@ -347,7 +350,7 @@ async function downLocked(p: ClusterPaths, log: Logger, _purge: boolean): Promis
     await sleep(200);
   }
   for (const n of nses.sort((a, b) => b.length - a.length)) {
-    const r = await run('ip', ['netns', 'del', n]);
+    const r = await run(...ipArgv(['netns', 'del', n]));
     if (r.code !== 0) log(`ip netns del ${n}: ${r.stderr.trim()}`);
   }
   if (nses.length) log(`deleted netns ${nses.join(', ')}`);
