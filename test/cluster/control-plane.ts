@@ -43,8 +43,10 @@ function binariesPresent(dir: string): boolean {
 /** Runs scripts/build-binaries.sh (skips what is built); returns the bin dir. */
 export async function ensureBinaries(log: Logger = defaultLog): Promise<string> {
   const dir = binDir();
-  if (binariesPresent(dir)) return dir;
-  log(`building binaries into ${dir} (first time only; takes a long while on 2 cores)`);
+  const debsMissing = ['socat', 'runc', 'ip', 'openssl'].some((c) => !which(c));
+  if (binariesPresent(dir) && !debsMissing) return dir;
+  if (!binariesPresent(dir)) log(`building binaries into ${dir} (first time only; takes a long while on 2 cores)`);
+  else log('installing missing Debian packages (scripts/build-binaries.sh)');
   const code = await new Promise<number>((resolve, reject) => {
     const c = spawn('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
     c.on('error', reject);
@@ -166,9 +168,13 @@ export async function up(opts: { name?: string; log?: Logger } = {}): Promise<Up
 
 async function upLocked(p: ClusterPaths, log: Logger): Promise<UpResult> {
   const t0 = Date.now();
-  const problems = checkRequirements({ needGo: !binariesPresent(binDir()) });
-  if (problems.length) throw new Error(`cannot run the local cluster:\n  - ${problems.join('\n  - ')}`);
+  // Platform, root and Go first; then the build script installs missing Debian packages and builds
+  // missing binaries; then everything is checked once more.
+  const early = checkRequirements({ needGo: !binariesPresent(binDir()) }).filter((m) => !/^missing `(socat|runc|ip|openssl)`/.test(m));
+  if (early.length) throw new Error(`cannot run the local cluster:\n  - ${early.join('\n  - ')}`);
   const bins = await ensureBinaries(log);
+  const problems = checkRequirements({ needGo: false });
+  if (problems.length) throw new Error(`cannot run the local cluster:\n  - ${problems.join('\n  - ')}`);
   const h = await health(p.name);
   if (h.healthy && h.info) {
     log(`cluster ${p.name} is already up and healthy (netns ${p.netns}, kubeconfig ${p.kubeconfig})`);
