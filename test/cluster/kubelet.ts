@@ -89,6 +89,7 @@ interface PodRt {
   /** Aborts a pending start delay when the pod is deleted. */
   abort: AbortController;
   startPromise?: Promise<void>;
+  sandboxRemoved?: boolean;
 }
 
 function sleepAbortable(ms: number, signal: AbortSignal): Promise<void> {
@@ -293,6 +294,8 @@ class Kubelet {
   }
 
   async removeSandbox(rt: PodRt): Promise<void> {
+    if (rt.sandboxRemoved) return;
+    rt.sandboxRemoved = true;
     if (rt.netns) {
       const ino = netnsInode(netnsPath(rt.netns));
       if (ino !== undefined) {
@@ -657,6 +660,9 @@ class Kubelet {
       const all = [...rt.ctrs.values()];
       if (all.every((x) => 'terminated' in x.state)) {
         rt.phaseOverride = all.every((x) => 'terminated' in x.state && x.state.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
+        // A finished pod keeps its status (and podIP) but no longer holds a network namespace.
+        clearTimeout(rt.refreshTimer);
+        this.removeSandbox(rt).catch((e: unknown) => log(`${rt.ns}/${rt.name}: sandbox removal: ${errMsg(e)}`));
       }
       this.markDirty(rt);
       return;
