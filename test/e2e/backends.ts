@@ -8,6 +8,7 @@ import { currentCluster, type Cluster } from '../cluster/index.ts';
 import { run, runOk, type RunResult } from '../cluster/common.ts';
 
 export const BACKENDS = ['local', 'kind', 'minikube', 'docker-desktop', 'existing'] as const;
+export const GATEWAY_SERVICE = 'buildkitd-autoscaler';
 export type BackendName = (typeof BACKENDS)[number];
 
 export interface Endpoint {
@@ -24,7 +25,7 @@ export interface GatewayAccess {
 export interface Backend {
   name: BackendName;
   kubectl(args: readonly string[], input?: string): Promise<RunResult>;
-  /** Reaches the proxy and metrics ports of the (one) running gateway pod. */
+  /** Reaches the gateway's proxy and metrics ports (its Service where this process can, else the pod). */
   gatewayAccess(namespace: string, pod: string): Promise<GatewayAccess>;
   /** stdout+stderr of a container, as far as it goes. */
   containerLog(namespace: string, pod: string, container: string): Promise<string>;
@@ -35,16 +36,23 @@ function kubectlRunner(): Backend['kubectl'] {
   return (args, input) => run('kubectl', args, input === undefined ? {} : { input });
 }
 
-/** Local control plane: pod IPs are routable because this process runs inside the cluster netns. */
+/**
+ * Local control plane: this process runs inside the cluster netns, where the process kubelet's
+ * userspace proxy serves Service ClusterIPs, so clients go through the gateway's Service as in a pod.
+ */
 function localBackend(cluster: Cluster): Backend {
   const kubectl = kubectlRunner();
   return {
     name: 'local',
     kubectl,
-    async gatewayAccess(namespace, pod) {
-      const ip = (await runOk('kubectl', ['-n', namespace, 'get', 'pod', pod, '-o', 'jsonpath={.status.podIP}'])).trim();
-      if (!ip) throw new Error(`gateway pod ${pod} has no IP`);
-      return { proxy: { host: ip, port: 8080 }, metrics: { host: ip, port: 9090 }, close: () => undefined };
+    async gatewayAccess(namespace) {
+      const service = JSON.parse(await runOk('kubectl', ['-n', namespace, 'get', 'service', GATEWAY_SERVICE, '-o', 'json'])) as {
+        spec: { clusterIP?: string; ports?: { name?: string; port: number }[] };
+      };
+      const ip = service.spec.clusterIP;
+      const port = (name: string) => service.spec.ports?.find((p) => p.name === name)?.port ?? 0;
+      if (!ip || ip === 'None') throw new Error(`Service ${GATEWAY_SERVICE} has no ClusterIP`);
+      return { proxy: { host: ip, port: port('buildkit') }, metrics: { host: ip, port: port('metrics') }, close: () => undefined };
     },
     async containerLog(namespace, pod, container) {
       return readFile(cluster.podLogPath(namespace, pod, container), 'utf8').catch(() => '');

@@ -2,8 +2,12 @@
 // checked through the shipped manifests on a real cluster. Each returns one line of what it observed;
 // a failed expectation throws. They run in order and build on each other's state.
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
+import { run } from '../cluster/common.ts';
 import type { Backend, GatewayAccess } from './backends.ts';
 import { echoRoundTrip, httpGet, metricSum } from './clients.ts';
 import type { Timeline } from './timeline.ts';
@@ -15,6 +19,10 @@ export interface Settings {
   idleTimeoutS: number;
   readyWaitS: number;
   burst: number;
+  /** endpoints or dns (BUILDKITD_BACKEND_DISCOVERY). */
+  discovery: string;
+  /** mock: socat echo in place of buildkitd; real: the example's moby/buildkit, driven with buildctl. */
+  buildkitd: 'mock' | 'real';
 }
 
 export interface Context {
@@ -56,8 +64,17 @@ async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
   assert.equal(ready.length, 1, `expected one ready gateway pod, found ${ready.length} of ${pods.items.length}`);
   ctx.access?.close();
   ctx.gatewayPod = ready[0];
-  ctx.access = await ctx.backend.gatewayAccess(ctx.namespace, ready[0] ?? '');
-  return ctx.access;
+  const gw = await ctx.backend.gatewayAccess(ctx.namespace, ready[0] ?? '');
+  ctx.access = gw;
+  // The Service may still point at nothing for a moment after a new pod got Ready.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const status = await httpGet(gw.metrics, '/readyz').then((r) => r.status, () => 0);
+    if (status === 200) break;
+    if (Date.now() > deadline) throw new Error(`/readyz of ${ready[0] ?? ''} answered ${status} for 60s`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return gw;
 }
 
 function access(ctx: Context): GatewayAccess {
@@ -84,22 +101,39 @@ function payload(): string {
   return `e2e-${process.pid}-${++payloadCounter}-${Math.random().toString(36).slice(2)}\n`;
 }
 
-export const SCENARIOS: Scenario[] = [
-  {
-    name: 'install',
-    promise: 'the shipped manifests install; the gateway becomes ready with its own ServiceAccount; buildkitd stays at 0',
-    async run(ctx) {
-      const t0 = ctx.timeline.now();
-      await ctx.install();
-      const gw = await connectToGateway(ctx);
-      const readyz = await httpGet(gw.metrics, '/readyz');
-      assert.equal(readyz.status, 200, `/readyz answered ${readyz.status}: ${readyz.body}`);
-      assert.equal(ctx.timeline.replicas, 0, 'buildkitd is not at 0 replicas after install');
-      const took = ctx.timeline.now() - t0;
-      ctx.figures.set('install to gateway ready', seconds(took));
-      return `gateway ${ctx.gatewayPod ?? ''} ready after ${seconds(took)}; /readyz 200; StatefulSet at 0`;
-    },
+const install: Scenario = {
+  name: 'install',
+  promise: 'the shipped manifests install; the gateway becomes ready with its own ServiceAccount; buildkitd stays at 0',
+  async run(ctx) {
+    const t0 = ctx.timeline.now();
+    await ctx.install();
+    const gw = await connectToGateway(ctx);
+    const readyz = await httpGet(gw.metrics, '/readyz');
+    assert.equal(readyz.status, 200, `/readyz answered ${readyz.status}: ${readyz.body}`);
+    assert.equal(ctx.timeline.replicas, 0, 'buildkitd is not at 0 replicas after install');
+    const took = ctx.timeline.now() - t0;
+    ctx.figures.set('install to gateway ready', seconds(took));
+    return `gateway ${ctx.gatewayPod ?? ''} ready after ${seconds(took)}; /readyz 200; StatefulSet at 0`;
   },
+};
+
+const idleScaleDown: Scenario = {
+  name: 'idle-scale-down',
+  promise: 'after the last connection closes and the idle timeout passes, buildkitd goes back to 0, and not before',
+  async run(ctx) {
+    const closedAt = ctx.timeline.now();
+    const zeroAt = await waitForZero(ctx, 'scale-down to 0');
+    const after = zeroAt - closedAt;
+    const scaleDownWrite = ctx.timeline.entries.find((e) => e.source === 'statefulset' && e.t >= closedAt && e.replicas === 0);
+    const writeAfter = (scaleDownWrite?.t ?? zeroAt) - closedAt;
+    assert.ok(writeAfter >= ctx.settings.idleTimeoutS * 1000 - 1000, `scaled to 0 after ${seconds(writeAfter)}, before the ${ctx.settings.idleTimeoutS}s idle timeout`);
+    ctx.figures.set('last close to replicas=0 written', `${seconds(writeAfter)} (idle timeout ${ctx.settings.idleTimeoutS}s)`);
+    return `replicas=0 written ${seconds(writeAfter)} after the last close; no pod left after ${seconds(after)}`;
+  },
+};
+
+export const SCENARIOS: Scenario[] = [
+  install,
   {
     name: 'wake-on-connect',
     promise: 'a client connecting while buildkitd is at 0 is held, buildkitd is scaled to 1, and the client is served',
@@ -155,20 +189,7 @@ export const SCENARIOS: Scenario[] = [
       return `one connection open ${seconds(holdMs)} (idle timeout ${ctx.settings.idleTimeoutS}s): still echoing, no scale-down`;
     },
   },
-  {
-    name: 'idle-scale-down',
-    promise: 'after the last connection closes and the idle timeout passes, buildkitd goes back to 0, and not before',
-    async run(ctx) {
-      const closedAt = ctx.timeline.now();
-      const zeroAt = await waitForZero(ctx, 'scale-down to 0');
-      const after = zeroAt - closedAt;
-      const scaleDownWrite = ctx.timeline.entries.find((e) => e.source === 'statefulset' && e.t >= closedAt && e.replicas === 0);
-      const writeAfter = (scaleDownWrite?.t ?? zeroAt) - closedAt;
-      assert.ok(writeAfter >= ctx.settings.idleTimeoutS * 1000 - 1000, `scaled to 0 after ${seconds(writeAfter)}, before the ${ctx.settings.idleTimeoutS}s idle timeout`);
-      ctx.figures.set('last close to replicas=0 written', `${seconds(writeAfter)} (idle timeout ${ctx.settings.idleTimeoutS}s)`);
-      return `replicas=0 written ${seconds(writeAfter)} after the last close; no pod left after ${seconds(after)}`;
-    },
-  },
+  idleScaleDown,
   {
     name: 'burst-at-zero',
     promise: 'many clients connecting at once while buildkitd is at 0 are all held and all served; none is refused',
@@ -229,3 +250,41 @@ export const SCENARIOS: Scenario[] = [
     },
   },
 ];
+
+/** A real build through the gateway: buildctl wakes buildkitd, builds a FROM scratch image offline. */
+const realBuild: Scenario = {
+  name: 'real-build',
+  promise: 'buildctl through the gateway at 0 replicas wakes buildkitd and completes a build (gRPC over the spliced connection)',
+  async run(ctx) {
+    assert.equal(ctx.timeline.replicas, 0, 'precondition: buildkitd at 0');
+    const gw = access(ctx);
+    const addr = `tcp://${gw.proxy.host}:${gw.proxy.port}`;
+    const dir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-build-'));
+    try {
+      const marker = `built through the gateway ${Date.now()}\n`;
+      await writeFile(path.join(dir, 'hello.txt'), marker);
+      // No `# syntax=` line: the built-in frontend needs nothing from a registry.
+      await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY hello.txt /hello.txt\n');
+      await mkdir(path.join(dir, 'out'));
+      const started = performance.now();
+      const timeout = String(ctx.settings.readyWaitS + 30);
+      const workers = await run('buildctl', ['--addr', addr, '--timeout', timeout, 'debug', 'workers']);
+      assert.equal(workers.code, 0, `buildctl debug workers: ${workers.stderr.trim()}`);
+      const woke = performance.now() - started;
+      const build = await run('buildctl', [
+        '--addr', addr, '--timeout', timeout, 'build', '--frontend', 'dockerfile.v0',
+        '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--output', `type=local,dest=${path.join(dir, 'out')}`,
+      ]);
+      assert.equal(build.code, 0, `buildctl build: ${build.stderr.trim().split('\n').slice(-5).join(' / ')}`);
+      assert.equal(await readFile(path.join(dir, 'out', 'hello.txt'), 'utf8'), marker, 'the build output is not the file that was built');
+      ctx.served += 2;
+      ctx.figures.set('real buildkitd: connect at 0 to `debug workers` answered', seconds(woke));
+      ctx.figures.set('real build (FROM scratch + COPY) through the gateway', seconds(performance.now() - started - woke));
+      return `debug workers answered after ${seconds(woke)} (wake included); build output matches`;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+export const REAL_SCENARIOS: Scenario[] = [install, realBuild, idleScaleDown];
