@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
+import { CHART_DIR, helm, runTool } from '../deploy/tools.ts';
 import { BACKENDS, type BackendName, makeBackend } from './backends.ts';
 import { type Context, REAL_SCENARIOS, SCENARIOS, type Settings, STATEFULSET } from './scenarios.ts';
 import { Timeline } from './timeline.ts';
@@ -21,10 +22,25 @@ interface Outcome {
   observed: string;
 }
 
-function overlay(namespace: string, image: string, settings: Settings, dir: string): string {
+function splitImage(image: string): [name: string, tag: string] {
   const colon = image.lastIndexOf(':');
-  const [name, tag] = colon > image.lastIndexOf('/') ? [image.slice(0, colon), image.slice(colon + 1)] : [image, 'latest'];
+  return colon > image.lastIndexOf('/') ? [image.slice(0, colon), image.slice(colon + 1)] : [image, 'latest'];
+}
+
+/** The kustomize overlay: the example buildkitd (mocked unless real), and the gateway unless Helm installs it. */
+function overlay(namespace: string, image: string, settings: Settings, dir: string): string {
+  const [name, tag] = splitImage(image);
   const rel = (p: string) => path.relative(dir, path.join(REPO_ROOT, p));
+  const mock = settings.buildkitd === 'mock' ? MOCK_PATCH : '';
+  if (settings.install === 'helm') {
+    return `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: ${namespace}
+resources:
+  - ${rel('deploy/kubernetes/buildkitd')}
+patches:
+${mock}`;
+  }
   return `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 namespace: ${namespace}
@@ -59,7 +75,27 @@ patches:
                     value: debug
                   - name: BUILDKITD_BACKEND_DISCOVERY
                     value: ${settings.discovery}
-${settings.buildkitd === 'mock' ? MOCK_PATCH : ''}`;
+${mock}`;
+}
+
+/** The chart with the E2E settings; fullnameOverride keeps the names the scenarios use. */
+function helmArgs(namespace: string, image: string, settings: Settings): string[] {
+  const [name, tag] = splitImage(image);
+  const set = {
+    fullnameOverride: 'buildkitd-autoscaler',
+    'image.repository': name,
+    'image.tag': tag,
+    'gateway.idleTimeout': `${settings.idleTimeoutS}s`,
+    'gateway.readyWaitTimeout': `${settings.readyWaitS}s`,
+    'gateway.logLevel': 'debug',
+    'gateway.backendDiscovery': settings.discovery,
+  };
+  // The chart's own StatefulSet for real buildkitd; the mocked example StatefulSet otherwise.
+  return [
+    'install', 'bka', CHART_DIR, '--namespace', namespace,
+    ...Object.entries(set).flatMap(([k, v]) => ['--set-string', `${k}=${v}`]),
+    '--set', `buildkitd.enabled=${settings.buildkitd === 'real'}`,
+  ];
 }
 
 const MOCK_PATCH = `  # The mock buildkitd: socat echoing every connection, on the same port, probes and Service.
@@ -117,7 +153,7 @@ function renderReport(input: {
     `**${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}** in ${input.seconds.toFixed(0)}s — started ${input.startedAt.toISOString()}`,
     '',
     `- Kubernetes server: ${input.serverVersion}`,
-    `- gateway image: \`${input.image}\`, from deploy/kubernetes (overlay: namespace \`${input.namespace}\`, SCALE_DOWN_IDLE_TIMEOUT=${input.settings.idleTimeoutS}s, READY_WAIT_TIMEOUT=${input.settings.readyWaitS}s, BUILDKITD_BACKEND_DISCOVERY=${input.settings.discovery})`,
+    `- gateway image: \`${input.image}\`, installed with ${input.settings.install === 'helm' ? 'the Helm chart' : 'deploy/kubernetes'} (namespace \`${input.namespace}\`, SCALE_DOWN_IDLE_TIMEOUT=${input.settings.idleTimeoutS}s, READY_WAIT_TIMEOUT=${input.settings.readyWaitS}s, BUILDKITD_BACKEND_DISCOVERY=${input.settings.discovery})`,
     input.settings.buildkitd === 'mock'
       ? '- buildkitd: the example StatefulSet with an echo mock (`alpine/socat`) on port 8273'
       : '- buildkitd: the example StatefulSet as shipped (`moby/buildkit:v0.18.2`), driven with buildctl',
@@ -164,6 +200,7 @@ async function main(): Promise<number> {
       burst: { type: 'string', default: '25' },
       discovery: { type: 'string', default: 'endpoints' },
       buildkitd: { type: 'string', default: 'mock' },
+      install: { type: 'string', default: 'kustomize' },
       'keep-namespace': { type: 'boolean', default: false },
     },
   });
@@ -171,12 +208,14 @@ async function main(): Promise<number> {
   if (!backendName) throw new Error(`--backend must be one of ${BACKENDS.join(', ')}`);
   if (values.buildkitd !== 'mock' && values.buildkitd !== 'real') throw new Error('--buildkitd must be mock or real');
   if (values.discovery !== 'endpoints' && values.discovery !== 'dns') throw new Error('--discovery must be endpoints or dns');
+  if (values.install !== 'kustomize' && values.install !== 'helm') throw new Error('--install must be kustomize or helm');
   const settings: Settings = {
     idleTimeoutS: Number(values['idle-timeout']),
     readyWaitS: Number(values['ready-wait']),
     burst: Number(values.burst),
     discovery: values.discovery,
     buildkitd: values.buildkitd,
+    install: values.install,
   };
   const scenarios = settings.buildkitd === 'real' ? REAL_SCENARIOS : SCENARIOS;
   const reportDir = path.resolve(values['report-dir']);
@@ -199,13 +238,23 @@ async function main(): Promise<number> {
     diagnostics: [],
     served: 0,
     async install() {
-      await writeFile(path.join(workDir, 'kustomization.yaml'), overlay(namespace, values.image, settings, workDir));
-      const rendered = await backend.kubectl(['kustomize', workDir]);
-      if (rendered.code !== 0) throw new Error(`kubectl kustomize: ${rendered.stderr}`);
-      await writeFile(path.join(reportDir, 'applied.yaml'), rendered.stdout);
-      // The Namespace comes first in the rendering; the watches need it before the rest exists.
-      const applied = await backend.kubectl(['apply', '--server-side', '-f', '-'], rendered.stdout);
-      if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
+      if (settings.install === 'helm') {
+        const created = await backend.kubectl(['create', 'namespace', namespace]);
+        if (created.code !== 0) throw new Error(`kubectl create namespace: ${created.stderr}`);
+      }
+      if (settings.install === 'kustomize' || settings.buildkitd === 'mock') {
+        await writeFile(path.join(workDir, 'kustomization.yaml'), overlay(namespace, values.image, settings, workDir));
+        const rendered = await backend.kubectl(['kustomize', workDir]);
+        if (rendered.code !== 0) throw new Error(`kubectl kustomize: ${rendered.stderr}`);
+        await writeFile(path.join(reportDir, 'applied.yaml'), rendered.stdout);
+        // The Namespace comes first in the rendering; the watches need it before the rest exists.
+        const applied = await backend.kubectl(['apply', '--server-side', '-f', '-'], rendered.stdout);
+        if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
+      }
+      if (settings.install === 'helm') {
+        const installed = await runTool(await helm(), helmArgs(namespace, values.image, settings));
+        if (installed.code !== 0) throw new Error(`helm install: ${installed.stderr}`);
+      }
       await timeline.watch(namespace, STATEFULSET);
       await timeline.until('the StatefulSet in the watch', () => timeline.replicas !== undefined, 30_000);
     },

@@ -23,6 +23,8 @@ export interface Settings {
   discovery: string;
   /** mock: socat echo in place of buildkitd; real: the example's moby/buildkit, driven with buildctl. */
   buildkitd: 'mock' | 'real';
+  /** kustomize: deploy/kubernetes; helm: charts/buildkitd-autoscaler. */
+  install: 'kustomize' | 'helm';
 }
 
 export interface Context {
@@ -242,8 +244,12 @@ export const SCENARIOS: Scenario[] = [
       assert.equal(result.ok, false, 'the client was served by a pod that is not ready');
       assert.notEqual(result.failure, 'timeout', `the client was not closed within ${readyWaitS + 60}s`);
       assert.ok(result.elapsedMs >= readyWaitS * 1000 - 500, `closed after ${seconds(result.elapsedMs)}, before the ${readyWaitS}s deadline`);
-      const log = await ctx.backend.containerLog(ctx.namespace, ctx.gatewayPod ?? '', 'gateway');
-      assert.match(log, /BKA_READY_TIMEOUT/, 'the gateway log does not name the cause (BKA_READY_TIMEOUT)');
+      // The log line may land just after the socket closed (asynchronous logging): give it a moment.
+      const logDeadline = Date.now() + 15_000;
+      while (!/BKA_READY_TIMEOUT/.test(await ctx.backend.containerLog(ctx.namespace, ctx.gatewayPod ?? '', 'gateway'))) {
+        assert.ok(Date.now() < logDeadline, 'the gateway log does not name the cause (BKA_READY_TIMEOUT)');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
       const { body } = await httpGet(gw.metrics, '/metrics');
       ctx.figures.set(`never ready: client closed after (deadline ${readyWaitS}s)`, seconds(result.elapsedMs));
       return `client ${result.failure ?? ''} after ${seconds(result.elapsedMs)}; log names BKA_READY_TIMEOUT; bka_errors_total ${metricSum(body, 'bka_errors_total') ?? 'absent'}`;
