@@ -229,6 +229,48 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: 'drain-on-sigterm',
+    promise: 'when the gateway pod is deleted (rollout, node drain), an open connection keeps working until the client closes it',
+    async run(ctx) {
+      const gw = access(ctx);
+      const oldPod = ctx.gatewayPod ?? '';
+      const socket = net.connect(gw.proxy.port, gw.proxy.host);
+      const lines: string[] = [];
+      let buffered = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => {
+        buffered += chunk;
+        const parts = buffered.split('\n');
+        buffered = parts.pop() ?? '';
+        lines.push(...parts);
+      });
+      let closedByGateway = false;
+      socket.on('end', () => (closedByGateway = true));
+      socket.on('error', () => (closedByGateway = true));
+      let closedAt = 0;
+      try {
+        const first = payload();
+        socket.write(first);
+        await ctx.timeline.until('the echo before SIGTERM', () => lines.includes(first.trim()), ctx.settings.readyWaitS * 1000 + 30_000);
+        await kubectlOk(ctx, ['delete', 'pod', oldPod, '--wait=false']);
+        ctx.timeline.mark(`deleted gateway pod ${oldPod} (SIGTERM) with a connection open`);
+        await new Promise((resolve) => setTimeout(resolve, 5000));
+        const second = payload();
+        socket.write(second);
+        await ctx.timeline.until('the echo 5s after SIGTERM', () => lines.includes(second.trim()), 15_000);
+        assert.equal(closedByGateway, false, 'the gateway closed the connection while draining');
+      } finally {
+        socket.destroy();
+        closedAt = ctx.timeline.now();
+        ctx.timeline.mark('client closed the draining connection');
+      }
+      ctx.served++;
+      const gone = await ctx.timeline.until(`${oldPod} to exit`, () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${oldPod}: deleted`), 60_000);
+      ctx.figures.set('draining gateway gone after its last connection closed', seconds(gone - closedAt));
+      await connectToGateway(ctx);
+      return `echo 5s after SIGTERM on the open connection; old pod gone ${seconds(gone - closedAt)} after the client closed; new gateway ${ctx.gatewayPod ?? ''} ready`;
+    },
+  },
+  {
     name: 'never-ready',
     promise: 'when buildkitd never becomes ready, a held client is closed at its deadline and the gateway says why',
     async run(ctx) {
