@@ -11,7 +11,7 @@ import { load } from 'js-yaml';
 import { CASES, isRecord, leafPaths, RELEASE_NAMESPACE, undocumentedLeaves, type Values, withValue } from './chart-cases.ts';
 import { CHART_DIR, helmTemplate, type Manifest } from './tools.ts';
 
-void describe('chart values', () => {
+describe('chart values', () => {
   let defaults: Values;
   let valuesText: string;
   let workDir: string;
@@ -34,17 +34,17 @@ void describe('chart values', () => {
     await rm(workDir, { recursive: true, force: true });
   });
 
-  void it('has a case here for every value in values.yaml, and no case for a value that is gone', () => {
+  it('has a case here for every value in values.yaml, and no case for a value that is gone', () => {
     assert.deepEqual([...leafPaths(defaults)].sort(), Object.keys(CASES).sort());
   });
 
-  void it('documents every value with a comment line above it', () => {
+  it('documents every value with a comment line above it', () => {
     assert.deepEqual(undocumentedLeaves(valuesText, new Set(leafPaths(defaults))), []);
   });
 
-  void describe('each value reaches the rendered objects', { concurrency: 4 }, () => {
+  describe('each value reaches the rendered objects', { concurrency: 4 }, () => {
     for (const [dotted, valueCase] of Object.entries(CASES)) {
-      void it(dotted, async () => {
+      it(dotted, async () => {
         const [without, withIt] = await Promise.all([
           render(valueCase.context ?? {}),
           render(withValue(valueCase.context, dotted, valueCase.set)),

@@ -20,19 +20,19 @@ async function renderError(args: string[]): Promise<string> {
   return result.stderr;
 }
 
-void describe('helm chart', () => {
-  void it('passes helm lint --strict', async () => {
+describe('helm chart', () => {
+  it('passes helm lint --strict', async () => {
     const result = await runTool(await helm(), ['lint', CHART_DIR, '--strict']);
     assert.equal(result.code, 0, result.stdout + result.stderr);
   });
 
-  void it('renders by default the gateway contract and an example buildkitd that matches it', async () => {
+  it('renders by default the gateway contract and an example buildkitd that matches it', async () => {
     const docs = await helmTemplate(undefined);
     assertGatewayContract(docs);
     assertBuildkitdContract(docs, docs);
   });
 
-  void it('keeps the contract with buildkitd in another namespace and a renamed StatefulSet', async () => {
+  it('keeps the contract with buildkitd in another namespace and a renamed StatefulSet', async () => {
     const docs = await helmTemplate(undefined, {
       args: setArgs({ 'buildkitd.namespace': 'farm', 'buildkitd.statefulSetName': 'bk', 'buildkitd.headlessServiceName': 'bk-pods' }),
     });
@@ -40,24 +40,24 @@ void describe('helm chart', () => {
     assertBuildkitdContract(docs, docs);
   });
 
-  void it('derives the pod grace period from the drain time, rounding sub-seconds up', async () => {
+  it('derives the pod grace period from the drain time, rounding sub-seconds up', async () => {
     assert.equal(await graceFor({}), 45);
     assert.equal(await graceFor({ 'gateway.shutdownGracePeriod': '1m30s' }), 105);
     assert.equal(await graceFor({ 'gateway.shutdownGracePeriod': '2h' }), 7215);
     assert.equal(await graceFor({ 'gateway.shutdownGracePeriod': '1500ms' }), 17);
   });
 
-  void it('refuses a grace period that would kill draining builds', async () => {
+  it('refuses a grace period that would kill draining builds', async () => {
     const stderr = await renderError(['--set', 'terminationGracePeriodSeconds=30']);
     assert.match(stderr, /terminationGracePeriodSeconds \(30\) must be longer than gateway\.shutdownGracePeriod \(30s = 30s\)/);
   });
 
-  void it('refuses a misspelt value instead of ignoring it', async () => {
+  it('refuses a misspelt value instead of ignoring it', async () => {
     assert.match(await renderError(['--set', 'gateway.idleTimout=5m']), /additional properties 'idleTimout' not allowed/);
     assert.match(await renderError(['--set', 'replicaCount=2']), /additional properties 'replicaCount' not allowed/);
   });
 
-  void it('refuses values the gateway would reject at start-up', async () => {
+  it('refuses values the gateway would reject at start-up', async () => {
     assert.match(await renderError(['--set', 'gateway.idleTimeout=5 minutes']), /idleTimeout/);
     assert.match(await renderError(['--set', 'gateway.logLevel=verbose']), /logLevel/);
     assert.match(await renderError(['--set', 'gateway.backendDiscovery=consul']), /backendDiscovery/);
@@ -65,7 +65,7 @@ void describe('helm chart', () => {
     assert.match(await renderError(['--set', 'gateway.shutdownGracePeriod=1.5s']), /shutdownGracePeriod/);
   });
 
-  void it('requires a ServiceAccount name when it does not create one', async () => {
+  it('requires a ServiceAccount name when it does not create one', async () => {
     assert.match(await renderError(['--set', 'serviceAccount.create=false']), /serviceAccount\.name is required/);
   });
 });

@@ -13,7 +13,7 @@ import { REPO_ROOT } from './tools.ts';
 const execFileAsync = promisify(execFile);
 const SCRIPT = path.join(REPO_ROOT, 'scripts/ci-report.ts');
 
-void describe('scripts/ci-report.ts', () => {
+describe('scripts/ci-report.ts', () => {
   let dir: string;
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'bka-ci-report-'));
@@ -22,24 +22,24 @@ void describe('scripts/ci-report.ts', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  void it('keeps a multi-line message in one annotation and escapes the title separators', () => {
+  it('keeps a multi-line message in one annotation and escapes the title separators', () => {
     const [line] = annotationLines([{ level: 'warning', title: 'scale-up: 12.5s, slow', message: '100% of clients waited\nsee timeline' }]);
     assert.equal(line, '::warning title=scale-up%3A 12.5s%2C slow::100%25 of clients waited%0Asee timeline');
   });
 
-  void it('says how many diagnostics did not fit instead of letting GitHub drop them silently', () => {
+  it('says how many diagnostics did not fit instead of letting GitHub drop them silently', () => {
     const many = Array.from({ length: ANNOTATION_LIMIT + 3 }, (_, i) => ({ level: 'error' as const, title: `e${i}`, message: 'm' }));
     const lines = annotationLines(many);
     assert.equal(lines.length, ANNOTATION_LIMIT + 1);
     assert.match(lines.at(-1) ?? '', /^::error title=3 more::3 more error diagnostics are in REPORT\.md$/);
   });
 
-  void it('rejects a diagnostics file the harness got wrong, naming the entry', () => {
+  it('rejects a diagnostics file the harness got wrong, naming the entry', () => {
     assert.throws(() => parseDiagnostics('[{"level":"warning","title":"t","message":"m"},{"level":"fatal","title":"t","message":"m"}]'), /diagnostics\.json\[1\]/);
     assert.throws(() => parseDiagnostics('{}'), /array/);
   });
 
-  void it('fits a huge report into one comment that still starts with the marker', () => {
+  it('fits a huge report into one comment that still starts with the marker', () => {
     const body = prComment('x'.repeat(COMMENT_LIMIT * 2), { outcome: 'failure', runUrl: 'https://example.invalid/run/1' });
     assert.ok(body.length <= COMMENT_LIMIT, `comment is ${body.length} characters`);
     assert.ok(body.startsWith(`${DEFAULT_MARKER}\n`));
@@ -47,7 +47,7 @@ void describe('scripts/ci-report.ts', () => {
     assert.match(body, /\[Full run, artifacts and logs\]\(https:\/\/example\.invalid\/run\/1\)\n$/);
   });
 
-  void it('writes summary, annotations and comment from a report directory, as the workflow runs it', async () => {
+  it('writes summary, annotations and comment from a report directory, as the workflow runs it', async () => {
     const reportDir = path.join(dir, 'full');
     const summaryFile = path.join(dir, 'summary.md');
     await mkdir(reportDir, { recursive: true });
@@ -64,7 +64,7 @@ void describe('scripts/ci-report.ts', () => {
     assert.ok(comment.startsWith('<!-- test-marker -->\n## ✅ Kubernetes E2E: success'));
   });
 
-  void it('still reports when the run died before writing anything', async () => {
+  it('still reports when the run died before writing anything', async () => {
     const reportDir = path.join(dir, 'never-created');
     const summaryFile = path.join(dir, 'summary-died.md');
     await execFileAsync(process.execPath, [SCRIPT, '--dir', reportDir, '--outcome', 'failure'], {

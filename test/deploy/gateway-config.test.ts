@@ -51,7 +51,7 @@ function assertAllFromEnv(config: Record<string, Setting>): void {
   }
 }
 
-void describe('the gateway accepts what is installed', () => {
+describe('the gateway accepts what is installed', () => {
   let workDir: string;
   before(async () => {
     workDir = await mkdtemp(path.join(tmpdir(), 'bka-gateway-config-'));
@@ -60,20 +60,20 @@ void describe('the gateway accepts what is installed', () => {
     await rm(workDir, { recursive: true, force: true });
   });
 
-  void it('deploy/kubernetes: every setting from the environment, StatefulSet namespace from the pod', async () => {
+  it('deploy/kubernetes: every setting from the environment, StatefulSet namespace from the pod', async () => {
     const config = await effectiveConfig(podEnv(await kustomize(KUSTOMIZE_DIR)));
     assertAllFromEnv(config);
     assert.equal(config.BUILDKITD_STATEFULSET_NAMESPACE?.value, 'buildkit');
     assert.equal(config.KUBECONFIG_PATH?.value, null, 'in-cluster credentials');
   });
 
-  void it('chart defaults: every setting from the environment, the release namespace for the StatefulSet', async () => {
+  it('chart defaults: every setting from the environment, the release namespace for the StatefulSet', async () => {
     const config = await effectiveConfig(podEnv(await helmTemplate(undefined, { namespace: 'builds' })));
     assertAllFromEnv(config);
     assert.equal(config.BUILDKITD_STATEFULSET_NAMESPACE?.value, 'builds');
   });
 
-  void it('chart values: each gateway and buildkitd setting arrives with the value the user set', async () => {
+  it('chart values: each gateway and buildkitd setting arrives with the value the user set', async () => {
     const values = {
       gateway: {
         port: 18080,
@@ -112,7 +112,7 @@ void describe('the gateway accepts what is installed', () => {
     });
   });
 
-  void it('accepts every log level the chart schema allows', async () => {
+  it('accepts every log level the chart schema allows', async () => {
     const schema = JSON.parse(await readFile(path.join(CHART_DIR, 'values.schema.json'), 'utf8')) as {
       properties: { gateway: { properties: { logLevel: { enum: string[] } } } };
     };

@@ -59,7 +59,7 @@ function makeIgnoreMatcher(dockerignore: string): (file: string) => boolean {
   };
 }
 
-void describe('container image', () => {
+describe('container image', () => {
   let steps: Instruction[];
   let isIgnored: (file: string) => boolean;
   let finalStage: number;
@@ -70,7 +70,7 @@ void describe('container image', () => {
     finalStage = Math.max(...steps.map((s) => s.stage));
   });
 
-  void it('sends the build every file the Dockerfile copies from the context', () => {
+  it('sends the build every file the Dockerfile copies from the context', () => {
     const copied = steps
       .filter((s) => s.op === 'COPY' && !s.args.startsWith('--from'))
       .flatMap((s) => s.args.split(/\s+/).slice(0, -1));
@@ -79,13 +79,13 @@ void describe('container image', () => {
     assert.equal(isIgnored('src/main.ts'), false);
   });
 
-  void it('keeps host builds, tests, secrets and VCS data out of the build context', () => {
+  it('keeps host builds, tests, secrets and VCS data out of the build context', () => {
     for (const file of ['node_modules/pino/package.json', 'dist/main.js', '.git/HEAD', 'src/config.test.ts', 'ci-report/REPORT.md', '.artifacts/x', 'charts/buildkitd-autoscaler/values.yaml', '.npmrc', '.env']) {
       assert.equal(isIgnored(file), true, `${file} would be sent to the image build`);
     }
   });
 
-  void it('starts the package entry point as a non-root numeric user the manifests declare', async () => {
+  it('starts the package entry point as a non-root numeric user the manifests declare', async () => {
     const final = steps.filter((s) => s.stage === finalStage);
     const pkg = JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     const entrypoint = final.find((s) => s.op === 'ENTRYPOINT');
@@ -102,7 +102,7 @@ void describe('container image', () => {
     assert.deepEqual(exposed, (gatewayContainer(docs).ports ?? []).map((p) => p.containerPort).sort());
   });
 
-  void describe('the final stage assembled as the Dockerfile does', () => {
+  describe('the final stage assembled as the Dockerfile does', () => {
     let app: string;
     before(async () => {
       // Same steps as the deps and build stages: npm ci --omit=dev, tsc to dist/, package.json beside them.
@@ -119,7 +119,7 @@ void describe('container image', () => {
       if (app) await rm(app, { recursive: true, force: true });
     });
 
-    void it('holds no development tools and no tests', async () => {
+    it('holds no development tools and no tests', async () => {
       const modules = await readdir(path.join(app, 'node_modules'));
       for (const devOnly of ['typescript', 'eslint', 'typescript-eslint', 'node']) assert.ok(!modules.includes(devOnly), `${devOnly} is in the image`);
       const dist = await readdir(path.join(app, 'dist'), { recursive: true });
@@ -127,7 +127,7 @@ void describe('container image', () => {
       assert.deepEqual(dist.filter((f) => f.endsWith('.test.js')), []);
     });
 
-    void it('loads every module of the gateway from production dependencies and reads its configuration', async () => {
+    it('loads every module of the gateway from production dependencies and reads its configuration', async () => {
       const { stdout } = await execFileAsync(process.execPath, ['dist/main.js', '--print-config'], {
         cwd: app,
         env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', LOG_LEVEL: 'warn' },
@@ -136,7 +136,7 @@ void describe('container image', () => {
       assert.equal(Object.values(config).find((s) => s.env === 'LOG_LEVEL')?.value, 'warn');
     });
 
-    void it('exits 2 naming the variable when a setting is invalid, as a crash-looping pod would show', async () => {
+    it('exits 2 naming the variable when a setting is invalid, as a crash-looping pod would show', async () => {
       const result = await execFileAsync(process.execPath, ['dist/main.js'], {
         cwd: app,
         env: { PATH: process.env.PATH ?? '', PROXY_MAX_PENDING: 'lots' },

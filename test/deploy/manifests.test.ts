@@ -16,7 +16,7 @@ import {
 import { findOne, helmTemplate, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_DIR, kustomize, type Manifest } from './tools.ts';
 import type { V1Role } from '@kubernetes/client-node';
 
-void describe('deploy/kubernetes (kustomize)', () => {
+describe('deploy/kubernetes (kustomize)', () => {
   let gateway: Manifest[];
   let buildkitd: Manifest[];
   let chart: Manifest[];
@@ -30,7 +30,7 @@ void describe('deploy/kubernetes (kustomize)', () => {
     ]);
   });
 
-  void it('renders the numbered manifests in order, namespace first', () => {
+  it('renders the numbered manifests in order, namespace first', () => {
     assert.deepEqual(
       gateway.map((d) => `${d.kind}/${d.metadata.name}`),
       [
@@ -45,24 +45,24 @@ void describe('deploy/kubernetes (kustomize)', () => {
     for (const doc of gateway.filter((d) => d.kind !== 'Namespace')) assert.equal(doc.metadata.namespace, 'buildkit', `${doc.kind} namespace`);
   });
 
-  void it('runs the gateway hardened, probed, drained and with least-privilege RBAC', () => {
+  it('runs the gateway hardened, probed, drained and with least-privilege RBAC', () => {
     assertGatewayContract(gateway);
   });
 
-  void it('takes the StatefulSet namespace from the pod, so a kustomize namespace change follows', () => {
+  it('takes the StatefulSet namespace from the pod, so a kustomize namespace change follows', () => {
     assert.equal(gatewayEnv(gateway, 'BUILDKITD_STATEFULSET_NAMESPACE'), '<from:metadata.namespace>');
   });
 
-  void it('ships an example buildkitd that matches what the gateway is told', () => {
+  it('ships an example buildkitd that matches what the gateway is told', () => {
     assertBuildkitdContract(buildkitd, gateway);
     assert.equal(statefulSet(buildkitd).spec?.podManagementPolicy, 'Parallel');
   });
 
-  void it('uses the tagged gateway image', () => {
+  it('uses the tagged gateway image', () => {
     assert.equal(gatewayContainer(gateway).image, 'buildkitd-autoscaler:0.1.0');
   });
 
-  void it('has the same defaults as the Helm chart', () => {
+  it('has the same defaults as the Helm chart', () => {
     for (const name of GATEWAY_ENV) {
       if (name === 'BUILDKITD_STATEFULSET_NAMESPACE') continue; // fieldRef here, the release namespace in the chart
       assert.equal(gatewayEnv(gateway, name), gatewayEnv(chart, name), `${name}`);

@@ -73,14 +73,14 @@ after(async () => {
   await cluster.stop();
 });
 
-void describe('deploy/kubernetes on a real API server', () => {
+describe('deploy/kubernetes on a real API server', () => {
   let ns: string;
   before(async () => {
     ns = await namespace('deploy-kust');
     await mustKubectl(['apply', '--server-side', '-f', '-'], await kustomizeInto(ns));
   });
 
-  void it('grants the gateway exactly what it needs on its StatefulSet, and nothing else', async () => {
+  it('grants the gateway exactly what it needs on its StatefulSet, and nothing else', async () => {
     const sa = 'buildkitd-autoscaler';
     const allowed: [string, string, string?][] = [
       ['get', 'statefulsets/buildkitd'],
@@ -106,7 +106,7 @@ void describe('deploy/kubernetes on a real API server', () => {
     for (const [verb, resource, sub] of denied) assert.equal(await canI(ns, sa, verb, resource, sub), false, `${verb} ${resource} ${sub ?? ''}`);
   });
 
-  void it('creates buildkitd asleep, with a headless Service the EndpointSlice controller serves', async () => {
+  it('creates buildkitd asleep, with a headless Service the EndpointSlice controller serves', async () => {
     assert.equal(await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec.replicas}']), '0');
     await waitFor('the EndpointSlice of buildkitd-headless', async () => {
       const out = await mustKubectl(['-n', ns, 'get', 'endpointslices', '-l', 'kubernetes.io/service-name=buildkitd-headless', '-o', 'name']);
@@ -114,7 +114,7 @@ void describe('deploy/kubernetes on a real API server', () => {
     });
   });
 
-  void it('runs the gateway from the shipped manifests until it reports ready with its own ServiceAccount', async () => {
+  it('runs the gateway from the shipped manifests until it reports ready with its own ServiceAccount', async () => {
     await waitFor(
       'the gateway pod to be Ready',
       async () => {
@@ -129,8 +129,8 @@ void describe('deploy/kubernetes on a real API server', () => {
   });
 });
 
-void describe('helm chart on a real API server', () => {
-  void it('every value rendering is accepted by server-side dry run with strict field validation', async () => {
+describe('helm chart on a real API server', () => {
+  it('every value rendering is accepted by server-side dry run with strict field validation', async () => {
     const ns = await namespace('deploy-chart');
     const farm = await namespace('deploy-farm');
     for (const [dotted, valueCase] of Object.entries(CASES)) {
@@ -144,7 +144,7 @@ void describe('helm chart on a real API server', () => {
     }
   });
 
-  void it('helm upgrade keeps the replica count the gateway set on the live StatefulSet', async () => {
+  it('helm upgrade keeps the replica count the gateway set on the live StatefulSet', async () => {
     const ns = await namespace('deploy-helm');
     // Images the process kubelet does not run: this is about the API objects, not the pods.
     const base = ['--namespace', ns, '--set', 'image.repository=example/not-run', '--set', 'buildkitd.image.repository=example/not-run'];
