@@ -11,6 +11,12 @@ export interface Backend {
 export interface BackendSource {
   /** Pods that are Ready in the API now, as far as the source knows. */
   current(): readonly Backend[];
+  /**
+   * Keys of every pod the source still lists in any state (ready, not ready, terminating). A key that
+   * disappears means the pod is gone, and connections to it are dead even if no FIN or RST ever arrives.
+   * Undefined when the source cannot tell (connections are then left to TCP keepalive).
+   */
+  existing?(): ReadonlySet<string>;
   onChange(listener: () => void): () => void;
 }
 
@@ -45,6 +51,11 @@ export class BackendSet {
   unfence(): void {
     this.fenced.clear();
     this.notify();
+  }
+
+  /** False once the pod behind `key` no longer exists at all (not merely not ready). */
+  stillExists(key: string): boolean {
+    return this.source.existing?.().has(key) ?? true;
   }
 
   get fencedCount(): number {

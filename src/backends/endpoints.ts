@@ -27,23 +27,43 @@ export function backendsFromEndpointSlices(slices: readonly V1EndpointSlice[], s
   return [...byKey.values()].sort((a, b) => a.ordinal - b.ordinal);
 }
 
+/** Keys of every endpoint of the slices, whatever its conditions: the pods that still exist. */
+export function existingEndpointKeys(slices: readonly V1EndpointSlice[]): Set<string> {
+  const keys = new Set<string>();
+  for (const slice of slices) {
+    for (const endpoint of slice.endpoints ?? []) {
+      const host = endpoint.addresses[0];
+      const podName = endpoint.targetRef?.name ?? endpoint.hostname ?? host;
+      keys.add(endpoint.targetRef?.uid ?? `${podName}@${host}`);
+    }
+  }
+  return keys;
+}
+
 export class EndpointSliceBackends implements BackendSource {
   private readonly informer: ResilientInformer<V1EndpointSlice>;
   private readonly statefulSetName: string;
   private readonly port: number;
   private cached: readonly Backend[] = [];
+  private existingKeys: ReadonlySet<string> = new Set();
 
   constructor(informer: ResilientInformer<V1EndpointSlice>, statefulSetName: string, port: number) {
     this.informer = informer;
     this.statefulSetName = statefulSetName;
     this.port = port;
     informer.onChange(() => {
-      this.cached = backendsFromEndpointSlices(this.informer.objects(), this.statefulSetName, this.port);
+      const slices = this.informer.objects();
+      this.cached = backendsFromEndpointSlices(slices, this.statefulSetName, this.port);
+      this.existingKeys = existingEndpointKeys(slices);
     });
   }
 
   current(): readonly Backend[] {
     return this.cached;
+  }
+
+  existing(): ReadonlySet<string> {
+    return this.existingKeys;
   }
 
   onChange(listener: () => void): () => void {

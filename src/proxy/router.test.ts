@@ -13,6 +13,10 @@ import { Router } from './router.ts';
 
 class FakeSource implements BackendSource {
   backends: Backend[] = [];
+  existingKeys = new Set<string>();
+  existing() {
+    return this.existingKeys;
+  }
   private listeners = new Set<() => void>();
   current() {
     return this.backends;
@@ -21,8 +25,9 @@ class FakeSource implements BackendSource {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
-  set(backends: Backend[]) {
+  set(backends: Backend[], existing: string[] = backends.map((b) => b.key)) {
     this.backends = backends;
+    this.existingKeys = new Set(existing);
     for (const l of this.listeners) l();
   }
 }
@@ -166,5 +171,28 @@ test('a client that leaves while held (reset, or FIN before any byte) frees its 
   quiet.destroy();
   await until(() => gw.pending.size === 0 && gw.idle.openConnections === 0);
   assert.equal(gw.events.filter((e) => e.kind === 'connection_closed' && e.outcome === 'client_gone_while_held').length, 2);
+  await gw.close();
+});
+
+test('a spliced connection is closed when its pod is gone, not when it is merely not ready', async () => {
+  const gw = await setup();
+  // A backend that accepts and then goes silent, like a pod whose network vanished.
+  const silent = createServer(() => undefined).listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const pod = backendAt((silent.address() as AddressInfo).port, 'uid-pod');
+  gw.source.set([pod]);
+  const client = connect({ port: gw.port, host: '127.0.0.1' });
+  client.on('error', () => undefined);
+  client.write('build');
+  await until(() => gw.events.some((e) => e.kind === 'connection_routed'));
+  gw.source.set([], ['uid-pod']); // not ready but still exists: a readiness blip must not cut a build
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(client.destroyed, false);
+  gw.source.set([], []); // deleted
+  await once(client, 'close');
+  await until(() => gw.events.some((e) => e.kind === 'connection_closed'));
+  const closed = gw.events.find((e) => e.kind === 'connection_closed');
+  assert.equal(closed?.kind === 'connection_closed' && closed.code, ErrorCode.BackendLost);
+  silent.close();
   await gw.close();
 });

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { dialOrder } from '../backends/balancer.ts';
-import type { BackendSet } from '../backends/backend-set.ts';
+import type { Backend, BackendSet } from '../backends/backend-set.ts';
 import { dialBackend, dialBackoffMs } from '../backends/probe.ts';
 import type { Clock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
@@ -38,10 +38,34 @@ const outcomeFor: Partial<Record<string, ConnectionOutcome>> = {
 export class Router {
   private nextId = 1;
   private readonly o: Required<RouterOptions>;
+  /** Spliced backend sockets by pod key, so connections to a pod that is gone can be closed. */
+  private readonly splicedByPod = new Map<string, Set<Socket>>();
 
   constructor(options: RouterOptions) {
     this.o = { dialTimeoutMs: 5000, ...options };
-    options.backends.onChange(() => options.pending.wakeAll());
+    options.backends.onChange(() => {
+      options.pending.wakeAll();
+      this.closeConnectionsToGonePods();
+    });
+  }
+
+  private closeConnectionsToGonePods(): void {
+    for (const [key, sockets] of this.splicedByPod) {
+      if (this.o.backends.stillExists(key)) continue;
+      // A deleted pod's network may vanish without a FIN or RST; waiting for keepalive would leave the client hanging.
+      for (const socket of sockets) socket.destroy(new GatewayError(ErrorCode.BackendLost, 'the buildkitd pod behind this connection is gone'));
+      this.splicedByPod.delete(key);
+    }
+  }
+
+  private track(key: string, socket: Socket): () => void {
+    let sockets = this.splicedByPod.get(key);
+    if (!sockets) this.splicedByPod.set(key, (sockets = new Set()));
+    sockets.add(socket);
+    return () => {
+      sockets.delete(socket);
+      if (sockets.size === 0 && this.splicedByPod.get(key) === sockets) this.splicedByPod.delete(key);
+    };
   }
 
   async handle(client: Socket): Promise<void> {
@@ -62,19 +86,22 @@ export class Router {
     const early = new EarlyInput(client, () => onEarlyClose());
     idle.connectionOpened();
     try {
-      const backendSocket = await this.connectBackend(id, deadline, () => clientGone, (h) => {
+      const connected = await this.connectBackend(id, deadline, () => clientGone, (h) => {
         hold = h;
         emit({ kind: 'connection_held', id, client: clientName });
       });
       client.off('close', onEarlyClose);
       hold?.release();
-      if (backendSocket === undefined) {
+      if (connected === undefined) {
         client.destroy();
         emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt });
         return;
       }
-      emit({ kind: 'connection_routed', id, backend: `${backendSocket.remoteAddress ?? '?'}:${backendSocket.remotePort ?? '?'}`, heldMs: hold ? clock.now() - arrivedAt : undefined });
+      const { socket: backendSocket, backend } = connected;
+      emit({ kind: 'connection_routed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, heldMs: hold ? clock.now() - arrivedAt : undefined });
+      const untrack = this.track(backend.key, backendSocket);
       const result = await splice(client, backendSocket, early.take());
+      untrack();
       const failed = result.error;
       emit({
         kind: 'connection_closed',
@@ -108,7 +135,12 @@ export class Router {
   }
 
   /** Resolves with a connected backend socket, or undefined if the client left first; throws GatewayError. */
-  private async connectBackend(id: number, deadline: number, clientGone: () => boolean, onHold: (hold: Hold) => void): Promise<Socket | undefined> {
+  private async connectBackend(
+    id: number,
+    deadline: number,
+    clientGone: () => boolean,
+    onHold: (hold: Hold) => void,
+  ): Promise<{ socket: Socket; backend: Backend } | undefined> {
     const { backends, pending, scaler, clock, emit } = this.o;
     let hold: Hold | undefined;
     const ensureHeld = () => {
@@ -135,7 +167,7 @@ export class Router {
       const remaining = deadline - clock.now();
       if (remaining <= 0) throw new GatewayError(ErrorCode.ReadyTimeout, 'no buildkitd pod accepted a connection within the ready-wait timeout');
       try {
-        return await dialBackend(backend, Math.min(remaining, this.o.dialTimeoutMs));
+        return { socket: await dialBackend(backend, Math.min(remaining, this.o.dialTimeoutMs)), backend };
       } catch (error) {
         attempt += 1;
         const message = error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error);

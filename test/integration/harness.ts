@@ -259,7 +259,8 @@ export function echoExchange(port: number, payload: Buffer | string): Promise<{ 
 
 /** An open connection that echoes: write, read back exactly that many bytes. */
 export async function openEcho(port: number): Promise<{ socket: Socket; roundTrip(data: Buffer): Promise<Buffer>; closed: Promise<Error | undefined> }> {
-  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  // Not half-open: when the gateway closes its side, this socket closes too, as a client library's would.
+  const socket = connect({ port, host: '127.0.0.1' });
   let error: Error | undefined;
   socket.on('error', (e) => (error = e));
   const closed = once(socket, 'close').then(() => error);

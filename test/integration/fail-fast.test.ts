@@ -1,0 +1,33 @@
+// Waking cannot work: the StatefulSet is missing, or the ServiceAccount may not scale it. Held clients
+// fail at once with a stable code (not at the 5-minute deadline), and /readyz says why.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { echoExchange, setup, waitFor } from './harness.ts';
+
+async function expectFastFailure(gateway: Awaited<ReturnType<Awaited<ReturnType<typeof setup>>['startGateway']>>, code: string) {
+  // The ready-wait timeout is 5m: a close long before it can only be the fast failure.
+  const result = await echoExchange(gateway.proxyPort, 'build please');
+  assert.equal(result.reply.length, 0);
+  assert.ok(result.ms < 60_000, `closed after ${result.ms}ms`);
+  await waitFor(`a log line with ${code}`, () => gateway.events().some((e) => e['code'] === code && (e['level'] === 'warn' || e['level'] === 'error')), 10_000);
+  assert.ok((await gateway.metric('bka_errors_total', { code })) >= 1);
+  assert.equal(await gateway.metric('bka_connections_total', { outcome: 'scale_failed' }), 1);
+  const readyz = await gateway.readyz();
+  assert.equal(readyz.status, 503);
+  assert.ok(readyz.body.checks.some((c) => !c.ok && c.reason?.startsWith(code)), JSON.stringify(readyz.body));
+}
+
+test('StatefulSet missing: BKA_STS_NOT_FOUND at once', async (t) => {
+  const env = await setup(t, { buildkitd: false });
+  const gateway = await env.startGateway({ READY_WAIT_TIMEOUT: '5m' });
+  await waitFor('watches synced', () => gateway.events().filter((e) => e['event'] === 'watch_synced').length >= 2);
+  await expectFastFailure(gateway, 'BKA_STS_NOT_FOUND');
+});
+
+test('ServiceAccount without statefulsets/scale: BKA_SCALE_FORBIDDEN at once', async (t) => {
+  const env = await setup(t, { rbac: { withoutScale: true } });
+  const gateway = await env.startGateway({ READY_WAIT_TIMEOUT: '5m' });
+  await waitFor('gateway ready', async () => (await gateway.readyz()).status === 200);
+  await expectFastFailure(gateway, 'BKA_SCALE_FORBIDDEN');
+  assert.equal((await env.replicas()).spec, 0);
+});
