@@ -225,6 +225,16 @@ export const SCENARIOS: Scenario[] = [
       const scaleOps = metricSum(body, 'bka_scale_operations_total');
       assert.ok(connections !== undefined && connections >= ctx.served, `bka_connections_total ${connections} < ${ctx.served} served`);
       assert.ok(scaleOps !== undefined && scaleOps >= 4, `bka_scale_operations_total ${scaleOps}: expected at least 2 wakes and 2 scale-downs`);
+      // The memory limit in the manifests is sized from this figure; warn before it gets tight.
+      const rss = metricSum(body, 'bka_process_resident_memory_bytes');
+      const limit = (await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.template.spec.containers[0].resources.limits.memory}'])).trim();
+      const limitBytes = /^(\d+)Mi$/.test(limit) ? Number(limit.slice(0, -2)) * 2 ** 20 : undefined;
+      if (rss !== undefined) {
+        ctx.figures.set('gateway resident memory after the burst', `${(rss / 2 ** 20).toFixed(0)} MiB of a ${limit || 'unset'} limit`);
+        if (limitBytes && rss > 0.8 * limitBytes) {
+          ctx.diagnostics.push({ level: 'warning', title: 'gateway memory', message: `resident ${(rss / 2 ** 20).toFixed(0)} MiB is over 80% of the ${limit} limit` });
+        }
+      }
       return `bka_connections_total ${connections} (served ${ctx.served}), bka_scale_operations_total ${scaleOps}`;
     },
   },
