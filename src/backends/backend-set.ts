@@ -21,9 +21,12 @@ export interface BackendSource {
 }
 
 /**
- * The backends the router may use. A scale-down fences the backends present when it starts: they stay
- * unusable until the source stops listing them (the pod is gone), so a connection that arrives while the
- * scale-down lands is never spliced to a pod that is about to be terminated.
+ * The backends the router may use. A scale-down fences every pod that exists when it starts: fenced
+ * pods are never used again, and the fence lifts only once they are gone from the API. A connection
+ * that arrives while the scale-down lands is therefore never spliced to a pod about to be terminated,
+ * and the scaler waits for the fence to lift before waking again (a StatefulSet recreates `<sts>-0`
+ * only after the old one is gone; waking earlier could also let the controller skip the deletion and
+ * leave the fenced pod in place forever).
  */
 export class BackendSet {
   private fenced = new Set<string>();
@@ -33,8 +36,7 @@ export class BackendSet {
   constructor(source: BackendSource) {
     this.source = source;
     source.onChange(() => {
-      const listed = new Set(this.source.current().map((b) => b.key));
-      for (const key of this.fenced) if (!listed.has(key)) this.fenced.delete(key);
+      for (const key of this.fenced) if (!this.exists(key)) this.fenced.delete(key);
       this.notify();
     });
   }
@@ -44,7 +46,7 @@ export class BackendSet {
   }
 
   fence(): void {
-    for (const backend of this.source.current()) this.fenced.add(backend.key);
+    for (const key of this.source.existing?.() ?? this.source.current().map((b) => b.key)) this.fenced.add(key);
     this.notify();
   }
 
@@ -56,6 +58,12 @@ export class BackendSet {
   /** False once the pod behind `key` no longer exists at all (not merely not ready). */
   stillExists(key: string): boolean {
     return this.source.existing?.().has(key) ?? true;
+  }
+
+  /** Like stillExists, but a source that cannot tell falls back to "still listed as ready". */
+  private exists(key: string): boolean {
+    const existing = this.source.existing?.();
+    return existing ? existing.has(key) : this.source.current().some((b) => b.key === key);
   }
 
   get fencedCount(): number {

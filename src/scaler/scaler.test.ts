@@ -9,6 +9,10 @@ import { Scaler, type ObservedState, type ScaleTarget } from './scaler.ts';
 
 class FakeSource implements BackendSource {
   backends: Backend[] = [];
+  existingKeys = new Set<string>();
+  existing() {
+    return this.existingKeys;
+  }
   private listeners = new Set<() => void>();
   current() {
     return this.backends;
@@ -17,8 +21,9 @@ class FakeSource implements BackendSource {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
-  set(backends: Backend[]) {
+  set(backends: Backend[], existing: string[] = backends.map((b) => b.key)) {
     this.backends = backends;
+    this.existingKeys = new Set(existing);
     for (const l of this.listeners) l();
   }
 }
@@ -128,11 +133,16 @@ test('a connection arriving after the write was sent but before it landed trigge
   land();
   await flush();
   await flush();
-  assert.deepEqual(scale.writes, [0, 1], 'scale-down landed, then re-woken for the waiting client');
+  assert.deepEqual(scale.writes, [0], 'scale-down landed; no wake while the old pod still exists');
   assert.deepEqual(backends.ready(), [], 'the dying pod stays fenced');
   source.set([pod('uid-old')]);
-  assert.deepEqual(backends.ready(), [], 'still listed while terminating: still fenced');
-  source.set([]);
+  assert.deepEqual(backends.ready(), [], 'still listed as ready: still fenced');
+  source.set([], ['uid-old']);
+  await flush();
+  assert.deepEqual(scale.writes, [0], 'terminating (not ready, still exists): still waiting');
+  source.set([], []);
+  await flush();
+  assert.deepEqual(scale.writes, [0, 1], 're-woken for the waiting client once the old pod is gone');
   source.set([pod('uid-new')]);
   assert.deepEqual(backends.ready().map((b) => b.key), ['uid-new']);
 });

@@ -58,9 +58,17 @@ export class Scaler {
   private failureListeners = new Set<(error: GatewayError) => void>();
   private readonly o: Required<Omit<ScalerOptions, 'policy'>> & { policy: ScaleDownPolicy };
 
+  private wakeWhenFenceLifts = false;
+
   constructor(options: ScalerOptions) {
     this.o = { failureHoldMs: 5000, retryMs: 5000, policy: singleReplicaPolicy, ...options };
     this.o.idle.onIdle = (epoch) => void this.scaleDownIfIdle(epoch);
+    this.o.backends.onChange(() => {
+      if (this.wakeWhenFenceLifts && this.o.backends.fencedCount === 0) {
+        this.wakeWhenFenceLifts = false;
+        this.ensureAwake();
+      }
+    });
   }
 
   /** A permanent reason why waking cannot work right now, for fast failure and /readyz. */
@@ -91,12 +99,17 @@ export class Scaler {
       return;
     }
     if (this.wakeInFlight) return;
+    if (this.o.backends.fencedCount > 0) {
+      // The scaled-down pods still exist: wake once they are gone (see BackendSet).
+      this.wakeWhenFenceLifts = true;
+      return;
+    }
     const observed = this.o.observe();
     if (observed.synced && !observed.exists) {
       this.fail(new GatewayError(ErrorCode.StatefulSetNotFound, 'the buildkitd StatefulSet does not exist'));
       return;
     }
-    if (observed.synced && observed.desiredReplicas >= 1 && this.o.backends.fencedCount === 0) return;
+    if (observed.synced && observed.desiredReplicas >= 1) return;
     this.wakeInFlight = true;
     void this.wake().finally(() => {
       this.wakeInFlight = false;
