@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
-import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, dumpYaml, loadAllYaml } from '@kubernetes/client-node';
 import { ensureCluster, type Cluster } from '../cluster/index.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
@@ -85,14 +85,22 @@ ${container}
 /** The Role, RoleBinding and ServiceAccount exactly as shipped in deploy/kubernetes, moved to `namespace`. */
 function shippedRbacYaml(namespace: string, options: { withoutScale?: boolean } = {}): string {
   const files = ['01-serviceaccount.yaml', '02-role.yaml', '03-rolebinding.yaml'];
-  let yaml = files.map((f) => readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8')).join('\n---\n');
-  yaml = yaml.replace(/namespace: buildkit\b/g, `namespace: ${namespace}`);
-  if (options.withoutScale) {
-    const withoutScale = yaml.replace(/  - apiGroups: \["apps"\]\n    resources: \["statefulsets\/scale"\][\s\S]*?verbs: \[[^\]]*\]\n/, '');
-    assert.notEqual(withoutScale, yaml, 'the shipped Role has a statefulsets/scale rule to remove');
-    yaml = withoutScale;
+  const objects = files.flatMap((f): unknown[] => loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8'))) as Array<{
+    kind: string;
+    metadata: { namespace?: string };
+    rules?: Array<{ resources?: string[] }>;
+    subjects?: Array<{ namespace?: string }>;
+  }>;
+  for (const object of objects) {
+    object.metadata.namespace = namespace;
+    for (const subject of object.subjects ?? []) subject.namespace = namespace;
+    if (object.kind === 'Role' && options.withoutScale) {
+      const before = object.rules?.length ?? 0;
+      object.rules = object.rules?.filter((rule) => !rule.resources?.includes('statefulsets/scale'));
+      assert.equal(object.rules?.length, before - 1, 'the shipped Role has a statefulsets/scale rule to remove');
+    }
   }
-  return yaml;
+  return objects.map((object) => dumpYaml(object)).join('---\n');
 }
 
 export interface Gateway {
