@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { BackendSet, type Backend, type BackendSource } from '../backends/backend-set.ts';
+import { FakeBackendSource } from '../../test/support/fake-backend-source.ts';
+import { BackendSet, type Backend } from '../backends/backend-set.ts';
 import { systemClock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
@@ -10,27 +11,8 @@ import { IdleTracker } from '../scaler/idle.ts';
 import { ProxyListener } from './listener.ts';
 import { PendingConnections } from './pending.ts';
 import { Router } from './router.ts';
+import { freePort } from '../../test/support/net.ts';
 
-class FakeSource implements BackendSource {
-  backends: Backend[] = [];
-  existingKeys = new Set<string>();
-  existing() {
-    return this.existingKeys;
-  }
-  private listeners = new Set<() => void>();
-  current() {
-    return this.backends;
-  }
-  onChange(listener: () => void) {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-  set(backends: Backend[], existing: string[] = backends.map((b) => b.key)) {
-    this.backends = backends;
-    this.existingKeys = new Set(existing);
-    for (const l of this.listeners) l();
-  }
-}
 
 async function echoServer(): Promise<Server> {
   const server = createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
@@ -39,13 +21,6 @@ async function echoServer(): Promise<Server> {
   return server;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 function exchange(port: number, text: string): Promise<{ reply: string; closedWithError: boolean }> {
   return new Promise((resolve) => {
@@ -63,7 +38,7 @@ function exchange(port: number, text: string): Promise<{ reply: string; closedWi
 async function setup(options: { readyWaitMs?: number; maxPending?: number; failure?: GatewayError } = {}) {
   const events: GatewayEvent[] = [];
   const emit = (e: GatewayEvent) => events.push(e);
-  const source = new FakeSource();
+  const source = new FakeBackendSource();
   const backends = new BackendSet(source);
   const pending = new PendingConnections(options.maxPending ?? 100, systemClock);
   const idle = new IdleTracker(systemClock, 60_000, emit);

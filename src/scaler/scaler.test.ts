@@ -1,32 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BackendSet, type Backend, type BackendSource } from '../backends/backend-set.ts';
+import { FakeBackendSource } from '../../test/support/fake-backend-source.ts';
+import { BackendSet, type Backend } from '../backends/backend-set.ts';
 import { ManualClock } from '../clock.ts';
 import { ErrorCode, type GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
 import { IdleTracker } from './idle.ts';
 import { Scaler, type ObservedState, type ScaleTarget } from './scaler.ts';
 
-class FakeSource implements BackendSource {
-  backends: Backend[] = [];
-  existingKeys = new Set<string>();
-  existing() {
-    return this.existingKeys;
-  }
-  private listeners = new Set<() => void>();
-  current() {
-    return this.backends;
-  }
-  onChange(listener: () => void) {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-  set(backends: Backend[], existing: string[] = backends.map((b) => b.key)) {
-    this.backends = backends;
-    this.existingKeys = new Set(existing);
-    for (const l of this.listeners) l();
-  }
-}
 
 /** A scale subresource in memory; each call can be held open to model a write that has not landed yet. */
 class FakeScale implements ScaleTarget {
@@ -57,7 +38,7 @@ function setup(observed: Partial<ObservedState> = {}) {
   const clock = new ManualClock();
   const events: GatewayEvent[] = [];
   const emit = (e: GatewayEvent) => events.push(e);
-  const source = new FakeSource();
+  const source = new FakeBackendSource();
   const backends = new BackendSet(source);
   const idle = new IdleTracker(clock, 1000, emit);
   const scale = new FakeScale();

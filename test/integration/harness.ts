@@ -4,11 +4,14 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { AppsV1Api, CoreV1Api, dumpYaml, loadAllYaml } from '@kubernetes/client-node';
 import { ensureCluster, type Cluster } from '../cluster/index.ts';
+import { freePort } from '../support/net.ts';
+
+export { freePort };
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 const gatewayEntry = join(repoRoot, 'dist', 'main.js');
@@ -126,13 +129,6 @@ export interface Env {
   startGateway(env?: Record<string, string>): Promise<Gateway>;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /**
  * A fresh namespace with buildkitd at 0 and the shipped RBAC. On failure the namespace's objects, events

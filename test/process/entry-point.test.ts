@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { freePort } from '../support/net.ts';
 
 const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
 
@@ -55,13 +56,6 @@ test('--print-config shows effective values and where each came from; env wins o
   assert.equal(printed['listenAddr']?.source, 'default');
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** A kubeconfig whose API server does not answer: the gateway must keep running, unready, and say why. */
 function unreachableKubeconfig(): string {
