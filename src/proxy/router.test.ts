@@ -35,7 +35,7 @@ function exchange(port: number, text: string): Promise<{ reply: string; closedWi
   });
 }
 
-async function setup(options: { readyWaitMs?: number; maxPending?: number; failure?: GatewayError } = {}) {
+async function setup(options: { readyWaitMs?: number; maxPending?: number; maxConnections?: number; failure?: GatewayError } = {}) {
   const events: GatewayEvent[] = [];
   const emit = (e: GatewayEvent) => events.push(e);
   const source = new FakeBackendSource();
@@ -53,7 +53,7 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; failu
     emit,
     readyWaitTimeoutMs: options.readyWaitMs ?? 10_000,
   });
-  const listener = new ProxyListener({ address: { host: '127.0.0.1', port: 0 }, maxConnections: 1000, emit, handle: (s) => router.handle(s) });
+  const listener = new ProxyListener({ address: { host: '127.0.0.1', port: 0 }, maxConnections: options.maxConnections ?? 1000, emit, handle: (s) => router.handle(s) });
   const { port } = await listener.start();
   return {
     port,
@@ -169,5 +169,23 @@ test('a spliced connection is closed when its pod is gone, not when it is merely
   const closed = gw.events.find((e) => e.kind === 'connection_closed');
   assert.equal(closed?.kind === 'connection_closed' && closed.code, ErrorCode.BackendLost);
   silent.close();
+  await gw.close();
+});
+
+test('beyond --max-connections a connection is refused with BKA_MAX_CONNECTIONS; the open one is unaffected', async () => {
+  const gw = await setup({ maxConnections: 1 });
+  const echo = await echoServer();
+  gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
+  const first = connect({ port: gw.port, host: '127.0.0.1' });
+  await until(() => gw.events.some((e) => e.kind === 'connection_routed'));
+  const refused = await exchange(gw.port, 'one too many');
+  assert.equal(refused.reply, '');
+  assert.ok(gw.events.some((e) => e.kind === 'connection_rejected' && e.code === ErrorCode.MaxConnections));
+  first.write('still here');
+  const [echoed] = (await once(first, 'data')) as [Buffer];
+  assert.equal(echoed.toString(), 'still here');
+  first.end();
+  await once(first, 'close');
+  echo.close();
   await gw.close();
 });
