@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { createEventSink, type EmitEvent } from './events.ts';
 import { OpsServer, type ReadinessCheck } from './http/server.ts';
 import { watchEndpointSlices } from './kube/endpointslices.ts';
+import { ScaleEventRecorder } from './kube/scale-events.ts';
 import type { ResilientInformer } from './kube/informer.ts';
 import { StatefulSetScale } from './kube/scale-subresource.ts';
 import { watchStatefulSet } from './kube/statefulset.ts';
@@ -48,8 +49,9 @@ export class Gateway {
     this.config = config;
     const clock = (this.clock = options.clock ?? systemClock);
     this.metrics = createMetrics();
-    const emit = (this.emit = createEventSink(log, this.metrics));
     const ns = config.stsNamespace;
+    const recorder = new ScaleEventRecorder(kubeConfig, ns, config.stsName, () => this.statefulSet.objects()[0]?.metadata?.uid, log);
+    const emit = (this.emit = createEventSink(log, this.metrics, [recorder.observe]));
 
     this.statefulSet = watchStatefulSet(kubeConfig, ns, config.stsName, clock, emit);
     let source: BackendSource;

@@ -24,6 +24,9 @@ test('scale from zero on connect, echo, and back to zero after the idle timeout'
   assert.equal(await gateway.metric('bka_bytes_total', { direction: 'downstream' }), payload.length);
   assert.equal(await gateway.metric('bka_hold_duration_seconds_count'), 1);
   assert.equal(await gateway.metric('bka_connections_open'), 0);
+  // `kubectl describe statefulset` tells who scaled it and why.
+  const events = await env.cluster.kubectl(['-n', env.namespace, 'get', 'events', '--field-selector', 'involvedObject.kind=StatefulSet,involvedObject.name=buildkitd', '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
+  assert.deepEqual(events.stdout.split('\n').filter((r) => r.startsWith('Scaled')).sort(), ['ScaledDown', 'ScaledUp']);
 });
 
 test('a gateway that starts while buildkitd runs keeps it up for the idle timeout, then scales it down', async (t) => {

@@ -1,0 +1,55 @@
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { GatewayEvent } from '../events.ts';
+import type { Logger } from '../log.ts';
+
+/**
+ * Records scale decisions as Kubernetes Events on the StatefulSet, as the HPA does, so
+ * `kubectl describe statefulset buildkitd` shows who scaled it and why. Best effort: a failure to record
+ * is logged at debug level and never affects traffic.
+ */
+export class ScaleEventRecorder {
+  private readonly core: CoreV1Api;
+  private readonly namespace: string;
+  private readonly statefulSetName: string;
+  private readonly uid: () => string | undefined;
+  private readonly log: Logger;
+  private readonly host = process.env['HOSTNAME'] ?? 'buildkitd-autoscaler';
+
+  constructor(kubeConfig: KubeConfig, namespace: string, statefulSetName: string, uid: () => string | undefined, log: Logger) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.namespace = namespace;
+    this.statefulSetName = statefulSetName;
+    this.uid = uid;
+    this.log = log;
+  }
+
+  readonly observe = (event: GatewayEvent): void => {
+    if (event.kind === 'scale') {
+      this.record('Normal', event.direction === 'up' ? 'ScaledUp' : 'ScaledDown', `Scaled ${event.direction} from ${event.from} to ${event.to} replicas: ${event.reason}`);
+    } else if (event.kind === 'scale_failed') {
+      this.record('Warning', 'ScaleFailed', `${event.code}: scale ${event.direction} to ${event.to} failed: ${event.error}`);
+    }
+  };
+
+  private record(type: 'Normal' | 'Warning', reason: string, message: string): void {
+    const now = new Date();
+    this.core
+      .createNamespacedEvent({
+        namespace: this.namespace,
+        body: {
+          metadata: { generateName: `${this.statefulSetName}.`, namespace: this.namespace },
+          involvedObject: { apiVersion: 'apps/v1', kind: 'StatefulSet', name: this.statefulSetName, namespace: this.namespace, uid: this.uid() },
+          type,
+          reason,
+          message,
+          source: { component: 'buildkitd-autoscaler', host: this.host },
+          reportingComponent: 'buildkitd-autoscaler',
+          reportingInstance: this.host,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      })
+      .catch((error: unknown) => this.log.debug({ err: error }, 'could not record a Kubernetes Event'));
+  }
+}
