@@ -20,6 +20,8 @@ interface Outcome {
   result: 'pass' | 'fail' | 'skipped';
   seconds: number;
   observed: string;
+  /** The first figure the scenario recorded, for the summary table. */
+  keyFigure?: string;
 }
 
 function splitImage(image: string): [name: string, tag: string] {
@@ -130,62 +132,85 @@ function escapeCell(text: string): string {
   return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
 }
 
-function renderReport(input: {
-  backend: BackendName;
-  image: string;
+type SuiteName = 'mock' | 'real';
+
+interface Suite {
+  name: SuiteName;
   namespace: string;
-  serverVersion: string;
   settings: Settings;
   outcomes: Outcome[];
   figures: Map<string, string>;
   timeline: Timeline;
+}
+
+const SUITE_TITLE = {
+  mock: 'buildkitd mocked by an `alpine/socat` echo on port 8273 (the seed guide\'s mock)',
+  real: 'buildkitd as shipped (`moby/buildkit:v0.18.2`), driven with `buildctl`',
+} as const satisfies Record<SuiteName, string>;
+
+function renderReport(input: {
+  backend: BackendName;
+  image: string;
+  serverVersion: string;
+  suites: Suite[];
+  command: string;
   diagnostics: Diagnostic[];
   startedAt: Date;
   seconds: number;
 }): string {
-  const passed = input.outcomes.filter((o) => o.result === 'pass').length;
-  const failed = input.outcomes.filter((o) => o.result === 'fail').length;
-  const skipped = input.outcomes.filter((o) => o.result === 'skipped').length;
-  const icon = { pass: '✅', fail: '❌', skipped: '⏭️' } as const;
+  const all = input.suites.flatMap((suite) => suite.outcomes.map((o) => ({ suite, o })));
+  const count = (r: Outcome['result']) => all.filter(({ o }) => o.result === r).length;
+  const [passed, failed, skipped] = [count('pass'), count('fail'), count('skipped')];
+  const icon = { pass: '✅ pass', fail: '❌ fail', skipped: '⏭️ skipped' } as const;
+  const several = input.suites.length > 1;
+  const label = (suite: Suite, o: Outcome) => (several ? `${o.name} (${suite.name})` : o.name);
+  const first = input.suites[0]?.settings;
   const lines = [
     `# buildkitd-autoscaler E2E (${input.backend})`,
     '',
-    `**${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}** in ${input.seconds.toFixed(0)}s — started ${input.startedAt.toISOString()}`,
+    `**${failed === 0 && skipped === 0 ? 'PASS' : 'FAIL'}: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}** in ${input.seconds.toFixed(0)}s, started ${input.startedAt.toISOString()}`,
     '',
-    `- Kubernetes server: ${input.serverVersion}`,
-    `- gateway image: \`${input.image}\`, installed with ${input.settings.install === 'helm' ? 'the Helm chart' : 'deploy/kubernetes'} (namespace \`${input.namespace}\`, SCALE_DOWN_IDLE_TIMEOUT=${input.settings.idleTimeoutS}s, READY_WAIT_TIMEOUT=${input.settings.readyWaitS}s, BUILDKITD_BACKEND_DISCOVERY=${input.settings.discovery})`,
-    input.settings.buildkitd === 'mock'
-      ? '- buildkitd: the example StatefulSet with an echo mock (`alpine/socat`) on port 8273'
-      : '- buildkitd: the example StatefulSet as shipped (`moby/buildkit:v0.18.2`), driven with buildctl',
+    '| scenario | result | duration | key figure |',
+    '| --- | --- | --- | --- |',
+    ...all.map(({ suite, o }) => `| ${label(suite, o)} | ${icon[o.result]} | ${o.seconds.toFixed(1)}s | ${escapeCell(o.result === 'fail' ? o.observed.slice(0, 160) : (o.keyFigure ?? ''))} |`),
     '',
-    '## Scenarios',
+    '## Setup',
     '',
-    '| | scenario | promise | time | observed |',
-    '| --- | --- | --- | --- | --- |',
-    ...input.outcomes.map((o) => `| ${icon[o.result]} | ${o.name} | ${escapeCell(o.promise)} | ${o.seconds.toFixed(1)}s | ${escapeCell(o.observed)} |`),
+    `- \`${input.command}\``,
+    `- Kubernetes server ${input.serverVersion}; the gateway image \`${input.image}\` runs as a pod with its own ServiceAccount and namespaced Role, installed with ${first?.install === 'helm' ? 'the Helm chart' : 'deploy/kubernetes (kustomize)'}`,
+    `- E2E settings: SCALE_DOWN_IDLE_TIMEOUT=${first?.idleTimeoutS ?? '?'}s, READY_WAIT_TIMEOUT=${first?.readyWaitS ?? '?'}s, BUILDKITD_BACKEND_DISCOVERY=${first?.discovery ?? '?'} (the shipped defaults are 2m0s and 5m0s)`,
+    ...input.suites.map((suite) => `- suite **${suite.name}** in namespace \`${suite.namespace}\`: ${SUITE_TITLE[suite.name]}`),
+    '',
+    '## What each scenario promises and what was observed',
+    '',
+    '| scenario | promise | observed |',
+    '| --- | --- | --- |',
+    ...all.map(({ suite, o }) => `| ${icon[o.result].split(' ')[0] ?? ''} ${label(suite, o)} | ${escapeCell(o.promise)} | ${escapeCell(o.observed)} |`),
     '',
     '## Figures',
     '',
     '| what | value |',
     '| --- | --- |',
-    ...[...input.figures].map(([k, v]) => `| ${escapeCell(k)} | ${escapeCell(v)} |`),
+    ...input.suites.flatMap((suite) => [...suite.figures].map(([k, v]) => `| ${escapeCell(several ? `${k} (${suite.name})` : k)} | ${escapeCell(v)} |`)),
     '',
   ];
   if (input.diagnostics.length > 0) {
     lines.push('## Diagnostics', '', ...input.diagnostics.map((d) => `- **${d.level}** ${d.title}: ${d.message}`), '');
   }
-  lines.push(
-    '## Timeline',
-    '',
-    '<details><summary>StatefulSet replicas, pods and scenario marks (seconds from start)</summary>',
-    '',
-    '```',
-    ...input.timeline.entries.map((e) => `${(e.t / 1000).toFixed(1).padStart(7)}  ${e.source.padEnd(11)} ${e.text}`),
-    '```',
-    '',
-    '</details>',
-    '',
-  );
+  for (const suite of input.suites) {
+    lines.push(
+      `## Timeline${several ? ` (${suite.name})` : ''}`,
+      '',
+      '<details><summary>StatefulSet replicas, pods and scenario marks, from watches (seconds from the start of the run)</summary>',
+      '',
+      '```',
+      ...suite.timeline.entries.map((e) => `${(e.t / 1000).toFixed(1).padStart(7)}  ${e.source.padEnd(11)} ${e.text}`),
+      '```',
+      '',
+      '</details>',
+      '',
+    );
+  }
   return lines.join('\n');
 }
 
@@ -199,117 +224,135 @@ async function main(): Promise<number> {
       'ready-wait': { type: 'string', default: '120' },
       burst: { type: 'string', default: '25' },
       discovery: { type: 'string', default: 'endpoints' },
-      buildkitd: { type: 'string', default: 'mock' },
+      buildkitd: { type: 'string' },
       install: { type: 'string', default: 'kustomize' },
       'keep-namespace': { type: 'boolean', default: false },
     },
   });
   const backendName = BACKENDS.find((b) => b === values.backend);
   if (!backendName) throw new Error(`--backend must be one of ${BACKENDS.join(', ')}`);
-  if (values.buildkitd !== 'mock' && values.buildkitd !== 'real') throw new Error('--buildkitd must be mock or real');
+  // The local cluster has buildctl and runs the real buildkitd, so both suites run there by default.
+  const buildkitd = values.buildkitd ?? (backendName === 'local' ? 'all' : 'mock');
+  if (buildkitd !== 'mock' && buildkitd !== 'real' && buildkitd !== 'all') throw new Error('--buildkitd must be mock, real or all');
   if (values.discovery !== 'endpoints' && values.discovery !== 'dns') throw new Error('--discovery must be endpoints or dns');
   if (values.install !== 'kustomize' && values.install !== 'helm') throw new Error('--install must be kustomize or helm');
-  const settings: Settings = {
-    idleTimeoutS: Number(values['idle-timeout']),
-    readyWaitS: Number(values['ready-wait']),
-    burst: Number(values.burst),
-    discovery: values.discovery,
-    buildkitd: values.buildkitd,
-    install: values.install,
-  };
-  const scenarios = settings.buildkitd === 'real' ? REAL_SCENARIOS : SCENARIOS;
+  const suiteNames: SuiteName[] = buildkitd === 'all' ? ['mock', 'real'] : [buildkitd];
   const reportDir = path.resolve(values['report-dir']);
+  await rm(path.join(reportDir, 'artifacts'), { recursive: true, force: true });
   await mkdir(reportDir, { recursive: true });
 
   const backend = makeBackend(backendName);
   const startedAt = new Date();
-  const namespace = `bka-e2e-${Math.random().toString(36).slice(2, 8)}`;
-  const timeline = new Timeline();
-  const workDir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-'));
+  const origin = performance.now();
+  const runId = Math.random().toString(36).slice(2, 8);
+  const diagnostics: Diagnostic[] = [];
   const version = await backend.kubectl(['version', '-o', 'json']);
   const serverVersion = version.code === 0 ? ((JSON.parse(version.stdout) as { serverVersion?: { gitVersion?: string } }).serverVersion?.gitVersion ?? '?') : '?';
+  const suites: Suite[] = [];
+  const timelineLines: string[] = [];
 
-  const ctx: Context = {
-    backend,
-    namespace,
-    timeline,
-    settings,
-    figures: new Map(),
-    diagnostics: [],
-    served: 0,
-    async install() {
-      if (settings.install === 'helm') {
-        const created = await backend.kubectl(['create', 'namespace', namespace]);
-        if (created.code !== 0) throw new Error(`kubectl create namespace: ${created.stderr}`);
-      }
-      if (settings.install === 'kustomize' || settings.buildkitd === 'mock') {
-        await writeFile(path.join(workDir, 'kustomization.yaml'), overlay(namespace, values.image, settings, workDir));
-        const rendered = await backend.kubectl(['kustomize', workDir]);
-        if (rendered.code !== 0) throw new Error(`kubectl kustomize: ${rendered.stderr}`);
-        await writeFile(path.join(reportDir, 'applied.yaml'), rendered.stdout);
-        // The Namespace comes first in the rendering; the watches need it before the rest exists.
-        const applied = await backend.kubectl(['apply', '--server-side', '-f', '-'], rendered.stdout);
-        if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
-      }
-      if (settings.install === 'helm') {
-        const installed = await runTool(await helm(), helmArgs(namespace, values.image, settings));
-        if (installed.code !== 0) throw new Error(`helm install: ${installed.stderr}`);
-      }
-      await timeline.watch(namespace, STATEFULSET);
-      await timeline.until('the StatefulSet in the watch', () => timeline.replicas !== undefined, 30_000);
-    },
-  };
+  for (const suiteName of suiteNames) {
+    const settings: Settings = {
+      idleTimeoutS: Number(values['idle-timeout']),
+      readyWaitS: Number(values['ready-wait']),
+      burst: Number(values.burst),
+      discovery: values.discovery,
+      buildkitd: suiteName,
+      install: values.install,
+    };
+    const namespace = `bka-e2e-${runId}${suiteNames.length > 1 ? `-${suiteName}` : ''}`;
+    const timeline = new Timeline(origin);
+    const figures = new Map<string, string>();
+    const suite: Suite = { name: suiteName, namespace, settings, outcomes: [], figures, timeline };
+    suites.push(suite);
+    const workDir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-'));
+    process.stdout.write(`\n== suite ${suiteName} (namespace ${namespace}): ${SUITE_TITLE[suiteName]}\n`);
 
-  const outcomes: Outcome[] = [];
-  let failedBefore = false;
-  for (const scenario of scenarios) {
-    if (failedBefore && scenario.name !== 'install' && outcomes[0]?.result !== 'pass') {
-      outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'skipped', seconds: 0, observed: 'install failed' });
-      continue;
+    const ctx: Context = {
+      backend,
+      namespace,
+      timeline,
+      settings,
+      figures,
+      diagnostics,
+      served: 0,
+      async install() {
+        if (settings.install === 'helm') {
+          const created = await backend.kubectl(['create', 'namespace', namespace]);
+          if (created.code !== 0) throw new Error(`kubectl create namespace: ${created.stderr}`);
+        }
+        if (settings.install === 'kustomize' || settings.buildkitd === 'mock') {
+          await writeFile(path.join(workDir, 'kustomization.yaml'), overlay(namespace, values.image, settings, workDir));
+          const rendered = await backend.kubectl(['kustomize', workDir]);
+          if (rendered.code !== 0) throw new Error(`kubectl kustomize: ${rendered.stderr}`);
+          await writeFile(path.join(reportDir, suiteNames.length > 1 ? `applied-${suiteName}.yaml` : 'applied.yaml'), rendered.stdout);
+          // The Namespace comes first in the rendering; the watches need it before the rest exists.
+          const applied = await backend.kubectl(['apply', '--server-side', '-f', '-'], rendered.stdout);
+          if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
+        }
+        if (settings.install === 'helm') {
+          const installed = await runTool(await helm(), helmArgs(namespace, values.image, settings));
+          if (installed.code !== 0) throw new Error(`helm install: ${installed.stderr}`);
+        }
+        await timeline.watch(namespace, STATEFULSET);
+        await timeline.until('the StatefulSet in the watch', () => timeline.replicas !== undefined, 30_000);
+      },
+    };
+
+    const scenarios = suiteName === 'real' ? REAL_SCENARIOS : SCENARIOS;
+    for (const scenario of scenarios) {
+      if (scenario.name !== 'install' && suite.outcomes[0]?.result !== 'pass') {
+        suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'skipped', seconds: 0, observed: 'install failed' });
+        continue;
+      }
+      const t0 = timeline.now();
+      const figuresBefore = new Set(figures.keys());
+      timeline.mark(`▶ ${scenario.name}`);
+      process.stdout.write(`▶ ${scenario.name}: ${scenario.promise}\n`);
+      try {
+        const observed = await scenario.run(ctx);
+        const key = [...figures.keys()].find((k) => !figuresBefore.has(k));
+        const keyFigure = key === undefined ? observed : `${key}: ${figures.get(key) ?? ''}`;
+        suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'pass', seconds: (timeline.now() - t0) / 1000, observed, keyFigure });
+        process.stdout.write(`  ✔ ${observed} (${((timeline.now() - t0) / 1000).toFixed(1)}s)\n`);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'fail', seconds: (timeline.now() - t0) / 1000, observed: message });
+        diagnostics.push({ level: 'error', title: `e2e ${scenario.name}${suiteNames.length > 1 ? ` (${suiteName})` : ''}`, message });
+        process.stdout.write(`  ✖ ${message}\n`);
+      }
+      timeline.mark(`■ ${scenario.name}`);
     }
-    const t0 = timeline.now();
-    timeline.mark(`▶ ${scenario.name}`);
-    process.stdout.write(`▶ ${scenario.name}: ${scenario.promise}\n`);
-    try {
-      const observed = await scenario.run(ctx);
-      outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'pass', seconds: (timeline.now() - t0) / 1000, observed });
-      process.stdout.write(`  ✔ ${observed}\n`);
-    } catch (error) {
-      failedBefore = true;
-      const message = error instanceof Error ? error.message : String(error);
-      outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'fail', seconds: (timeline.now() - t0) / 1000, observed: message });
-      ctx.diagnostics.push({ level: 'error', title: `e2e ${scenario.name}`, message });
-      process.stdout.write(`  ✖ ${message}\n`);
+
+    timeline.stop();
+    ctx.access?.close();
+    if (suite.outcomes.some((o) => o.result === 'fail')) {
+      const dir = path.join(reportDir, 'artifacts', ...(suiteNames.length > 1 ? [suiteName] : []));
+      await backend.collectArtifacts(namespace, dir).catch((error: unknown) => {
+        diagnostics.push({ level: 'warning', title: 'artifacts', message: `collecting artifacts of ${namespace} failed: ${String(error)}` });
+      });
     }
-    timeline.mark(`■ ${scenario.name}`);
+    timelineLines.push(...timeline.entries.map((e) => JSON.stringify({ suite: suiteName, ...e })));
+    // Wait for the namespace to go: the next suite's buildkitd needs the CPU the old pods hold.
+    if (!values['keep-namespace']) await backend.kubectl(['delete', 'namespace', namespace, `--wait=${suiteName !== suiteNames.at(-1)}`, '--timeout=120s']);
+    await rm(workDir, { recursive: true, force: true });
   }
 
-  timeline.stop();
-  ctx.access?.close();
-  if (outcomes.some((o) => o.result === 'fail')) {
-    await backend.collectArtifacts(namespace, path.join(reportDir, 'artifacts')).catch((error: unknown) => {
-      ctx.diagnostics.push({ level: 'warning', title: 'artifacts', message: `collecting artifacts failed: ${String(error)}` });
-    });
-  }
   const report = renderReport({
     backend: backendName,
     image: values.image,
-    namespace,
     serverVersion,
-    settings,
-    outcomes,
-    figures: ctx.figures,
-    timeline,
-    diagnostics: ctx.diagnostics,
+    suites,
+    command: `test/e2e/run.sh ${process.argv.slice(2).join(' ')}`.trim(),
+    diagnostics,
     startedAt,
     seconds: (Date.now() - startedAt.getTime()) / 1000,
   });
   await writeFile(path.join(reportDir, 'REPORT.md'), report);
-  await writeFile(path.join(reportDir, 'diagnostics.json'), `${JSON.stringify(ctx.diagnostics, null, 2)}\n`);
-  await writeFile(path.join(reportDir, 'timeline.jsonl'), timeline.entries.map((e) => JSON.stringify(e)).join('\n') + '\n');
-  if (!values['keep-namespace']) await backend.kubectl(['delete', 'namespace', namespace, '--wait=false']);
-  await rm(workDir, { recursive: true, force: true });
+  await writeFile(path.join(reportDir, 'diagnostics.json'), `${JSON.stringify(diagnostics, null, 2)}\n`);
+  await writeFile(path.join(reportDir, 'timeline.jsonl'), timelineLines.join('\n') + '\n');
 
+  const outcomes = suites.flatMap((suite) => suite.outcomes);
   const passed = outcomes.filter((o) => o.result === 'pass').length;
   const failed = outcomes.filter((o) => o.result === 'fail').length;
   const skipped = outcomes.filter((o) => o.result === 'skipped').length;

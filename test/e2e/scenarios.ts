@@ -2,13 +2,14 @@
 // checked through the shipped manifests on a real cluster. Each returns one line of what it observed;
 // a failed expectation throws. They run in order and build on each other's state.
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
 import { run } from '../cluster/common.ts';
-import type { Backend, GatewayAccess } from './backends.ts';
+import type { Backend, Endpoint, GatewayAccess } from './backends.ts';
 import { echoRoundTrip, httpGet, metricSum } from './clients.ts';
 import type { Timeline } from './timeline.ts';
 
@@ -103,6 +104,53 @@ function payload(): string {
   return `e2e-${process.pid}-${++payloadCounter}-${Math.random().toString(36).slice(2)}\n`;
 }
 
+/** One long-lived client connection to the echo mock, line by line. */
+function lineClient(endpoint: Endpoint) {
+  const socket = net.connect(endpoint.port, endpoint.host);
+  const lines: string[] = [];
+  let buffered = '';
+  let closedByPeer = false;
+  socket.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  socket.on('end', () => (closedByPeer = true));
+  socket.on('error', () => (closedByPeer = true));
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  return {
+    lines,
+    get closedByPeer() {
+      return closedByPeer;
+    },
+    /** Sends a fresh line and resolves when the same line came back. */
+    async echo(ctx: Context, what: string, timeoutMs: number): Promise<void> {
+      const line = payload();
+      socket.write(line);
+      await ctx.timeline.until(what, () => lines.includes(line.trim()) || closedByPeer, timeoutMs);
+      assert.ok(lines.includes(line.trim()), `${what}: the connection was closed by the gateway`);
+    },
+    async close(): Promise<void> {
+      socket.destroy();
+      await closed;
+    },
+  };
+}
+
+async function metricsNow(ctx: Context): Promise<string> {
+  const { status, body } = await httpGet(access(ctx).metrics, '/metrics');
+  return status === 200 ? body : '';
+}
+
+async function waitForLog(ctx: Context, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(await ctx.backend.containerLog(ctx.namespace, ctx.gatewayPod ?? '', 'gateway'))) {
+    assert.ok(Date.now() < deadline, `the gateway log does not show ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
 const install: Scenario = {
   name: 'install',
   promise: 'the shipped manifests install; the gateway becomes ready with its own ServiceAccount; buildkitd stays at 0',
@@ -137,21 +185,33 @@ const idleScaleDown: Scenario = {
 export const SCENARIOS: Scenario[] = [
   install,
   {
-    name: 'wake-on-connect',
-    promise: 'a client connecting while buildkitd is at 0 is held, buildkitd is scaled to 1, and the client is served',
+    name: 'seed-guide',
+    promise: "the seed's E2E guide, automated: buildkitd (socat echo) at 0; a client connects and is held; buildkitd is scaled to 1; its bytes are echoed; it disconnects; after the idle timeout buildkitd is back at 0",
     async run(ctx) {
       assert.equal(ctx.timeline.replicas, 0, 'precondition: buildkitd at 0');
       const since = ctx.timeline.now();
-      const result = await echoRoundTrip(access(ctx).proxy, payload(), ctx.settings.readyWaitS * 1000 + 30_000);
-      assert.ok(result.ok, `the client was not served: ${result.failure ?? ''} ${result.detail ?? ''}`);
-      ctx.served++;
-      const seen = ctx.timeline.replicasSince(since);
-      assert.ok(seen.includes(1), `the StatefulSet was never scaled to 1 (saw ${transitions(seen)})`);
-      ctx.figures.set('wake: connect at 0 to echo', seconds(result.elapsedMs));
-      if (result.elapsedMs > 30_000) {
-        ctx.diagnostics.push({ level: 'warning', title: 'slow wake-up', message: `the first client waited ${seconds(result.elapsedMs)} for buildkitd` });
+      const client = lineClient(access(ctx).proxy);
+      try {
+        await client.echo(ctx, 'the echo through the gateway at 0 replicas', ctx.settings.readyWaitS * 1000 + 30_000);
+      } finally {
+        await client.close();
       }
-      return `echo after ${seconds(result.elapsedMs)} (held while the pod started); replicas seen: ${transitions(seen)}`;
+      const echoedAfter = ctx.timeline.now() - since;
+      ctx.served++;
+      const closedAt = ctx.timeline.now();
+      ctx.timeline.mark('seed guide: client disconnected');
+      const seenWhileOpen = ctx.timeline.replicasSince(since);
+      assert.ok(seenWhileOpen.includes(1), `the StatefulSet was never scaled to 1 (saw ${transitions(seenWhileOpen)})`);
+      const zeroAt = await waitForZero(ctx, 'scale-down to 0 after the disconnect');
+      const write = ctx.timeline.entries.find((e) => e.source === 'statefulset' && e.t >= closedAt && e.replicas === 0);
+      const writeAfter = (write?.t ?? zeroAt) - closedAt;
+      assert.ok(writeAfter >= ctx.settings.idleTimeoutS * 1000 - 1000, `scaled to 0 ${seconds(writeAfter)} after the disconnect, before the ${ctx.settings.idleTimeoutS}s idle timeout`);
+      ctx.figures.set('wake: connect at 0 to echo', seconds(echoedAfter));
+      ctx.figures.set('seed guide: disconnect to replicas=0 written', `${seconds(writeAfter)} (idle timeout ${ctx.settings.idleTimeoutS}s)`);
+      if (echoedAfter > 30_000) {
+        ctx.diagnostics.push({ level: 'warning', title: 'slow wake-up', message: `the first client waited ${seconds(echoedAfter)} for buildkitd` });
+      }
+      return `held and echoed after ${seconds(echoedAfter)}; replicas ${transitions([0, ...ctx.timeline.replicasSince(since)])}; 0 written ${seconds(writeAfter)} after the disconnect`;
     },
   },
   {
@@ -188,13 +248,14 @@ export const SCENARIOS: Scenario[] = [
       ctx.served++;
       const seen = ctx.timeline.replicasSince(since);
       assert.ok(!seen.includes(0), `buildkitd was scaled to 0 under an open connection (replicas seen: ${transitions(seen)})`);
+      ctx.figures.set('open connection held past the idle timeout', `${seconds(holdMs)}, no scale-down (idle timeout ${ctx.settings.idleTimeoutS}s)`);
       return `one connection open ${seconds(holdMs)} (idle timeout ${ctx.settings.idleTimeoutS}s): still echoing, no scale-down`;
     },
   },
   idleScaleDown,
   {
-    name: 'burst-at-zero',
-    promise: 'many clients connecting at once while buildkitd is at 0 are all held and all served; none is refused',
+    name: 'concurrent-cold-start',
+    promise: 'many clients connecting at once while buildkitd is at 0 (a cold start) are all held and all served; none is refused',
     async run(ctx) {
       assert.equal(ctx.timeline.replicas, 0, 'precondition: buildkitd at 0');
       const since = ctx.timeline.now();
@@ -225,6 +286,7 @@ export const SCENARIOS: Scenario[] = [
       const scaleOps = metricSum(body, 'bka_scale_operations_total');
       assert.ok(connections !== undefined && connections >= ctx.served, `bka_connections_total ${connections} < ${ctx.served} served`);
       assert.ok(scaleOps !== undefined && scaleOps >= 4, `bka_scale_operations_total ${scaleOps}: expected at least 2 wakes and 2 scale-downs`);
+      ctx.figures.set('/metrics: connections counted / served by the E2E', `${connections} / ${ctx.served}; scale writes ${scaleOps}`);
       // The memory limit in the manifests is sized from this figure; warn before it gets tight.
       const rss = metricSum(body, 'bka_process_resident_memory_bytes');
       const limit = (await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.template.spec.containers[0].resources.limits.memory}'])).trim();
@@ -278,6 +340,46 @@ export const SCENARIOS: Scenario[] = [
       ctx.figures.set('draining gateway gone after its last connection closed', seconds(gone - closedAt));
       await connectToGateway(ctx);
       return `echo 5s after SIGTERM on the open connection; old pod gone ${seconds(gone - closedAt)} after the client closed; new gateway ${ctx.gatewayPod ?? ''} ready`;
+    },
+  },
+  {
+    name: 'rbac-denied',
+    promise: 'when RBAC forbids the scale write, a held client fails fast (not at READY_WAIT_TIMEOUT), the log names BKA_SCALE_FORBIDDEN and /readyz says why',
+    async run(ctx) {
+      await waitForZero(ctx, 'buildkitd at 0 before the permission is taken away');
+      const role = JSON.parse(await kubectlOk(ctx, ['get', 'role', 'buildkitd-autoscaler', '-o', 'json'])) as { rules: { resources?: string[] }[] };
+      const index = role.rules.findIndex((r) => r.resources?.includes('statefulsets/scale'));
+      assert.ok(index >= 0, 'the gateway Role has no statefulsets/scale rule');
+      const rule = role.rules[index];
+      const subject = `system:serviceaccount:${ctx.namespace}:buildkitd-autoscaler`;
+      const canScale = async () => (await ctx.backend.kubectl(['-n', ctx.namespace, 'auth', 'can-i', 'patch', 'statefulsets', '--subresource=scale', '--as', subject])).stdout.trim();
+      await kubectlOk(ctx, ['patch', 'role', 'buildkitd-autoscaler', '--type=json', '-p',
+        JSON.stringify([{ op: 'test', path: `/rules/${index}`, value: rule }, { op: 'remove', path: `/rules/${index}` }])]);
+      ctx.timeline.mark('Role: the statefulsets/scale rule removed');
+      try {
+        const deadline = Date.now() + 15_000;
+        while ((await canScale()) !== 'no') {
+          assert.ok(Date.now() < deadline, 'kubectl auth can-i still allows the scale write 15s after the rule was removed');
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        const gw = access(ctx);
+        const result = await echoRoundTrip(gw.proxy, payload(), ctx.settings.readyWaitS * 1000 + 30_000);
+        assert.equal(result.ok, false, 'the client was served although the gateway may not scale');
+        assert.notEqual(result.failure, 'timeout', 'the client was not closed');
+        assert.ok(result.elapsedMs < 15_000, `the held client was closed only after ${seconds(result.elapsedMs)} (READY_WAIT_TIMEOUT ${ctx.settings.readyWaitS}s)`);
+        const readyz = await httpGet(gw.metrics, '/readyz');
+        await waitForLog(ctx, /BKA_SCALE_FORBIDDEN/, 'BKA_SCALE_FORBIDDEN');
+        assert.equal(ctx.timeline.replicas, 0, 'buildkitd was scaled although the write is forbidden');
+        const readyzSays = readyz.status !== 200 && readyz.body.includes('BKA_SCALE_FORBIDDEN') ? `/readyz ${readyz.status} naming BKA_SCALE_FORBIDDEN` : `/readyz ${readyz.status}`;
+        if (!readyzSays.includes('BKA_SCALE_FORBIDDEN')) {
+          ctx.diagnostics.push({ level: 'warning', title: 'rbac-denied', message: `/readyz right after the failure answered ${readyz.status}: ${readyz.body.trim().slice(0, 200)}` });
+        }
+        ctx.figures.set('RBAC denied: held client closed after', `${Math.round(result.elapsedMs)}ms (${result.failure ?? ''}; READY_WAIT_TIMEOUT ${ctx.settings.readyWaitS}s)`);
+        return `client ${result.failure ?? ''} after ${Math.round(result.elapsedMs)}ms; log names BKA_SCALE_FORBIDDEN; ${readyzSays}; StatefulSet stayed at 0`;
+      } finally {
+        await kubectlOk(ctx, ['patch', 'role', 'buildkitd-autoscaler', '--type=json', '-p', JSON.stringify([{ op: 'add', path: `/rules/${index}`, value: rule }])]);
+        ctx.timeline.mark('Role restored');
+      }
     },
   },
   {
@@ -345,4 +447,75 @@ const realBuild: Scenario = {
   },
 };
 
-export const REAL_SCENARIOS: Scenario[] = [install, realBuild, idleScaleDown];
+
+/** Writes `bytes` of random data to file in 1 MiB pieces; returns its sha256. */
+async function randomFile(file: string, bytes: number): Promise<string> {
+  const hash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  for (let left = bytes; left > 0; left -= 2 ** 20) {
+    const chunk = randomBytes(Math.min(left, 2 ** 20));
+    hash.update(chunk);
+    chunks.push(chunk);
+  }
+  await writeFile(file, chunks);
+  return hash.digest('hex');
+}
+
+const ROLLOUT_BUILD_MIB = 192;
+
+/** A gateway rollout while a build streams through it: the draining gateway keeps the build's connection. */
+const rollingUpdateDuringBuild: Scenario = {
+  name: 'rolling-update-during-build',
+  promise: 'a gateway rollout (kubectl rollout restart) while a build streams through it does not cut the build; the new gateway takes over and scales the idle buildkitd to 0',
+  async run(ctx) {
+    const gw = access(ctx);
+    const oldPod = ctx.gatewayPod ?? '';
+    const addr = `tcp://${gw.proxy.host}:${gw.proxy.port}`;
+    const dir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-rollout-'));
+    try {
+      // Big enough that the upload and the export back take longer than the rollout needs to begin.
+      const sha = await randomFile(path.join(dir, 'big.bin'), ROLLOUT_BUILD_MIB * 2 ** 20);
+      await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY big.bin /big.bin\n');
+      await mkdir(path.join(dir, 'out'));
+      let buildDoneAt: number | undefined;
+      const started = ctx.timeline.now();
+      const building = run('buildctl', [
+        '--addr', addr, '--timeout', String(ctx.settings.readyWaitS + 30), 'build', '--frontend', 'dockerfile.v0',
+        '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--output', `type=local,dest=${path.join(dir, 'out')}`,
+      ]).finally(() => (buildDoneAt = ctx.timeline.now()));
+      // Roll the gateway as soon as the build's connection is spliced to buildkitd.
+      const deadline = Date.now() + ctx.settings.readyWaitS * 1000 + 30_000;
+      for (;;) {
+        const m = await metricsNow(ctx);
+        if ((metricSum(m, 'bka_connections_open') ?? 0) >= 1 && metricSum(m, 'bka_connections_held') === 0) break;
+        assert.ok(buildDoneAt === undefined, 'the build ended before its connection was seen open');
+        assert.ok(Date.now() < deadline, 'the build never had an open spliced connection');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      await kubectlOk(ctx, ['rollout', 'restart', 'deployment/buildkitd-autoscaler']);
+      ctx.timeline.mark(`kubectl rollout restart with a build open through ${oldPod}`);
+      const terminatingAt = await ctx.timeline.until(`${oldPod} terminating`, () =>
+        ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${oldPod}: terminating`), 60_000);
+      const build = await building;
+      ctx.timeline.mark(`buildctl exited ${build.code}`);
+      assert.equal(build.code, 0, `the build failed across the rollout: ${build.stderr.trim().split('\n').slice(-4).join(' / ')}`);
+      const doneAt = buildDoneAt ?? ctx.timeline.now();
+      assert.ok(terminatingAt < doneAt, 'the build finished before the old gateway began terminating, so the rollout did not overlap it');
+      const out = createHash('sha256').update(await readFile(path.join(dir, 'out', 'big.bin'))).digest('hex');
+      assert.equal(out, sha, 'the build output differs from the build context');
+      ctx.served++;
+      await ctx.timeline.until(`${oldPod} to exit`, () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${oldPod}: deleted`), 60_000);
+      await connectToGateway(ctx);
+      assert.notEqual(ctx.gatewayPod, oldPod, 'the gateway pod was not replaced');
+      const newReadyAt = ctx.timeline.now();
+      const zeroAt = await waitForZero(ctx, 'the new gateway to scale the idle buildkitd to 0');
+      ctx.figures.set(`rollout during a ${ROLLOUT_BUILD_MIB} MiB build: build still running after SIGTERM`, `${seconds(doneAt - terminatingAt)} (build ${seconds(doneAt - started)} in all)`);
+      return `${oldPod} terminating ${seconds(doneAt - terminatingAt)} before the build finished; output sha256 matches; ` +
+        `new gateway ${ctx.gatewayPod ?? ''} ready, buildkitd at 0 ${seconds(zeroAt - newReadyAt)} later`;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+export const REAL_SCENARIOS: Scenario[] = [install, realBuild, idleScaleDown, rollingUpdateDuringBuild];

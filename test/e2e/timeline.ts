@@ -22,13 +22,18 @@ interface PodLike {
 
 export class Timeline {
   readonly entries: TimelineEntry[] = [];
-  private readonly started = performance.now();
+  private readonly started: number;
   private readonly aborts: AbortController[] = [];
   private readonly waiters = new Set<() => void>();
   private lastReplicas: number | undefined;
   private lastReady: number | undefined;
   private readonly podState = new Map<string, string>();
   private stopped = false;
+
+  /** `started` (a performance.now() value) lets several timelines of one run share their origin. */
+  constructor(started = performance.now()) {
+    this.started = started;
+  }
 
   now(): number {
     return performance.now() - this.started;
