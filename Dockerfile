@@ -12,6 +12,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# dist/main.js is one esbuild bundle with only the code the gateway reaches (see README "Performance").
+COPY scripts/bundle.ts ./scripts/
 RUN npm run build
 
 # Production dependencies are installed on the runtime base itself, so anything with a native part is

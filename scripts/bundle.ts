@@ -1,0 +1,41 @@
+// Bundles the gateway into one file, dist/main.js, with only the code it reaches: the Kubernetes client
+// is large and loading all of it costs ~40 MiB of resident memory (see README "Performance").
+//   node scripts/bundle.ts [--metafile]     (npm run bundle; npm run build runs it after tsc)
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { build, type Plugin } from 'esbuild';
+
+const root = resolve(import.meta.dirname, '..');
+
+// The Kubernetes client's index re-exports every generated API and model; its package.json does not say
+// that importing them has no side effects, so without this every one of them would be loaded at start.
+const kubernetesClientWithoutSideEffects: Plugin = {
+  name: 'kubernetes-client-side-effect-free',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, async (args) => {
+      if ((args.pluginData as { inner?: boolean } | undefined)?.inner) return undefined;
+      const resolved = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: { inner: true } });
+      if (resolved.errors.length > 0 || !resolved.path.includes('/node_modules/@kubernetes/client-node/')) return undefined;
+      return { path: resolved.path, sideEffects: false };
+    });
+  },
+};
+const result = await build({
+  entryPoints: [join(root, 'src', 'main.ts')],
+  outfile: join(root, 'dist', 'main.js'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  // CommonJS dependencies call require() for Node built-ins; an ES module has no require of its own.
+  banner: { js: "import { createRequire as __bkaCreateRequire } from 'node:module';\nconst require = __bkaCreateRequire(import.meta.url);" },
+  minifySyntax: true,
+  minifyWhitespace: true,
+  keepNames: true,
+  sourcemap: false,
+  legalComments: 'none',
+  metafile: process.argv.includes('--metafile'),
+  plugins: [kubernetesClientWithoutSideEffects],
+  logLevel: 'warning',
+});
+if (result.metafile) writeFileSync(join(root, 'dist', 'meta.json'), JSON.stringify(result.metafile));
