@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # E2E: the shipped manifests on a real cluster, scenarios driven from outside, report at the end.
 #   test/e2e/run.sh [--backend local|kind|minikube|docker-desktop|existing] [--image NAME:TAG]
-#                   [--report-dir DIR] [--keep-namespace] [--idle-timeout S] [--burst N]
+#                   [--buildkitd mock|real|all] [--install kustomize|helm] [--discovery endpoints|dns]
+#                   [--report-dir DIR] [--keep-namespace] [--idle-timeout S] [--ready-wait S] [--burst N]
 # local: builds the gateway (dist/, which the process kubelet runs for the buildkitd-autoscaler image),
-#   brings up test/cluster (root, Linux) and runs inside its network namespace.
+#   brings up test/cluster (root, Linux; BKA_CLUSTER_NAME), runs inside its network namespace, and brings
+#   the cluster down again if this run brought it up (BKA_KEEP_CLUSTER=1 keeps it).
 # kind and the others: the current kubectl context; the image must already be in the cluster
 #   (kind load docker-image ...), and the runner must be able to pull or have alpine/socat:latest.
 # Writes <report-dir>/REPORT.md, diagnostics.json, timeline.jsonl and, on failure, artifacts/.
@@ -28,8 +30,17 @@ node_bin="$repo_root/node_modules/.bin/node"
 case "$backend" in
   local)
     npm run --silent build
+    # A cluster this run brings up also goes down at the end (BKA_KEEP_CLUSTER=1 keeps it); one that was
+    # already up (npm test's earlier layers, a developer's) stays up.
+    was_up=0
+    "$node_bin" test/cluster/cli.ts status >/dev/null 2>&1 && was_up=1
     "$node_bin" test/cluster/cli.ts up
-    exec "$node_bin" test/cluster/cli.ts exec -- "$node_bin" test/e2e/main.ts "${args[@]}"
+    status=0
+    "$node_bin" test/cluster/cli.ts exec -- "$node_bin" test/e2e/main.ts "${args[@]}" || status=$?
+    if ((was_up == 0)) && [[ "${BKA_KEEP_CLUSTER:-0}" != 1 ]]; then
+      "$node_bin" test/cluster/cli.ts down >/dev/null 2>&1 || true
+    fi
+    exit "$status"
     ;;
   kind | minikube | docker-desktop | existing)
     command -v kubectl >/dev/null || { echo "kubectl is required on PATH for --backend $backend" >&2; exit 2; }

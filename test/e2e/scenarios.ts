@@ -206,8 +206,7 @@ export const SCENARIOS: Scenario[] = [
       const write = ctx.timeline.entries.find((e) => e.source === 'statefulset' && e.t >= closedAt && e.replicas === 0);
       const writeAfter = (write?.t ?? zeroAt) - closedAt;
       assert.ok(writeAfter >= ctx.settings.idleTimeoutS * 1000 - 1000, `scaled to 0 ${seconds(writeAfter)} after the disconnect, before the ${ctx.settings.idleTimeoutS}s idle timeout`);
-      ctx.figures.set('wake: connect at 0 to echo', seconds(echoedAfter));
-      ctx.figures.set('seed guide: disconnect to replicas=0 written', `${seconds(writeAfter)} (idle timeout ${ctx.settings.idleTimeoutS}s)`);
+      ctx.figures.set('seed guide: connect at 0 to echo / disconnect to replicas=0 written', `${seconds(echoedAfter)} / ${seconds(writeAfter)} (idle timeout ${ctx.settings.idleTimeoutS}s)`);
       if (echoedAfter > 30_000) {
         ctx.diagnostics.push({ level: 'warning', title: 'slow wake-up', message: `the first client waited ${seconds(echoedAfter)} for buildkitd` });
       }
