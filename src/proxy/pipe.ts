@@ -31,7 +31,9 @@ export function splice(client: Socket, backend: Socket, early: { head: Buffer; e
       closed += 1;
       if (closed < 2) {
         // One side is fully closed: nothing more can flow to it, so the other side must not linger.
-        (client.destroyed ? backend : client).end();
+        // Usually the pipe has ended it already; end() again would build an error object per connection.
+        const other = client.destroyed ? backend : client;
+        if (!other.writableEnded) other.end();
         return;
       }
       resolve({
