@@ -20,6 +20,8 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     runs: { type: 'string' },
     only: { type: 'string' },
+    // Extra Node.js flags for the gateway (e.g. --cpu-prof), after the manifest's NODE_OPTIONS.
+    'gateway-node-options': { type: 'string' },
   },
 });
 const short = args.short;
@@ -203,7 +205,7 @@ const fig = (f: Omit<Figure, 'gateway'> & { gateway?: number[] }) => {
 const push = (figure: Figure, target: Target, value: number) => (figure[target] ??= []).push(value);
 
 async function startGateway(env: Env, extra: Record<string, string>): Promise<Gateway> {
-  const nodeOptions = manifestNodeOptions();
+  const nodeOptions = [manifestNodeOptions(), args['gateway-node-options']].filter(Boolean).join(' ');
   const gateway = await env.startGateway({
     LOG_LEVEL: 'info',
     SCALE_DOWN_IDLE_TIMEOUT: '1h',
