@@ -465,6 +465,7 @@ async function inner(o: Options): Promise<number> {
     say(`- ${gatewayLog.filter((l) => l.event === 'connection_closed').length} connection(s) through the gateway; buildkitd is back at 0 replicas, no pods`);
 
     heading('use it yourself');
+    if (!o.keep) say(`This run cleans up next (--no-keep); start it with \`npm run demo -- --keep\` to try these:`);
     say(`Clients reach the gateway inside the cluster's network namespace (bka-${o.name}); run them through \`npm run cluster -- exec\`:`);
     say(`  npm run cluster -- exec --name ${o.name} -- buildctl --addr tcp://${svc.ip}:${svc.port} debug workers`);
     say(`  npm run cluster -- exec --name ${o.name} --dns -- buildctl --addr tcp://${GATEWAY}.${NAMESPACE}.svc.cluster.local:${svc.port} \\`);
