@@ -477,17 +477,22 @@ const rollingUpdateDuringBuild: Scenario = {
       await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY big.bin /big.bin\n');
       await mkdir(path.join(dir, 'out'));
       let buildDoneAt: number | undefined;
+      let buildError = '';
       const started = ctx.timeline.now();
       const building = run('buildctl', [
         '--addr', addr, '--timeout', String(ctx.settings.readyWaitS + 30), 'build', '--frontend', 'dockerfile.v0',
         '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--output', `type=local,dest=${path.join(dir, 'out')}`,
-      ]).finally(() => (buildDoneAt = ctx.timeline.now()));
+      ]).then((r) => {
+        buildDoneAt = ctx.timeline.now();
+        buildError = r.code === 0 ? '' : `: exit ${r.code}, ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`;
+        return r;
+      });
       // Roll the gateway as soon as the build's connection is spliced to buildkitd.
       const deadline = Date.now() + ctx.settings.readyWaitS * 1000 + 30_000;
       for (;;) {
         const m = await metricsNow(ctx);
         if ((metricSum(m, 'bka_connections_open') ?? 0) >= 1 && metricSum(m, 'bka_connections_held') === 0) break;
-        assert.ok(buildDoneAt === undefined, 'the build ended before its connection was seen open');
+        assert.ok(buildDoneAt === undefined, `the build ended before its connection was seen open${buildError}`);
         assert.ok(Date.now() < deadline, 'the build never had an open spliced connection');
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
