@@ -482,7 +482,7 @@ const rollingUpdateDuringBuild: Scenario = {
       const building = run('buildctl', [
         '--addr', addr, '--timeout', String(ctx.settings.readyWaitS + 30), 'build', '--frontend', 'dockerfile.v0',
         '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--output', `type=local,dest=${path.join(dir, 'out')}`,
-      ]).then((r) => {
+      ]).catch((error: unknown) => ({ code: 127, stdout: '', stderr: `cannot run buildctl: ${String(error)}` })).then((r) => {
         buildDoneAt = ctx.timeline.now();
         buildError = r.code === 0 ? '' : `: exit ${r.code}, ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`;
         return r;
