@@ -20,6 +20,25 @@ const kubernetesClientWithoutSideEffects: Plugin = {
     });
   },
 };
+// The client's ListWatch imports its model serializer only to pass label and field selectors through
+// serialize(value, 'string'); the real one pulls in every generated model class (~470 KiB of code and
+// ~5 MiB of resident memory). The gateway makes its own API requests (src/kube/rest.ts), so nothing
+// else needs it; any other use fails loudly instead of silently mis-serializing.
+const stringOnlySerializer: Plugin = {
+  name: 'kubernetes-client-string-serializer',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]@kubernetes[\\/]client-node[\\/]dist[\\/]serializer\.js$/ }, () => ({
+      loader: 'js',
+      contents: `const only = (data, type) => {
+  if (type !== 'string') throw new Error('buildkitd-autoscaler bundle: ObjectSerializer supports only "string", got ' + type);
+  return data;
+};
+export const ObjectSerializer = { serialize: only, deserialize: only };
+`,
+    }));
+  },
+};
+
 const result = await build({
   entryPoints: [join(root, 'src', 'main.ts')],
   outfile: join(root, 'dist', 'main.js'),
@@ -35,7 +54,7 @@ const result = await build({
   sourcemap: false,
   legalComments: 'none',
   metafile: process.argv.includes('--metafile'),
-  plugins: [kubernetesClientWithoutSideEffects],
+  plugins: [kubernetesClientWithoutSideEffects, stringOnlySerializer],
   logLevel: 'warning',
 });
 if (result.metafile) writeFileSync(join(root, 'dist', 'meta.json'), JSON.stringify(result.metafile));

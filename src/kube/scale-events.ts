@@ -1,6 +1,7 @@
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { CoreV1Event, KubeConfig } from '@kubernetes/client-node';
 import type { GatewayEvent } from '../events.ts';
 import type { Logger } from '../log.ts';
+import { kubeRequest } from './rest.ts';
 
 /**
  * Records scale decisions as Kubernetes Events on the StatefulSet, as the HPA does, so
@@ -8,7 +9,7 @@ import type { Logger } from '../log.ts';
  * is logged at debug level and never affects traffic.
  */
 export class ScaleEventRecorder {
-  private readonly core: CoreV1Api;
+  private readonly kubeConfig: KubeConfig;
   private readonly namespace: string;
   private readonly statefulSetName: string;
   private readonly uid: () => string | undefined;
@@ -16,7 +17,7 @@ export class ScaleEventRecorder {
   private readonly host = process.env['HOSTNAME'] ?? 'buildkitd-autoscaler';
 
   constructor(kubeConfig: KubeConfig, namespace: string, statefulSetName: string, uid: () => string | undefined, log: Logger) {
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.kubeConfig = kubeConfig;
     this.namespace = namespace;
     this.statefulSetName = statefulSetName;
     this.uid = uid;
@@ -33,23 +34,21 @@ export class ScaleEventRecorder {
 
   private record(type: 'Normal' | 'Warning', reason: string, message: string): void {
     const now = new Date();
-    this.core
-      .createNamespacedEvent({
-        namespace: this.namespace,
-        body: {
-          metadata: { generateName: `${this.statefulSetName}.`, namespace: this.namespace },
-          involvedObject: { apiVersion: 'apps/v1', kind: 'StatefulSet', name: this.statefulSetName, namespace: this.namespace, uid: this.uid() },
-          type,
-          reason,
-          message,
-          source: { component: 'buildkitd-autoscaler', host: this.host },
-          reportingComponent: 'buildkitd-autoscaler',
-          reportingInstance: this.host,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      })
-      .catch((error: unknown) => this.log.debug({ err: error }, 'could not record a Kubernetes Event'));
+    const body: CoreV1Event = {
+      metadata: { generateName: `${this.statefulSetName}.`, namespace: this.namespace },
+      involvedObject: { apiVersion: 'apps/v1', kind: 'StatefulSet', name: this.statefulSetName, namespace: this.namespace, uid: this.uid() },
+      type,
+      reason,
+      message,
+      source: { component: 'buildkitd-autoscaler', host: this.host },
+      reportingComponent: 'buildkitd-autoscaler',
+      reportingInstance: this.host,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    };
+    kubeRequest<CoreV1Event>(this.kubeConfig, 'POST', `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/events`, { body }).catch((error: unknown) =>
+      this.log.debug({ err: error }, 'could not record a Kubernetes Event'),
+    );
   }
 }

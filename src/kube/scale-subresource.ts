@@ -1,4 +1,5 @@
-import { AppsV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig, V1Scale } from '@kubernetes/client-node';
+import { kubeRequest } from './rest.ts';
 
 export interface ScaleState {
   replicas: number;
@@ -7,26 +8,24 @@ export interface ScaleState {
 
 /** Reads and writes replicas through the statefulsets/scale subresource only (the smallest RBAC that works). */
 export class StatefulSetScale {
-  private readonly apps: AppsV1Api;
+  private readonly kubeConfig: KubeConfig;
   private readonly namespace: string;
   private readonly name: string;
 
   constructor(kubeConfig: KubeConfig, namespace: string, name: string) {
-    this.apps = kubeConfig.makeApiClient(AppsV1Api);
+    this.kubeConfig = kubeConfig;
     this.namespace = namespace;
     this.name = name;
   }
 
   async read(): Promise<ScaleState> {
-    const scale = await this.apps.readNamespacedStatefulSetScale({ name: this.name, namespace: this.namespace });
+    const scale = await kubeRequest<V1Scale>(this.kubeConfig, 'GET', this.path());
     return { replicas: scale.spec?.replicas ?? 0, resourceVersion: scale.metadata?.resourceVersion };
   }
 
   /** Writes replicas with optimistic concurrency: fails with 409 if the scale changed since `read`. */
   async write(replicas: number, resourceVersion: string | undefined): Promise<void> {
-    await this.apps.replaceNamespacedStatefulSetScale({
-      name: this.name,
-      namespace: this.namespace,
+    await kubeRequest<V1Scale>(this.kubeConfig, 'PUT', this.path(), {
       body: {
         apiVersion: 'autoscaling/v1',
         kind: 'Scale',
@@ -34,5 +33,9 @@ export class StatefulSetScale {
         spec: { replicas },
       },
     });
+  }
+
+  private path(): string {
+    return `/apis/apps/v1/namespaces/${encodeURIComponent(this.namespace)}/statefulsets/${encodeURIComponent(this.name)}/scale`;
   }
 }
