@@ -1,4 +1,5 @@
-// npm run bench [-- --json] [-- --runs N]; npm run bench:short (CI). Installs HAProxy and iperf3 when
+// npm run bench [-- --json] [-- --runs N]; npm run bench:short (CI). For JSON alone on stdout:
+// npm run --silent bench -- --json. Installs HAProxy and iperf3 when
 // missing, brings up the local cluster (its own name, "bench", unless BKA_CLUSTER_NAME is set), then runs
 // bench/suite.ts inside the cluster's network namespace. Exits non-zero only when a run fails, never on a
 // threshold. Results: stdout (--json: JSON on stdout, the table on stderr), .artifacts/bench/result.{md,json}.
@@ -7,8 +8,9 @@ import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
 const env: NodeJS.ProcessEnv = { ...process.env, BKA_CLUSTER_NAME: process.env['BKA_CLUSTER_NAME'] ?? 'bench' };
+// Progress of the steps goes to stderr, so that with --json stdout carries only the result.
 const step = (command: string, argv: string[]) => {
-  const r = spawnSync(command, argv, { stdio: 'inherit', env, cwd: root });
+  const r = spawnSync(command, argv, { stdio: ['ignore', 2, 2], env, cwd: root });
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
 const cli = join(root, 'test', 'cluster', 'cli.ts');
