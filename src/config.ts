@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import * as z from 'zod/mini';
 import { formatGoDuration, parseGoDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.ts';
@@ -44,43 +45,37 @@ interface OptionDefinition<K extends keyof Config> {
 const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-/**
- * A parser that reports the first rule the raw value breaks. Plain checks instead of a schema library:
- * zod alone added ~10 MiB to the gateway's resident memory for these few rules (README "Performance").
- */
-function checked<T>(rules: ReadonlyArray<readonly [(raw: string) => boolean, string]>, convert: (raw: string) => T): (raw: string) => T {
+// zod/mini: the tree-shakable build of zod, so only the checks used here are bundled.
+function fromZod<T>(schema: z.ZodMiniType<T>): (raw: string) => T {
   return (raw) => {
-    for (const [ok, message] of rules) if (!ok(raw)) throw new Error(message);
-    return convert(raw);
+    const result = z.safeParse(schema, raw);
+    if (!result.success) throw new Error(result.error.issues[0]?.message ?? 'invalid');
+    return result.data;
   };
 }
 
 const dnsLabel = (what: string, max: number) =>
-  checked(
-    [
-      [(raw) => raw.length >= 1, `${what} must not be empty`],
-      [(raw) => raw.length <= max, `${what} must be at most ${max} characters`],
-      [(raw) => dns1123Label.test(raw), `${what} must be a DNS-1123 label (lowercase letters, digits, "-")`],
-    ],
-    String,
+  fromZod(
+    z.string().check(
+      z.minLength(1, `${what} must not be empty`),
+      z.maxLength(max, `${what} must be at most ${max} characters`),
+      z.regex(dns1123Label, `${what} must be a DNS-1123 label (lowercase letters, digits, "-")`),
+    ),
   );
 const dnsSubdomain = (what: string) =>
-  checked(
-    [
-      [(raw) => raw.length >= 1, `${what} must not be empty`],
-      [(raw) => raw.length <= 253, `${what} must be at most 253 characters`],
-      [(raw) => dns1123Subdomain.test(raw), `${what} must be a DNS-1123 subdomain (lowercase letters, digits, "-", ".")`],
-    ],
-    String,
+  fromZod(
+    z.string().check(
+      z.minLength(1, `${what} must not be empty`),
+      z.maxLength(253, `${what} must be at most 253 characters`),
+      z.regex(dns1123Subdomain, `${what} must be a DNS-1123 subdomain (lowercase letters, digits, "-", ".")`),
+    ),
   );
 const integer = (min: number, max: number) =>
-  checked(
-    [
-      [(raw) => /^\d+$/.test(raw), 'must be a whole number'],
-      [(raw) => Number(raw) >= min, `must be at least ${min}`],
-      [(raw) => Number(raw) <= max, `must be at most ${max}`],
-    ],
-    Number,
+  fromZod(
+    z.pipe(
+      z.pipe(z.string().check(z.regex(/^\d+$/, 'must be a whole number')), z.transform(Number)),
+      z.number().check(z.gte(min, `must be at least ${min}`), z.lte(max, `must be at most ${max}`)),
+    ),
   );
 const oneOf = <T extends string>(values: Record<T, T>) => {
   const allowed = Object.keys(values) as T[];
