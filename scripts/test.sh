@@ -21,17 +21,22 @@ esac
 export BKA_CLUSTER_NAME="${BKA_CLUSTER_NAME:-test}"
 suite_start=$SECONDS
 declare -a timings=()
+passed=0
 step() {
   local name=$1; shift
   local start=$SECONDS
   printf '\n=== %s\n' "$name"
   "$@"
   timings+=("$(printf '%-22s %5ss' "$name" $((SECONDS - start)))")
+  passed=$((passed + 1))
 }
 cleanup() {
+  local status=$?
   if ((quick == 0)) && [[ "${BKA_KEEP_CLUSTER:-0}" != 1 ]]; then node test/cluster/cli.ts down >/dev/null 2>&1 || true; fi
   printf '\n=== timings\n'
   printf '%s\n' "${timings[@]}" "total                  $((SECONDS - suite_start))s"
+  # One closing line for the whole run: each step is a suite of its own.
+  printf 'steps: %d passed, %d failed\n' "$passed" $((status == 0 ? 0 : 1))
 }
 trap cleanup EXIT
 
