@@ -221,28 +221,13 @@ export const SCENARIOS: Scenario[] = [
       const holdMs = (ctx.settings.idleTimeoutS + 5) * 1000;
       const since = ctx.timeline.now();
       // One long-lived connection: echo, wait past the idle timeout, echo again on the same socket.
-      const socket = net.connect(gw.proxy.port, gw.proxy.host);
-      const lines: string[] = [];
-      let buffered = '';
-      socket.setEncoding('utf8').on('data', (chunk: string) => {
-        buffered += chunk;
-        const parts = buffered.split('\n');
-        buffered = parts.pop() ?? '';
-        lines.push(...parts);
-      });
-      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-      socket.on('error', () => undefined);
+      const client = lineClient(gw.proxy);
       try {
-        const first = payload();
-        socket.write(first);
-        await ctx.timeline.until('the first echo on the long connection', () => lines.includes(first.trim()), ctx.settings.readyWaitS * 1000 + 30_000);
+        await client.echo(ctx, 'the first echo on the long connection', ctx.settings.readyWaitS * 1000 + 30_000);
         await new Promise((resolve) => setTimeout(resolve, holdMs));
-        const second = payload();
-        socket.write(second);
-        await ctx.timeline.until('the echo after the idle timeout', () => lines.includes(second.trim()), 15_000);
+        await client.echo(ctx, 'the echo after the idle timeout', 15_000);
       } finally {
-        socket.destroy();
-        await closed;
+        await client.close();
       }
       ctx.served++;
       const seen = ctx.timeline.replicasSince(since);
@@ -305,32 +290,17 @@ export const SCENARIOS: Scenario[] = [
     async run(ctx) {
       const gw = access(ctx);
       const oldPod = ctx.gatewayPod ?? '';
-      const socket = net.connect(gw.proxy.port, gw.proxy.host);
-      const lines: string[] = [];
-      let buffered = '';
-      socket.setEncoding('utf8').on('data', (chunk: string) => {
-        buffered += chunk;
-        const parts = buffered.split('\n');
-        buffered = parts.pop() ?? '';
-        lines.push(...parts);
-      });
-      let closedByGateway = false;
-      socket.on('end', () => (closedByGateway = true));
-      socket.on('error', () => (closedByGateway = true));
+      const client = lineClient(gw.proxy);
       let closedAt = 0;
       try {
-        const first = payload();
-        socket.write(first);
-        await ctx.timeline.until('the echo before SIGTERM', () => lines.includes(first.trim()), ctx.settings.readyWaitS * 1000 + 30_000);
+        await client.echo(ctx, 'the echo before SIGTERM', ctx.settings.readyWaitS * 1000 + 30_000);
         await kubectlOk(ctx, ['delete', 'pod', oldPod, '--wait=false']);
         ctx.timeline.mark(`deleted gateway pod ${oldPod} (SIGTERM) with a connection open`);
         await new Promise((resolve) => setTimeout(resolve, 5000));
-        const second = payload();
-        socket.write(second);
-        await ctx.timeline.until('the echo 5s after SIGTERM', () => lines.includes(second.trim()), 15_000);
-        assert.equal(closedByGateway, false, 'the gateway closed the connection while draining');
+        await client.echo(ctx, 'the echo 5s after SIGTERM', 15_000);
+        assert.equal(client.closedByPeer, false, 'the gateway closed the connection while draining');
       } finally {
-        socket.destroy();
+        await client.close();
         closedAt = ctx.timeline.now();
         ctx.timeline.mark('client closed the draining connection');
       }
