@@ -57,7 +57,7 @@ export class Gateway {
     let source: BackendSource;
     if (config.backendDiscovery === 'endpoints') {
       this.endpointSlices = watchEndpointSlices(kubeConfig, ns, config.headlessServiceName, clock, emit);
-      source = new EndpointSliceBackends(this.endpointSlices, config.stsName, config.targetPort);
+      source = new EndpointSliceBackends(this.endpointSlices, config.stsName, config.targetPort, clock);
     } else {
       source = new DnsBackends(this.statefulSet, {
         statefulSetName: config.stsName,

@@ -1,7 +1,21 @@
-import type { V1EndpointSlice } from '@kubernetes/client-node';
+import type { V1Endpoint, V1EndpointSlice } from '@kubernetes/client-node';
+import type { Clock, Timer } from '../clock.ts';
 import type { ResilientInformer } from '../kube/informer.ts';
 import type { Backend, BackendSource } from './backend-set.ts';
 import { podOrdinal } from './ordinal.ts';
+
+/**
+ * How long a pod may be absent from every slice before it counts as gone. Controllers move an endpoint
+ * between slices with two writes, and a watch can deliver the removal before the addition.
+ */
+export const absenceGraceMs = 5000;
+
+/** Identity of the pod behind an endpoint: its UID where known, so a re-created pod of the same name differs. */
+function endpointKey(endpoint: V1Endpoint): string {
+  const host = endpoint.addresses[0];
+  const podName = endpoint.targetRef?.kind === 'Pod' ? (endpoint.targetRef.name ?? host) : (endpoint.hostname ?? host);
+  return endpoint.targetRef?.uid ?? `${podName}@${host}`;
+}
 
 /**
  * Ready pods from the headless Service's EndpointSlices. Unlike per-pod DNS names, these appear the moment
@@ -20,41 +34,59 @@ export function backendsFromEndpointSlices(slices: readonly V1EndpointSlice[], s
       const podName = endpoint.targetRef?.kind === 'Pod' ? (endpoint.targetRef.name ?? host) : (endpoint.hostname ?? host);
       const ordinal = podOrdinal(podName, statefulSetName) ?? podOrdinal(endpoint.hostname ?? '', statefulSetName);
       if (ordinal === undefined) continue;
-      const key = endpoint.targetRef?.uid ?? `${podName}@${host}`;
+      const key = endpointKey(endpoint);
       byKey.set(key, { key, podName, ordinal, host, port });
     }
   }
   return [...byKey.values()].sort((a, b) => a.ordinal - b.ordinal);
 }
 
-/** Keys of every endpoint of the slices, whatever its conditions: the pods that still exist. */
-export function existingEndpointKeys(slices: readonly V1EndpointSlice[]): Set<string> {
-  const keys = new Set<string>();
+/** Every pod the slices list, whatever its conditions, and whether any slice reports it terminating. */
+export function listedPods(slices: readonly V1EndpointSlice[]): Map<string, { terminating: boolean }> {
+  const pods = new Map<string, { terminating: boolean }>();
   for (const slice of slices) {
     for (const endpoint of slice.endpoints ?? []) {
-      const host = endpoint.addresses[0];
-      const podName = endpoint.targetRef?.name ?? endpoint.hostname ?? host;
-      keys.add(endpoint.targetRef?.uid ?? `${podName}@${host}`);
+      const key = endpointKey(endpoint);
+      const terminating = endpoint.conditions?.terminating === true || pods.get(key)?.terminating === true;
+      pods.set(key, { terminating });
     }
   }
-  return keys;
+  return pods;
 }
 
+/**
+ * A pod exists while some slice lists it (in any state), and after it left them all, for `graceMs`
+ * more, unless the slices last reported it terminating: then its deletion was seen and the absence is
+ * final. The grace ends by a timer, so the change is announced without waiting for another slice event.
+ */
 export class EndpointSliceBackends implements BackendSource {
-  private readonly informer: ResilientInformer<V1EndpointSlice>;
+  private readonly informer: Pick<ResilientInformer<V1EndpointSlice>, 'objects' | 'onChange'>;
   private readonly statefulSetName: string;
   private readonly port: number;
+  private readonly clock: Clock;
+  private readonly graceMs: number;
   private cached: readonly Backend[] = [];
+  private listed = new Map<string, { terminating: boolean }>();
+  /** Pods absent from every slice, not yet known to be gone, with the timer that ends their grace. */
+  private readonly absent = new Map<string, Timer>();
   private existingKeys: ReadonlySet<string> = new Set();
+  private readonly listeners = new Set<() => void>();
 
-  constructor(informer: ResilientInformer<V1EndpointSlice>, statefulSetName: string, port: number) {
+  constructor(
+    informer: Pick<ResilientInformer<V1EndpointSlice>, 'objects' | 'onChange'>,
+    statefulSetName: string,
+    port: number,
+    clock: Clock,
+    graceMs = absenceGraceMs,
+  ) {
     this.informer = informer;
     this.statefulSetName = statefulSetName;
     this.port = port;
+    this.clock = clock;
+    this.graceMs = graceMs;
     informer.onChange(() => {
-      const slices = this.informer.objects();
-      this.cached = backendsFromEndpointSlices(slices, this.statefulSetName, this.port);
-      this.existingKeys = existingEndpointKeys(slices);
+      this.observe(this.informer.objects());
+      this.notify();
     });
   }
 
@@ -67,7 +99,38 @@ export class EndpointSliceBackends implements BackendSource {
   }
 
   onChange(listener: () => void): () => void {
-    // Registered after the constructor's own listener, so `cached` is fresh when this runs.
-    return this.informer.onChange(listener);
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private observe(slices: readonly V1EndpointSlice[]): void {
+    this.cached = backendsFromEndpointSlices(slices, this.statefulSetName, this.port);
+    const listed = listedPods(slices);
+    for (const [key, timer] of this.absent) {
+      if (!listed.has(key)) continue;
+      timer.cancel();
+      this.absent.delete(key);
+    }
+    for (const [key, { terminating }] of this.listed) {
+      if (listed.has(key) || terminating) continue;
+      this.absent.set(
+        key,
+        this.clock.setTimer(this.graceMs, () => {
+          this.absent.delete(key);
+          this.updateExisting();
+          this.notify();
+        }),
+      );
+    }
+    this.listed = listed;
+    this.updateExisting();
+  }
+
+  private updateExisting(): void {
+    this.existingKeys = new Set([...this.listed.keys(), ...this.absent.keys()]);
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) listener();
   }
 }
