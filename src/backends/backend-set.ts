@@ -12,8 +12,9 @@ export interface BackendSource {
   /** Pods that are Ready in the API now, as far as the source knows. */
   current(): readonly Backend[];
   /**
-   * Keys of every pod the source still lists in any state (ready, not ready, terminating). A key that
-   * disappears means the pod is gone, and connections to it are dead even if no FIN or RST ever arrives.
+   * Keys of every pod that still exists as far as the source can tell (ready, not ready, terminating, or
+   * briefly unlisted). A key that disappears means the pod is gone, and connections to it are dead even if
+   * no FIN or RST ever arrives.
    * Undefined when the source cannot tell (connections are then left to TCP keepalive).
    */
   existing?(): ReadonlySet<string>;
