@@ -17,7 +17,21 @@ export interface InformerOptions<T extends KubernetesObject> {
   emit: EmitEvent;
   /** First and largest delay between restarts after a failed list or watch. */
   backoff?: { initialMs: number; maxMs: number };
+  /** Replaces client-node's ListWatch (unit tests only). */
+  openListWatch?: OpenListWatch<T>;
 }
+
+/** The part of client-node's ListWatch the informer uses: the seam where unit tests script list and watch outcomes. */
+export interface ListWatchStream<T extends KubernetesObject> {
+  on(verb: 'add' | 'update' | 'delete', callback: (object: T) => void): void;
+  on(verb: 'error', callback: (error: unknown) => void): void;
+  /** Lists through `list`, then opens the watch; settles once the watch request is answered. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  list(): readonly T[];
+}
+
+export type OpenListWatch<T extends KubernetesObject> = (list: () => Promise<KubernetesListObject<T>>) => ListWatchStream<T>;
 
 export interface InformerStatus {
   synced: boolean;
@@ -32,7 +46,7 @@ export interface InformerStatus {
  * might have missed events: `synced` is false from the error until the next list succeeds.
  */
 export class ResilientInformer<T extends KubernetesObject> {
-  private current: ListWatch<T> | undefined;
+  private current: ListWatchStream<T> | undefined;
   private lastKnown: readonly T[] = [];
   private status: InformerStatus = { synced: false, failure: undefined, lastEventAt: undefined };
   private listeners = new Set<() => void>();
@@ -43,10 +57,13 @@ export class ResilientInformer<T extends KubernetesObject> {
   private readonly backoff: { initialMs: number; maxMs: number };
 
   private readonly options: InformerOptions<T>;
+  private readonly openListWatch: OpenListWatch<T>;
 
   constructor(options: InformerOptions<T>) {
     this.options = options;
     this.backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    const { kubeConfig, path, labelSelector, fieldSelector } = options;
+    this.openListWatch = options.openListWatch ?? ((list) => new ListWatch<T>(path, new Watch(kubeConfig), list, false, labelSelector, fieldSelector));
   }
 
   start(): void {
@@ -83,7 +100,6 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   private connect(): void {
     const generation = ++this.generation;
-    const { kubeConfig, path, labelSelector, fieldSelector } = this.options;
     const list = async () => {
       const result = await this.options.list();
       // ListWatch fills its cache after this promise settles; report once it has.
@@ -96,7 +112,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       });
       return result;
     };
-    const watch = new ListWatch<T>(path, new Watch(kubeConfig), list, false, labelSelector, fieldSelector);
+    const watch = this.openListWatch(list);
     const onObject = () => {
       if (generation !== this.generation) return;
       this.status = { ...this.status, lastEventAt: this.options.clock.now() };
