@@ -1,15 +1,23 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Clock } from './clock.ts';
+import type { InformerStatus } from './kube/informer.ts';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** Every metric the gateway exports; one registry per gateway so tests can run several in one process. */
-export interface WatchReading {
+/** What the watch gauges read: an informer's name and state. */
+export interface WatchSource {
+  readonly resource: string;
+  readonly state: InformerStatus;
+}
+
+interface WatchReading {
   resource: string;
   synced: boolean;
   /** Seconds since the last list or event; undefined before the first one. */
   ageSeconds: number | undefined;
 }
 
+/** Every metric the gateway exports; one registry per gateway so tests can run several in one process. */
 export function createMetrics() {
   const registry = new Registry();
   let readWatches: () => WatchReading[] = () => [];
@@ -81,8 +89,13 @@ export function createMetrics() {
       },
     }),
     /** Where the watch gauges read from; set once the informers exist. */
-    observeWatches(read: () => WatchReading[]): void {
-      readWatches = read;
+    observeWatches(watches: () => readonly WatchSource[], clock: Clock): void {
+      readWatches = () =>
+        watches().map(({ resource, state: { synced, lastEventAt } }) => ({
+          resource,
+          synced,
+          ageSeconds: lastEventAt === undefined ? undefined : (clock.now() - lastEventAt) / 1000,
+        }));
     },
   };
 }
