@@ -33,6 +33,10 @@ export interface ListWatchStream<T extends KubernetesObject> {
 
 export type OpenListWatch<T extends KubernetesObject> = (list: () => Promise<KubernetesListObject<T>>) => ListWatchStream<T>;
 
+// client-go's reflector rule: only a watch that stayed up this long proves the API server healthy again and
+// resets the backoff; a list that succeeds while every watch fails must not (it would relist every 0.5 s).
+export const WATCH_STABLE_AFTER_MS = 2 * 60_000;
+
 export interface InformerStatus {
   synced: boolean;
   /** Stable code of the last failure while not synced (e.g. forbidden), for /readyz. */
@@ -43,14 +47,18 @@ export interface InformerStatus {
 /**
  * A list+watch cache that never gives up. The client's ListWatch stops on the first non-timeout error;
  * this restarts it with exponential backoff and a fresh list, so the cache is never trusted while it
- * might have missed events: `synced` is false from the error until the next list succeeds.
+ * might have missed events: `synced` is false from the error until the next list succeeds. The backoff
+ * starts over only after a watch stayed up for WATCH_STABLE_AFTER_MS.
  */
 export class ResilientInformer<T extends KubernetesObject> {
   private current: ListWatchStream<T> | undefined;
   private lastKnown: readonly T[] = [];
   private status: InformerStatus = { synced: false, failure: undefined, lastEventAt: undefined };
+  /** Clock time the current watch request was answered; undefined while there is none. */
+  private watchUpSince: number | undefined;
   private listeners = new Set<() => void>();
   private restartTimer: Timer | undefined;
+  /** Failures since a watch last stayed up for WATCH_STABLE_AFTER_MS; the exponent of the backoff. */
   private failures = 0;
   private stopped = false;
   private generation = 0;
@@ -74,6 +82,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   async stop(): Promise<void> {
     this.stopped = true;
     this.restartTimer?.cancel();
+    this.watchUpSince = undefined;
     const watch = this.current;
     this.current = undefined;
     await watch?.stop();
@@ -100,12 +109,12 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   private connect(): void {
     const generation = ++this.generation;
+    this.watchUpSince = undefined;
     const list = async () => {
       const result = await this.options.list();
       // ListWatch fills its cache after this promise settles; report once it has.
       setImmediate(() => {
-        if (generation !== this.generation || this.stopped) return;
-        this.failures = 0;
+        if (!this.isCurrent(generation, watch)) return;
         this.status = { synced: true, failure: undefined, lastEventAt: this.options.clock.now() };
         this.options.emit({ kind: 'watch_synced', resource: this.options.resource, objects: result.items.length });
         this.changed();
@@ -114,20 +123,27 @@ export class ResilientInformer<T extends KubernetesObject> {
     };
     const watch = this.openListWatch(list);
     const onObject = () => {
-      if (generation !== this.generation) return;
+      if (!this.isCurrent(generation, watch)) return;
       this.status = { ...this.status, lastEventAt: this.options.clock.now() };
       if (this.status.synced) this.changed();
     };
     watch.on('add', onObject);
     watch.on('update', onObject);
     watch.on('delete', onObject);
-    watch.on('error', (error: unknown) => {
-      if (generation === this.generation) this.failed(error);
-    });
+    // Once per run: a failure replaces `current`, so a second report from the same run is ignored.
+    const onFailure = (error: unknown) => {
+      if (this.isCurrent(generation, watch)) this.failed(error);
+    };
+    watch.on('error', onFailure);
     this.current = watch;
-    watch.start().catch((error: unknown) => {
-      if (generation === this.generation) this.failed(error);
-    });
+    watch.start().then(() => {
+      // start() settles once the watch request is answered; a failed list or watch has replaced `current` by then.
+      if (this.isCurrent(generation, watch)) this.watchUpSince = this.options.clock.now();
+    }, onFailure);
+  }
+
+  private isCurrent(generation: number, watch: ListWatchStream<T>): boolean {
+    return generation === this.generation && this.current === watch && !this.stopped;
   }
 
   private failed(error: unknown): void {
@@ -135,6 +151,9 @@ export class ResilientInformer<T extends KubernetesObject> {
     if (this.current && this.status.synced) this.lastKnown = this.current.list();
     const status = apiStatus(error);
     const code = status === 403 || status === 401 ? ErrorCode.WatchForbidden : ErrorCode.WatchFailed;
+    const upSince = this.watchUpSince;
+    this.watchUpSince = undefined;
+    if (upSince !== undefined && this.options.clock.now() - upSince >= WATCH_STABLE_AFTER_MS) this.failures = 0;
     const delay = Math.min(this.backoff.initialMs * 2 ** this.failures, this.backoff.maxMs);
     const retryInMs = Math.round(delay * (0.8 + Math.random() * 0.4));
     this.failures += 1;
