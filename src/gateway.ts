@@ -115,7 +115,7 @@ export class Gateway {
       onOpenChange: (open) => this.metrics.connectionsOpen.set(open),
     });
     this.ops = new OpsServer({ address: config.metricsAddr, registry: this.metrics.registry, readiness: () => this.readiness(), emit });
-    this.metrics.observeWatches(() => this.informers(), clock);
+    this.metrics.observeWatches(() => this.informers());
   }
 
   async start(): Promise<{ proxyPort: number; metricsPort: number }> {

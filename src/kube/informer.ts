@@ -38,10 +38,12 @@ export type OpenListWatch<T extends KubernetesObject> = (list: () => Promise<Kub
 export const WATCH_STABLE_AFTER_MS = 2 * 60_000;
 
 export interface InformerStatus {
+  /** The last list succeeded and no failure since: the cache may be trusted for decisions. */
   synced: boolean;
+  /** Synced and the watch request was answered: the cache follows the API server live. */
+  up: boolean;
   /** Stable code of the last failure while not synced (e.g. forbidden), for /readyz. */
   failure: { code: ErrorCode; message: string; status: number | undefined } | undefined;
-  lastEventAt: number | undefined;
 }
 
 /**
@@ -53,7 +55,7 @@ export interface InformerStatus {
 export class ResilientInformer<T extends KubernetesObject> {
   private current: ListWatchStream<T> | undefined;
   private lastKnown: readonly T[] = [];
-  private status: InformerStatus = { synced: false, failure: undefined, lastEventAt: undefined };
+  private status: Omit<InformerStatus, 'up'> = { synced: false, failure: undefined };
   /** Clock time the current watch request was answered; undefined while there is none. */
   private watchUpSince: number | undefined;
   private listeners = new Set<() => void>();
@@ -94,7 +96,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   get state(): InformerStatus {
-    return this.status;
+    return { ...this.status, up: this.status.synced && this.watchUpSince !== undefined };
   }
 
   get resource(): string {
@@ -115,7 +117,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       // ListWatch fills its cache after this promise settles; report once it has.
       setImmediate(() => {
         if (!this.isCurrent(generation, watch)) return;
-        this.status = { synced: true, failure: undefined, lastEventAt: this.options.clock.now() };
+        this.status = { synced: true, failure: undefined };
         this.options.emit({ kind: 'watch_synced', resource: this.options.resource, objects: result.items.length });
         this.changed();
       });
@@ -123,9 +125,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     };
     const watch = this.openListWatch(list);
     const onObject = () => {
-      if (!this.isCurrent(generation, watch)) return;
-      this.status = { ...this.status, lastEventAt: this.options.clock.now() };
-      if (this.status.synced) this.changed();
+      if (this.isCurrent(generation, watch) && this.status.synced) this.changed();
     };
     watch.on('add', onObject);
     watch.on('update', onObject);
@@ -157,7 +157,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const delay = Math.min(this.backoff.initialMs * 2 ** this.failures, this.backoff.maxMs);
     const retryInMs = Math.round(delay * (0.8 + Math.random() * 0.4));
     this.failures += 1;
-    this.status = { synced: false, failure: { code, message: apiMessage(error), status }, lastEventAt: this.status.lastEventAt };
+    this.status = { synced: false, failure: { code, message: apiMessage(error), status } };
     this.options.emit({ kind: 'watch_failed', resource: this.options.resource, code, error: apiMessage(error), status, retryInMs });
     const old = this.current;
     this.current = undefined;
