@@ -105,7 +105,10 @@ const rules = {
   watch_failed: {
     level: () => 'warn',
     message: (e) => `watch of ${e.resource} failed, retrying in ${e.retryInMs}ms: ${e.error}`,
-    count: (e, m) => m.errors.inc({ code: e.code }),
+    count: (e, m) => {
+      m.errors.inc({ code: e.code });
+      m.watchRestarts.inc({ resource: e.resource });
+    },
   },
   backends_changed: { level: () => 'info', message: (e) => `ready backends: ${e.ready.length === 0 ? 'none' : e.ready.join(', ')}` },
   shutdown_started: { level: () => 'info', message: (e) => `${e.signal}: stopped accepting; ${e.openConnections} open connections get ${e.graceMs}ms to finish` },

@@ -115,12 +115,7 @@ export class Gateway {
       onOpenChange: (open) => this.metrics.connectionsOpen.set(open),
     });
     this.ops = new OpsServer({ address: config.metricsAddr, registry: this.metrics.registry, readiness: () => this.readiness(), emit });
-    this.metrics.observeWatches(() =>
-      this.informers().map((informer) => {
-        const { synced, lastEventAt } = informer.state;
-        return { resource: informer.resource, synced, ageSeconds: lastEventAt === undefined ? undefined : (clock.now() - lastEventAt) / 1000 };
-      }),
-    );
+    this.metrics.observeWatches(() => this.informers());
   }
 
   async start(): Promise<{ proxyPort: number; metricsPort: number }> {

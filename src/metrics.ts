@@ -1,18 +1,18 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { InformerStatus } from './kube/informer.ts';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** Every metric the gateway exports; one registry per gateway so tests can run several in one process. */
-export interface WatchReading {
-  resource: string;
-  synced: boolean;
-  /** Seconds since the last list or event; undefined before the first one. */
-  ageSeconds: number | undefined;
+/** What the watch metrics read: an informer's name and state. */
+export interface WatchSource {
+  readonly resource: string;
+  readonly state: InformerStatus;
 }
 
+/** Every metric the gateway exports; one registry per gateway so tests can run several in one process. */
 export function createMetrics() {
   const registry = new Registry();
-  let readWatches: () => WatchReading[] = () => [];
+  let readWatches: () => readonly WatchSource[] = () => [];
   collectDefaultMetrics({ register: registry, prefix: 'bka_' });
   const registers = [registry];
   return {
@@ -62,27 +62,38 @@ export function createMetrics() {
       registers,
     }),
     readyBackends: new Gauge({ name: 'bka_ready_backends', help: 'buildkitd pods the gateway may route to now', registers }),
-    watchEventAge: new Gauge({
-      name: 'bka_watch_last_event_age_seconds',
-      help: 'Seconds since the last list or watch event, by resource',
+    // Liveness, not recency: a quiet healthy watch sees no events for hours and must not look stale.
+    watchUp: new Gauge({
+      name: 'bka_watch_up',
+      help: '1 while the watch of the resource is synced and its watch stream connected',
       labelNames: ['resource'] as const,
       registers,
       collect() {
-        for (const watch of readWatches()) if (watch.ageSeconds !== undefined) this.set({ resource: watch.resource }, watch.ageSeconds);
+        for (const { resource, state } of readWatches()) this.set({ resource }, state.up ? 1 : 0);
       },
     }),
     watchSynced: new Gauge({
       name: 'bka_watch_synced',
-      help: '1 when the watch of the resource is synced and connected',
+      help: '1 while the last list of the resource succeeded and no watch failure followed (decisions need it)',
       labelNames: ['resource'] as const,
       registers,
       collect() {
-        for (const watch of readWatches()) this.set({ resource: watch.resource }, watch.synced ? 1 : 0);
+        for (const { resource, state } of readWatches()) this.set({ resource }, state.synced ? 1 : 0);
       },
     }),
-    /** Where the watch gauges read from; set once the informers exist. */
-    observeWatches(read: () => WatchReading[]): void {
-      readWatches = read;
+    watchRestarts: new Counter({
+      name: 'bka_watch_restarts_total',
+      help: 'Watch failures, each followed by a restart with a fresh list after backoff, by resource',
+      labelNames: ['resource'] as const,
+      registers,
+      collect() {
+        // Present at 0 from the start, so increase() sees the first restart.
+        for (const { resource } of readWatches()) this.inc({ resource }, 0);
+      },
+    }),
+    /** Where the watch metrics read from; set once the informers exist. */
+    observeWatches(watches: () => readonly WatchSource[]): void {
+      readWatches = watches;
     },
   };
 }

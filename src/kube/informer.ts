@@ -17,36 +17,63 @@ export interface InformerOptions<T extends KubernetesObject> {
   emit: EmitEvent;
   /** First and largest delay between restarts after a failed list or watch. */
   backoff?: { initialMs: number; maxMs: number };
+  /** Replaces client-node's ListWatch (unit tests only). */
+  openListWatch?: OpenListWatch<T>;
 }
 
+/** The part of client-node's ListWatch the informer uses: the seam where unit tests script list and watch outcomes. */
+export interface ListWatchStream<T extends KubernetesObject> {
+  on(verb: 'add' | 'update' | 'delete', callback: (object: T) => void): void;
+  on(verb: 'error', callback: (error: unknown) => void): void;
+  /** Lists through `list`, then opens the watch; settles once the watch request is answered. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  list(): readonly T[];
+}
+
+export type OpenListWatch<T extends KubernetesObject> = (list: () => Promise<KubernetesListObject<T>>) => ListWatchStream<T>;
+
+// client-go's reflector rule: only a watch that stayed up this long proves the API server healthy again and
+// resets the backoff; a list that succeeds while every watch fails must not (it would relist every 0.5 s).
+export const WATCH_STABLE_AFTER_MS = 2 * 60_000;
+
 export interface InformerStatus {
+  /** The last list succeeded and no failure since: the cache may be trusted for decisions. */
   synced: boolean;
+  /** Synced and the watch request was answered: the cache follows the API server live. */
+  up: boolean;
   /** Stable code of the last failure while not synced (e.g. forbidden), for /readyz. */
   failure: { code: ErrorCode; message: string; status: number | undefined } | undefined;
-  lastEventAt: number | undefined;
 }
 
 /**
  * A list+watch cache that never gives up. The client's ListWatch stops on the first non-timeout error;
  * this restarts it with exponential backoff and a fresh list, so the cache is never trusted while it
- * might have missed events: `synced` is false from the error until the next list succeeds.
+ * might have missed events: `synced` is false from the error until the next list succeeds. The backoff
+ * starts over only after a watch stayed up for WATCH_STABLE_AFTER_MS.
  */
 export class ResilientInformer<T extends KubernetesObject> {
-  private current: ListWatch<T> | undefined;
+  private current: ListWatchStream<T> | undefined;
   private lastKnown: readonly T[] = [];
-  private status: InformerStatus = { synced: false, failure: undefined, lastEventAt: undefined };
+  private status: Omit<InformerStatus, 'up'> = { synced: false, failure: undefined };
+  /** Clock time the current watch request was answered; undefined while there is none. */
+  private watchUpSince: number | undefined;
   private listeners = new Set<() => void>();
   private restartTimer: Timer | undefined;
+  /** Failures since a watch last stayed up for WATCH_STABLE_AFTER_MS; the exponent of the backoff. */
   private failures = 0;
   private stopped = false;
   private generation = 0;
   private readonly backoff: { initialMs: number; maxMs: number };
 
   private readonly options: InformerOptions<T>;
+  private readonly openListWatch: OpenListWatch<T>;
 
   constructor(options: InformerOptions<T>) {
     this.options = options;
     this.backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    const { kubeConfig, path, labelSelector, fieldSelector } = options;
+    this.openListWatch = options.openListWatch ?? ((list) => new ListWatch<T>(path, new Watch(kubeConfig), list, false, labelSelector, fieldSelector));
   }
 
   start(): void {
@@ -57,6 +84,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   async stop(): Promise<void> {
     this.stopped = true;
     this.restartTimer?.cancel();
+    this.watchUpSince = undefined;
     const watch = this.current;
     this.current = undefined;
     await watch?.stop();
@@ -68,7 +96,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   get state(): InformerStatus {
-    return this.status;
+    return { ...this.status, up: this.status.synced && this.watchUpSince !== undefined };
   }
 
   get resource(): string {
@@ -83,35 +111,39 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   private connect(): void {
     const generation = ++this.generation;
-    const { kubeConfig, path, labelSelector, fieldSelector } = this.options;
+    this.watchUpSince = undefined;
     const list = async () => {
       const result = await this.options.list();
       // ListWatch fills its cache after this promise settles; report once it has.
       setImmediate(() => {
-        if (generation !== this.generation || this.stopped) return;
-        this.failures = 0;
-        this.status = { synced: true, failure: undefined, lastEventAt: this.options.clock.now() };
+        if (!this.isCurrent(generation, watch)) return;
+        this.status = { synced: true, failure: undefined };
         this.options.emit({ kind: 'watch_synced', resource: this.options.resource, objects: result.items.length });
         this.changed();
       });
       return result;
     };
-    const watch = new ListWatch<T>(path, new Watch(kubeConfig), list, false, labelSelector, fieldSelector);
+    const watch = this.openListWatch(list);
     const onObject = () => {
-      if (generation !== this.generation) return;
-      this.status = { ...this.status, lastEventAt: this.options.clock.now() };
-      if (this.status.synced) this.changed();
+      if (this.isCurrent(generation, watch) && this.status.synced) this.changed();
     };
     watch.on('add', onObject);
     watch.on('update', onObject);
     watch.on('delete', onObject);
-    watch.on('error', (error: unknown) => {
-      if (generation === this.generation) this.failed(error);
-    });
+    // Once per run: a failure replaces `current`, so a second report from the same run is ignored.
+    const onFailure = (error: unknown) => {
+      if (this.isCurrent(generation, watch)) this.failed(error);
+    };
+    watch.on('error', onFailure);
     this.current = watch;
-    watch.start().catch((error: unknown) => {
-      if (generation === this.generation) this.failed(error);
-    });
+    watch.start().then(() => {
+      // start() settles once the watch request is answered; a failed list or watch has replaced `current` by then.
+      if (this.isCurrent(generation, watch)) this.watchUpSince = this.options.clock.now();
+    }, onFailure);
+  }
+
+  private isCurrent(generation: number, watch: ListWatchStream<T>): boolean {
+    return generation === this.generation && this.current === watch && !this.stopped;
   }
 
   private failed(error: unknown): void {
@@ -119,10 +151,13 @@ export class ResilientInformer<T extends KubernetesObject> {
     if (this.current && this.status.synced) this.lastKnown = this.current.list();
     const status = apiStatus(error);
     const code = status === 403 || status === 401 ? ErrorCode.WatchForbidden : ErrorCode.WatchFailed;
+    const upSince = this.watchUpSince;
+    this.watchUpSince = undefined;
+    if (upSince !== undefined && this.options.clock.now() - upSince >= WATCH_STABLE_AFTER_MS) this.failures = 0;
     const delay = Math.min(this.backoff.initialMs * 2 ** this.failures, this.backoff.maxMs);
     const retryInMs = Math.round(delay * (0.8 + Math.random() * 0.4));
     this.failures += 1;
-    this.status = { synced: false, failure: { code, message: apiMessage(error), status }, lastEventAt: this.status.lastEventAt };
+    this.status = { synced: false, failure: { code, message: apiMessage(error), status } };
     this.options.emit({ kind: 'watch_failed', resource: this.options.resource, code, error: apiMessage(error), status, retryInMs });
     const old = this.current;
     this.current = undefined;

@@ -7,6 +7,8 @@ import { echoExchange, openEcho, setup, sleep, waitFor } from './harness.ts';
 test('kube-apiserver killed and restarted during a transfer and while idle', async (t) => {
   const env = await setup(t);
   const gateway = await env.startGateway({ SCALE_DOWN_IDLE_TIMEOUT: '3s' });
+  // Both watches (StatefulSet, EndpointSlices) report up; the sum over resources says how many.
+  await waitFor('both watches up', async () => (await gateway.metric('bka_watch_up')) === 2);
   const connection = await openEcho(gateway.proxyPort);
   const chunk = Buffer.alloc(16 * 1024, 'a');
   assert.equal(Buffer.compare(await connection.roundTrip(chunk), chunk), 0);
@@ -18,8 +20,13 @@ test('kube-apiserver killed and restarted during a transfer and while idle', asy
     await sleep(100);
   }
   await waitFor('gateway notices the outage', async () => (await gateway.readyz()).status === 503, 60_000);
+  await waitFor('both watches down in /metrics', async () => (await gateway.metric('bka_watch_up')) === 0, 60_000);
   await env.cluster.startComponent('kube-apiserver');
   await waitFor('watches resume', async () => (await gateway.readyz()).status === 200, 90_000);
+  await waitFor('both watches up again in /metrics', async () => (await gateway.metric('bka_watch_up')) === 2, 60_000);
+  for (const resource of ['statefulset/buildkitd', 'endpointslices/buildkitd-headless']) {
+    assert.ok((await gateway.metric('bka_watch_restarts_total', { resource })) >= 1, `${resource} restart counted`);
+  }
   assert.equal(Buffer.compare(await connection.roundTrip(chunk), chunk), 0);
   connection.socket.end();
   await connection.closed;

@@ -86,12 +86,12 @@ ${container}
 }
 
 /** The Role, RoleBinding and ServiceAccount exactly as shipped in deploy/kubernetes, moved to `namespace`. */
-function shippedRbacYaml(namespace: string, options: { withoutScale?: boolean } = {}): string {
+function shippedRbacYaml(namespace: string, options: { withoutScale?: boolean; withoutWatch?: boolean } = {}): string {
   const files = ['01-serviceaccount.yaml', '02-role.yaml', '03-rolebinding.yaml'];
   const objects = files.flatMap((f): unknown[] => loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8'))) as Array<{
     kind: string;
     metadata: { namespace?: string };
-    rules?: Array<{ resources?: string[] }>;
+    rules?: Array<{ resources?: string[]; verbs?: string[] }>;
     subjects?: Array<{ namespace?: string }>;
   }>;
   for (const object of objects) {
@@ -101,6 +101,9 @@ function shippedRbacYaml(namespace: string, options: { withoutScale?: boolean } 
       const before = object.rules?.length ?? 0;
       object.rules = object.rules?.filter((rule) => !rule.resources?.includes('statefulsets/scale'));
       assert.equal(object.rules?.length, before - 1, 'the shipped Role has a statefulsets/scale rule to remove');
+    }
+    if (object.kind === 'Role' && options.withoutWatch) {
+      for (const rule of object.rules ?? []) rule.verbs = rule.verbs?.filter((verb) => verb !== 'watch');
     }
   }
   return objects.map((object) => dumpYaml(object)).join('---\n');
@@ -134,7 +137,10 @@ export interface Env {
  * A fresh namespace with buildkitd at 0 and the shipped RBAC. On failure the namespace's objects, events
  * and every process log are left under .artifacts/integration/<test>.
  */
-export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec | false; rbac?: { withoutScale?: boolean } } = {}): Promise<Env> {
+export async function setup(
+  t: TestContext,
+  options: { buildkitd?: BuildkitdSpec | false; rbac?: { withoutScale?: boolean; withoutWatch?: boolean } } = {},
+): Promise<Env> {
   const c = await cluster();
   const namespace = await c.createNamespace('it');
   const artifacts = join(artifactsRoot, `${t.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}-${namespace}`);
