@@ -30,7 +30,7 @@ export async function followPodLogs(namespace: string): Promise<PodLogs> {
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.on('exit', (code) => {
       children.delete(child);
-      if (code !== 0 && code !== null) append(pod, `# kubectl logs -f ${pod} -c ${container} exited ${code}: ${stderr.trim()}\n`);
+      if (code !== 0 && code !== null && stderr.trim()) append(pod, `# kubectl logs -f ${pod} -c ${container} exited ${code}: ${stderr.trim()}\n`);
     });
   };
 
