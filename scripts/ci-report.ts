@@ -2,10 +2,11 @@
 // `::warning` annotations for the key diagnostics, and the body of the one PR comment the workflow
 // keeps up to date (found again by a hidden marker).
 //
-// Input, written by test/e2e/run.sh:
+// Input, written by test/e2e/run.sh (the whole artifact map: test/e2e/report.ts):
 //   <dir>/REPORT.md          the human report (may be missing when the run died early)
 //   <dir>/diagnostics.json   optional: [{ "level": "warning" | "error" | "notice", "title": "...", "message": "..." }]
 // Usage: node scripts/ci-report.ts [--dir ci-report] [--outcome success|failure|cancelled] [--run-url URL]
+//          [--artifact-url URL]   (the uploaded report directory, so the comment links REPORT.md in it)
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -64,6 +65,8 @@ export function annotationLines(diagnostics: readonly Diagnostic[]): string[] {
 export interface RunInfo {
   outcome: string;
   runUrl?: string;
+  /** Where the uploaded report directory (REPORT.md and the rest of the artifact map) can be downloaded. */
+  artifactUrl?: string;
 }
 
 const OUTCOME_ICON: Record<string, string> = { success: '✅', failure: '❌', cancelled: '⚪' };
@@ -82,7 +85,11 @@ export function stepSummary(report: string | undefined, run: RunInfo): string {
 
 /** The PR comment: marker first (so the workflow finds it again), then the report, cut to fit. */
 export function prComment(report: string | undefined, run: RunInfo, marker = DEFAULT_MARKER): string {
-  const footer = run.runUrl ? `\n\n[Full run, artifacts and logs](${run.runUrl})\n` : '\n';
+  const links = [
+    ...(run.artifactUrl ? [`[REPORT.md with every artifact (results JSON, objects, events, scale decisions, pod logs, timeline)](${run.artifactUrl})`] : []),
+    ...(run.runUrl ? [`[Full run, artifacts and logs](${run.runUrl})`] : []),
+  ];
+  const footer = links.length > 0 ? `\n\n${links.join(' · ')}\n` : '\n';
   const head = `${marker}\n${heading(run)}\n\n`;
   let body = report?.trim() || missingReport(run);
   const room = COMMENT_LIMIT - head.length - footer.length;
@@ -108,10 +115,15 @@ async function main(): Promise<void> {
       dir: { type: 'string', default: 'ci-report' },
       outcome: { type: 'string', default: 'success' },
       'run-url': { type: 'string' },
+      'artifact-url': { type: 'string' },
     },
   });
   const dir = values.dir;
-  const run: RunInfo = { outcome: values.outcome, ...(values['run-url'] ? { runUrl: values['run-url'] } : {}) };
+  const run: RunInfo = {
+    outcome: values.outcome,
+    ...(values['run-url'] ? { runUrl: values['run-url'] } : {}),
+    ...(values['artifact-url'] ? { artifactUrl: values['artifact-url'] } : {}),
+  };
   const report = await readOptional(path.join(dir, 'REPORT.md'));
   const diagnosticsJson = await readOptional(path.join(dir, 'diagnostics.json'));
   const diagnostics = diagnosticsJson ? parseDiagnostics(diagnosticsJson) : [];

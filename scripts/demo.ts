@@ -14,6 +14,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs, styleText } from 'node:util';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { parseGoDuration } from '../src/duration.ts';
 import { down } from '../test/cluster/control-plane.ts';
 import { ensureCluster } from '../test/cluster/index.ts';
 
@@ -56,7 +57,11 @@ function parseOptions(): Options {
   const ci = (process.env.CI ?? '') !== '' && process.env.CI !== 'false';
   const name = values.name ?? process.env.BKA_CLUSTER_NAME ?? 'demo';
   if (!/^[a-z0-9][a-z0-9-]{0,20}$/.test(name)) usage(`--name ${name}: lowercase letters, digits and dashes`);
-  if (!/^\d+(ms|s|m)$/.test(values['idle-timeout'])) usage(`--idle-timeout ${values['idle-timeout']}: a duration such as 20s`);
+  try {
+    idleTimeoutMs(values['idle-timeout']);
+  } catch (error) {
+    usage(`--idle-timeout ${values['idle-timeout']}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   return {
     name,
     keep: values.keep ?? (values['no-keep'] ? false : process.stdout.isTTY && !ci),
@@ -65,9 +70,11 @@ function parseOptions(): Options {
   };
 }
 
-function durationMs(text: string): number {
-  const n = Number.parseInt(text, 10);
-  return text.endsWith('ms') ? n : text.endsWith('m') ? n * 60_000 : n * 1000;
+/** --idle-timeout in milliseconds; throws on a value the gateway's SCALE_DOWN_IDLE_TIMEOUT would not take. */
+export function idleTimeoutMs(text: string): number {
+  const ms = parseGoDuration(text);
+  if (ms <= 0) throw new Error(`${JSON.stringify(text)} is not a positive duration (such as 20s or 1m30s)`);
+  return ms;
 }
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -379,7 +386,7 @@ async function inner(o: Options): Promise<number> {
   const view = new ClusterView(out);
   const gatewayLog: GatewayLogLine[] = [];
   let stopLog = () => undefined as void;
-  const idleMs = durationMs(o.idleTimeout);
+  const idleMs = idleTimeoutMs(o.idleTimeout);
   try {
     heading('install the shipped manifests');
     say(`kubectl kustomize over deploy/kubernetes + deploy/kubernetes/buildkitd, one patch: SCALE_DOWN_IDLE_TIMEOUT=${o.idleTimeout} ` +
@@ -489,8 +496,10 @@ async function inner(o: Options): Promise<number> {
   }
 }
 
-const options = parseOptions();
-process.exitCode = options.inner ? await inner(options) : await outer(options).catch((error: unknown) => {
-  say(styleText('red', `demo failed: ${error instanceof Error ? error.message : String(error)}`));
-  return 1;
-});
+if (import.meta.main) {
+  const options = parseOptions();
+  process.exitCode = options.inner ? await inner(options) : await outer(options).catch((error: unknown) => {
+    say(styleText('red', `demo failed: ${error instanceof Error ? error.message : String(error)}`));
+    return 1;
+  });
+}

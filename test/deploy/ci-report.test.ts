@@ -47,13 +47,19 @@ describe('scripts/ci-report.ts', () => {
     assert.match(body, /\[Full run, artifacts and logs\]\(https:\/\/example\.invalid\/run\/1\)\n$/);
   });
 
+  it('links REPORT.md in the uploaded report directory from the comment', () => {
+    const body = prComment('# E2E', { outcome: 'success', runUrl: 'https://example.invalid/run/3', artifactUrl: 'https://example.invalid/run/3/artifacts/7' });
+    assert.match(body, /\[REPORT\.md with every artifact [^\]]*\]\(https:\/\/example\.invalid\/run\/3\/artifacts\/7\)/);
+    assert.match(body, /\[Full run, artifacts and logs\]\(https:\/\/example\.invalid\/run\/3\)\n$/);
+  });
+
   it('writes summary, annotations and comment from a report directory, as the workflow runs it', async () => {
     const reportDir = path.join(dir, 'full');
     const summaryFile = path.join(dir, 'summary.md');
     await mkdir(reportDir, { recursive: true });
     await writeFile(path.join(reportDir, 'REPORT.md'), '# E2E\n\n| scenario | result |\n| --- | --- |\n| wake | pass |\n');
     await writeFile(path.join(reportDir, 'diagnostics.json'), JSON.stringify([{ level: 'warning', title: 'slow wake', message: 'pod ready after 40s' }]));
-    const { stdout } = await execFileAsync(process.execPath, [SCRIPT, '--dir', reportDir, '--outcome', 'success', '--run-url', 'https://example.invalid/run/2'], {
+    const { stdout } = await execFileAsync(process.execPath, [SCRIPT, '--dir', reportDir, '--outcome', 'success', '--run-url', 'https://example.invalid/run/2', '--artifact-url', 'https://example.invalid/run/2/artifacts/9'], {
       env: { ...process.env, GITHUB_STEP_SUMMARY: summaryFile, REPORT_MARKER: '<!-- test-marker -->' },
     });
     assert.equal(stdout, '::warning title=slow wake::pod ready after 40s\n');
@@ -62,6 +68,7 @@ describe('scripts/ci-report.ts', () => {
     assert.match(summary, /\| wake \| pass \|/);
     const comment = await readFile(path.join(reportDir, 'pr-comment.md'), 'utf8');
     assert.ok(comment.startsWith('<!-- test-marker -->\n## ✅ Kubernetes E2E: success'));
+    assert.match(comment, /\]\(https:\/\/example\.invalid\/run\/2\/artifacts\/9\)/, 'the comment links the uploaded REPORT.md');
   });
 
   it('still reports when the run died before writing anything', async () => {

@@ -2,10 +2,11 @@
 // current kubectl context points at. A backend says how to reach the gateway pod from this process and
 // how to read its logs; everything else goes through kubectl and the Kubernetes API alike everywhere.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { currentCluster, type Cluster } from '../cluster/index.ts';
 import { run, runOk, type RunResult } from '../cluster/common.ts';
+import { followPodLogs, type PodLogs } from './pod-logs.ts';
 
 export const BACKENDS = ['local', 'kind', 'minikube', 'docker-desktop', 'existing'] as const;
 export const GATEWAY_SERVICE = 'buildkitd-autoscaler';
@@ -29,7 +30,8 @@ export interface Backend {
   gatewayAccess(namespace: string, pod: string): Promise<GatewayAccess>;
   /** stdout+stderr of a container, as far as it goes. */
   containerLog(namespace: string, pod: string, container: string): Promise<string>;
-  collectArtifacts(namespace: string, dir: string): Promise<void>;
+  /** Keeps the logs of every pod of the namespace from now on, including pods deleted before the end. */
+  keepPodLogs(namespace: string): Promise<PodLogs>;
 }
 
 function kubectlRunner(): Backend['kubectl'] {
@@ -57,7 +59,26 @@ function localBackend(cluster: Cluster): Backend {
     async containerLog(namespace, pod, container) {
       return readFile(cluster.podLogPath(namespace, pod, container), 'utf8').catch(() => '');
     },
-    collectArtifacts: (namespace, dir) => cluster.collectArtifacts(namespace, dir),
+    // The process kubelet keeps every pod's output on disk after the pod is gone (appending when a
+    // StatefulSet pod of the same name comes back), so reading the files at the end loses nothing.
+    keepPodLogs(namespace) {
+      const podsDir = path.join(cluster.stateDir, 'pods');
+      return Promise.resolve({
+        async collect() {
+          const logs = new Map<string, string>();
+          const dirs = (await readdir(podsDir).catch(() => [])).filter((d) => d.startsWith(`${namespace}_`)).sort();
+          for (const dir of dirs) {
+            const files = (await readdir(path.join(podsDir, dir))).filter((f) => f.endsWith('.log')).sort();
+            const parts = await Promise.all(files.map(async (f) => {
+              const text = await readFile(path.join(podsDir, dir, f), 'utf8');
+              return files.length > 1 ? `== container ${f.slice(0, -'.log'.length)} ==\n${text}` : text;
+            }));
+            logs.set(dir.slice(namespace.length + 1), parts.join(''));
+          }
+          return logs;
+        },
+      });
+    },
   };
 }
 
@@ -107,23 +128,7 @@ function remoteBackend(name: BackendName): Backend {
       const r = await kubectl(['-n', namespace, 'logs', pod, '-c', container]);
       return r.stdout;
     },
-    async collectArtifacts(namespace, dir) {
-      await mkdir(dir, { recursive: true });
-      const dump = async (file: string, args: string[]) => {
-        const r = await kubectl(args);
-        await writeFile(path.join(dir, file), r.stdout + (r.code !== 0 ? `\n# kubectl exit ${r.code}: ${r.stderr}` : ''));
-      };
-      const kinds = 'pods,services,endpointslices,statefulsets,deployments,replicasets,serviceaccounts,roles,rolebindings';
-      await dump('objects.yaml', ['-n', namespace, 'get', kinds, '-o', 'yaml']);
-      await dump('objects.txt', ['-n', namespace, 'get', kinds, '-o', 'wide']);
-      await dump('events.txt', ['-n', namespace, 'get', 'events', '--sort-by=.metadata.creationTimestamp']);
-      const pods = (await kubectl(['-n', namespace, 'get', 'pods', '-o', 'jsonpath={.items[*].metadata.name}'])).stdout.split(/\s+/).filter(Boolean);
-      await mkdir(path.join(dir, 'pod-logs'), { recursive: true });
-      for (const pod of pods) {
-        const r = await kubectl(['-n', namespace, 'logs', pod, '--all-containers', '--prefix']);
-        await writeFile(path.join(dir, 'pod-logs', `${pod}.log`), r.stdout + r.stderr);
-      }
-    },
+    keepPodLogs: (namespace) => followPodLogs(namespace),
   };
 }
 

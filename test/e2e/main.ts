@@ -1,28 +1,20 @@
 // E2E runner: installs the shipped manifests (deploy/kubernetes, through a kustomize overlay that only
 // sets the namespace, the image, short timeouts, the discovery mode and, by default, an echo mock for
-// buildkitd) on a cluster, runs the scenarios, and writes <report-dir>/REPORT.md, diagnostics.json, timeline.jsonl and artifacts/.
-// Start it through test/e2e/run.sh, which prepares the backend.
+// buildkitd) on a cluster, runs the scenarios, and writes the report directory (report.ts: REPORT.md,
+// k8s-e2e-results.json, k8s/...) on every run. Start it through test/e2e/run.sh, which prepares the backend.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
 import { CHART_DIR, helm, runTool } from '../deploy/tools.ts';
-import { BACKENDS, type BackendName, makeBackend } from './backends.ts';
+import { BACKENDS, makeBackend } from './backends.ts';
+import { snapshotNamespace } from './namespace-snapshot.ts';
+import { type ReportSuite, SUITE_TITLE, type SuiteName, writeReport } from './report.ts';
 import { type Context, REAL_SCENARIOS, SCENARIOS, type Settings, STATEFULSET } from './scenarios.ts';
 import { Timeline } from './timeline.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
-
-interface Outcome {
-  name: string;
-  promise: string;
-  result: 'pass' | 'fail' | 'skipped';
-  seconds: number;
-  observed: string;
-  /** The first figure the scenario recorded, for the summary table. */
-  keyFigure?: string;
-}
 
 function splitImage(image: string): [name: string, tag: string] {
   const colon = image.lastIndexOf(':');
@@ -128,90 +120,8 @@ const MOCK_PATCH = `  # The mock buildkitd: socat echoing every connection, on t
                     memory: 64Mi
 `;
 
-function escapeCell(text: string): string {
-  return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
-}
-
-type SuiteName = 'mock' | 'real';
-
-interface Suite {
-  name: SuiteName;
-  namespace: string;
-  settings: Settings;
-  outcomes: Outcome[];
-  figures: Map<string, string>;
+interface Suite extends ReportSuite {
   timeline: Timeline;
-}
-
-const SUITE_TITLE = {
-  mock: 'buildkitd mocked by an `alpine/socat` echo on port 8273 (the seed guide\'s mock)',
-  real: 'buildkitd as shipped (`moby/buildkit:v0.18.2`), driven with `buildctl`',
-} as const satisfies Record<SuiteName, string>;
-
-function renderReport(input: {
-  backend: BackendName;
-  image: string;
-  serverVersion: string;
-  suites: Suite[];
-  command: string;
-  diagnostics: Diagnostic[];
-  startedAt: Date;
-  seconds: number;
-}): string {
-  const all = input.suites.flatMap((suite) => suite.outcomes.map((o) => ({ suite, o })));
-  const count = (r: Outcome['result']) => all.filter(({ o }) => o.result === r).length;
-  const [passed, failed, skipped] = [count('pass'), count('fail'), count('skipped')];
-  const icon = { pass: '✅ pass', fail: '❌ fail', skipped: '⏭️ skipped' } as const;
-  const several = input.suites.length > 1;
-  const label = (suite: Suite, o: Outcome) => (several ? `${o.name} (${suite.name})` : o.name);
-  const first = input.suites[0]?.settings;
-  const lines = [
-    `# buildkitd-autoscaler E2E (${input.backend})`,
-    '',
-    `**${failed === 0 && skipped === 0 ? 'PASS' : 'FAIL'}: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}** in ${input.seconds.toFixed(0)}s, started ${input.startedAt.toISOString()}`,
-    '',
-    '| scenario | result | duration | key figure |',
-    '| --- | --- | --- | --- |',
-    ...all.map(({ suite, o }) => `| ${label(suite, o)} | ${icon[o.result]} | ${o.seconds.toFixed(1)}s | ${escapeCell(o.result === 'fail' ? o.observed.slice(0, 160) : (o.keyFigure ?? ''))} |`),
-    '',
-    '## Setup',
-    '',
-    `- \`${input.command}\``,
-    `- Kubernetes server ${input.serverVersion}; the gateway image \`${input.image}\` runs as a pod with its own ServiceAccount and namespaced Role, installed with ${first?.install === 'helm' ? 'the Helm chart' : 'deploy/kubernetes (kustomize)'}`,
-    `- E2E settings: SCALE_DOWN_IDLE_TIMEOUT=${first?.idleTimeoutS ?? '?'}s, READY_WAIT_TIMEOUT=${first?.readyWaitS ?? '?'}s, BUILDKITD_BACKEND_DISCOVERY=${first?.discovery ?? '?'} (the shipped defaults are 2m0s and 5m0s)`,
-    ...input.suites.map((suite) => `- suite **${suite.name}** in namespace \`${suite.namespace}\`: ${SUITE_TITLE[suite.name]}`),
-    '',
-    '## What each scenario promises and what was observed',
-    '',
-    '| scenario | promise | observed |',
-    '| --- | --- | --- |',
-    ...all.map(({ suite, o }) => `| ${icon[o.result].split(' ')[0] ?? ''} ${label(suite, o)} | ${escapeCell(o.promise)} | ${escapeCell(o.observed)} |`),
-    '',
-    '## Figures',
-    '',
-    '| what | value |',
-    '| --- | --- |',
-    ...input.suites.flatMap((suite) => [...suite.figures].map(([k, v]) => `| ${escapeCell(several ? `${k} (${suite.name})` : k)} | ${escapeCell(v)} |`)),
-    '',
-  ];
-  if (input.diagnostics.length > 0) {
-    lines.push('## Diagnostics', '', ...input.diagnostics.map((d) => `- **${d.level}** ${d.title}: ${d.message}`), '');
-  }
-  for (const suite of input.suites) {
-    lines.push(
-      `## Timeline${several ? ` (${suite.name})` : ''}`,
-      '',
-      '<details><summary>StatefulSet replicas, pods and scenario marks, from watches (seconds from the start of the run)</summary>',
-      '',
-      '```',
-      ...suite.timeline.entries.map((e) => `${(e.t / 1000).toFixed(1).padStart(7)}  ${e.source.padEnd(11)} ${e.text}`),
-      '```',
-      '',
-      '</details>',
-      '',
-    );
-  }
-  return lines.join('\n');
 }
 
 async function main(): Promise<number> {
@@ -238,7 +148,6 @@ async function main(): Promise<number> {
   if (values.install !== 'kustomize' && values.install !== 'helm') throw new Error('--install must be kustomize or helm');
   const suiteNames: SuiteName[] = buildkitd === 'all' ? ['mock', 'real'] : [buildkitd];
   const reportDir = path.resolve(values['report-dir']);
-  await rm(path.join(reportDir, 'artifacts'), { recursive: true, force: true });
   await mkdir(reportDir, { recursive: true });
 
   const backend = makeBackend(backendName);
@@ -249,96 +158,102 @@ async function main(): Promise<number> {
   const version = await backend.kubectl(['version', '-o', 'json']);
   const serverVersion = version.code === 0 ? ((JSON.parse(version.stdout) as { serverVersion?: { gitVersion?: string } }).serverVersion?.gitVersion ?? '?') : '?';
   const suites: Suite[] = [];
-  const timelineLines: string[] = [];
 
-  for (const suiteName of suiteNames) {
-    const settings: Settings = {
-      idleTimeoutS: Number(values['idle-timeout']),
-      readyWaitS: Number(values['ready-wait']),
-      burst: Number(values.burst),
-      discovery: values.discovery,
-      buildkitd: suiteName,
-      install: values.install,
-    };
-    const namespace = `bka-e2e-${runId}${suiteNames.length > 1 ? `-${suiteName}` : ''}`;
-    const timeline = new Timeline(origin);
-    const figures = new Map<string, string>();
-    const suite: Suite = { name: suiteName, namespace, settings, outcomes: [], figures, timeline };
-    suites.push(suite);
-    const workDir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-'));
-    process.stdout.write(`\n== suite ${suiteName} (namespace ${namespace}): ${SUITE_TITLE[suiteName]}\n`);
+  // A harness error ends the suites early but still leaves the report of what ran.
+  let harnessError: string | undefined;
+  try {
+    for (const suiteName of suiteNames) {
+      const settings: Settings = {
+        idleTimeoutS: Number(values['idle-timeout']),
+        readyWaitS: Number(values['ready-wait']),
+        burst: Number(values.burst),
+        discovery: values.discovery,
+        buildkitd: suiteName,
+        install: values.install,
+      };
+      const namespace = `bka-e2e-${runId}${suiteNames.length > 1 ? `-${suiteName}` : ''}`;
+      const timeline = new Timeline(origin);
+      const figures = new Map<string, string>();
+      const suite: Suite = { name: suiteName, namespace, settings, outcomes: [], figures, timeline };
+      suites.push(suite);
+      const workDir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-'));
+      process.stdout.write(`\n== suite ${suiteName} (namespace ${namespace}): ${SUITE_TITLE[suiteName]}\n`);
+      const podLogs = await backend.keepPodLogs(namespace);
 
-    const ctx: Context = {
-      backend,
-      namespace,
-      timeline,
-      settings,
-      figures,
-      diagnostics,
-      served: 0,
-      async install() {
-        if (settings.install === 'helm') {
-          const created = await backend.kubectl(['create', 'namespace', namespace]);
-          if (created.code !== 0) throw new Error(`kubectl create namespace: ${created.stderr}`);
-        }
-        if (settings.install === 'kustomize' || settings.buildkitd === 'mock') {
-          await writeFile(path.join(workDir, 'kustomization.yaml'), overlay(namespace, values.image, settings, workDir));
-          const rendered = await backend.kubectl(['kustomize', workDir]);
-          if (rendered.code !== 0) throw new Error(`kubectl kustomize: ${rendered.stderr}`);
-          await writeFile(path.join(reportDir, suiteNames.length > 1 ? `applied-${suiteName}.yaml` : 'applied.yaml'), rendered.stdout);
-          // The Namespace comes first in the rendering; the watches need it before the rest exists.
-          const applied = await backend.kubectl(['apply', '--server-side', '-f', '-'], rendered.stdout);
-          if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
-        }
-        if (settings.install === 'helm') {
-          const installed = await runTool(await helm(), helmArgs(namespace, values.image, settings));
-          if (installed.code !== 0) throw new Error(`helm install: ${installed.stderr}`);
-        }
-        await timeline.watch(namespace, STATEFULSET);
-        await timeline.until('the StatefulSet in the watch', () => timeline.replicas !== undefined, 30_000);
-      },
-    };
+      const ctx: Context = {
+        backend,
+        namespace,
+        timeline,
+        settings,
+        figures,
+        diagnostics,
+        served: 0,
+        async install() {
+          if (settings.install === 'helm') {
+            const created = await backend.kubectl(['create', 'namespace', namespace]);
+            if (created.code !== 0) throw new Error(`kubectl create namespace: ${created.stderr}`);
+          }
+          if (settings.install === 'kustomize' || settings.buildkitd === 'mock') {
+            await writeFile(path.join(workDir, 'kustomization.yaml'), overlay(namespace, values.image, settings, workDir));
+            const rendered = await backend.kubectl(['kustomize', workDir]);
+            if (rendered.code !== 0) throw new Error(`kubectl kustomize: ${rendered.stderr}`);
+            await writeFile(path.join(reportDir, suiteNames.length > 1 ? `applied-${suiteName}.yaml` : 'applied.yaml'), rendered.stdout);
+            // The Namespace comes first in the rendering; the watches need it before the rest exists.
+            const applied = await backend.kubectl(['apply', '--server-side', '-f', '-'], rendered.stdout);
+            if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
+          }
+          if (settings.install === 'helm') {
+            const installed = await runTool(await helm(), helmArgs(namespace, values.image, settings));
+            if (installed.code !== 0) throw new Error(`helm install: ${installed.stderr}`);
+          }
+          await timeline.watch(namespace, STATEFULSET);
+          await timeline.until('the StatefulSet in the watch', () => timeline.replicas !== undefined, 30_000);
+        },
+      };
 
-    const scenarios = suiteName === 'real' ? REAL_SCENARIOS : SCENARIOS;
-    for (const scenario of scenarios) {
-      if (scenario.name !== 'install' && suite.outcomes[0]?.result !== 'pass') {
-        suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'skipped', seconds: 0, observed: 'install failed' });
-        continue;
+      const scenarios = suiteName === 'real' ? REAL_SCENARIOS : SCENARIOS;
+      for (const scenario of scenarios) {
+        if (scenario.name !== 'install' && suite.outcomes[0]?.result !== 'pass') {
+          suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'skipped', startedMs: timeline.now(), seconds: 0, observed: 'install failed' });
+          continue;
+        }
+        const t0 = timeline.now();
+        const figuresBefore = new Set(figures.keys());
+        timeline.mark(`▶ ${scenario.name}`);
+        process.stdout.write(`▶ ${scenario.name}: ${scenario.promise}\n`);
+        try {
+          const observed = await scenario.run(ctx);
+          const key = [...figures.keys()].find((k) => !figuresBefore.has(k));
+          const keyFigure = key === undefined ? observed : `${key}: ${figures.get(key) ?? ''}`;
+          suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'pass', startedMs: t0, seconds: (timeline.now() - t0) / 1000, observed, keyFigure });
+          process.stdout.write(`  ✔ ${observed} (${((timeline.now() - t0) / 1000).toFixed(1)}s)\n`);
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'fail', startedMs: t0, seconds: (timeline.now() - t0) / 1000, observed: message });
+          diagnostics.push({ level: 'error', title: `e2e ${scenario.name}${suiteNames.length > 1 ? ` (${suiteName})` : ''}`, message });
+          process.stdout.write(`  ✖ ${message}\n`);
+        }
+        timeline.mark(`■ ${scenario.name}`);
       }
-      const t0 = timeline.now();
-      const figuresBefore = new Set(figures.keys());
-      timeline.mark(`▶ ${scenario.name}`);
-      process.stdout.write(`▶ ${scenario.name}: ${scenario.promise}\n`);
-      try {
-        const observed = await scenario.run(ctx);
-        const key = [...figures.keys()].find((k) => !figuresBefore.has(k));
-        const keyFigure = key === undefined ? observed : `${key}: ${figures.get(key) ?? ''}`;
-        suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'pass', seconds: (timeline.now() - t0) / 1000, observed, keyFigure });
-        process.stdout.write(`  ✔ ${observed} (${((timeline.now() - t0) / 1000).toFixed(1)}s)\n`);
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'fail', seconds: (timeline.now() - t0) / 1000, observed: message });
-        diagnostics.push({ level: 'error', title: `e2e ${scenario.name}${suiteNames.length > 1 ? ` (${suiteName})` : ''}`, message });
-        process.stdout.write(`  ✖ ${message}\n`);
-      }
-      timeline.mark(`■ ${scenario.name}`);
-    }
 
-    timeline.stop();
-    ctx.access?.close();
-    if (suite.outcomes.some((o) => o.result === 'fail')) {
-      const dir = path.join(reportDir, 'artifacts', ...(suiteNames.length > 1 ? [suiteName] : []));
-      await backend.collectArtifacts(namespace, dir).catch((error: unknown) => {
-        diagnostics.push({ level: 'warning', title: 'artifacts', message: `collecting artifacts of ${namespace} failed: ${String(error)}` });
+      timeline.stop();
+      ctx.access?.close();
+      // Before the namespace goes: its objects, Events and every pod's logs, for the report on every run.
+      suite.snapshot = await snapshotNamespace((args) => backend.kubectl(args), suiteName, namespace, podLogs).catch((error: unknown) => {
+        diagnostics.push({ level: 'warning', title: 'artifacts', message: `reading namespace ${namespace} for the report failed: ${String(error)}` });
+        return undefined;
       });
+      // Wait for the namespace to go: the next suite's buildkitd needs the CPU the old pods hold.
+      if (!values['keep-namespace']) await backend.kubectl(['delete', 'namespace', namespace, `--wait=${suiteName !== suiteNames.at(-1)}`, '--timeout=120s']);
+      await rm(workDir, { recursive: true, force: true });
     }
-    timelineLines.push(...timeline.entries.map((e) => JSON.stringify({ suite: suiteName, ...e })));
-    // Wait for the namespace to go: the next suite's buildkitd needs the CPU the old pods hold.
-    if (!values['keep-namespace']) await backend.kubectl(['delete', 'namespace', namespace, `--wait=${suiteName !== suiteNames.at(-1)}`, '--timeout=120s']);
-    await rm(workDir, { recursive: true, force: true });
+  } catch (error) {
+    harnessError = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    diagnostics.push({ level: 'error', title: 'e2e harness', message: harnessError });
+    process.stdout.write(`✖ the harness failed: ${harnessError}\n`);
   }
 
-  const report = renderReport({
+  const written = await writeReport(reportDir, {
     backend: backendName,
     image: values.image,
     serverVersion,
@@ -348,16 +263,14 @@ async function main(): Promise<number> {
     startedAt,
     seconds: (Date.now() - startedAt.getTime()) / 1000,
   });
-  await writeFile(path.join(reportDir, 'REPORT.md'), report);
-  await writeFile(path.join(reportDir, 'diagnostics.json'), `${JSON.stringify(diagnostics, null, 2)}\n`);
-  await writeFile(path.join(reportDir, 'timeline.jsonl'), timelineLines.join('\n') + '\n');
+  process.stdout.write(`wrote ${written.length} files in ${reportDir}\n`);
 
   const outcomes = suites.flatMap((suite) => suite.outcomes);
   const passed = outcomes.filter((o) => o.result === 'pass').length;
   const failed = outcomes.filter((o) => o.result === 'fail').length;
   const skipped = outcomes.filter((o) => o.result === 'skipped').length;
   process.stdout.write(`report: ${path.join(reportDir, 'REPORT.md')}\ne2e: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
-  return failed === 0 && skipped === 0 ? 0 : 1;
+  return failed === 0 && skipped === 0 && harnessError === undefined ? 0 : 1;
 }
 
 process.exitCode = await main();

@@ -8,7 +8,8 @@
 #   the cluster down again if this run brought it up (BKA_KEEP_CLUSTER=1 keeps it).
 # kind and the others: the current kubectl context; the image must already be in the cluster
 #   (kind load docker-image ...), and the runner must be able to pull or have alpine/socat:latest.
-# Writes <report-dir>/REPORT.md, diagnostics.json, timeline.jsonl and, on failure, artifacts/.
+# Writes the report directory on every run, pass or fail: REPORT.md, k8s-e2e-results.json, k8s/ (objects,
+# events, scale decisions, every pod's logs, timeline), diagnostics.json, timeline.jsonl (README.md lists them).
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
