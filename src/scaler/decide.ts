@@ -1,0 +1,242 @@
+/**
+ * The scaler's decision as a pure function of observed state, in the shape of Knative's decider and a
+ * controller-runtime Reconcile: the same view always gives the same answer, so a lost event costs nothing
+ * (the next reconcile decides again). No sockets, timers or API calls here; see controller.ts for the
+ * loop and actuator.ts for the writes.
+ *
+ * Scale-down is one builder at a time, in two phases through shared state, so no gateway replica can
+ * route a new connection to a pod while it is being removed:
+ *   1. propose: the leader names the highest ordinal once it has been idle on every replica for the idle
+ *      timeout; every replica stops routing to it and acknowledges in its own report;
+ *   2. commit: once every counted report acknowledges with no connection on the pod, the leader lowers the
+ *      StatefulSet by one. The proposal stays as a fence until the pod is gone, so a quick re-wake never
+ *      reuses it (the StatefulSet controller may still delete it).
+ * Anything that contradicts the proposal (a connection on the pod, demand that needs it, a replica gone
+ * quiet, someone else scaling) withdraws it.
+ */
+
+/** A buildkitd pod as the headless Service's EndpointSlices show it. */
+export interface BuilderPod {
+  name: string;
+  ordinal: number;
+  /** Identity of this instance of the pod (its UID), so a re-created pod of the same name differs. */
+  key: string;
+  ready: boolean;
+  terminating: boolean;
+}
+
+/** One gateway replica's activity: its own from memory, the others from their Leases. */
+export interface ReplicaReport {
+  identity: string;
+  /** Renewed within its lease duration, as observed on this replica's clock. */
+  fresh: boolean;
+  /** How long it has been stale (not renewed past its lease duration); 0 while fresh. */
+  staleForMs: number;
+  /** Connections spliced to a pod, or being dialled to one. */
+  open: number;
+  /** Connections waiting for a pod that may take them. */
+  held: number;
+  /** Per builder pod name: connections on it now, and when the last one opened or closed (wall-clock ms). */
+  pods: Readonly<Record<string, { open: number; lastActiveAt: number }>>;
+  /** Wall-clock ms from which this replica knows its activity; nothing before it is known. */
+  since: number;
+  /** The scale-down proposal this replica has fenced off locally. */
+  ack: string | undefined;
+}
+
+export interface ScaleDownProposal {
+  id: string;
+  from: number;
+  to: number;
+  /** Pods being removed, as `name` -> pod key (empty key: the pod was not listed when proposed). */
+  pods: Readonly<Record<string, string>>;
+  proposedAt: number;
+  committed: boolean;
+}
+
+export interface ScalePolicy {
+  minReplicas: number;
+  maxReplicas: number;
+  connectionsPerReplica: number;
+  idleTimeoutMs: number;
+  /** A silent replica's report stops blocking scale-down after this long (its pod may be gone unnoticed). */
+  maxReportStalenessMs: number;
+  /** How long a proposal waits for every replica to acknowledge before it is withdrawn and tried again. */
+  proposalTimeoutMs: number;
+}
+
+export interface ScalerView {
+  /** Wall-clock ms (reports carry wall-clock times). */
+  now: number;
+  /** Every watch the decision reads has listed and is current. Scale-down never happens otherwise. */
+  synced: boolean;
+  statefulSetName: string;
+  /** undefined while unknown (not synced yet); exists false when a synced watch lists none. */
+  statefulSet: { exists: boolean; replicas: number } | undefined;
+  pods: readonly BuilderPod[];
+  reports: readonly ReplicaReport[];
+  proposal: ScaleDownProposal | undefined;
+  /** This replica may scale down (it holds the leader Lease, or leader election is off). */
+  leader: boolean;
+  policy: ScalePolicy;
+}
+
+export type ScaleDownStep =
+  | { kind: 'propose'; proposal: ScaleDownProposal }
+  | { kind: 'commit'; proposal: ScaleDownProposal }
+  | { kind: 'withdraw'; proposal: ScaleDownProposal; reason: string }
+  | { kind: 'clear'; proposal: ScaleDownProposal };
+
+export interface ScaleDecision {
+  /** Open and held connections over every counted report. */
+  demand: number;
+  /** clamp(ceil(demand / connections per replica), min, max). */
+  needed: number;
+  /** Names of the pods that may take new connections now, lowest ordinal first. */
+  routable: string[];
+  /** Make sure at least this many replicas are wanted (idempotent; any replica may do it). */
+  scaleUpTo: number | undefined;
+  /** The leader's next scale-down step, if any. */
+  scaleDown: ScaleDownStep | undefined;
+  /** Why something wanted is not happening yet, for logs and /readyz. */
+  waiting: string | undefined;
+  /** Replicas whose stale reports block scale-down (their pod may still splice a build). */
+  blockedBy: string[];
+  /** Stale reports past the maximum staleness, no longer counted. */
+  expired: string[];
+  /** Wall-clock ms at which deciding again could give another answer without any event. */
+  recheckAt: number | undefined;
+}
+
+/** A leader withdraws an unacknowledged proposal after one timeout; the others stop honouring it after this many. */
+const abandonedProposalFactor = 3;
+
+export function podName(statefulSetName: string, ordinal: number): string {
+  return `${statefulSetName}-${ordinal}`;
+}
+
+export function decide(view: ScalerView): ScaleDecision {
+  const { policy, now } = view;
+  const counted: ReplicaReport[] = [];
+  const expired: string[] = [];
+  const blockedBy: string[] = [];
+  let recheckAt: number | undefined;
+  const recheck = (at: number) => {
+    recheckAt = recheckAt === undefined ? at : Math.min(recheckAt, at);
+  };
+  for (const report of view.reports) {
+    if (report.fresh) {
+      counted.push(report);
+    } else if (report.staleForMs >= policy.maxReportStalenessMs) {
+      expired.push(report.identity);
+    } else {
+      counted.push(report);
+      blockedBy.push(report.identity);
+      recheck(now + policy.maxReportStalenessMs - report.staleForMs);
+    }
+  }
+
+  const demand = counted.reduce((sum, r) => sum + r.open + r.held, 0);
+  const needed = Math.min(policy.maxReplicas, Math.max(policy.minReplicas, Math.ceil(demand / policy.connectionsPerReplica)));
+  const spec = view.statefulSet?.exists ? view.statefulSet.replicas : undefined;
+
+  const proposal = view.proposal;
+  const proposalPodsExist = proposal !== undefined && view.pods.some((pod) => podIsIn(pod, proposal));
+  // A committed proposal keeps fencing until its pods are gone: the controller may still delete them.
+  // One left behind by a leader that vanished before deciding stops fencing after a while, so a pod
+  // that was never removed serves again even while no replica can lead.
+  const abandoned = proposal !== undefined && !proposal.committed && now - proposal.proposedAt > abandonedProposalFactor * policy.proposalTimeoutMs;
+  const fenceActive = proposal !== undefined && !abandoned && (!proposal.committed || proposalPodsExist);
+  if (proposal && !proposal.committed && !abandoned) recheck(proposal.proposedAt + abandonedProposalFactor * policy.proposalTimeoutMs + 1);
+
+  const routable = view.pods
+    .filter(
+      (pod) =>
+        pod.ready &&
+        !pod.terminating &&
+        (spec === undefined || pod.ordinal < spec) &&
+        pod.ordinal < Math.max(needed, 1) &&
+        !(fenceActive && podIsIn(pod, proposal)),
+    )
+    .sort((a, b) => a.ordinal - b.ordinal)
+    .map((pod) => pod.name);
+
+  let waiting: string | undefined;
+  let scaleUpTo: number | undefined;
+  if (view.statefulSet?.exists === false) {
+    waiting = 'the StatefulSet does not exist';
+  } else if (needed > (spec ?? 0)) {
+    if (fenceActive && proposal.committed && needed > proposal.to) {
+      waiting = `waiting for ${Object.keys(proposal.pods).join(', ')} to be gone before scaling up again`;
+    } else {
+      scaleUpTo = needed;
+    }
+  }
+
+  let scaleDown: ScaleDownStep | undefined;
+  if (view.leader && view.synced && spec !== undefined) {
+    const step = scaleDownStep(view, { counted, blockedBy, needed, spec, proposalPodsExist, recheck });
+    scaleDown = step.step;
+    waiting ??= step.waiting;
+  }
+
+  return { demand, needed, routable, scaleUpTo, scaleDown, waiting, blockedBy, expired, recheckAt };
+}
+
+interface StepContext {
+  counted: readonly ReplicaReport[];
+  blockedBy: readonly string[];
+  needed: number;
+  spec: number;
+  proposalPodsExist: boolean;
+  recheck: (at: number) => void;
+}
+
+function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep; waiting?: string } {
+  const { policy, now, proposal } = view;
+  if (proposal?.committed) {
+    return c.proposalPodsExist ? { waiting: `${Object.keys(proposal.pods).join(', ')} still terminating` } : { step: { kind: 'clear', proposal } };
+  }
+  if (proposal) {
+    const names = Object.keys(proposal.pods);
+    const busy = c.counted.find((r) => names.some((name) => (r.pods[name]?.open ?? 0) > 0));
+    const reason =
+      c.spec !== proposal.from
+        ? `the StatefulSet has ${c.spec} replicas now, not ${proposal.from}`
+        : busy
+          ? `${busy.identity} has a connection on ${names.join(', ')}`
+          : c.needed > proposal.to
+            ? `demand needs ${c.needed} replicas`
+            : c.blockedBy.length > 0
+              ? `no fresh report from ${c.blockedBy.join(', ')}`
+              : now - proposal.proposedAt >= policy.proposalTimeoutMs
+                ? `not acknowledged by ${c.counted.filter((r) => r.ack !== proposal.id).map((r) => r.identity).join(', ')} in time`
+                : undefined;
+    if (reason) return { step: { kind: 'withdraw', proposal, reason } };
+    if (c.counted.every((r) => r.ack === proposal.id)) return { step: { kind: 'commit', proposal } };
+    c.recheck(proposal.proposedAt + policy.proposalTimeoutMs);
+    return { waiting: 'waiting for every gateway replica to stop routing to the pod being removed' };
+  }
+  if (c.spec <= c.needed) return {};
+  if (c.blockedBy.length > 0) return { waiting: `scale-down blocked by stale reports from ${c.blockedBy.join(', ')}` };
+  const ordinal = c.spec - 1;
+  const name = podName(view.statefulSetName, ordinal);
+  const busy = c.counted.find((r) => (r.pods[name]?.open ?? 0) > 0);
+  if (busy) return { waiting: `${name} has connections (${busy.identity})` };
+  let idleSince = 0;
+  for (const report of c.counted) idleSince = Math.max(idleSince, report.since, report.pods[name]?.lastActiveAt ?? 0);
+  const idleUntil = idleSince + policy.idleTimeoutMs;
+  if (now < idleUntil) {
+    c.recheck(idleUntil);
+    return { waiting: `${name} idle for ${Math.max(0, now - idleSince)}ms of ${policy.idleTimeoutMs}ms` };
+  }
+  const pods: Record<string, string> = { [name]: '' };
+  for (const pod of view.pods) if (pod.ordinal >= ordinal) pods[pod.name] = pod.key;
+  return { step: { kind: 'propose', proposal: { id: `${c.spec}-${ordinal}-${now}`, from: c.spec, to: ordinal, pods, proposedAt: now, committed: false } } };
+}
+
+function podIsIn(pod: BuilderPod, proposal: ScaleDownProposal): boolean {
+  const key = proposal.pods[pod.name];
+  // An unknown key fences whatever instance carries the name; a known one only that instance.
+  return key !== undefined && (key === '' || key === pod.key);
+}
