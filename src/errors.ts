@@ -15,6 +15,9 @@ export const ErrorCode = {
   ShutdownClosed: 'BKA_SHUTDOWN_CLOSED',
   KubeconfigInvalid: 'BKA_KUBECONFIG_INVALID',
   ListenFailed: 'BKA_LISTEN_FAILED',
+  LeaseFailed: 'BKA_LEASE_FAILED',
+  IdentityConflict: 'BKA_IDENTITY_CONFLICT',
+  ReportExpired: 'BKA_REPORT_EXPIRED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -33,7 +33,9 @@ export type GatewayEvent =
   | { kind: 'watch_failed'; resource: string; code: ErrorCode; error: string; status: number | undefined; retryInMs: number }
   | { kind: 'backends_changed'; ready: string[] }
   | { kind: 'shutdown_started'; signal: string; openConnections: number; graceMs: number }
-  | { kind: 'shutdown_finished'; closedByForce: number };
+  | { kind: 'shutdown_finished'; closedByForce: number }
+  | { kind: 'leader_changed'; lease: string; identity: string; leading: boolean; reason: string }
+  | { kind: 'lease_failed'; lease: string; action: 'acquire' | 'renew' | 'release' | 'annotate' | 'publish' | 'delete'; code: ErrorCode; error: string; status: number | undefined };
 
 export type EventKind = GatewayEvent['kind'];
 type EventOf<K extends EventKind> = Extract<GatewayEvent, { kind: K }>;
@@ -112,6 +114,16 @@ const rules = {
   },
   backends_changed: { level: () => 'info', message: (e) => `ready backends: ${e.ready.length === 0 ? 'none' : e.ready.join(', ')}` },
   shutdown_started: { level: () => 'info', message: (e) => `${e.signal}: stopped accepting; ${e.openConnections} open connections get ${e.graceMs}ms to finish` },
+  leader_changed: {
+    level: () => 'info',
+    message: (e) => `${e.identity} ${e.leading ? 'leads' : 'no longer leads'} (lease ${e.lease}): ${e.reason}`,
+    count: (e, m) => m.leader.set(e.leading ? 1 : 0),
+  },
+  lease_failed: {
+    level: () => 'warn',
+    message: (e) => `lease ${e.lease}: ${e.action} failed: ${e.error}`,
+    count: (e, m) => m.errors.inc({ code: e.code }),
+  },
   shutdown_finished: { level: () => 'info', message: (e) => `shutdown finished; ${e.closedByForce} connections closed at the end of the grace period` },
 } satisfies { [K in EventKind]: EventRule<K> };
 

@@ -61,6 +61,7 @@ export function createMetrics() {
       labelNames: ['kind'] as const,
       registers,
     }),
+    leader: new Gauge({ name: 'bka_leader', help: '1 while this replica holds the leader Lease (the only one that scales down)', registers }),
     readyBackends: new Gauge({ name: 'bka_ready_backends', help: 'buildkitd pods the gateway may route to now', registers }),
     // Liveness, not recency: a quiet healthy watch sees no events for hours and must not look stale.
     watchUp: new Gauge({

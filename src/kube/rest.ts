@@ -18,7 +18,7 @@ export class KubeApiError extends Error {
  * them. Used instead of the generated API classes: loading those (and the model serializer they pull in)
  * cost ~10 MiB of resident memory for the few calls the gateway makes (README "Performance").
  */
-export async function kubeRequest<T>(kubeConfig: KubeConfig, method: 'GET' | 'PUT' | 'POST', path: string, options: { query?: Record<string, string | undefined>; body?: unknown } = {}): Promise<T> {
+export async function kubeRequest<T>(kubeConfig: KubeConfig, method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, options: { query?: Record<string, string | undefined>; body?: unknown } = {}): Promise<T> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('No currently active cluster');
   const url = new URL(cluster.server + path);
