@@ -34,6 +34,11 @@ export type GatewayEvent =
   | { kind: 'backends_changed'; ready: string[] }
   | { kind: 'shutdown_started'; signal: string; openConnections: number; graceMs: number }
   | { kind: 'shutdown_finished'; closedByForce: number }
+  | { kind: 'scale_decision'; demand: number; needed: number; replicasReporting: number; staleReports: number; waiting: string | undefined }
+  | { kind: 'scale_down_proposed'; from: number; to: number; pods: string; id: string }
+  | { kind: 'scale_down_withdrawn'; pods: string; id: string; reason: string }
+  | { kind: 'scale_down_blocked'; by: string[] }
+  | { kind: 'report_expired'; identity: string; maxStalenessMs: number }
   | { kind: 'leader_changed'; lease: string; identity: string; leading: boolean; reason: string }
   | { kind: 'lease_failed'; lease: string; action: 'acquire' | 'renew' | 'release' | 'annotate' | 'publish' | 'delete'; code: ErrorCode; error: string; status: number | undefined };
 
@@ -114,6 +119,27 @@ const rules = {
   },
   backends_changed: { level: () => 'info', message: (e) => `ready backends: ${e.ready.length === 0 ? 'none' : e.ready.join(', ')}` },
   shutdown_started: { level: () => 'info', message: (e) => `${e.signal}: stopped accepting; ${e.openConnections} open connections get ${e.graceMs}ms to finish` },
+  scale_decision: {
+    level: () => 'info',
+    message: (e) => `${e.demand} connections need ${e.needed} replicas (${e.replicasReporting} gateway replicas reporting${e.staleReports ? `, ${e.staleReports} stale` : ''})${e.waiting ? `; waiting: ${e.waiting}` : ''}`,
+    count: (e, m) => {
+      m.desiredReplicas.set(e.needed);
+      m.replicasReporting.set(e.replicasReporting);
+      m.staleReports.set(e.staleReports);
+    },
+  },
+  scale_down_proposed: { level: () => 'info', message: (e) => `proposed scaling down ${e.from} -> ${e.to}: ${e.pods} takes no new connections on any gateway replica` },
+  scale_down_withdrawn: { level: () => 'info', message: (e) => `scale-down of ${e.pods} withdrawn: ${e.reason}` },
+  scale_down_blocked: {
+    level: () => 'warn',
+    message: (e) => `scale-down blocked: no fresh report from ${e.by.join(', ')} (it may still splice a build)`,
+    count: (_e, m) => m.scaleDownBlocked.inc(),
+  },
+  report_expired: {
+    level: () => 'warn',
+    message: (e) => `the report of ${e.identity} has been stale for ${e.maxStalenessMs}ms; it no longer blocks scale-down`,
+    count: (_e, m) => m.errors.inc({ code: ErrorCode.ReportExpired }),
+  },
   leader_changed: {
     level: () => 'info',
     message: (e) => `${e.identity} ${e.leading ? 'leads' : 'no longer leads'} (lease ${e.lease}): ${e.reason}`,

@@ -61,6 +61,10 @@ export function createMetrics() {
       labelNames: ['kind'] as const,
       registers,
     }),
+    desiredReplicas: new Gauge({ name: 'bka_desired_replicas', help: 'buildkitd replicas the current demand needs (clamped to min and max); the log line scale_decision says why', registers }),
+    replicasReporting: new Gauge({ name: 'bka_gateway_replicas_reporting', help: 'Gateway replicas whose activity reports this replica reads, itself included', registers }),
+    staleReports: new Gauge({ name: 'bka_gateway_stale_reports', help: 'Gateway replicas whose report is stale but still counted (their pod may still splice builds)', registers }),
+    scaleDownBlocked: new Counter({ name: 'bka_scale_down_blocked_total', help: 'Times a scale-down was held back by another replica whose report is stale', registers }),
     leader: new Gauge({ name: 'bka_leader', help: '1 while this replica holds the leader Lease (the only one that scales down)', registers }),
     readyBackends: new Gauge({ name: 'bka_ready_backends', help: 'buildkitd pods the gateway may route to now', registers }),
     // Liveness, not recency: a quiet healthy watch sees no events for hours and must not look stale.

@@ -228,7 +228,7 @@ function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep
   const idleUntil = idleSince + policy.idleTimeoutMs;
   if (now < idleUntil) {
     c.recheck(idleUntil);
-    return { waiting: `${name} idle for ${Math.max(0, now - idleSince)}ms of ${policy.idleTimeoutMs}ms` };
+    return { waiting: `${name} must be idle on every gateway replica for the idle timeout first` };
   }
   const pods: Record<string, string> = { [name]: '' };
   for (const pod of view.pods) if (pod.ordinal >= ordinal) pods[pod.name] = pod.key;

@@ -1,0 +1,98 @@
+import type { V1Lease } from '@kubernetes/client-node';
+import type { ActivitySnapshot } from '../scaler/activity.ts';
+import type { ScaleDownProposal } from '../scaler/decide.ts';
+
+/**
+ * How replicas share state through Leases (no other store): each replica's activity report is an annotation
+ * on its own Lease, and the scale-down proposal an annotation on the leader Lease. JSON with ISO times, so
+ * `kubectl get lease -o yaml` is readable by a person.
+ */
+export const activityAnnotation = 'buildkitd-autoscaler/activity';
+export const proposalAnnotation = 'buildkitd-autoscaler/scale-down';
+
+export interface PublishedActivity extends ActivitySnapshot {
+  /** Random per process: two processes with one identity are told apart. */
+  instance: string;
+  ack: string | undefined;
+  draining: boolean;
+}
+
+interface ActivityJson {
+  instance: string;
+  open: number;
+  held: number;
+  pods: Record<string, { open: number; lastActive: string }>;
+  since: string;
+  ack?: string;
+  draining?: boolean;
+}
+
+export function encodeActivity(activity: PublishedActivity): string {
+  const pods: ActivityJson['pods'] = {};
+  for (const [name, entry] of Object.entries(activity.pods)) pods[name] = { open: entry.open, lastActive: new Date(entry.lastActiveAt).toISOString() };
+  const json: ActivityJson = {
+    instance: activity.instance,
+    open: activity.open,
+    held: activity.held,
+    pods,
+    since: new Date(activity.since).toISOString(),
+    ...(activity.ack ? { ack: activity.ack } : {}),
+    ...(activity.draining ? { draining: true } : {}),
+  };
+  return JSON.stringify(json);
+}
+
+/** undefined when the annotation is missing or malformed (such a report blocks scale-down: nothing is known). */
+export function decodeActivity(text: string | undefined): PublishedActivity | undefined {
+  const json = parse(text);
+  if (!json || typeof json !== 'object') return undefined;
+  const j = json as Partial<ActivityJson>;
+  const since = Date.parse(j.since ?? '');
+  if (typeof j.instance !== 'string' || !isCount(j.open) || !isCount(j.held) || Number.isNaN(since) || typeof j.pods !== 'object' || j.pods === null) return undefined;
+  const pods: ActivitySnapshot['pods'] = {};
+  for (const [name, entry] of Object.entries(j.pods)) {
+    const lastActiveAt = Date.parse(entry.lastActive);
+    if (!isCount(entry.open) || Number.isNaN(lastActiveAt)) return undefined;
+    pods[name] = { open: entry.open, lastActiveAt };
+  }
+  return { instance: j.instance, open: j.open, held: j.held, pods, since, ack: typeof j.ack === 'string' ? j.ack : undefined, draining: j.draining === true };
+}
+
+interface ProposalJson {
+  id: string;
+  from: number;
+  to: number;
+  pods: Record<string, string>;
+  proposedAt: string;
+  committed: boolean;
+}
+
+export function encodeProposal(proposal: ScaleDownProposal): string {
+  const json: ProposalJson = { ...proposal, pods: { ...proposal.pods }, proposedAt: new Date(proposal.proposedAt).toISOString() };
+  return JSON.stringify(json);
+}
+
+export function decodeProposal(text: string | undefined): ScaleDownProposal | undefined {
+  const j = parse(text) as Partial<ProposalJson> | undefined;
+  if (!j || typeof j !== 'object') return undefined;
+  const proposedAt = Date.parse(j.proposedAt ?? '');
+  if (typeof j.id !== 'string' || !isCount(j.from) || !isCount(j.to) || typeof j.pods !== 'object' || j.pods === null || Number.isNaN(proposedAt)) return undefined;
+  return { id: j.id, from: j.from, to: j.to, pods: { ...j.pods }, proposedAt, committed: j.committed === true };
+}
+
+export function leaseAnnotation(lease: V1Lease | undefined, key: string): string | undefined {
+  return lease?.metadata?.annotations?.[key];
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0;
+}
+
+function parse(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}

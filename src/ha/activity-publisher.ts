@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto';
+import type { V1Lease, V1OwnerReference } from '@kubernetes/client-node';
+import type { Clock, Timer } from '../clock.ts';
+import { ErrorCode, GatewayError } from '../errors.ts';
+import type { EmitEvent } from '../events.ts';
+import { apiMessage, apiStatus } from '../kube/api-error.ts';
+import { microTime, type LeaseStore } from '../kube/leases.ts';
+import { activityAnnotation, decodeActivity, encodeActivity, type PublishedActivity } from './activity-lease.ts';
+
+export interface ActivityPublisherOptions {
+  store: LeaseStore;
+  /** This replica's activity Lease. */
+  leaseName: string;
+  identity: string;
+  labels: Record<string, string>;
+  leaseDurationMs: number;
+  /** Renewal interval; a change that matters to the others is published at once instead. */
+  renewPeriodMs: number;
+  clock: Clock;
+  emit: EmitEvent;
+  /** What to publish now (counts, the acknowledged proposal, draining). */
+  read: () => Omit<PublishedActivity, 'instance'>;
+  /** The gateway's own pod: the Lease is owned by it, so the garbage collector removes a dead pod's report. */
+  ownerPod?: { name: string; uid: string } | undefined;
+  wallNow?: () => number;
+}
+
+/** Smallest gap between two publications, so a burst of connections costs one write, not one per connection. */
+const minGapMs = 100;
+
+/**
+ * Publishes this replica's activity in its own Lease, renewed every renew period and at once when something
+ * the others decide on changes. Deleted on shutdown after the last connection closed, so the report of a
+ * replica that drained properly never blocks anyone.
+ */
+export class ActivityPublisher {
+  readonly instance = randomUUID();
+  private readonly o: ActivityPublisherOptions;
+  private readonly wallNow: () => number;
+  private current: V1Lease | undefined;
+  private timer: Timer | undefined;
+  private lastPublishAt = Number.NEGATIVE_INFINITY;
+  private inFlight: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(options: ActivityPublisherOptions) {
+    this.o = options;
+    this.wallNow = options.wallNow ?? Date.now;
+  }
+
+  /**
+   * Takes the Lease. If another process publishes under the same identity, it is waited out for one lease
+   * duration (a restarted container of the same pod); if it keeps renewing, that is a misconfiguration and
+   * this throws BKA_IDENTITY_CONFLICT instead of silently mixing two replicas' counts.
+   */
+  async start(): Promise<void> {
+    const first = await this.o.store.get(this.o.leaseName);
+    const other = decodeActivity(first?.metadata?.annotations?.[activityAnnotation]);
+    if (first && other && other.instance !== this.instance && first.spec?.holderIdentity) {
+      const waitUntil = this.o.clock.now() + this.o.leaseDurationMs;
+      let seen = first.metadata?.resourceVersion;
+      while (this.o.clock.now() < waitUntil) {
+        await new Promise<void>((resolve) => this.o.clock.setTimer(Math.min(this.o.renewPeriodMs, this.o.leaseDurationMs / 4), resolve));
+        const again = await this.o.store.get(this.o.leaseName);
+        if (!again) break;
+        if (again.metadata?.resourceVersion !== seen) {
+          const renewedBy = decodeActivity(again.metadata?.annotations?.[activityAnnotation]);
+          if (renewedBy && renewedBy.instance !== this.instance) {
+            throw new GatewayError(ErrorCode.IdentityConflict, `another gateway process is publishing as "${this.o.identity}" (Lease ${this.o.leaseName}); give every replica its own --identity / POD_NAME`);
+          }
+          seen = again.metadata?.resourceVersion;
+        }
+      }
+    }
+    await this.publish();
+    this.scheduleRenewal();
+  }
+
+  /** Something the other replicas decide on changed: publish soon (coalesced). */
+  publishSoon(): void {
+    if (this.stopped) return;
+    const wait = Math.max(0, this.lastPublishAt + minGapMs - this.o.clock.now());
+    this.timer?.cancel();
+    this.timer = this.o.clock.setTimer(wait, () => void this.publishAndReschedule());
+  }
+
+  /** Stops renewing and deletes the Lease (call once the last connection has closed). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    await this.inFlight;
+    try {
+      await this.o.store.delete(this.o.leaseName, undefined);
+    } catch (error) {
+      this.o.emit({ kind: 'lease_failed', lease: this.o.leaseName, action: 'delete', code: ErrorCode.LeaseFailed, error: apiMessage(error), status: apiStatus(error) });
+    }
+  }
+
+  private scheduleRenewal(): void {
+    if (this.stopped) return;
+    this.timer?.cancel();
+    this.timer = this.o.clock.setTimer(this.o.renewPeriodMs, () => void this.publishAndReschedule());
+  }
+
+  private async publishAndReschedule(): Promise<void> {
+    await this.publish();
+    this.scheduleRenewal();
+  }
+
+  private async publish(): Promise<void> {
+    if (this.inFlight) {
+      this.again = true;
+      return this.inFlight;
+    }
+    this.inFlight = this.write().finally(() => {
+      this.inFlight = undefined;
+    });
+    await this.inFlight;
+    if (this.again && !this.stopped) {
+      this.again = false;
+      await this.publish();
+    }
+  }
+
+  private async write(): Promise<void> {
+    this.lastPublishAt = this.o.clock.now();
+    const now = microTime(this.wallNow()) as unknown as Date;
+    const annotations = { [activityAnnotation]: encodeActivity({ ...this.o.read(), instance: this.instance }) };
+    const ownerReferences: V1OwnerReference[] | undefined = this.o.ownerPod
+      ? [{ apiVersion: 'v1', kind: 'Pod', name: this.o.ownerPod.name, uid: this.o.ownerPod.uid }]
+      : undefined;
+    const spec = { holderIdentity: this.o.identity, leaseDurationSeconds: Math.round(this.o.leaseDurationMs / 1000), renewTime: now };
+    try {
+      if (!this.current) this.current = await this.o.store.get(this.o.leaseName);
+      if (!this.current) {
+        this.current = await this.o.store.create({
+          metadata: { name: this.o.leaseName, labels: this.o.labels, annotations, ...(ownerReferences ? { ownerReferences } : {}) },
+          spec: { ...spec, acquireTime: now },
+        });
+        return;
+      }
+      this.current = await this.o.store.update({
+        ...this.current,
+        metadata: { ...this.current.metadata, labels: { ...this.current.metadata?.labels, ...this.o.labels }, annotations: { ...this.current.metadata?.annotations, ...annotations } },
+        spec: { ...this.current.spec, ...spec },
+      });
+    } catch (error) {
+      const status = apiStatus(error);
+      const other = status === 409 ? await this.o.store.get(this.o.leaseName).catch(() => undefined) : undefined;
+      const otherInstance = decodeActivity(other?.metadata?.annotations?.[activityAnnotation])?.instance;
+      const conflict = otherInstance !== undefined && otherInstance !== this.instance;
+      // Re-read before the next write: the Lease changed or is gone.
+      this.current = status === 409 ? other : undefined;
+      this.o.emit({
+        kind: 'lease_failed',
+        lease: this.o.leaseName,
+        action: 'publish',
+        code: conflict ? ErrorCode.IdentityConflict : ErrorCode.LeaseFailed,
+        error: conflict ? `another gateway process publishes as "${this.o.identity}"` : apiMessage(error),
+        status,
+      });
+    }
+  }
+}

@@ -1,0 +1,77 @@
+import type { V1Lease } from '@kubernetes/client-node';
+import type { Clock } from '../clock.ts';
+import { leaseRoleLabel } from '../kube/leases.ts';
+import type { ReplicaReport, ScaleDownProposal } from '../scaler/decide.ts';
+import { activityAnnotation, decodeActivity, decodeProposal, leaseAnnotation, proposalAnnotation } from './activity-lease.ts';
+
+export interface ReplicaReportsOptions {
+  leases: () => readonly V1Lease[];
+  /** This replica's own activity Lease, replaced by its live counts. */
+  ownLeaseName: string;
+  leaderLeaseName: string;
+  clock: Clock;
+}
+
+/**
+ * The other replicas' reports, read from their Leases. Freshness is judged the way client-go judges a
+ * leader: by when this replica saw the Lease change, on its own clock, never by comparing the writer's
+ * clock with ours.
+ */
+export class ReplicaReports {
+  private readonly o: ReplicaReportsOptions;
+  private readonly observed = new Map<string, { resourceVersion: string | undefined; at: number }>();
+
+  constructor(options: ReplicaReportsOptions) {
+    this.o = options;
+  }
+
+  /** Call on every change of the Lease watch, so a renewal is timed when it is seen. */
+  observe(): void {
+    const now = this.o.clock.now();
+    const seen = new Set<string>();
+    for (const lease of this.o.leases()) {
+      const name = lease.metadata?.name ?? '';
+      seen.add(name);
+      const resourceVersion = lease.metadata?.resourceVersion;
+      if (this.observed.get(name)?.resourceVersion !== resourceVersion) this.observed.set(name, { resourceVersion, at: now });
+    }
+    for (const name of this.observed.keys()) if (!seen.has(name)) this.observed.delete(name);
+  }
+
+  reports(): ReplicaReport[] {
+    this.observe();
+    const now = this.o.clock.now();
+    const reports: ReplicaReport[] = [];
+    for (const lease of this.o.leases()) {
+      const name = lease.metadata?.name ?? '';
+      if (name === this.o.ownLeaseName || lease.metadata?.labels?.[leaseRoleLabel] !== 'activity') continue;
+      const durationMs = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
+      const age = now - (this.observed.get(name)?.at ?? now);
+      const activity = decodeActivity(leaseAnnotation(lease, activityAnnotation));
+      const identity = lease.spec?.holderIdentity ?? name;
+      const fresh = age < durationMs;
+      if (!activity) {
+        // Nothing readable is known about this replica: it blocks scale-down like a silent one.
+        reports.push({ identity, fresh: false, staleForMs: Math.max(0, age - durationMs), open: 0, held: 0, pods: {}, since: 0, ack: undefined });
+        continue;
+      }
+      reports.push({
+        identity,
+        fresh,
+        staleForMs: fresh ? 0 : age - durationMs,
+        open: activity.open,
+        held: activity.held,
+        pods: activity.pods,
+        since: activity.since,
+        ack: activity.ack,
+      });
+    }
+    return reports;
+  }
+
+  /** The scale-down proposal on the leader Lease, whoever wrote it. */
+  proposal(): ScaleDownProposal | undefined {
+    const leader = this.o.leases().find((lease) => lease.metadata?.name === this.o.leaderLeaseName);
+    return decodeProposal(leaseAnnotation(leader, proposalAnnotation));
+  }
+}

@@ -1,0 +1,107 @@
+/** This replica's own connections, as the scaler and the other replicas need them. */
+export interface ActivitySnapshot {
+  open: number;
+  held: number;
+  pods: Record<string, { open: number; lastActiveAt: number }>;
+  /** Wall-clock ms from which this replica knows its activity (its start). */
+  since: number;
+}
+
+/** One connection's place in the counts: held until it is given a pod, then on that pod until it closes. */
+export interface ConnectionActivity {
+  /** The router chose this pod (counted from the dial on, so a scale-down cannot miss a dial in flight). */
+  assign(pod: string): void;
+  /** The dial failed: back to held. */
+  unassign(): void;
+  close(): void;
+}
+
+/**
+ * Counts this replica's held and open connections per builder pod and when each pod last had one. Replaces
+ * the single-gateway idle timer: idleness is now judged by the scaler across every replica's report.
+ */
+export class LocalActivity {
+  private heldCount = 0;
+  private openCount = 0;
+  private readonly pods = new Map<string, { open: number; lastActiveAt: number }>();
+  private readonly listeners = new Set<() => void>();
+  private readonly wallNow: () => number;
+  readonly since: number;
+
+  constructor(wallNow: () => number = Date.now) {
+    this.wallNow = wallNow;
+    this.since = wallNow();
+  }
+
+  /** A connection arrived and wants a pod: it counts as demand at once. */
+  arrive(): ConnectionActivity {
+    this.heldCount += 1;
+    let pod: string | undefined;
+    let closed = false;
+    this.changed();
+    return {
+      assign: (name) => {
+        if (closed || pod !== undefined) return;
+        pod = name;
+        this.heldCount -= 1;
+        this.openCount += 1;
+        this.touch(name, +1);
+      },
+      unassign: () => {
+        if (closed || pod === undefined) return;
+        this.touch(pod, -1);
+        pod = undefined;
+        this.openCount -= 1;
+        this.heldCount += 1;
+        this.changed();
+      },
+      close: () => {
+        if (closed) return;
+        closed = true;
+        if (pod === undefined) {
+          this.heldCount -= 1;
+          this.changed();
+        } else {
+          this.openCount -= 1;
+          this.touch(pod, -1);
+        }
+      },
+    };
+  }
+
+  get held(): number {
+    return this.heldCount;
+  }
+
+  get open(): number {
+    return this.openCount;
+  }
+
+  snapshot(): ActivitySnapshot {
+    const pods: ActivitySnapshot['pods'] = {};
+    for (const [name, entry] of this.pods) pods[name] = { ...entry };
+    return { open: this.openCount, held: this.heldCount, pods, since: this.since };
+  }
+
+  /** Forgets pods that no longer exist and have no connection here, so reports stay small. */
+  forgetPodsExcept(existing: ReadonlySet<string>): void {
+    for (const [name, entry] of this.pods) if (entry.open === 0 && !existing.has(name)) this.pods.delete(name);
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private touch(name: string, delta: number): void {
+    const entry = this.pods.get(name) ?? { open: 0, lastActiveAt: 0 };
+    entry.open = Math.max(0, entry.open + delta);
+    entry.lastActiveAt = this.wallNow();
+    this.pods.set(name, entry);
+    this.changed();
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+}

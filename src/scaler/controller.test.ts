@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ManualClock } from '../clock.ts';
+import type { GatewayEvent } from '../events.ts';
+import { LocalActivity } from './activity.ts';
+import { ScaleActuator, type ScaleTarget } from './actuator.ts';
+import { ScaleController, type ObservedCluster } from './controller.ts';
+import type { BuilderPod, ReplicaReport } from './decide.ts';
+import { LocalProposalStore } from './proposal-store.ts';
+
+/** The scale subresource in memory, with a resourceVersion; `gate` holds writes open (a write that has not landed). */
+class FakeScale implements ScaleTarget {
+  replicas = 0;
+  version = 1;
+  writes: number[] = [];
+  gate: Promise<void> | undefined;
+  read() {
+    return Promise.resolve({ replicas: this.replicas, resourceVersion: String(this.version) });
+  }
+  async write(replicas: number, resourceVersion: string | undefined) {
+    await this.gate;
+    if (resourceVersion !== String(this.version)) throw Object.assign(new Error('conflict'), { code: 409 });
+    this.replicas = replicas;
+    this.version += 1;
+    this.writes.push(replicas);
+  }
+}
+
+const flush = async () => {
+  for (let i = 0; i < 20; i += 1) await new Promise((resolve) => setImmediate(resolve));
+};
+
+const idleTimeoutMs = 10_000;
+
+function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster: { pods: BuilderPod[] }, options: { leader?: () => boolean; others?: () => ReplicaReport[]; proposals?: LocalProposalStore } = {}) {
+  const events: GatewayEvent[] = [];
+  const activity = new LocalActivity(() => clock.now());
+  const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e) });
+  const observe = (): ObservedCluster => ({ synced: true, statefulSet: { exists: true, replicas: scale.replicas }, pods: cluster.pods });
+  const controller = new ScaleController({
+    statefulSetName: 'buildkitd',
+    identity,
+    policy: { minReplicas: 0, maxReplicas: 1, connectionsPerReplica: 8, idleTimeoutMs, maxReportStalenessMs: 600_000, proposalTimeoutMs: 15_000 },
+    observe,
+    activity,
+    otherReports: options.others ?? (() => []),
+    proposals: options.proposals ?? new LocalProposalStore(),
+    isLeader: options.leader ?? (() => true),
+    actuator,
+    clock,
+    emit: (e) => events.push(e),
+    resyncMs: 2_000,
+    wallNow: () => clock.now(),
+  });
+  controller.start();
+  const report = (): ReplicaReport => ({ identity, fresh: true, staleForMs: 0, ...activity.snapshot(), ack: controller.acknowledged });
+  return { activity, controller, events, report };
+}
+
+const pod0: BuilderPod = { name: 'buildkitd-0', ordinal: 0, key: 'uid-0', ready: true, terminating: false };
+
+async function advance(clock: ManualClock, ms: number) {
+  for (let t = 0; t < ms; t += 500) {
+    clock.advance(Math.min(500, ms - t));
+    await flush();
+  }
+}
+
+test('a connection at zero wakes one replica; the pod becomes routable once it is ready', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  const cluster = { pods: [] as BuilderPod[] };
+  const { activity, controller } = replica('a', clock, scale, cluster);
+  const connection = activity.arrive();
+  await flush();
+  assert.deepEqual(scale.writes, [1]);
+  cluster.pods = [pod0];
+  controller.requestReconcile();
+  assert.deepEqual([...controller.routable()], ['buildkitd-0']);
+  connection.assign('buildkitd-0');
+  connection.close();
+});
+
+test('after the last close and the idle timeout: propose, acknowledge, scale to zero; the pod stays fenced until gone', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  const { activity, controller, events } = replica('a', clock, scale, cluster);
+  const connection = activity.arrive();
+  connection.assign('buildkitd-0');
+  await advance(clock, 30_000);
+  assert.deepEqual(scale.writes, [], 'an open connection keeps the builder however long it lasts');
+  connection.close();
+  await advance(clock, idleTimeoutMs - 1000);
+  assert.deepEqual(scale.writes, []);
+  await advance(clock, 2000);
+  assert.deepEqual(scale.writes, [0]);
+  assert.ok(events.some((e) => e.kind === 'scale_down_proposed'));
+  assert.ok(events.some((e) => e.kind === 'scale' && e.direction === 'down'));
+
+  // A client right after: held (the old pod is fenced), and the wake waits until the old pod is gone.
+  const next = activity.arrive();
+  await advance(clock, 1000);
+  assert.deepEqual([...controller.routable()], []);
+  assert.deepEqual(scale.writes, [0], 'no wake while the removed pod still exists');
+  cluster.pods = [];
+  controller.requestReconcile();
+  await flush();
+  assert.deepEqual(scale.writes, [0, 1]);
+  cluster.pods = [{ ...pod0, key: 'uid-new' }];
+  controller.requestReconcile();
+  assert.deepEqual([...controller.routable()], ['buildkitd-0'], 'the new instance takes connections');
+  next.close();
+});
+
+test('a connection arriving while the scale-down is proposed withdraws it and is served by the same pod', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  // A second replica that has not acknowledged yet keeps the proposal open.
+  const otherAck: string | undefined = undefined;
+  const { activity, controller, events } = replica('a', clock, scale, cluster, {
+    others: () => [{ identity: 'b', fresh: true, staleForMs: 0, open: 0, held: 0, pods: {}, since: 0, ack: otherAck }],
+  });
+  await advance(clock, idleTimeoutMs + 1000);
+  assert.ok(events.some((e) => e.kind === 'scale_down_proposed'));
+  assert.deepEqual([...controller.routable()], []);
+  const connection = activity.arrive();
+  await flush();
+  assert.ok(events.some((e) => e.kind === 'scale_down_withdrawn'));
+  assert.deepEqual([...controller.routable()], ['buildkitd-0']);
+  assert.deepEqual(scale.writes, []);
+  connection.close();
+});
+
+test('another replica with a connection on the pod keeps it; once it closes there, the leader scales down', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  let bReport: () => ReplicaReport = () => ({ identity: 'b', fresh: true, staleForMs: 0, open: 0, held: 0, pods: {}, since: 0, ack: undefined });
+  let aReport: () => ReplicaReport = () => ({ identity: 'a', fresh: true, staleForMs: 0, open: 0, held: 0, pods: {}, since: 0, ack: undefined });
+  // The proposal is shared state (the leader Lease in production).
+  const proposals = new LocalProposalStore();
+  const a = replica('a', clock, scale, cluster, { leader: () => true, others: () => [bReport()], proposals });
+  const b = replica('b', clock, scale, cluster, { leader: () => false, others: () => [aReport()], proposals });
+  bReport = b.report;
+  aReport = a.report;
+  const onB = b.activity.arrive();
+  onB.assign('buildkitd-0');
+  await advance(clock, idleTimeoutMs * 5);
+  assert.deepEqual(scale.writes, [], 'the leader keeps the builder while another replica splices to it');
+  onB.close();
+  await advance(clock, idleTimeoutMs + 5000);
+  assert.deepEqual(scale.writes, [0]);
+  assert.ok(!b.events.some((e) => e.kind === 'scale'), 'only the leader scaled down');
+});
+
+test('a stale report blocks scale-down until it is past the maximum staleness', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  let frozenOpen = 1;
+  const { events } = replica('a', clock, scale, cluster, {
+    others: () => [{ identity: 'frozen', fresh: false, staleForMs: clock.now(), open: frozenOpen, held: 0, pods: { 'buildkitd-0': { open: frozenOpen, lastActiveAt: 0 } }, since: 0, ack: undefined }],
+  });
+  await advance(clock, 60_000);
+  assert.deepEqual(scale.writes, [], 'a frozen replica with a connection keeps the builder');
+  frozenOpen = 0;
+  await advance(clock, 60_000);
+  assert.deepEqual(scale.writes, [], 'even without a connection in its last report: it may have opened one since');
+  assert.ok(events.some((e) => e.kind === 'scale_down_blocked'));
+  await advance(clock, 600_000);
+  assert.ok(events.some((e) => e.kind === 'report_expired' && e.identity === 'frozen'));
+  assert.deepEqual(scale.writes, [0]);
+});

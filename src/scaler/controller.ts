@@ -1,0 +1,240 @@
+import type { Clock, Timer } from '../clock.ts';
+import type { EmitEvent } from '../events.ts';
+import type { LocalActivity } from './activity.ts';
+import type { ScaleActuator } from './actuator.ts';
+import { decide, type BuilderPod, type ReplicaReport, type ScaleDecision, type ScaleDownStep, type ScalePolicy } from './decide.ts';
+import type { ProposalStore } from './proposal-store.ts';
+
+/** What the watches show; `synced` only while every one of them is current. */
+export interface ObservedCluster {
+  synced: boolean;
+  statefulSet: { exists: boolean; replicas: number } | undefined;
+  pods: BuilderPod[];
+}
+
+export interface ScaleControllerOptions {
+  statefulSetName: string;
+  identity: string;
+  policy: ScalePolicy;
+  observe: () => ObservedCluster;
+  activity: LocalActivity;
+  /** Every other replica's report (none without leader election). */
+  otherReports: () => ReplicaReport[];
+  proposals: ProposalStore;
+  isLeader: () => boolean;
+  actuator: ScaleActuator;
+  clock: Clock;
+  emit: EmitEvent;
+  /** Periodic re-decision, so reports that go quiet are noticed without any event. */
+  resyncMs: number;
+  wallNow?: () => number;
+}
+
+/**
+ * The reconcile loop around decide(): gathers the observed state, decides, and hands each wanted change to
+ * the one actuator, at most one write of each direction at a time. Triggered by every change of its inputs
+ * (watches, this replica's connections, the Leases) and by a resync timer; each run decides from scratch,
+ * so a lost trigger costs nothing.
+ */
+export class ScaleController {
+  private readonly o: ScaleControllerOptions;
+  private readonly wallNow: () => number;
+  private current: ScaleDecision | undefined;
+  private ack: string | undefined;
+  private scheduled = false;
+  private upInFlight = false;
+  private downInFlight = false;
+  private ensured: { replicas: number; observedSpec: number | undefined } | undefined;
+  private recheckTimer: Timer | undefined;
+  private resyncTimer: Timer | undefined;
+  private routableNames = new Set<string>();
+  private signature = '';
+  private lastLogged = '';
+  private readonly expiredSeen = new Set<string>();
+  private blocked = false;
+  private stopped = true;
+  private readonly routableListeners = new Set<() => void>();
+  private readonly reportListeners = new Set<() => void>();
+
+  constructor(options: ScaleControllerOptions) {
+    this.o = options;
+    this.wallNow = options.wallNow ?? Date.now;
+    options.activity.onChange(() => this.requestReconcile());
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.requestReconcile();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.recheckTimer?.cancel();
+    this.resyncTimer?.cancel();
+  }
+
+  /** Decide again soon; many triggers in one tick cost one decision. */
+  requestReconcile(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => this.reconcileIfScheduled());
+  }
+
+  /** Pods that may take a new connection now (decided on the freshest counts, including this connection). */
+  routable(): ReadonlySet<string> {
+    this.reconcileIfScheduled();
+    return this.routableNames;
+  }
+
+  get decision(): ScaleDecision | undefined {
+    this.reconcileIfScheduled();
+    return this.current;
+  }
+
+  /** The scale-down proposal this replica has fenced off, for its published report. */
+  get acknowledged(): string | undefined {
+    return this.ack;
+  }
+
+  onRoutableChange(listener: () => void): () => void {
+    this.routableListeners.add(listener);
+    return () => this.routableListeners.delete(listener);
+  }
+
+  /** Fires when this replica's report changed in a way the others decide on (publish it soon). */
+  onReportChange(listener: () => void): () => void {
+    this.reportListeners.add(listener);
+    return () => this.reportListeners.delete(listener);
+  }
+
+  private reconcileIfScheduled(): void {
+    if (!this.scheduled) return;
+    this.scheduled = false;
+    this.reconcile();
+  }
+
+  private reconcile(): void {
+    const o = this.o;
+    const now = this.wallNow();
+    const observed = o.observe();
+    const proposal = o.proposals.current();
+    // Acknowledge in the same step that fences: from this decision on nothing new is routed to the pods.
+    this.ack = proposal?.id;
+    const snapshot = o.activity.snapshot();
+    const own: ReplicaReport = { identity: o.identity, fresh: true, staleForMs: 0, ...snapshot, ack: this.ack };
+    const others = o.otherReports();
+    const decision = decide({
+      now,
+      synced: observed.synced,
+      statefulSetName: o.statefulSetName,
+      statefulSet: observed.statefulSet,
+      pods: observed.pods,
+      reports: [own, ...others],
+      proposal,
+      leader: o.isLeader(),
+      policy: o.policy,
+    });
+    this.current = decision;
+    o.activity.forgetPodsExcept(new Set(observed.pods.map((pod) => pod.name)));
+
+    const routable = new Set(decision.routable);
+    if (!sameSet(routable, this.routableNames)) {
+      this.routableNames = routable;
+      for (const listener of this.routableListeners) listener();
+    }
+    const busyPods = Object.entries(snapshot.pods).filter(([, entry]) => entry.open > 0).map(([name]) => name).sort();
+    const signature = `${this.ack ?? ''}|${snapshot.held > 0}|${Math.ceil((snapshot.open + snapshot.held) / o.policy.connectionsPerReplica)}|${busyPods.join(',')}`;
+    if (signature !== this.signature) {
+      this.signature = signature;
+      for (const listener of this.reportListeners) listener();
+    }
+    this.report(decision, others.length + 1, observed);
+    if (this.stopped) return;
+    this.act(decision, observed);
+    this.schedule(decision, now);
+  }
+
+  private act(decision: ScaleDecision, observed: ObservedCluster): void {
+    const target = decision.scaleUpTo;
+    const spec = observed.statefulSet?.replicas;
+    if (target !== undefined && !this.upInFlight && !(this.ensured && target <= this.ensured.replicas && spec === this.ensured.observedSpec)) {
+      this.upInFlight = true;
+      const reason = decision.demand > 0 ? `${decision.demand} connections need ${target} replicas` : `at least ${target} replicas are configured`;
+      void this.o.actuator
+        .ensureAtLeast(target, reason, () => (this.current?.scaleUpTo ?? 0) > 0)
+        .then(() => {
+          // The watch has not shown the write yet: do not ask again until it changes.
+          this.ensured = this.o.actuator.currentFailure() ? undefined : { replicas: target, observedSpec: spec };
+        })
+        .finally(() => {
+          this.upInFlight = false;
+          this.requestReconcile();
+        });
+    }
+    const step = decision.scaleDown;
+    if (step && !this.downInFlight) {
+      this.downInFlight = true;
+      void this.scaleDown(step).finally(() => {
+        this.downInFlight = false;
+        this.requestReconcile();
+      });
+    }
+  }
+
+  private async scaleDown(step: ScaleDownStep): Promise<void> {
+    const { proposals, actuator, emit } = this.o;
+    const { proposal } = step;
+    const pods = Object.keys(proposal.pods).join(', ');
+    switch (step.kind) {
+      case 'propose':
+        if (await proposals.write(proposal)) emit({ kind: 'scale_down_proposed', from: proposal.from, to: proposal.to, pods, id: proposal.id });
+        return;
+      case 'commit': {
+        const landed = await actuator.scaleDown(proposal.from, proposal.to, `${pods} idle for the idle timeout on every gateway replica`);
+        // Committed, the proposal keeps fencing the pods until they are gone; otherwise it is withdrawn.
+        await proposals.write(landed ? { ...proposal, committed: true } : undefined);
+        return;
+      }
+      case 'withdraw':
+        if (await proposals.write(undefined)) emit({ kind: 'scale_down_withdrawn', pods, id: proposal.id, reason: step.reason });
+        return;
+      case 'clear':
+        await proposals.write(undefined);
+        return;
+    }
+  }
+
+  private report(decision: ScaleDecision, reporting: number, observed: ObservedCluster): void {
+    const { emit } = this.o;
+    for (const identity of decision.expired) {
+      if (this.expiredSeen.has(identity)) continue;
+      this.expiredSeen.add(identity);
+      emit({ kind: 'report_expired', identity, maxStalenessMs: this.o.policy.maxReportStalenessMs });
+    }
+    for (const identity of this.expiredSeen) if (!decision.expired.includes(identity)) this.expiredSeen.delete(identity);
+    const blocked = decision.blockedBy.length > 0 && (observed.statefulSet?.replicas ?? 0) > decision.needed;
+    if (blocked && !this.blocked) emit({ kind: 'scale_down_blocked', by: decision.blockedBy });
+    this.blocked = blocked;
+    const line = `${decision.needed}|${decision.waiting ?? ''}|${reporting}|${decision.blockedBy.length}`;
+    if (line !== this.lastLogged) {
+      this.lastLogged = line;
+      emit({ kind: 'scale_decision', demand: decision.demand, needed: decision.needed, replicasReporting: reporting, staleReports: decision.blockedBy.length, waiting: decision.waiting });
+    }
+  }
+
+  private schedule(decision: ScaleDecision, now: number): void {
+    this.recheckTimer?.cancel();
+    this.recheckTimer = undefined;
+    if (decision.recheckAt !== undefined) {
+      this.recheckTimer = this.o.clock.setTimer(Math.max(0, decision.recheckAt - now) + 1, () => this.requestReconcile());
+    }
+    this.resyncTimer?.cancel();
+    this.resyncTimer = this.o.clock.setTimer(this.o.resyncMs, () => this.requestReconcile());
+  }
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const value of a) if (!b.has(value)) return false;
+  return true;
+}
