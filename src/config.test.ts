@@ -67,3 +67,30 @@ test('listen addresses accept the Go forms', () => {
   assert.deepEqual(loadConfig(['--listen-addr', '127.0.0.1:0'], {}).config.listenAddr, { host: '127.0.0.1', port: 0 });
   assert.deepEqual(loadConfig(['--listen-addr', '[::1]:8080'], {}).config.listenAddr, { host: '::1', port: 8080 });
 });
+
+test('leader election: defaults as client-go, the lease name follows the StatefulSet, identity from POD_NAME', () => {
+  const { config, sources } = loadConfig(['--sts-name', 'builders'], { POD_NAME: 'gw-abc' });
+  assert.equal(config.leaderElection, true);
+  assert.equal(config.leaderElectionLeaseName, 'builders-autoscaler');
+  assert.equal(sources.leaderElectionLeaseName, 'default');
+  assert.equal(config.leaderElectionLeaseDurationMs, 15_000);
+  assert.equal(config.leaderElectionRenewDeadlineMs, 10_000);
+  assert.equal(config.leaderElectionRetryPeriodMs, 2_000);
+  assert.equal(config.identity, 'gw-abc');
+  assert.equal(config.maxReportStalenessMs, 600_000);
+  assert.equal(loadConfig(['--leader-election', 'false'], {}).config.leaderElection, false);
+  assert.equal(loadConfig([], { LEADER_ELECTION: '0' }).config.leaderElection, false);
+});
+
+test('leader election timings that would let a healthy leader lose its Lease are refused, naming the flag', () => {
+  assert.throws(
+    () => loadConfig(['--leader-election-renew-deadline', '20s'], {}),
+    (error: unknown) => error instanceof ConfigError && /"20s" for --leader-election-renew-deadline \/ LEADER_ELECTION_RENEW_DEADLINE .*less than the lease duration \(15s\)/.test(error.message),
+  );
+  assert.throws(
+    () => loadConfig([], { LEADER_ELECTION_RETRY_PERIOD: '9s' }),
+    (error: unknown) => error instanceof ConfigError && /"9s" for --leader-election-retry-period \/ LEADER_ELECTION_RETRY_PERIOD \(from env\)/.test(error.message),
+  );
+  assert.throws(() => loadConfig([], { LEADER_ELECTION: 'yes' }), (error: unknown) => error instanceof ConfigError && /LEADER_ELECTION.*must be true or false/.test(error.message));
+  assert.throws(() => loadConfig([], { POD_NAME: 'Not_A_Name' }), (error: unknown) => error instanceof ConfigError && /--identity \/ POD_NAME/.test(error.message));
+});

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import * as z from 'zod/mini';
 import { formatGoDuration, parseGoDuration } from './duration.ts';
@@ -26,6 +27,14 @@ export interface Config {
   backendDiscovery: BackendDiscovery;
   clusterDomain: string;
   shutdownGraceMs: number;
+  leaderElection: boolean;
+  leaderElectionLeaseName: string;
+  leaderElectionLeaseDurationMs: number;
+  leaderElectionRenewDeadlineMs: number;
+  leaderElectionRetryPeriodMs: number;
+  identity: string;
+  maxReportStalenessMs: number;
+  podUid: string | undefined;
 }
 
 type Source = 'default' | 'flag' | 'env';
@@ -36,6 +45,8 @@ interface OptionDefinition<K extends keyof Config> {
   env: string;
   /** The default as a user would type it; undefined when there is none. */
   defaultText: string | undefined;
+  /** A default computed from the other settings (defaultText then only describes it). */
+  derivedDefault?: (config: Config) => Config[K];
   description: string;
   parse: (raw: string) => Config[K];
   format: (value: Config[K]) => string | null;
@@ -95,6 +106,12 @@ const positiveDuration = (raw: string): number => {
   return ms;
 };
 const listenAddress = (raw: string) => parseListenAddress(raw);
+// strconv.ParseBool's spellings, as the Go tool accepted them.
+const boolean = (raw: string): boolean => {
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(raw)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(raw)) return false;
+  throw new Error('must be true or false');
+};
 const nonEmptyPath = (raw: string) => {
   if (raw.trim() === '') throw new Error('must not be empty');
   return raw;
@@ -121,6 +138,14 @@ export const optionDefinitions = [
   define({ key: 'backendDiscovery', flag: 'backend-discovery', env: 'BUILDKITD_BACKEND_DISCOVERY', defaultText: 'endpoints', description: 'how pods are found: endpoints (EndpointSlices) or dns (<sts>-<ordinal>.<svc>.<ns>.svc.<domain>)', parse: oneOf(BackendDiscovery), format: String }),
   define({ key: 'clusterDomain', flag: 'cluster-domain', env: 'CLUSTER_DOMAIN', defaultText: 'cluster.local', description: 'cluster DNS domain, used by --backend-discovery=dns', parse: dnsSubdomain('cluster domain'), format: String }),
   define({ key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'SHUTDOWN_GRACE_PERIOD', defaultText: '30s', description: 'on SIGTERM, how long open connections may finish before they are closed', parse: duration, format: formatGoDuration }),
+  define({ key: 'leaderElection', flag: 'leader-election', env: 'LEADER_ELECTION', defaultText: 'true', description: 'share activity through Leases and let only the elected replica scale down; false only for a lone gateway without Lease RBAC (unsafe while Kubernetes runs two gateway pods: eviction, rollout, drain)', parse: boolean, format: String }),
+  define({ key: 'leaderElectionLeaseName', flag: 'leader-election-lease-name', env: 'LEADER_ELECTION_LEASE_NAME', defaultText: '<sts-name>-autoscaler', derivedDefault: (c) => `${c.stsName}-autoscaler`, description: 'name of the leader Lease; each replica reports in the Lease <name>-<identity>', parse: dnsSubdomain('Lease name'), format: String }),
+  define({ key: 'leaderElectionLeaseDurationMs', flag: 'leader-election-lease-duration', env: 'LEADER_ELECTION_LEASE_DURATION', defaultText: '15s', description: 'how long a Lease (leader or report) counts as held after its last renewal', parse: positiveDuration, format: formatGoDuration }),
+  define({ key: 'leaderElectionRenewDeadlineMs', flag: 'leader-election-renew-deadline', env: 'LEADER_ELECTION_RENEW_DEADLINE', defaultText: '10s', description: 'the leader stops leading if it could not renew for this long (less than the lease duration)', parse: positiveDuration, format: formatGoDuration }),
+  define({ key: 'leaderElectionRetryPeriodMs', flag: 'leader-election-retry-period', env: 'LEADER_ELECTION_RETRY_PERIOD', defaultText: '2s', description: 'interval of Lease renewals and of attempts to become leader', parse: positiveDuration, format: formatGoDuration }),
+  define({ key: 'identity', flag: 'identity', env: 'POD_NAME', defaultText: 'the hostname', derivedDefault: () => hostname().toLowerCase(), description: 'this replica\'s name in the Leases; unique per running gateway process', parse: dnsSubdomain('identity'), format: String }),
+  define({ key: 'maxReportStalenessMs', flag: 'max-report-staleness', env: 'MAX_REPORT_STALENESS', defaultText: '10m0s', description: 'a replica\'s report that is not renewed blocks scale-down (it may still splice a build) until its pod is gone or this long has passed', parse: positiveDuration, format: formatGoDuration }),
+  define({ key: 'podUid', flag: 'pod-uid', env: 'POD_UID', defaultText: undefined, description: 'UID of the gateway\'s own pod (downward API): its report Lease is owned by the pod, so it disappears with the pod', parse: nonEmptyPath, format: (v) => v ?? null }),
 ] as const;
 
 export interface LoadedConfig {
@@ -173,6 +198,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Loa
       source = 'default';
     }
     sources[definition.key] = source;
+    if (source === 'default' && definition.derivedDefault) continue; // computed below, from the others
     if (raw === undefined) {
       config[definition.key] = undefined;
       continue;
@@ -186,6 +212,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Loa
       );
     }
   }
+  for (const definition of optionDefinitions) {
+    const derive = (definition as { derivedDefault?: (c: Config) => unknown }).derivedDefault;
+    if (sources[definition.key] === 'default' && derive) config[definition.key] = derive(config as unknown as Config);
+  }
+  checkLeaderElectionTimings(config as unknown as Config, sources);
   return { config: config as unknown as Config, sources, printConfig: flags['printConfig'] === true };
 }
 
@@ -202,6 +233,21 @@ export function describeConfig(loaded: LoadedConfig): Record<string, { flag: str
     };
   }
   return out;
+}
+
+/** client-go's rule: lease duration > renew deadline > 1.2 x retry period, or a healthy leader could lose its Lease. */
+function checkLeaderElectionTimings(config: Config, sources: Record<keyof Config, Source>): void {
+  const fail = (key: 'leaderElectionRenewDeadlineMs' | 'leaderElectionRetryPeriodMs', reason: string) => {
+    const definition = optionDefinitions.find((d) => d.key === key);
+    if (!definition) return;
+    throw new ConfigError(`invalid value ${JSON.stringify(formatGoDuration(config[key]))} for --${definition.flag} / ${definition.env} (from ${sources[key]}): ${reason}`);
+  };
+  if (config.leaderElectionRenewDeadlineMs >= config.leaderElectionLeaseDurationMs) {
+    fail('leaderElectionRenewDeadlineMs', `must be less than the lease duration (${formatGoDuration(config.leaderElectionLeaseDurationMs)})`);
+  }
+  if (config.leaderElectionRenewDeadlineMs <= 1.2 * config.leaderElectionRetryPeriodMs) {
+    fail('leaderElectionRetryPeriodMs', `1.2 x the retry period must be less than the renew deadline (${formatGoDuration(config.leaderElectionRenewDeadlineMs)})`);
+  }
 }
 
 function camelCase(flag: string): string {
