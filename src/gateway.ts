@@ -1,14 +1,19 @@
-import type { KubeConfig, V1EndpointSlice, V1StatefulSet } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import type { KubeConfig, V1EndpointSlice, V1Lease, V1StatefulSet } from '@kubernetes/client-node';
 import { BackendSet, type BackendSource } from './backends/backend-set.ts';
 import { DnsBackends } from './backends/dns.ts';
 import { EndpointSliceBackends } from './backends/endpoints.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { createEventSink, type EmitEvent } from './events.ts';
+import { ActivityPublisher } from './ha/activity-publisher.ts';
+import { LeaderElector } from './ha/leader-election.ts';
+import { ReplicaReports } from './ha/replica-reports.ts';
 import { OpsServer, type ReadinessCheck } from './http/server.ts';
 import { watchEndpointSlices } from './kube/endpointslices.ts';
-import { ScaleEventRecorder } from './kube/scale-events.ts';
 import type { ResilientInformer } from './kube/informer.ts';
+import { KubeLeaseStore, leaseGroupLabel, leaseRoleLabel, watchLeases } from './kube/leases.ts';
+import { ScaleEventRecorder } from './kube/scale-events.ts';
 import { StatefulSetScale } from './kube/scale-subresource.ts';
 import { watchStatefulSet } from './kube/statefulset.ts';
 import type { Logger } from './log.ts';
@@ -16,8 +21,10 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { ProxyListener } from './proxy/listener.ts';
 import { PendingConnections } from './proxy/pending.ts';
 import { Router } from './proxy/router.ts';
-import { IdleTracker } from './scaler/idle.ts';
-import { Scaler, type ScaleTarget } from './scaler/scaler.ts';
+import { LocalActivity } from './scaler/activity.ts';
+import { ScaleActuator, type ScaleTarget } from './scaler/actuator.ts';
+import { ScaleController, type ObservedCluster } from './scaler/controller.ts';
+import { LeaderLeaseProposalStore, LocalProposalStore, type ProposalStore } from './scaler/proposal-store.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -28,18 +35,33 @@ export interface GatewayOptions {
   scaleTarget?: ScaleTarget;
 }
 
-/** Wires the parts together: watches -> backends and scaler -> router -> listener, plus the ops server. */
+/** The pieces that exist only with leader election: Leases shared with the other gateway replicas. */
+interface Coordination {
+  leases: ResilientInformer<V1Lease>;
+  elector: LeaderElector;
+  publisher: ActivityPublisher;
+  reports: ReplicaReports;
+}
+
+const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/**
+ * Wires the parts together: watches -> backends and the scale controller -> router -> listener, plus the
+ * Leases shared with the other gateway replicas and the ops server.
+ */
 export class Gateway {
   readonly metrics: Metrics;
   private readonly emit: EmitEvent;
   private readonly statefulSet: ResilientInformer<V1StatefulSet>;
   private readonly endpointSlices: ResilientInformer<V1EndpointSlice> | undefined;
+  private readonly coordination: Coordination | undefined;
   private readonly listener: ProxyListener;
   private readonly ops: OpsServer;
   private readonly pending: PendingConnections;
-  private readonly scaler: Scaler;
-  private readonly idle: IdleTracker;
-  private readonly backends: BackendSet;
+  private readonly activity: LocalActivity;
+  private readonly actuator: ScaleActuator;
+  private readonly controller: ScaleController;
+  private readonly source: BackendSource;
   private shuttingDown = false;
   private readonly config: Config;
   private readonly clock: Clock;
@@ -54,12 +76,11 @@ export class Gateway {
     const emit = (this.emit = createEventSink(log, this.metrics, [recorder.observe]));
 
     this.statefulSet = watchStatefulSet(kubeConfig, ns, config.stsName, clock, emit);
-    let source: BackendSource;
     if (config.backendDiscovery === 'endpoints') {
       this.endpointSlices = watchEndpointSlices(kubeConfig, ns, config.headlessServiceName, clock, emit);
-      source = new EndpointSliceBackends(this.endpointSlices, config.stsName, config.targetPort, clock);
+      this.source = new EndpointSliceBackends(this.endpointSlices, config.stsName, config.targetPort, clock);
     } else {
-      source = new DnsBackends(this.statefulSet, {
+      this.source = new DnsBackends(this.statefulSet, {
         statefulSetName: config.stsName,
         serviceName: config.headlessServiceName,
         namespace: ns,
@@ -67,30 +88,58 @@ export class Gateway {
         port: config.targetPort,
       });
     }
-    this.backends = new BackendSet(source);
-    this.pending = new PendingConnections(config.maxPending, clock);
-    this.pending.onSizeChange = (size) => this.metrics.connectionsHeld.set(size);
-    this.idle = new IdleTracker(clock, config.idleTimeoutMs, emit);
-    this.scaler = new Scaler({
-      target: options.scaleTarget ?? new StatefulSetScale(kubeConfig, ns, config.stsName),
-      observe: () => this.observedState(),
-      backends: this.backends,
-      idle: this.idle,
+    this.activity = new LocalActivity();
+    this.actuator = new ScaleActuator({ target: options.scaleTarget ?? new StatefulSetScale(kubeConfig, ns, config.stsName), clock, emit });
+    this.coordination = config.leaderElection ? this.coordinate(kubeConfig, clock, emit) : undefined;
+    const coordination = this.coordination;
+    const proposals: ProposalStore = coordination
+      ? new LeaderLeaseProposalStore(coordination.elector, () => coordination.reports.proposal())
+      : new LocalProposalStore();
+    this.controller = new ScaleController({
+      statefulSetName: config.stsName,
+      identity: config.identity,
+      policy: {
+        minReplicas: 0,
+        maxReplicas: 1,
+        connectionsPerReplica: 8,
+        idleTimeoutMs: config.idleTimeoutMs,
+        maxReportStalenessMs: config.maxReportStalenessMs,
+        proposalTimeoutMs: config.leaderElectionLeaseDurationMs,
+      },
+      observe: () => this.observe(),
+      activity: this.activity,
+      otherReports: () => coordination?.reports.reports() ?? [],
+      proposals,
+      isLeader: () => coordination?.elector.isLeader ?? true,
+      actuator: this.actuator,
       clock,
       emit,
-      hasDemand: () => this.pending.size > 0,
+      resyncMs: config.leaderElectionRetryPeriodMs,
     });
-    this.scaler.onFailure((error) => this.pending.failAll(error));
+    const backends = new BackendSet(this.source, () => this.controller.routable());
+    this.controller.onRoutableChange(() => backends.routableChanged());
+    if (coordination) {
+      this.controller.onReportChange(() => coordination.publisher.publishSoon());
+      coordination.elector.onChange(() => this.controller.requestReconcile());
+      coordination.leases.onChange(() => {
+        coordination.reports.observe();
+        this.controller.requestReconcile();
+      });
+    }
+    for (const informer of [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : [])]) informer.onChange(() => this.controller.requestReconcile());
+    this.source.onChange(() => this.controller.requestReconcile());
+
+    this.pending = new PendingConnections(config.maxPending, clock);
+    this.pending.onSizeChange = (size) => this.metrics.connectionsHeld.set(size);
+    this.actuator.onFailure((error) => this.pending.failAll(error));
     this.statefulSet.onChange(() => {
       const sts = this.statefulSet.objects()[0];
       this.metrics.replicas.set({ kind: 'desired' }, sts?.spec?.replicas ?? 0);
       this.metrics.replicas.set({ kind: 'ready' }, sts?.status?.readyReplicas ?? 0);
     });
-    // Decisions need every watch synced, so any of them syncing may be the moment to start the idle timer.
-    for (const informer of this.informers()) informer.onChange(() => this.scaler.observedStateChanged());
     let lastReady = '';
-    this.backends.onChange(() => {
-      const ready = this.backends.ready().map((b) => `${b.podName}=${b.host}:${b.port}`);
+    backends.onChange(() => {
+      const ready = backends.ready().map((b) => `${b.podName}=${b.host}:${b.port}`);
       this.metrics.readyBackends.set(ready.length);
       const text = ready.join(',');
       if (text !== lastReady) {
@@ -99,10 +148,9 @@ export class Gateway {
       }
     });
     const router = new Router({
-      backends: this.backends,
+      backends,
       pending: this.pending,
-      scaler: this.scaler,
-      idle: this.idle,
+      demand: { arrive: () => this.activity.arrive(), currentFailure: () => this.currentFailure() },
       clock,
       emit,
       readyWaitTimeoutMs: config.readyWaitTimeoutMs,
@@ -121,16 +169,26 @@ export class Gateway {
   async start(): Promise<{ proxyPort: number; metricsPort: number }> {
     const metrics = await this.ops.start();
     for (const informer of this.informers()) informer.start();
+    if (this.coordination) {
+      // Refuses to run next to another live process with the same identity (BKA_IDENTITY_CONFLICT).
+      await this.coordination.publisher.start();
+      this.coordination.elector.start();
+    }
+    this.controller.start();
     const proxy = await this.listener.start();
     return { proxyPort: proxy.port, metricsPort: metrics.port };
   }
 
-  /** Graceful stop: refuse new connections, report not ready, let open ones finish within the grace period. */
+  /**
+   * Graceful stop: refuse new connections, report not ready, let open ones finish within the grace period.
+   * The activity report keeps being published until the last connection closed (so no other replica
+   * scales down under a draining build), then it is deleted and the leader Lease released.
+   */
   async shutdown(signal: string): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    this.idle.disarm();
     this.emit({ kind: 'shutdown_started', signal, openConnections: this.listener.openConnections, graceMs: this.config.shutdownGraceMs });
+    this.coordination?.publisher.publishSoon();
     const drained = this.listener.stopAccepting();
     let closedByForce = 0;
     await new Promise<void>((resolve) => {
@@ -143,23 +201,87 @@ export class Gateway {
         resolve();
       });
     });
+    this.controller.stop();
+    if (this.coordination) {
+      await this.coordination.publisher.stop();
+      await this.coordination.elector.stop();
+    }
     await Promise.all(this.informers().map((informer) => informer.stop()));
     this.emit({ kind: 'shutdown_finished', closedByForce });
     await this.ops.stop();
   }
 
-  private informers(): ResilientInformer<V1StatefulSet | V1EndpointSlice>[] {
-    return [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : [])] as ResilientInformer<V1StatefulSet | V1EndpointSlice>[];
+  private coordinate(kubeConfig: KubeConfig, clock: Clock, emit: EmitEvent): Coordination {
+    const { config } = this;
+    const ns = config.stsNamespace;
+    const group = config.leaderElectionLeaseName;
+    const ownLeaseName = `${group}-${config.identity}`;
+    const store = new KubeLeaseStore(kubeConfig, ns);
+    const labels = { 'app.kubernetes.io/managed-by': 'buildkitd-autoscaler', [leaseGroupLabel]: group };
+    const leases = watchLeases(kubeConfig, ns, group, clock, emit);
+    const elector = new LeaderElector({
+      store,
+      name: group,
+      identity: config.identity,
+      labels: { ...labels, [leaseRoleLabel]: 'leader' },
+      leaseDurationMs: config.leaderElectionLeaseDurationMs,
+      renewDeadlineMs: config.leaderElectionRenewDeadlineMs,
+      retryPeriodMs: config.leaderElectionRetryPeriodMs,
+      clock,
+      emit,
+    });
+    const reports = new ReplicaReports({ leases: () => leases.objects(), ownLeaseName, leaderLeaseName: group, clock });
+    const publisher = new ActivityPublisher({
+      store,
+      leaseName: ownLeaseName,
+      identity: config.identity,
+      labels: { ...labels, [leaseRoleLabel]: 'activity' },
+      leaseDurationMs: config.leaderElectionLeaseDurationMs,
+      renewPeriodMs: config.leaderElectionRetryPeriodMs,
+      clock,
+      emit,
+      read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown }),
+      ownerPod: this.ownerPod(),
+    });
+    return { leases, elector, publisher, reports };
   }
 
-  private observedState() {
+  /** Owner references cannot cross namespaces: only a pod in the Leases' namespace can own its report. */
+  private ownerPod(): { name: string; uid: string } | undefined {
+    const { podUid, identity, stsNamespace } = this.config;
+    if (podUid === undefined) return undefined;
+    let podNamespace: string | undefined;
+    try {
+      podNamespace = readFileSync(serviceAccountNamespaceFile, 'utf8').trim();
+    } catch {
+      podNamespace = undefined;
+    }
+    return podNamespace === undefined || podNamespace === stsNamespace ? { name: identity, uid: podUid } : undefined;
+  }
+
+  private informers(): ResilientInformer<V1StatefulSet | V1EndpointSlice | V1Lease>[] {
+    return [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : []), ...(this.coordination ? [this.coordination.leases] : [])] as ResilientInformer<
+      V1StatefulSet | V1EndpointSlice | V1Lease
+    >[];
+  }
+
+  private observe(): ObservedCluster {
     const synced = this.informers().every((informer) => informer.state.synced);
+    const stsSynced = this.statefulSet.state.synced || this.statefulSet.state.everSynced;
     const sts = this.statefulSet.objects()[0];
     return {
       synced,
-      exists: !this.statefulSet.state.synced || sts !== undefined,
-      desiredReplicas: sts?.spec?.replicas ?? 0,
+      statefulSet: stsSynced ? { exists: sts !== undefined, replicas: sts?.spec?.replicas ?? 0 } : undefined,
+      pods: this.source
+        .pods()
+        .filter((pod) => pod.ordinal >= 0)
+        .map((pod) => ({ name: pod.podName, ordinal: pod.ordinal, key: pod.key, ready: pod.ready, terminating: pod.terminating })),
     };
+  }
+
+  /** A reason why waking cannot work now, for fast failure of held clients. */
+  private currentFailure() {
+    return this.actuator.currentFailure();
   }
 
   private readiness(): ReadinessCheck[] {
@@ -167,15 +289,21 @@ export class Gateway {
       { name: 'listener', ok: this.listener.listening && !this.shuttingDown, ...(this.shuttingDown ? { reason: 'shutting down' } : {}) },
     ];
     for (const informer of this.informers()) {
-      const { synced, failure } = informer.state;
+      const { synced, everSynced, failure } = informer.state;
+      // A watch that fails after its first sync is reported here and in metrics but keeps the pod in the
+      // Service: every replica sees the same API outage, and open and new builds can still be served.
       checks.push({
         name: `watch ${informer.resource}`,
-        ok: synced,
+        ok: everSynced,
         ...(synced ? {} : { reason: failure ? `${failure.code}: ${failure.message}` : 'not synced yet' }),
       });
     }
-    const failure = this.scaler.currentFailure();
+    const failure = this.actuator.currentFailure();
     checks.push({ name: 'scale', ok: failure === undefined, ...(failure ? { reason: `${failure.code}: ${failure.message}` } : {}) });
+    if (this.coordination) {
+      const { elector } = this.coordination;
+      checks.push({ name: 'leader election', ok: true, reason: elector.isLeader ? 'leading' : `following ${elector.holder ?? 'no leader yet'}` });
+    }
     return checks;
   }
 }

@@ -2,73 +2,64 @@ export interface Backend {
   /** Identity of the pod instance: the pod UID where known, so a re-created pod of the same name differs. */
   key: string;
   podName: string;
-  /** StatefulSet ordinal; the balancer packs onto low ordinals because scale-down removes the highest first. */
+  /** StatefulSet ordinal; the StatefulSet controller removes the highest first. */
   ordinal: number;
   host: string;
   port: number;
+}
+
+/** A pod that exists as far as the source can tell, whatever its state. */
+export interface PodState {
+  key: string;
+  podName: string;
+  ordinal: number;
+  ready: boolean;
+  terminating: boolean;
 }
 
 export interface BackendSource {
   /** Pods that are Ready in the API now, as far as the source knows. */
   current(): readonly Backend[];
   /**
-   * Keys of every pod that still exists as far as the source can tell (ready, not ready, terminating, or
-   * briefly unlisted). A key that disappears means the pod is gone, and connections to it are dead even if
-   * no FIN or RST ever arrives.
-   * Undefined when the source cannot tell (connections are then left to TCP keepalive).
+   * Every pod that still exists as far as the source can tell (ready, not ready, terminating, or briefly
+   * unlisted). A pod that disappears is gone, and connections to it are dead even if no FIN or RST ever
+   * arrives.
    */
-  existing?(): ReadonlySet<string>;
+  pods(): readonly PodState[];
+  /** Whether the source can tell that a pod is gone (EndpointSlices can; DNS names cannot). */
+  readonly tracksExistence: boolean;
   onChange(listener: () => void): () => void;
 }
 
 /**
- * The backends the router may use. A scale-down fences every pod that exists when it starts: fenced
- * pods are never used again, and the fence lifts only once they are gone from the API. A connection
- * that arrives while the scale-down lands is therefore never spliced to a pod about to be terminated,
- * and the scaler waits for the fence to lift before waking again (a StatefulSet recreates `<sts>-0`
- * only after the old one is gone; waking earlier could also let the controller skip the deletion and
- * leave the fenced pod in place forever).
+ * The backends the router may use: the source's ready pods that the scaler lets take new connections
+ * (not being removed, not above what demand needs; see scaler/decide.ts). The scaler's answer is derived
+ * from shared state, so every gateway replica fences the same pods.
  */
 export class BackendSet {
-  private fenced = new Set<string>();
   private listeners = new Set<() => void>();
   private readonly source: BackendSource;
+  private readonly routable: () => ReadonlySet<string>;
 
-  constructor(source: BackendSource) {
+  constructor(source: BackendSource, routable: () => ReadonlySet<string>) {
     this.source = source;
-    source.onChange(() => {
-      for (const key of this.fenced) if (!this.exists(key)) this.fenced.delete(key);
-      this.notify();
-    });
+    this.routable = routable;
+    source.onChange(() => this.notify());
   }
 
   ready(): Backend[] {
-    return this.source.current().filter((b) => !this.fenced.has(b.key));
-  }
-
-  fence(): void {
-    for (const key of this.source.existing?.() ?? this.source.current().map((b) => b.key)) this.fenced.add(key);
-    this.notify();
-  }
-
-  unfence(): void {
-    this.fenced.clear();
-    this.notify();
+    const routable = this.routable();
+    return this.source.current().filter((b) => routable.has(b.podName));
   }
 
   /** False once the pod behind `key` no longer exists at all (not merely not ready). */
   stillExists(key: string): boolean {
-    return this.source.existing?.().has(key) ?? true;
+    return !this.source.tracksExistence || this.source.pods().some((pod) => pod.key === key);
   }
 
-  /** Like stillExists, but a source that cannot tell falls back to "still listed as ready". */
-  private exists(key: string): boolean {
-    const existing = this.source.existing?.();
-    return existing ? existing.has(key) : this.source.current().some((b) => b.key === key);
-  }
-
-  get fencedCount(): number {
-    return this.fenced.size;
+  /** The routable set changed (the scaler decided): held connections look again. */
+  routableChanged(): void {
+    this.notify();
   }
 
   onChange(listener: () => void): () => void {

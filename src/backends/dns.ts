@@ -1,6 +1,6 @@
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { ResilientInformer } from '../kube/informer.ts';
-import type { Backend, BackendSource } from './backend-set.ts';
+import type { Backend, BackendSource, PodState } from './backend-set.ts';
 
 export interface DnsNaming {
   statefulSetName: string;
@@ -39,6 +39,8 @@ export class DnsBackends implements BackendSource {
   private readonly informer: ResilientInformer<V1StatefulSet>;
   private readonly naming: DnsNaming;
   private cached: readonly Backend[] = [];
+  /** DNS names say nothing about a pod's deletion: open connections are left to TCP keepalive. */
+  readonly tracksExistence = false;
 
   constructor(informer: ResilientInformer<V1StatefulSet>, naming: DnsNaming) {
     this.informer = informer;
@@ -50,6 +52,11 @@ export class DnsBackends implements BackendSource {
 
   current(): readonly Backend[] {
     return this.cached;
+  }
+
+  /** Only the ready ordinals are known; a pod being removed shows as absent from them. */
+  pods(): readonly PodState[] {
+    return this.cached.map((b) => ({ key: b.key, podName: b.podName, ordinal: b.ordinal, ready: true, terminating: false }));
   }
 
   onChange(listener: () => void): () => void {

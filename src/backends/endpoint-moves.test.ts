@@ -37,13 +37,14 @@ class SliceEvents {
 function setup() {
   const clock = new ManualClock();
   const slices = new SliceEvents();
-  const backends = new BackendSet(new EndpointSliceBackends(slices, 'buildkitd', 8273, clock, graceMs));
+  const source = new EndpointSliceBackends(slices, 'buildkitd', 8273, clock, graceMs);
+  const backends = new BackendSet(source, () => new Set(['buildkitd-0']));
   // What the router sees: on every change it closes the connections of pods that no longer exist.
   const seenAtChanges: boolean[] = [];
   backends.onChange(() => seenAtChanges.push(backends.stillExists(pod)));
   slices.put(slice('a', [endpoint()]));
   seenAtChanges.length = 0;
-  return { clock, slices, backends, seenAtChanges };
+  return { clock, slices, source, backends, seenAtChanges };
 }
 
 test('an endpoint moving between slices, removal first, stays existing: no change closes its connections', () => {
@@ -77,28 +78,26 @@ test('a terminating endpoint keeps its connections but takes no new ones; its re
   assert.deepEqual(seenAtChanges, [true, false]);
 });
 
-test('the scale-down fence holds while the fenced pod moves between slices and lifts once it is gone', () => {
-  const { clock, slices, backends } = setup();
+// The scale-down fence (scaler/decide.ts) lasts while the removed pod exists: it must outlive a move.
+test('a pod moving between slices stays listed as existing (not ready) through the move, so a scale-down fence on it holds', () => {
+  const { clock, slices, source } = setup();
   let changes = 0;
-  backends.onChange(() => (changes += 1));
-  backends.fence();
+  source.onChange(() => (changes += 1));
   slices.put(slice('a', []));
+  assert.deepEqual(source.pods().map((p) => [p.podName, p.ready]), [['buildkitd-0', false]], 'absent, within the grace');
   slices.put(slice('b', [endpoint()]));
-  assert.equal(backends.fencedCount, 1);
-  assert.deepEqual(backends.ready(), [], 'a fenced pod is never used again, moved or not');
+  assert.deepEqual(source.pods().map((p) => [p.podName, p.ready]), [['buildkitd-0', true]]);
   slices.put(slice('b', []));
-  assert.equal(backends.fencedCount, 1, 'absent, but within the grace');
   const before = changes;
   clock.advance(graceMs);
-  assert.equal(backends.fencedCount, 0);
-  assert.ok(changes > before, 'the fence lifting is announced, so a waiting wake proceeds');
+  assert.deepEqual(source.pods(), []);
+  assert.ok(changes > before, 'the pod leaving is announced, so a waiting wake proceeds');
 });
 
-test('the fence of a pod seen terminating lifts as soon as it leaves the slices, with no grace', () => {
-  const { slices, backends } = setup();
-  backends.fence();
+test('a pod seen terminating leaves the existing pods as soon as it leaves the slices, with no grace', () => {
+  const { slices, source } = setup();
   slices.put(slice('a', [endpoint({ ready: false, serving: false, terminating: true })]));
-  assert.equal(backends.fencedCount, 1);
+  assert.deepEqual(source.pods().map((p) => [p.podName, p.terminating]), [['buildkitd-0', true]]);
   slices.put(slice('a', []));
-  assert.equal(backends.fencedCount, 0);
+  assert.deepEqual(source.pods(), []);
 });

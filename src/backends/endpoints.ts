@@ -1,7 +1,7 @@
 import type { V1Endpoint, V1EndpointSlice } from '@kubernetes/client-node';
 import type { Clock, Timer } from '../clock.ts';
 import type { ResilientInformer } from '../kube/informer.ts';
-import type { Backend, BackendSource } from './backend-set.ts';
+import type { Backend, BackendSource, PodState } from './backend-set.ts';
 import { podOrdinal } from './ordinal.ts';
 
 /**
@@ -42,13 +42,23 @@ export function backendsFromEndpointSlices(slices: readonly V1EndpointSlice[], s
 }
 
 /** Every pod the slices list, whatever its conditions, and whether any slice reports it terminating. */
-export function listedPods(slices: readonly V1EndpointSlice[]): Map<string, { terminating: boolean }> {
-  const pods = new Map<string, { terminating: boolean }>();
+export function listedPods(slices: readonly V1EndpointSlice[], statefulSetName: string): Map<string, PodState> {
+  const pods = new Map<string, PodState>();
   for (const slice of slices) {
     for (const endpoint of slice.endpoints ?? []) {
       const key = endpointKey(endpoint);
-      const terminating = endpoint.conditions?.terminating === true || pods.get(key)?.terminating === true;
-      pods.set(key, { terminating });
+      const host = endpoint.addresses[0] ?? '';
+      const podName = endpoint.targetRef?.kind === 'Pod' ? (endpoint.targetRef.name ?? host) : (endpoint.hostname ?? host);
+      const ordinal = podOrdinal(podName, statefulSetName) ?? podOrdinal(endpoint.hostname ?? '', statefulSetName) ?? -1;
+      const previous = pods.get(key);
+      const conditions = endpoint.conditions ?? {};
+      pods.set(key, {
+        key,
+        podName,
+        ordinal,
+        ready: previous?.ready === true || (conditions.ready !== false && conditions.terminating !== true),
+        terminating: previous?.terminating === true || conditions.terminating === true,
+      });
     }
   }
   return pods;
@@ -66,10 +76,11 @@ export class EndpointSliceBackends implements BackendSource {
   private readonly clock: Clock;
   private readonly graceMs: number;
   private cached: readonly Backend[] = [];
-  private listed = new Map<string, { terminating: boolean }>();
+  readonly tracksExistence = true;
+  private listed = new Map<string, PodState>();
   /** Pods absent from every slice, not yet known to be gone, with the timer that ends their grace. */
-  private readonly absent = new Map<string, Timer>();
-  private existingKeys: ReadonlySet<string> = new Set();
+  private readonly absent = new Map<string, { pod: PodState; timer: Timer }>();
+  private existingPods: readonly PodState[] = [];
   private readonly listeners = new Set<() => void>();
 
   constructor(
@@ -94,8 +105,8 @@ export class EndpointSliceBackends implements BackendSource {
     return this.cached;
   }
 
-  existing(): ReadonlySet<string> {
-    return this.existingKeys;
+  pods(): readonly PodState[] {
+    return this.existingPods;
   }
 
   onChange(listener: () => void): () => void {
@@ -105,29 +116,30 @@ export class EndpointSliceBackends implements BackendSource {
 
   private observe(slices: readonly V1EndpointSlice[]): void {
     this.cached = backendsFromEndpointSlices(slices, this.statefulSetName, this.port);
-    const listed = listedPods(slices);
-    for (const [key, timer] of this.absent) {
+    const listed = listedPods(slices, this.statefulSetName);
+    for (const [key, { timer }] of this.absent) {
       if (!listed.has(key)) continue;
       timer.cancel();
       this.absent.delete(key);
     }
-    for (const [key, { terminating }] of this.listed) {
-      if (listed.has(key) || terminating) continue;
-      this.absent.set(
-        key,
-        this.clock.setTimer(this.graceMs, () => {
+    for (const [key, pod] of this.listed) {
+      if (listed.has(key) || pod.terminating) continue;
+      this.absent.set(key, {
+        // Unlisted, it takes no new connections, but it still exists until the grace ends.
+        pod: { ...pod, ready: false },
+        timer: this.clock.setTimer(this.graceMs, () => {
           this.absent.delete(key);
           this.updateExisting();
           this.notify();
         }),
-      );
+      });
     }
     this.listed = listed;
     this.updateExisting();
   }
 
   private updateExisting(): void {
-    this.existingKeys = new Set([...this.listed.keys(), ...this.absent.keys()]);
+    this.existingPods = [...this.listed.values(), ...[...this.absent.values()].map((entry) => entry.pod)];
   }
 
   private notify(): void {

@@ -42,6 +42,8 @@ export interface InformerStatus {
   synced: boolean;
   /** Synced and the watch request was answered: the cache follows the API server live. */
   up: boolean;
+  /** Listed successfully at least once since start: the gateway has a picture of the cluster to serve from. */
+  everSynced: boolean;
   /** Stable code of the last failure while not synced (e.g. forbidden), for /readyz. */
   failure: { code: ErrorCode; message: string; status: number | undefined } | undefined;
 }
@@ -55,7 +57,7 @@ export interface InformerStatus {
 export class ResilientInformer<T extends KubernetesObject> {
   private current: ListWatchStream<T> | undefined;
   private lastKnown: readonly T[] = [];
-  private status: Omit<InformerStatus, 'up'> = { synced: false, failure: undefined };
+  private status: Omit<InformerStatus, 'up'> = { synced: false, everSynced: false, failure: undefined };
   /** Clock time the current watch request was answered; undefined while there is none. */
   private watchUpSince: number | undefined;
   private listeners = new Set<() => void>();
@@ -117,7 +119,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       // ListWatch fills its cache after this promise settles; report once it has.
       setImmediate(() => {
         if (!this.isCurrent(generation, watch)) return;
-        this.status = { synced: true, failure: undefined };
+        this.status = { synced: true, everSynced: true, failure: undefined };
         this.options.emit({ kind: 'watch_synced', resource: this.options.resource, objects: result.items.length });
         this.changed();
       });
@@ -157,7 +159,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const delay = Math.min(this.backoff.initialMs * 2 ** this.failures, this.backoff.maxMs);
     const retryInMs = Math.round(delay * (0.8 + Math.random() * 0.4));
     this.failures += 1;
-    this.status = { synced: false, failure: { code, message: apiMessage(error), status } };
+    this.status = { synced: false, everSynced: this.status.everSynced, failure: { code, message: apiMessage(error), status } };
     this.options.emit({ kind: 'watch_failed', resource: this.options.resource, code, error: apiMessage(error), status, retryInMs });
     const old = this.current;
     this.current = undefined;

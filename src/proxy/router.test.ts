@@ -7,7 +7,7 @@ import { BackendSet, type Backend } from '../backends/backend-set.ts';
 import { systemClock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
-import { IdleTracker } from '../scaler/idle.ts';
+import { LocalActivity } from '../scaler/activity.ts';
 import { ProxyListener } from './listener.ts';
 import { PendingConnections } from './pending.ts';
 import { Router } from './router.ts';
@@ -39,16 +39,20 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxCo
   const events: GatewayEvent[] = [];
   const emit = (e: GatewayEvent) => events.push(e);
   const source = new FakeBackendSource();
-  const backends = new BackendSet(source);
+  // Every ready pod is routable here; which pods may take connections is the scaler's business (decide.ts).
+  const backends = new BackendSet(source, () => new Set(source.current().map((b) => b.podName)));
   const pending = new PendingConnections(options.maxPending ?? 100, systemClock);
-  const idle = new IdleTracker(systemClock, 60_000, emit);
+  const activity = new LocalActivity();
   let wakes = 0;
+  // Demand rising from zero is what wakes a builder (the scale controller reacts to it).
+  activity.onChange(() => {
+    if (activity.held > 0 && activity.open === 0) wakes += 1;
+  });
   let failure = options.failure;
   const router = new Router({
     backends,
     pending,
-    scaler: { ensureAwake: () => void (wakes += 1), currentFailure: () => failure },
-    idle,
+    demand: { arrive: () => activity.arrive(), currentFailure: () => failure },
     clock: systemClock,
     emit,
     readyWaitTimeoutMs: options.readyWaitMs ?? 10_000,
@@ -60,7 +64,7 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxCo
     events,
     source,
     pending,
-    idle,
+    activity,
     wakes: () => wakes,
     setFailure: (f: GatewayError | undefined) => (failure = f),
     close: () => listener.stopAccepting(),
@@ -83,7 +87,7 @@ test('connections arriving while at zero are all held, one wake is asked for, an
   results.forEach((r, i) => assert.equal(r.reply, `client ${i}`));
   assert.equal(gw.events.filter((e) => e.kind === 'connection_closed' && e.outcome === 'completed').length, 50);
   assert.equal(gw.pending.size, 0);
-  await until(() => gw.idle.openConnections === 0);
+  await until(() => gw.activity.open + gw.activity.held === 0);
   echo.close();
   await gw.close();
 });
@@ -144,7 +148,7 @@ test('a client that leaves while held (reset, or FIN before any byte) frees its 
   await until(() => gw.pending.size === 2);
   reset.resetAndDestroy();
   quiet.destroy();
-  await until(() => gw.pending.size === 0 && gw.idle.openConnections === 0);
+  await until(() => gw.pending.size === 0 && gw.activity.open + gw.activity.held === 0);
   assert.equal(gw.events.filter((e) => e.kind === 'connection_closed' && e.outcome === 'client_gone_while_held').length, 2);
   await gw.close();
 });
@@ -160,7 +164,7 @@ test('a spliced connection is closed when its pod is gone, not when it is merely
   client.on('error', () => undefined);
   client.write('build');
   await until(() => gw.events.some((e) => e.kind === 'connection_routed'));
-  gw.source.set([], ['uid-pod']); // not ready but still exists: a readiness blip must not cut a build
+  gw.source.set([], [{ key: 'uid-pod', podName: 'buildkitd-0', ordinal: 0, ready: false, terminating: false }]); // not ready but still exists: a readiness blip must not cut a build
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(client.destroyed, false);
   gw.source.set([], []); // deleted

@@ -5,8 +5,7 @@ import { dialBackend, dialBackoffMs } from '../backends/probe.ts';
 import type { Clock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import { ConnectionOutcome, type EmitEvent } from '../events.ts';
-import type { IdleTracker } from '../scaler/idle.ts';
-import type { Scaler } from '../scaler/scaler.ts';
+import type { ConnectionActivity } from '../scaler/activity.ts';
 import { EarlyInput } from './early-input.ts';
 import type { Hold, PendingConnections } from './pending.ts';
 import { splice } from './pipe.ts';
@@ -14,8 +13,11 @@ import { splice } from './pipe.ts';
 export interface RouterOptions {
   backends: BackendSet;
   pending: PendingConnections;
-  scaler: Pick<Scaler, 'ensureAwake' | 'currentFailure'>;
-  idle: IdleTracker;
+  /** Where connections count as demand (the scaler wakes builders for them) and why waking cannot work. */
+  demand: {
+    arrive(): ConnectionActivity;
+    currentFailure(): GatewayError | undefined;
+  };
   clock: Clock;
   emit: EmitEvent;
   readyWaitTimeoutMs: number;
@@ -69,7 +71,7 @@ export class Router {
   }
 
   async handle(client: Socket): Promise<void> {
-    const { clock, emit, idle } = this.o;
+    const { clock, emit } = this.o;
     const id = this.nextId++;
     const arrivedAt = clock.now();
     const deadline = arrivedAt + this.o.readyWaitTimeoutMs;
@@ -84,9 +86,9 @@ export class Router {
     client.once('close', onEarlyClose);
     // BuildKit clients speak first (HTTP/2 preface), so a FIN before any byte means the client gave up.
     const early = new EarlyInput(client, () => onEarlyClose());
-    idle.connectionOpened();
+    const activity = this.o.demand.arrive();
     try {
-      const connected = await this.connectBackend(id, deadline, () => clientGone, (h) => {
+      const connected = await this.connectBackend(id, deadline, activity, () => clientGone, (h) => {
         hold = h;
         emit({ kind: 'connection_held', id, client: clientName });
       });
@@ -130,7 +132,7 @@ export class Router {
         error: gatewayError.message,
       });
     } finally {
-      idle.connectionClosed();
+      activity.close();
     }
   }
 
@@ -138,10 +140,11 @@ export class Router {
   private async connectBackend(
     id: number,
     deadline: number,
+    activity: ConnectionActivity,
     clientGone: () => boolean,
     onHold: (hold: Hold) => void,
   ): Promise<{ socket: Socket; backend: Backend } | undefined> {
-    const { backends, pending, scaler, clock, emit } = this.o;
+    const { backends, pending, demand, clock, emit } = this.o;
     let hold: Hold | undefined;
     const ensureHeld = () => {
       if (hold) return hold;
@@ -157,18 +160,21 @@ export class Router {
       const candidates = dialOrder(backends.ready(), recentlyFailed);
       const backend = candidates[0];
       if (!backend) {
-        const failure = scaler.currentFailure();
+        const failure = demand.currentFailure();
         if (failure) throw failure;
+        // Already counted as demand since it arrived: the scaler is waking a builder for it.
         const held = ensureHeld();
-        scaler.ensureAwake();
         await held.wait();
         continue;
       }
       const remaining = deadline - clock.now();
       if (remaining <= 0) throw new GatewayError(ErrorCode.ReadyTimeout, 'no buildkitd pod accepted a connection within the ready-wait timeout');
+      // Counted on the pod from the dial on, so a scale-down cannot miss a connection still being dialled.
+      activity.assign(backend.podName);
       try {
         return { socket: await dialBackend(backend, Math.min(remaining, this.o.dialTimeoutMs)), backend };
       } catch (error) {
+        activity.unassign();
         attempt += 1;
         const message = error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error);
         emit({ kind: 'dial_failed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, error: message, attempt, code: ErrorCode.DialFailed });

@@ -181,6 +181,8 @@ export async function setup(
     },
     async startGateway(extraEnv = {}) {
       const [proxyPort, metricsPort] = [await freePort(), await freePort()];
+      // Each process is its own replica, as each gateway pod is (POD_NAME from the downward API).
+      const identity = `gateway-${gateways.length}`;
       const child = spawn(process.execPath, [gatewayEntry], {
         env: {
           PATH: process.env['PATH'] ?? '',
@@ -192,6 +194,7 @@ export async function setup(
           READY_WAIT_TIMEOUT: '60s',
           SHUTDOWN_GRACE_PERIOD: '10s',
           LOG_LEVEL: 'debug',
+          POD_NAME: identity,
           ...extraEnv,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

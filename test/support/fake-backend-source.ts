@@ -1,17 +1,18 @@
-import type { Backend, BackendSource } from '../../src/backends/backend-set.ts';
+import type { Backend, BackendSource, PodState } from '../../src/backends/backend-set.ts';
 
 /** An in-memory backend source for unit tests at the BackendSource seam. */
 export class FakeBackendSource implements BackendSource {
+  readonly tracksExistence = true;
   private backends: Backend[] = [];
-  private existingKeys = new Set<string>();
+  private existingPods: PodState[] = [];
   private listeners = new Set<() => void>();
 
   current(): readonly Backend[] {
     return this.backends;
   }
 
-  existing(): ReadonlySet<string> {
-    return this.existingKeys;
+  pods(): readonly PodState[] {
+    return this.existingPods;
   }
 
   onChange(listener: () => void): () => void {
@@ -20,9 +21,9 @@ export class FakeBackendSource implements BackendSource {
   }
 
   /** Sets the ready pods and, unless given separately, the pods that exist (the same ones). */
-  set(backends: Backend[], existing: string[] = backends.map((b) => b.key)): void {
+  set(backends: Backend[], existing: PodState[] = backends.map((b) => ({ key: b.key, podName: b.podName, ordinal: b.ordinal, ready: true, terminating: false }))): void {
     this.backends = backends;
-    this.existingKeys = new Set(existing);
+    this.existingPods = existing;
     for (const listener of this.listeners) listener();
   }
 }
