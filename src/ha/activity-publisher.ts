@@ -55,6 +55,18 @@ export class ActivityPublisher {
    * this throws BKA_IDENTITY_CONFLICT instead of silently mixing two replicas' counts.
    */
   async start(): Promise<void> {
+    try {
+      await this.waitOutSameIdentity();
+    } catch (error) {
+      if (error instanceof GatewayError) throw error;
+      // The API server is unreachable: serve anyway; the renewals retry and the check happens on conflict.
+      this.o.emit({ kind: 'lease_failed', lease: this.o.leaseName, action: 'publish', code: ErrorCode.LeaseFailed, error: apiMessage(error), status: apiStatus(error) });
+    }
+    await this.publish();
+    this.scheduleRenewal();
+  }
+
+  private async waitOutSameIdentity(): Promise<void> {
     const first = await this.o.store.get(this.o.leaseName);
     const other = decodeActivity(first?.metadata?.annotations?.[activityAnnotation]);
     if (first && other && other.instance !== this.instance && first.spec?.holderIdentity) {
@@ -73,8 +85,6 @@ export class ActivityPublisher {
         }
       }
     }
-    await this.publish();
-    this.scheduleRenewal();
   }
 
   /** Something the other replicas decide on changed: publish soon (coalesced). */
