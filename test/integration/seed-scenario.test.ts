@@ -33,9 +33,10 @@ test('a gateway that starts while buildkitd runs keeps it up for the idle timeou
   const env = await setup(t);
   await env.setReplicas(1);
   await waitFor('pod ready', async () => (await env.replicas()).ready === 1);
-  const gateway = await env.startGateway({ SCALE_DOWN_IDLE_TIMEOUT: '4s' });
-  await waitFor('idle timer started', () => gateway.events().some((e) => e['event'] === 'idle_timer_started'));
   const startedAt = Date.now();
+  const gateway = await env.startGateway({ SCALE_DOWN_IDLE_TIMEOUT: '4s' });
+  // It knows nothing of the time before it started: the pod must look idle for a whole timeout from now.
+  await waitFor('waiting for the idle timeout', () => gateway.events().some((e) => e['event'] === 'scale_decision' && String(e['waiting']).includes('idle')));
   // Served at once by the running pod: no hold, no scale write.
   const result = await echoExchange(gateway.proxyPort, 'rolling update');
   assert.equal(result.reply.toString(), 'rolling update');
