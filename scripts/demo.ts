@@ -291,7 +291,7 @@ class ClusterView {
 /** Log events of the gateway worth a line in the timeline (the rest is in `kubectl logs`). */
 const GATEWAY_EVENTS = new Set([
   'connection_held', 'connection_routed', 'connection_closed', 'connection_rejected', 'dial_failed', 'scale', 'scale_failed',
-  'scale_skipped', 'idle_timer_started', 'backends_changed', 'shutdown_started',
+  'scale_skipped', 'scale_down_proposed', 'backends_changed', 'shutdown_started',
 ]);
 
 interface GatewayLogLine {
@@ -464,7 +464,7 @@ async function inner(o: Options): Promise<number> {
     heading('what happened');
     if (held && routed) say(`- the first connection was held ${((routed.at - held.at) / 1000).toFixed(1)}s while buildkitd went from 0 to a ready pod`);
     say(`- the build finished ${((buildDone - buildStarted) / 1000).toFixed(1)}s after buildctl started, output verified`);
-    const idleStarted = gatewayLog.filter((l) => l.event === 'idle_timer_started').at(-1);
+    const idleStarted = gatewayLog.filter((l) => l.event === 'connection_closed').at(-1);
     const scaledDown = gatewayLog.filter((l) => l.event === 'scale').at(-1);
     if (idleStarted && scaledDown) {
       say(`- ${((scaledDown.at - idleStarted.at) / 1000).toFixed(1)}s after the last connection closed the gateway wrote replicas=0 (idle timeout ${o.idleTimeout})`);

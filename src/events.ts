@@ -27,8 +27,6 @@ export type GatewayEvent =
   | { kind: 'scale'; direction: 'up' | 'down'; from: number; to: number; reason: string }
   | { kind: 'scale_failed'; direction: 'up' | 'down'; to: number; code: ErrorCode; error: string; status: number | undefined }
   | { kind: 'scale_skipped'; direction: 'up' | 'down'; reason: string }
-  | { kind: 'idle_timer_started'; timeoutMs: number }
-  | { kind: 'idle_timer_canceled'; openConnections: number }
   | { kind: 'watch_synced'; resource: string; objects: number }
   | { kind: 'watch_failed'; resource: string; code: ErrorCode; error: string; status: number | undefined; retryInMs: number }
   | { kind: 'backends_changed'; ready: string[] }
@@ -106,8 +104,6 @@ const rules = {
     },
   },
   scale_skipped: { level: () => 'info', message: (e) => `scale ${e.direction} skipped: ${e.reason}` },
-  idle_timer_started: { level: () => 'info', message: (e) => `no open connections; scaling to zero in ${e.timeoutMs}ms unless one arrives` },
-  idle_timer_canceled: { level: () => 'debug', message: () => 'idle timer canceled by a new connection' },
   watch_synced: { level: () => 'info', message: (e) => `watch of ${e.resource} synced (${e.objects} objects)` },
   watch_failed: {
     level: () => 'warn',

@@ -1,5 +1,5 @@
-// A connection arriving just as the idle timer fires must never be cut: it either cancels the
-// scale-down or is held until a fresh pod serves it. Many rounds aimed at the moment the timer fires,
+// A connection arriving just as the idle timeout expires must never be cut: it either withdraws the
+// scale-down or is held until a fresh pod serves it. Many rounds aimed at the moment the timeout expires,
 // as the gateway's log says; the log also says which rounds really raced, and at least one must have.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -9,11 +9,11 @@ type LogEvent = Record<string, unknown>;
 
 /**
  * What the racing connection met, read from the order of the gateway's log events since the first
- * connection of the round closed (which started the idle timer):
- * - early: it canceled the timer before it fired (idle_timer_canceled);
+ * connection of the round closed (from then on the pod counts as idle):
+ * - early: it arrived before the scale-down was proposed;
  * - late: it arrived after the scale-down had landed (`scaled down` logged before it), a plain cold start;
- * - raced: the timer had fired (no cancel) and the scale-down was in flight (not yet logged) when it arrived,
- *   so the gateway held it; `landed` says whether the write still went through under it.
+ * - raced: the scale-down was proposed (the pod fenced) and not yet landed when it arrived, so the gateway
+ *   held it; `landed` says whether the write still went through under it (else it was withdrawn).
  */
 type RoundKind = 'early' | 'late' | 'raced' | 'other';
 interface Round {
@@ -25,12 +25,12 @@ function isScale(e: LogEvent, direction: 'up' | 'down'): boolean {
   return e['event'] === 'scale' && e['direction'] === direction;
 }
 
-function classify(events: LogEvent[], timerStarted: number, racerId: unknown): Round {
-  const arrival = events.findIndex((e, i) => i > timerStarted && e['id'] === racerId && (e['event'] === 'connection_held' || e['event'] === 'connection_routed'));
-  assert.ok(arrival > timerStarted, `the racing connection ${String(racerId)} left no held/routed event`);
-  const before = events.slice(timerStarted + 1, arrival);
-  if (before.some((e) => e['event'] === 'idle_timer_canceled')) return { kind: 'early', landed: false };
+function classify(events: LogEvent[], idleFrom: number, racerId: unknown): Round {
+  const arrival = events.findIndex((e, i) => i > idleFrom && e['id'] === racerId && (e['event'] === 'connection_held' || e['event'] === 'connection_routed'));
+  assert.ok(arrival > idleFrom, `the racing connection ${String(racerId)} left no held/routed event`);
+  const before = events.slice(idleFrom + 1, arrival);
   if (before.some((e) => isScale(e, 'down'))) return { kind: 'late', landed: true };
+  if (!before.some((e) => e['event'] === 'scale_down_proposed')) return { kind: 'early', landed: false };
   if (events[arrival]?.['event'] !== 'connection_held') return { kind: 'other', landed: false };
   const landedAt = events.findIndex((e, i) => i > arrival && isScale(e, 'down'));
   if (landedAt >= 0) {
@@ -65,9 +65,8 @@ test('connections racing the idle timer are always served in full', async (t) =>
     assert.equal(Buffer.compare(first.reply, payload), 0, `round ${round}: first connection`);
     const firstClosed = await nextEvent(gateway, cursor, `round ${round}: first connection closed`, (e) => e['event'] === 'connection_closed');
     const firstId = gateway.events()[firstClosed]?.['id'];
-    const timerStarted = await nextEvent(gateway, firstClosed, `round ${round}: idle timer started`, (e) => e['event'] === 'idle_timer_started');
-    const timer = gateway.events()[timerStarted] ?? {};
-    const firesAt = Date.parse(String(timer['time'])) + Number(timer['timeoutMs']);
+    const timerStarted = firstClosed;
+    const firesAt = Date.parse(String(gateway.events()[firstClosed]?.['time'])) + idleMs;
     // Every third round keeps the old spread (just before, at, just after) so each outcome stays covered.
     const jittered = round % 3 === 2;
     const aim = jittered ? -150 + Math.floor(Math.random() * 300) : aimMs;
@@ -79,13 +78,13 @@ test('connections racing the idle timer are always served in full', async (t) =>
     const events = gateway.events();
     const result = classify(events, timerStarted, events[racerClosed]?.['id']);
     seen.push(result);
-    t.diagnostic(`round ${round}: aimed ${aim}ms from the timer firing: ${result.kind}${result.kind === 'raced' ? (result.landed ? ' (scale-down landed, woke again)' : ' (scale-down canceled)') : ''}`);
+    t.diagnostic(`round ${round}: aimed ${aim}ms from the timer firing: ${result.kind}${result.kind === 'raced' ? (result.landed ? ' (scale-down landed, woke again)' : ' (scale-down withdrawn)') : ''}`);
     if (!jittered) aimMs += result.kind === 'early' ? 3 : result.kind === 'late' ? -3 : 0;
     cursor = racerClosed + 1;
   }
   const count = (kind: RoundKind, landed?: boolean) => seen.filter((r) => r.kind === kind && (landed === undefined || r.landed === landed)).length;
-  const summary = `${seen.length} rounds: ${count('raced')} raced (${count('raced', false)} scale-downs canceled, ${count('raced', true)} landed and woke again), ` +
-    `${count('early')} canceled the timer, ${count('late')} came after the scale-down, ${count('other')} other`;
+  const summary = `${seen.length} rounds: ${count('raced')} raced (${count('raced', false)} scale-downs withdrawn, ${count('raced', true)} landed and woke again), ` +
+    `${count('early')} came before the proposal, ${count('late')} came after the scale-down, ${count('other')} other`;
   t.diagnostic(summary);
   assert.ok(count('raced') > 0, `no round raced the scale-down: ${summary}`);
   assert.equal(await gateway.metric('bka_connections_total', { outcome: 'completed' }), seen.length * 2);
