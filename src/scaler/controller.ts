@@ -157,6 +157,8 @@ export class ScaleController {
   private act(decision: ScaleDecision, observed: ObservedCluster): void {
     const target = decision.scaleUpTo;
     const spec = observed.statefulSet?.replicas;
+    // Once the watch shows any other value, the write is behind us: ask again whenever needed.
+    if (this.ensured && spec !== this.ensured.observedSpec) this.ensured = undefined;
     if (target !== undefined && !this.upInFlight && !(this.ensured && target <= this.ensured.replicas && spec === this.ensured.observedSpec)) {
       this.upInFlight = true;
       const reason = decision.demand > 0 ? `${decision.demand} connections need ${target} replicas` : `at least ${target} replicas are configured`;
