@@ -177,3 +177,25 @@ test('a stale report blocks scale-down until it is past the maximum staleness', 
   assert.ok(events.some((e) => e.kind === 'report_expired' && e.identity === 'frozen'));
   assert.deepEqual(scale.writes, [0]);
 });
+
+test('wake, idle scale-down, wake again: the second wake is written too', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  const cluster = { pods: [] as BuilderPod[] };
+  const { activity, controller } = replica('a', clock, scale, cluster);
+  const first = activity.arrive();
+  await flush();
+  assert.deepEqual(scale.writes, [1]);
+  cluster.pods = [pod0];
+  controller.requestReconcile();
+  first.assign('buildkitd-0');
+  first.close();
+  await advance(clock, idleTimeoutMs + 1000);
+  assert.deepEqual(scale.writes, [1, 0]);
+  cluster.pods = [];
+  controller.requestReconcile();
+  const second = activity.arrive();
+  await flush();
+  assert.deepEqual(scale.writes, [1, 0, 1]);
+  second.close();
+});
