@@ -94,3 +94,19 @@ test('leader election timings that would let a healthy leader lose its Lease are
   assert.throws(() => loadConfig([], { LEADER_ELECTION: 'yes' }), (error: unknown) => error instanceof ConfigError && /LEADER_ELECTION.*must be true or false/.test(error.message));
   assert.throws(() => loadConfig([], { POD_NAME: 'Not_A_Name' }), (error: unknown) => error instanceof ConfigError && /--identity \/ POD_NAME/.test(error.message));
 });
+
+test('the builder pool: defaults keep one builder (0 <-> 1), bad combinations are refused naming the flag', () => {
+  const { config } = loadConfig([], {});
+  assert.equal(config.maxReplicas, 1);
+  assert.equal(config.minReplicas, 0);
+  assert.equal(config.connectionsPerReplica, 8);
+  assert.equal(config.affinity, 'client-ip');
+  assert.equal(loadConfig(['--max-replicas', '3', '--min-replicas', '1', '--affinity', 'none'], {}).config.affinity, 'none');
+  assert.throws(() => loadConfig(['--max-replicas', '2', '--min-replicas', '3'], {}), (e: unknown) => e instanceof ConfigError && /"3" for --min-replicas \/ BUILDKITD_MIN_REPLICAS \(from flag\): must not exceed --max-replicas \(2\)/.test(e.message));
+  assert.throws(() => loadConfig([], { BUILDKITD_MAX_REPLICAS: '0' }), (e: unknown) => e instanceof ConfigError && /BUILDKITD_MAX_REPLICAS/.test(e.message));
+  assert.throws(() => loadConfig([], { BUILDKITD_AFFINITY: 'sticky' }), (e: unknown) => e instanceof ConfigError && /--affinity \/ BUILDKITD_AFFINITY.*client-ip, none/.test(e.message));
+  assert.throws(
+    () => loadConfig(['--backend-discovery', 'dns', '--max-replicas', '2'], {}),
+    (e: unknown) => e instanceof ConfigError && /"dns" for --backend-discovery \/ BUILDKITD_BACKEND_DISCOVERY.*one builder only/.test(e.message),
+  );
+});

@@ -9,6 +9,7 @@ export const LogLevel = { trace: 'trace', debug: 'debug', info: 'info', warn: 'w
 export type LogLevel = keyof typeof LogLevel;
 
 export const BackendDiscovery = { endpoints: 'endpoints', dns: 'dns' } as const;
+export const AffinityMode = { 'client-ip': 'client-ip', none: 'none' } as const;
 export type BackendDiscovery = keyof typeof BackendDiscovery;
 
 export interface Config {
@@ -35,6 +36,10 @@ export interface Config {
   identity: string;
   maxReportStalenessMs: number;
   podUid: string | undefined;
+  maxReplicas: number;
+  minReplicas: number;
+  connectionsPerReplica: number;
+  affinity: keyof typeof AffinityMode;
 }
 
 type Source = 'default' | 'flag' | 'env';
@@ -138,6 +143,10 @@ export const optionDefinitions = [
   define({ key: 'backendDiscovery', flag: 'backend-discovery', env: 'BUILDKITD_BACKEND_DISCOVERY', defaultText: 'endpoints', description: 'how pods are found: endpoints (EndpointSlices) or dns (<sts>-<ordinal>.<svc>.<ns>.svc.<domain>)', parse: oneOf(BackendDiscovery), format: String }),
   define({ key: 'clusterDomain', flag: 'cluster-domain', env: 'CLUSTER_DOMAIN', defaultText: 'cluster.local', description: 'cluster DNS domain, used by --backend-discovery=dns', parse: dnsSubdomain('cluster domain'), format: String }),
   define({ key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'SHUTDOWN_GRACE_PERIOD', defaultText: '30s', description: 'on SIGTERM, how long open connections may finish before they are closed', parse: duration, format: formatGoDuration }),
+  define({ key: 'maxReplicas', flag: 'max-replicas', env: 'BUILDKITD_MAX_REPLICAS', defaultText: '1', description: 'builders at most; the StatefulSet grows with demand up to this', parse: integer(1, 1000), format: String }),
+  define({ key: 'minReplicas', flag: 'min-replicas', env: 'BUILDKITD_MIN_REPLICAS', defaultText: '0', description: 'builders kept even without demand (0: scale to zero)', parse: integer(0, 1000), format: String }),
+  define({ key: 'connectionsPerReplica', flag: 'connections-per-replica', env: 'BUILDKITD_CONNECTIONS_PER_REPLICA', defaultText: '8', description: 'connections one builder is meant to carry; demand / this = builders wanted', parse: integer(1, 100_000), format: String }),
+  define({ key: 'affinity', flag: 'affinity', env: 'BUILDKITD_AFFINITY', defaultText: 'client-ip', description: 'client-ip: the same client address goes to the same builder (warm cache) within a load bound; none: least connections', parse: oneOf(AffinityMode), format: String }),
   define({ key: 'leaderElection', flag: 'leader-election', env: 'LEADER_ELECTION', defaultText: 'true', description: 'share activity through Leases and let only the elected replica scale down; false only for a lone gateway without Lease RBAC (unsafe while Kubernetes runs two gateway pods: eviction, rollout, drain)', parse: boolean, format: String }),
   define({ key: 'leaderElectionLeaseName', flag: 'leader-election-lease-name', env: 'LEADER_ELECTION_LEASE_NAME', defaultText: '<sts-name>-autoscaler', derivedDefault: (c) => `${c.stsName}-autoscaler`, description: 'name of the leader Lease; each replica reports in the Lease <name>-<identity>', parse: dnsSubdomain('Lease name'), format: String }),
   define({ key: 'leaderElectionLeaseDurationMs', flag: 'leader-election-lease-duration', env: 'LEADER_ELECTION_LEASE_DURATION', defaultText: '15s', description: 'how long a Lease (leader or report) counts as held after its last renewal', parse: positiveDuration, format: formatGoDuration }),
@@ -217,6 +226,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Loa
     if (sources[definition.key] === 'default' && derive) config[definition.key] = derive(config as unknown as Config);
   }
   checkLeaderElectionTimings(config as unknown as Config, sources);
+  checkPool(config as unknown as Config, sources);
   return { config: config as unknown as Config, sources, printConfig: flags['printConfig'] === true };
 }
 
@@ -247,6 +257,20 @@ function checkLeaderElectionTimings(config: Config, sources: Record<keyof Config
   }
   if (config.leaderElectionRenewDeadlineMs <= 1.2 * config.leaderElectionRetryPeriodMs) {
     fail('leaderElectionRetryPeriodMs', `1.2 x the retry period must be less than the renew deadline (${formatGoDuration(config.leaderElectionRenewDeadlineMs)})`);
+  }
+}
+
+function checkPool(config: Config, sources: Record<keyof Config, Source>): void {
+  const named = (key: keyof Config) => {
+    const definition = optionDefinitions.find((d) => d.key === key);
+    return `--${definition?.flag ?? key} / ${definition?.env ?? key}`;
+  };
+  if (config.minReplicas > config.maxReplicas) {
+    throw new ConfigError(`invalid value "${config.minReplicas}" for ${named('minReplicas')} (from ${sources.minReplicas}): must not exceed --max-replicas (${config.maxReplicas})`);
+  }
+  if (config.backendDiscovery === 'dns' && config.maxReplicas > 1) {
+    // DNS names cannot say which ordinals are ready (Parallel pods become ready in any order) nor when one is gone.
+    throw new ConfigError(`invalid value "dns" for ${named('backendDiscovery')} (from ${sources.backendDiscovery}): supports one builder only; use endpoints with --max-replicas ${config.maxReplicas}`);
   }
 }
 

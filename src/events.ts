@@ -21,7 +21,7 @@ export type GatewayEvent =
   | { kind: 'listening'; what: 'proxy' | 'metrics'; address: string; port: number }
   | { kind: 'connection_rejected'; outcome: ConnectionOutcome; client: string; code: ErrorCode }
   | { kind: 'connection_held'; id: number; client: string }
-  | { kind: 'connection_routed'; id: number; backend: string; heldMs: number | undefined }
+  | { kind: 'connection_routed'; id: number; backend: string; heldMs: number | undefined; affinityHit?: boolean | undefined }
   | { kind: 'connection_closed'; id: number; outcome: ConnectionOutcome; bytesUp: number; bytesDown: number; durationMs: number; code?: ErrorCode; error?: string }
   | { kind: 'dial_failed'; id: number; backend: string; error: string; attempt: number; code: ErrorCode }
   | { kind: 'scale'; direction: 'up' | 'down'; from: number; to: number; reason: string }
@@ -70,6 +70,7 @@ const rules = {
     message: (e) => `connection ${e.id} spliced to ${e.backend}` + (e.heldMs === undefined ? '' : ` after ${Math.round(e.heldMs)}ms held`),
     count: (e, m) => {
       if (e.heldMs !== undefined) m.holdDuration.observe(e.heldMs / 1000);
+      if (e.affinityHit !== undefined) m.affinity.inc({ result: e.affinityHit ? 'hit' : 'miss' });
     },
   },
   connection_closed: {

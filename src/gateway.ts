@@ -99,9 +99,9 @@ export class Gateway {
       statefulSetName: config.stsName,
       identity: config.identity,
       policy: {
-        minReplicas: 0,
-        maxReplicas: 1,
-        connectionsPerReplica: 8,
+        minReplicas: config.minReplicas,
+        maxReplicas: config.maxReplicas,
+        connectionsPerReplica: config.connectionsPerReplica,
         idleTimeoutMs: config.idleTimeoutMs,
         maxReportStalenessMs: config.maxReportStalenessMs,
         proposalTimeoutMs: config.leaderElectionLeaseDurationMs,
@@ -116,7 +116,7 @@ export class Gateway {
       emit,
       resyncMs: config.leaderElectionRetryPeriodMs,
     });
-    const backends = new BackendSet(this.source, () => this.controller.routable());
+    const backends = new BackendSet(this.source, () => this.controller.routing(), { affinity: config.affinity, connectionsPerReplica: config.connectionsPerReplica });
     this.controller.onRoutableChange(() => backends.routableChanged());
     if (coordination) {
       this.controller.onReportChange(() => coordination.publisher.publishSoon());
@@ -164,6 +164,7 @@ export class Gateway {
     });
     this.ops = new OpsServer({ address: config.metricsAddr, registry: this.metrics.registry, readiness: () => this.readiness(), emit });
     this.metrics.observeWatches(() => this.informers());
+    this.metrics.observePodLoads(() => this.controller.decision?.loads ?? {});
   }
 
   async start(): Promise<{ proxyPort: number; metricsPort: number }> {

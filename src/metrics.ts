@@ -11,6 +11,7 @@ export interface WatchSource {
 
 /** Every metric the gateway exports; one registry per gateway so tests can run several in one process. */
 export function createMetrics() {
+  let readPodLoads: () => Readonly<Record<string, number>> = () => ({});
   const registry = new Registry();
   let readWatches: () => readonly WatchSource[] = () => [];
   collectDefaultMetrics({ register: registry, prefix: 'bka_' });
@@ -65,6 +66,22 @@ export function createMetrics() {
     replicasReporting: new Gauge({ name: 'bka_gateway_replicas_reporting', help: 'Gateway replicas whose activity reports this replica reads, itself included', registers }),
     staleReports: new Gauge({ name: 'bka_gateway_stale_reports', help: 'Gateway replicas whose report is stale but still counted (their pod may still splice builds)', registers }),
     scaleDownBlocked: new Counter({ name: 'bka_scale_down_blocked_total', help: 'Times a scale-down was held back by another replica whose report is stale', registers }),
+    affinity: new Counter({
+      name: 'bka_affinity_total',
+      help: "Connections routed with client-ip affinity: hit (the client's own builder) or miss (it was full)",
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    podConnections: new Gauge({
+      name: 'bka_pod_connections',
+      help: 'Connections on each buildkitd pod, over every gateway replica (as this replica last heard)',
+      labelNames: ['pod'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [pod, open] of Object.entries(readPodLoads())) this.set({ pod }, open);
+      },
+    }),
     leader: new Gauge({ name: 'bka_leader', help: '1 while this replica holds the leader Lease (the only one that scales down)', registers }),
     readyBackends: new Gauge({ name: 'bka_ready_backends', help: 'buildkitd pods the gateway may route to now', registers }),
     // Liveness, not recency: a quiet healthy watch sees no events for hours and must not look stale.
@@ -96,6 +113,10 @@ export function createMetrics() {
         for (const { resource } of readWatches()) this.inc({ resource }, 0);
       },
     }),
+    /** Where bka_pod_connections reads from: the scaler's latest loads per pod. */
+    observePodLoads(read: () => Readonly<Record<string, number>>): void {
+      readPodLoads = read;
+    },
     /** Where the watch metrics read from; set once the informers exist. */
     observeWatches(watches: () => readonly WatchSource[]): void {
       readWatches = watches;

@@ -1,3 +1,5 @@
+import { chooseBackends, type Affinity, type BalancerChoice } from './balancer.ts';
+
 export interface Backend {
   /** Identity of the pod instance: the pod UID where known, so a re-created pod of the same name differs. */
   key: string;
@@ -31,25 +33,46 @@ export interface BackendSource {
   onChange(listener: () => void): () => void;
 }
 
+/** What the scaler says about routing now: which pods may take new connections, and their loads. */
+export interface RoutingView {
+  routable: ReadonlySet<string>;
+  loads: Readonly<Record<string, number>>;
+  atMaximum: boolean;
+}
+
+export interface BalancingOptions {
+  affinity: Affinity;
+  connectionsPerReplica: number;
+}
+
 /**
  * The backends the router may use: the source's ready pods that the scaler lets take new connections
- * (not being removed, not above what demand needs; see scaler/decide.ts). The scaler's answer is derived
- * from shared state, so every gateway replica fences the same pods.
+ * (not being removed, not above what demand needs; see scaler/decide.ts), in the balancer's order. The
+ * scaler's answer is derived from shared state, so every gateway replica fences the same pods.
  */
 export class BackendSet {
   private listeners = new Set<() => void>();
   private readonly source: BackendSource;
-  private readonly routable: () => ReadonlySet<string>;
+  private readonly routing: () => RoutingView;
+  private readonly balancing: BalancingOptions;
 
-  constructor(source: BackendSource, routable: () => ReadonlySet<string>) {
+  constructor(source: BackendSource, routing: () => RoutingView, balancing: BalancingOptions = { affinity: 'none', connectionsPerReplica: Number.MAX_SAFE_INTEGER }) {
     this.source = source;
-    this.routable = routable;
+    this.routing = routing;
+    this.balancing = balancing;
     source.onChange(() => this.notify());
   }
 
   ready(): Backend[] {
-    const routable = this.routable();
+    const { routable } = this.routing();
     return this.source.current().filter((b) => routable.has(b.podName));
+  }
+
+  /** The pods to dial for a client, best first (empty: hold it until a builder has room). */
+  choose(clientKey: string, recentlyFailed: ReadonlySet<string>): BalancerChoice {
+    const view = this.routing();
+    const ready = this.source.current().filter((b) => view.routable.has(b.podName));
+    return chooseBackends(ready, { clientKey, ...this.balancing, loads: view.loads, atMaximum: view.atMaximum, recentlyFailed });
   }
 
   /** False once the pod behind `key` no longer exists at all (not merely not ready). */

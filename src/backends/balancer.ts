@@ -1,9 +1,66 @@
+import { hash } from 'node:crypto';
 import type { Backend } from './backend-set.ts';
 
+export const Affinity = { clientIp: 'client-ip', none: 'none' } as const;
+export type Affinity = (typeof Affinity)[keyof typeof Affinity];
+
+export interface BalancerInput {
+  /** Who is connecting: the client address (without port) for affinity. */
+  clientKey: string;
+  affinity: Affinity;
+  /** Connections on each pod now, over every gateway replica's report. */
+  loads: Readonly<Record<string, number>>;
+  connectionsPerReplica: number;
+  /** No further builder can be added: overload the least loaded rather than hold the client. */
+  atMaximum: boolean;
+  /** Pods whose dial just failed for this connection: tried last. */
+  recentlyFailed?: ReadonlySet<string>;
+}
+
+export interface BalancerChoice {
+  /** Pods to dial, best first; empty: none has room, hold the client while a builder is added. */
+  order: Backend[];
+  /** With client-ip affinity: whether the first choice is the client's own builder (its cache is warm). */
+  affinityHit: boolean | undefined;
+}
+
 /**
- * Order in which to try backends for a new connection: lowest ordinal first. The StatefulSet controller
- * removes the highest ordinal first on scale-down, so packing onto low ordinals lets high ones drain
- * and go away without cutting a build. Later entries are the fallbacks when a dial fails.
+ * Which builder takes a new connection. With client-ip affinity: rendezvous hashing of the client address
+ * over pod names (every gateway replica computes the same order without talking), with bounded loads:
+ * a builder at its connections-per-replica share, or above ceil(1.25 x the average), passes the client to
+ * its next choice. With none: least connections, lowest ordinal first (the StatefulSet removes the highest).
+ */
+export function chooseBackends(backends: readonly Backend[], input: BalancerInput): BalancerChoice {
+  if (backends.length === 0) return { order: [], affinityHit: undefined };
+  const load = (b: Backend) => input.loads[b.podName] ?? 0;
+  const total = backends.reduce((sum, b) => sum + load(b), 0);
+  // Counting the newcomer, so one connection on two idle builders may still go to its first choice.
+  const bound = Math.min(input.connectionsPerReplica, Math.ceil((1.25 * (total + 1)) / backends.length));
+  const hasRoom = (b: Backend) => load(b) + 1 <= bound;
+  const failed = (b: Backend) => (input.recentlyFailed?.has(b.key) ? 1 : 0);
+  const byLoad = [...backends].sort((a, b) => failed(a) - failed(b) || load(a) - load(b) || a.ordinal - b.ordinal);
+
+  if (input.affinity === Affinity.none) {
+    const order = byLoad.filter((b) => load(b) < input.connectionsPerReplica);
+    return { order: order.length > 0 || !input.atMaximum ? order : byLoad, affinityHit: undefined };
+  }
+  const ranked = [...backends]
+    .map((b) => ({ b, score: rendezvousScore(input.clientKey, b.podName) }))
+    .sort((x, y) => failed(x.b) - failed(y.b) || y.score - x.score || x.b.ordinal - y.b.ordinal)
+    .map((x) => x.b);
+  const order = ranked.filter(hasRoom);
+  if (order.length === 0) return { order: input.atMaximum ? byLoad : [], affinityHit: input.atMaximum ? byLoad[0] === ranked[0] : undefined };
+  return { order, affinityHit: order[0] === ranked[0] };
+}
+
+/** Highest-random-weight score of a (client, pod) pair: 48 bits of MD5, stable across processes and versions. */
+function rendezvousScore(clientKey: string, podName: string): number {
+  return Number.parseInt(hash('md5', `${clientKey}\u0000${podName}`).slice(0, 12), 16);
+}
+
+/**
+ * Order in which to try backends when the scaler's view of loads is not needed (tests, one builder):
+ * lowest ordinal first, the ones whose dial just failed last.
  */
 export function dialOrder(backends: readonly Backend[], recentlyFailed: ReadonlySet<string> = new Set()): Backend[] {
   return [...backends].sort((a, b) => {

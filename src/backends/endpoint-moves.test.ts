@@ -38,7 +38,7 @@ function setup() {
   const clock = new ManualClock();
   const slices = new SliceEvents();
   const source = new EndpointSliceBackends(slices, 'buildkitd', 8273, clock, graceMs);
-  const backends = new BackendSet(source, () => new Set(['buildkitd-0']));
+  const backends = new BackendSet(source, () => ({ routable: new Set(['buildkitd-0']), loads: {}, atMaximum: true }));
   // What the router sees: on every change it closes the connections of pods that no longer exist.
   const seenAtChanges: boolean[] = [];
   backends.onChange(() => seenAtChanges.push(backends.stillExists(pod)));

@@ -40,7 +40,7 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxCo
   const emit = (e: GatewayEvent) => events.push(e);
   const source = new FakeBackendSource();
   // Every ready pod is routable here; which pods may take connections is the scaler's business (decide.ts).
-  const backends = new BackendSet(source, () => new Set(source.current().map((b) => b.podName)));
+  const backends = new BackendSet(source, () => ({ routable: new Set(source.current().map((b) => b.podName)), loads: {}, atMaximum: true }));
   const pending = new PendingConnections(options.maxPending ?? 100, systemClock);
   const activity = new LocalActivity();
   let wakes = 0;

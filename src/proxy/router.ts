@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net';
-import { dialOrder } from '../backends/balancer.ts';
 import type { Backend, BackendSet } from '../backends/backend-set.ts';
 import { dialBackend, dialBackoffMs } from '../backends/probe.ts';
 import type { Clock } from '../clock.ts';
@@ -88,7 +87,7 @@ export class Router {
     const early = new EarlyInput(client, () => onEarlyClose());
     const activity = this.o.demand.arrive();
     try {
-      const connected = await this.connectBackend(id, deadline, activity, () => clientGone, (h) => {
+      const connected = await this.connectBackend(id, deadline, activity, client.remoteAddress ?? '', () => clientGone, (h) => {
         hold = h;
         emit({ kind: 'connection_held', id, client: clientName });
       });
@@ -99,8 +98,8 @@ export class Router {
         emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt });
         return;
       }
-      const { socket: backendSocket, backend } = connected;
-      emit({ kind: 'connection_routed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, heldMs: hold ? clock.now() - arrivedAt : undefined });
+      const { socket: backendSocket, backend, affinityHit } = connected;
+      emit({ kind: 'connection_routed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, heldMs: hold ? clock.now() - arrivedAt : undefined, affinityHit });
       const untrack = this.track(backend.key, backendSocket);
       const result = await splice(client, backendSocket, early.take());
       untrack();
@@ -141,9 +140,10 @@ export class Router {
     id: number,
     deadline: number,
     activity: ConnectionActivity,
+    clientKey: string,
     clientGone: () => boolean,
     onHold: (hold: Hold) => void,
-  ): Promise<{ socket: Socket; backend: Backend } | undefined> {
+  ): Promise<{ socket: Socket; backend: Backend; affinityHit: boolean | undefined } | undefined> {
     const { backends, pending, demand, clock, emit } = this.o;
     let hold: Hold | undefined;
     const ensureHeld = () => {
@@ -157,7 +157,7 @@ export class Router {
     let attempt = 0;
     for (;;) {
       if (clientGone()) return undefined;
-      const candidates = dialOrder(backends.ready(), recentlyFailed);
+      const { order: candidates, affinityHit } = backends.choose(clientKey, recentlyFailed);
       const backend = candidates[0];
       if (!backend) {
         const failure = demand.currentFailure();
@@ -172,7 +172,7 @@ export class Router {
       // Counted on the pod from the dial on, so a scale-down cannot miss a connection still being dialled.
       activity.assign(backend.podName);
       try {
-        return { socket: await dialBackend(backend, Math.min(remaining, this.o.dialTimeoutMs)), backend };
+        return { socket: await dialBackend(backend, Math.min(remaining, this.o.dialTimeoutMs)), backend, affinityHit };
       } catch (error) {
         activity.unassign();
         attempt += 1;

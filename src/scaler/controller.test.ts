@@ -76,7 +76,7 @@ test('a connection at zero wakes one replica; the pod becomes routable once it i
   assert.deepEqual(scale.writes, [1]);
   cluster.pods = [pod0];
   controller.requestReconcile();
-  assert.deepEqual([...controller.routable()], ['buildkitd-0']);
+  assert.deepEqual([...controller.routing().routable], ['buildkitd-0']);
   connection.assign('buildkitd-0');
   connection.close();
 });
@@ -102,7 +102,7 @@ test('after the last close and the idle timeout: propose, acknowledge, scale to 
   // A client right after: held (the old pod is fenced), and the wake waits until the old pod is gone.
   const next = activity.arrive();
   await advance(clock, 1000);
-  assert.deepEqual([...controller.routable()], []);
+  assert.deepEqual([...controller.routing().routable], []);
   assert.deepEqual(scale.writes, [0], 'no wake while the removed pod still exists');
   cluster.pods = [];
   controller.requestReconcile();
@@ -110,7 +110,7 @@ test('after the last close and the idle timeout: propose, acknowledge, scale to 
   assert.deepEqual(scale.writes, [0, 1]);
   cluster.pods = [{ ...pod0, key: 'uid-new' }];
   controller.requestReconcile();
-  assert.deepEqual([...controller.routable()], ['buildkitd-0'], 'the new instance takes connections');
+  assert.deepEqual([...controller.routing().routable], ['buildkitd-0'], 'the new instance takes connections');
   next.close();
 });
 
@@ -126,11 +126,11 @@ test('a connection arriving while the scale-down is proposed withdraws it and is
   });
   await advance(clock, idleTimeoutMs + 1000);
   assert.ok(events.some((e) => e.kind === 'scale_down_proposed'));
-  assert.deepEqual([...controller.routable()], []);
+  assert.deepEqual([...controller.routing().routable], []);
   const connection = activity.arrive();
   await flush();
   assert.ok(events.some((e) => e.kind === 'scale_down_withdrawn'));
-  assert.deepEqual([...controller.routable()], ['buildkitd-0']);
+  assert.deepEqual([...controller.routing().routable], ['buildkitd-0']);
   assert.deepEqual(scale.writes, []);
   connection.close();
 });

@@ -1,3 +1,4 @@
+import type { RoutingView } from '../backends/backend-set.ts';
 import type { Clock, Timer } from '../clock.ts';
 import type { EmitEvent } from '../events.ts';
 import type { LocalActivity } from './activity.ts';
@@ -48,6 +49,7 @@ export class ScaleController {
   private recheckTimer: Timer | undefined;
   private resyncTimer: Timer | undefined;
   private routableNames = new Set<string>();
+  private routingSignature = '';
   private signature = '';
   private lastLogged = '';
   private readonly expiredSeen = new Set<string>();
@@ -80,10 +82,10 @@ export class ScaleController {
     queueMicrotask(() => this.reconcileIfScheduled());
   }
 
-  /** Pods that may take a new connection now (decided on the freshest counts, including this connection). */
-  routable(): ReadonlySet<string> {
+  /** Pods that may take a new connection now and their loads (decided on the freshest counts, including this connection). */
+  routing(): RoutingView {
     this.reconcileIfScheduled();
-    return this.routableNames;
+    return { routable: this.routableNames, loads: this.current?.loads ?? {}, atMaximum: this.current?.atMaximum ?? false };
   }
 
   get decision(): ScaleDecision | undefined {
@@ -137,9 +139,11 @@ export class ScaleController {
     this.current = decision;
     o.activity.forgetPodsExcept(new Set(observed.pods.map((pod) => pod.name)));
 
-    const routable = new Set(decision.routable);
-    if (!sameSet(routable, this.routableNames)) {
-      this.routableNames = routable;
+    // Held clients look again when a pod becomes routable or gains room (a connection on it closed).
+    const routingSignature = `${decision.atMaximum}|${decision.routable.map((name) => `${name}:${Math.min(decision.loads[name] ?? 0, o.policy.connectionsPerReplica)}`).join(',')}`;
+    if (routingSignature !== this.routingSignature) {
+      this.routingSignature = routingSignature;
+      this.routableNames = new Set(decision.routable);
       for (const listener of this.routableListeners) listener();
     }
     const busyPods = Object.entries(snapshot.pods).filter(([, entry]) => entry.open > 0).map(([name]) => name).sort();
@@ -233,10 +237,4 @@ export class ScaleController {
     this.resyncTimer?.cancel();
     this.resyncTimer = this.o.clock.setTimer(this.o.resyncMs, () => this.requestReconcile());
   }
-}
-
-function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const value of a) if (!b.has(value)) return false;
-  return true;
 }

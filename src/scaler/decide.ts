@@ -94,6 +94,10 @@ export interface ScaleDecision {
   needed: number;
   /** Names of the pods that may take new connections now, lowest ordinal first. */
   routable: string[];
+  /** Connections on each builder pod now, over every counted report (the balancer's loads). */
+  loads: Record<string, number>;
+  /** The StatefulSet is at its maximum: no builder can be added, so a full one takes more rather than hold. */
+  atMaximum: boolean;
   /** Make sure at least this many replicas are wanted (idempotent; any replica may do it). */
   scaleUpTo: number | undefined;
   /** The leader's next scale-down step, if any. */
@@ -180,7 +184,11 @@ export function decide(view: ScalerView): ScaleDecision {
     waiting ??= step.waiting;
   }
 
-  return { demand, needed, routable, scaleUpTo, scaleDown, waiting, blockedBy, expired, recheckAt };
+  const loads: Record<string, number> = {};
+  for (const report of counted) for (const [name, entry] of Object.entries(report.pods)) if (entry.open > 0) loads[name] = (loads[name] ?? 0) + entry.open;
+  const atMaximum = (spec ?? 0) >= policy.maxReplicas;
+
+  return { demand, needed, routable, loads, atMaximum, scaleUpTo, scaleDown, waiting, blockedBy, expired, recheckAt };
 }
 
 interface StepContext {
