@@ -68,8 +68,9 @@ export class Gateway {
       });
     }
     this.backends = new BackendSet(source);
-    this.pending = new PendingConnections(config.maxPending, clock);
+    this.pending = new PendingConnections(config.maxPending, clock, config.maxPendingBytes);
     this.pending.onSizeChange = (size) => this.metrics.connectionsHeld.set(size);
+    this.pending.onBytesChange = (bytes) => this.metrics.pendingBytes.set(bytes);
     this.idle = new IdleTracker(clock, config.idleTimeoutMs, emit);
     this.scaler = new Scaler({
       target: options.scaleTarget ?? new StatefulSetScale(kubeConfig, ns, config.stsName),
