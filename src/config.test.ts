@@ -110,3 +110,18 @@ test('the builder pool: defaults keep one builder (0 <-> 1), bad combinations ar
     (e: unknown) => e instanceof ConfigError && /"dns" for --backend-discovery \/ BUILDKITD_BACKEND_DISCOVERY.*one builder only/.test(e.message),
   );
 });
+
+test('--max-pending-bytes takes bytes or Ki/Mi/Gi, defaults to 32Mi, and names itself when wrong', () => {
+  assert.equal(loadConfig([], {}).config.maxPendingBytes, 32 * 1024 * 1024);
+  const loaded = loadConfig(['--max-pending-bytes', '64Ki'], { PROXY_MAX_PENDING_BYTES: '2Mi' });
+  assert.equal(loaded.config.maxPendingBytes, 2 * 1024 * 1024);
+  assert.equal(describeConfig(loaded)['maxPendingBytes']?.value, '2Mi');
+  assert.equal(loadConfig(['--max-pending-bytes', '65536'], {}).config.maxPendingBytes, 65_536);
+  for (const bad of ['32MB', '-1', '1.5Mi', '100']) {
+    assert.throws(() => loadConfig([], { PROXY_MAX_PENDING_BYTES: bad }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, new RegExp(`"${bad.replace('.', '\\.')}" for --max-pending-bytes / PROXY_MAX_PENDING_BYTES`));
+      return true;
+    });
+  }
+});

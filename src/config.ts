@@ -25,6 +25,7 @@ export interface Config {
   logLevel: LogLevel;
   maxConnections: number;
   maxPending: number;
+  maxPendingBytes: number;
   backendDiscovery: BackendDiscovery;
   clusterDomain: string;
   shutdownGraceMs: number;
@@ -110,6 +111,20 @@ const positiveDuration = (raw: string): number => {
   if (ms <= 0) throw new Error('must be greater than 0');
   return ms;
 };
+const byteUnits: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+// Kubernetes quantity suffixes, so the budget reads like the container's memory limit next to it.
+const byteSize = (min: number, max: number) => (raw: string): number => {
+  const match = /^(\d+)(Ki|Mi|Gi)?$/.exec(raw);
+  if (!match) throw new Error('must be a whole number of bytes, optionally with Ki, Mi or Gi');
+  const bytes = Number(match[1]) * (byteUnits[match[2] ?? ''] ?? NaN);
+  if (bytes < min) throw new Error(`must be at least ${formatByteSize(min)}`);
+  if (bytes > max) throw new Error(`must be at most ${formatByteSize(max)}`);
+  return bytes;
+};
+const formatByteSize = (bytes: number): string => {
+  for (const unit of ['Gi', 'Mi', 'Ki'] as const) if (bytes % (byteUnits[unit] ?? NaN) === 0) return `${bytes / (byteUnits[unit] ?? NaN)}${unit}`;
+  return String(bytes);
+};
 const listenAddress = (raw: string) => parseListenAddress(raw);
 // strconv.ParseBool's spellings, as the Go tool accepted them.
 const boolean = (raw: string): boolean => {
@@ -140,6 +155,7 @@ export const optionDefinitions = [
   define({ key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', defaultText: 'info', description: `log level: ${Object.keys(LogLevel).join(', ')}`, parse: oneOf(LogLevel), format: String }),
   define({ key: 'maxConnections', flag: 'max-connections', env: 'PROXY_MAX_CONNECTIONS', defaultText: '10000', description: 'open client connections at most; further ones are refused', parse: integer(1, 10_000_000), format: String }),
   define({ key: 'maxPending', flag: 'max-pending', env: 'PROXY_MAX_PENDING', defaultText: '1000', description: 'connections held at most while buildkitd wakes up', parse: integer(0, 10_000_000), format: String }),
+  define({ key: 'maxPendingBytes', flag: 'max-pending-bytes', env: 'PROXY_MAX_PENDING_BYTES', defaultText: '32Mi', description: 'bytes held connections may send in all before buildkitd is ready; a client whose bytes do not fit is refused (BKA_PENDING_BYTES_FULL)', parse: byteSize(1024, 1024 ** 4), format: formatByteSize }),
   define({ key: 'backendDiscovery', flag: 'backend-discovery', env: 'BUILDKITD_BACKEND_DISCOVERY', defaultText: 'endpoints', description: 'how pods are found: endpoints (EndpointSlices) or dns (<sts>-<ordinal>.<svc>.<ns>.svc.<domain>)', parse: oneOf(BackendDiscovery), format: String }),
   define({ key: 'clusterDomain', flag: 'cluster-domain', env: 'CLUSTER_DOMAIN', defaultText: 'cluster.local', description: 'cluster DNS domain, used by --backend-discovery=dns', parse: dnsSubdomain('cluster domain'), format: String }),
   define({ key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'SHUTDOWN_GRACE_PERIOD', defaultText: '30s', description: 'on SIGTERM, how long open connections may finish before they are closed', parse: duration, format: formatGoDuration }),

@@ -3,6 +3,7 @@ export const ErrorCode = {
   ConfigInvalid: 'BKA_CONFIG_INVALID',
   ReadyTimeout: 'BKA_READY_TIMEOUT',
   PendingFull: 'BKA_PENDING_FULL',
+  PendingBytesFull: 'BKA_PENDING_BYTES_FULL',
   MaxConnections: 'BKA_MAX_CONNECTIONS',
   ScaleForbidden: 'BKA_SCALE_FORBIDDEN',
   StatefulSetNotFound: 'BKA_STS_NOT_FOUND',

@@ -10,6 +10,7 @@ export const ConnectionOutcome = {
   scaleFailed: 'scale_failed',
   rejectedMaxConnections: 'rejected_max_connections',
   rejectedMaxPending: 'rejected_max_pending',
+  rejectedPendingBytes: 'rejected_pending_bytes',
   rejectedShuttingDown: 'rejected_shutting_down',
   closedByShutdown: 'closed_by_shutdown',
   clientGoneWhileHeld: 'client_gone_while_held',

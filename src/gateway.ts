@@ -129,8 +129,9 @@ export class Gateway {
     for (const informer of [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : [])]) informer.onChange(() => this.controller.requestReconcile());
     this.source.onChange(() => this.controller.requestReconcile());
 
-    this.pending = new PendingConnections(config.maxPending, clock);
+    this.pending = new PendingConnections(config.maxPending, clock, config.maxPendingBytes);
     this.pending.onSizeChange = (size) => this.metrics.connectionsHeld.set(size);
+    this.pending.onBytesChange = (bytes) => this.metrics.pendingBytes.set(bytes);
     this.actuator.onFailure((error) => this.pending.failAll(error));
     this.statefulSet.onChange(() => {
       const sts = this.statefulSet.objects()[0];

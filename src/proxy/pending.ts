@@ -18,24 +18,48 @@ export interface Hold {
 }
 
 /**
- * Connections held while buildkitd wakes up. Bounded in count; each has its own deadline (the ready-wait
- * timeout, counted from when the connection arrived). Waiters are woken whenever the set of backends
- * changes and re-check for themselves, so no wake-up is lost and none is polled for.
+ * Connections held while buildkitd wakes up. Bounded in count and in the bytes they sent meanwhile (one
+ * budget for all of them, so a flood of held clients cannot exhaust memory); each has its own deadline (the
+ * ready-wait timeout, counted from when the connection arrived). Waiters are woken whenever the set of
+ * backends changes and re-check for themselves, so no wake-up is lost and none is polled for.
  */
 export class PendingConnections {
   private held = 0;
+  private bytesHeld = 0;
   private waiters = new Set<Waiter>();
   private readonly max: number;
+  private readonly maxBytes: number;
   private readonly clock: Clock;
   onSizeChange: (size: number) => void = () => undefined;
+  onBytesChange: (bytes: number) => void = () => undefined;
 
-  constructor(max: number, clock: Clock) {
+  constructor(max: number, clock: Clock, maxBytes: number) {
     this.max = max;
     this.clock = clock;
+    this.maxBytes = maxBytes;
   }
 
   get size(): number {
     return this.held;
+  }
+
+  /** Bytes clients sent before a backend took them, still kept by the gateway. */
+  get heldBytes(): number {
+    return this.bytesHeld;
+  }
+
+  /** Counts early input against the shared budget; false (and nothing counted) when it does not fit. */
+  reserveBytes(bytes: number): boolean {
+    if (this.bytesHeld + bytes > this.maxBytes) return false;
+    this.bytesHeld += bytes;
+    this.onBytesChange(this.bytesHeld);
+    return true;
+  }
+
+  releaseBytes(bytes: number): void {
+    if (bytes === 0) return;
+    this.bytesHeld -= bytes;
+    this.onBytesChange(this.bytesHeld);
   }
 
   /** Takes a place in the queue, or returns undefined when it is full. */

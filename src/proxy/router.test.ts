@@ -11,6 +11,7 @@ import { LocalActivity } from '../scaler/activity.ts';
 import { ProxyListener } from './listener.ts';
 import { PendingConnections } from './pending.ts';
 import { Router } from './router.ts';
+import { EARLY_INPUT_PER_CONNECTION } from './early-input.ts';
 import { freePort } from '../../test/support/net.ts';
 
 
@@ -22,26 +23,32 @@ async function echoServer(): Promise<Server> {
 }
 
 
+/** Sends `text` and half-closes only once it is echoed: a FIN before the splice means the client left. */
 function exchange(port: number, text: string): Promise<{ reply: string; closedWithError: boolean }> {
   return new Promise((resolve) => {
     const socket: Socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     const chunks: Buffer[] = [];
+    let received = 0;
     let errored = false;
-    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      received += d.length;
+      if (received >= Buffer.byteLength(text)) socket.end();
+    });
     socket.on('error', () => (errored = true));
     socket.on('close', () => resolve({ reply: Buffer.concat(chunks).toString(), closedWithError: errored }));
     socket.on('end', () => socket.end());
-    socket.end(text);
+    socket.write(text);
   });
 }
 
-async function setup(options: { readyWaitMs?: number; maxPending?: number; maxConnections?: number; failure?: GatewayError } = {}) {
+async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPendingBytes?: number; maxConnections?: number; failure?: GatewayError } = {}) {
   const events: GatewayEvent[] = [];
   const emit = (e: GatewayEvent) => events.push(e);
   const source = new FakeBackendSource();
   // Every ready pod is routable here; which pods may take connections is the scaler's business (decide.ts).
   const backends = new BackendSet(source, () => ({ routable: new Set(source.current().map((b) => b.podName)), loads: {}, atMaximum: true }));
-  const pending = new PendingConnections(options.maxPending ?? 100, systemClock);
+  const pending = new PendingConnections(options.maxPending ?? 100, systemClock, options.maxPendingBytes ?? 32 * 1024 * 1024);
   const activity = new LocalActivity();
   let wakes = 0;
   // Demand rising from zero is what wakes a builder (the scale controller reacts to it).
@@ -193,3 +200,92 @@ test('beyond --max-connections a connection is refused with BKA_MAX_CONNECTIONS;
   echo.close();
   await gw.close();
 });
+
+/** Waits for a condition, failing with what it waited for instead of hanging until the test runner gives up. */
+async function eventually(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A client that sends `payload` and stays: it reads whatever comes back until the gateway closes. */
+function heldClient(port: number, payload: Buffer) {
+  const socket = connect({ port, host: '127.0.0.1' });
+  const chunks: Buffer[] = [];
+  socket.on('error', () => undefined);
+  socket.on('data', (d: Buffer) => chunks.push(d));
+  socket.write(payload);
+  return { socket, reply: () => Buffer.concat(chunks), closed: new Promise<void>((resolve) => socket.once('close', () => resolve())) };
+}
+
+const refusedFor = (events: GatewayEvent[], code: ErrorCode) => events.filter((e) => e.kind === 'connection_closed' && e.code === code);
+
+test('held clients beyond the early-input budget are refused with BKA_PENDING_BYTES_FULL; those inside it are served byte for byte', async () => {
+  const gw = await setup({ maxPendingBytes: 25_000 });
+  const payloads = [0, 1, 2].map((i) => Buffer.alloc(10_000, 0x61 + i));
+  const first = heldClient(gw.port, payloads[0]!);
+  const second = heldClient(gw.port, payloads[1]!);
+  await eventually('the first two clients\' bytes to be held', () => gw.pending.size === 2 && gw.pending.heldBytes === 20_000);
+  const third = heldClient(gw.port, payloads[2]!);
+  await third.closed;
+  assert.equal(third.reply().length, 0, 'the refused client got nothing');
+  const refused = refusedFor(gw.events, ErrorCode.PendingBytesFull);
+  assert.equal(refused.length, 1);
+  assert.equal(refused[0]?.kind === 'connection_closed' && refused[0].outcome, 'rejected_pending_bytes');
+  assert.equal(gw.pending.size, 2, 'the two inside the budget are still held');
+  assert.equal(gw.pending.heldBytes, 20_000, 'the refused client\'s bytes were given back');
+  const echo = await echoServer();
+  gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
+  await eventually('both held clients to be echoed in full', () => first.reply().length === 10_000 && second.reply().length === 10_000);
+  assert.ok(first.reply().equals(payloads[0]!) && second.reply().equals(payloads[1]!), 'bytes echoed unchanged');
+  assert.equal(gw.pending.heldBytes, 0);
+  first.socket.end();
+  second.socket.end();
+  await Promise.all([first.closed, second.closed]);
+  echo.close();
+  await gw.close();
+});
+
+test('a held client that sends more than its capture holds is refused with BKA_PENDING_BYTES_FULL, not kept unread and blind to its FIN', async () => {
+  const gw = await setup({ maxPending: 1 });
+  // Far more than one connection may keep; its FIN waits behind the bytes the gateway would have to read first.
+  const flooder = heldClient(gw.port, Buffer.alloc(4 * 1024 * 1024, 0x66));
+  flooder.socket.end();
+  await flooder.closed;
+  await eventually('the refusal to be logged', () => refusedFor(gw.events, ErrorCode.PendingBytesFull).length === 1);
+  assert.equal(gw.pending.size, 0, 'its place is free');
+  assert.equal(gw.pending.heldBytes, 0, 'its bytes were given back');
+  const next = heldClient(gw.port, Buffer.from('next'));
+  await eventually('the next client to be held', () => gw.pending.size === 1);
+  assert.equal(refusedFor(gw.events, ErrorCode.PendingFull).length, 0, 'nobody refused with BKA_PENDING_FULL');
+  const echo = await echoServer();
+  gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
+  await eventually('the next client to be echoed', () => next.reply().toString() === 'next');
+  next.socket.end();
+  await next.closed;
+  echo.close();
+  await gw.close();
+});
+
+for (const leave of ['FIN', 'reset'] as const) {
+  test(`a held client whose capture is exactly full and that then leaves (${leave}) frees its place`, async () => {
+    const gw = await setup({ maxPending: 1 });
+    const client = heldClient(gw.port, Buffer.alloc(EARLY_INPUT_PER_CONNECTION, 0x65));
+    await eventually('the client to be held', () => gw.pending.size === 1);
+    if (leave === 'FIN') client.socket.end();
+    else {
+      // Only once its bytes are read: a reset would otherwise just drop them unread in the kernel.
+      await eventually('its whole capture to be held', () => gw.pending.heldBytes === EARLY_INPUT_PER_CONNECTION);
+      client.socket.resetAndDestroy();
+    }
+    await eventually('its place to be freed', () => gw.pending.size === 0 && gw.pending.heldBytes === 0);
+    assert.ok(gw.events.some((e) => e.kind === 'connection_closed' && e.outcome === 'client_gone_while_held'));
+    const next = heldClient(gw.port, Buffer.from('next'));
+    await eventually('the next client to be held', () => gw.pending.size === 1);
+    assert.equal(refusedFor(gw.events, ErrorCode.PendingFull).length, 0, 'nobody refused with BKA_PENDING_FULL');
+    next.socket.destroy();
+    await gw.close();
+  });
+}

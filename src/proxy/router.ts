@@ -27,6 +27,7 @@ export interface RouterOptions {
 const outcomeFor: Partial<Record<string, ConnectionOutcome>> = {
   [ErrorCode.ReadyTimeout]: ConnectionOutcome.readyTimeout,
   [ErrorCode.PendingFull]: ConnectionOutcome.rejectedMaxPending,
+  [ErrorCode.PendingBytesFull]: ConnectionOutcome.rejectedPendingBytes,
   [ErrorCode.ScaleForbidden]: ConnectionOutcome.scaleFailed,
   [ErrorCode.StatefulSetNotFound]: ConnectionOutcome.scaleFailed,
   [ErrorCode.ScaleFailed]: ConnectionOutcome.scaleFailed,
@@ -83,8 +84,15 @@ export class Router {
       this.o.pending.wakeAll();
     };
     client.once('close', onEarlyClose);
-    // BuildKit clients speak first (HTTP/2 preface), so a FIN before any byte means the client gave up.
-    const early = new EarlyInput(client, () => onEarlyClose());
+    let refusal: GatewayError | undefined;
+    // A FIN before the splice means the client left; bytes beyond what may be kept refuse it (see EarlyInput).
+    const early = new EarlyInput(client, this.o.pending, {
+      onEnd: onEarlyClose,
+      onOverflow: (error) => {
+        refusal = error;
+        client.destroy();
+      },
+    });
     const activity = this.o.demand.arrive();
     try {
       const connected = await this.connectBackend(id, deadline, activity, client.remoteAddress ?? '', () => clientGone, (h) => {
@@ -94,6 +102,7 @@ export class Router {
       client.off('close', onEarlyClose);
       hold?.release();
       if (connected === undefined) {
+        if (refusal) throw refusal;
         client.destroy();
         emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt });
         return;
@@ -101,7 +110,7 @@ export class Router {
       const { socket: backendSocket, backend, affinityHit } = connected;
       emit({ kind: 'connection_routed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, heldMs: hold ? clock.now() - arrivedAt : undefined, affinityHit });
       const untrack = this.track(backend.key, backendSocket);
-      const result = await splice(client, backendSocket, early.take());
+      const result = await splice(client, backendSocket, { head: early.take(), ended: false });
       untrack();
       const failed = result.error;
       emit({
