@@ -1,8 +1,9 @@
-import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Clock, Timer } from '../clock.ts';
 import { ErrorCode } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from './api-error.ts';
+import { GuardedWatch } from './guarded-watch.ts';
 
 export interface InformerOptions<T extends KubernetesObject> {
   /** A name for logs and metrics, e.g. "statefulset/buildkitd". */
@@ -96,7 +97,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       });
       return result;
     };
-    const watch = new ListWatch<T>(path, new Watch(kubeConfig), list, false, labelSelector, fieldSelector);
+    const watch = new ListWatch<T>(path, new GuardedWatch(kubeConfig, (error) => generation === this.generation && this.failed(error)), list, false, labelSelector, fieldSelector);
     const onObject = () => {
       if (generation !== this.generation) return;
       this.status = { ...this.status, lastEventAt: this.options.clock.now() };
