@@ -16,6 +16,8 @@ export const ErrorCode = {
   ShutdownClosed: 'BKA_SHUTDOWN_CLOSED',
   KubeconfigInvalid: 'BKA_KUBECONFIG_INVALID',
   ListenFailed: 'BKA_LISTEN_FAILED',
+  WakeGaveUp: 'BKA_WAKE_GAVE_UP',
+  Internal: 'BKA_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

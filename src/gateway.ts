@@ -4,6 +4,7 @@ import { DnsBackends } from './backends/dns.ts';
 import { EndpointSliceBackends } from './backends/endpoints.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
+import { ErrorCode } from './errors.ts';
 import { createEventSink, type EmitEvent } from './events.ts';
 import { OpsServer, type ReadinessCheck } from './http/server.ts';
 import { watchEndpointSlices } from './kube/endpointslices.ts';
@@ -153,13 +154,20 @@ export class Gateway {
     return [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : [])] as ResilientInformer<V1StatefulSet | V1EndpointSlice>[];
   }
 
+  /** Logs and counts a failure nothing else caught (the process-level safety net), and keeps running. */
+  reportInternalError(what: string, error: unknown): void {
+    this.emit({ kind: 'internal_error', code: ErrorCode.Internal, what, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  }
+
   private observedState() {
     const synced = this.informers().every((informer) => informer.state.synced);
     const sts = this.statefulSet.objects()[0];
+    const forbidden = this.informers().find((informer) => informer.state.failure?.code === ErrorCode.WatchForbidden);
     return {
       synced,
       exists: !this.statefulSet.state.synced || sts !== undefined,
       desiredReplicas: sts?.spec?.replicas ?? 0,
+      forbiddenWatch: forbidden ? { resource: forbidden.resource, message: forbidden.state.failure?.message ?? '' } : undefined,
     };
   }
 
@@ -175,7 +183,7 @@ export class Gateway {
         ...(synced ? {} : { reason: failure ? `${failure.code}: ${failure.message}` : 'not synced yet' }),
       });
     }
-    const failure = this.scaler.currentFailure();
+    const failure = this.scaler.readinessFailure();
     checks.push({ name: 'scale', ok: failure === undefined, ...(failure ? { reason: `${failure.code}: ${failure.message}` } : {}) });
     return checks;
   }

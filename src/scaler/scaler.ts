@@ -1,5 +1,5 @@
 import type { BackendSet } from '../backends/backend-set.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock, Timer } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
@@ -18,6 +18,8 @@ export interface ObservedState {
   /** false only when a synced watch lists no such StatefulSet. */
   exists: boolean;
   desiredReplicas: number;
+  /** A watch the decisions depend on that RBAC forbids: waking could never be observed, nor undone. */
+  forbiddenWatch?: { resource: string; message: string } | undefined;
 }
 
 /** The seam for HA: with several gateway replicas only the elected leader may scale down. */
@@ -35,8 +37,13 @@ export interface ScalerOptions {
   clock: Clock;
   emit: EmitEvent;
   policy?: ScaleDownPolicy;
-  /** How long a permanent failure (forbidden, not found) makes new connections fail without asking again. */
+  /** How long after a failed write or check new connections fail at once without asking the API server again. */
   failureHoldMs?: number;
+  /**
+   * Re-checks of a permanent failure (forbidden, not found) while nothing else asks: the first comes after
+   * `initialMs` and confirms the failure for /readyz, then the delay doubles up to `maxMs`.
+   */
+  failureRecheck?: { initialMs: number; maxMs: number };
   /** Delay before retrying a failed write or a scale-down that had to wait for watches. */
   retryMs?: number;
   /** Is anyone still waiting for a wake-up? Transient write failures are retried only while so. */
@@ -44,6 +51,17 @@ export interface ScalerOptions {
 }
 
 const maxWakeAttempts = 20;
+
+/** A permanent scale failure, kept until a write, a re-check or the watch shows it is over. */
+interface ScaleFailure {
+  error: GatewayError;
+  since: number;
+  lastFailedAt: number;
+  /** Seen again by a later check: a single 403 (API server just restarted) must not turn /readyz red. */
+  confirmed: boolean;
+  recheckMs: number;
+  recheck: Timer | undefined;
+}
 
 /**
  * Turns demand into replicas. Wakes with "at least 1" (idempotent, safe for several gateway replicas);
@@ -54,14 +72,15 @@ export class Scaler {
   private wakeInFlight = false;
   private scaleDownInFlight = false;
   private wakeAfterScaleDown = false;
-  private failure: { error: GatewayError; at: number } | undefined;
+  private failure: ScaleFailure | undefined;
   private failureListeners = new Set<(error: GatewayError) => void>();
   private readonly o: Required<Omit<ScalerOptions, 'policy'>> & { policy: ScaleDownPolicy };
 
   private wakeWhenFenceLifts = false;
 
   constructor(options: ScalerOptions) {
-    this.o = { failureHoldMs: 5000, retryMs: 5000, policy: singleReplicaPolicy, ...options };
+    // Re-check at 2 s: a kubelet probing every 5 s with failureThreshold 2 never sees a one-off 403 twice.
+    this.o = { failureHoldMs: 5000, retryMs: 5000, failureRecheck: { initialMs: 2000, maxMs: 30_000 }, policy: singleReplicaPolicy, ...options };
     this.o.idle.onIdle = (epoch) => void this.scaleDownIfIdle(epoch);
     this.o.backends.onChange(() => {
       if (this.wakeWhenFenceLifts && this.o.backends.fencedCount === 0) {
@@ -71,14 +90,19 @@ export class Scaler {
     });
   }
 
-  /** A permanent reason why waking cannot work right now, for fast failure and /readyz. */
+  /** A permanent reason why waking cannot work right now: new connections fail at once with it. */
   currentFailure(): GatewayError | undefined {
-    const observed = this.o.observe();
-    if (observed.synced && !observed.exists) {
-      return new GatewayError(ErrorCode.StatefulSetNotFound, 'the buildkitd StatefulSet does not exist');
-    }
-    if (this.failure && this.o.clock.now() - this.failure.at < this.o.failureHoldMs) return this.failure.error;
+    const observed = this.observedFailure();
+    if (observed) return observed;
+    if (this.failure && this.o.clock.now() - this.failure.lastFailedAt < this.o.failureHoldMs) return this.failure.error;
     return undefined;
+  }
+
+  /** What /readyz reports: a permanent failure for as long as it lasts, once a second check has seen it. */
+  readinessFailure(): GatewayError | undefined {
+    const observed = this.o.observe();
+    if (observed.synced && !observed.exists) return notFound();
+    return this.failure?.confirmed ? this.failure.error : undefined;
   }
 
   onFailure(listener: (error: GatewayError) => void): void {
@@ -89,7 +113,11 @@ export class Scaler {
   observedStateChanged(): void {
     const observed = this.o.observe();
     if (observed.synced && observed.exists && observed.desiredReplicas > 0) this.o.idle.arm();
-    if (observed.synced && !observed.exists) this.fail(new GatewayError(ErrorCode.StatefulSetNotFound, 'the buildkitd StatefulSet does not exist'));
+    if (observed.synced && observed.exists && this.failure?.error.code === ErrorCode.StatefulSetNotFound) {
+      this.clearFailure('the StatefulSet is in the synced watch');
+    }
+    const failure = this.observedFailure();
+    if (failure) this.notify(failure);
   }
 
   /** Makes sure at least one replica is wanted. Returns at once; failures reach `onFailure` listeners. */
@@ -104,11 +132,12 @@ export class Scaler {
       this.wakeWhenFenceLifts = true;
       return;
     }
-    const observed = this.o.observe();
-    if (observed.synced && !observed.exists) {
-      this.fail(new GatewayError(ErrorCode.StatefulSetNotFound, 'the buildkitd StatefulSet does not exist'));
+    const failure = this.observedFailure();
+    if (failure) {
+      this.notify(failure);
       return;
     }
+    const observed = this.o.observe();
     if (observed.synced && observed.desiredReplicas >= 1) return;
     this.wakeInFlight = true;
     void this.wake().finally(() => {
@@ -117,16 +146,18 @@ export class Scaler {
   }
 
   private async wake(): Promise<void> {
+    let lastError = '';
     for (let attempt = 1; attempt <= maxWakeAttempts; attempt += 1) {
       try {
         const state = await this.o.target.read();
+        if (this.failure?.error.code === ErrorCode.StatefulSetNotFound) this.clearFailure('the scale subresource answered');
         if (state.replicas >= 1) {
           this.o.emit({ kind: 'scale_skipped', direction: 'up', reason: `already at ${state.replicas} replicas` });
         } else {
           await this.o.target.write(1, state.resourceVersion);
           this.o.emit({ kind: 'scale', direction: 'up', from: state.replicas, to: 1, reason: 'connection waiting' });
+          this.clearFailure('scale up succeeded');
         }
-        this.failure = undefined;
         return;
       } catch (error) {
         const status = apiStatus(error);
@@ -136,11 +167,16 @@ export class Scaler {
           this.fail(gatewayError);
           return;
         }
+        lastError = apiMessage(error);
         if (!this.o.hasDemand()) return;
         await new Promise<void>((resolve) => this.o.clock.setTimer(Math.min(250 * 2 ** (attempt - 1), this.o.retryMs), resolve));
         if (!this.o.hasDemand()) return;
       }
     }
+    // Nothing retries after this: the clients held now are told why at once (not at their deadline, with
+    // the wrong cause), and the next connection starts a new cycle because wakeInFlight is cleared.
+    this.o.emit({ kind: 'wake_gave_up', code: ErrorCode.WakeGaveUp, attempts: maxWakeAttempts, error: lastError });
+    this.notify(new GatewayError(ErrorCode.WakeGaveUp, `gave up waking buildkitd after ${maxWakeAttempts} failed attempts: ${lastError}`));
   }
 
   private async scaleDownIfIdle(epoch: number): Promise<void> {
@@ -192,14 +228,86 @@ export class Scaler {
   private classify(error: unknown, direction: 'up' | 'down', to: number): GatewayError {
     const status = apiStatus(error);
     const message = apiMessage(error);
-    const code =
-      status === 403 || status === 401 ? ErrorCode.ScaleForbidden : status === 404 ? ErrorCode.StatefulSetNotFound : ErrorCode.ScaleFailed;
+    const code = permanentCode(status) ?? ErrorCode.ScaleFailed;
     this.o.emit({ kind: 'scale_failed', direction, to, code, error: message, status });
     return new GatewayError(code, `scale ${direction} to ${to} failed: ${message}`, { cause: error });
   }
 
+  /** Failures the watches show (StatefulSet missing, a watch forbidden): they last as long as the watch says. */
+  private observedFailure(): GatewayError | undefined {
+    const observed = this.o.observe();
+    if (observed.synced && !observed.exists) return notFound();
+    if (observed.forbiddenWatch) {
+      const { resource, message } = observed.forbiddenWatch;
+      return new GatewayError(ErrorCode.WatchForbidden, `the watch of ${resource} is forbidden, so a wake-up could not be seen: ${message}`);
+    }
+    return undefined;
+  }
+
+  /** Records a permanent failure from the API server, tells held connections, and starts the re-checks. */
   private fail(error: GatewayError): void {
-    this.failure = { error, at: this.o.clock.now() };
+    const now = this.o.clock.now();
+    const known = this.failure;
+    if (known && known.error.code === error.code) {
+      known.error = error;
+      known.lastFailedAt = now;
+      if (now - known.since >= this.o.failureRecheck.initialMs) known.confirmed = true;
+    } else {
+      known?.recheck?.cancel();
+      this.failure = { error, since: now, lastFailedAt: now, confirmed: false, recheckMs: this.o.failureRecheck.initialMs, recheck: undefined };
+      this.scheduleRecheck();
+    }
+    this.notify(error);
+  }
+
+  private notify(error: GatewayError): void {
     for (const listener of this.failureListeners) listener(error);
   }
+
+  private clearFailure(reason: string): void {
+    const known = this.failure;
+    if (!known) return;
+    known.recheck?.cancel();
+    this.failure = undefined;
+    this.o.emit({ kind: 'scale_recovered', code: known.error.code, reason });
+  }
+
+  private scheduleRecheck(): void {
+    const known = this.failure;
+    if (!known) return;
+    known.recheck = this.o.clock.setTimer(known.recheckMs, () => void this.recheck(known));
+    known.recheckMs = Math.min(known.recheckMs * 2, this.o.failureRecheck.maxMs);
+  }
+
+  /** Asks the API server whether the failure is over: a read, then a write of the replicas just read (a no-op). */
+  private async recheck(known: ScaleFailure): Promise<void> {
+    if (this.failure !== known) return;
+    if (this.wakeInFlight || this.scaleDownInFlight) {
+      this.scheduleRecheck(); // that request is the check
+      return;
+    }
+    try {
+      const state = await this.o.target.read();
+      await this.o.target.write(state.replicas, state.resourceVersion);
+      if (this.failure === known) this.clearFailure('a re-check of the scale subresource succeeded');
+      return;
+    } catch (error) {
+      if (this.failure !== known) return;
+      const status = apiStatus(error);
+      // A conflict got past authorization and found the object: the failure is over.
+      if (status === 409) {
+        this.clearFailure('a re-check of the scale subresource succeeded');
+        return;
+      }
+      const code = permanentCode(status);
+      if (code !== undefined) this.fail(new GatewayError(code, `scale check failed: ${apiMessage(error)}`, { cause: error }));
+      if (this.failure === known) this.scheduleRecheck(); // a different failure brought its own schedule
+    }
+  }
+}
+
+const notFound = () => new GatewayError(ErrorCode.StatefulSetNotFound, 'the buildkitd StatefulSet does not exist');
+
+function permanentCode(status: number | undefined): ErrorCode | undefined {
+  return status === 403 || status === 401 ? ErrorCode.ScaleForbidden : status === 404 ? ErrorCode.StatefulSetNotFound : undefined;
 }
