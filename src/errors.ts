@@ -19,6 +19,8 @@ export const ErrorCode = {
   LeaseFailed: 'BKA_LEASE_FAILED',
   IdentityConflict: 'BKA_IDENTITY_CONFLICT',
   ReportExpired: 'BKA_REPORT_EXPIRED',
+  WakeGaveUp: 'BKA_WAKE_GAVE_UP',
+  Internal: 'BKA_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

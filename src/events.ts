@@ -28,6 +28,11 @@ export type GatewayEvent =
   | { kind: 'scale'; direction: 'up' | 'down'; from: number; to: number; reason: string }
   | { kind: 'scale_failed'; direction: 'up' | 'down'; to: number; code: ErrorCode; error: string; status: number | undefined }
   | { kind: 'scale_skipped'; direction: 'up' | 'down'; reason: string }
+  | { kind: 'scale_recovered'; code: ErrorCode; reason: string }
+  | { kind: 'wake_gave_up'; code: ErrorCode; attempts: number; error: string }
+  | { kind: 'internal_error'; code: ErrorCode; what: string; error: string }
+  | { kind: 'idle_timer_started'; timeoutMs: number }
+  | { kind: 'idle_timer_canceled'; openConnections: number }
   | { kind: 'watch_synced'; resource: string; objects: number }
   | { kind: 'watch_failed'; resource: string; code: ErrorCode; error: string; status: number | undefined; retryInMs: number }
   | { kind: 'backends_changed'; ready: string[] }
@@ -106,6 +111,19 @@ const rules = {
     },
   },
   scale_skipped: { level: () => 'info', message: (e) => `scale ${e.direction} skipped: ${e.reason}` },
+  scale_recovered: { level: () => 'info', message: (e) => `${e.code} is over: ${e.reason}` },
+  wake_gave_up: {
+    level: () => 'error',
+    message: (e) => `gave up waking buildkitd after ${e.attempts} failed attempts (the next connection tries again): ${e.error}`,
+    count: (e, m) => m.errors.inc({ code: e.code }),
+  },
+  internal_error: {
+    level: () => 'error',
+    message: (e) => `${e.what}: ${e.error}`,
+    count: (e, m) => m.errors.inc({ code: e.code }),
+  },
+  idle_timer_started: { level: () => 'info', message: (e) => `no open connections; scaling to zero in ${e.timeoutMs}ms unless one arrives` },
+  idle_timer_canceled: { level: () => 'debug', message: () => 'idle timer canceled by a new connection' },
   watch_synced: { level: () => 'info', message: (e) => `watch of ${e.resource} synced (${e.objects} objects)` },
   watch_failed: {
     level: () => 'warn',

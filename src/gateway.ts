@@ -5,6 +5,7 @@ import { DnsBackends } from './backends/dns.ts';
 import { EndpointSliceBackends } from './backends/endpoints.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
+import { ErrorCode, GatewayError } from './errors.ts';
 import { createEventSink, type EmitEvent } from './events.ts';
 import { ActivityPublisher } from './ha/activity-publisher.ts';
 import { LeaderElector } from './ha/leader-election.ts';
@@ -126,7 +127,15 @@ export class Gateway {
         this.controller.requestReconcile();
       });
     }
-    for (const informer of [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : [])]) informer.onChange(() => this.controller.requestReconcile());
+    for (const informer of [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : [])]) {
+      informer.onChange(() => {
+        this.controller.requestReconcile();
+        if (this.statefulSet.state.synced && this.statefulSet.objects().length > 0) this.actuator.statefulSetSeen();
+        // Held clients learn at once that a wake-up cannot be seen or done (forbidden watch, no StatefulSet).
+        const failure = this.observedFailure();
+        if (failure) this.pending.failAll(failure);
+      });
+    }
     this.source.onChange(() => this.controller.requestReconcile());
 
     this.pending = new PendingConnections(config.maxPending, clock, config.maxPendingBytes);
@@ -281,9 +290,27 @@ export class Gateway {
     };
   }
 
-  /** A reason why waking cannot work now, for fast failure of held clients. */
-  private currentFailure() {
-    return this.actuator.currentFailure();
+  /** A reason why waking cannot work now: held and new clients fail at once with it. */
+  private currentFailure(): GatewayError | undefined {
+    return this.observedFailure() ?? this.actuator.currentFailure();
+  }
+
+  /** Failures the watches show (StatefulSet missing, a watch forbidden): they last as long as the watch says. */
+  private observedFailure(): GatewayError | undefined {
+    if (this.statefulSet.state.synced && this.statefulSet.objects().length === 0) {
+      return new GatewayError(ErrorCode.StatefulSetNotFound, 'the buildkitd StatefulSet does not exist');
+    }
+    // Only the watches a wake-up is seen through; a forbidden Lease watch shows on /readyz instead.
+    const forbidden = [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : [])].find((informer) => informer.state.failure?.code === ErrorCode.WatchForbidden);
+    if (forbidden) {
+      return new GatewayError(ErrorCode.WatchForbidden, `the watch of ${forbidden.resource} is forbidden, so a wake-up could not be seen: ${forbidden.state.failure?.message ?? ''}`);
+    }
+    return undefined;
+  }
+
+  /** Logs and counts a failure nothing else caught (the process-level safety net), and keeps running. */
+  reportInternalError(what: string, error: unknown): void {
+    this.emit({ kind: 'internal_error', code: ErrorCode.Internal, what, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
   }
 
   private readiness(): ReadinessCheck[] {
@@ -300,7 +327,8 @@ export class Gateway {
         ...(synced ? {} : { reason: failure ? `${failure.code}: ${failure.message}` : 'not synced yet' }),
       });
     }
-    const failure = this.actuator.currentFailure();
+    const missing = this.observedFailure();
+    const failure = missing?.code === ErrorCode.StatefulSetNotFound ? missing : this.actuator.readinessFailure();
     checks.push({ name: 'scale', ok: failure === undefined, ...(failure ? { reason: `${failure.code}: ${failure.message}` } : {}) });
     if (this.coordination) {
       const { elector } = this.coordination;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
 import { describeConfig, loadConfig, type LoadedConfig } from './config.ts';
-import { ConfigError, GatewayError } from './errors.ts';
+import { ConfigError, ErrorCode, GatewayError } from './errors.ts';
 import { Gateway } from './gateway.ts';
 import { loadKubeConfig } from './kube/client.ts';
 import { createLogger } from './log.ts';
@@ -38,8 +38,10 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const gateway = new Gateway({ config, kubeConfig, log });
+  // Node exits on an unhandled rejection, which would cut every spliced build: log it with a code, count it, go on.
+  process.on('unhandledRejection', (reason) => gateway.reportInternalError('unhandled promise rejection', reason));
   process.on('uncaughtException', (error) => {
-    log.fatal({ err: error, code: 'BKA_INTERNAL' }, 'uncaught exception');
+    log.fatal({ err: error, code: ErrorCode.Internal }, 'uncaught exception');
     process.exit(1);
   });
   let stopping = false;
@@ -49,7 +51,7 @@ async function main(): Promise<void> {
     gateway.shutdown(signal).then(
       () => process.exit(0),
       (error: unknown) => {
-        log.error({ err: error, code: 'BKA_INTERNAL' }, 'shutdown failed');
+        log.error({ err: error, code: ErrorCode.Internal }, 'shutdown failed');
         process.exit(1);
       },
     );

@@ -1,8 +1,9 @@
-import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Clock, Timer } from '../clock.ts';
 import { ErrorCode } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from './api-error.ts';
+import { GuardedWatch } from './guarded-watch.ts';
 
 export interface InformerOptions<T extends KubernetesObject> {
   /** A name for logs and metrics, e.g. "statefulset/buildkitd". */
@@ -31,7 +32,8 @@ export interface ListWatchStream<T extends KubernetesObject> {
   list(): readonly T[];
 }
 
-export type OpenListWatch<T extends KubernetesObject> = (list: () => Promise<KubernetesListObject<T>>) => ListWatchStream<T>;
+/** `onError` receives failures the client would otherwise drop as unhandled rejections (see GuardedWatch). */
+export type OpenListWatch<T extends KubernetesObject> = (list: () => Promise<KubernetesListObject<T>>, onError: (error: unknown) => void) => ListWatchStream<T>;
 
 // client-go's reflector rule: only a watch that stayed up this long proves the API server healthy again and
 // resets the backoff; a list that succeeds while every watch fails must not (it would relist every 0.5 s).
@@ -75,7 +77,8 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.options = options;
     this.backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
     const { kubeConfig, path, labelSelector, fieldSelector } = options;
-    this.openListWatch = options.openListWatch ?? ((list) => new ListWatch<T>(path, new Watch(kubeConfig), list, false, labelSelector, fieldSelector));
+    this.openListWatch =
+      options.openListWatch ?? ((list, onError) => new ListWatch<T>(path, new GuardedWatch(kubeConfig, onError), list, false, labelSelector, fieldSelector));
   }
 
   start(): void {
@@ -125,7 +128,9 @@ export class ResilientInformer<T extends KubernetesObject> {
       });
       return result;
     };
-    const watch = this.openListWatch(list);
+    const watch = this.openListWatch(list, (error) => {
+      if (generation === this.generation) this.failed(error);
+    });
     const onObject = () => {
       if (this.isCurrent(generation, watch) && this.status.synced) this.changed();
     };

@@ -31,6 +31,8 @@ const outcomeFor: Partial<Record<string, ConnectionOutcome>> = {
   [ErrorCode.ScaleForbidden]: ConnectionOutcome.scaleFailed,
   [ErrorCode.StatefulSetNotFound]: ConnectionOutcome.scaleFailed,
   [ErrorCode.ScaleFailed]: ConnectionOutcome.scaleFailed,
+  [ErrorCode.WakeGaveUp]: ConnectionOutcome.scaleFailed,
+  [ErrorCode.WatchForbidden]: ConnectionOutcome.scaleFailed,
 };
 
 /**

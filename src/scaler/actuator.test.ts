@@ -37,7 +37,9 @@ function setup() {
   const events: GatewayEvent[] = [];
   const scale = new FakeScale();
   const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e), retryMs: 1000 });
-  return { clock, events, scale, actuator };
+  const failures: string[] = [];
+  actuator.onFailure((e) => failures.push(e.code));
+  return { clock, events, scale, actuator, failures };
 }
 
 const settle = async (clock: ManualClock, ms = 60_000) => {
@@ -77,9 +79,7 @@ test('scale-down goes from exactly R to R-1 with the version it read: a scale-up
 });
 
 test('forbidden and not found fail fast with their codes and are kept until a call succeeds', async () => {
-  const { scale, actuator } = setup();
-  const failures: string[] = [];
-  actuator.onFailure((e) => failures.push(e.code));
+  const { scale, actuator, failures } = setup();
   scale.failWith = [403];
   await actuator.ensureAtLeast(1, 'demand', () => true);
   assert.deepEqual(failures, [ErrorCode.ScaleForbidden]);
@@ -104,7 +104,7 @@ test('transient errors are retried with backoff while the replicas are still wan
   const givenUp = actuator.ensureAtLeast(1, 'demand', () => true);
   await settle(clock, 60_000);
   await givenUp;
-  assert.ok(events.some((e) => e.kind === 'scale_failed' && /gave up/.test(e.error)));
+  assert.ok(events.some((e) => e.kind === 'wake_gave_up'));
   let wanted = true;
   scale.failWith = [500, 500, 500];
   const abandoned = actuator.ensureAtLeast(1, 'demand', () => wanted);
@@ -112,4 +112,56 @@ test('transient errors are retried with backoff while the replicas are still wan
   await settle(clock, 5_000);
   await abandoned;
   assert.deepEqual(scale.writes, [1], 'not retried once nobody needs it');
+});
+
+test('a forbidden scale write is still reported for /readyz 30 s later while the API keeps answering 403, and clears after a successful write', async () => {
+  const { scale, actuator, clock } = setup();
+  scale.failWith = Array.from({ length: 1000 }, () => 403);
+  await actuator.ensureAtLeast(1, 'demand', () => true);
+  await settle(clock, 30_000);
+  assert.equal(actuator.readinessFailure()?.code, ErrorCode.ScaleForbidden, '30 s later, still forbidden');
+  scale.failWith = []; // the Role is fixed
+  await settle(clock, 1000);
+  await actuator.ensureAtLeast(1, 'demand', () => true);
+  assert.deepEqual(scale.writes.filter((r) => r === 1), [1]);
+  assert.equal(actuator.readinessFailure(), undefined, 'cleared by the successful write');
+  assert.equal(actuator.currentFailure(), undefined);
+});
+
+test('with nobody connecting, a periodic re-check clears a forbidden scale once the Role is fixed, without changing replicas', async () => {
+  const { scale, actuator, clock, events } = setup();
+  scale.failWith = Array.from({ length: 1000 }, () => 403);
+  await actuator.ensureAtLeast(1, 'demand', () => true);
+  await settle(clock, 10_000);
+  assert.equal(actuator.readinessFailure()?.code, ErrorCode.ScaleForbidden);
+  scale.failWith = [];
+  await settle(clock, 60_000);
+  assert.equal(actuator.readinessFailure(), undefined, 'cleared by a re-check');
+  assert.equal(scale.replicas, 0, 'the re-check wrote the replicas it read');
+  assert.ok(events.some((e) => e.kind === 'scale_recovered' && e.code === ErrorCode.ScaleForbidden));
+});
+
+test('one 403 (as right after an API-server restart) fails the held clients but does not turn /readyz red', async () => {
+  const { scale, actuator, clock, failures } = setup();
+  scale.failWith = [403];
+  await actuator.ensureAtLeast(1, 'demand', () => true);
+  assert.equal(failures[0], ErrorCode.ScaleForbidden, 'held clients fail fast');
+  for (let i = 0; i < 20; i += 1) {
+    assert.equal(actuator.readinessFailure(), undefined, `/readyz stays green at ${clock.now()} ms`);
+    await settle(clock, 500);
+  }
+  assert.equal(actuator.currentFailure(), undefined, 'the re-check cleared it: new clients wake buildkitd again');
+});
+
+test('after 20 failed attempts: BKA_WAKE_GAVE_UP is emitted, held clients fail with it, and the next demand tries again', async () => {
+  const { scale, actuator, clock, events, failures } = setup();
+  scale.failWith = Array.from({ length: 20 }, () => 503);
+  const done = actuator.ensureAtLeast(1, 'demand', () => true);
+  await settle(clock, 200_000);
+  await done;
+  assert.equal(events.filter((e) => e.kind === 'scale_failed').length, 20);
+  assert.ok(events.some((e) => e.kind === 'wake_gave_up' && e.code === ErrorCode.WakeGaveUp));
+  assert.equal(failures.at(-1), ErrorCode.WakeGaveUp, 'held clients are told why at once');
+  await actuator.ensureAtLeast(1, 'demand', () => true);
+  assert.deepEqual(scale.writes, [1], 'the next demand started a new attempt cycle');
 });

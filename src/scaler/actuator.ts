@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.ts';
+import type { Clock, Timer } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
@@ -16,66 +16,111 @@ export interface ScaleActuatorOptions {
   emit: EmitEvent;
   /** Largest delay between retries of a failed write. */
   retryMs?: number;
+  /** How long after a failed write or check new connections fail at once without asking the API server again. */
+  failureHoldMs?: number;
+  /**
+   * Re-checks of a permanent failure (forbidden, not found) while nothing else asks: the first comes after
+   * `initialMs` and confirms the failure for /readyz, then the delay doubles up to `maxMs`.
+   */
+  failureRecheck?: { initialMs: number; maxMs: number };
 }
 
 const maxAttempts = 20;
+
+/** A permanent scale failure, kept until a write, a re-check or the watch shows it is over. */
+interface ScaleFailure {
+  error: GatewayError;
+  since: number;
+  lastFailedAt: number;
+  /** Seen again by a later check: a single 403 (API server just restarted) must not turn /readyz red. */
+  confirmed: boolean;
+  recheckMs: number;
+  recheck: Timer | undefined;
+}
 
 /**
  * The only code that writes replicas. Up is "at least N" (idempotent: any replica may do it, and it never
  * lowers what another writer asked for); down is "from exactly R to R-1" with the resourceVersion it read,
  * so a scale-up that lands in between makes the scale-down fail instead of undoing it. Permanent failures
- * (forbidden, not found) are kept until a later call succeeds, for fast failure of held clients and /readyz.
+ * (forbidden, not found) are kept until a write, a re-check or the watch shows they are over: new clients
+ * fail fast with them, and /readyz reports them once a second check has confirmed them.
  */
 export class ScaleActuator {
   private readonly o: Required<ScaleActuatorOptions>;
-  private failure: GatewayError | undefined;
+  private failure: ScaleFailure | undefined;
+  private inFlight = 0;
   private readonly failureListeners = new Set<(error: GatewayError) => void>();
 
   constructor(options: ScaleActuatorOptions) {
-    this.o = { retryMs: 5000, ...options };
+    // Re-check at 2 s: a kubelet probing every 5 s with failureThreshold 2 never sees a one-off 403 twice.
+    this.o = { retryMs: 5000, failureHoldMs: 5000, failureRecheck: { initialMs: 2000, maxMs: 30_000 }, ...options };
   }
 
+  /** A permanent reason why scaling cannot work right now: new connections fail at once with it. */
   currentFailure(): GatewayError | undefined {
-    return this.failure;
+    if (this.failure && this.o.clock.now() - this.failure.lastFailedAt < this.o.failureHoldMs) return this.failure.error;
+    return undefined;
+  }
+
+  /** What /readyz reports: a permanent failure for as long as it lasts, once a second check has seen it. */
+  readinessFailure(): GatewayError | undefined {
+    return this.failure?.confirmed ? this.failure.error : undefined;
   }
 
   onFailure(listener: (error: GatewayError) => void): void {
     this.failureListeners.add(listener);
   }
 
+  /** The synced watch lists the StatefulSet: a "not found" from the scale subresource is over. */
+  statefulSetSeen(): void {
+    if (this.failure?.error.code === ErrorCode.StatefulSetNotFound) this.clearFailure('the StatefulSet is in the synced watch');
+  }
+
   /**
    * Makes sure at least `replicas` are wanted, retrying transient failures with backoff while `stillWanted`
-   * says so. Resolves when done or given up (a give-up is an event with a code; the next call tries again).
+   * says so. Resolves when done or given up (a give-up fails the held clients with BKA_WAKE_GAVE_UP; the
+   * next demand tries again).
    */
   async ensureAtLeast(replicas: number, reason: string, stillWanted: () => boolean): Promise<void> {
-    for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
-      try {
-        const state = await this.o.target.read();
-        if (state.replicas >= replicas) {
-          this.o.emit({ kind: 'scale_skipped', direction: 'up', reason: `already at ${state.replicas} replicas` });
-        } else {
-          await this.o.target.write(replicas, state.resourceVersion);
-          this.o.emit({ kind: 'scale', direction: 'up', from: state.replicas, to: replicas, reason });
-        }
-        this.failure = undefined;
-        return;
-      } catch (error) {
-        if (apiStatus(error) === 409) continue; // someone else wrote in between; read again
-        const failure = this.classify(error, 'up', replicas);
-        if (failure.code !== ErrorCode.ScaleFailed) {
-          this.fail(failure);
+    this.inFlight += 1;
+    try {
+      let lastError = '';
+      for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
+        try {
+          const state = await this.o.target.read();
+          if (this.failure?.error.code === ErrorCode.StatefulSetNotFound) this.clearFailure('the scale subresource answered');
+          if (state.replicas >= replicas) {
+            this.o.emit({ kind: 'scale_skipped', direction: 'up', reason: `already at ${state.replicas} replicas` });
+          } else {
+            await this.o.target.write(replicas, state.resourceVersion);
+            this.o.emit({ kind: 'scale', direction: 'up', from: state.replicas, to: replicas, reason });
+            this.clearFailure('scale up succeeded');
+          }
           return;
+        } catch (error) {
+          if (apiStatus(error) === 409) continue; // someone else wrote in between; read again
+          const failure = this.classify(error, 'up', replicas);
+          if (failure.code !== ErrorCode.ScaleFailed) {
+            this.fail(failure);
+            return;
+          }
+          lastError = apiMessage(error);
+          if (!stillWanted()) return;
+          await new Promise<void>((resolve) => this.o.clock.setTimer(Math.min(250 * 2 ** (attempt - 1), this.o.retryMs), resolve));
+          if (!stillWanted()) return;
         }
-        if (!stillWanted()) return;
-        await new Promise<void>((resolve) => this.o.clock.setTimer(Math.min(250 * 2 ** (attempt - 1), this.o.retryMs), resolve));
-        if (!stillWanted()) return;
       }
+      // The clients held now are told why at once (not at their deadline, with the wrong cause).
+      this.o.emit({ kind: 'wake_gave_up', code: ErrorCode.WakeGaveUp, attempts: maxAttempts, error: lastError });
+      this.notify(new GatewayError(ErrorCode.WakeGaveUp, `gave up waking buildkitd after ${maxAttempts} failed attempts: ${lastError}`));
+    } finally {
+      this.inFlight -= 1;
     }
-    this.o.emit({ kind: 'scale_failed', direction: 'up', to: replicas, code: ErrorCode.ScaleFailed, error: `gave up after ${maxAttempts} attempts; the next demand tries again`, status: undefined });
   }
 
   /** Lowers replicas from exactly `from` to `to`; false if the scale is not at `from` or the write failed. */
   async scaleDown(from: number, to: number, reason: string): Promise<boolean> {
+    this.inFlight += 1;
     try {
       const state = await this.o.target.read();
       if (state.replicas !== from) {
@@ -83,7 +128,7 @@ export class ScaleActuator {
         return false;
       }
       await this.o.target.write(to, state.resourceVersion);
-      this.failure = undefined;
+      this.clearFailure('scale down succeeded');
       this.o.emit({ kind: 'scale', direction: 'down', from, to, reason });
       return true;
     } catch (error) {
@@ -94,19 +139,80 @@ export class ScaleActuator {
         if (failure.code !== ErrorCode.ScaleFailed) this.fail(failure);
       }
       return false;
+    } finally {
+      this.inFlight -= 1;
     }
   }
 
   private classify(error: unknown, direction: 'up' | 'down', to: number): GatewayError {
     const status = apiStatus(error);
     const message = apiMessage(error);
-    const code = status === 403 || status === 401 ? ErrorCode.ScaleForbidden : status === 404 ? ErrorCode.StatefulSetNotFound : ErrorCode.ScaleFailed;
+    const code = permanentCode(status) ?? ErrorCode.ScaleFailed;
     this.o.emit({ kind: 'scale_failed', direction, to, code, error: message, status });
     return new GatewayError(code, `scale ${direction} to ${to} failed: ${message}`, { cause: error });
   }
 
+  /** Records a permanent failure from the API server, tells held connections, and starts the re-checks. */
   private fail(error: GatewayError): void {
-    this.failure = error;
+    const now = this.o.clock.now();
+    const known = this.failure;
+    if (known && known.error.code === error.code) {
+      known.error = error;
+      known.lastFailedAt = now;
+      if (now - known.since >= this.o.failureRecheck.initialMs) known.confirmed = true;
+    } else {
+      known?.recheck?.cancel();
+      this.failure = { error, since: now, lastFailedAt: now, confirmed: false, recheckMs: this.o.failureRecheck.initialMs, recheck: undefined };
+      this.scheduleRecheck();
+    }
+    this.notify(error);
+  }
+
+  private notify(error: GatewayError): void {
     for (const listener of this.failureListeners) listener(error);
   }
+
+  private clearFailure(reason: string): void {
+    const known = this.failure;
+    if (!known) return;
+    known.recheck?.cancel();
+    this.failure = undefined;
+    this.o.emit({ kind: 'scale_recovered', code: known.error.code, reason });
+  }
+
+  private scheduleRecheck(): void {
+    const known = this.failure;
+    if (!known) return;
+    known.recheck = this.o.clock.setTimer(known.recheckMs, () => void this.recheck(known));
+    known.recheckMs = Math.min(known.recheckMs * 2, this.o.failureRecheck.maxMs);
+  }
+
+  /** Asks the API server whether the failure is over: a read, then a write of the replicas just read (a no-op). */
+  private async recheck(known: ScaleFailure): Promise<void> {
+    if (this.failure !== known) return;
+    if (this.inFlight > 0) {
+      this.scheduleRecheck(); // that request is the check
+      return;
+    }
+    try {
+      const state = await this.o.target.read();
+      await this.o.target.write(state.replicas, state.resourceVersion);
+      if (this.failure === known) this.clearFailure('a re-check of the scale subresource succeeded');
+    } catch (error) {
+      if (this.failure !== known) return;
+      const status = apiStatus(error);
+      // A conflict got past authorization and found the object: the failure is over.
+      if (status === 409) {
+        this.clearFailure('a re-check of the scale subresource succeeded');
+        return;
+      }
+      const code = permanentCode(status);
+      if (code !== undefined) this.fail(new GatewayError(code, `scale check failed: ${apiMessage(error)}`, { cause: error }));
+      if (this.failure === known) this.scheduleRecheck(); // a different failure brought its own schedule
+    }
+  }
+}
+
+function permanentCode(status: number | undefined): ErrorCode | undefined {
+  return status === 403 || status === 401 ? ErrorCode.ScaleForbidden : status === 404 ? ErrorCode.StatefulSetNotFound : undefined;
 }

@@ -163,7 +163,8 @@ export class ScaleController {
     const spec = observed.statefulSet?.replicas;
     // Once the watch shows any other value, the write is behind us: ask again whenever needed.
     if (this.ensured && spec !== this.ensured.observedSpec) this.ensured = undefined;
-    if (target !== undefined && !this.upInFlight && !(this.ensured && target <= this.ensured.replicas && spec === this.ensured.observedSpec)) {
+    // A recent permanent failure (forbidden, not found) is re-checked by the actuator, not hammered per decision.
+    if (target !== undefined && !this.upInFlight && !this.o.actuator.currentFailure() && !(this.ensured && target <= this.ensured.replicas && spec === this.ensured.observedSpec)) {
       this.upInFlight = true;
       const reason = decision.demand > 0 ? `${decision.demand} connections need ${target} replicas` : `at least ${target} replicas are configured`;
       void this.o.actuator

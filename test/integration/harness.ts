@@ -85,8 +85,16 @@ ${container}
 `;
 }
 
+/** Take one permission away from the shipped Role: the scale subresource, or the list/watch of one resource. */
+interface RbacOptions {
+  withoutScale?: boolean;
+  /** May list but not watch anything. */
+  withoutWatch?: boolean;
+  withoutWatchOf?: 'statefulsets' | 'endpointslices';
+}
+
 /** The Role, RoleBinding and ServiceAccount exactly as shipped in deploy/kubernetes, moved to `namespace`. */
-function shippedRbacYaml(namespace: string, options: { withoutScale?: boolean; withoutWatch?: boolean } = {}): string {
+function shippedRbacYaml(namespace: string, options: RbacOptions = {}): string {
   const files = ['01-serviceaccount.yaml', '02-role.yaml', '03-rolebinding.yaml'];
   const objects = files.flatMap((f): unknown[] => loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8'))) as Array<{
     kind: string;
@@ -104,6 +112,11 @@ function shippedRbacYaml(namespace: string, options: { withoutScale?: boolean; w
     }
     if (object.kind === 'Role' && options.withoutWatch) {
       for (const rule of object.rules ?? []) rule.verbs = rule.verbs?.filter((verb) => verb !== 'watch');
+    }
+    if (object.kind === 'Role' && options.withoutWatchOf) {
+      const before = object.rules?.length ?? 0;
+      object.rules = object.rules?.filter((rule) => !rule.resources?.includes(options.withoutWatchOf ?? ''));
+      assert.equal(object.rules?.length, before - 1, `the shipped Role has a ${options.withoutWatchOf} rule to remove`);
     }
   }
   return objects.map((object) => dumpYaml(object)).join('---\n');
@@ -137,10 +150,7 @@ export interface Env {
  * A fresh namespace with buildkitd at 0 and the shipped RBAC. On failure the namespace's objects, events
  * and every process log are left under .artifacts/integration/<test>.
  */
-export async function setup(
-  t: TestContext,
-  options: { buildkitd?: BuildkitdSpec | false; rbac?: { withoutScale?: boolean; withoutWatch?: boolean } } = {},
-): Promise<Env> {
+export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec | false; rbac?: RbacOptions } = {}): Promise<Env> {
   const c = await cluster();
   const namespace = await c.createNamespace('it');
   const artifacts = join(artifactsRoot, `${t.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}-${namespace}`);
