@@ -95,9 +95,11 @@ describe('helm chart', () => {
     assert.match(await renderError(['--set', 'podDisruptionBudget.minAvailable=one']), /minAvailable/);
   });
 
-  it('refuses leader election timings that are not Go durations', async () => {
+  it('refuses leader election timings that are not Go durations and Lease names the reports could not extend', async () => {
     assert.match(await renderError(['--set', 'leaderElection.leaseDuration=15']), /leaseDuration/);
     assert.match(await renderError(['--set', 'leaderElection.leaseName=Leader_Lease']), /leaseName/);
+    // <leaseName>-<pod name> (up to 63 characters) must stay a valid object name.
+    assert.match(await renderError(['--set', `leaderElection.leaseName=${'a'.repeat(190)}`]), /leaseName/);
   });
 
   it('requires a ServiceAccount name when it does not create one', async () => {
