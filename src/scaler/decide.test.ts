@@ -88,7 +88,7 @@ const cases: Case[] = [
   { name: 'idle for the timeout: propose removing the highest ordinal', view: view({ reports: [report('a', { pods: lastActive('buildkitd-0', now - idle) })] }), expect: { scaleDown: 'propose' } },
   { name: 'a replica that started recently has not seen the timeout pass', view: view({ reports: [report('a', { since: now - 10 })] }), expect: { scaleDown: undefined, recheckAt: now - 10 + idle } },
   { name: 'a connection on the pod anywhere blocks', view: view({ reports: [report('a'), report('b', { open: 1, pods: busy('buildkitd-0') })] }), expect: { scaleDown: undefined, needed: 1 } },
-  { name: 'never on unsynced watches', view: view({ synced: false }), expect: { scaleDown: undefined } },
+  { name: 'never on unsynced watches, and it says so', view: view({ synced: false }), expect: { scaleDown: undefined, waiting: 'watches not synced: no scale-down until they are' } },
   { name: 'only the leader scales down', view: view({ leader: false }), expect: { scaleDown: undefined } },
 
   // Reports of other replicas.

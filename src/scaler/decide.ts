@@ -178,6 +178,10 @@ export function decide(view: ScalerView): ScaleDecision {
   }
 
   let scaleDown: ScaleDownStep | undefined;
+  if (view.leader && !view.synced && spec !== undefined && spec > needed) {
+    // Never decide on a cache that may have missed events (API server down, a watch restarting).
+    waiting ??= 'watches not synced: no scale-down until they are';
+  }
   if (view.leader && view.synced && spec !== undefined) {
     const step = scaleDownStep(view, { counted, blockedBy, needed, spec, proposalPodsExist, recheck });
     scaleDown = step.step;
