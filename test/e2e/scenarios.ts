@@ -40,6 +40,8 @@ export interface Context {
   /** Connections served so far, to compare with the gateway's own count. */
   served: number;
   access?: GatewayAccess;
+  /** The ready gateway pods (the Deployment may run several replicas); gatewayPod is the first. */
+  gatewayPods: string[];
   gatewayPod?: string;
 }
 
@@ -55,17 +57,32 @@ async function kubectlOk(ctx: Context, args: string[], input?: string): Promise<
   return r.stdout;
 }
 
-/** Waits for the gateway Deployment to be available and (re)opens access to its pod. */
-async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
-  await kubectlOk(ctx, ['rollout', 'status', 'deployment/buildkitd-autoscaler', '--timeout=240s']);
+/** The gateway pods that are Ready and not terminating. */
+async function readyGatewayPods(ctx: Context): Promise<{ ready: string[]; all: number }> {
   const pods = JSON.parse(await kubectlOk(ctx, ['get', 'pods', '-l', GATEWAY_SELECTOR, '-o', 'json'])) as {
     items: { metadata: { name: string; deletionTimestamp?: string }; status?: { conditions?: { type: string; status: string }[] } }[];
   };
   const ready = pods.items
     .filter((p) => !p.metadata.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
-    .map((p) => p.metadata.name);
-  assert.equal(ready.length, 1, `expected one ready gateway pod, found ${ready.length} of ${pods.items.length}`);
+    .map((p) => p.metadata.name)
+    .sort();
+  return { ready, all: pods.items.length };
+}
+
+/** Waits for the gateway Deployment to be available with all its replicas ready and (re)opens access to it. */
+async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
+  await kubectlOk(ctx, ['rollout', 'status', 'deployment/buildkitd-autoscaler', '--timeout=240s']);
+  const desired = Number((await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.replicas}'])).trim() || '1');
+  const podsDeadline = Date.now() + 60_000;
+  let pods = await readyGatewayPods(ctx);
+  while (pods.ready.length !== desired) {
+    assert.ok(Date.now() < podsDeadline, `expected ${desired} ready gateway pods, found ${pods.ready.length} of ${pods.all} for 60s`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    pods = await readyGatewayPods(ctx);
+  }
+  const { ready } = pods;
   ctx.access?.close();
+  ctx.gatewayPods = ready;
   ctx.gatewayPod = ready[0];
   const gw = await ctx.backend.gatewayAccess(ctx.namespace, ready[0] ?? '');
   ctx.access = gw;
@@ -138,14 +155,44 @@ function lineClient(endpoint: Endpoint) {
   };
 }
 
-async function metricsNow(ctx: Context): Promise<string> {
-  const { status, body } = await httpGet(access(ctx).metrics, '/metrics');
-  return status === 200 ? body : '';
+/** Each ready gateway pod's /metrics, read from the pod itself (the Service would pick one replica). */
+async function metricsOfEachPod(ctx: Context): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const pod of ctx.gatewayPods) {
+    const pa = await ctx.backend.podAccess(ctx.namespace, pod);
+    try {
+      const { status, body } = await httpGet(pa.metrics, '/metrics').catch(() => ({ status: 0, body: '' }));
+      out.set(pod, status === 200 ? body : '');
+    } finally {
+      pa.close();
+    }
+  }
+  return out;
 }
 
+/**
+ * The gateway pod splicing the one open connection (open, none held), once exactly one pod has it;
+ * `ended` says why the client is gone, if it is.
+ */
+async function podCarryingConnection(ctx: Context, what: string, ended: () => string | undefined, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const carrying = [...await metricsOfEachPod(ctx)]
+      .filter(([, m]) => (metricSum(m, 'bka_connections_open') ?? 0) >= 1 && metricSum(m, 'bka_connections_held') === 0)
+      .map(([pod]) => pod);
+    if (carrying.length === 1 && carrying[0]) return carrying[0];
+    const gone = ended();
+    assert.ok(gone === undefined, `${what} ended before its connection was seen open on one gateway pod: ${gone ?? ''}`);
+    assert.ok(Date.now() < deadline, `${what}: no single gateway pod splices its connection (seen on ${carrying.join(', ') || 'none'})`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Waits until any ready gateway pod's log matches (with several replicas, the one that served the client). */
 async function waitForLog(ctx: Context, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(await ctx.backend.containerLog(ctx.namespace, ctx.gatewayPod ?? '', 'gateway'))) {
+  const logs = async () => (await Promise.all(ctx.gatewayPods.map((pod) => ctx.backend.containerLog(ctx.namespace, pod, 'gateway')))).join('\n');
+  while (!pattern.test(await logs())) {
     assert.ok(Date.now() < deadline, `the gateway log does not show ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
@@ -264,15 +311,21 @@ export const SCENARIOS: Scenario[] = [
     name: 'metrics',
     promise: '/metrics counts what happened: the connections served and the scale writes',
     async run(ctx) {
-      const { status, body } = await httpGet(access(ctx).metrics, '/metrics');
-      assert.equal(status, 200);
-      const connections = metricSum(body, 'bka_connections_total');
-      const scaleOps = metricSum(body, 'bka_scale_operations_total');
+      // Each replica counts what it did: the sum over the pods is what the gateway did.
+      const perPod = [...(await metricsOfEachPod(ctx)).values()];
+      assert.ok(perPod.length > 0 && perPod.every((m) => m !== ''), 'a gateway pod did not answer /metrics');
+      const sum = (name: string) => perPod.reduce<number | undefined>((acc, m) => {
+        const v = metricSum(m, name);
+        return v === undefined ? acc : (acc ?? 0) + v;
+      }, undefined);
+      const connections = sum('bka_connections_total');
+      const scaleOps = sum('bka_scale_operations_total');
       assert.ok(connections !== undefined && connections >= ctx.served, `bka_connections_total ${connections} < ${ctx.served} served`);
       assert.ok(scaleOps !== undefined && scaleOps >= 4, `bka_scale_operations_total ${scaleOps}: expected at least 2 wakes and 2 scale-downs`);
       ctx.figures.set('/metrics: connections counted / served by the E2E', `${connections} / ${ctx.served}; scale writes ${scaleOps}`);
-      // The memory limit in the manifests is sized from this figure; warn before it gets tight.
-      const rss = metricSum(body, 'bka_process_resident_memory_bytes');
+      // The memory limit in the manifests is sized from this figure (the largest replica); warn before it gets tight.
+      const rssPerPod = perPod.map((m) => metricSum(m, 'bka_process_resident_memory_bytes')).filter((v) => v !== undefined);
+      const rss = rssPerPod.length > 0 ? Math.max(...rssPerPod) : undefined;
       const limit = (await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.template.spec.containers[0].resources.limits.memory}'])).trim();
       const limitBytes = /^(\d+)Mi$/.test(limit) ? Number(limit.slice(0, -2)) * 2 ** 20 : undefined;
       if (rss !== undefined) {
@@ -289,11 +342,12 @@ export const SCENARIOS: Scenario[] = [
     promise: 'when the gateway pod is deleted (rollout, node drain), an open connection keeps working until the client closes it',
     async run(ctx) {
       const gw = access(ctx);
-      const oldPod = ctx.gatewayPod ?? '';
       const client = lineClient(gw.proxy);
       let closedAt = 0;
+      let oldPod = '';
       try {
         await client.echo(ctx, 'the echo before SIGTERM', ctx.settings.readyWaitS * 1000 + 30_000);
+        oldPod = await podCarryingConnection(ctx, 'the echo connection', () => (client.closedByPeer ? 'closed by the gateway' : undefined), 30_000);
         await kubectlOk(ctx, ['delete', 'pod', oldPod, '--wait=false']);
         ctx.timeline.mark(`deleted gateway pod ${oldPod} (SIGTERM) with a connection open`);
         await new Promise((resolve) => setTimeout(resolve, 5000));
@@ -368,11 +422,7 @@ export const SCENARIOS: Scenario[] = [
       assert.notEqual(result.failure, 'timeout', `the client was not closed within ${readyWaitS + 60}s`);
       assert.ok(result.elapsedMs >= readyWaitS * 1000 - 500, `closed after ${seconds(result.elapsedMs)}, before the ${readyWaitS}s deadline`);
       // The log line may land just after the socket closed (asynchronous logging): give it a moment.
-      const logDeadline = Date.now() + 15_000;
-      while (!/BKA_READY_TIMEOUT/.test(await ctx.backend.containerLog(ctx.namespace, ctx.gatewayPod ?? '', 'gateway'))) {
-        assert.ok(Date.now() < logDeadline, 'the gateway log does not name the cause (BKA_READY_TIMEOUT)');
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+      await waitForLog(ctx, /BKA_READY_TIMEOUT/, 'the cause (BKA_READY_TIMEOUT)');
       const { body } = await httpGet(gw.metrics, '/metrics');
       ctx.figures.set(`never ready: client closed after (deadline ${readyWaitS}s)`, seconds(result.elapsedMs));
       return `client ${result.failure ?? ''} after ${seconds(result.elapsedMs)}; log names BKA_READY_TIMEOUT; bka_errors_total ${metricSum(body, 'bka_errors_total') ?? 'absent'}`;
@@ -438,7 +488,6 @@ const rollingUpdateDuringBuild: Scenario = {
   promise: 'a gateway rollout (kubectl rollout restart) while a build streams through it does not cut the build; the new gateway takes over and scales the idle buildkitd to 0',
   async run(ctx) {
     const gw = access(ctx);
-    const oldPod = ctx.gatewayPod ?? '';
     const addr = `tcp://${gw.proxy.host}:${gw.proxy.port}`;
     const dir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-rollout-'));
     try {
@@ -458,14 +507,7 @@ const rollingUpdateDuringBuild: Scenario = {
         return r;
       });
       // Roll the gateway as soon as the build's connection is spliced to buildkitd.
-      const deadline = Date.now() + ctx.settings.readyWaitS * 1000 + 30_000;
-      for (;;) {
-        const m = await metricsNow(ctx);
-        if ((metricSum(m, 'bka_connections_open') ?? 0) >= 1 && metricSum(m, 'bka_connections_held') === 0) break;
-        assert.ok(buildDoneAt === undefined, `the build ended before its connection was seen open${buildError}`);
-        assert.ok(Date.now() < deadline, 'the build never had an open spliced connection');
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+      const oldPod = await podCarryingConnection(ctx, 'the build', () => (buildDoneAt === undefined ? undefined : `exit${buildError}`), ctx.settings.readyWaitS * 1000 + 30_000);
       await kubectlOk(ctx, ['rollout', 'restart', 'deployment/buildkitd-autoscaler']);
       ctx.timeline.mark(`kubectl rollout restart with a build open through ${oldPod}`);
       const terminatingAt = await ctx.timeline.until(`${oldPod} terminating`, () =>
@@ -480,7 +522,7 @@ const rollingUpdateDuringBuild: Scenario = {
       ctx.served++;
       await ctx.timeline.until(`${oldPod} to exit`, () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${oldPod}: deleted`), 60_000);
       await connectToGateway(ctx);
-      assert.notEqual(ctx.gatewayPod, oldPod, 'the gateway pod was not replaced');
+      assert.ok(!ctx.gatewayPods.includes(oldPod), 'the gateway pod was not replaced');
       const newReadyAt = ctx.timeline.now();
       const zeroAt = await waitForZero(ctx, 'the new gateway to scale the idle buildkitd to 0');
       ctx.figures.set(`rollout during a ${ROLLOUT_BUILD_MIB} MiB build: build still running after SIGTERM`, `${seconds(doneAt - terminatingAt)} (build ${seconds(doneAt - started)} in all)`);
