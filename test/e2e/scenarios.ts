@@ -586,13 +586,13 @@ async function disruptDuringBuild(ctx: Context, disruption: Disruption): Promise
     const during = ctx.timeline.entries.filter((e) => e.source === 'statefulset' && e.t >= started && e.t <= doneAt).map((e) => e.replicas ?? 0);
     const firstUp = during.findIndex((n) => n > 0);
     assert.ok(firstUp >= 0 && !during.slice(firstUp).includes(0), `buildkitd was scaled to 0 during the build (replicas seen: ${transitions(during)})`);
-    const failures = probes.failed.map((r) => `${seconds(r.startedAt - disruptedAt)} after the ${disruption}: ${r.failure ?? ''} ${r.detail ?? ''}`.trim());
-    assert.equal(probes.failed.length, 0, `${probes.failed.length} of ${probes.attempted} new connections were not served: ${failures.slice(0, 5).join('; ')}`);
-
     const name = disruption === 'rollout restart' ? 'rollout restart' : 'delete pod of the build';
     ctx.figures.set(`${name}: new connections every ${HA_PROBE_INTERVAL_MS} ms served / attempted`, `${probes.served}/${probes.attempted}, longest connect to served ${Math.round(probes.longestMs)} ms`);
     ctx.figures.set(`${name}: build through the gateway (${buildBytes / 2 ** 20} MiB read at ${HA_BUILD_BYTES_PER_SECOND / 2 ** 20} MiB/s)`, `${seconds(buildMs)} (idle timeout ${ctx.settings.idleTimeoutS}s), output sha256 matches`);
     ctx.figures.set(`${name}: pod carrying the build, terminating to gone`, `${seconds(goneAt - terminatingAt)} (build done ${seconds(doneAt - terminatingAt)} after SIGTERM)`);
+    // The figures first, so REPORT.md has them when a connection failed.
+    const failures = probes.failed.map((r) => `${seconds(r.startedAt - disruptedAt)} after the ${disruption}: ${r.failure ?? ''} ${r.detail ?? ''}`.trim());
+    assert.equal(probes.failed.length, 0, `${probes.failed.length} of ${probes.attempted} new connections were not served: ${failures.slice(0, 5).join('; ')}`);
     const zeroAt = await waitForZero(ctx, 'the gateway replicas to scale the idle buildkitd to 0');
     ctx.figures.set(`${name}: build done to buildkitd at 0`, `${seconds(zeroAt - doneAt)} (idle timeout ${ctx.settings.idleTimeoutS}s)`);
     return `${probes.served}/${probes.attempted} new connections served (longest ${Math.round(probes.longestMs)} ms); build ${seconds(buildMs)}, output sha256 matches; ` +
