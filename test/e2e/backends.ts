@@ -28,6 +28,8 @@ export interface Backend {
   kubectl(args: readonly string[], input?: string): Promise<RunResult>;
   /** Reaches the gateway's proxy and metrics ports (its Service where this process can, else the pod). */
   gatewayAccess(namespace: string, pod: string): Promise<GatewayAccess>;
+  /** Reaches one gateway pod's ports, not the Service (to tell the replicas apart). */
+  podAccess(namespace: string, pod: string): Promise<GatewayAccess>;
   /** stdout+stderr of a container, as far as it goes. */
   containerLog(namespace: string, pod: string, container: string): Promise<string>;
   /** Keeps the logs of every pod of the namespace from now on, including pods deleted before the end. */
@@ -54,6 +56,17 @@ function localBackend(cluster: Cluster): Backend {
       const ip = service.spec.clusterIP;
       const port = (name: string) => service.spec.ports?.find((p) => p.name === name)?.port ?? 0;
       if (!ip || ip === 'None') throw new Error(`Service ${GATEWAY_SERVICE} has no ClusterIP`);
+      return { proxy: { host: ip, port: port('buildkit') }, metrics: { host: ip, port: port('metrics') }, close: () => undefined };
+    },
+    // Pod addresses are reachable from inside the cluster netns, where this process runs.
+    async podAccess(namespace, pod) {
+      const p = JSON.parse(await runOk('kubectl', ['-n', namespace, 'get', 'pod', pod, '-o', 'json'])) as {
+        spec: { containers: { ports?: { name?: string; containerPort: number }[] }[] };
+        status?: { podIP?: string };
+      };
+      const ip = p.status?.podIP;
+      if (!ip) throw new Error(`pod ${pod} has no IP`);
+      const port = (name: string) => p.spec.containers.flatMap((c) => c.ports ?? []).find((q) => q.name === name)?.containerPort ?? 0;
       return { proxy: { host: ip, port: port('buildkit') }, metrics: { host: ip, port: port('metrics') }, close: () => undefined };
     },
     async containerLog(namespace, pod, container) {
@@ -110,20 +123,23 @@ function portForward(namespace: string, pod: string, remotePorts: number[]): Pro
   });
 }
 
+async function podForward(namespace: string, pod: string): Promise<GatewayAccess> {
+  const { ports, child } = await portForward(namespace, pod, [8080, 9090]);
+  return {
+    proxy: { host: '127.0.0.1', port: ports[0] ?? 0 },
+    metrics: { host: '127.0.0.1', port: ports[1] ?? 0 },
+    close: () => child.kill(),
+  };
+}
+
 /** Any real cluster reached through the current kubectl context (kind, minikube, ...). */
 function remoteBackend(name: BackendName): Backend {
   const kubectl = kubectlRunner();
   return {
     name,
     kubectl,
-    async gatewayAccess(namespace, pod) {
-      const { ports, child } = await portForward(namespace, pod, [8080, 9090]);
-      return {
-        proxy: { host: '127.0.0.1', port: ports[0] ?? 0 },
-        metrics: { host: '127.0.0.1', port: ports[1] ?? 0 },
-        close: () => child.kill(),
-      };
-    },
+    gatewayAccess: (namespace, pod) => podForward(namespace, pod),
+    podAccess: (namespace, pod) => podForward(namespace, pod),
     async containerLog(namespace, pod, container) {
       const r = await kubectl(['-n', namespace, 'logs', pod, '-c', container]);
       return r.stdout;

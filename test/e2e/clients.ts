@@ -69,3 +69,40 @@ export function metricSum(text: string, name: string, labels: Record<string, str
   }
   return sum;
 }
+
+// The client connection preface of HTTP/2 (RFC 9113 §3.4) followed by an empty SETTINGS frame.
+const HTTP2_CLIENT_PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+const HTTP2_FRAME_HEADER = 9;
+const HTTP2_SETTINGS = 4;
+
+/**
+ * One new connection as a gRPC client opens it: sends the HTTP/2 preface and succeeds when the server's
+ * SETTINGS frame comes back, i.e. a real buildkitd answered through the gateway (an echo would not parse).
+ */
+export function http2Handshake(endpoint: Endpoint, timeoutMs: number): Promise<RoundTrip> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    let received = Buffer.alloc(0);
+    let done = false;
+    const socket = net.connect(endpoint.port, endpoint.host);
+    const finish = (result: Omit<RoundTrip, 'elapsedMs' | 'received'>) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ ...result, elapsedMs: performance.now() - started, received: received.length });
+    };
+    const timer = setTimeout(() => finish({ ok: false, failure: 'timeout' }), timeoutMs);
+    socket.on('connect', () => socket.write(HTTP2_CLIENT_PREFACE));
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length < HTTP2_FRAME_HEADER) return;
+      if (received[3] === HTTP2_SETTINGS) finish({ ok: true });
+      else finish({ ok: false, failure: 'mismatch', detail: `first frame type ${received[3] ?? '?'}, not SETTINGS` });
+    });
+    socket.on('end', () => finish({ ok: false, failure: 'closed', detail: `after ${received.length} bytes` }));
+    socket.on('error', (error: NodeJS.ErrnoException) =>
+      finish({ ok: false, failure: error.code === 'ECONNRESET' ? 'reset' : 'error', detail: error.message }),
+    );
+  });
+}

@@ -188,6 +188,7 @@ async function main(): Promise<number> {
         figures,
         diagnostics,
         served: 0,
+        gatewayPods: [],
         async install() {
           if (settings.install === 'helm') {
             const created = await backend.kubectl(['create', 'namespace', namespace]);

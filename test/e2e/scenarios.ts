@@ -2,15 +2,19 @@
 // checked through the shipped manifests on a real cluster. Each returns one line of what it observed;
 // a failed expectation throws. They run in order and build on each other's state.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
-import { run } from '../cluster/common.ts';
+import { run, runOk } from '../cluster/common.ts';
 import type { Backend, Endpoint, GatewayAccess } from './backends.ts';
-import { echoRoundTrip, httpGet, metricSum } from './clients.ts';
+import { echoRoundTrip, http2Handshake, httpGet, metricSum } from './clients.ts';
+import { ConnectionProber } from './connection-prober.ts';
 import type { Timeline } from './timeline.ts';
 
 export const GATEWAY_SELECTOR = 'app.kubernetes.io/name=buildkitd-autoscaler';
@@ -40,6 +44,8 @@ export interface Context {
   /** Connections served so far, to compare with the gateway's own count. */
   served: number;
   access?: GatewayAccess;
+  /** The ready gateway pods (the Deployment may run several replicas); gatewayPod is the first. */
+  gatewayPods: string[];
   gatewayPod?: string;
 }
 
@@ -55,17 +61,32 @@ async function kubectlOk(ctx: Context, args: string[], input?: string): Promise<
   return r.stdout;
 }
 
-/** Waits for the gateway Deployment to be available and (re)opens access to its pod. */
-async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
-  await kubectlOk(ctx, ['rollout', 'status', 'deployment/buildkitd-autoscaler', '--timeout=240s']);
+/** The gateway pods that are Ready and not terminating. */
+async function readyGatewayPods(ctx: Context): Promise<{ ready: string[]; all: number }> {
   const pods = JSON.parse(await kubectlOk(ctx, ['get', 'pods', '-l', GATEWAY_SELECTOR, '-o', 'json'])) as {
     items: { metadata: { name: string; deletionTimestamp?: string }; status?: { conditions?: { type: string; status: string }[] } }[];
   };
   const ready = pods.items
     .filter((p) => !p.metadata.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
-    .map((p) => p.metadata.name);
-  assert.equal(ready.length, 1, `expected one ready gateway pod, found ${ready.length} of ${pods.items.length}`);
+    .map((p) => p.metadata.name)
+    .sort();
+  return { ready, all: pods.items.length };
+}
+
+/** Waits for the gateway Deployment to be available with all its replicas ready and (re)opens access to it. */
+async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
+  await kubectlOk(ctx, ['rollout', 'status', 'deployment/buildkitd-autoscaler', '--timeout=240s']);
+  const desired = Number((await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.replicas}'])).trim() || '1');
+  const podsDeadline = Date.now() + 60_000;
+  let pods = await readyGatewayPods(ctx);
+  while (pods.ready.length !== desired) {
+    assert.ok(Date.now() < podsDeadline, `expected ${desired} ready gateway pods, found ${pods.ready.length} of ${pods.all} for 60s`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    pods = await readyGatewayPods(ctx);
+  }
+  const { ready } = pods;
   ctx.access?.close();
+  ctx.gatewayPods = ready;
   ctx.gatewayPod = ready[0];
   const gw = await ctx.backend.gatewayAccess(ctx.namespace, ready[0] ?? '');
   ctx.access = gw;
@@ -138,14 +159,44 @@ function lineClient(endpoint: Endpoint) {
   };
 }
 
-async function metricsNow(ctx: Context): Promise<string> {
-  const { status, body } = await httpGet(access(ctx).metrics, '/metrics');
-  return status === 200 ? body : '';
+/** Each ready gateway pod's /metrics, read from the pod itself (the Service would pick one replica). */
+async function metricsOfEachPod(ctx: Context): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const pod of ctx.gatewayPods) {
+    const pa = await ctx.backend.podAccess(ctx.namespace, pod);
+    try {
+      const { status, body } = await httpGet(pa.metrics, '/metrics').catch(() => ({ status: 0, body: '' }));
+      out.set(pod, status === 200 ? body : '');
+    } finally {
+      pa.close();
+    }
+  }
+  return out;
 }
 
+/**
+ * The gateway pod splicing the one open connection (open, none held), once exactly one pod has it;
+ * `ended` says why the client is gone, if it is.
+ */
+async function podCarryingConnection(ctx: Context, what: string, ended: () => string | undefined, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const carrying = [...await metricsOfEachPod(ctx)]
+      .filter(([, m]) => (metricSum(m, 'bka_connections_open') ?? 0) >= 1 && metricSum(m, 'bka_connections_held') === 0)
+      .map(([pod]) => pod);
+    if (carrying.length === 1 && carrying[0]) return carrying[0];
+    const gone = ended();
+    assert.ok(gone === undefined, `${what} ended before its connection was seen open on one gateway pod: ${gone ?? ''}`);
+    assert.ok(Date.now() < deadline, `${what}: no single gateway pod splices its connection (seen on ${carrying.join(', ') || 'none'})`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Waits until any ready gateway pod's log matches (with several replicas, the one that served the client). */
 async function waitForLog(ctx: Context, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(await ctx.backend.containerLog(ctx.namespace, ctx.gatewayPod ?? '', 'gateway'))) {
+  const logs = async () => (await Promise.all(ctx.gatewayPods.map((pod) => ctx.backend.containerLog(ctx.namespace, pod, 'gateway')))).join('\n');
+  while (!pattern.test(await logs())) {
     assert.ok(Date.now() < deadline, `the gateway log does not show ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
@@ -264,15 +315,21 @@ export const SCENARIOS: Scenario[] = [
     name: 'metrics',
     promise: '/metrics counts what happened: the connections served and the scale writes',
     async run(ctx) {
-      const { status, body } = await httpGet(access(ctx).metrics, '/metrics');
-      assert.equal(status, 200);
-      const connections = metricSum(body, 'bka_connections_total');
-      const scaleOps = metricSum(body, 'bka_scale_operations_total');
+      // Each replica counts what it did: the sum over the pods is what the gateway did.
+      const perPod = [...(await metricsOfEachPod(ctx)).values()];
+      assert.ok(perPod.length > 0 && perPod.every((m) => m !== ''), 'a gateway pod did not answer /metrics');
+      const sum = (name: string) => perPod.reduce<number | undefined>((acc, m) => {
+        const v = metricSum(m, name);
+        return v === undefined ? acc : (acc ?? 0) + v;
+      }, undefined);
+      const connections = sum('bka_connections_total');
+      const scaleOps = sum('bka_scale_operations_total');
       assert.ok(connections !== undefined && connections >= ctx.served, `bka_connections_total ${connections} < ${ctx.served} served`);
       assert.ok(scaleOps !== undefined && scaleOps >= 4, `bka_scale_operations_total ${scaleOps}: expected at least 2 wakes and 2 scale-downs`);
       ctx.figures.set('/metrics: connections counted / served by the E2E', `${connections} / ${ctx.served}; scale writes ${scaleOps}`);
-      // The memory limit in the manifests is sized from this figure; warn before it gets tight.
-      const rss = metricSum(body, 'bka_process_resident_memory_bytes');
+      // The memory limit in the manifests is sized from this figure (the largest replica); warn before it gets tight.
+      const rssPerPod = perPod.map((m) => metricSum(m, 'bka_process_resident_memory_bytes')).filter((v) => v !== undefined);
+      const rss = rssPerPod.length > 0 ? Math.max(...rssPerPod) : undefined;
       const limit = (await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.template.spec.containers[0].resources.limits.memory}'])).trim();
       const limitBytes = /^(\d+)Mi$/.test(limit) ? Number(limit.slice(0, -2)) * 2 ** 20 : undefined;
       if (rss !== undefined) {
@@ -289,11 +346,12 @@ export const SCENARIOS: Scenario[] = [
     promise: 'when the gateway pod is deleted (rollout, node drain), an open connection keeps working until the client closes it',
     async run(ctx) {
       const gw = access(ctx);
-      const oldPod = ctx.gatewayPod ?? '';
       const client = lineClient(gw.proxy);
       let closedAt = 0;
+      let oldPod = '';
       try {
         await client.echo(ctx, 'the echo before SIGTERM', ctx.settings.readyWaitS * 1000 + 30_000);
+        oldPod = await podCarryingConnection(ctx, 'the echo connection', () => (client.closedByPeer ? 'closed by the gateway' : undefined), 30_000);
         await kubectlOk(ctx, ['delete', 'pod', oldPod, '--wait=false']);
         ctx.timeline.mark(`deleted gateway pod ${oldPod} (SIGTERM) with a connection open`);
         await new Promise((resolve) => setTimeout(resolve, 5000));
@@ -372,11 +430,7 @@ export const SCENARIOS: Scenario[] = [
       assert.notEqual(result.failure, 'timeout', `the client was not closed within ${readyWaitS + 60}s`);
       assert.ok(result.elapsedMs >= readyWaitS * 1000 - 500, `closed after ${seconds(result.elapsedMs)}, before the ${readyWaitS}s deadline`);
       // The log line may land just after the socket closed (asynchronous logging): give it a moment.
-      const logDeadline = Date.now() + 15_000;
-      while (!/BKA_READY_TIMEOUT/.test(await ctx.backend.containerLog(ctx.namespace, ctx.gatewayPod ?? '', 'gateway'))) {
-        assert.ok(Date.now() < logDeadline, 'the gateway log does not name the cause (BKA_READY_TIMEOUT)');
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+      await waitForLog(ctx, /BKA_READY_TIMEOUT/, 'the cause (BKA_READY_TIMEOUT)');
       const { body } = await httpGet(gw.metrics, '/metrics');
       ctx.figures.set(`never ready: client closed after (deadline ${readyWaitS}s)`, seconds(result.elapsedMs));
       return `client ${result.failure ?? ''} after ${seconds(result.elapsedMs)}; log names BKA_READY_TIMEOUT; bka_errors_total ${metricSum(body, 'bka_errors_total') ?? 'absent'}`;
@@ -434,66 +488,136 @@ async function randomFile(file: string, bytes: number): Promise<string> {
   return hash.digest('hex');
 }
 
-const ROLLOUT_BUILD_MIB = 192;
-
-/** A gateway rollout while a build streams through it: the draining gateway keeps the build's connection. */
-const rollingUpdateDuringBuild: Scenario = {
-  name: 'rolling-update-during-build',
-  promise: 'a gateway rollout (kubectl rollout restart) while a build streams through it does not cut the build; the new gateway takes over and scales the idle buildkitd to 0',
-  async run(ctx) {
-    const gw = access(ctx);
-    const oldPod = ctx.gatewayPod ?? '';
-    const addr = `tcp://${gw.proxy.host}:${gw.proxy.port}`;
-    const dir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-rollout-'));
-    try {
-      // Big enough that the upload and the export back take longer than the rollout needs to begin.
-      const sha = await randomFile(path.join(dir, 'big.bin'), ROLLOUT_BUILD_MIB * 2 ** 20);
-      await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY big.bin /big.bin\n');
-      await mkdir(path.join(dir, 'out'));
-      let buildDoneAt: number | undefined;
-      let buildError = '';
-      const started = ctx.timeline.now();
-      const building = run('buildctl', [
-        '--addr', addr, '--timeout', String(ctx.settings.readyWaitS + 30), 'build', '--frontend', 'dockerfile.v0',
-        '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--output', `type=local,dest=${path.join(dir, 'out')}`,
-      ]).catch((error: unknown) => ({ code: 127, stdout: '', stderr: `cannot run buildctl: ${String(error)}` })).then((r) => {
-        buildDoneAt = ctx.timeline.now();
-        buildError = r.code === 0 ? '' : `: exit ${r.code}, ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`;
-        return r;
-      });
-      // Roll the gateway as soon as the build's connection is spliced to buildkitd.
-      const deadline = Date.now() + ctx.settings.readyWaitS * 1000 + 30_000;
-      for (;;) {
-        const m = await metricsNow(ctx);
-        if ((metricSum(m, 'bka_connections_open') ?? 0) >= 1 && metricSum(m, 'bka_connections_held') === 0) break;
-        assert.ok(buildDoneAt === undefined, `the build ended before its connection was seen open${buildError}`);
-        assert.ok(Date.now() < deadline, 'the build never had an open spliced connection');
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-      await kubectlOk(ctx, ['rollout', 'restart', 'deployment/buildkitd-autoscaler']);
-      ctx.timeline.mark(`kubectl rollout restart with a build open through ${oldPod}`);
-      const terminatingAt = await ctx.timeline.until(`${oldPod} terminating`, () =>
-        ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${oldPod}: terminating`), 60_000);
-      const build = await building;
-      ctx.timeline.mark(`buildctl exited ${build.code}`);
-      assert.equal(build.code, 0, `the build failed across the rollout: ${build.stderr.trim().split('\n').slice(-4).join(' / ')}`);
-      const doneAt = buildDoneAt ?? ctx.timeline.now();
-      assert.ok(terminatingAt < doneAt, 'the build finished before the old gateway began terminating, so the rollout did not overlap it');
-      const out = createHash('sha256').update(await readFile(path.join(dir, 'out', 'big.bin'))).digest('hex');
-      assert.equal(out, sha, 'the build output differs from the build context');
-      ctx.served++;
-      await ctx.timeline.until(`${oldPod} to exit`, () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${oldPod}: deleted`), 60_000);
-      await connectToGateway(ctx);
-      assert.notEqual(ctx.gatewayPod, oldPod, 'the gateway pod was not replaced');
-      const newReadyAt = ctx.timeline.now();
-      const zeroAt = await waitForZero(ctx, 'the new gateway to scale the idle buildkitd to 0');
-      ctx.figures.set(`rollout during a ${ROLLOUT_BUILD_MIB} MiB build: build still running after SIGTERM`, `${seconds(doneAt - terminatingAt)} (build ${seconds(doneAt - started)} in all)`);
-      return `${oldPod} terminating ${seconds(doneAt - terminatingAt)} before the build finished; output sha256 matches; ` +
-        `new gateway ${ctx.gatewayPod ?? ''} ready, buildkitd at 0 ${seconds(zeroAt - newReadyAt)} later`;
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+/**
+ * A build whose output the client reads at `bytesPerSecond` (`--output type=tar,dest=-`): buildkitd's
+ * export is paced by flow control through the gateway, so the build's one connection streams for as
+ * long as the client takes, without a registry or a RUN step. Resolves when buildctl exits.
+ */
+function slowTarBuild(addr: string, dir: string, tarFile: string, bytesPerSecond: number, timeoutS: number): Promise<{ code: number; stderr: string }> {
+  const child = spawn('buildctl', [
+    '--addr', addr, '--timeout', String(timeoutS), 'build', '--frontend', 'dockerfile.v0',
+    '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--output', 'type=tar,dest=-',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
+  const exited = new Promise<number>((resolve) => {
+    child.on('error', (error) => {
+      stderr += `cannot run buildctl: ${error.message}`;
+      resolve(127);
+    });
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+  const reading = (async () => {
+    const out = createWriteStream(tarFile);
+    for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+      if (!out.write(chunk)) await once(out, 'drain');
+      await new Promise((resolve) => setTimeout(resolve, (chunk.length / bytesPerSecond) * 1000));
     }
-  },
+    out.end();
+    await once(out, 'finish');
+  })();
+  return Promise.all([exited, reading]).then(([code]) => ({ code, stderr }));
+}
+
+/** How fast the HA scenarios' client reads the build output: slow enough to outlast the idle timeout. */
+const HA_BUILD_BYTES_PER_SECOND = 2 * 2 ** 20;
+/** A new connection this often during the disruption, as the issue asks. */
+const HA_PROBE_INTERVAL_MS = 200;
+
+type Disruption = 'rollout restart' | 'delete pod';
+
+/**
+ * A real build longer than the idle timeout streams through the gateway Service while a client opens a
+ * new connection every 200 ms; then the gateway is disrupted (every pod rolled, or the pod carrying the
+ * build deleted). Every new connection is served, the build completes with its output intact, buildkitd
+ * is never scaled to 0 under it, and the gateway converges to 0 once idle.
+ */
+async function disruptDuringBuild(ctx: Context, disruption: Disruption): Promise<string> {
+  // A scenario before may have left other gateway pods than the ones last seen.
+  const gw = await connectToGateway(ctx);
+  await waitForZero(ctx, 'buildkitd at 0 before the build');
+  const addr = `tcp://${gw.proxy.host}:${gw.proxy.port}`;
+  const dir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-ha-'));
+  let prober: ConnectionProber | undefined;
+  try {
+    // The client reads the output for the idle timeout plus 10 s; the build stays within the 30 s drain.
+    const buildBytes = HA_BUILD_BYTES_PER_SECOND * (ctx.settings.idleTimeoutS + 10);
+    const sha = await randomFile(path.join(dir, 'big.bin'), buildBytes);
+    await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY big.bin /big.bin\n');
+    const tarFile = path.join(dir, 'out.tar');
+    let buildDoneAt: number | undefined;
+    let buildError = '';
+    const started = ctx.timeline.now();
+    const building = slowTarBuild(addr, dir, tarFile, HA_BUILD_BYTES_PER_SECOND, ctx.settings.readyWaitS + 30).then((r) => {
+      buildDoneAt = ctx.timeline.now();
+      buildError = r.code === 0 ? '' : `: exit ${r.code}, ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`;
+      return r;
+    });
+    const carrier = await podCarryingConnection(ctx, 'the build', () => (buildDoneAt === undefined ? undefined : `exit${buildError}`), ctx.settings.readyWaitS * 1000 + 30_000);
+    ctx.timeline.mark(`the build's connection is spliced by ${carrier}`);
+
+    prober = new ConnectionProber({ endpoint: gw.proxy, check: http2Handshake, now: () => ctx.timeline.now(), intervalMs: HA_PROBE_INTERVAL_MS, timeoutMs: 30_000 });
+    prober.start();
+    const disruptedAt = ctx.timeline.now();
+    if (disruption === 'rollout restart') await kubectlOk(ctx, ['rollout', 'restart', 'deployment/buildkitd-autoscaler']);
+    else await kubectlOk(ctx, ['delete', 'pod', carrier, '--wait=false']);
+    ctx.timeline.mark(`kubectl ${disruption} with the build open through ${carrier}`);
+    const terminatingAt = await ctx.timeline.until(`${carrier} terminating`, () =>
+      ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${carrier}: terminating`), 120_000);
+
+    const build = await building;
+    const doneAt = buildDoneAt ?? ctx.timeline.now();
+    ctx.timeline.mark(`buildctl exited ${build.code}`);
+    assert.equal(build.code, 0, `the build failed across the ${disruption}${buildError}`);
+    assert.ok(terminatingAt < doneAt, `the build finished before ${carrier} began terminating, so the ${disruption} did not overlap it`);
+    const extracted = path.join(dir, 'out');
+    await mkdir(extracted);
+    await runOk('tar', ['-xf', tarFile, '-C', extracted]);
+    const out = createHash('sha256').update(await readFile(path.join(extracted, 'big.bin'))).digest('hex');
+    assert.equal(out, sha, 'the build output differs from the build context');
+    ctx.served++;
+    const buildMs = doneAt - started;
+    assert.ok(buildMs > ctx.settings.idleTimeoutS * 1000, `the build took ${seconds(buildMs)}, not longer than the ${ctx.settings.idleTimeoutS}s idle timeout`);
+
+    const goneAt = await ctx.timeline.until(`${carrier} to exit`, () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${carrier}: deleted`), 120_000);
+    await connectToGateway(ctx);
+    assert.ok(!ctx.gatewayPods.includes(carrier), `${carrier} is still a ready gateway pod`);
+    const probes = await prober.stop();
+    prober = undefined;
+    ctx.served += probes.served;
+
+    // Once buildkitd was up for the build, it stays up until the build is done.
+    const during = ctx.timeline.entries.filter((e) => e.source === 'statefulset' && e.t >= started && e.t <= doneAt).map((e) => e.replicas ?? 0);
+    const firstUp = during.findIndex((n) => n > 0);
+    assert.ok(firstUp >= 0 && !during.slice(firstUp).includes(0), `buildkitd was scaled to 0 during the build (replicas seen: ${transitions(during)})`);
+    const name = disruption === 'rollout restart' ? 'rollout restart' : 'delete pod of the build';
+    ctx.figures.set(`${name}: new connections every ${HA_PROBE_INTERVAL_MS} ms served / attempted`, `${probes.served}/${probes.attempted}, longest connect to served ${Math.round(probes.longestMs)} ms`);
+    ctx.figures.set(`${name}: build through the gateway (${buildBytes / 2 ** 20} MiB read at ${HA_BUILD_BYTES_PER_SECOND / 2 ** 20} MiB/s)`, `${seconds(buildMs)} (idle timeout ${ctx.settings.idleTimeoutS}s), output sha256 matches`);
+    ctx.figures.set(`${name}: pod carrying the build, terminating to gone`, `${seconds(goneAt - terminatingAt)} (build done ${seconds(doneAt - terminatingAt)} after SIGTERM)`);
+    // The figures first, so REPORT.md has them when a connection failed.
+    const failures = probes.failed.map((r) => `${seconds(r.startedAt - disruptedAt)} after the ${disruption}: ${r.failure ?? ''} ${r.detail ?? ''}`.trim());
+    assert.equal(probes.failed.length, 0, `${probes.failed.length} of ${probes.attempted} new connections were not served: ${failures.slice(0, 5).join('; ')}`);
+    const zeroAt = await waitForZero(ctx, 'the gateway replicas to scale the idle buildkitd to 0');
+    ctx.figures.set(`${name}: build done to buildkitd at 0`, `${seconds(zeroAt - doneAt)} (idle timeout ${ctx.settings.idleTimeoutS}s)`);
+    return `${probes.served}/${probes.attempted} new connections served (longest ${Math.round(probes.longestMs)} ms); build ${seconds(buildMs)}, output sha256 matches; ` +
+      `${carrier} terminating ${seconds(doneAt - terminatingAt)} before the build finished, gone ${seconds(goneAt - terminatingAt)} after SIGTERM; ` +
+      `replicas ${transitions(during)} during the build; gateway ${ctx.gatewayPods.join(', ')} ready, buildkitd at 0 ${seconds(zeroAt - doneAt)} after the build`;
+  } finally {
+    await prober?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const haRolloutRestartDuringBuild: Scenario = {
+  name: 'ha-rollout-restart-during-build',
+  promise: '`kubectl rollout restart` of the gateway while a build longer than the idle timeout streams through it and a client opens a new connection every 200 ms: every connection is served, none refused or cut; the build output is intact; buildkitd is not scaled to 0 under it',
+  run: (ctx) => disruptDuringBuild(ctx, 'rollout restart'),
 };
 
-export const REAL_SCENARIOS: Scenario[] = [install, realBuild, idleScaleDown, rollingUpdateDuringBuild];
+const haDeletePodDuringBuild: Scenario = {
+  name: 'ha-delete-pod-during-build',
+  promise: '`kubectl delete pod` of the gateway replica carrying a build longer than the idle timeout, while a client opens a new connection every 200 ms: every connection is served, none refused or cut; the build output is intact; buildkitd is not scaled to 0 under it',
+  run: (ctx) => disruptDuringBuild(ctx, 'delete pod'),
+};
+
+export const REAL_SCENARIOS: Scenario[] = [install, realBuild, idleScaleDown, haRolloutRestartDuringBuild, haDeletePodDuringBuild];
