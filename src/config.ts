@@ -29,6 +29,7 @@ export interface Config {
   backendDiscovery: BackendDiscovery;
   clusterDomain: string;
   shutdownGraceMs: number;
+  shutdownDelayMs: number;
   leaderElection: boolean;
   leaderElectionLeaseName: string;
   leaderElectionLeaseDurationMs: number;
@@ -159,6 +160,7 @@ export const optionDefinitions = [
   define({ key: 'backendDiscovery', flag: 'backend-discovery', env: 'BUILDKITD_BACKEND_DISCOVERY', defaultText: 'endpoints', description: 'how pods are found: endpoints (EndpointSlices) or dns (<sts>-<ordinal>.<svc>.<ns>.svc.<domain>)', parse: oneOf(BackendDiscovery), format: String }),
   define({ key: 'clusterDomain', flag: 'cluster-domain', env: 'CLUSTER_DOMAIN', defaultText: 'cluster.local', description: 'cluster DNS domain, used by --backend-discovery=dns', parse: dnsSubdomain('cluster domain'), format: String }),
   define({ key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'SHUTDOWN_GRACE_PERIOD', defaultText: '30s', description: 'on SIGTERM, how long open connections may finish before they are closed', parse: duration, format: formatGoDuration }),
+  define({ key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'SHUTDOWN_DELAY', defaultText: '5s', description: 'on SIGTERM, keep accepting this long while /readyz says not ready, so the endpoint removal reaches every node before the listener closes', parse: duration, format: formatGoDuration }),
   define({ key: 'maxReplicas', flag: 'max-replicas', env: 'BUILDKITD_MAX_REPLICAS', defaultText: '1', description: 'builders at most; the StatefulSet grows with demand up to this', parse: integer(1, 1000), format: String }),
   define({ key: 'minReplicas', flag: 'min-replicas', env: 'BUILDKITD_MIN_REPLICAS', defaultText: '0', description: 'builders kept even without demand (0: scale to zero)', parse: integer(0, 1000), format: String }),
   define({ key: 'connectionsPerReplica', flag: 'connections-per-replica', env: 'BUILDKITD_CONNECTIONS_PER_REPLICA', defaultText: '8', description: 'connections one builder is meant to carry; demand / this = builders wanted', parse: integer(1, 100_000), format: String }),

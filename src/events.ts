@@ -37,6 +37,7 @@ export type GatewayEvent =
   | { kind: 'watch_failed'; resource: string; code: ErrorCode; error: string; status: number | undefined; retryInMs: number }
   | { kind: 'backends_changed'; ready: string[] }
   | { kind: 'shutdown_started'; signal: string; openConnections: number; graceMs: number }
+  | { kind: 'listener_closed'; openConnections: number }
   | { kind: 'shutdown_finished'; closedByForce: number }
   | { kind: 'scale_decision'; demand: number; needed: number; replicasReporting: number; staleReports: number; waiting: string | undefined }
   | { kind: 'scale_down_proposed'; from: number; to: number; pods: string; id: string }
@@ -134,7 +135,7 @@ const rules = {
     },
   },
   backends_changed: { level: () => 'info', message: (e) => `ready backends: ${e.ready.length === 0 ? 'none' : e.ready.join(', ')}` },
-  shutdown_started: { level: () => 'info', message: (e) => `${e.signal}: stopped accepting; ${e.openConnections} open connections get ${e.graceMs}ms to finish` },
+  shutdown_started: { level: () => 'info', message: (e) => `${e.signal}: not ready any more; ${e.openConnections} open connections get ${e.graceMs}ms to finish once the listener closes` },
   scale_decision: {
     level: () => 'info',
     message: (e) => `${e.demand} connections need ${e.needed} replicas (${e.replicasReporting} gateway replicas reporting${e.staleReports ? `, ${e.staleReports} stale` : ''})${e.waiting ? `; waiting: ${e.waiting}` : ''}`,
@@ -166,6 +167,7 @@ const rules = {
     message: (e) => `lease ${e.lease}: ${e.action} failed: ${e.error}`,
     count: (e, m) => m.errors.inc({ code: e.code }),
   },
+  listener_closed: { level: () => 'info', message: (e) => `stopped accepting new connections; ${e.openConnections} open connections may finish` },
   shutdown_finished: { level: () => 'info', message: (e) => `shutdown finished; ${e.closedByForce} connections closed at the end of the grace period` },
 } satisfies { [K in EventKind]: EventRule<K> };
 

@@ -200,6 +200,10 @@ export class Gateway {
     this.shuttingDown = true;
     this.emit({ kind: 'shutdown_started', signal, openConnections: this.listener.openConnections, graceMs: this.config.shutdownGraceMs });
     this.coordination?.publisher.publishSoon();
+    // Not ready from now on, but still accepting: Services keep sending new clients until the endpoint's
+    // removal has reached every node, and a refused client is a failed build.
+    if (this.config.shutdownDelayMs > 0) await new Promise<void>((resolve) => this.clock.setTimer(this.config.shutdownDelayMs, resolve));
+    this.emit({ kind: 'listener_closed', openConnections: this.listener.openConnections });
     const drained = this.listener.stopAccepting();
     let closedByForce = 0;
     await new Promise<void>((resolve) => {

@@ -130,7 +130,14 @@ export const CASES: Record<string, ValueCase> = {
     set: '1m',
     expect: (d) => {
       assert.equal(gatewayEnv(d, 'SHUTDOWN_GRACE_PERIOD'), '1m');
-      assert.equal(podSpec(d).terminationGracePeriodSeconds, 75, 'the pod outlives the drain by 15s');
+      assert.equal(podSpec(d).terminationGracePeriodSeconds, 75, 'the pod outlives delay and drain by 10s');
+    },
+  },
+  'gateway.shutdownDelay': {
+    set: '20s',
+    expect: (d) => {
+      assert.equal(gatewayEnv(d, 'SHUTDOWN_DELAY'), '20s');
+      assert.equal(podSpec(d).terminationGracePeriodSeconds, 60, 'delay + drain + 10s');
     },
   },
   'gateway.logLevel': { set: 'debug', expect: (d) => assert.equal(gatewayEnv(d, 'LOG_LEVEL'), 'debug') },

@@ -50,7 +50,7 @@ describe('helm chart', () => {
 
   it('refuses a grace period that would kill draining builds', async () => {
     const stderr = await renderError(['--set', 'terminationGracePeriodSeconds=30']);
-    assert.match(stderr, /terminationGracePeriodSeconds \(30\) must be longer than gateway\.shutdownGracePeriod \(30s = 30s\)/);
+    assert.match(stderr, /terminationGracePeriodSeconds \(30\) must be longer than gateway\.shutdownDelay \+ gateway\.shutdownGracePeriod \(5s \+ 30s = 35s\)/);
   });
 
   it('refuses a misspelt value instead of ignoring it', async () => {

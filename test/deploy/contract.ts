@@ -27,6 +27,7 @@ export const GATEWAY_ENV = [
   'READY_WAIT_TIMEOUT',
   'PROXY_MAX_CONNECTIONS',
   'PROXY_MAX_PENDING',
+  'SHUTDOWN_DELAY',
   'SHUTDOWN_GRACE_PERIOD',
   'LOG_LEVEL',
   'LEADER_ELECTION',
@@ -194,7 +195,7 @@ export function assertGatewayContract(docs: readonly Manifest[]): void {
   assert.equal(resolvePort(container, container.readinessProbe?.httpGet?.port), metricsPort, 'readiness probes the metrics port');
   assert.equal(resolvePort(container, 'buildkit'), proxyPort, 'the buildkit containerPort is the one the gateway listens on');
 
-  const drainSeconds = goDurationSeconds(requiredEnv(docs, 'SHUTDOWN_GRACE_PERIOD'));
+  const drainSeconds = goDurationSeconds(requiredEnv(docs, 'SHUTDOWN_GRACE_PERIOD')) + goDurationSeconds(requiredEnv(docs, 'SHUTDOWN_DELAY'));
   const grace = pod.terminationGracePeriodSeconds;
   assert.ok(grace !== undefined && grace > drainSeconds, `terminationGracePeriodSeconds ${grace} must exceed the ${drainSeconds}s drain`);
 

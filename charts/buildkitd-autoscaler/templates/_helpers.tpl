@@ -75,7 +75,7 @@ terminationGracePeriodSeconds. Fails on other forms so a typo cannot yield a gra
 {{- $d := toString . }}
 {{- $re := "^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?$" }}
 {{- if or (eq $d "") (not (regexMatch $re $d)) }}
-{{- fail (printf "gateway.shutdownGracePeriod %q: use integer h, m, s and ms parts, such as 30s or 1m30s" $d) }}
+{{- fail (printf "gateway.shutdownGracePeriod / gateway.shutdownDelay %q: use integer h, m, s and ms parts, such as 30s or 1m30s" $d) }}
 {{- end }}
 {{- $h := regexReplaceAll $re $d "${1}" | default "0" | atoi }}
 {{- $m := regexReplaceAll $re $d "${2}" | default "0" | atoi }}
@@ -84,15 +84,15 @@ terminationGracePeriodSeconds. Fails on other forms so a typo cannot yield a gra
 {{- add (mul $h 3600) (mul $m 60) $s (div (add $ms 999) 1000) }}
 {{- end }}
 
-{{/* terminationGracePeriodSeconds of the gateway: explicit, or shutdown grace + 15s; always longer. */}}
+{{/* terminationGracePeriodSeconds of the gateway: explicit, or shutdown delay + grace + 10s; always longer. */}}
 {{- define "bka.terminationGracePeriodSeconds" -}}
-{{- $drain := include "bka.durationSeconds" .Values.gateway.shutdownGracePeriod | atoi }}
+{{- $drain := add (include "bka.durationSeconds" .Values.gateway.shutdownGracePeriod | atoi) (include "bka.durationSeconds" .Values.gateway.shutdownDelay | atoi) }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
-{{- add $drain 15 }}
+{{- add $drain 10 }}
 {{- else }}
 {{- $t := int .Values.terminationGracePeriodSeconds }}
 {{- if le $t $drain }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must be longer than gateway.shutdownGracePeriod (%s = %ds), or draining builds are killed" $t .Values.gateway.shutdownGracePeriod $drain) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be longer than gateway.shutdownDelay + gateway.shutdownGracePeriod (%s + %s = %ds), or draining builds are killed" $t .Values.gateway.shutdownDelay .Values.gateway.shutdownGracePeriod $drain) }}
 {{- end }}
 {{- $t }}
 {{- end }}
