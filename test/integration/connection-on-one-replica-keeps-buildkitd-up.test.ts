@@ -32,7 +32,11 @@ test('a connection on one replica keeps buildkitd up while the other replicas ar
   await connection.closed;
   const closedAt = Date.now();
   await waitFor('scaled to 0 after the last close', async () => (await env.replicas()).spec === 0, 60_000);
-  const downs = replicas.flatMap((replica) => scaleDowns(replica).map((event) => ({ replica, event })));
+  // The log line follows the write: wait for it rather than race it.
+  const downs = await waitFor('the scale-down logged', () => {
+    const logged = replicas.flatMap((replica) => scaleDowns(replica).map((event) => ({ replica, event })));
+    return logged.length > 0 && logged;
+  });
   assert.equal(downs.length, 1, 'exactly one replica logged the scale-down');
   assert.equal(downs[0]?.replica, leader, 'the leader scaled down');
   assert.equal(await leader.gateway.metric('bka_scale_operations_total', { direction: 'down', result: 'success' }), 1);
