@@ -175,7 +175,7 @@ test('a stale report blocks scale-down until it is past the maximum staleness', 
   assert.deepEqual(scale.writes, [], 'even without a connection in its last report: it may have opened one since');
   assert.ok(events.some((e) => e.kind === 'scale_down_blocked'));
   await advance(clock, 600_000);
-  assert.ok(events.some((e) => e.kind === 'report_expired' && e.identity === 'frozen'));
+  assert.ok(events.some((e) => e.kind === 'report_expired' && e.identity === 'frozen' && e.code === 'BKA_REPORT_EXPIRED'));
   assert.deepEqual(scale.writes, [0]);
 });
 

@@ -1,4 +1,5 @@
 import type { Clock, Timer } from '../clock.ts';
+import { ErrorCode } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import type { LocalActivity } from './activity.ts';
 import type { ScaleActuator } from './actuator.ts';
@@ -213,7 +214,7 @@ export class ScaleController {
     for (const identity of decision.expired) {
       if (this.expiredSeen.has(identity)) continue;
       this.expiredSeen.add(identity);
-      emit({ kind: 'report_expired', identity, maxStalenessMs: this.o.policy.maxReportStalenessMs });
+      emit({ kind: 'report_expired', identity, maxStalenessMs: this.o.policy.maxReportStalenessMs, code: ErrorCode.ReportExpired });
     }
     for (const identity of this.expiredSeen) if (!decision.expired.includes(identity)) this.expiredSeen.delete(identity);
     const blocked = decision.blockedBy.length > 0 && (observed.statefulSet?.replicas ?? 0) > decision.needed;
