@@ -90,18 +90,21 @@ test('its own report and the leader Lease are not among the others', () => {
 
 test('a missing or malformed annotation block scale-down like a silent replica (nothing is known)', () => {
   const { clock, reports, set } = setup();
-  const malformed = ['not json', '{"instance":"x"}', JSON.stringify({ instance: 'x', open: -1, held: 0, pods: {}, since: new Date(wallStart).toISOString() })];
+  const malformed = ['not json', '{"instance":"x"}', JSON.stringify({ instance: 'x', open: -1, held: 0, pods: {}, since: new Date(wallStart).toISOString() }),
+    // Used to throw a TypeError inside the reconcile loop.
+    JSON.stringify({ instance: 'x', open: 0, held: 0, pods: { 'buildkitd-0': null }, since: new Date(wallStart).toISOString() }),
+  ];
   set([reportLease('none', '1', undefined), ...malformed.map((text, i) => reportLease(`bad${i}`, String(i + 2), text))]);
   reports.observe();
   const all = reports.reports();
-  assert.equal(all.length, 4);
+  assert.equal(all.length, 5);
   for (const report of all) {
     assert.equal(report.fresh, false, report.identity);
     assert.equal(report.open + report.held, 0);
     assert.equal(report.ack, undefined);
   }
   clock.advance(6_000 + 2_500);
-  assert.deepEqual(reports.reports().map((r) => r.staleForMs), [2_500, 2_500, 2_500, 2_500]);
+  assert.deepEqual(reports.reports().map((r) => r.staleForMs), [2_500, 2_500, 2_500, 2_500, 2_500]);
 });
 
 test('the scale-down proposal is read from the leader Lease; a malformed one is none', () => {
