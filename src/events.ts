@@ -43,7 +43,7 @@ export type GatewayEvent =
   | { kind: 'scale_down_proposed'; from: number; to: number; pods: string; id: string }
   | { kind: 'scale_down_withdrawn'; pods: string; id: string; reason: string }
   | { kind: 'scale_down_blocked'; by: string[] }
-  | { kind: 'report_expired'; identity: string; maxStalenessMs: number }
+  | { kind: 'report_expired'; identity: string; maxStalenessMs: number; code: ErrorCode }
   | { kind: 'leader_changed'; lease: string; identity: string; leading: boolean; reason: string }
   | { kind: 'lease_failed'; lease: string; action: 'acquire' | 'renew' | 'release' | 'annotate' | 'publish' | 'delete'; code: ErrorCode; error: string; status: number | undefined };
 
@@ -155,7 +155,7 @@ const rules = {
   report_expired: {
     level: () => 'warn',
     message: (e) => `the report of ${e.identity} has been stale for ${e.maxStalenessMs}ms; it no longer blocks scale-down`,
-    count: (_e, m) => m.errors.inc({ code: ErrorCode.ReportExpired }),
+    count: (e, m) => m.errors.inc({ code: e.code }),
   },
   leader_changed: {
     level: () => 'info',

@@ -110,6 +110,7 @@ export class Gateway {
       observe: () => this.observe(),
       activity: this.activity,
       otherReports: () => coordination?.reports.reports() ?? [],
+      departedActivity: () => coordination?.reports.departedActivity() ?? new Map<string, number>(),
       proposals,
       isLeader: () => coordination?.elector.isLeader ?? true,
       actuator: this.actuator,

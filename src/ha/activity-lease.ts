@@ -50,10 +50,13 @@ export function decodeActivity(text: string | undefined): PublishedActivity | un
   const since = Date.parse(j.since ?? '');
   if (typeof j.instance !== 'string' || !isCount(j.open) || !isCount(j.held) || Number.isNaN(since) || typeof j.pods !== 'object' || j.pods === null) return undefined;
   const pods: ActivitySnapshot['pods'] = {};
-  for (const [name, entry] of Object.entries(j.pods)) {
-    const lastActiveAt = Date.parse(entry.lastActive);
-    if (!isCount(entry.open) || Number.isNaN(lastActiveAt)) return undefined;
-    pods[name] = { open: entry.open, lastActiveAt };
+  for (const [name, entry] of Object.entries(j.pods) as Array<[string, unknown]>) {
+    // Any writer can put anything here: a malformed entry must not throw in the reconcile loop.
+    if (typeof entry !== 'object' || entry === null) return undefined;
+    const { open, lastActive } = entry as Partial<ActivityJson['pods'][string]>;
+    const lastActiveAt = typeof lastActive === 'string' ? Date.parse(lastActive) : Number.NaN;
+    if (!isCount(open) || Number.isNaN(lastActiveAt)) return undefined;
+    pods[name] = { open, lastActiveAt };
   }
   return { instance: j.instance, open: j.open, held: j.held, pods, since, ack: typeof j.ack === 'string' ? j.ack : undefined, draining: j.draining === true };
 }
@@ -77,6 +80,7 @@ export function decodeProposal(text: string | undefined): ScaleDownProposal | un
   if (!j || typeof j !== 'object') return undefined;
   const proposedAt = Date.parse(j.proposedAt ?? '');
   if (typeof j.id !== 'string' || !isCount(j.from) || !isCount(j.to) || typeof j.pods !== 'object' || j.pods === null || Number.isNaN(proposedAt)) return undefined;
+  if (!Object.values(j.pods).every((key) => typeof key === 'string')) return undefined;
   return { id: j.id, from: j.from, to: j.to, pods: { ...j.pods }, proposedAt, committed: j.committed === true };
 }
 

@@ -10,6 +10,7 @@ export interface ReplicaReportsOptions {
   ownLeaseName: string;
   leaderLeaseName: string;
   clock: Clock;
+  wallNow?: () => number;
 }
 
 /**
@@ -19,10 +20,13 @@ export interface ReplicaReportsOptions {
  */
 export class ReplicaReports {
   private readonly o: ReplicaReportsOptions;
-  private readonly observed = new Map<string, { resourceVersion: string | undefined; at: number }>();
+  private readonly wallNow: () => number;
+  private readonly observed = new Map<string, { resourceVersion: string | undefined; at: number; pods: ReplicaReport['pods'] }>();
+  private readonly departed = new Map<string, number>();
 
   constructor(options: ReplicaReportsOptions) {
     this.o = options;
+    this.wallNow = options.wallNow ?? Date.now;
   }
 
   /** Call on every change of the Lease watch, so a renewal is timed when it is seen. */
@@ -33,9 +37,27 @@ export class ReplicaReports {
       const name = lease.metadata?.name ?? '';
       seen.add(name);
       const resourceVersion = lease.metadata?.resourceVersion;
-      if (this.observed.get(name)?.resourceVersion !== resourceVersion) this.observed.set(name, { resourceVersion, at: now });
+      if (this.observed.get(name)?.resourceVersion !== resourceVersion) {
+        const pods = decodeActivity(leaseAnnotation(lease, activityAnnotation))?.pods ?? {};
+        this.observed.set(name, { resourceVersion, at: now, pods });
+      }
     }
-    for (const name of this.observed.keys()) if (!seen.has(name)) this.observed.delete(name);
+    for (const [name, { pods }] of this.observed) {
+      if (seen.has(name)) continue;
+      this.observed.delete(name);
+      // A drained replica deletes its report after its last close: keep when its pods were last busy,
+      // so the idle timeout still runs from that close (a pod still open in the last version seen: now).
+      for (const [pod, entry] of Object.entries(pods)) {
+        const at = entry.open > 0 ? this.wallNow() : entry.lastActiveAt;
+        this.departed.set(pod, Math.max(this.departed.get(pod) ?? 0, at));
+      }
+    }
+  }
+
+  /** Per builder pod, when it was last busy on a replica whose report is gone (wall-clock ms). */
+  departedActivity(): ReadonlyMap<string, number> {
+    this.observe();
+    return this.departed;
   }
 
   reports(): ReplicaReport[] {

@@ -32,7 +32,7 @@ const flush = async () => {
 
 const idleTimeoutMs = 10_000;
 
-function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster: { pods: BuilderPod[] }, options: { leader?: () => boolean; others?: () => ReplicaReport[]; proposals?: LocalProposalStore } = {}) {
+function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster: { pods: BuilderPod[] }, options: { leader?: () => boolean; others?: () => ReplicaReport[]; proposals?: LocalProposalStore; departed?: () => ReadonlyMap<string, number> } = {}) {
   const events: GatewayEvent[] = [];
   const activity = new LocalActivity(() => clock.now());
   const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e) });
@@ -44,6 +44,7 @@ function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster
     observe,
     activity,
     otherReports: options.others ?? (() => []),
+    ...(options.departed ? { departedActivity: options.departed } : {}),
     proposals: options.proposals ?? new LocalProposalStore(),
     isLeader: options.leader ?? (() => true),
     actuator,
@@ -174,7 +175,7 @@ test('a stale report blocks scale-down until it is past the maximum staleness', 
   assert.deepEqual(scale.writes, [], 'even without a connection in its last report: it may have opened one since');
   assert.ok(events.some((e) => e.kind === 'scale_down_blocked'));
   await advance(clock, 600_000);
-  assert.ok(events.some((e) => e.kind === 'report_expired' && e.identity === 'frozen'));
+  assert.ok(events.some((e) => e.kind === 'report_expired' && e.identity === 'frozen' && e.code === 'BKA_REPORT_EXPIRED'));
   assert.deepEqual(scale.writes, [0]);
 });
 
@@ -198,4 +199,25 @@ test('wake, idle scale-down, wake again: the second wake is written too', async 
   await flush();
   assert.deepEqual(scale.writes, [1, 0, 1]);
   second.close();
+});
+
+test('a replica that drained and deleted its report still gets the idle timeout after its last close', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  // The other replica (draining) has a build on buildkitd-0; this one, the leader, has none.
+  let others: ReplicaReport[] = [{ identity: 'old', fresh: true, staleForMs: 0, open: 1, held: 0, pods: { 'buildkitd-0': { open: 1, lastActiveAt: 0 } }, since: 0, ack: undefined }];
+  const departed = new Map<string, number>();
+  const { controller } = replica('new', clock, scale, cluster, { others: () => others, departed: () => departed });
+  await advance(clock, 30_000);
+  assert.deepEqual(scale.writes, []);
+  // Its build closes; it deletes its report as it exits, and this replica keeps when the pod was last busy.
+  others = [];
+  departed.set('buildkitd-0', clock.now());
+  controller.requestReconcile();
+  await advance(clock, idleTimeoutMs - 1000);
+  assert.deepEqual(scale.writes, [], 'not at once: the idle timeout runs from the last close');
+  await advance(clock, 2000);
+  assert.deepEqual(scale.writes, [0]);
 });

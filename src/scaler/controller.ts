@@ -1,5 +1,6 @@
 import type { RoutingView } from '../backends/backend-set.ts';
 import type { Clock, Timer } from '../clock.ts';
+import { ErrorCode } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import type { LocalActivity } from './activity.ts';
 import type { ScaleActuator } from './actuator.ts';
@@ -21,6 +22,8 @@ export interface ScaleControllerOptions {
   activity: LocalActivity;
   /** Every other replica's report (none without leader election). */
   otherReports: () => ReplicaReport[];
+  /** Per builder pod, when it was last busy on a replica whose report is gone (it drained and deleted it). */
+  departedActivity?: () => ReadonlyMap<string, number>;
   proposals: ProposalStore;
   isLeader: () => boolean;
   actuator: ScaleActuator;
@@ -123,7 +126,7 @@ export class ScaleController {
     // Acknowledge in the same step that fences: from this decision on nothing new is routed to the pods.
     this.ack = proposal?.id;
     const snapshot = o.activity.snapshot();
-    const own: ReplicaReport = { identity: o.identity, fresh: true, staleForMs: 0, ...snapshot, ack: this.ack };
+    const own: ReplicaReport = { identity: o.identity, fresh: true, staleForMs: 0, ...snapshot, pods: withDeparted(snapshot.pods, o.departedActivity?.()), ack: this.ack };
     const others = o.otherReports();
     const decision = decide({
       now,
@@ -216,7 +219,7 @@ export class ScaleController {
     for (const identity of decision.expired) {
       if (this.expiredSeen.has(identity)) continue;
       this.expiredSeen.add(identity);
-      emit({ kind: 'report_expired', identity, maxStalenessMs: this.o.policy.maxReportStalenessMs });
+      emit({ kind: 'report_expired', identity, maxStalenessMs: this.o.policy.maxReportStalenessMs, code: ErrorCode.ReportExpired });
     }
     for (const identity of this.expiredSeen) if (!decision.expired.includes(identity)) this.expiredSeen.delete(identity);
     const blocked = decision.blockedBy.length > 0 && (observed.statefulSet?.replicas ?? 0) > decision.needed;
@@ -238,4 +241,12 @@ export class ScaleController {
     this.resyncTimer?.cancel();
     this.resyncTimer = this.o.clock.setTimer(this.o.resyncMs, () => this.requestReconcile());
   }
+}
+
+/** This replica's pods with what departed replicas last did on them, so idleness is judged from their last close too. */
+function withDeparted(pods: ReplicaReport['pods'], departed: ReadonlyMap<string, number> | undefined): ReplicaReport['pods'] {
+  if (!departed || departed.size === 0) return pods;
+  const merged = { ...pods };
+  for (const [name, lastActiveAt] of departed) merged[name] = { open: merged[name]?.open ?? 0, lastActiveAt: Math.max(merged[name]?.lastActiveAt ?? 0, lastActiveAt) };
+  return merged;
 }

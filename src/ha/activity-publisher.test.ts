@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FakeLeaseStore } from '../../test/support/fake-lease-store.ts';
+import { ManualClock } from '../clock.ts';
+import { ErrorCode, GatewayError } from '../errors.ts';
+import type { GatewayEvent } from '../events.ts';
+import { activityAnnotation, decodeActivity, type PublishedActivity } from './activity-lease.ts';
+import { ActivityPublisher } from './activity-publisher.ts';
+
+const flush = async () => {
+  for (let i = 0; i < 10; i += 1) await new Promise((resolve) => setImmediate(resolve));
+};
+
+async function advance(clock: ManualClock, ms: number, step = 250) {
+  for (let t = 0; t < ms; t += step) {
+    clock.advance(Math.min(step, ms - t));
+    await flush();
+  }
+}
+
+const leaseName = 'bka-gateway-0';
+const wallStart = 1_700_000_000_000;
+
+function publisher(store: FakeLeaseStore, clock: ManualClock, options: { events?: GatewayEvent[]; read?: () => Omit<PublishedActivity, 'instance'>; ownerPod?: { name: string; uid: string } } = {}) {
+  return new ActivityPublisher({
+    store,
+    leaseName,
+    identity: 'gateway-0',
+    labels: { 'buildkitd-autoscaler/group': 'bka', 'buildkitd-autoscaler/role': 'activity' },
+    leaseDurationMs: 6_000,
+    renewPeriodMs: 1_000,
+    clock,
+    emit: (e) => options.events?.push(e),
+    read: options.read ?? (() => ({ open: 0, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false })),
+    ownerPod: options.ownerPod,
+    wallNow: () => wallStart + clock.now(),
+  });
+}
+
+const published = (store: FakeLeaseStore) => decodeActivity(store.leases.get(leaseName)?.metadata?.annotations?.[activityAnnotation]);
+
+test('start publishes the report at once: labels, holder, lease duration, owner pod, the counts read', async () => {
+  const store = new FakeLeaseStore();
+  const clock = new ManualClock();
+  const counts = { open: 2, held: 1, pods: { 'buildkitd-0': { open: 2, lastActiveAt: wallStart + 5 } }, since: wallStart, ack: 'p-1', draining: false };
+  const p = publisher(store, clock, { read: () => counts, ownerPod: { name: 'gateway-0', uid: 'uid-0' } });
+  await p.start();
+  const lease = store.leases.get(leaseName);
+  assert.equal(lease?.spec?.holderIdentity, 'gateway-0');
+  assert.equal(lease?.spec?.leaseDurationSeconds, 6);
+  assert.deepEqual(lease?.metadata?.labels, { 'buildkitd-autoscaler/group': 'bka', 'buildkitd-autoscaler/role': 'activity' });
+  assert.deepEqual(lease?.metadata?.ownerReferences, [{ apiVersion: 'v1', kind: 'Pod', name: 'gateway-0', uid: 'uid-0' }]);
+  assert.deepEqual(published(store), { ...counts, instance: p.instance });
+  await p.stop();
+});
+
+test('it renews every renew period with what it reads then, and stops renewing once stopped', async () => {
+  const store = new FakeLeaseStore();
+  const clock = new ManualClock();
+  let open = 0;
+  const p = publisher(store, clock, { read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }) });
+  await p.start();
+  const first = store.leases.get(leaseName);
+  open = 3;
+  await advance(clock, 1_000);
+  const renewed = store.leases.get(leaseName);
+  assert.notEqual(renewed?.metadata?.resourceVersion, first?.metadata?.resourceVersion);
+  assert.notEqual(String(renewed?.spec?.renewTime), String(first?.spec?.renewTime));
+  assert.equal(published(store)?.open, 3);
+  const before = store.writes;
+  await advance(clock, 5_000);
+  assert.equal(store.writes - before, 5, 'one write per renew period');
+  await p.stop();
+  assert.equal(store.leases.has(leaseName), false, 'deleted on stop');
+  const afterStop = store.writes;
+  p.publishSoon();
+  await advance(clock, 5_000);
+  assert.equal(store.writes, afterStop, 'nothing written after stop');
+});
+
+test('publishSoon coalesces a burst into one write, then renewals continue', async () => {
+  const store = new FakeLeaseStore();
+  const clock = new ManualClock();
+  let open = 0;
+  const p = publisher(store, clock, { read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }) });
+  await p.start();
+  await advance(clock, 500, 100);
+  const before = store.writes;
+  for (open = 1; open <= 50; open += 1) p.publishSoon();
+  clock.advance(0);
+  await flush();
+  assert.equal(store.writes - before, 1, 'a burst of changes is one write');
+  assert.equal(published(store)?.open, 51, 'with the latest counts');
+  // Right after a write, the next publishSoon waits the minimum gap instead of writing at once.
+  p.publishSoon();
+  clock.advance(0);
+  await flush();
+  assert.equal(store.writes - before, 1);
+  await advance(clock, 100, 50);
+  assert.equal(store.writes - before, 2);
+  await advance(clock, 1_000);
+  assert.equal(store.writes - before, 3, 'renewal continues a renew period later');
+  await p.stop();
+});
+
+test('a second process with the same identity fails at start with BKA_IDENTITY_CONFLICT once the first renews', async () => {
+  const api = new FakeLeaseStore();
+  const clock = new ManualClock();
+  const first = publisher(api.client(), clock);
+  await first.start();
+  const second = publisher(api.client(), clock);
+  let outcome: unknown;
+  const started = second.start().then(
+    () => (outcome = 'started'),
+    (error: unknown) => (outcome = error),
+  );
+  await advance(clock, 1_500);
+  await started;
+  assert.ok(outcome instanceof GatewayError, `rejected, not ${String(outcome)}`);
+  assert.equal(outcome.code, ErrorCode.IdentityConflict);
+  assert.match(outcome.message, /--identity \/ POD_NAME/);
+  assert.equal(published(api)?.instance, first.instance, 'the first process keeps its report');
+  await first.stop();
+});
+
+test('a dead predecessor with the same identity (a restarted container) is waited out for a lease duration, then taken over', async () => {
+  const api = new FakeLeaseStore();
+  const clock = new ManualClock();
+  const deadClient = api.client();
+  await publisher(deadClient, clock).start();
+  // It dies without stopping: none of its renewals reaches the API server any more.
+  deadClient.gate = new Promise(() => undefined);
+  const events: GatewayEvent[] = [];
+  const successor = publisher(api.client(), clock, { events });
+  let startedAt: number | undefined;
+  const waitFrom = clock.now();
+  const started = successor.start().then(() => (startedAt = clock.now()));
+  await advance(clock, 3_000);
+  assert.equal(startedAt, undefined, 'still waiting while the old report may be renewed');
+  await advance(clock, 4_000);
+  await started;
+  assert.ok(startedAt !== undefined && startedAt - waitFrom >= 6_000, 'waited a whole lease duration');
+  assert.equal(published(api)?.instance, successor.instance, 'the report is the successor now');
+  assert.deepEqual(events.filter((e) => e.kind === 'lease_failed'), []);
+  await successor.stop();
+});
+
+test('an API server that fails the writes: a lease_failed event with its code, and the next renewal recovers', async () => {
+  const store = new FakeLeaseStore();
+  const clock = new ManualClock();
+  const events: GatewayEvent[] = [];
+  let open = 0;
+  const p = publisher(store, clock, { events, read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }) });
+  await p.start();
+  store.failWith = 500;
+  open = 4;
+  await advance(clock, 2_000);
+  assert.ok(events.some((e) => e.kind === 'lease_failed' && e.action === 'publish' && e.code === ErrorCode.LeaseFailed));
+  store.failWith = undefined;
+  await advance(clock, 1_000);
+  assert.equal(published(store)?.open, 4);
+  await p.stop();
+});

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { V1Lease } from '@kubernetes/client-node';
+import { ManualClock } from '../clock.ts';
+import { activityAnnotation, encodeActivity, encodeProposal, proposalAnnotation, type PublishedActivity } from './activity-lease.ts';
+import { ReplicaReports } from './replica-reports.ts';
+
+const wallStart = 1_700_000_000_000;
+
+function activity(overrides: Partial<PublishedActivity> = {}): PublishedActivity {
+  return { instance: 'i-1', open: 0, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false, ...overrides };
+}
+
+function reportLease(identity: string, resourceVersion: string, annotation: string | undefined, renewTime = '2001-01-01T00:00:00.000000Z'): V1Lease {
+  return {
+    metadata: {
+      name: `bka-${identity}`,
+      resourceVersion,
+      labels: { 'buildkitd-autoscaler/group': 'bka', 'buildkitd-autoscaler/role': 'activity' },
+      ...(annotation === undefined ? {} : { annotations: { [activityAnnotation]: annotation } }),
+    },
+    // The writer's clock says nothing to the reader: this renewTime is decades old on purpose.
+    spec: { holderIdentity: identity, leaseDurationSeconds: 6, renewTime: renewTime as unknown as Date },
+  };
+}
+
+function setup() {
+  const clock = new ManualClock();
+  let leases: V1Lease[] = [];
+  const reports = new ReplicaReports({ leases: () => leases, ownLeaseName: 'bka-me', leaderLeaseName: 'bka', clock, wallNow: () => wallStart + clock.now() });
+  return { clock, reports, set: (next: V1Lease[]) => (leases = next) };
+}
+
+test('a report is fresh from when this replica saw it change, whatever the writer clock says', () => {
+  const { clock, reports, set } = setup();
+  set([reportLease('b', '1', encodeActivity(activity({ open: 2, pods: { 'buildkitd-0': { open: 2, lastActiveAt: wallStart } } })))]);
+  reports.observe();
+  const [b] = reports.reports();
+  assert.equal(b?.identity, 'b');
+  assert.equal(b?.fresh, true);
+  assert.equal(b?.open, 2);
+  assert.deepEqual(b?.pods, { 'buildkitd-0': { open: 2, lastActiveAt: wallStart } });
+
+  // Renewed (a new resourceVersion) every 4 s: fresh for as long as that goes on.
+  for (let version = 2; version < 10; version += 1) {
+    clock.advance(4_000);
+    set([reportLease('b', String(version), encodeActivity(activity({ open: 2 })))]);
+    reports.observe();
+    assert.equal(reports.reports()[0]?.fresh, true, `after renewal ${version}`);
+  }
+});
+
+test('a report not renewed for its lease duration goes stale, counting the staleness from then', () => {
+  const { clock, reports, set } = setup();
+  set([reportLease('b', '1', encodeActivity(activity({ open: 1 })))]);
+  reports.observe();
+  clock.advance(5_999);
+  assert.equal(reports.reports()[0]?.fresh, true);
+  assert.equal(reports.reports()[0]?.staleForMs, 0);
+  clock.advance(1);
+  assert.equal(reports.reports()[0]?.fresh, false, 'stale at the lease duration');
+  clock.advance(10_000);
+  assert.equal(reports.reports()[0]?.staleForMs, 10_000);
+  // It still carries what it last said: a stale report blocks, it is not read as idle.
+  assert.equal(reports.reports()[0]?.open, 1);
+  // Renewed again: fresh again, from the moment it is seen.
+  set([reportLease('b', '2', encodeActivity(activity({ open: 0 })))]);
+  assert.equal(reports.reports()[0]?.fresh, true);
+});
+
+test('re-reading the same version does not renew it; only an observed change does', () => {
+  const { clock, reports, set } = setup();
+  const lease = reportLease('b', '7', encodeActivity(activity()));
+  set([lease]);
+  reports.observe();
+  for (let i = 0; i < 7; i += 1) {
+    clock.advance(1_000);
+    set([structuredClone(lease)]);
+    reports.observe();
+  }
+  assert.equal(reports.reports()[0]?.fresh, false);
+});
+
+test('its own report and the leader Lease are not among the others', () => {
+  const { reports, set } = setup();
+  const leader: V1Lease = { metadata: { name: 'bka', resourceVersion: '1', labels: { 'buildkitd-autoscaler/role': 'leader' } }, spec: { holderIdentity: 'b' } };
+  set([reportLease('me', '1', encodeActivity(activity({ open: 5 }))), leader, reportLease('b', '2', encodeActivity(activity()))]);
+  assert.deepEqual(reports.reports().map((r) => r.identity), ['b']);
+});
+
+test('a missing or malformed annotation block scale-down like a silent replica (nothing is known)', () => {
+  const { clock, reports, set } = setup();
+  const malformed = ['not json', '{"instance":"x"}', JSON.stringify({ instance: 'x', open: -1, held: 0, pods: {}, since: new Date(wallStart).toISOString() }),
+    // Used to throw a TypeError inside the reconcile loop.
+    JSON.stringify({ instance: 'x', open: 0, held: 0, pods: { 'buildkitd-0': null }, since: new Date(wallStart).toISOString() }),
+  ];
+  set([reportLease('none', '1', undefined), ...malformed.map((text, i) => reportLease(`bad${i}`, String(i + 2), text))]);
+  reports.observe();
+  const all = reports.reports();
+  assert.equal(all.length, 5);
+  for (const report of all) {
+    assert.equal(report.fresh, false, report.identity);
+    assert.equal(report.open + report.held, 0);
+    assert.equal(report.ack, undefined);
+  }
+  clock.advance(6_000 + 2_500);
+  assert.deepEqual(reports.reports().map((r) => r.staleForMs), [2_500, 2_500, 2_500, 2_500, 2_500]);
+});
+
+test('the scale-down proposal is read from the leader Lease; a malformed one is none', () => {
+  const { reports, set } = setup();
+  const proposal = { id: '1-0-5', from: 1, to: 0, pods: { 'buildkitd-0': 'uid-0' }, proposedAt: wallStart, committed: false };
+  const leader = (text: string): V1Lease => ({ metadata: { name: 'bka', resourceVersion: '1', annotations: { [proposalAnnotation]: text } } });
+  set([leader(encodeProposal(proposal))]);
+  assert.deepEqual(reports.proposal(), proposal);
+  set([leader('{"id":1}')]);
+  assert.equal(reports.proposal(), undefined);
+  set([]);
+  assert.equal(reports.proposal(), undefined);
+});
+
+test('a replica that drained and deleted its report leaves when its pods were last busy', () => {
+  const { clock, reports, set } = setup();
+  const closedAt = wallStart + 2_000;
+  set([
+    reportLease('old', '1', encodeActivity(activity({ pods: { 'buildkitd-0': { open: 0, lastActiveAt: closedAt } }, draining: true }))),
+    reportLease('cut', '2', encodeActivity(activity({ open: 1, pods: { 'buildkitd-1': { open: 1, lastActiveAt: wallStart } } }))),
+  ]);
+  reports.observe();
+  assert.equal(reports.departedActivity().size, 0);
+  clock.advance(3_000);
+  set([]);
+  assert.equal(reports.reports().length, 0, 'gone from the reports');
+  // The last close it published; a pod it still had open in the last version seen counts as busy until now.
+  assert.deepEqual(Object.fromEntries(reports.departedActivity()), { 'buildkitd-0': closedAt, 'buildkitd-1': wallStart + 3_000 });
+});
