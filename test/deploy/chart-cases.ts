@@ -1,7 +1,7 @@
 // The chart values and what each must change in the rendering, shared by the rendering test
 // (chart-values.test.ts) and the API-server test (cluster/install.test.ts).
 import assert from 'node:assert/strict';
-import type { V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1PodDisruptionBudget, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
 import {
   buildkitdContainer,
   deployment,
@@ -45,6 +45,11 @@ function stsSpec(docs: Manifest[]) {
   assert.ok(spec);
   return spec;
 }
+function budgetSpec(docs: Manifest[]) {
+  const spec = findOne<V1PodDisruptionBudget>(docs, 'PodDisruptionBudget').spec;
+  assert.ok(spec);
+  return spec;
+}
 function has(docs: Manifest[], kind: string): boolean {
   return docs.some((d) => d.kind === kind);
 }
@@ -65,6 +70,8 @@ export const CASES: Record<string, ValueCase> = {
     expect: (d) => {
       assert.equal(deployment(d).metadata?.name, 'bka-gw');
       assert.equal(deployment(d).spec?.template.metadata?.labels?.['app.kubernetes.io/name'], 'gw');
+      assert.equal(budgetSpec(d).selector?.matchLabels?.['app.kubernetes.io/name'], 'gw', 'the budget follows the pod labels');
+      assert.equal(podSpec(d).topologySpreadConstraints?.[0]?.labelSelector?.matchLabels?.['app.kubernetes.io/name'], 'gw', 'so does the spread');
     },
   },
   fullnameOverride: {
@@ -73,6 +80,7 @@ export const CASES: Record<string, ValueCase> = {
       assert.equal(deployment(d).metadata?.name, 'edge');
       assert.equal(gatewayService(d).metadata?.name, 'edge');
       assert.equal(findOne<V1Role>(d, 'Role').metadata?.name, 'edge');
+      assert.equal(findOne(d, 'PodDisruptionBudget').metadata.name, 'edge');
     },
   },
   'serviceAccount.create': {
@@ -150,7 +158,8 @@ export const CASES: Record<string, ValueCase> = {
     expect: (d) => {
       assert.equal(gatewayEnv(d, 'BUILDKITD_STATEFULSET_NAME'), 'bk');
       assert.equal(statefulSet(d).metadata?.name, 'bk');
-      assert.deepEqual(ruleShapes(findOne<V1Role>(d, 'Role')), expectedRules('bk', { ha: false }));
+      assert.deepEqual(ruleShapes(findOne<V1Role>(d, 'Role')), expectedRules('bk', { leaderElection: true }));
+      assert.equal(gatewayEnv(d, 'LEADER_ELECTION_LEASE_NAME'), 'bk-autoscaler', 'one Lease group per StatefulSet');
     },
   },
   'buildkitd.namespace': {
@@ -164,6 +173,7 @@ export const CASES: Record<string, ValueCase> = {
       assert.equal(binding.metadata?.namespace, 'buildkit-farm');
       assert.equal(binding.subjects?.[0]?.namespace, RELEASE_NAMESPACE, 'the subject is the gateway in the release namespace');
       assert.equal(deployment(d).metadata?.namespace, RELEASE_NAMESPACE);
+      assert.equal(findOne(d, 'PodDisruptionBudget').metadata.namespace, RELEASE_NAMESPACE, 'the budget is next to the gateway pods');
     },
   },
   'buildkitd.headlessServiceName': {
@@ -267,9 +277,29 @@ export const CASES: Record<string, ValueCase> = {
     expect: (d) => assert.deepEqual(podSpec(d).affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchExpressions?.[0]?.values, ['ci']),
   },
   priorityClassName: { set: 'builds-high', expect: (d) => assert.equal(podSpec(d).priorityClassName, 'builds-high') },
-  'ha.enabled': {
-    set: true,
-    expect: (d) => assert.deepEqual(ruleShapes(findOne<V1Role>(d, 'Role')), expectedRules('buildkitd', { ha: true })),
+  replicaCount: { set: 3, expect: (d) => assert.equal(deployment(d).spec?.replicas, 3) },
+  'leaderElection.enabled': {
+    set: false,
+    // The one shape leader election may be off in: a lone gateway without a budget that would block drains.
+    context: { replicaCount: 1, podDisruptionBudget: { enabled: false } },
+    expect: (d) => {
+      assert.equal(gatewayEnv(d, 'LEADER_ELECTION'), 'false');
+      assert.deepEqual(ruleShapes(findOne<V1Role>(d, 'Role')), expectedRules('buildkitd', { leaderElection: false }), 'no Lease rights');
+    },
+  },
+  'leaderElection.leaseName': { set: 'builds-leader', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_LEASE_NAME'), 'builds-leader') },
+  'leaderElection.leaseDuration': { set: '30s', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_LEASE_DURATION'), '30s') },
+  'leaderElection.renewDeadline': { set: '12s', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_RENEW_DEADLINE'), '12s') },
+  'leaderElection.retryPeriod': { set: '3s', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_RETRY_PERIOD'), '3s') },
+  'leaderElection.maxReportStaleness': { set: '20m0s', expect: (d) => assert.equal(gatewayEnv(d, 'MAX_REPORT_STALENESS'), '20m0s') },
+  'podDisruptionBudget.enabled': { set: false, expect: (d) => assert.equal(has(d, 'PodDisruptionBudget'), false, 'no PodDisruptionBudget') },
+  'podDisruptionBudget.minAvailable': { set: '50%', expect: (d) => assert.equal(budgetSpec(d).minAvailable, '50%') },
+  'podDisruptionBudget.maxUnavailable': {
+    set: 1,
+    expect: (d) => {
+      assert.equal(budgetSpec(d).maxUnavailable, 1);
+      assert.equal(budgetSpec(d).minAvailable, undefined, 'maxUnavailable replaces minAvailable');
+    },
   },
 };
 

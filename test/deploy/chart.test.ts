@@ -2,8 +2,9 @@
 // refused at install time with a message that names the value, instead of a gateway that misbehaves.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { assertBuildkitdContract, assertGatewayContract, deployment } from './contract.ts';
-import { CHART_DIR, helm, helmTemplate, helmTemplateRaw, runTool } from './tools.ts';
+import type { V1Role } from '@kubernetes/client-node';
+import { assertBuildkitdContract, assertGatewayContract, deployment, expectedRules, gatewayEnv, ruleShapes } from './contract.ts';
+import { CHART_DIR, findOne, helm, helmTemplate, helmTemplateRaw, runTool } from './tools.ts';
 
 function setArgs(values: Record<string, string>): string[] {
   return Object.entries(values).flatMap(([key, value]) => ['--set-string', `${key}=${value}`]);
@@ -54,7 +55,8 @@ describe('helm chart', () => {
 
   it('refuses a misspelt value instead of ignoring it', async () => {
     assert.match(await renderError(['--set', 'gateway.idleTimout=5m']), /additional properties 'idleTimout' not allowed/);
-    assert.match(await renderError(['--set', 'replicaCount=2']), /additional properties 'replicaCount' not allowed/);
+    assert.match(await renderError(['--set', 'replicas=3']), /additional properties 'replicas' not allowed/);
+    assert.match(await renderError(['--set', 'leaderElection.leaseDurtion=30s']), /additional properties 'leaseDurtion' not allowed/);
   });
 
   it('refuses values the gateway would reject at start-up', async () => {
@@ -63,6 +65,41 @@ describe('helm chart', () => {
     assert.match(await renderError(['--set', 'gateway.backendDiscovery=consul']), /backendDiscovery/);
     assert.match(await renderError(['--set', 'gateway.port=70000']), /port/);
     assert.match(await renderError(['--set', 'gateway.shutdownGracePeriod=1.5s']), /shutdownGracePeriod/);
+  });
+
+  it('runs a single gateway without leader election when asked for all three, with no Lease rights', async () => {
+    const docs = await helmTemplate(undefined, {
+      args: ['--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false', '--set', 'podDisruptionBudget.enabled=false'],
+    });
+    assertGatewayContract(docs);
+    assert.equal(gatewayEnv(docs, 'LEADER_ELECTION'), 'false');
+  });
+
+  it('keeps leader election on with a single replica (safe during evictions, no budget)', async () => {
+    const docs = await helmTemplate(undefined, { args: ['--set', 'replicaCount=1', '--set', 'podDisruptionBudget.enabled=false'] });
+    assert.equal(deployment(docs).spec?.replicas, 1);
+    assert.equal(gatewayEnv(docs, 'LEADER_ELECTION'), 'true');
+    assert.deepEqual(ruleShapes(findOne<V1Role>(docs, 'Role')), expectedRules('buildkitd', { leaderElection: true }));
+  });
+
+  it('refuses several gateways without leader election: they would scale down under each other', async () => {
+    assert.match(await renderError(['--set', 'leaderElection.enabled=false']), /replicaCount 2 needs leaderElection\.enabled/);
+  });
+
+  it('refuses a disruption budget that would block every node drain', async () => {
+    assert.match(
+      await renderError(['--set', 'replicaCount=1']),
+      /podDisruptionBudget\.minAvailable 1 with replicaCount 1 blocks every node drain/,
+    );
+    assert.match(await renderError(['--set', 'podDisruptionBudget.maxUnavailable=0']), /podDisruptionBudget\.maxUnavailable 0 blocks every node drain/);
+    assert.match(await renderError(['--set', 'podDisruptionBudget.minAvailable=one']), /minAvailable/);
+  });
+
+  it('refuses leader election timings that are not Go durations and Lease names the reports could not extend', async () => {
+    assert.match(await renderError(['--set', 'leaderElection.leaseDuration=15']), /leaseDuration/);
+    assert.match(await renderError(['--set', 'leaderElection.leaseName=Leader_Lease']), /leaseName/);
+    // <leaseName>-<pod name> (up to 63 characters) must stay a valid object name.
+    assert.match(await renderError(['--set', `leaderElection.leaseName=${'a'.repeat(190)}`]), /leaseName/);
   });
 
   it('requires a ServiceAccount name when it does not create one', async () => {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import type {
   V1Container,
   V1Deployment,
+  V1PodDisruptionBudget,
   V1Role,
   V1RoleBinding,
   V1Service,
@@ -28,6 +29,14 @@ export const GATEWAY_ENV = [
   'PROXY_MAX_PENDING',
   'SHUTDOWN_GRACE_PERIOD',
   'LOG_LEVEL',
+  'LEADER_ELECTION',
+  'LEADER_ELECTION_LEASE_NAME',
+  'LEADER_ELECTION_LEASE_DURATION',
+  'LEADER_ELECTION_RENEW_DEADLINE',
+  'LEADER_ELECTION_RETRY_PERIOD',
+  'MAX_REPORT_STALENESS',
+  'POD_NAME',
+  'POD_UID',
 ] as const;
 export type GatewayEnvName = (typeof GATEWAY_ENV)[number];
 
@@ -110,15 +119,18 @@ export function ruleShapes(role: V1Role): RuleShape[] {
     .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
-/** The least-privilege rules the gateway needs for one StatefulSet; Leases only with HA. */
-export function expectedRules(statefulSetName: string, options: { ha: boolean }): RuleShape[] {
+/** The least-privilege rules the gateway needs for one StatefulSet; Leases only with leader election. */
+export function expectedRules(statefulSetName: string, options: { leaderElection: boolean }): RuleShape[] {
   const rules: RuleShape[] = [
     { apiGroups: ['apps'], resources: ['statefulsets'], resourceNames: [statefulSetName], verbs: ['get', 'list', 'watch'] },
     { apiGroups: ['apps'], resources: ['statefulsets/scale'], resourceNames: [statefulSetName], verbs: ['get', 'patch', 'update'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ];
-  if (options.ha) rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] });
+  // Report Leases are created, renewed and deleted per replica and watched by label; the leader Lease is updated.
+  if (options.leaderElection) {
+    rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] });
+  }
   return rules.map((r) => ({ ...r, verbs: [...r.verbs].sort() })).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
@@ -126,15 +138,43 @@ function isSubset(part: Record<string, string> | undefined, whole: Record<string
   return Object.entries(part ?? {}).every(([k, v]) => whole?.[k] === v);
 }
 
-/** The gateway Deployment, its identity, its permissions and its Service, as a user relies on them. */
+/**
+ * The gateway Deployment, its identity, its permissions and its Service, as a user relies on them: with
+ * leader election several replicas, a disruption budget and Lease rights; without it exactly one replica.
+ */
 export function assertGatewayContract(docs: readonly Manifest[]): void {
   const dep = deployment(docs);
   const pod = dep.spec?.template.spec;
   const container = gatewayContainer(docs);
   assert.ok(pod, 'the Deployment has a pod template');
 
-  assert.equal(dep.spec?.replicas, 1, 'exactly one gateway decides about scaling');
-  assert.equal(dep.spec?.strategy?.type, 'Recreate', 'upgrades never run two deciding gateways at once');
+  const replicas = dep.spec?.replicas ?? 1;
+  const rollout = dep.spec?.strategy;
+  assert.equal(rollout?.type, 'RollingUpdate', 'an upgrade starts the new gateway before the old one drains');
+  assert.equal(rollout?.rollingUpdate?.maxUnavailable, 0, 'a rollout never removes a gateway before its successor is Ready');
+  assert.equal(rollout?.rollingUpdate?.maxSurge, 1);
+  const spread = pod.topologySpreadConstraints ?? [];
+  assert.equal(spread.length, 1, 'one preferred spread of the gateway pods');
+  assert.equal(spread[0]?.topologyKey, 'kubernetes.io/hostname', 'spread across nodes');
+  assert.equal(spread[0]?.whenUnsatisfiable, 'ScheduleAnyway', 'a preference: a one-node cluster still schedules every replica');
+  assert.ok(isSubset(spread[0]?.labelSelector?.matchLabels, dep.spec?.template.metadata?.labels), 'the spread counts the gateway pods');
+
+  const leaderElection = requiredEnv(docs, 'LEADER_ELECTION');
+  assert.ok(leaderElection === 'true' || leaderElection === 'false', `LEADER_ELECTION=${leaderElection}`);
+  const budgets = docs.filter((d) => d.kind === 'PodDisruptionBudget') as unknown as V1PodDisruptionBudget[];
+  if (leaderElection === 'true') {
+    assert.ok(replicas >= 2, `${replicas} gateway replica(s): a rollout or a drain would leave clients without a gateway`);
+    assert.equal(requiredEnv(docs, 'POD_NAME'), '<from:metadata.name>', 'each replica reports under its own pod name');
+    assert.equal(requiredEnv(docs, 'POD_UID'), '<from:metadata.uid>', 'a report Lease is deleted with its pod');
+    assert.equal(budgets.length, 1, 'a PodDisruptionBudget keeps a gateway up during node drains');
+    const budget = budgets[0] as V1PodDisruptionBudget;
+    assert.equal(budget.metadata?.namespace, dep.metadata?.namespace);
+    assert.ok(isSubset(budget.spec?.selector?.matchLabels, dep.spec?.template.metadata?.labels), 'the budget covers the gateway pods');
+    assert.equal(budget.spec?.minAvailable, 1, 'one gateway stays up while another is evicted');
+  } else {
+    assert.equal(replicas, 1, 'without leader election a second gateway would scale down under the first one\'s builds');
+    assert.equal(budgets.length, 0, 'a budget of one replica would block every node drain');
+  }
 
   for (const name of GATEWAY_ENV) requiredEnv(docs, name);
   assert.equal(gatewayEnv(docs, 'KUBECONFIG_PATH'), undefined, 'in a pod the gateway uses its ServiceAccount');
@@ -168,7 +208,11 @@ export function assertGatewayContract(docs: readonly Manifest[]): void {
   const stsName = requiredEnv(docs, 'BUILDKITD_STATEFULSET_NAME');
   const role = findOne<V1Role>(docs, 'Role');
   assert.equal(role.metadata?.namespace, statefulSetNamespace(docs), 'the Role is where the StatefulSet is');
-  assert.deepEqual(ruleShapes(role), expectedRules(stsName, { ha: false }));
+  assert.deepEqual(ruleShapes(role), expectedRules(stsName, { leaderElection: leaderElection === 'true' }));
+  if (leaderElection === 'true') {
+    const group = requiredEnv(docs, 'LEADER_ELECTION_LEASE_NAME');
+    assert.equal(group, `${stsName}-autoscaler`, 'the leader Lease has the gateway\'s default name for this StatefulSet');
+  }
   const binding = findOne<V1RoleBinding>(docs, 'RoleBinding');
   assert.equal(binding.metadata?.namespace, role.metadata?.namespace);
   assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata?.name });

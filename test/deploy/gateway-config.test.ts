@@ -21,11 +21,20 @@ interface Setting {
   source: 'default' | 'flag' | 'env';
 }
 
-/** The container's environment as the kubelet would build it (downward API namespace resolved). */
+const POD_NAME = 'buildkitd-autoscaler-7d9c8b6f5-x2k4q';
+const POD_UID = '0b7c6a4e-1f2d-4c3b-9a8e-5d6f7a8b9c0d';
+
+/** The container's environment as the kubelet would build it (downward API fields of a pod resolved). */
 function podEnv(docs: readonly Manifest[]): Record<string, string> {
+  const fields: Record<string, string> = {
+    'metadata.namespace': deployment(docs).metadata?.namespace ?? '',
+    'metadata.name': POD_NAME,
+    'metadata.uid': POD_UID,
+  };
   const env: Record<string, string> = {};
   for (const e of gatewayContainer(docs).env ?? []) {
-    if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = deployment(docs).metadata?.namespace ?? '';
+    const field = e.valueFrom?.fieldRef?.fieldPath;
+    if (field !== undefined && fields[field] !== undefined) env[e.name] = fields[field];
     else if (e.valueFrom) assert.fail(`env ${e.name} uses a source this test cannot resolve`);
     else env[e.name] = e.value ?? '';
   }
@@ -65,12 +74,26 @@ describe('the gateway accepts what is installed', () => {
     assertAllFromEnv(config);
     assert.equal(config.BUILDKITD_STATEFULSET_NAMESPACE?.value, 'buildkit');
     assert.equal(config.KUBECONFIG_PATH?.value, null, 'in-cluster credentials');
+    assert.equal(config.LEADER_ELECTION?.value, 'true');
+    assert.equal(config.LEADER_ELECTION_LEASE_NAME?.value, 'buildkitd-autoscaler');
+    assert.equal(config.POD_NAME?.value, POD_NAME, 'each replica is named after its pod in the Leases');
+    assert.equal(config.POD_UID?.value, POD_UID, 'its report Lease is owned by its pod');
   });
 
   it('chart defaults: every setting from the environment, the release namespace for the StatefulSet', async () => {
     const config = await effectiveConfig(podEnv(await helmTemplate(undefined, { namespace: 'builds' })));
     assertAllFromEnv(config);
     assert.equal(config.BUILDKITD_STATEFULSET_NAMESPACE?.value, 'builds');
+    assert.equal(config.LEADER_ELECTION_LEASE_NAME?.value, 'buildkitd-autoscaler', 'the gateway\'s own default for this StatefulSet');
+  });
+
+  it('chart with a single replica and leader election off: the gateway accepts it', async () => {
+    const docs = await helmTemplate(undefined, {
+      args: ['--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false', '--set', 'podDisruptionBudget.enabled=false'],
+    });
+    const config = await effectiveConfig(podEnv(docs));
+    assertAllFromEnv(config);
+    assert.equal(config.LEADER_ELECTION?.value, 'false');
   });
 
   it('chart values: each gateway and buildkitd setting arrives with the value the user set', async () => {
@@ -88,6 +111,7 @@ describe('the gateway accepts what is installed', () => {
         clusterDomain: 'corp.example',
       },
       buildkitd: { statefulSetName: 'bk', namespace: 'farm', headlessServiceName: 'bk-pods', port: 1234 },
+      leaderElection: { leaseName: 'bk-leader', leaseDuration: '30s', renewDeadline: '20s', retryPeriod: '5s', maxReportStaleness: '15m' },
     };
     const file = path.join(workDir, 'values.json');
     await writeFile(file, JSON.stringify(values));
@@ -109,6 +133,14 @@ describe('the gateway accepts what is installed', () => {
       PROXY_MAX_PENDING: '45',
       SHUTDOWN_GRACE_PERIOD: '45s',
       LOG_LEVEL: 'debug',
+      LEADER_ELECTION: 'true',
+      LEADER_ELECTION_LEASE_NAME: 'bk-leader',
+      LEADER_ELECTION_LEASE_DURATION: '30s',
+      LEADER_ELECTION_RENEW_DEADLINE: '20s',
+      LEADER_ELECTION_RETRY_PERIOD: '5s',
+      MAX_REPORT_STALENESS: '15m0s',
+      POD_NAME,
+      POD_UID,
     });
   });
 

@@ -14,7 +14,7 @@ import {
   statefulSet,
 } from './contract.ts';
 import { findOne, helmTemplate, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_DIR, kustomize, type Manifest } from './tools.ts';
-import type { V1Role } from '@kubernetes/client-node';
+import type { V1PodDisruptionBudget, V1Role } from '@kubernetes/client-node';
 
 describe('deploy/kubernetes (kustomize)', () => {
   let gateway: Manifest[];
@@ -40,6 +40,7 @@ describe('deploy/kubernetes (kustomize)', () => {
         'RoleBinding/buildkitd-autoscaler',
         'Service/buildkitd-autoscaler',
         'Deployment/buildkitd-autoscaler',
+        'PodDisruptionBudget/buildkitd-autoscaler',
       ],
     );
     for (const doc of gateway.filter((d) => d.kind !== 'Namespace')) assert.equal(doc.metadata.namespace, 'buildkit', `${doc.kind} namespace`);
@@ -47,6 +48,12 @@ describe('deploy/kubernetes (kustomize)', () => {
 
   it('runs the gateway hardened, probed, drained and with least-privilege RBAC', () => {
     assertGatewayContract(gateway);
+  });
+
+  it('runs two gateways with leader election, so a rollout or a drain always leaves one serving', () => {
+    assert.equal(deployment(gateway).spec?.replicas, 2);
+    assert.equal(gatewayEnv(gateway, 'LEADER_ELECTION'), 'true');
+    assert.equal(findOne<V1PodDisruptionBudget>(gateway, 'PodDisruptionBudget').spec?.minAvailable, 1);
   });
 
   it('takes the StatefulSet namespace from the pod, so a kustomize namespace change follows', () => {
@@ -88,6 +95,19 @@ describe('deploy/kubernetes (kustomize)', () => {
       deployment(chart).spec?.template.spec?.terminationGracePeriodSeconds,
     );
     assert.deepEqual(ruleShapes(findOne<V1Role>(gateway, 'Role')), ruleShapes(findOne<V1Role>(chart, 'Role')));
+    assert.equal(deployment(gateway).spec?.replicas, deployment(chart).spec?.replicas);
+    assert.deepEqual(deployment(gateway).spec?.strategy, deployment(chart).spec?.strategy);
+    const spreadOf = (docs: Manifest[]) =>
+      deployment(docs).spec?.template.spec?.topologySpreadConstraints?.map(({ labelSelector, ...rest }) => ({
+        ...rest,
+        selectsGateway: labelSelector?.matchLabels?.['app.kubernetes.io/component'] === 'gateway',
+      }));
+    assert.deepEqual(spreadOf(gateway), spreadOf(chart));
+    const budgetOf = (docs: Manifest[]) => {
+      const { selector: _selector, ...rest } = findOne<V1PodDisruptionBudget>(docs, 'PodDisruptionBudget').spec ?? {};
+      return rest;
+    };
+    assert.deepEqual(budgetOf(gateway), budgetOf(chart));
 
     const chartBuildkitd = buildkitdContainer(chart);
     const exampleBuildkitd = buildkitdContainer(buildkitd);

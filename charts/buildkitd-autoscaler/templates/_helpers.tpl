@@ -97,3 +97,17 @@ terminationGracePeriodSeconds. Fails on other forms so a typo cannot yield a gra
 {{- $t }}
 {{- end }}
 {{- end }}
+
+{{/* Name of the leader Lease; the replicas' report Leases are <name>-<pod>. The gateway's own default. */}}
+{{- define "bka.leaseName" -}}
+{{- default (printf "%s-autoscaler" .Values.buildkitd.statefulSetName) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/* Gateway replicas; several only with leader election, or they would scale down under each other. */}}
+{{- define "bka.replicaCount" -}}
+{{- $replicas := int .Values.replicaCount }}
+{{- if and (gt $replicas 1) (not .Values.leaderElection.enabled) }}
+{{- fail (printf "replicaCount %d needs leaderElection.enabled: gateways that do not share their activity scale buildkitd down under each other's builds" $replicas) }}
+{{- end }}
+{{- $replicas }}
+{{- end }}

@@ -1,6 +1,7 @@
 // The shipped manifests and the chart against a real API server (test/cluster): every rendering is
 // accepted (strict field validation), the gateway's ServiceAccount can do exactly what the gateway needs,
-// the gateway started from the shipped manifests reports ready with those rights, and `helm upgrade`
+// both gateways started from the shipped manifests report ready, elect a leader and publish their reports
+// with those rights, and `helm upgrade`
 // leaves a running build farm's replica count alone. Run inside the cluster netns:
 //   npm run test:deploy:cluster
 import assert from 'node:assert/strict';
@@ -8,6 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { V1Lease, V1Pod } from '@kubernetes/client-node';
 import { ensureCluster, type Cluster } from '../../cluster/index.ts';
 import { CASES, withValue } from '../chart-cases.ts';
 import { CHART_DIR, helm, helmTemplateRaw, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_DIR, runTool } from '../tools.ts';
@@ -92,6 +94,13 @@ describe('deploy/kubernetes on a real API server', () => {
       ['list', 'endpointslices.discovery.k8s.io'],
       ['watch', 'endpointslices.discovery.k8s.io'],
       ['create', 'events'],
+      // Leader election and the replicas' activity reports (LEADER_ELECTION=true, the default).
+      ['get', 'leases.coordination.k8s.io'],
+      ['list', 'leases.coordination.k8s.io'],
+      ['watch', 'leases.coordination.k8s.io'],
+      ['create', 'leases.coordination.k8s.io'],
+      ['update', 'leases.coordination.k8s.io'],
+      ['delete', 'leases.coordination.k8s.io'],
     ];
     const denied: [string, string, string?][] = [
       ['patch', 'statefulsets/buildkitd'], // the pod template stays out of reach
@@ -100,7 +109,8 @@ describe('deploy/kubernetes on a real API server', () => {
       ['list', 'statefulsets'], // only by name
       ['list', 'pods'],
       ['get', 'secrets'],
-      ['create', 'leases.coordination.k8s.io'], // only with HA
+      ['get', 'pods'], // a report Lease names its pod as owner without any right on pods
+      ['patch', 'leases.coordination.k8s.io'], // the gateway replaces Leases with optimistic concurrency
     ];
     for (const [verb, resource, sub] of allowed) assert.equal(await canI(ns, sa, verb, resource, sub), true, `${verb} ${resource} ${sub ?? ''}`);
     for (const [verb, resource, sub] of denied) assert.equal(await canI(ns, sa, verb, resource, sub), false, `${verb} ${resource} ${sub ?? ''}`);
@@ -114,18 +124,37 @@ describe('deploy/kubernetes on a real API server', () => {
     });
   });
 
-  it('runs the gateway from the shipped manifests until it reports ready with its own ServiceAccount', async () => {
-    await waitFor(
-      'the gateway pod to be Ready',
+  it('runs both gateways from the shipped manifests until they are Ready, one leading, each reporting in a Lease its pod owns', async () => {
+    const pods = await waitFor(
+      'both gateway pods to be Ready',
       async () => {
-        const out = await mustKubectl([
-          '-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=buildkitd-autoscaler',
-          '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}',
-        ]);
-        return out.trim() === 'True' ? true : undefined;
+        const out = await mustKubectl(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=buildkitd-autoscaler', '-o', 'json']);
+        const items = (JSON.parse(out) as { items: V1Pod[] }).items;
+        const ready = items.filter((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        return ready.length === 2 ? ready : undefined;
       },
       180_000,
     );
+    const byName = new Map(pods.map((p) => [p.metadata?.name ?? '', p.metadata?.uid ?? '']));
+    const leader = await waitFor('a leader in the Lease buildkitd-autoscaler', async () => {
+      const result = await cluster.kubectl(['-n', ns, 'get', 'lease', 'buildkitd-autoscaler', '-o', 'jsonpath={.spec.holderIdentity}']);
+      return result.code === 0 && result.stdout.trim() ? result.stdout.trim() : undefined;
+    });
+    assert.ok(byName.has(leader), `the leader ${leader} is one of the gateway pods ${[...byName.keys()].join(', ')}`);
+    const reports = await waitFor('a report Lease from each gateway pod', async () => {
+      const out = await mustKubectl(['-n', ns, 'get', 'leases', '-l', 'buildkitd-autoscaler/group=buildkitd-autoscaler,buildkitd-autoscaler/role=activity', '-o', 'json']);
+      const items = (JSON.parse(out) as { items: V1Lease[] }).items;
+      return items.length === 2 ? items : undefined;
+    });
+    for (const report of reports) {
+      const holder = report.spec?.holderIdentity ?? '';
+      assert.equal(report.metadata?.name, `buildkitd-autoscaler-${holder}`, 'a report is named after its replica');
+      assert.deepEqual(
+        report.metadata?.ownerReferences?.map((o) => ({ kind: o.kind, name: o.name, uid: o.uid })),
+        [{ kind: 'Pod', name: holder, uid: byName.get(holder) }],
+        'the garbage collector deletes a report with its pod',
+      );
+    }
   });
 });
 
