@@ -115,5 +115,7 @@ describe('deploy/kubernetes (kustomize)', () => {
     assert.deepEqual(exampleBuildkitd.resources, chartBuildkitd.resources);
     assert.deepEqual(exampleBuildkitd.readinessProbe, chartBuildkitd.readinessProbe);
     assert.deepEqual(exampleBuildkitd.securityContext, chartBuildkitd.securityContext);
+    assert.deepEqual(statefulSet(buildkitd).spec?.volumeClaimTemplates, statefulSet(chart).spec?.volumeClaimTemplates, 'each builder keeps its own cache claim');
+    assert.deepEqual(statefulSet(buildkitd).spec?.persistentVolumeClaimRetentionPolicy, statefulSet(chart).spec?.persistentVolumeClaimRetentionPolicy);
   });
 });
