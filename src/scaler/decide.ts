@@ -96,7 +96,7 @@ export interface ScaleDecision {
   routable: string[];
   /** Connections on each builder pod now, over every counted report (the balancer's loads). */
   loads: Record<string, number>;
-  /** The StatefulSet is at its maximum: no builder can be added, so a full one takes more rather than hold. */
+  /** The StatefulSet is at its maximum and every builder the demand needs takes connections: none can be added or is on its way, so a full one takes more rather than hold. */
   atMaximum: boolean;
   /** Make sure at least this many replicas are wanted (idempotent; any replica may do it). */
   scaleUpTo: number | undefined;
@@ -190,7 +190,8 @@ export function decide(view: ScalerView): ScaleDecision {
 
   const loads: Record<string, number> = {};
   for (const report of counted) for (const [name, entry] of Object.entries(report.pods)) if (entry.open > 0) loads[name] = (loads[name] ?? 0) + entry.open;
-  const atMaximum = (spec ?? 0) >= policy.maxReplicas;
+  // Overloading is the last resort: while a builder the demand needs is still starting, it will have room soon.
+  const atMaximum = (spec ?? 0) >= policy.maxReplicas && routable.length >= Math.min(spec ?? 0, needed);
 
   return { demand, needed, routable, loads, atMaximum, scaleUpTo, scaleDown, waiting, blockedBy, expired, recheckAt };
 }

@@ -215,22 +215,19 @@ export const CASES: Record<string, ValueCase> = {
   'buildkitd.terminationGracePeriodSeconds': { set: 600, expect: (d) => assert.equal(stsSpec(d).template.spec?.terminationGracePeriodSeconds, 600) },
   'buildkitd.readinessPeriodSeconds': { set: 3, expect: (d) => assert.equal(buildkitdContainer(d).readinessProbe?.periodSeconds, 3) },
   'buildkitd.persistence.enabled': {
-    set: true,
+    set: false,
     expect: (d) => {
-      const claim = stsSpec(d).volumeClaimTemplates?.[0];
-      assert.equal(claim?.metadata?.name, 'buildkit-state');
-      assert.equal(claim?.spec?.resources?.requests?.storage, '50Gi');
-      assert.equal(stsSpec(d).template.spec?.volumes, undefined, 'no emptyDir shadows the claim');
+      assert.equal(stsSpec(d).volumeClaimTemplates, undefined, 'no claims');
+      assert.equal(stsSpec(d).persistentVolumeClaimRetentionPolicy, undefined);
+      assert.deepEqual(stsSpec(d).template.spec?.volumes, [{ name: 'buildkit-state', emptyDir: {} }]);
     },
   },
   'buildkitd.persistence.size': {
     set: '200Gi',
-    context: { buildkitd: { persistence: { enabled: true } } },
     expect: (d) => assert.equal(stsSpec(d).volumeClaimTemplates?.[0]?.spec?.resources?.requests?.storage, '200Gi'),
   },
   'buildkitd.persistence.storageClassName': {
     set: 'fast-ssd',
-    context: { buildkitd: { persistence: { enabled: true } } },
     expect: (d) => assert.equal(stsSpec(d).volumeClaimTemplates?.[0]?.spec?.storageClassName, 'fast-ssd'),
   },
   'service.type': { set: 'LoadBalancer', expect: (d) => assert.equal(gatewayService(d).spec?.type, 'LoadBalancer') },
@@ -285,6 +282,10 @@ export const CASES: Record<string, ValueCase> = {
   },
   priorityClassName: { set: 'builds-high', expect: (d) => assert.equal(podSpec(d).priorityClassName, 'builds-high') },
   replicaCount: { set: 3, expect: (d) => assert.equal(deployment(d).spec?.replicas, 3) },
+  'pool.maxReplicas': { set: 5, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MAX_REPLICAS'), '5') },
+  'pool.minReplicas': { set: 1, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MIN_REPLICAS'), '1') },
+  'pool.connectionsPerReplica': { set: 3, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_CONNECTIONS_PER_REPLICA'), '3') },
+  'pool.affinity': { set: 'none', expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_AFFINITY'), 'none') },
   'leaderElection.enabled': {
     set: false,
     // The one shape leader election may be off in: a lone gateway without a budget that would block drains.

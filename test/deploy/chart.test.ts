@@ -102,6 +102,13 @@ describe('helm chart', () => {
     assert.match(await renderError(['--set', `leaderElection.leaseName=${'a'.repeat(190)}`]), /leaseName/);
   });
 
+  it('refuses a pool the gateway would refuse at start (exit 2, a crash-looping pod)', async () => {
+    assert.match(await renderError(['--set', 'pool.minReplicas=3', '--set', 'pool.maxReplicas=2']), /pool\.minReplicas 3 must not exceed pool\.maxReplicas 2/);
+    assert.match(await renderError(['--set', 'pool.maxReplicas=2', '--set', 'gateway.backendDiscovery=dns']), /dns discovery supports one builder only/);
+    assert.match(await renderError(['--set', 'pool.affinity=ip']), /affinity/);
+    assert.match(await renderError(['--set', 'pool.connectionsPerReplica=0']), /connectionsPerReplica/);
+  });
+
   it('requires a ServiceAccount name when it does not create one', async () => {
     assert.match(await renderError(['--set', 'serviceAccount.create=false']), /serviceAccount\.name is required/);
   });

@@ -78,6 +78,8 @@ describe('the gateway accepts what is installed', () => {
     assert.equal(config.LEADER_ELECTION_LEASE_NAME?.value, 'buildkitd-autoscaler');
     assert.equal(config.POD_NAME?.value, POD_NAME, 'each replica is named after its pod in the Leases');
     assert.equal(config.POD_UID?.value, POD_UID, 'its report Lease is owned by its pod');
+    assert.equal(config.BUILDKITD_MAX_REPLICAS?.value, '1', 'one builder unless the pool is raised');
+    assert.equal(config.BUILDKITD_AFFINITY?.value, 'client-ip');
   });
 
   it('chart defaults: every setting from the environment, the release namespace for the StatefulSet', async () => {
@@ -94,6 +96,17 @@ describe('the gateway accepts what is installed', () => {
     const config = await effectiveConfig(podEnv(docs));
     assertAllFromEnv(config);
     assert.equal(config.LEADER_ELECTION?.value, 'false');
+  });
+
+  it('chart pool values: a pool of builders arrives as the user set it', async () => {
+    const file = path.join(workDir, 'pool.json');
+    await writeFile(file, JSON.stringify({ pool: { maxReplicas: 6, minReplicas: 2, connectionsPerReplica: 3, affinity: 'none' } }));
+    const config = await effectiveConfig(podEnv(await helmTemplate(file)));
+    assertAllFromEnv(config);
+    assert.deepEqual(
+      [config.BUILDKITD_MAX_REPLICAS?.value, config.BUILDKITD_MIN_REPLICAS?.value, config.BUILDKITD_CONNECTIONS_PER_REPLICA?.value, config.BUILDKITD_AFFINITY?.value],
+      ['6', '2', '3', 'none'],
+    );
   });
 
   it('chart values: each gateway and buildkitd setting arrives with the value the user set', async () => {
@@ -141,6 +154,11 @@ describe('the gateway accepts what is installed', () => {
       LEADER_ELECTION_RENEW_DEADLINE: '20s',
       LEADER_ELECTION_RETRY_PERIOD: '5s',
       MAX_REPORT_STALENESS: '15m0s',
+      // dns discovery: one builder (the pool's values have their own test above).
+      BUILDKITD_MAX_REPLICAS: '1',
+      BUILDKITD_MIN_REPLICAS: '0',
+      BUILDKITD_CONNECTIONS_PER_REPLICA: '8',
+      BUILDKITD_AFFINITY: 'client-ip',
       POD_NAME,
       POD_UID,
     });

@@ -62,7 +62,15 @@ describe('deploy/kubernetes (kustomize)', () => {
 
   it('ships an example buildkitd that matches what the gateway is told', () => {
     assertBuildkitdContract(buildkitd, gateway);
-    assert.equal(statefulSet(buildkitd).spec?.podManagementPolicy, 'Parallel');
+    assert.equal(statefulSet(buildkitd).spec?.podManagementPolicy, 'Parallel', 'a pool wakes several builders at once');
+  });
+
+  it('gives each builder its own cache volume, kept across scale-to-zero', () => {
+    const spec = statefulSet(buildkitd).spec;
+    assert.deepEqual(spec?.volumeClaimTemplates?.map((claim) => claim.metadata?.name), ['buildkit-state']);
+    assert.equal(spec?.template.spec?.volumes?.some((volume) => volume.name === 'buildkit-state'), undefined, 'no emptyDir shadows the claim');
+    assert.deepEqual(spec?.persistentVolumeClaimRetentionPolicy, { whenScaled: 'Retain', whenDeleted: 'Retain' });
+    assert.ok(buildkitdContainer(buildkitd).volumeMounts?.some((mount) => mount.name === 'buildkit-state' && mount.mountPath === '/var/lib/buildkit'));
   });
 
   it('uses the tagged gateway image', () => {
@@ -107,5 +115,7 @@ describe('deploy/kubernetes (kustomize)', () => {
     assert.deepEqual(exampleBuildkitd.resources, chartBuildkitd.resources);
     assert.deepEqual(exampleBuildkitd.readinessProbe, chartBuildkitd.readinessProbe);
     assert.deepEqual(exampleBuildkitd.securityContext, chartBuildkitd.securityContext);
+    assert.deepEqual(statefulSet(buildkitd).spec?.volumeClaimTemplates, statefulSet(chart).spec?.volumeClaimTemplates, 'each builder keeps its own cache claim');
+    assert.deepEqual(statefulSet(buildkitd).spec?.persistentVolumeClaimRetentionPolicy, statefulSet(chart).spec?.persistentVolumeClaimRetentionPolicy);
   });
 });

@@ -7,7 +7,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
-import { AppsV1Api, CoreV1Api, dumpYaml, loadAllYaml } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, dumpYaml, loadAllYaml, Watch, type V1StatefulSet } from '@kubernetes/client-node';
+import { ipArgv, run } from '../cluster/common.ts';
 import { ensureCluster, type Cluster } from '../cluster/index.ts';
 import { freePort } from '../support/net.ts';
 
@@ -45,6 +46,8 @@ export interface BuildkitdSpec {
   kind: 'mock' | 'real' | 'never-ready';
   startDelayMs?: number;
   terminationGraceSeconds?: number;
+  /** Parallel (default, as shipped): every missing pod starts at once; OrderedReady: one after the other. */
+  podManagementPolicy?: 'Parallel' | 'OrderedReady';
 }
 
 function statefulSetYaml(spec: BuildkitdSpec): string {
@@ -72,7 +75,7 @@ metadata: {name: buildkitd}
 spec:
   replicas: 0
   serviceName: buildkitd-headless
-  podManagementPolicy: Parallel
+  podManagementPolicy: ${spec.podManagementPolicy ?? 'Parallel'}
   selector: {matchLabels: {app: buildkitd}}
   template:
     metadata:
@@ -142,8 +145,21 @@ export interface Env {
   artifacts: string;
   replicas(): Promise<{ spec: number; ready: number }>;
   setReplicas(n: number): Promise<void>;
-  startGateway(env?: Record<string, string>): Promise<Gateway>;
+  /** listenOnAll: the proxy listens on 0.0.0.0 (clients reach it on their own address; see clientAddresses). */
+  startGateway(env?: Record<string, string>, options?: { listenOnAll?: boolean }): Promise<Gateway>;
+  /** Watches the buildkitd StatefulSet from now until the test ends: every spec/ready change, with its time. */
+  watchReplicas(): Promise<ReplicaHistory>;
+  /** `count` extra addresses on lo (10.244.1.x, outside the pod subnet), removed when the test ends. */
+  clientAddresses(count: number): Promise<string[]>;
 }
+
+export interface ReplicaHistory {
+  changes: Array<{ at: number; spec: number; ready: number }>;
+  /** The highest spec.replicas seen. */
+  maxSpec(): number;
+}
+
+let nextClientOctet = 10;
 
 
 /**
@@ -189,7 +205,43 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
       const result = await c.kubectl(['-n', namespace, 'scale', 'statefulset/buildkitd', `--replicas=${n}`]);
       assert.equal(result.code, 0, result.stderr);
     },
-    async startGateway(extraEnv = {}) {
+    async watchReplicas() {
+      const changes: ReplicaHistory['changes'] = [];
+      const record = (sts: V1StatefulSet) => {
+        const entry = { at: Date.now(), spec: sts.spec?.replicas ?? 0, ready: sts.status?.readyReplicas ?? 0 };
+        const last = changes.at(-1);
+        if (!last || last.spec !== entry.spec || last.ready !== entry.ready) changes.push(entry);
+      };
+      let watching = true;
+      let request: { abort(): void } | undefined;
+      const start = async (): Promise<void> => {
+        request = await new Watch(kc).watch(
+          `/apis/apps/v1/namespaces/${namespace}/statefulsets`,
+          { fieldSelector: 'metadata.name=buildkitd' },
+          (_type, object: V1StatefulSet) => record(object),
+          // A watch the API server ends is resumed (a missed change would hide a step above the maximum).
+          () => void (watching && start()),
+        );
+      };
+      await start();
+      t.after(() => {
+        watching = false;
+        request?.abort();
+      });
+      return { changes, maxSpec: () => Math.max(0, ...changes.map((c) => c.spec)) };
+    },
+    async clientAddresses(count) {
+      const addresses = Array.from({ length: count }, () => `10.244.1.${nextClientOctet++}`);
+      for (const address of addresses) {
+        const result = await run(...ipArgv(['addr', 'replace', `${address}/32`, 'dev', 'lo']));
+        assert.equal(result.code, 0, result.stderr);
+      }
+      t.after(async () => {
+        for (const address of addresses) await run(...ipArgv(['addr', 'del', `${address}/32`, 'dev', 'lo']));
+      });
+      return addresses;
+    },
+    async startGateway(extraEnv = {}, options = {}) {
       const [proxyPort, metricsPort] = [await freePort(), await freePort()];
       // Each process is its own replica, as each gateway pod is (POD_NAME from the downward API).
       const identity = `gateway-${gateways.length}`;
@@ -198,7 +250,7 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
           PATH: process.env['PATH'] ?? '',
           KUBECONFIG_PATH: saKubeconfig,
           BUILDKITD_STATEFULSET_NAMESPACE: namespace,
-          PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
+          PROXY_LISTEN_ADDR: `${options.listenOnAll ? '0.0.0.0' : '127.0.0.1'}:${proxyPort}`,
           METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
           SCALE_DOWN_IDLE_TIMEOUT: '3s',
           READY_WAIT_TIMEOUT: '60s',
@@ -255,16 +307,24 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
   return env;
 }
 
+/** A client address from Env.clientAddresses; the gateway must listen on all addresses (listenOnAll). */
+export type ClientAddress = string;
+
+/** Connecting to its own address makes the kernel use it as the source: the gateway sees that client address. */
+function clientTarget(from: ClientAddress | undefined): { host: string; localAddress?: string } {
+  return from === undefined ? { host: '127.0.0.1' } : { host: from, localAddress: from };
+}
+
 /**
  * Sends `payload`, waits until as many bytes came back, then closes and collects the rest. It does not
  * half-close first: the mock buildkitd (socat EXEC:cat) drops the reply when cat has not answered within
  * socat's 0.5 s half-close timeout, which happens on a loaded 2-core machine with 50 forks at once.
  */
-export function echoExchange(port: number, payload: Buffer | string): Promise<{ reply: Buffer; error: Error | undefined; ms: number }> {
+export function echoExchange(port: number, payload: Buffer | string, from?: ClientAddress): Promise<{ reply: Buffer; error: Error | undefined; ms: number }> {
   const started = Date.now();
   const expected = Buffer.byteLength(payload);
   return new Promise((resolvePromise) => {
-    const socket: Socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const socket: Socket = connect({ port, ...clientTarget(from), allowHalfOpen: true });
     const chunks: Buffer[] = [];
     let received = 0;
     let error: Error | undefined;
@@ -281,9 +341,9 @@ export function echoExchange(port: number, payload: Buffer | string): Promise<{ 
 }
 
 /** An open connection that echoes: write, read back exactly that many bytes. */
-export async function openEcho(port: number): Promise<{ socket: Socket; roundTrip(data: Buffer): Promise<Buffer>; closed: Promise<Error | undefined> }> {
+export async function openEcho(port: number, from?: ClientAddress): Promise<{ socket: Socket; roundTrip(data: Buffer): Promise<Buffer>; closed: Promise<Error | undefined> }> {
   // Not half-open: when the gateway closes its side, this socket closes too, as a client library's would.
-  const socket = connect({ port, host: '127.0.0.1' });
+  const socket = connect({ port, ...clientTarget(from) });
   let error: Error | undefined;
   socket.on('error', (e) => (error = e));
   const closed = once(socket, 'close').then(() => error);

@@ -111,3 +111,15 @@ terminationGracePeriodSeconds. Fails on other forms so a typo cannot yield a gra
 {{- end }}
 {{- $replicas }}
 {{- end }}
+
+{{/* Most builders; refused where the gateway would exit 2 at start (a crash-looping pod). */}}
+{{- define "bka.poolMaxReplicas" -}}
+{{- $max := int .Values.pool.maxReplicas }}
+{{- if gt (int .Values.pool.minReplicas) $max }}
+{{- fail (printf "pool.minReplicas %d must not exceed pool.maxReplicas %d" (int .Values.pool.minReplicas) $max) }}
+{{- end }}
+{{- if and (gt $max 1) (eq .Values.gateway.backendDiscovery "dns") }}
+{{- fail (printf "pool.maxReplicas %d needs gateway.backendDiscovery endpoints: dns discovery supports one builder only" $max) }}
+{{- end }}
+{{- $max }}
+{{- end }}
