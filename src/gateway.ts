@@ -73,7 +73,7 @@ export class Gateway {
     const clock = (this.clock = options.clock ?? systemClock);
     this.metrics = createMetrics();
     const ns = config.stsNamespace;
-    const recorder = new ScaleEventRecorder(kubeConfig, ns, config.stsName, () => this.statefulSet.objects()[0]?.metadata?.uid, log);
+    const recorder = new ScaleEventRecorder(kubeConfig, ns, config.stsName, () => this.statefulSet.objects()[0]?.metadata?.uid, log, config.identity);
     const emit = (this.emit = createEventSink(log, this.metrics, [recorder.observe]));
 
     this.statefulSet = watchStatefulSet(kubeConfig, ns, config.stsName, clock, emit);
@@ -92,6 +92,8 @@ export class Gateway {
     this.activity = new LocalActivity();
     this.actuator = new ScaleActuator({ target: options.scaleTarget ?? new StatefulSetScale(kubeConfig, ns, config.stsName), clock, emit });
     this.coordination = config.leaderElection ? this.coordinate(kubeConfig, clock, emit) : undefined;
+    // A lone gateway without leader election decides alone: it is the leader for alerting purposes.
+    if (!this.coordination) this.metrics.leader.set(1);
     const coordination = this.coordination;
     const proposals: ProposalStore = coordination
       ? new LeaderLeaseProposalStore(coordination.elector, () => coordination.reports.proposal())

@@ -14,21 +14,23 @@ export class ScaleEventRecorder {
   private readonly statefulSetName: string;
   private readonly uid: () => string | undefined;
   private readonly log: Logger;
-  private readonly host = process.env['HOSTNAME'] ?? 'buildkitd-autoscaler';
+  /** The gateway replica that decided (its --identity), so `kubectl describe` says who scaled. */
+  private readonly host: string;
 
-  constructor(kubeConfig: KubeConfig, namespace: string, statefulSetName: string, uid: () => string | undefined, log: Logger) {
+  constructor(kubeConfig: KubeConfig, namespace: string, statefulSetName: string, uid: () => string | undefined, log: Logger, identity: string) {
     this.kubeConfig = kubeConfig;
     this.namespace = namespace;
     this.statefulSetName = statefulSetName;
     this.uid = uid;
     this.log = log;
+    this.host = identity;
   }
 
   readonly observe = (event: GatewayEvent): void => {
     if (event.kind === 'scale') {
-      this.record('Normal', event.direction === 'up' ? 'ScaledUp' : 'ScaledDown', `Scaled ${event.direction} from ${event.from} to ${event.to} replicas: ${event.reason}`);
+      this.record('Normal', event.direction === 'up' ? 'ScaledUp' : 'ScaledDown', `Scaled ${event.direction} from ${event.from} to ${event.to} replicas: ${event.reason} (decided by ${this.host})`);
     } else if (event.kind === 'scale_failed') {
-      this.record('Warning', 'ScaleFailed', `${event.code}: scale ${event.direction} to ${event.to} failed: ${event.error}`);
+      this.record('Warning', 'ScaleFailed', `${event.code}: scale ${event.direction} to ${event.to} failed: ${event.error} (${this.host})`);
     }
   };
 

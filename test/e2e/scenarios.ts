@@ -396,15 +396,30 @@ export const SCENARIOS: Scenario[] = [
         assert.ok(result.elapsedMs < 15_000, `the held client was closed only after ${seconds(result.elapsedMs)} (READY_WAIT_TIMEOUT ${ctx.settings.readyWaitS}s)`);
         await waitForLog(ctx, /BKA_SCALE_FORBIDDEN/, 'BKA_SCALE_FORBIDDEN');
         assert.equal(ctx.timeline.replicas, 0, 'buildkitd was scaled although the write is forbidden');
-        // A re-check confirms the failure before /readyz turns red (a one-off 403 must not flap the pod); then it stays.
-        const readyzDeadline = Date.now() + 30_000;
-        let readyz = await httpGet(gw.metrics, '/readyz');
-        while (!(readyz.status === 503 && readyz.body.includes('BKA_SCALE_FORBIDDEN'))) {
-          assert.ok(Date.now() < readyzDeadline, `/readyz does not report BKA_SCALE_FORBIDDEN 30s after the failure: ${readyz.status} ${readyz.body.trim().slice(0, 200)}`);
-          await new Promise((resolve) => setTimeout(resolve, 500));
-          readyz = await httpGet(gw.metrics, '/readyz');
+        // A re-check confirms the failure before /readyz turns red (a one-off 403 must not flap the pod); then it
+        // stays. With several replicas the Service may answer from one that never tried to scale: ask each pod
+        // whose own log names the failure.
+        const failing: string[] = [];
+        for (const pod of ctx.gatewayPods) {
+          if (/BKA_SCALE_FORBIDDEN/.test(await ctx.backend.containerLog(ctx.namespace, pod, 'gateway'))) failing.push(pod);
         }
-        const readyzSays = `/readyz ${readyz.status} naming BKA_SCALE_FORBIDDEN`;
+        assert.ok(failing.length > 0, 'no gateway pod logged BKA_SCALE_FORBIDDEN');
+        let readyz = { status: 0, body: '' };
+        for (const pod of failing) {
+          const pa = await ctx.backend.podAccess(ctx.namespace, pod);
+          try {
+            const readyzDeadline = Date.now() + 30_000;
+            readyz = await httpGet(pa.metrics, '/readyz');
+            while (!(readyz.status === 503 && readyz.body.includes('BKA_SCALE_FORBIDDEN'))) {
+              assert.ok(Date.now() < readyzDeadline, `/readyz of ${pod} does not report BKA_SCALE_FORBIDDEN 30s after the failure: ${readyz.status} ${readyz.body.trim().slice(0, 200)}`);
+              await new Promise((resolve) => setTimeout(resolve, 500));
+              readyz = await httpGet(pa.metrics, '/readyz');
+            }
+          } finally {
+            pa.close();
+          }
+        }
+        const readyzSays = `/readyz ${readyz.status} naming BKA_SCALE_FORBIDDEN on ${failing.join(', ')}`;
         ctx.figures.set('RBAC denied: held client closed after', `${Math.round(result.elapsedMs)}ms (${result.failure ?? ''}; READY_WAIT_TIMEOUT ${ctx.settings.readyWaitS}s)`);
         return `client ${result.failure ?? ''} after ${Math.round(result.elapsedMs)}ms; log names BKA_SCALE_FORBIDDEN; ${readyzSays}; StatefulSet stayed at 0`;
       } finally {

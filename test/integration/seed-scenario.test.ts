@@ -27,6 +27,11 @@ test('scale from zero on connect, echo, and back to zero after the idle timeout'
   // `kubectl describe statefulset` tells who scaled it and why.
   const events = await env.cluster.kubectl(['-n', env.namespace, 'get', 'events', '--field-selector', 'involvedObject.kind=StatefulSet,involvedObject.name=buildkitd', '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
   assert.deepEqual(events.stdout.split('\n').filter((r) => r.startsWith('Scaled')).sort(), ['ScaledDown', 'ScaledUp']);
+  // ...and which gateway replica decided.
+  const messages = await env.cluster.kubectl(['-n', env.namespace, 'get', 'events', '--field-selector', 'involvedObject.kind=StatefulSet,involvedObject.name=buildkitd', '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}']);
+  const scaled = messages.stdout.split('\n').filter((m) => m.startsWith('Scaled'));
+  assert.equal(scaled.length, 2);
+  for (const message of scaled) assert.match(message, /\(decided by gateway-0\)$/);
 });
 
 test('a gateway that starts while buildkitd runs keeps it up for the idle timeout, then scales it down', async (t) => {
