@@ -44,7 +44,10 @@ test('kube-apiserver killed and restarted during a transfer and while idle', asy
   await waitFor('scaled to 0 after recovery', async () => (await env.replicas()).spec === 0, 90_000);
   assert.ok(gateway.events().some((e) => e['event'] === 'watch_failed' && e['code'] === 'BKA_WATCH_FAILED'));
 
-  // And it still wakes afterwards.
+  // And it still wakes afterwards. The gateway waits until the removed pod is gone before it wakes again
+  // (so the StatefulSet controller cannot keep the fenced pod); after two API server restarts the
+  // controller manager's own watches come back with their own backoff, which took over a minute here.
+  await waitFor('the removed pod gone', async () => (await env.core.listNamespacedPod({ namespace: env.namespace })).items.length === 0, 180_000);
   const after = await echoExchange(gateway.proxyPort, 'after recovery');
   assert.equal(after.reply.toString(), 'after recovery');
 });
