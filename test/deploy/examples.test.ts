@@ -42,7 +42,7 @@ describe('deploy/kubernetes/examples', () => {
     const proxy = rules.find((rule) => rule.ports?.some((port) => port.port === 'buildkit'));
     assert.equal(proxy?._from, undefined, 'BuildKit clients from anywhere');
     const ops = rules.find((rule) => rule.ports?.some((port) => port.port === 'metrics'));
-    assert.deepEqual(ops?._from?.[0], { podSelector: {} }, 'this namespace');
+    assert.deepEqual(JSON.parse(JSON.stringify(ops?._from?.[0])), { podSelector: {} }, 'this namespace');
     assert.ok(ops?._from?.[1]?.namespaceSelector && ops._from[1].podSelector, 'the scraper: its namespace and its pods');
     assert.equal(ops?._from?.length, 2);
   });
