@@ -130,6 +130,8 @@ export class Gateway {
       coordination.elector.onChange(() => this.controller.requestReconcile());
       coordination.leases.onChange(() => {
         coordination.reports.observe();
+        const departed = coordination.reports.takeDepartedWakes();
+        if (departed.length > 0) this.wakes.adopt(departed);
         this.controller.requestReconcile();
       });
     }

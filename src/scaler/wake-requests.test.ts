@@ -25,3 +25,14 @@ test('the active wake is the most replicas in force, then the longest', () => {
   assert.deepEqual(activeWake([{ replicas: 1, until: 50 }, { replicas: 2, until: 10 }, { replicas: 2, until: 20 }], now), { replicas: 2, until: 20 });
   assert.deepEqual(mergeWakeRequests([{ replicas: 2, until: 20 }, { replicas: 2, until: 10 }, { replicas: 1, until: 15 }], now), [{ replicas: 2, until: 20 }]);
 });
+
+test('adopted requests merge without shortening and notify only when something changed', () => {
+  const now = 1_000_000;
+  const wakes = new WakeRequests(() => now);
+  let changes = 0;
+  wakes.onChange(() => (changes += 1));
+  wakes.adopt([{ replicas: 1, until: now + 60_000 }]);
+  wakes.adopt([{ replicas: 1, until: now + 30_000 }]);
+  assert.deepEqual(wakes.current(), [{ replicas: 1, until: now + 60_000 }]);
+  assert.equal(changes, 1);
+});

@@ -27,6 +27,14 @@ export class WakeRequests {
     return added;
   }
 
+  /** Carries on requests another replica accepted before its report went away (no new wake: not counted again). */
+  adopt(requests: readonly WakeRequest[]): void {
+    const now = this.wallNow();
+    const before = JSON.stringify(this.current(now));
+    this.active = mergeWakeRequests([...this.active, ...requests], now);
+    if (JSON.stringify(this.active) !== before) for (const listener of this.listeners) listener();
+  }
+
   /** The requests still in force, for this replica's report. */
   current(now: number = this.wallNow()): WakeRequest[] {
     this.active = this.active.filter((request) => request.until > now);

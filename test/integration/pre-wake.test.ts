@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { echoExchange, repoRoot, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, leaderAmong, loggedAt, scaleDowns, startReplica } from './gateway-replicas.ts';
+import { allReporting, leaderAmong, loggedAt, reportLeaseName, reportLeases, scaleDowns, startReplica, type Replica } from './gateway-replicas.ts';
 
 async function wakeCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   // Only the client's own environment: the CLI needs no Kubernetes credentials.
@@ -70,4 +70,25 @@ test('/wake?for=20s at zero brings a builder up with no client, keeps it 20 s th
     return sum > 0 && sum;
   });
   assert.equal(connectionWakes, 1);
+});
+
+test('a wake accepted by a replica that then shuts down is carried on by the other (a rollout does not end it)', async (t) => {
+  const env = await setup(t);
+  const replicas = [await startReplica(env, 'gateway-a'), await startReplica(env, 'gateway-b')];
+  await allReporting(replicas, 2);
+  const [leaving, staying] = replicas as [Replica, Replica];
+  const accepted = await fetch(`http://127.0.0.1:${leaving.gateway.metricsPort}/wake?for=40s`, { method: 'POST' });
+  assert.equal(accepted.status, 202);
+  const until = Date.parse(((await accepted.json()) as { until: string }).until);
+  await waitFor('woken', async () => (await env.replicas()).ready === 1, 60_000);
+  assert.equal(await leaving.gateway.stop('SIGTERM'), 0);
+  await waitFor('its report deleted', async () => !(await reportLeases(env)).includes(reportLeaseName(leaving.identity)), 30_000);
+  await waitFor('the other one leads', async () => (await staying.gateway.metric('bka_leader')) === 1, 60_000);
+  // Idle timeout 3 s, no client: only the handed-over request keeps the builder.
+  while (Date.now() < until - 1_000) {
+    assert.equal((await env.replicas()).spec, 1, `still 1 replica ${until - Date.now()}ms before the window ends`);
+    await sleep(1_000);
+  }
+  await waitFor('idled down after the window', async () => (await env.replicas()).spec === 0, 60_000);
+  assert.ok(loggedAt(scaleDowns(staying)[0]!) >= until, 'not before the window ended');
 });
