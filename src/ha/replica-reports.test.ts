@@ -134,3 +134,17 @@ test('a replica that drained and deleted its report leaves when its pods were la
   // The last close it published; a pod it still had open in the last version seen counts as busy until now.
   assert.deepEqual(Object.fromEntries(reports.departedActivity()), { 'buildkitd-0': closedAt, 'buildkitd-1': wallStart + 3_000 });
 });
+
+test("a departed replica's wake requests in force are handed over once, so a rollout does not end them", () => {
+  const { clock, reports, set } = setup();
+  const now = wallStart;
+  const wake = [{ replicas: 1, until: now + 36_000_000 }, { replicas: 2, until: now + 1_000 }];
+  set([reportLease('b', '1', encodeActivity(activity({ wake })))]);
+  reports.observe();
+  assert.deepEqual(reports.reports()[0]?.wake, wake, 'counted while the report exists');
+  assert.deepEqual(reports.takeDepartedWakes(), []);
+  clock.advance(2_000);
+  set([]);
+  assert.deepEqual(reports.takeDepartedWakes(), [{ replicas: 1, until: now + 36_000_000 }], 'the ended one is not carried on');
+  assert.deepEqual(reports.takeDepartedWakes(), [], 'handed over once');
+});

@@ -2,6 +2,7 @@ import type { V1Lease } from '@kubernetes/client-node';
 import type { Clock } from '../clock.ts';
 import { leaseRoleLabel } from '../kube/leases.ts';
 import type { ReplicaReport, ScaleDownProposal } from '../scaler/decide.ts';
+import type { WakeRequest } from '../scaler/wake-requests.ts';
 import { activityAnnotation, decodeActivity, decodeProposal, leaseAnnotation, proposalAnnotation } from './activity-lease.ts';
 
 export interface ReplicaReportsOptions {
@@ -21,8 +22,9 @@ export interface ReplicaReportsOptions {
 export class ReplicaReports {
   private readonly o: ReplicaReportsOptions;
   private readonly wallNow: () => number;
-  private readonly observed = new Map<string, { resourceVersion: string | undefined; at: number; pods: ReplicaReport['pods'] }>();
+  private readonly observed = new Map<string, { resourceVersion: string | undefined; at: number; pods: ReplicaReport['pods']; wake: readonly WakeRequest[] }>();
   private readonly departed = new Map<string, number>();
+  private departedWakes: WakeRequest[] = [];
 
   constructor(options: ReplicaReportsOptions) {
     this.o = options;
@@ -38,13 +40,15 @@ export class ReplicaReports {
       seen.add(name);
       const resourceVersion = lease.metadata?.resourceVersion;
       if (this.observed.get(name)?.resourceVersion !== resourceVersion) {
-        const pods = decodeActivity(leaseAnnotation(lease, activityAnnotation))?.pods ?? {};
-        this.observed.set(name, { resourceVersion, at: now, pods });
+        const activity = decodeActivity(leaseAnnotation(lease, activityAnnotation));
+        this.observed.set(name, { resourceVersion, at: now, pods: activity?.pods ?? {}, wake: activity?.wake ?? [] });
       }
     }
-    for (const [name, { pods }] of this.observed) {
+    for (const [name, { pods, wake }] of this.observed) {
       if (seen.has(name)) continue;
       this.observed.delete(name);
+      // Its wake requests outlive it (a rollout must not end a 10-hour wake): a surviving replica adopts them.
+      this.departedWakes.push(...wake.filter((request) => request.until > this.wallNow()));
       // A drained replica deletes its report after its last close: keep when its pods were last busy,
       // so the idle timeout still runs from that close (a pod still open in the last version seen: now).
       for (const [pod, entry] of Object.entries(pods)) {
@@ -52,6 +56,14 @@ export class ReplicaReports {
         this.departed.set(pod, Math.max(this.departed.get(pod) ?? 0, at));
       }
     }
+  }
+
+  /** Wake requests in force on replicas whose report is gone since the last call, for this replica to carry on. */
+  takeDepartedWakes(): WakeRequest[] {
+    this.observe();
+    const taken = this.departedWakes;
+    this.departedWakes = [];
+    return taken;
   }
 
   /** Per builder pod, when it was last busy on a replica whose report is gone (wall-clock ms). */
@@ -86,6 +98,7 @@ export class ReplicaReports {
         pods: activity.pods,
         since: activity.since,
         ack: activity.ack,
+        wake: activity.wake,
       });
     }
     return reports;
