@@ -4,13 +4,14 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { test } from 'node:test';
 import { FakeBackendSource } from '../../test/support/fake-backend-source.ts';
 import { BackendSet, type Backend } from '../backends/backend-set.ts';
+import { dialBackend } from '../backends/probe.ts';
 import { systemClock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
 import { IdleTracker } from '../scaler/idle.ts';
 import { ProxyListener } from './listener.ts';
 import { PendingConnections } from './pending.ts';
-import { Router } from './router.ts';
+import { Router, type RouterOptions } from './router.ts';
 import { freePort } from '../../test/support/net.ts';
 
 
@@ -35,7 +36,7 @@ function exchange(port: number, text: string): Promise<{ reply: string; closedWi
   });
 }
 
-async function setup(options: { readyWaitMs?: number; maxPending?: number; maxConnections?: number; failure?: GatewayError } = {}) {
+async function setup(options: { readyWaitMs?: number; maxPending?: number; maxConnections?: number; failure?: GatewayError; dial?: RouterOptions['dial'] } = {}) {
   const events: GatewayEvent[] = [];
   const emit = (e: GatewayEvent) => events.push(e);
   const source = new FakeBackendSource();
@@ -52,12 +53,20 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxCo
     clock: systemClock,
     emit,
     readyWaitTimeoutMs: options.readyWaitMs ?? 10_000,
+    ...(options.dial ? { dial: options.dial } : {}),
   });
-  const listener = new ProxyListener({ address: { host: '127.0.0.1', port: 0 }, maxConnections: options.maxConnections ?? 1000, emit, handle: (s) => router.handle(s) });
+  const accepted: Socket[] = [];
+  const handle = (s: Socket) => {
+    accepted.push(s);
+    return router.handle(s);
+  };
+  const listener = new ProxyListener({ address: { host: '127.0.0.1', port: 0 }, maxConnections: options.maxConnections ?? 1000, emit, handle });
   const { port } = await listener.start();
   return {
     port,
     events,
+    /** The gateway's end of each client connection, in accept order. */
+    accepted,
     source,
     pending,
     idle,
@@ -68,8 +77,13 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxCo
 }
 
 const backendAt = (port: number, key = 'uid-0'): Backend => ({ key, podName: 'buildkitd-0', ordinal: 0, host: '127.0.0.1', port });
-const until = async (condition: () => boolean) => {
-  while (!condition()) await new Promise((r) => setTimeout(r, 5));
+/** Waits for a condition; the deadline only turns a hang into a failure that says what never happened. */
+const until = async (condition: () => boolean, what = 'condition', deadlineMs = 20_000) => {
+  const deadline = Date.now() + deadlineMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`gave up waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 };
 
 test('connections arriving while at zero are all held, one wake is asked for, and all are served once a pod is ready', async () => {
@@ -187,5 +201,80 @@ test('beyond --max-connections a connection is refused with BKA_MAX_CONNECTIONS;
   first.end();
   await once(first, 'close');
   echo.close();
+  await gw.close();
+});
+
+/** A dial that connects for real only when the test lets it, like a pod that drops SYNs for a while. */
+function gatedDial() {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let started = 0;
+  const dial: NonNullable<RouterOptions['dial']> = async (backend, timeoutMs) => {
+    started += 1;
+    await gate;
+    return dialBackend(backend, timeoutMs);
+  };
+  return { dial, open, started: () => started };
+}
+
+/** A backend that counts the connections it holds open, so a leaked gateway->pod socket shows. */
+async function countingEcho() {
+  let open = 0;
+  let accepted = 0;
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    open += 1;
+    accepted += 1;
+    s.on('error', () => undefined);
+    s.once('close', () => (open -= 1));
+    s.pipe(s);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port, open: () => open, accepted: () => accepted };
+}
+
+for (const leave of ['resets', 'sends FIN before any byte'] as const) {
+  test(`a client that ${leave} while its dial is pending is not spliced: the late pod socket is closed and the idle timer arms`, async () => {
+    const slowPod = gatedDial();
+    const gw = await setup({ dial: slowPod.dial });
+    const echo = await countingEcho();
+    gw.source.set([backendAt(echo.port)]);
+    const client = connect({ port: gw.port, host: '127.0.0.1', allowHalfOpen: true });
+    client.on('error', () => undefined);
+    if (leave === 'resets') client.write('half a request');
+    await until(() => slowPod.started() === 1, 'the dial to start');
+    if (leave === 'resets') client.resetAndDestroy();
+    else client.end();
+    const [accepted] = gw.accepted;
+    await until(() => accepted!.destroyed || accepted!.readableEnded, "the client's reset or FIN to reach the gateway");
+    slowPod.open(); // the pod answers the SYN only now, after the client left
+    await until(() => echo.accepted() === 1 && echo.open() === 0, 'the late gateway->pod socket to be closed');
+    await until(() => gw.events.some((e) => e.kind === 'connection_closed'), 'connection_closed');
+    const closed = gw.events.filter((e) => e.kind === 'connection_closed');
+    assert.deepEqual(closed.map((e) => e.kind === 'connection_closed' && e.outcome), ['client_gone_while_held']);
+    assert.equal(gw.events.some((e) => e.kind === 'connection_routed'), false, 'the connection must not be spliced');
+    await until(() => gw.idle.openConnections === 0 && gw.idle.armed, 'the idle timer to arm');
+    client.destroy();
+    echo.server.close();
+    await gw.close();
+  });
+}
+
+test('a client that resets during a dial to a silent pod is released at once, not when the dial gives up', async () => {
+  const silentPod = gatedDial();
+  const gw = await setup({ dial: silentPod.dial });
+  const echo = await countingEcho();
+  gw.source.set([backendAt(echo.port)]);
+  const client = connect({ port: gw.port, host: '127.0.0.1' });
+  client.on('error', () => undefined);
+  client.write('half a request');
+  await until(() => silentPod.started() === 1, 'the dial to start');
+  client.resetAndDestroy();
+  await until(() => gw.idle.openConnections === 0 && gw.idle.armed, 'the idle timer to arm while the dial is still pending');
+  const closed = gw.events.find((e) => e.kind === 'connection_closed');
+  assert.equal(closed?.kind === 'connection_closed' && closed.outcome, 'client_gone_while_held');
+  silentPod.open();
+  await until(() => echo.accepted() === 1 && echo.open() === 0, 'the late gateway->pod socket to be closed');
+  echo.server.close();
   await gw.close();
 });
