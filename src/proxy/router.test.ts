@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
+import { createSecureContext, createServer as createTlsServer, connect as tlsConnect, TLSSocket } from 'node:tls';
 import { FakeBackendSource } from '../../test/support/fake-backend-source.ts';
 import { BackendSet, type Backend } from '../backends/backend-set.ts';
 import { dialBackend } from '../backends/probe.ts';
@@ -276,5 +281,89 @@ test('a client that resets during a dial to a silent pod is released at once, no
   silentPod.open();
   await until(() => echo.accepted() === 1 && echo.open() === 0, 'the late gateway->pod socket to be closed');
   echo.server.close();
+  await gw.close();
+});
+
+/** A self-signed certificate made with openssl for a buildkitd-like TLS server on loopback. */
+function selfSignedCertificate(): { key: string; cert: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bka-tls-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=buildkitd', '-addext', 'subjectAltName=DNS:buildkitd', '-days', '1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    return { key: readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Like buildkitd with --tlscacert: a TLS echo server that demands a client certificate signed by its CA. */
+async function mtlsEchoServer(pki: { key: string; cert: string }, maxVersion: 'TLSv1.2' | 'TLSv1.3') {
+  const server = createTlsServer({ ...pki, ca: pki.cert, requestCert: true, rejectUnauthorized: true, maxVersion, allowHalfOpen: true }, (s) => s.pipe(s));
+  server.on('tlsClientError', () => undefined);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
+
+/** A gRPC-like client: TLS to the gateway, then the HTTP/2 preface; resolves with how the connection ended. */
+function tlsClient(port: number, pki: { cert: string }, certificate?: { key: string; cert: string }): Promise<{ secure: boolean; error: string | undefined; reply: string }> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ port, host: '127.0.0.1', servername: 'buildkitd', ca: pki.cert, ...certificate });
+    let secure = false;
+    let error: string | undefined;
+    const chunks: Buffer[] = [];
+    socket.on('secureConnect', () => {
+      secure = true;
+      socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    });
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      if (Buffer.concat(chunks).length >= 24) socket.end();
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+    socket.on('close', () => resolve({ secure, error, reply: Buffer.concat(chunks).toString() }));
+  });
+}
+
+for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+  test(`a client without the certificate buildkitd's mTLS requires is logged as BKA_BACKEND_TLS_REFUSED, not BKA_BACKEND_LOST (${version})`, async () => {
+    const pki = selfSignedCertificate();
+    const gw = await setup();
+    const buildkitd = await mtlsEchoServer(pki, version);
+    gw.source.set([backendAt((buildkitd.address() as AddressInfo).port)]);
+    const refused = await tlsClient(gw.port, pki);
+    assert.notEqual(refused.error, undefined, 'the client itself sees the TLS refusal');
+    await until(() => gw.events.some((e) => e.kind === 'connection_closed'), 'connection_closed');
+    const closed = gw.events.find((e) => e.kind === 'connection_closed');
+    assert.deepEqual(closed?.kind === 'connection_closed' && [closed.outcome, closed.code], ['backend_tls_refused', ErrorCode.BackendTlsRefused], JSON.stringify(closed));
+    const served = await tlsClient(gw.port, pki, pki);
+    assert.equal(served.reply, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'a client with a certificate is served');
+    await until(() => gw.events.filter((e) => e.kind === 'connection_closed').length === 2, 'the second connection_closed');
+    assert.equal(gw.events.filter((e) => e.kind === 'connection_closed').at(-1)?.kind === 'connection_closed' && gw.events.filter((e) => e.kind === 'connection_closed').at(-1)?.outcome, 'completed');
+    buildkitd.close();
+    await gw.close();
+  });
+}
+
+test('a TLS backend that dies mid-stream after the handshake is still BKA_BACKEND_LOST', async () => {
+  const pki = selfSignedCertificate();
+  const gw = await setup();
+  // TLS over a plain TCP server, so the pod's death can be a TCP reset, as when its process is killed.
+  const context = createSecureContext({ ...pki, ca: pki.cert });
+  const buildkitd = createServer((raw) => {
+    const s = new TLSSocket(raw, { isServer: true, secureContext: context, requestCert: true, rejectUnauthorized: true });
+    s.once('data', () => {
+      s.write('PRI * HTTP/2.0\r\n\r\n'); // part of an answer, then the process dies
+      setImmediate(() => raw.resetAndDestroy());
+    });
+  });
+  buildkitd.listen(0, '127.0.0.1');
+  await once(buildkitd, 'listening');
+  gw.source.set([backendAt((buildkitd.address() as AddressInfo).port)]);
+  const result = await tlsClient(gw.port, pki, pki);
+  assert.equal(result.secure, true);
+  await until(() => gw.events.some((e) => e.kind === 'connection_closed'), 'connection_closed');
+  const closed = gw.events.find((e) => e.kind === 'connection_closed');
+  assert.deepEqual(closed?.kind === 'connection_closed' && [closed.outcome, closed.code], ['backend_error', ErrorCode.BackendLost], JSON.stringify(closed));
+  buildkitd.close();
   await gw.close();
 });

@@ -9,7 +9,8 @@ import type { IdleTracker } from '../scaler/idle.ts';
 import type { Scaler } from '../scaler/scaler.ts';
 import { EarlyInput } from './early-input.ts';
 import type { Hold, PendingConnections } from './pending.ts';
-import { splice } from './pipe.ts';
+import { splice, type PipeResult } from './pipe.ts';
+import { TlsRefusalWatch } from './tls-refusal.ts';
 
 export interface RouterOptions {
   backends: BackendSet;
@@ -102,19 +103,19 @@ export class Router {
       const { socket: backendSocket, backend } = connected;
       emit({ kind: 'connection_routed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, heldMs: hold ? clock.now() - arrivedAt : undefined });
       const untrack = this.track(backend.key, backendSocket);
-      const result = await splice(client, backendSocket, early.take());
+      const head = early.take();
+      const splicing = splice(client, backendSocket, head);
+      const handshake = new TlsRefusalWatch(client, backendSocket, head.head);
+      const result = await splicing;
+      handshake.stop();
       untrack();
-      const failed = result.error;
       emit({
         kind: 'connection_closed',
         id,
-        outcome: failed === undefined ? ConnectionOutcome.completed : failed.side === 'backend' ? ConnectionOutcome.backendError : ConnectionOutcome.clientError,
+        ...howSpliceEnded(result, handshake.backendRefusedHandshake),
         bytesUp: result.bytesUp,
         bytesDown: result.bytesDown,
         durationMs: clock.now() - arrivedAt,
-        ...(failed === undefined
-          ? {}
-          : { code: failed.side === 'backend' ? ErrorCode.BackendLost : ErrorCode.ClientError, error: failed.error.message }),
       });
     } catch (error) {
       client.off('close', onEarlyClose);
@@ -185,6 +186,19 @@ export class Router {
       }
     }
   }
+}
+
+/** Outcome and code of a spliced connection: a TLS refusal by the backend is named as such, whichever side errored after it. */
+function howSpliceEnded(result: PipeResult, backendRefusedHandshake: boolean): { outcome: ConnectionOutcome; code?: ErrorCode; error?: string } {
+  const failed = result.error;
+  if (backendRefusedHandshake) {
+    const why = 'buildkitd refused the TLS handshake with an alert (for example mTLS and a client without a certificate)';
+    return { outcome: ConnectionOutcome.backendTlsRefused, code: ErrorCode.BackendTlsRefused, error: failed ? `${why}; then ${failed.error.message}` : why };
+  }
+  if (failed === undefined) return { outcome: ConnectionOutcome.completed };
+  return failed.side === 'backend'
+    ? { outcome: ConnectionOutcome.backendError, code: ErrorCode.BackendLost, error: failed.error.message }
+    : { outcome: ConnectionOutcome.clientError, code: ErrorCode.ClientError, error: failed.error.message };
 }
 
 /**
