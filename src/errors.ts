@@ -12,6 +12,7 @@ export const ErrorCode = {
   WatchForbidden: 'BKA_WATCH_FORBIDDEN',
   DialFailed: 'BKA_DIAL_FAILED',
   BackendLost: 'BKA_BACKEND_LOST',
+  BackendTlsRefused: 'BKA_BACKEND_TLS_REFUSED',
   ClientError: 'BKA_CLIENT_ERROR',
   ShutdownClosed: 'BKA_SHUTDOWN_CLOSED',
   KubeconfigInvalid: 'BKA_KUBECONFIG_INVALID',

@@ -5,6 +5,7 @@ import type { Metrics } from './metrics.ts';
 export const ConnectionOutcome = {
   completed: 'completed',
   backendError: 'backend_error',
+  backendTlsRefused: 'backend_tls_refused',
   clientError: 'client_error',
   readyTimeout: 'ready_timeout',
   scaleFailed: 'scale_failed',

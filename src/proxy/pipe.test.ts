@@ -4,8 +4,20 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { splice, type PipeResult } from './pipe.ts';
 
-/** A client socket and the gateway's accepted end of it, plus a backend socket pair, all on loopback. */
-async function socketPairs(): Promise<{ client: Socket; backendPeer: Socket; spliced: Promise<PipeResult>; close: () => void }> {
+interface Connected {
+  /** The user's end of the client connection. */
+  client: Socket;
+  /** The gateway's end of the client connection. */
+  accepted: Socket;
+  /** The gateway's end of the backend connection. */
+  backend: Socket;
+  /** The pod's end of the backend connection. */
+  backendPeer: Socket;
+  close: () => void;
+}
+
+/** A client connection and a backend connection on loopback, both ends of each, not yet spliced. */
+async function connectedPairs(): Promise<Connected> {
   const servers: Server[] = [];
   const listen = async (onSocket: (s: Socket) => void) => {
     const server = createServer({ allowHalfOpen: true }, onSocket);
@@ -14,19 +26,32 @@ async function socketPairs(): Promise<{ client: Socket; backendPeer: Socket; spl
     await once(server, 'listening');
     return (server.address() as { port: number }).port;
   };
-  let backendPeer!: Socket;
+  let backendPeer: Socket | undefined;
+  let accepted: Socket | undefined;
   const backendPort = await listen((s) => (backendPeer = s));
-  // Wrapped in an object: resolving with a bare promise would wait for the splice to finish.
-  let resolveSpliced!: (p: { done: Promise<PipeResult> }) => void;
-  const splicedReady = new Promise<{ done: Promise<PipeResult> }>((resolve) => (resolveSpliced = resolve));
-  const gatewayPort = await listen((accepted) => {
-    const backend = connect({ port: backendPort, host: '127.0.0.1', allowHalfOpen: true });
-    backend.once('connect', () => resolveSpliced({ done: splice(accepted, backend) }));
-  });
+  const gatewayPort = await listen((s) => (accepted = s));
+  const backend = connect({ port: backendPort, host: '127.0.0.1', allowHalfOpen: true });
   const client = connect({ port: gatewayPort, host: '127.0.0.1', allowHalfOpen: true });
-  const spliced = (await splicedReady).done;
-  while (!backendPeer) await new Promise((r) => setImmediate(r));
-  return { client, backendPeer, spliced, close: () => servers.forEach((s) => s.close()) };
+  await Promise.all([once(backend, 'connect'), once(client, 'connect')]);
+  while (!backendPeer || !accepted) await new Promise((r) => setImmediate(r));
+  return { client, accepted, backend, backendPeer, close: () => servers.forEach((s) => s.close()) };
+}
+
+/** As connectedPairs, with the gateway's two sockets spliced. */
+async function socketPairs(): Promise<Connected & { spliced: Promise<PipeResult> }> {
+  const pairs = await connectedPairs();
+  return { ...pairs, spliced: splice(pairs.accepted, pairs.backend) };
+}
+
+/** The deadline only turns a hang into a failure that names what never happened. */
+async function resolvesWithin<T>(promise: Promise<T>, what: string, deadlineMs = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`gave up waiting for: ${what}`)), deadlineMs)));
+  try {
+    return await Promise.race([promise, gaveUp]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function readAll(socket: Socket): Promise<Buffer> {
@@ -76,40 +101,72 @@ test('half-close the other way: the backend FIN reaches the client while the cli
   close();
 });
 
-test('an error on one side destroys both', async () => {
-  const { client, backendPeer, spliced, close } = await socketPairs();
-  client.on('error', () => undefined);
-  backendPeer.resetAndDestroy();
-  // The client allows half-open, so it sees the gateway's close as end-of-stream.
-  const [result] = await Promise.all([spliced, once(client, 'end')]);
-  client.destroy();
-  assert.equal(result.error?.side, 'backend');
-  assert.equal(client.destroyed, true);
-  close();
-});
+for (const failing of ['backend', 'client'] as const) {
+  test(`an error on the ${failing} side destroys the other side, not only ends it`, async () => {
+    const { client, accepted, backend, backendPeer, spliced, close } = await socketPairs();
+    client.on('error', () => undefined);
+    backendPeer.on('error', () => undefined);
+    const [failingPeer, otherGatewaySocket, otherPeer] = failing === 'backend' ? [backendPeer, accepted, client] : [client, backend, backendPeer];
+    failingPeer.resetAndDestroy();
+    // The other peer allows half-open and keeps writing, so an end() alone would leave the gateway's socket open.
+    await once(otherPeer, 'end');
+    assert.equal(otherGatewaySocket.destroyed, true, `the gateway's socket to the ${failing === 'backend' ? 'client' : 'backend'} is still open`);
+    const result = await spliced;
+    assert.equal(result.error?.side, failing);
+    otherPeer.destroy();
+    close();
+  });
+}
 
-test('back-pressure: a slow reader stalls the writer instead of the gateway buffering everything', async () => {
-  const { client, backendPeer, spliced, close } = await socketPairs();
-  client.pause(); // the client does not read
-  const chunk = Buffer.alloc(256 * 1024);
-  const limit = 256 * 1024 * 1024;
-  let written = 0;
-  let stalled = false;
-  while (written < limit) {
-    written += chunk.length;
-    if (backendPeer.write(chunk)) continue;
-    const drained = await Promise.race([once(backendPeer, 'drain').then(() => true), new Promise((r) => setTimeout(r, 500, false))]);
-    if (!drained) {
-      stalled = true;
-      break;
+for (const side of ['client', 'backend'] as const) {
+  test(`splice with a ${side} socket that already closed resolves and closes the other side`, async () => {
+    const { client, accepted, backend, backendPeer, close } = await connectedPairs();
+    client.on('error', () => undefined);
+    backendPeer.on('error', () => undefined);
+    const [goneGatewaySocket, gonePeer, otherPeer] = side === 'client' ? [accepted, client, backendPeer] : [backend, backendPeer, client];
+    goneGatewaySocket.on('error', () => undefined);
+    gonePeer.resetAndDestroy();
+    goneGatewaySocket.resume(); // reading is how the gateway learns of the reset
+    await new Promise((resolve) => goneGatewaySocket.once('close', resolve));
+    const result = await resolvesWithin(splice(accepted, backend), 'splice with a closed socket to resolve');
+    assert.equal(result.error?.side, side);
+    assert.equal(accepted.destroyed && backend.destroyed, true);
+    otherPeer.resume();
+    if (!otherPeer.readableEnded) await resolvesWithin(once(otherPeer, 'end'), 'the other peer to see the connection end');
+    otherPeer.destroy();
+    close();
+  });
+}
+
+for (const direction of ['down', 'up'] as const) {
+  test(`back-pressure ${direction}: a reader that does not read stalls the writer, and the gateway buffers a few high-water marks at most`, async () => {
+    const { client, accepted, backend, backendPeer, spliced, close } = await socketPairs();
+    const [writer, reader, gatewayIn, gatewayOut] = direction === 'down' ? [backendPeer, client, backend, accepted] : [client, backendPeer, accepted, backend];
+    reader.pause(); // never reads, so its kernel buffers fill and the gateway's writes stop draining
+    const buffered = () => gatewayIn.readableLength + gatewayOut.writableLength;
+    const bound = 4 * (gatewayIn.readableHighWaterMark + gatewayOut.writableHighWaterMark);
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    const limit = 64 * 1024 * 1024;
+    let written = 0;
+    let mostBuffered = 0;
+    let stalled = false;
+    while (written < limit) {
+      mostBuffered = Math.max(mostBuffered, buffered());
+      written += chunk.length;
+      if (writer.write(chunk)) continue;
+      // Not a timing claim: a second without 'drain' only ends the writing; the assertions are on bytes.
+      const drained = await Promise.race([once(writer, 'drain').then(() => true), new Promise((r) => setTimeout(r, 1000, false))]);
+      if (!drained) {
+        stalled = true;
+        break;
+      }
     }
-  }
-  // Only kernel buffers and one stream high-water mark per hop may hold data; nothing reads without limit.
-  assert.equal(stalled, true, `the writer never stalled after ${written} bytes`);
-  const rss = process.memoryUsage().rss;
-  assert.ok(written < limit, `wrote ${written} bytes, rss ${rss}`);
-  client.destroy();
-  backendPeer.destroy();
-  await spliced;
-  close();
-});
+    mostBuffered = Math.max(mostBuffered, buffered());
+    assert.ok(mostBuffered <= bound, `the gateway buffered ${mostBuffered} bytes (bound ${bound}) after the writer wrote ${written}`);
+    assert.equal(stalled, true, `the writer never stalled after ${written} bytes`);
+    client.destroy();
+    backendPeer.destroy();
+    await spliced;
+    close();
+  });
+}

@@ -12,7 +12,8 @@ export interface PipeResult {
 /**
  * Splices two connected sockets both ways. Back-pressure comes from stream piping; a FIN from one side
  * ends the other side's write half while the opposite direction keeps flowing (both sockets must allow
- * half-open); an error on either side destroys both. Resolves once both sockets are closed.
+ * half-open); an error on either side destroys both. Resolves once both sockets are closed, also when one
+ * was closed already (a client that reset while its backend was being dialled).
  * Bytes are read from the sockets' own counters at the end, so there is no per-chunk JavaScript work.
  */
 export function splice(client: Socket, backend: Socket, early: { head: Buffer; ended: boolean } = { head: Buffer.alloc(0), ended: false }): Promise<PipeResult> {
@@ -44,8 +45,20 @@ export function splice(client: Socket, backend: Socket, early: { head: Buffer; e
     };
     client.on('error', onError('client'));
     backend.on('error', onError('backend'));
-    client.once('close', onClose);
-    backend.once('close', onClose);
+    // A socket whose 'close' already fired would never fire it again, and nothing can flow through it.
+    const gone = [client, backend].filter((socket) => socket.destroyed);
+    for (const socket of [client, backend]) {
+      if (socket.closed) queueMicrotask(onClose);
+      else socket.once('close', onClose);
+    }
+    if (gone.length > 0) {
+      const [first] = gone;
+      const error = first?.errored;
+      if (error) firstError = { side: first === client ? 'client' : 'backend', error };
+      client.destroy();
+      backend.destroy();
+      return;
+    }
     if (early.head.length > 0) backend.write(early.head);
     // A client that half-closed while held: its FIN follows the bytes it sent before.
     if (early.ended) backend.end();

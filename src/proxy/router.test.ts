@@ -1,16 +1,22 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
+import { createSecureContext, createServer as createTlsServer, connect as tlsConnect, TLSSocket } from 'node:tls';
 import { FakeBackendSource } from '../../test/support/fake-backend-source.ts';
 import { BackendSet, type Backend } from '../backends/backend-set.ts';
+import { dialBackend } from '../backends/probe.ts';
 import { systemClock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
 import { LocalActivity } from '../scaler/activity.ts';
 import { ProxyListener } from './listener.ts';
 import { PendingConnections } from './pending.ts';
-import { Router } from './router.ts';
+import { Router, type RouterOptions } from './router.ts';
 import { EARLY_INPUT_PER_CONNECTION } from './early-input.ts';
 import { freePort } from '../../test/support/net.ts';
 
@@ -42,7 +48,7 @@ function exchange(port: number, text: string): Promise<{ reply: string; closedWi
   });
 }
 
-async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPendingBytes?: number; maxConnections?: number; failure?: GatewayError } = {}) {
+async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPendingBytes?: number; maxConnections?: number; failure?: GatewayError; dial?: RouterOptions['dial'] } = {}) {
   const events: GatewayEvent[] = [];
   const emit = (e: GatewayEvent) => events.push(e);
   const source = new FakeBackendSource();
@@ -63,12 +69,20 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPe
     clock: systemClock,
     emit,
     readyWaitTimeoutMs: options.readyWaitMs ?? 10_000,
+    ...(options.dial ? { dial: options.dial } : {}),
   });
-  const listener = new ProxyListener({ address: { host: '127.0.0.1', port: 0 }, maxConnections: options.maxConnections ?? 1000, emit, handle: (s) => router.handle(s) });
+  const accepted: Socket[] = [];
+  const handle = (s: Socket) => {
+    accepted.push(s);
+    return router.handle(s);
+  };
+  const listener = new ProxyListener({ address: { host: '127.0.0.1', port: 0 }, maxConnections: options.maxConnections ?? 1000, emit, handle });
   const { port } = await listener.start();
   return {
     port,
     events,
+    /** The gateway's end of each client connection, in accept order. */
+    accepted,
     source,
     pending,
     activity,
@@ -79,8 +93,13 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPe
 }
 
 const backendAt = (port: number, key = 'uid-0'): Backend => ({ key, podName: 'buildkitd-0', ordinal: 0, host: '127.0.0.1', port });
-const until = async (condition: () => boolean) => {
-  while (!condition()) await new Promise((r) => setTimeout(r, 5));
+/** Waits for a condition; the deadline only turns a hang into a failure that says what never happened. */
+const until = async (condition: () => boolean, what = 'condition', deadlineMs = 20_000) => {
+  const deadline = Date.now() + deadlineMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`gave up waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 };
 
 test('connections arriving while at zero are all held, one wake is asked for, and all are served once a pod is ready', async () => {
@@ -289,3 +308,162 @@ for (const leave of ['FIN', 'reset'] as const) {
     await gw.close();
   });
 }
+
+/** A dial that connects for real only when the test lets it, like a pod that drops SYNs for a while. */
+function gatedDial() {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let started = 0;
+  const dial: NonNullable<RouterOptions['dial']> = async (backend, timeoutMs) => {
+    started += 1;
+    await gate;
+    return dialBackend(backend, timeoutMs);
+  };
+  return { dial, open, started: () => started };
+}
+
+/** A backend that counts the connections it holds open, so a leaked gateway->pod socket shows. */
+async function countingEcho() {
+  let open = 0;
+  let accepted = 0;
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    open += 1;
+    accepted += 1;
+    s.on('error', () => undefined);
+    s.once('close', () => (open -= 1));
+    s.pipe(s);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port, open: () => open, accepted: () => accepted };
+}
+
+for (const leave of ['resets', 'sends FIN before any byte'] as const) {
+  test(`a client that ${leave} while its dial is pending is not spliced: the late pod socket is closed and the pod counts as idle at once`, async () => {
+    const slowPod = gatedDial();
+    const gw = await setup({ dial: slowPod.dial });
+    const echo = await countingEcho();
+    gw.source.set([backendAt(echo.port)]);
+    const client = connect({ port: gw.port, host: '127.0.0.1', allowHalfOpen: true });
+    client.on('error', () => undefined);
+    if (leave === 'resets') client.write('half a request');
+    await until(() => slowPod.started() === 1, 'the dial to start');
+    if (leave === 'resets') client.resetAndDestroy();
+    else client.end();
+    const [accepted] = gw.accepted;
+    await until(() => accepted!.destroyed || accepted!.readableEnded, "the client's reset or FIN to reach the gateway");
+    slowPod.open(); // the pod answers the SYN only now, after the client left
+    await until(() => echo.accepted() === 1 && echo.open() === 0, 'the late gateway->pod socket to be closed');
+    await until(() => gw.events.some((e) => e.kind === 'connection_closed'), 'connection_closed');
+    const closed = gw.events.filter((e) => e.kind === 'connection_closed');
+    assert.deepEqual(closed.map((e) => e.kind === 'connection_closed' && e.outcome), ['client_gone_while_held']);
+    assert.equal(gw.events.some((e) => e.kind === 'connection_routed'), false, 'the connection must not be spliced');
+    await until(() => gw.activity.open + gw.activity.held === 0, 'the connection to stop counting, so the pod counts as idle');
+    client.destroy();
+    echo.server.close();
+    await gw.close();
+  });
+}
+
+test('a client that resets during a dial to a silent pod is released at once, not when the dial gives up', async () => {
+  const silentPod = gatedDial();
+  const gw = await setup({ dial: silentPod.dial });
+  const echo = await countingEcho();
+  gw.source.set([backendAt(echo.port)]);
+  const client = connect({ port: gw.port, host: '127.0.0.1' });
+  client.on('error', () => undefined);
+  client.write('half a request');
+  await until(() => silentPod.started() === 1, 'the dial to start');
+  client.resetAndDestroy();
+  await until(() => gw.activity.open + gw.activity.held === 0, 'the connection to stop counting while the dial is still pending');
+  const closed = gw.events.find((e) => e.kind === 'connection_closed');
+  assert.equal(closed?.kind === 'connection_closed' && closed.outcome, 'client_gone_while_held');
+  silentPod.open();
+  await until(() => echo.accepted() === 1 && echo.open() === 0, 'the late gateway->pod socket to be closed');
+  echo.server.close();
+  await gw.close();
+});
+
+/** A self-signed certificate made with openssl for a buildkitd-like TLS server on loopback. */
+function selfSignedCertificate(): { key: string; cert: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bka-tls-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=buildkitd', '-addext', 'subjectAltName=DNS:buildkitd', '-days', '1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    return { key: readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Like buildkitd with --tlscacert: a TLS echo server that demands a client certificate signed by its CA. */
+async function mtlsEchoServer(pki: { key: string; cert: string }, maxVersion: 'TLSv1.2' | 'TLSv1.3') {
+  const server = createTlsServer({ ...pki, ca: pki.cert, requestCert: true, rejectUnauthorized: true, maxVersion, allowHalfOpen: true }, (s) => s.pipe(s));
+  server.on('tlsClientError', () => undefined);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
+
+/** A gRPC-like client: TLS to the gateway, then the HTTP/2 preface; resolves with how the connection ended. */
+function tlsClient(port: number, pki: { cert: string }, certificate?: { key: string; cert: string }): Promise<{ secure: boolean; error: string | undefined; reply: string }> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ port, host: '127.0.0.1', servername: 'buildkitd', ca: pki.cert, ...certificate });
+    let secure = false;
+    let error: string | undefined;
+    const chunks: Buffer[] = [];
+    socket.on('secureConnect', () => {
+      secure = true;
+      socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    });
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      if (Buffer.concat(chunks).length >= 24) socket.end();
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+    socket.on('close', () => resolve({ secure, error, reply: Buffer.concat(chunks).toString() }));
+  });
+}
+
+for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+  test(`a client without the certificate buildkitd's mTLS requires is logged as BKA_BACKEND_TLS_REFUSED, not BKA_BACKEND_LOST (${version})`, async () => {
+    const pki = selfSignedCertificate();
+    const gw = await setup();
+    const buildkitd = await mtlsEchoServer(pki, version);
+    gw.source.set([backendAt((buildkitd.address() as AddressInfo).port)]);
+    const refused = await tlsClient(gw.port, pki);
+    assert.notEqual(refused.error, undefined, 'the client itself sees the TLS refusal');
+    await until(() => gw.events.some((e) => e.kind === 'connection_closed'), 'connection_closed');
+    const closed = gw.events.find((e) => e.kind === 'connection_closed');
+    assert.deepEqual(closed?.kind === 'connection_closed' && [closed.outcome, closed.code], ['backend_tls_refused', ErrorCode.BackendTlsRefused], JSON.stringify(closed));
+    const served = await tlsClient(gw.port, pki, pki);
+    assert.equal(served.reply, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'a client with a certificate is served');
+    await until(() => gw.events.filter((e) => e.kind === 'connection_closed').length === 2, 'the second connection_closed');
+    assert.equal(gw.events.filter((e) => e.kind === 'connection_closed').at(-1)?.kind === 'connection_closed' && gw.events.filter((e) => e.kind === 'connection_closed').at(-1)?.outcome, 'completed');
+    buildkitd.close();
+    await gw.close();
+  });
+}
+
+test('a TLS backend that dies mid-stream after the handshake is still BKA_BACKEND_LOST', async () => {
+  const pki = selfSignedCertificate();
+  const gw = await setup();
+  // TLS over a plain TCP server, so the pod's death can be a TCP reset, as when its process is killed.
+  const context = createSecureContext({ ...pki, ca: pki.cert });
+  const buildkitd = createServer((raw) => {
+    const s = new TLSSocket(raw, { isServer: true, secureContext: context, requestCert: true, rejectUnauthorized: true });
+    s.once('data', () => {
+      s.write('PRI * HTTP/2.0\r\n\r\n'); // part of an answer, then the process dies
+      setImmediate(() => raw.resetAndDestroy());
+    });
+  });
+  buildkitd.listen(0, '127.0.0.1');
+  await once(buildkitd, 'listening');
+  gw.source.set([backendAt((buildkitd.address() as AddressInfo).port)]);
+  const result = await tlsClient(gw.port, pki, pki);
+  assert.equal(result.secure, true);
+  await until(() => gw.events.some((e) => e.kind === 'connection_closed'), 'connection_closed');
+  const closed = gw.events.find((e) => e.kind === 'connection_closed');
+  assert.deepEqual(closed?.kind === 'connection_closed' && [closed.outcome, closed.code], ['backend_error', ErrorCode.BackendLost], JSON.stringify(closed));
+  buildkitd.close();
+  await gw.close();
+});

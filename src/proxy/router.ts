@@ -7,7 +7,8 @@ import { ConnectionOutcome, type EmitEvent } from '../events.ts';
 import type { ConnectionActivity } from '../scaler/activity.ts';
 import { EarlyInput } from './early-input.ts';
 import type { Hold, PendingConnections } from './pending.ts';
-import { splice } from './pipe.ts';
+import { splice, type PipeResult } from './pipe.ts';
+import { TlsRefusalWatch } from './tls-refusal.ts';
 
 export interface RouterOptions {
   backends: BackendSet;
@@ -22,6 +23,8 @@ export interface RouterOptions {
   readyWaitTimeoutMs: number;
   /** Upper bound for one connect attempt, so one silent pod cannot eat the whole ready-wait budget. */
   dialTimeoutMs?: number;
+  /** Opens a backend connection; a seam so tests can hold a dial pending, like a pod that drops SYNs. */
+  dial?: (backend: Backend, timeoutMs: number) => Promise<Socket>;
 }
 
 const outcomeFor: Partial<Record<string, ConnectionOutcome>> = {
@@ -46,7 +49,7 @@ export class Router {
   private readonly splicedByPod = new Map<string, Set<Socket>>();
 
   constructor(options: RouterOptions) {
-    this.o = { dialTimeoutMs: 5000, ...options };
+    this.o = { dialTimeoutMs: 5000, dial: dialBackend, ...options };
     options.backends.onChange(() => {
       options.pending.wakeAll();
       this.closeConnectionsToGonePods();
@@ -79,9 +82,9 @@ export class Router {
     const deadline = arrivedAt + this.o.readyWaitTimeoutMs;
     const clientName = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
     let hold: Hold | undefined;
-    let clientGone = false;
+    const clientLeft = new AbortController();
     const onEarlyClose = () => {
-      clientGone = true;
+      clientLeft.abort();
       hold?.cancelWait();
       this.o.pending.wakeAll();
     };
@@ -97,7 +100,7 @@ export class Router {
     });
     const activity = this.o.demand.arrive();
     try {
-      const connected = await this.connectBackend(id, deadline, activity, client.remoteAddress ?? '', () => clientGone, (h) => {
+      const connected = await this.connectBackend(id, deadline, activity, client.remoteAddress ?? '', clientLeft.signal, (h) => {
         hold = h;
         emit({ kind: 'connection_held', id, client: clientName });
       });
@@ -112,19 +115,19 @@ export class Router {
       const { socket: backendSocket, backend, affinityHit } = connected;
       emit({ kind: 'connection_routed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, heldMs: hold ? clock.now() - arrivedAt : undefined, affinityHit });
       const untrack = this.track(backend.key, backendSocket);
-      const result = await splice(client, backendSocket, { head: early.take(), ended: false });
+      const head = { head: early.take(), ended: false };
+      const splicing = splice(client, backendSocket, head);
+      const handshake = new TlsRefusalWatch(client, backendSocket, head.head);
+      const result = await splicing;
+      handshake.stop();
       untrack();
-      const failed = result.error;
       emit({
         kind: 'connection_closed',
         id,
-        outcome: failed === undefined ? ConnectionOutcome.completed : failed.side === 'backend' ? ConnectionOutcome.backendError : ConnectionOutcome.clientError,
+        ...howSpliceEnded(result, handshake.backendRefusedHandshake),
         bytesUp: result.bytesUp,
         bytesDown: result.bytesDown,
         durationMs: clock.now() - arrivedAt,
-        ...(failed === undefined
-          ? {}
-          : { code: failed.side === 'backend' ? ErrorCode.BackendLost : ErrorCode.ClientError, error: failed.error.message }),
       });
     } catch (error) {
       client.off('close', onEarlyClose);
@@ -152,7 +155,7 @@ export class Router {
     deadline: number,
     activity: ConnectionActivity,
     clientKey: string,
-    clientGone: () => boolean,
+    clientLeft: AbortSignal,
     onHold: (hold: Hold) => void,
   ): Promise<{ socket: Socket; backend: Backend; affinityHit: boolean | undefined } | undefined> {
     const { backends, pending, demand, clock, emit } = this.o;
@@ -167,7 +170,7 @@ export class Router {
     const recentlyFailed = new Set<string>();
     let attempt = 0;
     for (;;) {
-      if (clientGone()) return undefined;
+      if (clientLeft.aborted) return undefined;
       const { order: candidates, affinityHit } = backends.choose(clientKey, recentlyFailed);
       const backend = candidates[0];
       if (!backend) {
@@ -183,7 +186,8 @@ export class Router {
       // Counted on the pod from the dial on, so a scale-down cannot miss a connection still being dialled.
       activity.assign(backend.podName);
       try {
-        return { socket: await dialBackend(backend, Math.min(remaining, this.o.dialTimeoutMs)), backend, affinityHit };
+        const socket = await unlessClientLeaves(this.o.dial(backend, Math.min(remaining, this.o.dialTimeoutMs)), clientLeft);
+        return socket && { socket, backend, affinityHit };
       } catch (error) {
         activity.unassign();
         attempt += 1;
@@ -193,9 +197,64 @@ export class Router {
         ensureHeld();
         if (candidates.length > 1 && attempt < candidates.length) continue; // try the next pod at once
         const delay = Math.min(dialBackoffMs(attempt), Math.max(0, deadline - clock.now()));
-        await new Promise<void>((resolve) => clock.setTimer(delay, resolve));
+        await sleepUnlessClientLeaves(clock, delay, clientLeft);
+        if (clientLeft.aborted) return undefined;
         if (clock.now() >= deadline) throw new GatewayError(ErrorCode.ReadyTimeout, `no buildkitd pod accepted a connection within the ready-wait timeout (last error: ${message})`);
       }
     }
   }
+}
+
+/** Outcome and code of a spliced connection: a TLS refusal by the backend is named as such, whichever side errored after it. */
+function howSpliceEnded(result: PipeResult, backendRefusedHandshake: boolean): { outcome: ConnectionOutcome; code?: ErrorCode; error?: string } {
+  const failed = result.error;
+  if (backendRefusedHandshake) {
+    const why = 'buildkitd refused the TLS handshake with an alert (for example mTLS and a client without a certificate)';
+    return { outcome: ConnectionOutcome.backendTlsRefused, code: ErrorCode.BackendTlsRefused, error: failed ? `${why}; then ${failed.error.message}` : why };
+  }
+  if (failed === undefined) return { outcome: ConnectionOutcome.completed };
+  return failed.side === 'backend'
+    ? { outcome: ConnectionOutcome.backendError, code: ErrorCode.BackendLost, error: failed.error.message }
+    : { outcome: ConnectionOutcome.clientError, code: ErrorCode.ClientError, error: failed.error.message };
+}
+
+/**
+ * The dial's socket, or undefined as soon as the client leaves: a pod that drops SYNs must not keep a
+ * departed client counted as open for the whole dial timeout. A socket that connects later is closed.
+ */
+function unlessClientLeaves(dialing: Promise<Socket>, clientLeft: AbortSignal): Promise<Socket | undefined> {
+  return new Promise((resolve, reject) => {
+    const onLeft = () => {
+      dialing.then((late) => late.destroy(), () => undefined);
+      resolve(undefined);
+    };
+    if (clientLeft.aborted) return onLeft();
+    clientLeft.addEventListener('abort', onLeft, { once: true });
+    dialing.then(
+      (socket) => {
+        clientLeft.removeEventListener('abort', onLeft);
+        resolve(socket);
+      },
+      (error: Error) => {
+        clientLeft.removeEventListener('abort', onLeft);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** Waits out a dial backoff, ending early if the client leaves. */
+function sleepUnlessClientLeaves(clock: Clock, delayMs: number, clientLeft: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (clientLeft.aborted) return resolve();
+    const onLeft = () => {
+      timer.cancel();
+      resolve();
+    };
+    const timer = clock.setTimer(delayMs, () => {
+      clientLeft.removeEventListener('abort', onLeft);
+      resolve();
+    });
+    clientLeft.addEventListener('abort', onLeft, { once: true });
+  });
 }
