@@ -8,8 +8,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { connect as tlsConnect } from 'node:tls';
-import { BUILDKITD_TLS_SERVER_NAME, buildctlTlsArgs, makeBuildkitTls } from '../support/buildkit-tls.ts';
+import { BUILDKITD_TLS_SERVER_NAME, buildctlTlsArgs, handshakeWithoutClientCert, makeBuildkitTls } from '../support/buildkit-tls.ts';
+import { buildx, buildxBuild } from '../support/buildx.ts';
 import { setup, waitFor } from './harness.ts';
 
 function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
@@ -22,25 +22,7 @@ function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: numbe
   });
 }
 
-/** A TLS handshake through the gateway with the CA but no client certificate: the server's certificate, then how it ended. */
-function handshakeWithoutClientCert(port: number, caCert: string): Promise<{ peerFingerprint: string | undefined; error: string | undefined }> {
-  return new Promise((resolve) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, servername: BUILDKITD_TLS_SERVER_NAME, ca: readFileSync(caCert), ALPNProtocols: ['h2'] });
-    let peerFingerprint: string | undefined;
-    let error: string | undefined;
-    socket.on('secureConnect', () => {
-      peerFingerprint = socket.getPeerX509Certificate()?.fingerprint256;
-      // TLS 1.3: the server checks the client's (missing) certificate after the client's handshake is done;
-      // its verdict arrives as an alert on the first read.
-      socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-    });
-    socket.on('error', (e: Error) => (error = e.message));
-    socket.on('close', () => resolve({ peerFingerprint, error }));
-    socket.resume();
-  });
-}
-
-test('buildctl with mTLS builds through the gateway from zero; a client without a certificate is refused by buildkitd', async (t) => {
+test('buildctl with mTLS builds through the gateway from zero, buildx with the same certificate too; a client without one is refused by buildkitd', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'real', terminationGraceSeconds: 10, tlsSecret: 'buildkitd-tls' } });
   const tls = await makeBuildkitTls(join(env.artifacts, 'tls'), env.namespace);
   const applied = await env.cluster.kubectl(['-n', env.namespace, 'apply', '-f', '-'], { input: tls.secretYaml('buildkitd-tls') });
@@ -65,9 +47,21 @@ test('buildctl with mTLS builds through the gateway from zero; a client without 
   assert.ok((await gateway.metric('bka_hold_duration_seconds_count')) >= 1, 'the first connection was held while buildkitd woke');
   assert.equal(await gateway.metric('bka_scale_operations_total', { direction: 'up', result: 'success' }), 1);
 
+  // docker buildx's remote driver with the same client certificate (driver options), while warm.
+  const buildxEnv = { ...env.cluster.env(), BUILDX_CONFIG: join(context, 'buildx-config'), DOCKER_CONFIG: join(context, 'docker-config') };
+  const driverOpts = `cacert=${tls.caCert},cert=${tls.clientCert},key=${tls.clientKey},servername=${BUILDKITD_TLS_SERVER_NAME}`;
+  const created = await buildx(['create', '--name', 'bka-tls', '--driver', 'remote', '--driver-opt', driverOpts, `tcp://127.0.0.1:${gateway.proxyPort}`], buildxEnv);
+  assert.equal(created.code, 0, created.output);
+  const viaBuildx = await buildxBuild('bka-tls', context, join(context, 'out-buildx'), buildxEnv);
+  writeFileSync(join(env.artifacts, 'buildx-mtls.log'), viaBuildx.output);
+  assert.equal(viaBuildx.code, 0, viaBuildx.output.slice(-2000));
+  assert.equal(Buffer.compare(readFileSync(join(context, 'out-buildx', 'out', 'payload.bin')), payload), 0, 'buildx output matches byte for byte');
+
   // Without a client certificate: the server that answers through the gateway is buildkitd (its certificate), and it refuses.
+  const logged = (kind: string) => gateway.events().filter((e) => e['event'] === kind).length;
+  await waitFor('every build connection closed in the gateway log', () => logged('connection_closed') === logged('connection_routed'));
   const closedBefore = gateway.events().filter((e) => e['event'] === 'connection_closed').length;
-  const handshake = await handshakeWithoutClientCert(gateway.proxyPort, tls.caCert);
+  const handshake = await handshakeWithoutClientCert('127.0.0.1', gateway.proxyPort, tls.caCert);
   assert.equal(handshake.peerFingerprint, new X509Certificate(readFileSync(tls.serverCert)).fingerprint256, "buildkitd's own certificate came through the gateway");
   assert.match(handshake.error ?? '', /certificate required|alert number 116/, 'buildkitd refused the client without a certificate');
   const noCert = await buildctl(

@@ -2,6 +2,7 @@
 // the builder pods' names, a client certificate, and the Secret that carries the server's files.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { leaf, makeCa } from '../cluster/pki.ts';
 
 /** Where buildkitd reads its files inside the pod (the Secret's keys are the file names). */
@@ -62,4 +63,22 @@ export const buildkitdTlsArgs = [
 /** buildctl's (and the buildx remote driver's) client flags. */
 export function buildctlTlsArgs(tls: BuildkitTls): string[] {
   return ['--tlscacert', tls.caCert, '--tlscert', tls.clientCert, '--tlskey', tls.clientKey, '--tlsservername', BUILDKITD_TLS_SERVER_NAME];
+}
+
+/** A TLS handshake (through the gateway) with the CA but no client certificate: the server's certificate, then how it ended. */
+export function handshakeWithoutClientCert(host: string, port: number, caCert: string): Promise<{ peerFingerprint: string | undefined; error: string | undefined }> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host, port, servername: BUILDKITD_TLS_SERVER_NAME, ca: readFileSync(caCert), ALPNProtocols: ['h2'] });
+    let peerFingerprint: string | undefined;
+    let error: string | undefined;
+    socket.on('secureConnect', () => {
+      peerFingerprint = socket.getPeerX509Certificate()?.fingerprint256;
+      // TLS 1.3: the server checks the client's (missing) certificate after the client's handshake is done;
+      // its verdict arrives as an alert on the first read.
+      socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    });
+    socket.on('error', (e: Error) => (error = e.message));
+    socket.on('close', () => resolve({ peerFingerprint, error }));
+    socket.resume();
+  });
 }
