@@ -17,6 +17,9 @@ export const ConnectionOutcome = {
 } as const;
 export type ConnectionOutcome = (typeof ConnectionOutcome)[keyof typeof ConnectionOutcome];
 
+/** Why replicas were raised: connections waiting, a wake request (POST /wake), or --min-replicas. */
+export type ScaleUpCause = 'connections' | 'wake' | 'minimum';
+
 /** Everything worth logging or counting; logs, metrics and the E2E timeline all derive from these. */
 export type GatewayEvent =
   | { kind: 'listening'; what: 'proxy' | 'metrics'; address: string; port: number }
@@ -25,7 +28,8 @@ export type GatewayEvent =
   | { kind: 'connection_routed'; id: number; backend: string; heldMs: number | undefined; affinityHit?: boolean | undefined }
   | { kind: 'connection_closed'; id: number; outcome: ConnectionOutcome; bytesUp: number; bytesDown: number; durationMs: number; code?: ErrorCode; error?: string }
   | { kind: 'dial_failed'; id: number; backend: string; error: string; attempt: number; code: ErrorCode }
-  | { kind: 'scale'; direction: 'up' | 'down'; from: number; to: number; reason: string }
+  | { kind: 'scale'; direction: 'up' | 'down'; from: number; to: number; reason: string; cause?: ScaleUpCause | undefined }
+  | { kind: 'wake_requested'; replicas: number; forMs: number; until: string; client: string }
   | { kind: 'scale_failed'; direction: 'up' | 'down'; to: number; code: ErrorCode; error: string; status: number | undefined }
   | { kind: 'scale_skipped'; direction: 'up' | 'down'; reason: string }
   | { kind: 'scale_recovered'; code: ErrorCode; reason: string }
@@ -101,7 +105,16 @@ const rules = {
   scale: {
     level: () => 'info',
     message: (e) => `scaled ${e.direction} ${e.from} -> ${e.to} (${e.reason})`,
-    count: (e, m) => m.scaleOperations.inc({ direction: e.direction, result: 'success' }),
+    count: (e, m) => {
+      m.scaleOperations.inc({ direction: e.direction, result: 'success' });
+      // A cold start caused by waiting connections is one connection-driven wake, however many connections wait.
+      if (e.direction === 'up' && e.from === 0 && e.cause === 'connections') m.wakes.inc({ source: 'connection' });
+    },
+  },
+  wake_requested: {
+    level: () => 'info',
+    message: (e) => `wake requested by ${e.client}: at least ${e.replicas} replicas until ${e.until}`,
+    count: (_e, m) => m.wakes.inc({ source: 'api' }),
   },
   scale_failed: {
     level: () => 'error',

@@ -26,6 +26,7 @@ import { LocalActivity } from './scaler/activity.ts';
 import { ScaleActuator, type ScaleTarget } from './scaler/actuator.ts';
 import { ScaleController, type ObservedCluster } from './scaler/controller.ts';
 import { LeaderLeaseProposalStore, LocalProposalStore, type ProposalStore } from './scaler/proposal-store.ts';
+import { WakeRequests } from './scaler/wake-requests.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -60,6 +61,7 @@ export class Gateway {
   private readonly ops: OpsServer;
   private readonly pending: PendingConnections;
   private readonly activity: LocalActivity;
+  private readonly wakes = new WakeRequests();
   private readonly actuator: ScaleActuator;
   private readonly controller: ScaleController;
   private readonly source: BackendSource;
@@ -111,6 +113,7 @@ export class Gateway {
       },
       observe: () => this.observe(),
       activity: this.activity,
+      wakes: this.wakes,
       otherReports: () => coordination?.reports.reports() ?? [],
       departedActivity: () => coordination?.reports.departedActivity() ?? new Map<string, number>(),
       proposals,
@@ -175,7 +178,23 @@ export class Gateway {
       handle: (socket) => router.handle(socket),
       onOpenChange: (open) => this.metrics.connectionsOpen.set(open),
     });
-    this.ops = new OpsServer({ address: config.metricsAddr, registry: this.metrics.registry, readiness: () => this.readiness(), emit });
+    this.ops = new OpsServer({
+      address: config.metricsAddr,
+      registry: this.metrics.registry,
+      readiness: () => this.readiness(),
+      emit,
+      wake: {
+        maxReplicas: config.maxReplicas,
+        defaultForMs: config.idleTimeoutMs,
+        failure: () => this.currentFailure() ?? this.actuator.readinessFailure(),
+        request: (replicas, forMs, client) => {
+          const recorded = this.wakes.request(replicas, forMs);
+          emit({ kind: 'wake_requested', replicas, forMs, until: new Date(recorded.until).toISOString(), client });
+          return recorded;
+        },
+        status: () => ({ wake: this.controller.decision?.wake, readyBuilders: backends.ready().length }),
+      },
+    });
     this.metrics.observeWatches(() => this.informers());
     this.metrics.observePodLoads(() => this.controller.decision?.loads ?? {});
   }
@@ -258,7 +277,7 @@ export class Gateway {
       renewPeriodMs: config.leaderElectionRetryPeriodMs,
       clock,
       emit,
-      read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown }),
+      read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown, wake: this.wakes.current() }),
       ownerPod: this.ownerPod(),
     });
     return { leases, elector, publisher, reports };

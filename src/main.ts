@@ -5,6 +5,7 @@ import { ConfigError, ErrorCode, GatewayError } from './errors.ts';
 import { Gateway } from './gateway.ts';
 import { loadKubeConfig } from './kube/client.ts';
 import { createLogger } from './log.ts';
+import { parseWakeArgs, runWake } from './wake-cli.ts';
 
 function exitWithConfigError(error: ConfigError): never {
   // One line, no stack: users read this in `kubectl logs` of a crash-looping pod.
@@ -22,7 +23,30 @@ function readConfig(): LoadedConfig {
   }
 }
 
+/** `buildkitd-autoscaler wake ...`: a client of the ops port, dispatched before the gateway's configuration is read. */
+async function wake(argv: readonly string[]): Promise<never> {
+  let options;
+  try {
+    options = parseWakeArgs(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) process.exit(error.exitCode);
+    if (error instanceof ConfigError) {
+      process.stderr.write(`buildkitd-autoscaler wake: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const result = await runWake(options, {
+    out: (line) => process.stdout.write(`${line}\n`),
+    now: Date.now,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  });
+  if (result.line) (result.code === 0 ? process.stdout : process.stderr).write(`${result.code === 0 ? '' : 'buildkitd-autoscaler wake: '}${result.line}\n`);
+  process.exit(result.code);
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'wake') await wake(process.argv.slice(3));
   const loaded = readConfig();
   if (loaded.printConfig) {
     process.stdout.write(`${JSON.stringify(describeConfig(loaded), null, 2)}\n`);

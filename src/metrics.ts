@@ -66,6 +66,16 @@ export function createMetrics() {
     desiredReplicas: new Gauge({ name: 'bka_desired_replicas', help: 'buildkitd replicas the current demand needs (clamped to min and max); the log line scale_decision says why', registers }),
     replicasReporting: new Gauge({ name: 'bka_gateway_replicas_reporting', help: 'Gateway replicas whose activity reports this replica reads, itself included', registers }),
     staleReports: new Gauge({ name: 'bka_gateway_stale_reports', help: 'Gateway replicas whose report is stale but still counted (their pod may still splice builds)', registers }),
+    wakes: new Counter({
+      name: 'bka_wakes_total',
+      help: 'Wakes by source: api = accepted POST /wake requests; connection = scale-ups from zero this replica wrote for waiting connections',
+      labelNames: ['source'] as const,
+      registers,
+      collect() {
+        // Present at 0 from the start, so increase() sees the first wake.
+        for (const source of ['api', 'connection']) this.inc({ source }, 0);
+      },
+    }),
     scaleDownBlocked: new Counter({ name: 'bka_scale_down_blocked_total', help: 'Times a scale-down was held back by another replica whose report is stale', registers }),
     affinity: new Counter({
       name: 'bka_affinity_total',

@@ -72,3 +72,16 @@ test('leaseAnnotation reads one annotation, and tolerates a missing Lease or met
   assert.equal(leaseAnnotation({ metadata: {} }, 'a'), undefined);
   assert.equal(leaseAnnotation(undefined, 'a'), undefined);
 });
+
+test('wake requests travel in the report; malformed entries are dropped, not the report', () => {
+  const woken = { ...activity, wake: [{ replicas: 2, until: Date.parse('2025-01-02T13:00:00.000Z') }] };
+  const text = encodeActivity(woken);
+  assert.match(text, /"wake":\[\{"replicas":2,"until":"2025-01-02T13:00:00.000Z"\}\]/);
+  assert.deepEqual(decodeActivity(text), woken);
+  const valid = JSON.parse(encodeActivity(activity)) as Record<string, unknown>;
+  for (const wake of ['soon', 42, [null], [{ replicas: 0, until: '2025-01-02T13:00:00.000Z' }], [{ replicas: 1, until: 'later' }], [{ replicas: '1', until: '2025-01-02T13:00:00.000Z' }]]) {
+    assert.deepEqual(decodeActivity(JSON.stringify({ ...valid, wake })), activity, JSON.stringify(wake));
+  }
+  const mixed = decodeActivity(JSON.stringify({ ...valid, wake: [{ replicas: 1 }, { replicas: 1, until: '2025-01-02T13:00:00.000Z' }] }));
+  assert.deepEqual(mixed?.wake, [{ replicas: 1, until: Date.parse('2025-01-02T13:00:00.000Z') }]);
+});

@@ -1,6 +1,7 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import type { ActivitySnapshot } from '../scaler/activity.ts';
 import type { ScaleDownProposal } from '../scaler/decide.ts';
+import type { WakeRequest } from '../scaler/wake-requests.ts';
 
 /**
  * How replicas share state through Leases (no other store): each replica's activity report is an annotation
@@ -15,6 +16,8 @@ export interface PublishedActivity extends ActivitySnapshot {
   instance: string;
   ack: string | undefined;
   draining: boolean;
+  /** Wake requests this replica accepted and that are still in force. */
+  wake?: readonly WakeRequest[];
 }
 
 interface ActivityJson {
@@ -25,6 +28,7 @@ interface ActivityJson {
   since: string;
   ack?: string;
   draining?: boolean;
+  wake?: Array<{ replicas: number; until: string }>;
 }
 
 export function encodeActivity(activity: PublishedActivity): string {
@@ -38,6 +42,7 @@ export function encodeActivity(activity: PublishedActivity): string {
     since: new Date(activity.since).toISOString(),
     ...(activity.ack ? { ack: activity.ack } : {}),
     ...(activity.draining ? { draining: true } : {}),
+    ...(activity.wake?.length ? { wake: activity.wake.map((request) => ({ replicas: request.replicas, until: new Date(request.until).toISOString() })) } : {}),
   };
   return JSON.stringify(json);
 }
@@ -58,7 +63,21 @@ export function decodeActivity(text: string | undefined): PublishedActivity | un
     if (!isCount(open) || Number.isNaN(lastActiveAt)) return undefined;
     pods[name] = { open, lastActiveAt };
   }
-  return { instance: j.instance, open: j.open, held: j.held, pods, since, ack: typeof j.ack === 'string' ? j.ack : undefined, draining: j.draining === true };
+  const wake = decodeWake(j.wake);
+  return { instance: j.instance, open: j.open, held: j.held, pods, since, ack: typeof j.ack === 'string' ? j.ack : undefined, draining: j.draining === true, ...(wake.length ? { wake } : {}) };
+}
+
+/** Tolerant: a malformed wake entry is dropped, never the report (its counts still block or allow scale-down). */
+function decodeWake(value: unknown): WakeRequest[] {
+  if (!Array.isArray(value)) return [];
+  const requests: WakeRequest[] = [];
+  for (const entry of value as unknown[]) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    const { replicas, until } = entry as { replicas?: unknown; until?: unknown };
+    const untilMs = typeof until === 'string' ? Date.parse(until) : Number.NaN;
+    if (isCount(replicas) && replicas > 0 && !Number.isNaN(untilMs)) requests.push({ replicas, until: untilMs });
+  }
+  return requests;
 }
 
 interface ProposalJson {

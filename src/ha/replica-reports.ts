@@ -86,6 +86,7 @@ export class ReplicaReports {
         pods: activity.pods,
         since: activity.since,
         ack: activity.ack,
+        wake: activity.wake,
       });
     }
     return reports;

@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import type { ListenAddress } from '../listen-address.ts';
+import { handleWake, type WakeControl } from './wake-endpoint.ts';
 
 export interface ReadinessCheck {
   name: string;
@@ -17,9 +18,11 @@ export interface OpsServerOptions {
   registry: Registry;
   readiness: () => ReadinessCheck[];
   emit: EmitEvent;
+  /** Serves /wake (pre-wake) when given. */
+  wake?: WakeControl;
 }
 
-/** /healthz (process alive), /readyz (may receive traffic, with the failing checks), /metrics. */
+/** /healthz (process alive), /readyz (may receive traffic, with the failing checks), /metrics, /wake (POST: pre-wake). */
 export class OpsServer {
   private readonly server: Server;
   private readonly o: OpsServerOptions;
@@ -27,8 +30,10 @@ export class OpsServer {
   constructor(options: OpsServerOptions) {
     this.o = options;
     this.server = createServer((request, response) => {
-      const path = (request.url ?? '/').split('?')[0];
-      if (request.method !== 'GET' && request.method !== 'HEAD') {
+      const [path, query = ''] = (request.url ?? '/').split('?', 2);
+      if (path === '/wake' && this.o.wake) {
+        handleWake(this.o.wake, request, response, new URLSearchParams(query));
+      } else if (request.method !== 'GET' && request.method !== 'HEAD') {
         response.writeHead(405, { allow: 'GET, HEAD' }).end();
       } else if (path === '/healthz' || path === '/livez') {
         response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');

@@ -1,6 +1,6 @@
 import type { Clock, Timer } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
-import type { EmitEvent } from '../events.ts';
+import type { EmitEvent, ScaleUpCause } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import type { ScaleState } from '../kube/scale-subresource.ts';
 
@@ -81,7 +81,7 @@ export class ScaleActuator {
    * says so. Resolves when done or given up (a give-up fails the held clients with BKA_WAKE_GAVE_UP; the
    * next demand tries again).
    */
-  async ensureAtLeast(replicas: number, reason: string, stillWanted: () => boolean): Promise<void> {
+  async ensureAtLeast(replicas: number, reason: string, stillWanted: () => boolean, cause?: ScaleUpCause): Promise<void> {
     this.inFlight += 1;
     try {
       let lastError = '';
@@ -93,7 +93,7 @@ export class ScaleActuator {
             this.o.emit({ kind: 'scale_skipped', direction: 'up', reason: `already at ${state.replicas} replicas` });
           } else {
             await this.o.target.write(replicas, state.resourceVersion);
-            this.o.emit({ kind: 'scale', direction: 'up', from: state.replicas, to: replicas, reason });
+            this.o.emit({ kind: 'scale', direction: 'up', from: state.replicas, to: replicas, reason, cause });
             this.clearFailure('scale up succeeded');
           }
           return;

@@ -7,6 +7,7 @@ import { ScaleActuator, type ScaleTarget } from './actuator.ts';
 import { ScaleController, type ObservedCluster } from './controller.ts';
 import type { BuilderPod, ReplicaReport } from './decide.ts';
 import { LocalProposalStore } from './proposal-store.ts';
+import { WakeRequests } from './wake-requests.ts';
 
 /** The scale subresource in memory, with a resourceVersion; `gate` holds writes open (a write that has not landed). */
 class FakeScale implements ScaleTarget {
@@ -32,7 +33,7 @@ const flush = async () => {
 
 const idleTimeoutMs = 10_000;
 
-function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster: { pods: BuilderPod[] }, options: { leader?: () => boolean; others?: () => ReplicaReport[]; proposals?: LocalProposalStore; departed?: () => ReadonlyMap<string, number> } = {}) {
+function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster: { pods: BuilderPod[] }, options: { leader?: () => boolean; others?: () => ReplicaReport[]; proposals?: LocalProposalStore; departed?: () => ReadonlyMap<string, number>; wakes?: WakeRequests } = {}) {
   const events: GatewayEvent[] = [];
   const activity = new LocalActivity(() => clock.now());
   const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e) });
@@ -43,6 +44,7 @@ function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster
     policy: { minReplicas: 0, maxReplicas: 1, connectionsPerReplica: 8, idleTimeoutMs, maxReportStalenessMs: 600_000, proposalTimeoutMs: 15_000 },
     observe,
     activity,
+    ...(options.wakes ? { wakes: options.wakes } : {}),
     otherReports: options.others ?? (() => []),
     ...(options.departed ? { departedActivity: options.departed } : {}),
     proposals: options.proposals ?? new LocalProposalStore(),
@@ -220,4 +222,37 @@ test('a replica that drained and deleted its report still gets the idle timeout 
   assert.deepEqual(scale.writes, [], 'not at once: the idle timeout runs from the last close');
   await advance(clock, 2000);
   assert.deepEqual(scale.writes, [0]);
+});
+
+test('a wake request reconciles at once: one builder with no client, kept for the window, then the ordinary idle rules', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  const cluster = { pods: [] as BuilderPod[] };
+  const wakes = new WakeRequests(() => clock.now());
+  const { events, controller } = replica('a', clock, scale, cluster, { wakes });
+  await advance(clock, 2 * idleTimeoutMs);
+  assert.deepEqual(scale.writes, [], 'nothing asked yet');
+  wakes.request(1, 30_000);
+  await flush();
+  assert.deepEqual(scale.writes, [1], 'the request alone woke a builder');
+  const up = events.find((e) => e.kind === 'scale' && e.direction === 'up');
+  assert.ok(up?.kind === 'scale' && up.cause === 'wake' && /a wake request keeps 1 replicas until/.test(up.reason), JSON.stringify(up));
+  cluster.pods = [pod0];
+  controller.requestReconcile();
+  await advance(clock, 29_000);
+  assert.equal(scale.replicas, 1, 'kept for the whole window with no connection');
+  // The pod never had a connection and the replica has run longer than the idle timeout: it may go at once.
+  await advance(clock, 2_000);
+  await flush();
+  assert.equal(scale.replicas, 0, 'idled down once the window ended');
+});
+
+test('a cold start for waiting connections is scaled with the cause the wake metric counts', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  const { activity, events } = replica('a', clock, scale, { pods: [] });
+  activity.arrive();
+  await flush();
+  const up = events.find((e) => e.kind === 'scale' && e.direction === 'up');
+  assert.ok(up?.kind === 'scale' && up.from === 0 && up.cause === 'connections', JSON.stringify(up));
 });

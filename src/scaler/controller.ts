@@ -1,11 +1,12 @@
 import type { RoutingView } from '../backends/backend-set.ts';
 import type { Clock, Timer } from '../clock.ts';
 import { ErrorCode } from '../errors.ts';
-import type { EmitEvent } from '../events.ts';
+import type { EmitEvent, ScaleUpCause } from '../events.ts';
 import type { LocalActivity } from './activity.ts';
 import type { ScaleActuator } from './actuator.ts';
 import { decide, type BuilderPod, type ReplicaReport, type ScaleDecision, type ScaleDownStep, type ScalePolicy } from './decide.ts';
 import type { ProposalStore } from './proposal-store.ts';
+import type { WakeRequests } from './wake-requests.ts';
 
 /** What the watches show; `synced` only while every one of them is current. */
 export interface ObservedCluster {
@@ -20,6 +21,8 @@ export interface ScaleControllerOptions {
   policy: ScalePolicy;
   observe: () => ObservedCluster;
   activity: LocalActivity;
+  /** Wake requests this replica accepted (POST /wake); they go into its report like its connections. */
+  wakes?: WakeRequests;
   /** Every other replica's report (none without leader election). */
   otherReports: () => ReplicaReport[];
   /** Per builder pod, when it was last busy on a replica whose report is gone (it drained and deleted it). */
@@ -65,6 +68,7 @@ export class ScaleController {
     this.o = options;
     this.wallNow = options.wallNow ?? Date.now;
     options.activity.onChange(() => this.requestReconcile());
+    options.wakes?.onChange(() => this.requestReconcile());
   }
 
   start(): void {
@@ -126,7 +130,8 @@ export class ScaleController {
     // Acknowledge in the same step that fences: from this decision on nothing new is routed to the pods.
     this.ack = proposal?.id;
     const snapshot = o.activity.snapshot();
-    const own: ReplicaReport = { identity: o.identity, fresh: true, staleForMs: 0, ...snapshot, pods: withDeparted(snapshot.pods, o.departedActivity?.()), ack: this.ack };
+    const wake = o.wakes?.current(now) ?? [];
+    const own: ReplicaReport = { identity: o.identity, fresh: true, staleForMs: 0, ...snapshot, pods: withDeparted(snapshot.pods, o.departedActivity?.()), ack: this.ack, wake };
     const others = o.otherReports();
     const decision = decide({
       now,
@@ -150,7 +155,7 @@ export class ScaleController {
       for (const listener of this.routableListeners) listener();
     }
     const busyPods = Object.entries(snapshot.pods).filter(([, entry]) => entry.open > 0).map(([name]) => name).sort();
-    const signature = `${this.ack ?? ''}|${snapshot.held > 0}|${Math.ceil((snapshot.open + snapshot.held) / o.policy.connectionsPerReplica)}|${busyPods.join(',')}`;
+    const signature = `${this.ack ?? ''}|${snapshot.held > 0}|${Math.ceil((snapshot.open + snapshot.held) / o.policy.connectionsPerReplica)}|${busyPods.join(',')}|${wake.map((w) => `${w.replicas}@${w.until}`).join(',')}`;
     if (signature !== this.signature) {
       this.signature = signature;
       for (const listener of this.reportListeners) listener();
@@ -169,9 +174,9 @@ export class ScaleController {
     // A recent permanent failure (forbidden, not found) is re-checked by the actuator, not hammered per decision.
     if (target !== undefined && !this.upInFlight && !this.o.actuator.currentFailure() && !(this.ensured && target <= this.ensured.replicas && spec === this.ensured.observedSpec)) {
       this.upInFlight = true;
-      const reason = decision.demand > 0 ? `${decision.demand} connections need ${target} replicas` : `at least ${target} replicas are configured`;
+      const { reason, cause } = scaleUpReason(decision, target, this.o.policy);
       void this.o.actuator
-        .ensureAtLeast(target, reason, () => (this.current?.scaleUpTo ?? 0) > 0)
+        .ensureAtLeast(target, reason, () => (this.current?.scaleUpTo ?? 0) > 0, cause)
         .then(() => {
           // The watch has not shown the write yet: do not ask again until it changes.
           this.ensured = this.o.actuator.currentFailure() ? undefined : { replicas: target, observedSpec: spec };
@@ -241,6 +246,13 @@ export class ScaleController {
     this.resyncTimer?.cancel();
     this.resyncTimer = this.o.clock.setTimer(this.o.resyncMs, () => this.requestReconcile());
   }
+}
+
+/** Why a scale-up is wanted, in words and as the cause the wake metric counts (connections first: they wait). */
+function scaleUpReason(decision: ScaleDecision, target: number, policy: ScalePolicy): { reason: string; cause: ScaleUpCause } {
+  if (decision.demand > 0 && Math.ceil(decision.demand / policy.connectionsPerReplica) >= target) return { reason: `${decision.demand} connections need ${target} replicas`, cause: 'connections' };
+  if (decision.wake && target > policy.minReplicas) return { reason: `a wake request keeps ${Math.min(decision.wake.replicas, target)} replicas until ${new Date(decision.wake.until).toISOString()}`, cause: 'wake' };
+  return { reason: `at least ${target} replicas are configured`, cause: 'minimum' };
 }
 
 /** This replica's pods with what departed replicas last did on them, so idleness is judged from their last close too. */

@@ -67,6 +67,7 @@ interface Case {
 const busy = (name: string) => ({ [name]: { open: 1, lastActiveAt: now - 5 } });
 const lastActive = (name: string, at: number) => ({ [name]: { open: 0, lastActiveAt: at } });
 const policy = view().policy;
+const wakeFor = (ms: number, replicas = 1) => ({ replicas, until: now + ms });
 const pool = { ...policy, maxReplicas: 3, connectionsPerReplica: 2 };
 
 const cases: Case[] = [
@@ -121,6 +122,20 @@ const cases: Case[] = [
   { name: 'at the maximum while builders are still starting, a full builder holds the client rather than overload', view: view({ policy: pool, statefulSet: { exists: true, replicas: 3 }, pods: [pod(0), pod(1, { ready: false })], reports: [report('a', { open: 2, held: 4, pods: { 'buildkitd-0': { open: 2, lastActiveAt: now } } })] }), expect: { needed: 3, routable: ['buildkitd-0'], atMaximum: false } },
   { name: 'below the maximum a full pool holds the client while a builder is added', view: view({ policy: pool, statefulSet: { exists: true, replicas: 2 }, pods: [pod(0), pod(1)], reports: [report('a', { open: 4, held: 1 })] }), expect: { atMaximum: false, needed: 3, scaleUpTo: 3 } },
   { name: 'one builder at a time: lower ordinals wait for the next round', view: view({ policy: pool, statefulSet: { exists: true, replicas: 3 }, pods: [pod(0), pod(1), pod(2)], reports: [report('a', { pods: { 'buildkitd-2': { open: 0, lastActiveAt: now - 10 } } })] }), expect: { needed: 0, scaleDown: undefined, recheckAt: now - 10 + idle } },
+
+  // Pre-wake (POST /wake): a request in any counted report keeps builders without connections until it ends.
+  { name: 'a wake request at zero asks for a builder with no client, and rechecks when it ends', view: view({ statefulSet: { exists: true, replicas: 0 }, pods: [], reports: [report('a', { wake: [wakeFor(20_000)] })] }), expect: { demand: 0, needed: 1, scaleUpTo: 1, wake: wakeFor(20_000), recheckAt: now + 20_000 } },
+  { name: 'a woken builder without connections is routable and kept while the request lasts', view: view({ reports: [report('a', { wake: [wakeFor(20_000)] })] }), expect: { needed: 1, routable: ['buildkitd-0'], scaleDown: undefined, recheckAt: now + 20_000 } },
+  { name: "another replica's wake request keeps the builder on the leader", view: view({ reports: [report('a', { pods: lastActive('buildkitd-0', now - 10 * idle) }), report('b', { wake: [wakeFor(20_000)] })] }), expect: { needed: 1, scaleDown: undefined } },
+  { name: 'once the request ended, the ordinary idle rules apply: a builder that never had a connection goes at once', view: view({ reports: [report('a', { wake: [wakeFor(0)] })] }), expect: { needed: 0, wake: undefined, scaleDown: 'propose' } },
+  { name: 'once the request ended, a builder used during the window waits for the idle timeout from its last close', view: view({ reports: [report('a', { wake: [wakeFor(-1000)], pods: lastActive('buildkitd-0', now - 5000) })] }), expect: { needed: 0, scaleDown: undefined, recheckAt: now - 5000 + idle } },
+  { name: 'a wake request asks for several builders, up to the maximum', view: view({ policy: pool, statefulSet: { exists: true, replicas: 0 }, pods: [], reports: [report('a', { wake: [wakeFor(60_000, 5)] })] }), expect: { needed: 3, scaleUpTo: 3, wake: wakeFor(60_000, 5) } },
+  { name: 'connections above the wake request still add builders', view: view({ policy: pool, statefulSet: { exists: true, replicas: 2 }, pods: [pod(0), pod(1)], reports: [report('a', { held: 5, wake: [wakeFor(60_000, 2)] })] }), expect: { needed: 3, scaleUpTo: 3 } },
+  { name: 'no scale-down below the wake request: the builder above it may go', view: view({ policy: pool, statefulSet: { exists: true, replicas: 3 }, pods: [pod(0), pod(1), pod(2)], reports: [report('a', { wake: [wakeFor(60_000, 2)] })] }), expect: { needed: 2, routable: ['buildkitd-0', 'buildkitd-1'], scaleDown: 'propose' } },
+  { name: 'of several requests the strongest in force wins, and the earliest end is rechecked', view: view({ policy: pool, statefulSet: { exists: true, replicas: 2 }, pods: [pod(0), pod(1)], reports: [report('a', { wake: [wakeFor(10_000, 2)] }), report('b', { wake: [wakeFor(36_000_000, 1)] })] }), expect: { needed: 2, wake: wakeFor(10_000, 2), scaleDown: undefined, recheckAt: now + 10_000 } },
+  { name: 'a wake request withdraws a proposal that would go below it', view: view({ proposal: proposal(), reports: [report('a', { ack: 'p1', wake: [wakeFor(20_000)] })] }), expect: { scaleDown: 'withdraw', withdrawReason: /needs 1 replicas/ } },
+  { name: 'a stale report still counts its wake request', view: view({ reports: [report('a'), report('b', { fresh: false, staleForMs: 10_000, wake: [wakeFor(20_000)] })] }), expect: { needed: 1, scaleDown: undefined } },
+  { name: 'a report stale past the maximum no longer counts its wake request', view: view({ reports: [report('a'), report('b', { fresh: false, staleForMs: 600_000, wake: [wakeFor(20_000)] })] }), expect: { needed: 0, wake: undefined, scaleDown: 'propose' } },
 ];
 
 for (const c of cases) {

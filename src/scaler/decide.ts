@@ -13,7 +13,11 @@
  *      reuses it (the StatefulSet controller may still delete it).
  * Anything that contradicts the proposal (a connection on the pod, demand that needs it, a replica gone
  * quiet, someone else scaling) withdraws it.
+ *
+ * A wake request (POST /wake) in any counted report keeps at least its replicas until it ends, connections
+ * or not; after that the ordinary idle rules apply to the woken pods.
  */
+import { activeWake, type WakeRequest } from './wake-requests.ts';
 
 /** A buildkitd pod as the headless Service's EndpointSlices show it. */
 export interface BuilderPod {
@@ -42,6 +46,8 @@ export interface ReplicaReport {
   since: number;
   /** The scale-down proposal this replica has fenced off locally. */
   ack: string | undefined;
+  /** Wake requests this replica accepted (absent in reports of replicas that predate them). */
+  wake?: readonly WakeRequest[] | undefined;
 }
 
 export interface ScaleDownProposal {
@@ -90,7 +96,9 @@ export type ScaleDownStep =
 export interface ScaleDecision {
   /** Open and held connections over every counted report. */
   demand: number;
-  /** clamp(ceil(demand / connections per replica), min, max). */
+  /** The strongest wake request in force over every counted report (its replicas not yet clamped to the maximum). */
+  wake: WakeRequest | undefined;
+  /** clamp(ceil(demand / connections per replica), min, max), and at least the wake request's replicas (up to the maximum). */
   needed: number;
   /** Names of the pods that may take new connections now, lowest ordinal first. */
   routable: string[];
@@ -141,7 +149,11 @@ export function decide(view: ScalerView): ScaleDecision {
   }
 
   const demand = counted.reduce((sum, r) => sum + r.open + r.held, 0);
-  const needed = Math.min(policy.maxReplicas, Math.max(policy.minReplicas, Math.ceil(demand / policy.connectionsPerReplica)));
+  const wakes = counted.flatMap((r) => r.wake ?? []).filter((request) => request.until > now);
+  // Deciding again when a request ends lets the ordinary idle rules take over at once.
+  for (const request of wakes) recheck(request.until);
+  const wake = activeWake(wakes, now);
+  const needed = Math.min(policy.maxReplicas, Math.max(policy.minReplicas, Math.ceil(demand / policy.connectionsPerReplica), wake?.replicas ?? 0));
   const spec = view.statefulSet?.exists ? view.statefulSet.replicas : undefined;
 
   const proposal = view.proposal;
@@ -193,7 +205,7 @@ export function decide(view: ScalerView): ScaleDecision {
   // Overloading is the last resort: while a builder the demand needs is still starting, it will have room soon.
   const atMaximum = (spec ?? 0) >= policy.maxReplicas && routable.length >= Math.min(spec ?? 0, needed);
 
-  return { demand, needed, routable, loads, atMaximum, scaleUpTo, scaleDown, waiting, blockedBy, expired, recheckAt };
+  return { demand, wake, needed, routable, loads, atMaximum, scaleUpTo, scaleDown, waiting, blockedBy, expired, recheckAt };
 }
 
 interface StepContext {
