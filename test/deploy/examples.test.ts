@@ -35,7 +35,7 @@ describe('deploy/kubernetes/examples', () => {
   it('the NetworkPolicy keeps the proxy port open and limits the ops port to the namespace and the scraper', () => {
     const [policy] = read<V1NetworkPolicy>('examples/ops-port-networkpolicy.yaml');
     assert.equal(policy?.kind, 'NetworkPolicy');
-    assert.deepEqual(policy.spec?.podSelector.matchLabels, deployment?.spec?.selector.matchLabels);
+    assert.deepEqual(policy.spec?.podSelector?.matchLabels, deployment?.spec?.selector.matchLabels);
     const rules = policy.spec?.ingress ?? [];
     const names = new Set(gatewayPorts.map((port) => port.name));
     for (const rule of rules) for (const port of rule.ports ?? []) assert.ok(names.has(String(port.port)), `port ${port.port} is a named port of the gateway container`);
