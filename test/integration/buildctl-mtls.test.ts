@@ -27,7 +27,8 @@ test('buildctl with mTLS builds through the gateway from zero, buildx with the s
   const tls = await makeBuildkitTls(join(env.artifacts, 'tls'), env.namespace);
   const applied = await env.cluster.kubectl(['-n', env.namespace, 'apply', '-f', '-'], { input: tls.secretYaml('buildkitd-tls') });
   assert.equal(applied.code, 0, applied.stderr);
-  const gateway = await env.startGateway({ SCALE_DOWN_IDLE_TIMEOUT: '5s', READY_WAIT_TIMEOUT: '3m' });
+  // --wake-on=data (the default): BuildKit clients speak first (TLS ClientHello, HTTP/2 preface), so nothing changes for them.
+  const gateway = await env.startGateway({ SCALE_DOWN_IDLE_TIMEOUT: '5s', READY_WAIT_TIMEOUT: '3m', WAKE_ON: 'data' });
   assert.equal((await env.replicas()).spec, 0);
 
   const context = mkdtempSync(join(tmpdir(), 'bka-mtls-'));

@@ -12,7 +12,8 @@ import { setup, waitFor } from './harness.ts';
 
 test('buildx (remote driver) builds through the gateway from zero, then warm', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'real', terminationGraceSeconds: 10 } });
-  const gateway = await env.startGateway({ SCALE_DOWN_IDLE_TIMEOUT: '5s', READY_WAIT_TIMEOUT: '3m' });
+  // --wake-on=data (the default): BuildKit clients speak first (TLS ClientHello, HTTP/2 preface), so nothing changes for them.
+  const gateway = await env.startGateway({ SCALE_DOWN_IDLE_TIMEOUT: '5s', READY_WAIT_TIMEOUT: '3m', WAKE_ON: 'data' });
   assert.equal((await env.replicas()).spec, 0);
 
   const context = mkdtempSync(join(tmpdir(), 'bka-buildx-'));
