@@ -2,6 +2,7 @@
 # Builds the binaries of the local test control plane (test/cluster/) from the Go module proxy:
 #   etcd, kube-apiserver, kube-controller-manager, kubectl  (tools/k8s wrapper module, pinned there)
 #   buildkitd, buildctl                                     (github.com/moby/buildkit, go install)
+#   buildx (the docker buildx client, run standalone)       (github.com/docker/buildx, go install)
 # into ~/.cache/buildkitd-autoscaler/bin/<k8s-version>-<buildkit-version>/ (outside the work tree),
 # skipping whatever is already there. Also installs the Debian packages the cluster needs when missing
 # (socat, runc, iproute2, openssl) unless --no-apt is given.
@@ -15,6 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WRAPPER="$ROOT/tools/k8s"
 K8S_VERSION="$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$WRAPPER/go.mod")"
 BUILDKIT_VERSION="${BUILDKIT_VERSION:-v0.18.2}"
+BUILDX_VERSION="${BUILDX_VERSION:-v0.19.3}"
 CACHE_DIR="${BKA_CACHE_DIR:-$HOME/.cache/buildkitd-autoscaler}"
 BIN_DIR="$CACHE_DIR/bin/$K8S_VERSION-$BUILDKIT_VERSION"
 
@@ -102,6 +104,17 @@ if ((${#need_bk[@]})); then
   GOBIN="$BIN_DIR" go install -trimpath \
     -ldflags "-s -w -X github.com/moby/buildkit/version.Version=$BUILDKIT_VERSION" "${pkgs[@]}"
   log "BuildKit binaries built in $(($(now) - start))s"
+  built_any=1
+fi
+
+# --- docker buildx (its own module graph; the bin dir is keyed by the other versions, so check its own) ---
+if ! "$BIN_DIR/buildx" version 2>/dev/null | awk -v v="$BUILDX_VERSION" '$2 == v {found = 1} END {exit !found}'; then
+  start=$(now)
+  log "building buildx $BUILDX_VERSION into $BIN_DIR ..."
+  GOBIN="$BIN_DIR" go install -trimpath \
+    -ldflags "-s -w -X github.com/docker/buildx/version.Version=$BUILDX_VERSION" \
+    "github.com/docker/buildx/cmd/buildx@$BUILDX_VERSION"
+  log "buildx built in $(($(now) - start))s"
   built_any=1
 fi
 

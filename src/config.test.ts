@@ -125,3 +125,14 @@ test('--max-pending-bytes takes bytes or Ki/Mi/Gi, defaults to 32Mi, and names i
     });
   }
 });
+
+test('--wake-on defaults to data with a 30s first-byte timeout; connect restores the Go tool; bad values name the flag', () => {
+  const { config } = loadConfig([], {});
+  assert.equal(config.wakeOn, 'data');
+  assert.equal(config.firstByteTimeoutMs, 30_000);
+  const connect = loadConfig(['--wake-on', 'connect', '--first-byte-timeout', '1m'], {}).config;
+  assert.deepEqual([connect.wakeOn, connect.firstByteTimeoutMs], ['connect', 60_000]);
+  assert.equal(loadConfig(['--wake-on', 'connect'], { WAKE_ON: 'data', FIRST_BYTE_TIMEOUT: '5s' }).config.wakeOn, 'data');
+  assert.throws(() => loadConfig([], { WAKE_ON: 'byte' }), (e: unknown) => e instanceof ConfigError && /"byte" for --wake-on \/ WAKE_ON \(from env\): must be one of data, connect/.test(e.message));
+  assert.throws(() => loadConfig(['--first-byte-timeout', '0s'], {}), (e: unknown) => e instanceof ConfigError && /"0s" for --first-byte-timeout \/ FIRST_BYTE_TIMEOUT \(from flag\): must be greater than 0/.test(e.message));
+});

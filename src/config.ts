@@ -10,6 +10,8 @@ export type LogLevel = keyof typeof LogLevel;
 
 export const BackendDiscovery = { endpoints: 'endpoints', dns: 'dns' } as const;
 export const AffinityMode = { 'client-ip': 'client-ip', none: 'none' } as const;
+export const WakeOn = { data: 'data', connect: 'connect' } as const;
+export type WakeOn = keyof typeof WakeOn;
 export type BackendDiscovery = keyof typeof BackendDiscovery;
 
 export interface Config {
@@ -42,6 +44,8 @@ export interface Config {
   minReplicas: number;
   connectionsPerReplica: number;
   affinity: keyof typeof AffinityMode;
+  wakeOn: WakeOn;
+  firstByteTimeoutMs: number;
 }
 
 type Source = 'default' | 'flag' | 'env';
@@ -154,6 +158,8 @@ export const optionDefinitions = [
   define({ key: 'readyWaitTimeoutMs', flag: 'ready-wait-timeout', env: 'READY_WAIT_TIMEOUT', defaultText: '5m0s', description: 'how long a held connection waits for a ready buildkitd before it is closed', parse: positiveDuration, format: formatGoDuration }),
   define({ key: 'metricsAddr', flag: 'metrics-addr', env: 'METRICS_LISTEN_ADDR', defaultText: ':9090', description: 'address of /healthz, /readyz, /metrics and /wake (never the proxy port)', parse: listenAddress, format: formatListenAddress }),
   define({ key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', defaultText: 'info', description: `log level: ${Object.keys(LogLevel).join(', ')}`, parse: oneOf(LogLevel), format: String }),
+  define({ key: 'wakeOn', flag: 'wake-on', env: 'WAKE_ON', defaultText: 'data', description: 'data: a connection wakes buildkitd and counts as activity only once its first byte arrives (health checks and port scanners wake nothing); connect: at accept, as the Go tool did', parse: oneOf(WakeOn), format: String }),
+  define({ key: 'firstByteTimeoutMs', flag: 'first-byte-timeout', env: 'FIRST_BYTE_TIMEOUT', defaultText: '30s', description: 'with --wake-on=data, a connection that sends nothing this long is closed (BKA_FIRST_BYTE_TIMEOUT)', parse: positiveDuration, format: formatGoDuration }),
   define({ key: 'maxConnections', flag: 'max-connections', env: 'PROXY_MAX_CONNECTIONS', defaultText: '10000', description: 'open client connections at most; further ones are refused', parse: integer(1, 10_000_000), format: String }),
   define({ key: 'maxPending', flag: 'max-pending', env: 'PROXY_MAX_PENDING', defaultText: '1000', description: 'connections held at most while buildkitd wakes up', parse: integer(0, 10_000_000), format: String }),
   define({ key: 'maxPendingBytes', flag: 'max-pending-bytes', env: 'PROXY_MAX_PENDING_BYTES', defaultText: '32Mi', description: 'bytes held connections may send in all before buildkitd is ready; a client whose bytes do not fit is refused (BKA_PENDING_BYTES_FULL)', parse: byteSize(1024, 1024 ** 4), format: formatByteSize }),

@@ -21,6 +21,7 @@ export const ErrorCode = {
   IdentityConflict: 'BKA_IDENTITY_CONFLICT',
   ReportExpired: 'BKA_REPORT_EXPIRED',
   WakeGaveUp: 'BKA_WAKE_GAVE_UP',
+  FirstByteTimeout: 'BKA_FIRST_BYTE_TIMEOUT',
   Internal: 'BKA_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -15,6 +15,8 @@ export const ConnectionOutcome = {
   rejectedShuttingDown: 'rejected_shutting_down',
   closedByShutdown: 'closed_by_shutdown',
   clientGoneWhileHeld: 'client_gone_while_held',
+  closedBeforeData: 'closed_before_data',
+  firstByteTimeout: 'first_byte_timeout',
 } as const;
 export type ConnectionOutcome = (typeof ConnectionOutcome)[keyof typeof ConnectionOutcome];
 
@@ -62,8 +64,9 @@ interface EventRule<K extends EventKind> {
   count?: (event: EventOf<K>, metrics: Metrics) => void;
 }
 
+// Health checks and port scanners close without a byte all day long: that is no warning.
 const outcomeLevel = (outcome: ConnectionOutcome): Level =>
-  outcome === 'completed' || outcome === 'client_gone_while_held' ? 'info' : 'warn';
+  outcome === 'completed' || outcome === 'client_gone_while_held' || outcome === 'closed_before_data' ? 'info' : 'warn';
 
 // `satisfies` makes the compiler insist on a rule for every event kind.
 const rules = {

@@ -172,6 +172,8 @@ export class Gateway {
       clock,
       emit,
       readyWaitTimeoutMs: config.readyWaitTimeoutMs,
+      wakeOn: config.wakeOn,
+      firstByteTimeoutMs: config.firstByteTimeoutMs,
     });
     this.listener = new ProxyListener({
       address: config.listenAddr,

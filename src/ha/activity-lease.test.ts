@@ -26,6 +26,14 @@ test('an idle report leaves out ack and draining, and reads back as none and fal
   assert.deepEqual(decodeActivity(text), idle);
 });
 
+test('when a held client last gave up travels as an ISO time; absent or malformed it is simply unknown', () => {
+  const gaveUp = { ...activity, lastHeldCloseAt: Date.parse('2025-01-02T03:04:07.000Z') };
+  const text = encodeActivity(gaveUp);
+  assert.match(text, /"heldClosed":"2025-01-02T03:04:07.000Z"/);
+  assert.deepEqual(decodeActivity(text), gaveUp);
+  assert.deepEqual(decodeActivity(JSON.stringify({ ...(JSON.parse(text) as object), heldClosed: 'later' })), activity);
+});
+
 test('malformed activity annotations decode to undefined (such a report blocks scale-down)', () => {
   const valid = JSON.parse(encodeActivity(activity)) as Record<string, unknown>;
   const cases: Array<[string, string | undefined]> = [

@@ -26,6 +26,7 @@ interface ActivityJson {
   held: number;
   pods: Record<string, { open: number; lastActive: string }>;
   since: string;
+  heldClosed?: string;
   ack?: string;
   draining?: boolean;
   wake?: Array<{ replicas: number; until: string }>;
@@ -40,6 +41,7 @@ export function encodeActivity(activity: PublishedActivity): string {
     held: activity.held,
     pods,
     since: new Date(activity.since).toISOString(),
+    ...(activity.lastHeldCloseAt ? { heldClosed: new Date(activity.lastHeldCloseAt).toISOString() } : {}),
     ...(activity.ack ? { ack: activity.ack } : {}),
     ...(activity.draining ? { draining: true } : {}),
     ...(activity.wake?.length ? { wake: activity.wake.map((request) => ({ replicas: request.replicas, until: new Date(request.until).toISOString() })) } : {}),
@@ -64,7 +66,9 @@ export function decodeActivity(text: string | undefined): PublishedActivity | un
     pods[name] = { open, lastActiveAt };
   }
   const wake = decodeWake(j.wake);
-  return { instance: j.instance, open: j.open, held: j.held, pods, since, ack: typeof j.ack === 'string' ? j.ack : undefined, draining: j.draining === true, ...(wake.length ? { wake } : {}) };
+  // Absent from replicas that predate it; a malformed one is dropped, never the report.
+  const heldClosed = typeof j.heldClosed === 'string' ? Date.parse(j.heldClosed) : Number.NaN;
+  return { instance: j.instance, open: j.open, held: j.held, pods, since, ...(Number.isNaN(heldClosed) ? {} : { lastHeldCloseAt: heldClosed }), ack: typeof j.ack === 'string' ? j.ack : undefined, draining: j.draining === true, ...(wake.length ? { wake } : {}) };
 }
 
 /** Tolerant: a malformed wake entry is dropped, never the report (its counts still block or allow scale-down). */

@@ -97,6 +97,7 @@ export class ReplicaReports {
         held: activity.held,
         pods: activity.pods,
         since: activity.since,
+        lastHeldCloseAt: activity.lastHeldCloseAt,
         ack: activity.ack,
         wake: activity.wake,
       });

@@ -19,6 +19,7 @@ import { PendingConnections } from './pending.ts';
 import { Router, type RouterOptions } from './router.ts';
 import { EARLY_INPUT_PER_CONNECTION } from './early-input.ts';
 import { freePort } from '../../test/support/net.ts';
+import type { WakeOn } from '../config.ts';
 
 
 async function echoServer(): Promise<Server> {
@@ -48,7 +49,7 @@ function exchange(port: number, text: string): Promise<{ reply: string; closedWi
   });
 }
 
-async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPendingBytes?: number; maxConnections?: number; failure?: GatewayError; dial?: RouterOptions['dial'] } = {}) {
+async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPendingBytes?: number; maxConnections?: number; failure?: GatewayError; dial?: RouterOptions['dial']; wakeOn?: WakeOn; firstByteTimeoutMs?: number } = {}) {
   const events: GatewayEvent[] = [];
   const emit = (e: GatewayEvent) => events.push(e);
   const source = new FakeBackendSource();
@@ -57,10 +58,12 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPe
   const pending = new PendingConnections(options.maxPending ?? 100, systemClock, options.maxPendingBytes ?? 32 * 1024 * 1024);
   const activity = new LocalActivity();
   let wakes = 0;
+  let mostHeld = 0;
   // Demand rising from zero is what wakes a builder (the scale controller reacts to it).
   activity.onChange(() => {
     if (activity.held > 0 && activity.open === 0) wakes += 1;
   });
+  pending.onSizeChange = (size) => (mostHeld = Math.max(mostHeld, size));
   let failure = options.failure;
   const router = new Router({
     backends,
@@ -70,6 +73,8 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPe
     emit,
     readyWaitTimeoutMs: options.readyWaitMs ?? 10_000,
     ...(options.dial ? { dial: options.dial } : {}),
+    wakeOn: options.wakeOn ?? 'data',
+    firstByteTimeoutMs: options.firstByteTimeoutMs ?? 30_000,
   });
   const accepted: Socket[] = [];
   const handle = (s: Socket) => {
@@ -87,6 +92,7 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPe
     pending,
     activity,
     wakes: () => wakes,
+    mostHeld: () => mostHeld,
     setFailure: (f: GatewayError | undefined) => (failure = f),
     close: () => listener.stopAccepting(),
   };
@@ -167,7 +173,8 @@ test('a known wake-up failure fails new connections at once with its code', asyn
 });
 
 test('a client that leaves while held (reset, or FIN before any byte) frees its place and counts as gone', async () => {
-  const gw = await setup();
+  // With --wake-on=connect a bare connection is held; with data it would never be (tested below).
+  const gw = await setup({ wakeOn: 'connect' });
   const reset = connect({ port: gw.port, host: '127.0.0.1' });
   const quiet = connect({ port: gw.port, host: '127.0.0.1' });
   reset.on('error', () => undefined);
@@ -207,7 +214,9 @@ test('beyond --max-connections a connection is refused with BKA_MAX_CONNECTIONS;
   const echo = await echoServer();
   gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
   const first = connect({ port: gw.port, host: '127.0.0.1' });
-  await until(() => gw.events.some((e) => e.kind === 'connection_routed'));
+  first.write('hello');
+  const [greeting] = (await once(first, 'data')) as [Buffer];
+  assert.equal(greeting.toString(), 'hello');
   const refused = await exchange(gw.port, 'one too many');
   assert.equal(refused.reply, '');
   assert.ok(gw.events.some((e) => e.kind === 'connection_rejected' && e.code === ErrorCode.MaxConnections));
@@ -341,7 +350,8 @@ async function countingEcho() {
 for (const leave of ['resets', 'sends FIN before any byte'] as const) {
   test(`a client that ${leave} while its dial is pending is not spliced: the late pod socket is closed and the pod counts as idle at once`, async () => {
     const slowPod = gatedDial();
-    const gw = await setup({ dial: slowPod.dial });
+    // A FIN before any byte can race a dial only when a bare connect is demand (--wake-on=connect).
+    const gw = await setup({ dial: slowPod.dial, wakeOn: leave === 'resets' ? 'data' : 'connect' });
     const echo = await countingEcho();
     gw.source.set([backendAt(echo.port)]);
     const client = connect({ port: gw.port, host: '127.0.0.1', allowHalfOpen: true });
@@ -465,5 +475,74 @@ test('a TLS backend that dies mid-stream after the handshake is still BKA_BACKEN
   const closed = gw.events.find((e) => e.kind === 'connection_closed');
   assert.deepEqual(closed?.kind === 'connection_closed' && [closed.outcome, closed.code], ['backend_error', ErrorCode.BackendLost], JSON.stringify(closed));
   buildkitd.close();
+  await gw.close();
+});
+
+const closedEvents = (events: GatewayEvent[]) => events.filter((e): e is Extract<GatewayEvent, { kind: 'connection_closed' }> => e.kind === 'connection_closed');
+
+test('with --wake-on=data a bare connect (FIN or reset, no byte) wakes nothing, holds no slot and closes as closed_before_data', async () => {
+  const gw = await setup();
+  for (const leave of ['FIN', 'reset'] as const) {
+    const bare = connect({ port: gw.port, host: '127.0.0.1' });
+    bare.on('error', () => undefined);
+    await once(bare, 'connect');
+    if (leave === 'FIN') bare.end();
+    else bare.resetAndDestroy();
+  }
+  await eventually('both bare connects to be closed', () => closedEvents(gw.events).length === 2);
+  assert.deepEqual(closedEvents(gw.events).map((e) => [e.outcome, e.code]), [['closed_before_data', undefined], ['closed_before_data', undefined]]);
+  assert.equal(gw.wakes(), 0, 'no wake asked for');
+  assert.equal(gw.mostHeld(), 0, 'no pending slot taken');
+  assert.equal(gw.activity.held + gw.activity.open, 0);
+  assert.deepEqual(gw.activity.snapshot().pods, {}, 'no idle clock touched');
+  await gw.close();
+});
+
+test('with --wake-on=data a silent connection is closed at the first-byte timeout with BKA_FIRST_BYTE_TIMEOUT', async () => {
+  const gw = await setup({ firstByteTimeoutMs: 200 });
+  const silent = connect({ port: gw.port, host: '127.0.0.1' });
+  silent.on('error', () => undefined);
+  await once(silent, 'close');
+  await eventually('the close to be logged', () => closedEvents(gw.events).length === 1);
+  const [closed] = closedEvents(gw.events);
+  assert.equal(closed?.outcome, 'first_byte_timeout');
+  assert.equal(closed?.code, ErrorCode.FirstByteTimeout);
+  assert.equal(gw.wakes(), 0);
+  assert.equal(gw.mostHeld(), 0);
+  await gw.close();
+});
+
+test('with --wake-on=data a connection becomes demand at its first byte, is held and served', async () => {
+  const gw = await setup();
+  const quiet = connect({ port: gw.port, host: '127.0.0.1' });
+  quiet.on('error', () => undefined);
+  const quietReply: Buffer[] = [];
+  quiet.on('data', (d: Buffer) => quietReply.push(d));
+  await once(quiet, 'connect');
+  const talker = heldClient(gw.port, Buffer.from('hello'));
+  await eventually('the talking client to be held', () => gw.pending.size === 1 && gw.wakes() === 1);
+  assert.equal(gw.activity.held, 1, 'only the client that spoke counts as demand');
+  quiet.write('late');
+  await eventually('the quiet client to be held once it spoke', () => gw.pending.size === 2 && gw.activity.held === 2);
+  const echo = await echoServer();
+  gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
+  await eventually('both to be echoed', () => talker.reply().toString() === 'hello' && Buffer.concat(quietReply).toString() === 'late');
+  talker.socket.end();
+  quiet.end();
+  await eventually('both to complete', () => closedEvents(gw.events).filter((e) => e.outcome === 'completed').length === 2);
+  echo.close();
+  await gw.close();
+});
+
+test('with --wake-on=connect a bare connect wakes a builder and is held (the seed behaviour)', async () => {
+  const gw = await setup({ wakeOn: 'connect', firstByteTimeoutMs: 100 });
+  const bare = connect({ port: gw.port, host: '127.0.0.1' });
+  bare.on('error', () => undefined);
+  await eventually('the bare connect to be held', () => gw.pending.size === 1 && gw.wakes() === 1);
+  // The first-byte timeout does not apply in connect mode.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(bare.destroyed, false);
+  bare.destroy();
+  await eventually('it to count as gone while held', () => closedEvents(gw.events).some((e) => e.outcome === 'client_gone_while_held'));
   await gw.close();
 });

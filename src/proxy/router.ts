@@ -2,10 +2,12 @@ import type { Socket } from 'node:net';
 import type { Backend, BackendSet } from '../backends/backend-set.ts';
 import { dialBackend, dialBackoffMs } from '../backends/probe.ts';
 import type { Clock } from '../clock.ts';
+import type { WakeOn } from '../config.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import { ConnectionOutcome, type EmitEvent } from '../events.ts';
 import type { ConnectionActivity } from '../scaler/activity.ts';
 import { EarlyInput } from './early-input.ts';
+import { FirstByteDeadlines } from './first-byte-deadlines.ts';
 import type { Hold, PendingConnections } from './pending.ts';
 import { splice, type PipeResult } from './pipe.ts';
 import { TlsRefusalWatch } from './tls-refusal.ts';
@@ -21,6 +23,10 @@ export interface RouterOptions {
   clock: Clock;
   emit: EmitEvent;
   readyWaitTimeoutMs: number;
+  /** data: a connection is demand only from its first byte (health checks wake nothing); connect: from accept. */
+  wakeOn: WakeOn;
+  /** With wakeOn data, a connection silent this long is closed. */
+  firstByteTimeoutMs: number;
   /** Upper bound for one connect attempt, so one silent pod cannot eat the whole ready-wait budget. */
   dialTimeoutMs?: number;
   /** Opens a backend connection; a seam so tests can hold a dial pending, like a pod that drops SYNs. */
@@ -47,9 +53,11 @@ export class Router {
   private readonly o: Required<RouterOptions>;
   /** Spliced backend sockets by pod key, so connections to a pod that is gone can be closed. */
   private readonly splicedByPod = new Map<string, Set<Socket>>();
+  private readonly silentConnections: FirstByteDeadlines;
 
   constructor(options: RouterOptions) {
     this.o = { dialTimeoutMs: 5000, dial: dialBackend, ...options };
+    this.silentConnections = new FirstByteDeadlines(options.firstByteTimeoutMs, options.clock);
     options.backends.onChange(() => {
       options.pending.wakeAll();
       this.closeConnectionsToGonePods();
@@ -79,7 +87,6 @@ export class Router {
     const { clock, emit } = this.o;
     const id = this.nextId++;
     const arrivedAt = clock.now();
-    const deadline = arrivedAt + this.o.readyWaitTimeoutMs;
     const clientName = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
     let hold: Hold | undefined;
     const clientLeft = new AbortController();
@@ -98,6 +105,27 @@ export class Router {
         client.destroy();
       },
     });
+    if (this.o.wakeOn === 'data') {
+      const silentEnd = await this.untilFirstByte(client);
+      if (silentEnd) {
+        client.off('close', onEarlyClose);
+        client.destroy();
+        const error = refusal ?? silentEnd.error;
+        emit({
+          kind: 'connection_closed',
+          id,
+          outcome: refusal ? ConnectionOutcome.rejectedPendingBytes : silentEnd.outcome,
+          bytesUp: 0,
+          bytesDown: 0,
+          durationMs: clock.now() - arrivedAt,
+          ...(error ? { code: error.code, error: error.message } : {}),
+        });
+        return;
+      }
+    }
+    // Demand (and the ready-wait deadline) start here: at accept, or at the first byte with --wake-on=data.
+    const demandSince = clock.now();
+    const deadline = demandSince + this.o.readyWaitTimeoutMs;
     const activity = this.o.demand.arrive();
     try {
       const connected = await this.connectBackend(id, deadline, activity, client.remoteAddress ?? '', clientLeft.signal, (h) => {
@@ -113,7 +141,7 @@ export class Router {
         return;
       }
       const { socket: backendSocket, backend, affinityHit } = connected;
-      emit({ kind: 'connection_routed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, heldMs: hold ? clock.now() - arrivedAt : undefined, affinityHit });
+      emit({ kind: 'connection_routed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, heldMs: hold ? clock.now() - demandSince : undefined, affinityHit });
       const untrack = this.track(backend.key, backendSocket);
       const head = { head: early.take(), ended: false };
       const splicing = splice(client, backendSocket, head);
@@ -147,6 +175,32 @@ export class Router {
     } finally {
       activity.close();
     }
+  }
+
+  /** Resolves at the client's first byte (EarlyInput keeps it), or with how the connection ended without one. */
+  private untilFirstByte(client: Socket): Promise<{ outcome: ConnectionOutcome; error?: GatewayError } | undefined> {
+    return new Promise((resolve) => {
+      const settle = (result: { outcome: ConnectionOutcome; error?: GatewayError } | undefined) => {
+        wait.cancel();
+        client.off('data', onData);
+        client.off('end', onLeft);
+        client.off('close', onLeft);
+        resolve(result);
+      };
+      const left = { outcome: ConnectionOutcome.closedBeforeData };
+      // EarlyInput's listener ran first: a client it refused (budget full) is destroyed already.
+      const onData = () => settle(client.destroyed ? left : undefined);
+      const onLeft = () => settle(left);
+      client.on('data', onData);
+      client.once('end', onLeft);
+      client.once('close', onLeft);
+      const wait = this.silentConnections.watch(() =>
+        settle({
+          outcome: ConnectionOutcome.firstByteTimeout,
+          error: new GatewayError(ErrorCode.FirstByteTimeout, `the client sent nothing within --first-byte-timeout (${this.o.firstByteTimeoutMs}ms)`),
+        }),
+      );
+    });
   }
 
   /** Resolves with a connected backend socket, or undefined if the client left first; throws GatewayError. */

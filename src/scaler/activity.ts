@@ -5,6 +5,8 @@ export interface ActivitySnapshot {
   pods: Record<string, { open: number; lastActiveAt: number }>;
   /** Wall-clock ms from which this replica knows its activity (its start). */
   since: number;
+  /** Wall-clock ms when a connection last closed while held (0: never): the builders being woken for it count it as activity. */
+  lastHeldCloseAt?: number | undefined;
 }
 
 /** One connection's place in the counts: held until it is given a pod, then on that pod until it closes. */
@@ -23,6 +25,7 @@ export interface ConnectionActivity {
 export class LocalActivity {
   private heldCount = 0;
   private openCount = 0;
+  private lastHeldCloseAt = 0;
   private readonly pods = new Map<string, { open: number; lastActiveAt: number }>();
   private readonly listeners = new Set<() => void>();
   private readonly wallNow: () => number;
@@ -60,6 +63,7 @@ export class LocalActivity {
         closed = true;
         if (pod === undefined) {
           this.heldCount -= 1;
+          this.lastHeldCloseAt = this.wallNow();
           this.changed();
         } else {
           this.openCount -= 1;
@@ -80,7 +84,7 @@ export class LocalActivity {
   snapshot(): ActivitySnapshot {
     const pods: ActivitySnapshot['pods'] = {};
     for (const [name, entry] of this.pods) pods[name] = { ...entry };
-    return { open: this.openCount, held: this.heldCount, pods, since: this.since };
+    return { open: this.openCount, held: this.heldCount, pods, since: this.since, ...(this.lastHeldCloseAt ? { lastHeldCloseAt: this.lastHeldCloseAt } : {}) };
   }
 
   /** Forgets pods that no longer exist and have no connection here, so reports stay small. */

@@ -87,6 +87,7 @@ const cases: Case[] = [
   // Scale-down to zero (one replica, leader).
   { name: 'idle for less than the timeout: wait, recheck when it expires', view: view({ reports: [report('a', { pods: lastActive('buildkitd-0', now - 1000) })] }), expect: { scaleDown: undefined, recheckAt: now - 1000 + idle } },
   { name: 'idle for the timeout: propose removing the highest ordinal', view: view({ reports: [report('a', { pods: lastActive('buildkitd-0', now - idle) })] }), expect: { scaleDown: 'propose' } },
+  { name: 'a client that gave up while held is activity: the builder it woke keeps starting for the idle timeout', view: view({ pods: [pod(0, { ready: false })], reports: [report('a', { lastHeldCloseAt: now - 1000 })] }), expect: { scaleDown: undefined, recheckAt: now - 1000 + idle } },
   { name: 'a replica that started recently has not seen the timeout pass', view: view({ reports: [report('a', { since: now - 10 })] }), expect: { scaleDown: undefined, recheckAt: now - 10 + idle } },
   { name: 'a connection on the pod anywhere blocks', view: view({ reports: [report('a'), report('b', { open: 1, pods: busy('buildkitd-0') })] }), expect: { scaleDown: undefined, needed: 1 } },
   { name: 'never on unsynced watches, and it says so', view: view({ synced: false }), expect: { scaleDown: undefined, waiting: 'watches not synced: no scale-down until they are' } },

@@ -44,6 +44,11 @@ export interface ReplicaReport {
   pods: Readonly<Record<string, { open: number; lastActiveAt: number }>>;
   /** Wall-clock ms from which this replica knows its activity; nothing before it is known. */
   since: number;
+  /**
+   * Wall-clock ms when a connection last closed here while held (a client that gave up waiting, as buildx does
+   * after 20 s, and retries at once): activity for the builders being woken, so they keep starting.
+   */
+  lastHeldCloseAt?: number | undefined;
   /** The scale-down proposal this replica has fenced off locally. */
   ack: string | undefined;
   /** Wake requests this replica accepted (absent in reports of replicas that predate them). */
@@ -249,7 +254,7 @@ function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep
   const busy = c.counted.find((r) => (r.pods[name]?.open ?? 0) > 0);
   if (busy) return { waiting: `${name} has connections (${busy.identity})` };
   let idleSince = 0;
-  for (const report of c.counted) idleSince = Math.max(idleSince, report.since, report.pods[name]?.lastActiveAt ?? 0);
+  for (const report of c.counted) idleSince = Math.max(idleSince, report.since, report.pods[name]?.lastActiveAt ?? 0, report.lastHeldCloseAt ?? 0);
   const idleUntil = idleSince + policy.idleTimeoutMs;
   if (now < idleUntil) {
     c.recheck(idleUntil);

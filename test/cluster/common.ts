@@ -90,7 +90,7 @@ export function binDir(): string {
   return cachedBinDir;
 }
 
-export const BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubectl', 'buildkitd', 'buildctl'];
+export const BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubectl', 'buildkitd', 'buildctl', 'buildx'];
 
 export interface RunResult {
   stdout: string;

@@ -31,7 +31,8 @@ export function pkiFiles(dir: string): Pki {
 
 const DAYS = '3650';
 
-async function leaf(dir: string, name: string, subj: string, ext: string, pki: Pki): Promise<void> {
+/** Signs <dir>/<name>.crt (key <dir>/<name>.key) with the CA; `ext` holds the x509v3 extensions. */
+export async function leaf(dir: string, name: string, subj: string, ext: string, pki: Pick<Pki, 'caCert' | 'caKey'>): Promise<void> {
   const key = path.join(dir, `${name}.key`);
   const csr = path.join(dir, `${name}.csr`);
   const extFile = path.join(dir, `${name}.ext`);
@@ -46,17 +47,22 @@ async function leaf(dir: string, name: string, subj: string, ext: string, pki: P
   fs.rmSync(extFile);
 }
 
+/** A self-signed CA (key and certificate at the given paths). */
+export async function makeCa(ca: Pick<Pki, 'caCert' | 'caKey'>, commonName: string): Promise<void> {
+  await runOk('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', ca.caKey]);
+  await runOk('openssl', [
+    'req', '-x509', '-new', '-key', ca.caKey, '-subj', `/CN=${commonName}`, '-days', DAYS, '-sha256',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    '-out', ca.caCert,
+  ]);
+}
+
 /** Creates every file (fresh each time the cluster comes up). */
 export async function makePki(dir: string): Promise<Pki> {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const pki = pkiFiles(dir);
-  await runOk('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', pki.caKey]);
-  await runOk('openssl', [
-    'req', '-x509', '-new', '-key', pki.caKey, '-subj', '/CN=bka-local-ca', '-days', DAYS, '-sha256',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-out', pki.caCert,
-  ]);
+  await makeCa(pki, 'bka-local-ca');
   const sans = [
     'IP:127.0.0.1', `IP:${BRIDGE_IP}`, `IP:${SERVICE_IP}`, 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default',
     'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local',

@@ -13,18 +13,20 @@ import {
   ruleShapes,
   statefulSet,
 } from './contract.ts';
-import { findOne, helmTemplate, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_DIR, kustomize, type Manifest } from './tools.ts';
+import { findOne, helmTemplate, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_BUILDKITD_MTLS_DIR, KUSTOMIZE_DIR, kustomize, type Manifest } from './tools.ts';
 import type { V1PodDisruptionBudget, V1Role } from '@kubernetes/client-node';
 
 describe('deploy/kubernetes (kustomize)', () => {
   let gateway: Manifest[];
   let buildkitd: Manifest[];
+  let buildkitdMtls: Manifest[];
   let chart: Manifest[];
 
   before(async () => {
-    [gateway, buildkitd, chart] = await Promise.all([
+    [gateway, buildkitd, buildkitdMtls, chart] = await Promise.all([
       kustomize(KUSTOMIZE_DIR),
       kustomize(KUSTOMIZE_BUILDKITD_DIR),
+      kustomize(KUSTOMIZE_BUILDKITD_MTLS_DIR),
       // The chart rendered into the manifests' namespace, with the manifests' resource names.
       helmTemplate(undefined, { namespace: 'buildkit', args: ['--set', 'fullnameOverride=buildkitd-autoscaler'] }),
     ]);
@@ -71,6 +73,25 @@ describe('deploy/kubernetes (kustomize)', () => {
     assert.equal(spec?.template.spec?.volumes?.some((volume) => volume.name === 'buildkit-state'), undefined, 'no emptyDir shadows the claim');
     assert.deepEqual(spec?.persistentVolumeClaimRetentionPolicy, { whenScaled: 'Retain', whenDeleted: 'Retain' });
     assert.ok(buildkitdContainer(buildkitd).volumeMounts?.some((mount) => mount.name === 'buildkit-state' && mount.mountPath === '/var/lib/buildkit'));
+  });
+
+  it('ships an mTLS variant of the example: the same builder with the TLS flags and the Secret buildkitd-tls mounted', () => {
+    assertBuildkitdContract(buildkitdMtls, gateway);
+    const container = buildkitdContainer(buildkitdMtls);
+    assert.deepEqual(container.args, [
+      '--addr', 'tcp://0.0.0.0:8273', '--tlscacert', '/certs/ca.pem', '--tlscert', '/certs/cert.pem', '--tlskey', '/certs/key.pem',
+    ]);
+    assert.ok(container.volumeMounts?.some((mount) => mount.name === 'buildkitd-tls' && mount.mountPath === '/certs' && mount.readOnly));
+    assert.deepEqual(statefulSet(buildkitdMtls).spec?.template.spec?.volumes, [{ name: 'buildkitd-tls', secret: { secretName: 'buildkitd-tls' } }]);
+    // Everything else is the plain example's.
+    const withoutTls = structuredClone(statefulSet(buildkitdMtls));
+    const plain = statefulSet(buildkitd);
+    const mtlsContainer = withoutTls.spec?.template.spec?.containers[0];
+    assert.ok(mtlsContainer && withoutTls.spec?.template.spec);
+    mtlsContainer.args = plain.spec?.template.spec?.containers[0]?.args;
+    mtlsContainer.volumeMounts = mtlsContainer.volumeMounts?.filter((mount) => mount.name !== 'buildkitd-tls');
+    delete withoutTls.spec.template.spec.volumes;
+    assert.deepEqual(withoutTls, plain);
   });
 
   it('uses the tagged gateway image', () => {

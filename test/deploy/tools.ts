@@ -12,6 +12,7 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const CHART_DIR = path.join(REPO_ROOT, 'charts/buildkitd-autoscaler');
 export const KUSTOMIZE_DIR = path.join(REPO_ROOT, 'deploy/kubernetes');
 export const KUSTOMIZE_BUILDKITD_DIR = path.join(REPO_ROOT, 'deploy/kubernetes/buildkitd');
+export const KUSTOMIZE_BUILDKITD_MTLS_DIR = path.join(REPO_ROOT, 'deploy/kubernetes/buildkitd-mtls');
 
 /** A rendered Kubernetes object; fields are read through the typed views in contract.ts. */
 export interface Manifest {

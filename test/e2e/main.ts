@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
 import { CHART_DIR, helm, runTool } from '../deploy/tools.ts';
 import { BACKENDS, makeBackend } from './backends.ts';
+import { CLIENT_SCENARIOS } from './client-scenarios.ts';
 import { snapshotNamespace } from './namespace-snapshot.ts';
 import { type ReportSuite, SUITE_TITLE, type SuiteName, writeReport } from './report.ts';
 import { type Context, REAL_SCENARIOS, SCENARIOS, type Settings, STATEFULSET } from './scenarios.ts';
@@ -212,7 +213,7 @@ async function main(): Promise<number> {
         },
       };
 
-      const scenarios = suiteName === 'real' ? REAL_SCENARIOS : SCENARIOS;
+      const scenarios = suiteName === 'real' ? [...REAL_SCENARIOS, ...CLIENT_SCENARIOS] : SCENARIOS;
       for (const scenario of scenarios) {
         if (scenario.name !== 'install' && suite.outcomes[0]?.result !== 'pass') {
           suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'skipped', startedMs: timeline.now(), seconds: 0, observed: 'install failed' });

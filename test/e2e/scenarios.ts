@@ -55,7 +55,7 @@ export interface Scenario {
   run(ctx: Context): Promise<string>;
 }
 
-async function kubectlOk(ctx: Context, args: string[], input?: string): Promise<string> {
+export async function kubectlOk(ctx: Context, args: string[], input?: string): Promise<string> {
   const r = await ctx.backend.kubectl(['-n', ctx.namespace, ...args], input);
   if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`);
   return r.stdout;
@@ -101,12 +101,12 @@ async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
   return gw;
 }
 
-function access(ctx: Context): GatewayAccess {
+export function access(ctx: Context): GatewayAccess {
   assert.ok(ctx.access, 'the gateway is not reachable (install failed)');
   return ctx.access;
 }
 
-async function waitForZero(ctx: Context, what: string): Promise<number> {
+export async function waitForZero(ctx: Context, what: string): Promise<number> {
   const timeout = (ctx.settings.idleTimeoutS + 120) * 1000;
   return ctx.timeline.until(what, () => ctx.timeline.replicas === 0 && ctx.timeline.readyReplicas === 0, timeout);
 }
@@ -116,7 +116,7 @@ function transitions(counts: number[]): string {
   return counts.filter((n, i) => i === 0 || counts[i - 1] !== n).join(' → ') || 'nothing';
 }
 
-function seconds(ms: number): string {
+export function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)}s`;
 }
 

@@ -10,6 +10,7 @@ import type { TestContext } from 'node:test';
 import { AppsV1Api, CoreV1Api, dumpYaml, loadAllYaml, Watch, type V1StatefulSet } from '@kubernetes/client-node';
 import { ipArgv, run } from '../cluster/common.ts';
 import { ensureCluster, type Cluster } from '../cluster/index.ts';
+import { BUILDKITD_TLS_DIR, buildkitdTlsArgs } from '../support/buildkit-tls.ts';
 import { freePort } from '../support/net.ts';
 
 export { freePort };
@@ -48,15 +49,20 @@ export interface BuildkitdSpec {
   terminationGraceSeconds?: number;
   /** Parallel (default, as shipped): every missing pod starts at once; OrderedReady: one after the other. */
   podManagementPolicy?: 'Parallel' | 'OrderedReady';
+  /** real only: buildkitd serves mTLS with the files of this Secret (support/buildkit-tls.ts), mounted at /certs. */
+  tlsSecret?: string;
 }
 
 function statefulSetYaml(spec: BuildkitdSpec): string {
+  const tls = spec.tlsSecret === undefined ? '' : `, ${buildkitdTlsArgs.map((a) => JSON.stringify(a)).join(', ')}`;
   const container =
     spec.kind === 'real'
       ? `        - name: buildkitd
           image: moby/buildkit:v0.18.2
-          args: ["--addr", "tcp://0.0.0.0:8273"]
-          readinessProbe: {tcpSocket: {port: 8273}, periodSeconds: 1}`
+          args: ["--addr", "tcp://0.0.0.0:8273"${tls}]
+          readinessProbe: {tcpSocket: {port: 8273}, periodSeconds: 1}${spec.tlsSecret === undefined ? '' : `
+          volumeMounts: [{name: certs, mountPath: ${BUILDKITD_TLS_DIR}, readOnly: true}]
+      volumes: [{name: certs, secret: {secretName: ${spec.tlsSecret}}}]`}`
       : `        - name: buildkitd
           image: alpine/socat:latest
           command: ["socat", "TCP4-LISTEN:8273,fork,reuseaddr", "EXEC:cat"]
