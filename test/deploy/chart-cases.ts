@@ -126,6 +126,8 @@ export const CASES: Record<string, ValueCase> = {
   },
   'gateway.idleTimeout': { set: '7m30s', expect: (d) => assert.equal(gatewayEnv(d, 'SCALE_DOWN_IDLE_TIMEOUT'), '7m30s') },
   'gateway.readyWaitTimeout': { set: '11m0s', expect: (d) => assert.equal(gatewayEnv(d, 'READY_WAIT_TIMEOUT'), '11m0s') },
+  'gateway.wakeOn': { set: 'connect', expect: (d) => assert.equal(gatewayEnv(d, 'WAKE_ON'), 'connect') },
+  'gateway.firstByteTimeout': { set: '45s', expect: (d) => assert.equal(gatewayEnv(d, 'FIRST_BYTE_TIMEOUT'), '45s') },
   'gateway.shutdownGracePeriod': {
     set: '1m',
     expect: (d) => {

@@ -109,6 +109,11 @@ describe('helm chart', () => {
     assert.match(await renderError(['--set', 'pool.connectionsPerReplica=0']), /connectionsPerReplica/);
   });
 
+  it('refuses a wake mode or first-byte timeout the gateway would refuse at start', async () => {
+    assert.match(await renderError(['--set', 'gateway.wakeOn=byte']), /wakeOn/);
+    assert.match(await renderError(['--set', 'gateway.firstByteTimeout=30']), /firstByteTimeout/);
+  });
+
   it('requires a ServiceAccount name when it does not create one', async () => {
     assert.match(await renderError(['--set', 'serviceAccount.create=false']), /serviceAccount\.name is required/);
   });
