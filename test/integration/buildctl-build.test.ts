@@ -1,23 +1,12 @@
 // A real BuildKit build through the gateway: buildkitd woken from zero, a FROM scratch + COPY
 // Dockerfile built offline with the built-in frontend, the output checked byte for byte.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setup, waitFor } from './harness.ts';
-
-function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('buildctl', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}
+import { buildctl, setup, waitFor } from './harness.ts';
 
 test('buildctl build through the gateway against a real buildkitd woken from zero', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'real', terminationGraceSeconds: 10 } });

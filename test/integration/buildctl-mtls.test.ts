@@ -2,7 +2,6 @@
 // Secret), buildctl with a client certificate builds from zero, and a client without one is refused by
 // buildkitd itself: the gateway only splices bytes, the handshake is between the client and buildkitd.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,17 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { BUILDKITD_TLS_SERVER_NAME, buildctlTlsArgs, handshakeWithoutClientCert, makeBuildkitTls } from '../support/buildkit-tls.ts';
 import { buildx, buildxBuild } from '../support/buildx.ts';
-import { setup, waitFor } from './harness.ts';
-
-function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('buildctl', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}
+import { buildctl, setup, waitFor } from './harness.ts';
 
 test('buildctl with mTLS builds through the gateway from zero, buildx with the same certificate too; a client without one is refused by buildkitd', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'real', terminationGraceSeconds: 10, tlsSecret: 'buildkitd-tls' } });

@@ -376,3 +376,14 @@ export async function openEcho(port: number, from?: ClientAddress): Promise<{ so
     },
   };
 }
+
+/** Runs the real buildctl (on PATH inside the cluster netns) and resolves with its exit code and output. */
+export function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('buildctl', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}

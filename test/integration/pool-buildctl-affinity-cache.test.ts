@@ -1,24 +1,13 @@
 // The point of client-ip affinity: a client's second build lands on the builder that built it first, so
 // its layer cache is warm. Two client addresses, two real buildkitd builders, each address builds twice.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chooseBackends } from '../../src/backends/balancer.ts';
-import { setup, waitFor, type Gateway } from './harness.ts';
-
-function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('buildctl', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}
+import { buildctl, type Gateway, setup, waitFor } from './harness.ts';
 
 /** The address's first choice among two idle builders, as every gateway replica computes it. */
 function firstChoice(address: string): string {

@@ -2,11 +2,10 @@
 // --wake-on=data (the default) they wake no builder; a BuildKit client speaks first and is served as before.
 // --wake-on=connect brings back the Go tool's behaviour, where every accepted connection wakes buildkitd.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { setup, waitFor } from './harness.ts';
+import { buildctl, setup, waitFor } from './harness.ts';
 
 /** What `nc -z` does: connect, send nothing, close (FIN). */
 async function bareConnect(port: number): Promise<void> {
@@ -15,16 +14,6 @@ async function bareConnect(port: number): Promise<void> {
   await once(socket, 'connect');
   socket.end();
   await once(socket, 'close');
-}
-
-function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('buildctl', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('close', (code) => resolve({ code, output }));
-  });
 }
 
 test('--wake-on=data: twenty bare connects and a silent one at zero wake nothing, each ends with its own outcome; then buildctl is served', async (t) => {
