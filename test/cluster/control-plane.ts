@@ -407,6 +407,13 @@ export async function startComponent(name: string | undefined, comp: Component, 
       if (!pidAlive(pid)) throw new Error(`${comp} exited, see ${path.join(p.logDir, `${comp}.log`)}`);
       return (await run(argv[0] ?? kubectl, argv.slice(1))).code === 0;
     }, 250);
+    // kube-controller-manager's informers back off for up to 30 s per resource after losing the API server,
+    // so tests after an outage saw a new namespace wait over a minute for its default ServiceAccount and a
+    // scaled-down pod linger as long. A fresh one lists everything at once. (No kubelet exists to do the same.)
+    if (pidAlive(info.pids['kube-controller-manager'])) {
+      await signalComponent(name, 'kube-controller-manager', 'SIGTERM');
+      await startComponent(name, 'kube-controller-manager', timeoutMs);
+    }
   } else {
     await sleep(500);
     if (!pidAlive(pid)) throw new Error(`${comp} exited, see ${path.join(p.logDir, `${comp}.log`)}`);
