@@ -318,8 +318,8 @@ function describeGatewayLine(line: GatewayLogLine): string | undefined {
   return text;
 }
 
-/** Follows the gateway pod's log through the API server (`kubectl logs -f`), as an operator would. */
-function followGatewayLog(pod: string, out: TimelinePrinter, seen: GatewayLogLine[]): () => void {
+/** Follows a gateway pod's log through the API server (`kubectl logs -f`), as an operator would. */
+function followGatewayLog(pod: string, replica: string | undefined, out: TimelinePrinter, seen: GatewayLogLine[]): () => void {
   const child = spawn('kubectl', ['-n', NAMESPACE, 'logs', '-f', '--tail=0', pod], { stdio: ['ignore', 'pipe', 'pipe'] });
   createInterface({ input: child.stdout }).on('line', (raw) => {
     let line: GatewayLogLine;
@@ -332,7 +332,7 @@ function followGatewayLog(pod: string, out: TimelinePrinter, seen: GatewayLogLin
     line.at = Number.isFinite(at) ? at : Date.now();
     seen.push(line);
     const text = describeGatewayLine(line);
-    if (text) out.add('gateway', text, line.at);
+    if (text) out.add('gateway', replica ? `[${replica}] ${text}` : text, line.at);
   });
   child.stderr.resume();
   return () => child.kill();
@@ -401,11 +401,15 @@ async function inner(o: Options): Promise<number> {
     const pods = JSON.parse(await kubectl(['get', 'pods', '-l', `app.kubernetes.io/name=${GATEWAY}`, '-o', 'json'])) as {
       items: { metadata: { name: string; deletionTimestamp?: string }; spec: { serviceAccountName?: string }; status?: { podIP?: string; conditions?: { type: string; status: string }[] } }[];
     };
-    const gatewayPod = pods.items.find((p) => !p.metadata.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    const readyPods = pods.items.filter((p) => !p.metadata.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    const gatewayPod = readyPods[0];
     if (!gatewayPod) throw new Error('no ready gateway pod after the rollout');
     const svc = await serviceAddress();
-    say(`gateway pod ${gatewayPod.metadata.name} is Ready at ${gatewayPod.status?.podIP ?? '?'}, ServiceAccount ${gatewayPod.spec.serviceAccountName ?? '?'} ` +
-      `(Role: get/watch the StatefulSet, patch statefulsets/scale, list/watch EndpointSlices)`);
+    for (const pod of readyPods) {
+      say(`gateway pod ${pod.metadata.name} is Ready at ${pod.status?.podIP ?? '?'}, ServiceAccount ${pod.spec.serviceAccountName ?? '?'} ` +
+        `(Role: get/watch the StatefulSet, patch statefulsets/scale, list/watch EndpointSlices, Leases)`);
+    }
+    if (readyPods.length > 1) say(`${readyPods.length} gateway replicas share their activity through Leases; one leads and is the only one that scales down`);
     say(`gateway Service ${GATEWAY}.${NAMESPACE}: ClusterIP ${svc.ip}:${svc.port}`);
 
     heading('timeline (StatefulSet and pod watches, the gateway log, buildctl)');
@@ -416,7 +420,9 @@ async function inner(o: Options): Promise<number> {
       out.add('demo', `waiting for buildkitd to be at 0 with no pods (now ${view.replicas ?? '?'} replicas, ${view.pods.size} pods)`);
       await view.until('buildkitd at 0 before the build', () => view.replicas === 0 && view.pods.size === 0, idleMs + 300_000);
     }
-    stopLog = followGatewayLog(gatewayPod.metadata.name, out, gatewayLog);
+    // Every replica's log: the Service picks which one carries the build, and the leader decides the scale-down.
+    const stops = readyPods.map((pod) => followGatewayLog(pod.metadata.name, readyPods.length > 1 ? pod.metadata.name.slice(-5) : undefined, out, gatewayLog));
+    stopLog = () => stops.forEach((stop) => stop());
     await new Promise((resolve) => setTimeout(resolve, 1000)); // let `kubectl logs -f` attach
 
     const context = path.join(workDir, 'context');
@@ -464,8 +470,8 @@ async function inner(o: Options): Promise<number> {
     heading('what happened');
     if (held && routed) say(`- the first connection was held ${((routed.at - held.at) / 1000).toFixed(1)}s while buildkitd went from 0 to a ready pod`);
     say(`- the build finished ${((buildDone - buildStarted) / 1000).toFixed(1)}s after buildctl started, output verified`);
-    const idleStarted = gatewayLog.filter((l) => l.event === 'connection_closed').at(-1);
-    const scaledDown = gatewayLog.filter((l) => l.event === 'scale').at(-1);
+    const idleStarted = gatewayLog.filter((l) => l.event === 'connection_closed').sort((a, b) => a.at - b.at).at(-1);
+    const scaledDown = gatewayLog.filter((l) => l.event === 'scale').sort((a, b) => a.at - b.at).at(-1);
     if (idleStarted && scaledDown) {
       say(`- ${((scaledDown.at - idleStarted.at) / 1000).toFixed(1)}s after the last connection closed the gateway wrote replicas=0 (idle timeout ${o.idleTimeout})`);
     }
