@@ -27,7 +27,7 @@ export function parseWakeArgs(argv: readonly string[]): WakeCliOptions {
     .option('--replicas <n>', 'builders to wake (1 to the gateway --max-replicas; default 1)', parseReplicas)
     .option('--for <duration>', `keep them this long without connections (Go duration up to ${formatGoDuration(maxWakeForMs)}; default the gateway idle timeout)`, parseFor)
     .option('--wait', 'return once the builders accept connections (exit 0), or exit 1 at --timeout', false)
-    .option('--timeout <duration>', 'how long --wait waits (Go duration)', parsePositiveDuration('--timeout'), 5 * 60_000);
+    .option('--timeout <duration>', 'how long --wait waits (Go duration; default 5m0s)', parsePositiveDuration('--timeout'), 5 * 60_000);
   try {
     program.parse([...argv], { from: 'user' });
   } catch (error) {

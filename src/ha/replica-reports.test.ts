@@ -110,10 +110,11 @@ test('a missing or malformed annotation block scale-down like a silent replica (
 test('the scale-down proposal is read from the leader Lease; a malformed one is none', () => {
   const { reports, set } = setup();
   const proposal = { id: '1-0-5', from: 1, to: 0, pods: { 'buildkitd-0': 'uid-0' }, proposedAt: wallStart, committed: false };
-  const leader = (text: string): V1Lease => ({ metadata: { name: 'bka', resourceVersion: '1', annotations: { [proposalAnnotation]: text } } });
-  set([leader(encodeProposal(proposal))]);
+  // Every change of a Lease carries a new resourceVersion, as the API server gives it.
+  const leader = (text: string, resourceVersion: string): V1Lease => ({ metadata: { name: 'bka', resourceVersion, annotations: { [proposalAnnotation]: text } } });
+  set([leader(encodeProposal(proposal), '1')]);
   assert.deepEqual(reports.proposal(), proposal);
-  set([leader('{"id":1}')]);
+  set([leader('{"id":1}', '2')]);
   assert.equal(reports.proposal(), undefined);
   set([]);
   assert.equal(reports.proposal(), undefined);

@@ -3,7 +3,7 @@ import type { Clock } from '../clock.ts';
 import { leaseRoleLabel } from '../kube/leases.ts';
 import type { ReplicaReport, ScaleDownProposal } from '../scaler/decide.ts';
 import type { WakeRequest } from '../scaler/wake-requests.ts';
-import { activityAnnotation, decodeActivity, decodeProposal, leaseAnnotation, proposalAnnotation } from './activity-lease.ts';
+import { activityAnnotation, decodeActivity, decodeProposal, leaseAnnotation, proposalAnnotation, type PublishedActivity } from './activity-lease.ts';
 
 export interface ReplicaReportsOptions {
   leases: () => readonly V1Lease[];
@@ -22,7 +22,9 @@ export interface ReplicaReportsOptions {
 export class ReplicaReports {
   private readonly o: ReplicaReportsOptions;
   private readonly wallNow: () => number;
-  private readonly observed = new Map<string, { resourceVersion: string | undefined; at: number; pods: ReplicaReport['pods']; wake: readonly WakeRequest[] }>();
+  /** Per Lease: the version last seen, when it was first seen, and its report decoded once (reports() runs per decision). */
+  private readonly observed = new Map<string, { resourceVersion: string | undefined; at: number; activity: PublishedActivity | undefined }>();
+  private leaderProposal: { resourceVersion: string | undefined; proposal: ScaleDownProposal | undefined } | undefined;
   private readonly departed = new Map<string, number>();
   private departedWakes: WakeRequest[] = [];
 
@@ -40,13 +42,14 @@ export class ReplicaReports {
       seen.add(name);
       const resourceVersion = lease.metadata?.resourceVersion;
       if (this.observed.get(name)?.resourceVersion !== resourceVersion) {
-        const activity = decodeActivity(leaseAnnotation(lease, activityAnnotation));
-        this.observed.set(name, { resourceVersion, at: now, pods: activity?.pods ?? {}, wake: activity?.wake ?? [] });
+        this.observed.set(name, { resourceVersion, at: now, activity: decodeActivity(leaseAnnotation(lease, activityAnnotation)) });
       }
     }
-    for (const [name, { pods, wake }] of this.observed) {
+    for (const [name, { activity }] of this.observed) {
       if (seen.has(name)) continue;
       this.observed.delete(name);
+      const pods = activity?.pods ?? {};
+      const wake = activity?.wake ?? [];
       // Its wake requests outlive it (a rollout must not end a 10-hour wake): a surviving replica adopts them.
       this.departedWakes.push(...wake.filter((request) => request.until > this.wallNow()));
       // A drained replica deletes its report after its last close: keep when its pods were last busy,
@@ -80,8 +83,9 @@ export class ReplicaReports {
       const name = lease.metadata?.name ?? '';
       if (name === this.o.ownLeaseName || lease.metadata?.labels?.[leaseRoleLabel] !== 'activity') continue;
       const durationMs = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
-      const age = now - (this.observed.get(name)?.at ?? now);
-      const activity = decodeActivity(leaseAnnotation(lease, activityAnnotation));
+      const known = this.observed.get(name);
+      const age = now - (known?.at ?? now);
+      const activity = known?.activity;
       const identity = lease.spec?.holderIdentity ?? name;
       const fresh = age < durationMs;
       if (!activity) {
@@ -108,6 +112,10 @@ export class ReplicaReports {
   /** The scale-down proposal on the leader Lease, whoever wrote it. */
   proposal(): ScaleDownProposal | undefined {
     const leader = this.o.leases().find((lease) => lease.metadata?.name === this.o.leaderLeaseName);
-    return decodeProposal(leaseAnnotation(leader, proposalAnnotation));
+    const resourceVersion = leader?.metadata?.resourceVersion;
+    if (!this.leaderProposal || this.leaderProposal.resourceVersion !== resourceVersion) {
+      this.leaderProposal = { resourceVersion, proposal: decodeProposal(leaseAnnotation(leader, proposalAnnotation)) };
+    }
+    return this.leaderProposal.proposal;
   }
 }
