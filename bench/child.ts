@@ -2,9 +2,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { waitFor } from '../test/integration/harness.ts';
 
-export const say = (text: string) => process.stderr.write(`[bench] ${text}\n`);
+const began = performance.now();
+/** Progress on stderr, with the seconds since the start so the time each workload takes shows. */
+export const say = (text: string) => process.stderr.write(`[bench +${((performance.now() - began) / 1000).toFixed(0)}s] ${text}\n`);
 
 export interface Running { child: ChildProcess; stdoutLines: string[]; exited: Promise<number | null> }
 

@@ -12,8 +12,8 @@ test('ratios are taken inside each round, then the median over rounds', () => {
   assert.notEqual(median(gateway) / median(haproxy), 0.5);
 });
 
-test('a round missing for either path is left out of the ratios, not counted as zero', () => {
-  assert.deepEqual(perRoundRatios([1, NaN, 3], [2, 4, 0]), [0.5]);
+test('a round missing for either path, or with a reference at or below zero, is left out of the ratios', () => {
+  assert.deepEqual(perRoundRatios([1, NaN, 3, 5], [2, 4, 0, -7]), [0.5]);
   assert.ok(Number.isNaN(medianRatio([1], undefined)));
 });
 

@@ -37,7 +37,8 @@ export function perRoundRatios(a: readonly number[] | undefined, b: readonly num
   for (let r = 0; r < rounds; r++) {
     const x = a[r];
     const y = b[r];
-    if (x !== undefined && y !== undefined && Number.isFinite(x) && Number.isFinite(y) && y !== 0) ratios.push(x / y);
+    // A reference at or below zero (a difference such as "added over direct" lost in noise) has no ratio.
+    if (x !== undefined && y !== undefined && Number.isFinite(x) && Number.isFinite(y) && y > 0) ratios.push(x / y);
   }
   return ratios;
 }

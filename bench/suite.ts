@@ -32,7 +32,7 @@ const short = args.short;
 const plan = {
   rounds: Number(args.runs ?? (short ? 2 : 3)),
   iperfSeconds: short ? 1 : 5,
-  rttCount: short ? 2000 : 20_000,
+  rttCount: short ? 3000 : 20_000,
   rateMs: short ? 1000 : 3000,
   parallel: 64,
   // 10,000 proxied connections are 20,000 sockets in the proxy; the file-descriptor limit here may be
@@ -216,7 +216,7 @@ async function rssWithIdle(pid: number, port: number, count: number): Promise<nu
   await waitFor(`${count} idle connections`, () => holder.stdoutLines.length > 0 || holder.child.exitCode !== null, 120_000, 50);
   const res = JSON.parse(holder.stdoutLines[0] ?? '{}') as { held?: number; errors?: number };
   if (res.held !== count) throw new Error(`held ${String(res.held)} of ${count} connections (${String(res.errors)} errors)`);
-  await sleep(1000);
+  await sleep(500);
   const rss = rssMiB(pid);
   holder.child.stdin?.end();
   if ((await holder.exited) !== 0) throw new Error('the idle-connection holder failed');
@@ -229,7 +229,7 @@ interface Fresh { pid: number; port: number; settled: () => Promise<void>; stop:
 async function fresh(peer: ProxyPeer, env: Env, proxies: Record<Exclude<ProxyPeer, 'gateway'>, ProxyProcess>): Promise<Fresh> {
   if (peer === 'gateway') {
     const gateway = await startGateway(env, {});
-    await sleep(3000);
+    await sleep(2000);
     return {
       pid: gateway.process.pid ?? 0,
       port: gateway.proxyPort,
@@ -240,14 +240,14 @@ async function fresh(peer: ProxyPeer, env: Env, proxies: Record<Exclude<ProxyPee
   const proxy = proxies[peer];
   await proxy.stop();
   await proxy.start();
-  await sleep(1000);
-  return { pid: proxy.pid, port: proxy.echoPort, settled: async () => { await sleep(500); }, stop: () => proxy.stop() };
+  await sleep(500);
+  return { pid: proxy.pid, port: proxy.echoPort, settled: async () => { await sleep(300); }, stop: () => proxy.stop() };
 }
 
 async function memory(env: Env, proxies: Record<Exclude<ProxyPeer, 'gateway'>, ProxyProcess>): Promise<void> {
   const idle = fig({ workload: 'memory (RSS)', metric: 'idle', unit: 'MiB', better: 'lower' });
   const perCount = plan.idleCounts.map((n) => fig({ workload: 'memory (RSS)', metric: `${n.toLocaleString('en')} idle conns`, unit: 'MiB', better: 'lower' }));
-  const perConnection = fig({ workload: 'memory (RSS)', metric: `per idle conn (${topIdleCount.toLocaleString('en')} − idle) / N`, unit: 'KiB', better: 'lower' });
+  const perConnection = fig({ workload: 'memory (RSS)', metric: `per idle conn: (RSS at ${topIdleCount.toLocaleString('en')} − idle) / ${topIdleCount.toLocaleString('en')}`, unit: 'KiB', better: 'lower' });
   for (let r = 0; r < plan.rounds; r++) {
     for (const p of proxyPeers) {
       const proxy = await fresh(p, env, proxies);
@@ -430,7 +430,14 @@ function targetsMet() {
   for (const direction of ['client→pod', 'pod→client']) {
     ratioCheck(get('throughput', direction), `throughput ${direction}: gateway >= 1.0x HAProxy`, (x) => x >= 1, 'Gbit/s', 2);
   }
-  ratioCheck(get('round trip 64 B', 'p99 added over direct'), 'round trip p99 added over direct: gateway <= HAProxy', (x) => x <= 1, 'µs', 0);
+  // Direct's p99 is the same in both sides of the comparison, so "added over direct <= HAProxy's" is judged
+  // on the p99s themselves, per round: the subtraction only adds direct's noise (and a sign change).
+  const p99 = get('round trip 64 B', 'p99');
+  const added = get('round trip 64 B', 'p99 added over direct');
+  if (p99 && added) {
+    const ratio = vsHaproxy(p99);
+    add('round trip p99 added over direct: gateway <= HAProxy', Number.isNaN(ratio) ? null : ratio <= 1, `p99 ${ratio.toFixed(2)}x HAProxy's in the same round; added ${gw(added).toFixed(0)} vs ${median(added.samples.haproxy ?? []).toFixed(0)} µs`);
+  }
   const idle = get('memory (RSS)', 'idle');
   if (idle) add(`idle RSS <= 64 MiB (NODE_OPTIONS of the shipped manifest)`, gw(idle) <= 64, `${gw(idle).toFixed(1)} MiB`);
   ratioCheck(figures.find((f) => f.metric.startsWith('per idle conn')), 'memory per idle connection: gateway <= 2x HAProxy', (x) => x <= 2, 'KiB', 1);
