@@ -515,7 +515,7 @@ function report(startedAt: Date): void {
   const ordered = [...figures.filter((f) => f.workload === 'CPU'), ...figures.filter((f) => f.workload !== 'CPU')];
   const seconds = (Date.now() - startedAt.getTime()) / 1000;
   const markdown = [
-    `Benchmark ${short ? '(short) ' : ''}on ${startedAt.toISOString()} (${seconds.toFixed(0)} s), Node ${process.version}: ${plan.rounds} rounds, every peer once per round; median ±half-range over rounds; gw/HAProxy and gw/nginx are medians of the per-round ratios. ↑ higher is better, ↓ lower. CPU: utime+stime of the proxy process and its children from /proc.`,
+    `Benchmark ${short ? '(short) ' : ''}on ${startedAt.toISOString()} (${seconds.toFixed(0)} s), Node ${process.version}: ${plan.rounds} rounds (memory: ${plan.memoryRounds}), every peer once per round; median ±half-range over rounds; gw/HAProxy and gw/nginx are medians of the per-round ratios. ↑ higher is better, ↓ lower. CPU: utime+stime of the proxy process and its children from /proc.`,
     '',
     table(ordered),
     '',
