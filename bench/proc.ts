@@ -61,3 +61,9 @@ export function hwmMiB(pid: number): number {
   const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(match?.[1] ?? NaN) / 1024;
 }
+
+/** This process's limit on open files (children inherit it): caps how many connections a proxy can hold. */
+export function fdLimit(): number {
+  const match = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return match ? Number(match[1]) : 1024;
+}

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, repoRoot } from '../test/integration/harness.ts';
 import { start, waitListening, type Running } from './child.ts';
+import { fdLimit } from './proc.ts';
 
 export const ECHO_PORT = 8273;
 export const IPERF_PORT = 5201;
@@ -67,8 +68,8 @@ backend iperf
 
 /**
  * nginx's stream proxy with one worker under a master (as packaged), half-close forwarded, no access log
- * (HAProxy's default logs nothing either); worker_connections only raised so ~10,000 proxied idle
- * connections fit.
+ * (HAProxy's default logs nothing either); worker_connections raised to the open-file limit (HAProxy sizes
+ * maxconn from it by itself) so ~10,000 proxied idle connections fit.
  */
 export class Nginx extends ProxyProcess {
   protected command(): [string, string[]] {
@@ -79,7 +80,7 @@ pid ${join(this.out, 'nginx.pid')};
 error_log ${join(this.out, 'nginx-error.log')} warn;
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 events {
-  worker_connections 20480;
+  worker_connections ${fdLimit()};
 }
 stream {
   proxy_half_close on;

@@ -13,7 +13,7 @@ import { Watch, loadAllYaml, type V1EndpointSlice, type V1Pod } from '@kubernete
 import { artifactsRoot, repoRoot, setup, sleep, waitFor, type Env, type Gateway } from '../test/integration/harness.ts';
 import { run, say, start, waitListening } from './child.ts';
 import { peers, proxyPeers, type Peer, type ProxyPeer } from './peers.ts';
-import { cpuSeconds, hwmMiB, rssMiB } from './proc.ts';
+import { cpuSeconds, fdLimit, hwmMiB, rssMiB } from './proc.ts';
 import { ECHO_PORT, HAProxy, IPERF_PORT, Nginx, NodePipe, type ProxyProcess } from './proxies.ts';
 import { median, medianRatio, summary, table, type Figure } from './stats.ts';
 
@@ -43,10 +43,6 @@ const plan = {
   churnCount: short ? 20_000 : 100_000,
   coldCycles: short ? 4 : 20,
 };
-function fdLimit(): number {
-  const match = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'));
-  return match ? Number(match[1]) : 1024;
-}
 const only = new Set((args.only ?? 'throughput,latency,rate,memory,churn,cold').split(','));
 const out = join(artifactsRoot, '..', 'bench');
 mkdirSync(out, { recursive: true });
