@@ -380,7 +380,11 @@ async function coldStart(env: Env): Promise<void> {
         });
       });
       armed = false;
-      const pod = [...sliceReadyAt.entries()].find(([, v]) => v.at > connectedAt);
+      // The gateway's informer may get the EndpointSlice before this watch does: then the share is
+      // below the watches' jitter and is recorded as measured (at or below zero).
+      const newSlice = () => [...sliceReadyAt.entries()].find(([, v]) => v.at > connectedAt);
+      await waitFor('EndpointSlice ready event', () => newSlice() !== undefined, 5000, 10).catch(() => undefined);
+      const pod = newSlice();
       if (!pod) throw new Error('first byte arrived but no EndpointSlice ready event was seen');
       const [uid, slice] = pod;
       const podAt = podReadyAt.get(uid);
@@ -404,7 +408,10 @@ async function coldStart(env: Env): Promise<void> {
   writeFileSync(join(out, 'cold-start.json'), JSON.stringify({ fromSlice, fromPod, direct }, null, 2));
 }
 
-/** One check per target of issue #12, each judged on the median of the gateway's per-round ratios to HAProxy (default). */
+/**
+ * One check per target of issue #12, each judged on the median of the gateway's per-round ratios to HAProxy
+ * (default settings), then the earlier absolute targets.
+ */
 function targetsMet() {
   const get = (workload: string, metric: string) => figures.find((f) => f.workload === workload && f.metric === metric);
   const vsHaproxy = (f: Figure) => medianRatio(f.samples.gateway, f.samples.haproxy);
@@ -442,6 +449,13 @@ function targetsMet() {
   const growth = figures.find((f) => f.metric.startsWith('growth'));
   // A short run has too few samples for a trend: reported, not judged.
   if (growth) add('no growth trend after many connections (< 0.5 MiB per 10k)', short ? null : gw(growth) < 0.5, `${gw(growth).toFixed(2)} MiB/10k`);
+  // Earlier targets, still promised: memory under load within the Deployment's limit, and cold start.
+  for (const [n, limit] of plan.idleCounts.map((n): [number, number] => [n, n <= 1000 ? 64 : 256])) {
+    const f = get('memory (RSS)', `${n.toLocaleString('en')} idle conns`);
+    if (f) add(`(earlier) RSS with ${n.toLocaleString('en')} idle connections <= ${limit} MiB`, gw(f) <= limit, `${gw(f).toFixed(1)} MiB`);
+  }
+  const cold = get('cold start', 'EndpointSlice ready → first byte p99');
+  if (cold) add('(earlier) cold start share p99 <= 50 ms', gw(cold) <= 50, `${gw(cold).toFixed(1)} ms`);
   return checks;
 }
 
