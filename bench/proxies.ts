@@ -30,7 +30,7 @@ export abstract class ProxyProcess {
     await waitListening(this.iperfPort);
   }
   async stop(): Promise<void> {
-    if (!this.running || this.running.child.exitCode !== null) return;
+    if (!this.running || this.running.child.exitCode !== null || this.running.child.signalCode !== null) return;
     this.running.child.kill('SIGTERM');
     await this.running.exited;
   }
