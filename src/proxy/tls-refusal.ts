@@ -27,7 +27,8 @@ export class TlsRefusalWatch {
   private backendTurns = 0;
   private turnRecords = 0;
   private turnOnlyAlerts = true;
-  private readonly header = Buffer.alloc(5);
+  // A pool slice: a zeroed Buffer of its own would cost every connection an ArrayBuffer; bytes are written before they are read.
+  private readonly header = Buffer.allocUnsafe(5);
   private headerFilled = 0;
   private bodyLeft = 0;
 
