@@ -42,7 +42,7 @@ function groupOf(frame: ProfileNode['callFrame']): string {
   if (/\/(prom-client|tdigest|bintrees)\//.test(url)) return 'metrics (prom-client)';
   if (url === '' && functionName !== '') return 'node: native / builtins';
   if (NODE_SOCKET_WORK.test(url)) return 'node: sockets, streams, events, timers';
-  if (url.startsWith('node:')) return `node: other (${url.replace(/^node:(internal\/)?/, '').split('/')[0]})`;
+  if (url.startsWith('node:')) return 'node: other (modules, tls, http, ...)';
   const source = /\/(src\/[\w/.-]+\.[jt]s)/.exec(url);
   if (source) return `gateway: ${source[1]}`;
   // Without a source map the bundle's functions are told apart by name only (esbuild keeps names).
@@ -96,5 +96,11 @@ const print = (title: string, entries: Map<string, number>, limit: number) => {
   for (const [name, ms] of [...entries].sort((a, b) => b[1] - a[1]).slice(0, limit)) process.stdout.write(`  ${pct(ms)} ${ms.toFixed(0).padStart(7)} ms  ${name}\n`);
 };
 process.stdout.write(`${files.length} profile(s), ${totalMs.toFixed(0)} ms busy (idle excluded)\n`);
+const rollUp = new Map<string, number>();
+for (const [group, ms] of selfMs) {
+  const family = group.startsWith('node:') ? "Node's own work (node:*, native, libuv)" : group.startsWith('gateway') ? "the gateway's code" : group.startsWith('dependency') ? 'other dependencies' : group;
+  rollUp.set(family, (rollUp.get(family) ?? 0) + ms);
+}
+print('self time by owner:', rollUp, Infinity);
 print('self time by group:', selfMs, Infinity);
 print(`top ${values.top} functions by self time:`, topFunctions, Number(values.top));
