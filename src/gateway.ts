@@ -123,7 +123,7 @@ export class Gateway {
       emit,
       resyncMs: config.leaderElectionRetryPeriodMs,
     });
-    const backends = new BackendSet(this.source, () => this.controller.routing(), { affinity: config.affinity, connectionsPerReplica: config.connectionsPerReplica });
+    const backends = new BackendSet(this.source, (fresh) => this.controller.routing(fresh), { affinity: config.affinity, connectionsPerReplica: config.connectionsPerReplica });
     this.controller.onRoutableChange(() => backends.routableChanged());
     if (coordination) {
       this.controller.onReportChange(() => coordination.publisher.publishSoon());

@@ -53,10 +53,10 @@ export interface BalancingOptions {
 export class BackendSet {
   private listeners = new Set<() => void>();
   private readonly source: BackendSource;
-  private readonly routing: () => RoutingView;
+  private readonly routing: (fresh?: boolean) => RoutingView;
   private readonly balancing: BalancingOptions;
 
-  constructor(source: BackendSource, routing: () => RoutingView, balancing: BalancingOptions = { affinity: 'none', connectionsPerReplica: Number.MAX_SAFE_INTEGER }) {
+  constructor(source: BackendSource, routing: (fresh?: boolean) => RoutingView, balancing: BalancingOptions = { affinity: 'none', connectionsPerReplica: Number.MAX_SAFE_INTEGER }) {
     this.source = source;
     this.routing = routing;
     this.balancing = balancing;
@@ -68,9 +68,16 @@ export class BackendSet {
     return this.source.current().filter((b) => routable.has(b.podName));
   }
 
-  /** The pods to dial for a client, best first (empty: hold it until a builder has room). */
+  /**
+   * The pods to dial for a client, best first (empty: hold it until a builder has room). The scaler's
+   * last answer serves while it has room; without, it decides again counting this connection.
+   */
   choose(clientKey: string, recentlyFailed: ReadonlySet<string>): BalancerChoice {
-    const view = this.routing();
+    const choice = this.chooseFrom(this.routing(), clientKey, recentlyFailed);
+    return choice.order.length > 0 ? choice : this.chooseFrom(this.routing(true), clientKey, recentlyFailed);
+  }
+
+  private chooseFrom(view: RoutingView, clientKey: string, recentlyFailed: ReadonlySet<string>): BalancerChoice {
     const ready = this.source.current().filter((b) => view.routable.has(b.podName));
     return chooseBackends(ready, { clientKey, ...this.balancing, loads: view.loads, atMaximum: view.atMaximum, recentlyFailed });
   }

@@ -1,14 +1,16 @@
 import { connect, type Socket } from 'node:net';
+import { ReusableReads } from '../proxy/reusable-reads.ts';
 import type { Backend } from './backend-set.ts';
 
 /**
  * Opens the connection a client will use. A successful TCP connect is the proof that the pod really
  * accepts connections (Ready in the API is not enough: buildkitd may not listen yet), and the socket is
- * then used as is rather than probed and thrown away.
+ * then used as is rather than probed and thrown away. It reads into a reused buffer (see ReusableReads).
  */
 export function dialBackend(backend: Backend, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+    const reads = new ReusableReads();
+    const socket = reads.bind(connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000, onread: reads.options }));
     const timer = setTimeout(() => {
       socket.destroy();
       reject(Object.assign(new Error(`ETIMEDOUT connect to ${backend.host}:${backend.port} timed out after ${timeoutMs}ms`), { code: 'ETIMEDOUT' }));

@@ -60,8 +60,8 @@ export class ProxyListener {
   private accept(socket: Socket): void {
     // Every socket gets an error listener at once: an unhandled socket error would end the process.
     socket.on('error', () => undefined);
-    const client = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     if (this.sockets.size >= this.o.maxConnections) {
+      const client = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
       this.o.emit({ kind: 'connection_rejected', outcome: ConnectionOutcome.rejectedMaxConnections, client, code: ErrorCode.MaxConnections });
       socket.destroy();
       return;

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { reusableReadsOf } from './reusable-reads.ts';
 
 export interface PipeResult {
   /** client -> backend */
@@ -15,6 +16,7 @@ export interface PipeResult {
  * half-open); an error on either side destroys both. Resolves once both sockets are closed, also when one
  * was closed already (a client that reset while its backend was being dialled).
  * Bytes are read from the sockets' own counters at the end, so there is no per-chunk JavaScript work.
+ * A backend dialled with ReusableReads is read into its reused buffer rather than through a stream pipe.
  */
 export function splice(client: Socket, backend: Socket, early: { head: Buffer; ended: boolean } = { head: Buffer.alloc(0), ended: false }): Promise<PipeResult> {
   return new Promise((resolve) => {
@@ -63,6 +65,8 @@ export function splice(client: Socket, backend: Socket, early: { head: Buffer; e
     // A client that half-closed while held: its FIN follows the bytes it sent before.
     if (early.ended) backend.end();
     else client.pipe(backend);
-    backend.pipe(client);
+    const reads = reusableReadsOf(backend);
+    if (reads) reads.pipeTo(client);
+    else backend.pipe(client);
   });
 }

@@ -33,6 +33,9 @@ export interface RouterOptions {
   dial?: (backend: Backend, timeoutMs: number) => Promise<Socket>;
 }
 
+/** Shared until a dial fails: most connections never need a set of their own. */
+const noneFailed: ReadonlySet<string> = new Set();
+
 const outcomeFor: Partial<Record<string, ConnectionOutcome>> = {
   [ErrorCode.ReadyTimeout]: ConnectionOutcome.readyTimeout,
   [ErrorCode.PendingFull]: ConnectionOutcome.rejectedMaxPending,
@@ -87,11 +90,10 @@ export class Router {
     const { clock, emit } = this.o;
     const id = this.nextId++;
     const arrivedAt = clock.now();
-    const clientName = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
     let hold: Hold | undefined;
-    const clientLeft = new AbortController();
+    const clientLeft = new ClientDeparture();
     const onEarlyClose = () => {
-      clientLeft.abort();
+      clientLeft.leave();
       hold?.cancelWait();
       this.o.pending.wakeAll();
     };
@@ -128,9 +130,9 @@ export class Router {
     const deadline = demandSince + this.o.readyWaitTimeoutMs;
     const activity = this.o.demand.arrive();
     try {
-      const connected = await this.connectBackend(id, deadline, activity, client.remoteAddress ?? '', clientLeft.signal, (h) => {
+      const connected = await this.connectBackend(id, deadline, activity, client.remoteAddress ?? '', clientLeft, (h) => {
         hold = h;
-        emit({ kind: 'connection_held', id, client: clientName });
+        emit({ kind: 'connection_held', id, client: `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}` });
       });
       client.off('close', onEarlyClose);
       hold?.release();
@@ -209,7 +211,7 @@ export class Router {
     deadline: number,
     activity: ConnectionActivity,
     clientKey: string,
-    clientLeft: AbortSignal,
+    clientLeft: ClientDeparture,
     onHold: (hold: Hold) => void,
   ): Promise<{ socket: Socket; backend: Backend; affinityHit: boolean | undefined } | undefined> {
     const { backends, pending, demand, clock, emit } = this.o;
@@ -221,10 +223,10 @@ export class Router {
       onHold(hold);
       return hold;
     };
-    const recentlyFailed = new Set<string>();
+    let recentlyFailed: ReadonlySet<string> = noneFailed;
     let attempt = 0;
     for (;;) {
-      if (clientLeft.aborted) return undefined;
+      if (clientLeft.left) return undefined;
       const { order: candidates, affinityHit } = backends.choose(clientKey, recentlyFailed);
       const backend = candidates[0];
       if (!backend) {
@@ -247,12 +249,12 @@ export class Router {
         attempt += 1;
         const message = error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error);
         emit({ kind: 'dial_failed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, error: message, attempt, code: ErrorCode.DialFailed });
-        recentlyFailed.add(backend.key);
+        recentlyFailed = new Set([...recentlyFailed, backend.key]);
         ensureHeld();
         if (candidates.length > 1 && attempt < candidates.length) continue; // try the next pod at once
         const delay = Math.min(dialBackoffMs(attempt), Math.max(0, deadline - clock.now()));
         await sleepUnlessClientLeaves(clock, delay, clientLeft);
-        if (clientLeft.aborted) return undefined;
+        if (clientLeft.left) return undefined;
         if (clock.now() >= deadline) throw new GatewayError(ErrorCode.ReadyTimeout, `no buildkitd pod accepted a connection within the ready-wait timeout (last error: ${message})`);
       }
     }
@@ -276,21 +278,21 @@ function howSpliceEnded(result: PipeResult, backendRefusedHandshake: boolean): {
  * The dial's socket, or undefined as soon as the client leaves: a pod that drops SYNs must not keep a
  * departed client counted as open for the whole dial timeout. A socket that connects later is closed.
  */
-function unlessClientLeaves(dialing: Promise<Socket>, clientLeft: AbortSignal): Promise<Socket | undefined> {
+function unlessClientLeaves(dialing: Promise<Socket>, clientLeft: ClientDeparture): Promise<Socket | undefined> {
   return new Promise((resolve, reject) => {
     const onLeft = () => {
       dialing.then((late) => late.destroy(), () => undefined);
       resolve(undefined);
     };
-    if (clientLeft.aborted) return onLeft();
-    clientLeft.addEventListener('abort', onLeft, { once: true });
+    if (clientLeft.left) return onLeft();
+    clientLeft.onLeave(onLeft);
     dialing.then(
       (socket) => {
-        clientLeft.removeEventListener('abort', onLeft);
+        clientLeft.onLeave(undefined);
         resolve(socket);
       },
       (error: Error) => {
-        clientLeft.removeEventListener('abort', onLeft);
+        clientLeft.onLeave(undefined);
         reject(error);
       },
     );
@@ -298,17 +300,38 @@ function unlessClientLeaves(dialing: Promise<Socket>, clientLeft: AbortSignal): 
 }
 
 /** Waits out a dial backoff, ending early if the client leaves. */
-function sleepUnlessClientLeaves(clock: Clock, delayMs: number, clientLeft: AbortSignal): Promise<void> {
+function sleepUnlessClientLeaves(clock: Clock, delayMs: number, clientLeft: ClientDeparture): Promise<void> {
   return new Promise((resolve) => {
-    if (clientLeft.aborted) return resolve();
+    if (clientLeft.left) return resolve();
     const onLeft = () => {
       timer.cancel();
       resolve();
     };
     const timer = clock.setTimer(delayMs, () => {
-      clientLeft.removeEventListener('abort', onLeft);
+      clientLeft.onLeave(undefined);
       resolve();
     });
-    clientLeft.addEventListener('abort', onLeft, { once: true });
+    clientLeft.onLeave(onLeft);
   });
+}
+
+/**
+ * Whether a client left before it was spliced, and the one wait (a dial or a backoff) to end then: an
+ * AbortController per connection would cost an EventTarget for what is one flag and one callback.
+ */
+class ClientDeparture {
+  left = false;
+  private waiter: (() => void) | undefined;
+
+  leave(): void {
+    if (this.left) return;
+    this.left = true;
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
+  }
+
+  onLeave(waiter: (() => void) | undefined): void {
+    this.waiter = waiter;
+  }
 }

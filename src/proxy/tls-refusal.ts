@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { reusableReadsOf } from './reusable-reads.ts';
 
 const RecordType = { changeCipherSpec: 20, alert: 21, handshake: 22, applicationData: 23 } as const;
 /** TLS 1.3 encrypts alerts: 2 alert bytes + 1 inner content type + a 16-byte AEAD tag. */
@@ -26,7 +27,8 @@ export class TlsRefusalWatch {
   private backendTurns = 0;
   private turnRecords = 0;
   private turnOnlyAlerts = true;
-  private readonly header = Buffer.alloc(5);
+  // A pool slice: a zeroed Buffer of its own would cost every connection an ArrayBuffer; bytes are written before they are read.
+  private readonly header = Buffer.allocUnsafe(5);
   private headerFilled = 0;
   private bodyLeft = 0;
 
@@ -69,7 +71,10 @@ export class TlsRefusalWatch {
       return;
     }
     client.on('data', this.onClientData);
-    backend.on('data', this.onBackendData);
+    // A backend read into a reused buffer emits no 'data': its reads are observed instead.
+    const reads = reusableReadsOf(backend);
+    if (reads) reads.observe(this.onBackendData);
+    else backend.on('data', this.onBackendData);
   }
 
   /** True if the backend's last word, during the handshake, was a TLS alert: it refused this client. */
@@ -80,6 +85,7 @@ export class TlsRefusalWatch {
   stop(): void {
     this.client.off('data', this.onClientData);
     this.backend.off('data', this.onBackendData);
+    reusableReadsOf(this.backend)?.observe(undefined);
   }
 
   private ruleOut(): void {

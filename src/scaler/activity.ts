@@ -28,6 +28,8 @@ export class LocalActivity {
   private lastHeldCloseAt = 0;
   private readonly pods = new Map<string, { open: number; lastActiveAt: number }>();
   private readonly listeners = new Set<() => void>();
+  private announcing = false;
+  private changes = 0;
   private readonly wallNow: () => number;
   readonly since: number;
 
@@ -81,6 +83,20 @@ export class LocalActivity {
     return this.openCount;
   }
 
+  /** Counts every change, so a reader can tell whether its copy of the counts is still current. */
+  get version(): number {
+    return this.changes;
+  }
+
+  podNames(): IterableIterator<string> {
+    return this.pods.keys();
+  }
+
+  /** Connections on `pod` from this replica now. */
+  openOn(pod: string): number {
+    return this.pods.get(pod)?.open ?? 0;
+  }
+
   snapshot(): ActivitySnapshot {
     const pods: ActivitySnapshot['pods'] = {};
     for (const [name, entry] of this.pods) pods[name] = { ...entry };
@@ -105,7 +121,14 @@ export class LocalActivity {
     this.changed();
   }
 
+  /** Changes made in one synchronous step (arrive, then assign to a ready pod) are announced once, after it. */
   private changed(): void {
-    for (const listener of this.listeners) listener();
+    this.changes += 1;
+    if (this.announcing) return;
+    this.announcing = true;
+    queueMicrotask(() => {
+      this.announcing = false;
+      for (const listener of this.listeners) listener();
+    });
   }
 }

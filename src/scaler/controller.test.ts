@@ -37,7 +37,11 @@ function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster
   const events: GatewayEvent[] = [];
   const activity = new LocalActivity(() => clock.now());
   const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e) });
-  const observe = (): ObservedCluster => ({ synced: true, statefulSet: { exists: true, replicas: scale.replicas }, pods: cluster.pods });
+  let decisions = 0;
+  const observe = (): ObservedCluster => {
+    decisions += 1;
+    return { synced: true, statefulSet: { exists: true, replicas: scale.replicas }, pods: cluster.pods };
+  };
   const controller = new ScaleController({
     statefulSetName: 'buildkitd',
     identity,
@@ -57,7 +61,7 @@ function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster
   });
   controller.start();
   const report = (): ReplicaReport => ({ identity, fresh: true, staleForMs: 0, ...activity.snapshot(), ack: controller.acknowledged });
-  return { activity, controller, events, report };
+  return { activity, controller, events, report, decisions: () => decisions };
 }
 
 const pod0: BuilderPod = { name: 'buildkitd-0', ordinal: 0, key: 'uid-0', ready: true, terminating: false };
@@ -255,4 +259,36 @@ test('a cold start for waiting connections is scaled with the cause the wake met
   await flush();
   const up = events.find((e) => e.kind === 'scale' && e.direction === 'up');
   assert.ok(up?.kind === 'scale' && up.from === 0 && up.cause === 'connections', JSON.stringify(up));
+});
+
+test('connections on a ready pod count in routing() at once, cost one decision per event-loop turn, and a held one still wakes at once', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  const { activity, controller, decisions } = replica('a', clock, scale, cluster);
+  await flush();
+  const decisionsBefore = decisions();
+  const connections = Array.from({ length: 5 }, () => {
+    const connection = activity.arrive();
+    connection.assign('buildkitd-0');
+    return connection;
+  });
+  // The balancer sees this replica's own connections before any decision counted them.
+  assert.equal(controller.routing().loads['buildkitd-0'], 5);
+  await flush();
+  assert.equal(controller.decision?.demand, 5);
+  assert.equal(decisions(), decisionsBefore + 1, 'five connections, one decision');
+  for (const connection of connections) connection.close();
+  assert.equal(controller.routing().loads['buildkitd-0'] ?? 0, 0);
+  await flush();
+  assert.equal(controller.decision?.demand, 0);
+
+  scale.replicas = 0;
+  cluster.pods = [];
+  controller.requestReconcile();
+  await flush();
+  activity.arrive();
+  await flush();
+  assert.deepEqual(scale.writes, [1], 'a held connection wakes a builder without waiting for a routing() call');
 });

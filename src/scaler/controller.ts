@@ -49,6 +49,10 @@ export class ScaleController {
   private current: ScaleDecision | undefined;
   private ack: string | undefined;
   private scheduled = false;
+  private soon = false;
+  /** This replica's connections per pod as the current decision counted them, and the activity version then. */
+  private decidedOwn: Record<string, number> = {};
+  private decidedVersion = -1;
   private upInFlight = false;
   private downInFlight = false;
   private ensured: { replicas: number; observedSpec: number | undefined } | undefined;
@@ -67,7 +71,8 @@ export class ScaleController {
   constructor(options: ScaleControllerOptions) {
     this.o = options;
     this.wallNow = options.wallNow ?? Date.now;
-    options.activity.onChange(() => this.requestReconcile());
+    // A held connection needs a decision at once (it may need a wake); one on a ready pod changes only counts.
+    options.activity.onChange(() => (options.activity.held > 0 ? this.requestReconcile() : this.requestReconcileThisTick()));
     options.wakes?.onChange(() => this.requestReconcile());
   }
 
@@ -89,10 +94,37 @@ export class ScaleController {
     queueMicrotask(() => this.reconcileIfScheduled());
   }
 
-  /** Pods that may take a new connection now and their loads (decided on the freshest counts, including this connection). */
-  routing(): RoutingView {
+  /**
+   * Decide again within this turn of the event loop: the connections opened and closed meanwhile cost one
+   * decision. routing() meanwhile counts this replica's connections from the live counts.
+   */
+  private requestReconcileThisTick(): void {
+    if (this.scheduled || this.soon) return;
+    this.soon = true;
+    setImmediate(() => {
+      this.soon = false;
+      this.scheduled = true;
+      this.reconcileIfScheduled();
+    });
+  }
+
+  /**
+   * Pods that may take a new connection now and their loads, this replica's own connections counted as
+   * they are now. `fresh`: decide again first (when the last decision has no room for a connection).
+   */
+  routing(fresh = false): RoutingView {
+    if (fresh && (this.soon || this.o.activity.version !== this.decidedVersion)) this.scheduled = true;
     this.reconcileIfScheduled();
-    return { routable: this.routableNames, loads: this.current?.loads ?? {}, atMaximum: this.current?.atMaximum ?? false };
+    const loads = this.current?.loads ?? {};
+    return { routable: this.routableNames, loads: this.o.activity.version === this.decidedVersion ? loads : this.liveLoads(loads), atMaximum: this.current?.atMaximum ?? false };
+  }
+
+  /** The decision's loads with this replica's part replaced by its live counts. */
+  private liveLoads(decided: Readonly<Record<string, number>>): Record<string, number> {
+    const loads: Record<string, number> = { ...decided };
+    for (const [pod, open] of Object.entries(this.decidedOwn)) loads[pod] = (loads[pod] ?? 0) - open;
+    for (const pod of this.o.activity.podNames()) loads[pod] = (loads[pod] ?? 0) + this.o.activity.openOn(pod);
+    return loads;
   }
 
   get decision(): ScaleDecision | undefined {
@@ -130,6 +162,9 @@ export class ScaleController {
     // Acknowledge in the same step that fences: from this decision on nothing new is routed to the pods.
     this.ack = proposal?.id;
     const snapshot = o.activity.snapshot();
+    this.decidedVersion = o.activity.version;
+    this.decidedOwn = {};
+    for (const [pod, entry] of Object.entries(snapshot.pods)) this.decidedOwn[pod] = entry.open;
     const wake = o.wakes?.current(now) ?? [];
     const own: ReplicaReport = { identity: o.identity, fresh: true, staleForMs: 0, ...snapshot, pods: withDeparted(snapshot.pods, o.departedActivity?.()), ack: this.ack, wake };
     const others = o.otherReports();
