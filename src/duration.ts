@@ -10,7 +10,8 @@ const unitMs = {
   h: 3_600_000,
 } as const satisfies Record<string, number>;
 
-const segment = /(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)/y;
+// µ and μ escaped: a non-ASCII character in the bundle makes V8 keep its whole source as UTF-16 (2x memory).
+const segment = /(\d*\.?\d*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/y;
 
 /** Parses a Go duration ("2m0s", "1h2m3.5s", "500ms", "0") into milliseconds; throws on anything else. */
 export function parseGoDuration(text: string): number {

@@ -27,6 +27,7 @@ import { ScaleActuator, type ScaleTarget } from './scaler/actuator.ts';
 import { ScaleController, type ObservedCluster } from './scaler/controller.ts';
 import { LeaderLeaseProposalStore, LocalProposalStore, type ProposalStore } from './scaler/proposal-store.ts';
 import { WakeRequests } from './scaler/wake-requests.ts';
+import { collectStartupGarbage } from './startup-garbage.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -205,6 +206,7 @@ export class Gateway {
 
   async start(): Promise<{ proxyPort: number; metricsPort: number }> {
     const metrics = await this.ops.start();
+    this.collectGarbageOnceSynced();
     for (const informer of this.informers()) informer.start();
     if (this.coordination) {
       // Refuses to run next to another live process with the same identity (BKA_IDENTITY_CONFLICT).
@@ -298,6 +300,18 @@ export class Gateway {
       podNamespace = undefined;
     }
     return podNamespace === undefined || podNamespace === stsNamespace ? { name: identity, uid: podUid } : undefined;
+  }
+
+  /** Once every watch has listed, start-up's garbage is dead: collect it (collectStartupGarbage). */
+  private collectGarbageOnceSynced(): void {
+    const informers = this.informers();
+    const unsubscribe = informers.map((informer) =>
+      informer.onChange(() => {
+        if (!informers.every((i) => i.state.everSynced)) return;
+        for (const stop of unsubscribe) stop();
+        setTimeout(collectStartupGarbage, 500).unref();
+      }),
+    );
   }
 
   private informers(): ResilientInformer<V1StatefulSet | V1EndpointSlice | V1Lease>[] {
