@@ -72,12 +72,12 @@ export class BackendSet {
    * The pods to dial for a client, best first (empty: hold it until a builder has room). The scaler's
    * last answer serves while it has room; without, it decides again counting this connection.
    */
-  choose(clientKey: string, recentlyFailed: ReadonlySet<string>): BalancerChoice {
+  choose(clientKey: string | (() => string), recentlyFailed: ReadonlySet<string>): BalancerChoice {
     const choice = this.chooseFrom(this.routing(), clientKey, recentlyFailed);
     return choice.order.length > 0 ? choice : this.chooseFrom(this.routing(true), clientKey, recentlyFailed);
   }
 
-  private chooseFrom(view: RoutingView, clientKey: string, recentlyFailed: ReadonlySet<string>): BalancerChoice {
+  private chooseFrom(view: RoutingView, clientKey: string | (() => string), recentlyFailed: ReadonlySet<string>): BalancerChoice {
     const ready = this.source.current().filter((b) => view.routable.has(b.podName));
     return chooseBackends(ready, { clientKey, ...this.balancing, loads: view.loads, atMaximum: view.atMaximum, recentlyFailed });
   }

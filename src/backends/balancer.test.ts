@@ -68,3 +68,18 @@ test('client-ip: the first choice whose dial failed is tried last', () => {
   const retry = chooseBackends(three, input({ recentlyFailed: new Set([own?.key ?? '']) })).order;
   assert.equal(retry.at(-1)?.podName, own?.podName);
 });
+
+test('client-ip: the client address is read only when there is more than one builder to rank', () => {
+  let reads = 0;
+  const key = () => {
+    reads += 1;
+    return '10.1.0.7';
+  };
+  assert.equal(chooseBackends(pods(1), input({ clientKey: key })).order[0]?.podName, 'buildkitd-0');
+  assert.equal(reads, 0);
+  assert.deepEqual(
+    chooseBackends(pods(3), input({ clientKey: key })).order.map((b) => b.podName),
+    chooseBackends(pods(3), input()).order.map((b) => b.podName),
+  );
+  assert.equal(reads, 1);
+});

@@ -5,8 +5,8 @@ export const Affinity = { clientIp: 'client-ip', none: 'none' } as const;
 export type Affinity = (typeof Affinity)[keyof typeof Affinity];
 
 export interface BalancerInput {
-  /** Who is connecting: the client address (without port) for affinity. */
-  clientKey: string;
+  /** Who is connecting: the client address (without port) for affinity; a function when reading it costs a syscall (getpeername), so one builder never asks. */
+  clientKey: string | (() => string);
   affinity: Affinity;
   /** Connections on each pod now, over every gateway replica's report. */
   loads: Readonly<Record<string, number>>;
@@ -44,13 +44,18 @@ export function chooseBackends(backends: readonly Backend[], input: BalancerInpu
     const order = byLoad.filter((b) => load(b) < input.connectionsPerReplica);
     return { order: order.length > 0 || !input.atMaximum ? order : byLoad, affinityHit: undefined };
   }
-  const ranked = [...backends]
-    .map((b) => ({ b, score: rendezvousScore(input.clientKey, b.podName) }))
-    .sort((x, y) => failed(x.b) - failed(y.b) || y.score - x.score || x.b.ordinal - y.b.ordinal)
-    .map((x) => x.b);
+  const ranked = backends.length === 1 ? [...backends] : rankFor(typeof input.clientKey === 'string' ? input.clientKey : input.clientKey(), backends, failed);
   const order = ranked.filter(hasRoom);
   if (order.length === 0) return { order: input.atMaximum ? byLoad : [], affinityHit: input.atMaximum ? byLoad[0] === ranked[0] : undefined };
   return { order, affinityHit: order[0] === ranked[0] };
+}
+
+/** The client's builders, its own first (one builder is everyone's first choice, so callers skip the hashing). */
+function rankFor(clientKey: string, backends: readonly Backend[], failed: (b: Backend) => number): Backend[] {
+  return backends
+    .map((b) => ({ b, score: rendezvousScore(clientKey, b.podName) }))
+    .sort((x, y) => failed(x.b) - failed(y.b) || y.score - x.score || x.b.ordinal - y.b.ordinal)
+    .map((x) => x.b);
 }
 
 /** Highest-random-weight score of a (client, pod) pair: 48 bits of MD5, stable across processes and versions. */

@@ -150,7 +150,7 @@ export class Router {
     const deadline = demandSince + this.o.readyWaitTimeoutMs;
     const activity = this.o.demand.arrive();
     try {
-      const connected = await this.connectBackend(id, deadline, activity, client.remoteAddress ?? '', clientLeft, (h) => {
+      const connected = await this.connectBackend(id, deadline, activity, () => client.remoteAddress ?? '', clientLeft, (h) => {
         hold = h;
         emit({ kind: 'connection_held', id, client: `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}` });
       });
@@ -241,7 +241,7 @@ export class Router {
     id: number,
     deadline: number,
     activity: ConnectionActivity,
-    clientKey: string,
+    clientKey: () => string,
     clientLeft: ClientDeparture,
     onHold: (hold: Hold) => void,
   ): Promise<{ socket: Socket; backend: Backend; affinityHit: boolean | undefined } | undefined> {
