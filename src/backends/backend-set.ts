@@ -74,7 +74,9 @@ export class BackendSet {
    */
   choose(clientKey: string | (() => string), recentlyFailed: ReadonlySet<string>): BalancerChoice {
     const choice = this.chooseFrom(this.routing(), clientKey, recentlyFailed);
-    return choice.order.length > 0 ? choice : this.chooseFrom(this.routing(true), clientKey, recentlyFailed);
+    // No room, or room only by overloading: both depend on demand, which the last decision may not have
+    // counted yet (decisions for connections on ready pods are coalesced), so decide again before either.
+    return choice.order.length > 0 && !choice.overloads ? choice : this.chooseFrom(this.routing(true), clientKey, recentlyFailed);
   }
 
   private chooseFrom(view: RoutingView, clientKey: string | (() => string), recentlyFailed: ReadonlySet<string>): BalancerChoice {

@@ -22,6 +22,8 @@ export interface BalancerChoice {
   order: Backend[];
   /** With client-ip affinity: whether the first choice is the client's own builder (its cache is warm). */
   affinityHit: boolean | undefined;
+  /** Every builder was at its share: the order overloads them, which only `atMaximum` allows. */
+  overloads: boolean;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface BalancerChoice {
  * its next choice. With none: least connections, lowest ordinal first (the StatefulSet removes the highest).
  */
 export function chooseBackends(backends: readonly Backend[], input: BalancerInput): BalancerChoice {
-  if (backends.length === 0) return { order: [], affinityHit: undefined };
+  if (backends.length === 0) return { order: [], affinityHit: undefined, overloads: false };
   const load = (b: Backend) => input.loads[b.podName] ?? 0;
   const total = backends.reduce((sum, b) => sum + load(b), 0);
   // Counting the newcomer, so one connection on two idle builders may still go to its first choice.
@@ -42,12 +44,13 @@ export function chooseBackends(backends: readonly Backend[], input: BalancerInpu
 
   if (input.affinity === Affinity.none) {
     const order = byLoad.filter((b) => load(b) < input.connectionsPerReplica);
-    return { order: order.length > 0 || !input.atMaximum ? order : byLoad, affinityHit: undefined };
+    const overloads = order.length === 0 && input.atMaximum;
+    return { order: overloads ? byLoad : order, affinityHit: undefined, overloads };
   }
   const ranked = backends.length === 1 ? [...backends] : rankFor(typeof input.clientKey === 'string' ? input.clientKey : input.clientKey(), backends, failed);
   const order = ranked.filter(hasRoom);
-  if (order.length === 0) return { order: input.atMaximum ? byLoad : [], affinityHit: input.atMaximum ? byLoad[0] === ranked[0] : undefined };
-  return { order, affinityHit: order[0] === ranked[0] };
+  if (order.length === 0) return { order: input.atMaximum ? byLoad : [], affinityHit: input.atMaximum ? byLoad[0] === ranked[0] : undefined, overloads: input.atMaximum };
+  return { order, affinityHit: order[0] === ranked[0], overloads: false };
 }
 
 /** The client's builders, its own first (one builder is everyone's first choice, so callers skip the hashing). */
