@@ -26,7 +26,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     // Extra Node.js flags for the gateway (e.g. --cpu-prof), after the manifest's NODE_OPTIONS.
     'gateway-node-options': { type: 'string' },
-    // Extra env for the gateway, NAME=VALUE, repeatable (e.g. LOG_LEVEL=warn), over the suite's own.
+    // Extra env for the gateway, NAME=VALUE, repeatable (e.g. MALLOC_ARENA_MAX=2), over the suite's own; not LOG_LEVEL above info (the harness waits for an info line).
     'gateway-env': { type: 'string', multiple: true },
   },
 });
