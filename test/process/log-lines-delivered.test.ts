@@ -1,6 +1,6 @@
-// The gateway batches its log lines (src/log.ts): these run the real entry point (dist/main.js) and prove a
-// lone line still appears by itself, and that no line is lost when the process exits (SIGTERM, a fatal
-// start error, an invalid value).
+// Log lines reach stdout (src/log.ts): run with the real entry point (dist/main.js), a lone line appears by
+// itself, and no line is lost when the process exits (SIGTERM, a fatal start error, an invalid value); the
+// guarantees any batching of the writes must keep.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
