@@ -26,6 +26,8 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     // Extra Node.js flags for the gateway (e.g. --cpu-prof), after the manifest's NODE_OPTIONS.
     'gateway-node-options': { type: 'string' },
+    // Extra env for the gateway, NAME=VALUE, repeatable (e.g. MALLOC_ARENA_MAX=2), over the suite's own; not LOG_LEVEL above info (the harness waits for an info line).
+    'gateway-env': { type: 'string', multiple: true },
   },
 });
 const short = args.short;
@@ -64,6 +66,11 @@ function manifestRuntimeEnv(): Record<string, string> {
   return Object.fromEntries(runtime.map((e) => [e.name, e.value ?? '']));
 }
 const runtimeEnv = manifestRuntimeEnv();
+const gatewayEnv = Object.fromEntries((args['gateway-env'] ?? []).map((pair) => {
+  const at = pair.indexOf('=');
+  if (at <= 0) throw new Error(`--gateway-env ${pair}: expected NAME=VALUE`);
+  return [pair.slice(0, at), pair.slice(at + 1)];
+}));
 
 function backendYaml(): string {
   const echo = JSON.stringify([process.execPath, join(repoRoot, 'bench', 'echo-server.ts'), String(ECHO_PORT)]);
@@ -147,6 +154,7 @@ async function startGateway(env: Env, extra: Record<string, string>): Promise<Ga
     SCALE_DOWN_IDLE_TIMEOUT: '1h',
     ...runtimeEnv,
     ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+    ...gatewayEnv,
     ...extra,
   });
   await waitFor('gateway ready', async () => (await gateway.readyz()).status === 200, 30_000);
@@ -533,7 +541,7 @@ function report(startedAt: Date): void {
     '',
     ...checks.map((c) => `- ${c.met === null ? 'not judged (short run)' : c.met ? 'met' : 'NOT met'}: ${c.target} (${c.figure})`),
   ].join('\n');
-  const result = { startedAt: startedAt.toISOString(), seconds, short, plan, peers, figures: ordered.map(summary), targets: checks, node: process.version, runtimeEnv };
+  const result = { startedAt: startedAt.toISOString(), seconds, short, plan, peers, figures: ordered.map(summary), targets: checks, node: process.version, runtimeEnv, gatewayNodeOptions: args['gateway-node-options'], gatewayEnv };
   writeFileSync(join(out, 'result.md'), `${markdown}\n`);
   writeFileSync(join(out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
   if (args.json) {

@@ -1,0 +1,125 @@
+// Log lines reach stdout (src/log.ts): run with the real entry point (dist/main.js), a lone line appears by
+// itself, and no line is lost when the process exits (SIGTERM, a fatal start error, an invalid value); the
+// guarantees any batching of the writes must keep.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { freePort } from '../support/net.ts';
+
+const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+
+/** An API server at `server`: none answers, so connections are held (never routed) and the gateway keeps running. */
+function kubeconfigFor(server = 'https://127.0.0.1:9'): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'bka-log-')), 'kubeconfig');
+  writeFileSync(
+    path,
+    `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "${server}", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: "t"}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`,
+  );
+  return path;
+}
+
+interface Started { child: ChildProcessWithoutNullStreams; stdout: () => string; proxyPort: number; metricsPort: number }
+
+function startGateway(env: Record<string, string>, proxyPort: number, metricsPort: number): Started {
+  const child = spawn(process.execPath, [entry], {
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      KUBECONFIG_PATH: kubeconfigFor(),
+      PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
+      METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
+      SHUTDOWN_DELAY: '0s',
+      ...env,
+    },
+  });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  return { child, stdout: () => stdout, proxyPort, metricsPort };
+}
+
+const lines = (text: string) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; event?: string; id?: number; code?: string; closedByForce?: number });
+
+async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await Promise.resolve(condition()).catch(() => false))) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function holdConnections(gateway: Started, count: number): Promise<Socket[]> {
+  const sockets = Array.from({ length: count }, () => {
+    const socket = connect({ port: gateway.proxyPort, host: '127.0.0.1' });
+    socket.on('error', () => undefined);
+    socket.write('hello');
+    return socket;
+  });
+  await until(`${count} held connections`, async () => (await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text()).includes(`bka_connections_held ${count}`));
+  return sockets;
+}
+
+test('a single connection\'s lines appear on their own, with no further line to push them out', async (t) => {
+  // An API server that accepts and never answers: no request fails, so the gateway has nothing else to log.
+  const silent: Socket[] = [];
+  const api = createServer((socket) => silent.push(socket));
+  api.listen(0, '127.0.0.1');
+  await once(api, 'listening');
+  // No Leases either: the first Lease write would wait for that server before the proxy listens.
+  const gateway = startGateway({ KUBECONFIG_PATH: kubeconfigFor(`https://127.0.0.1:${(api.address() as { port: number }).port}`), LEADER_ELECTION: 'false' }, await freePort(), await freePort());
+  t.after(() => {
+    gateway.child.kill('SIGKILL');
+    for (const socket of silent) socket.destroy();
+    api.close();
+  });
+  await until('proxy listening', () => gateway.stdout().includes('proxy listening'));
+  const [client] = await holdConnections(gateway, 1);
+  await until('the held line', () => lines(gateway.stdout()).some((l) => l.event === 'connection_held'));
+  client?.destroy();
+  await until('the closing line', () => lines(gateway.stdout()).some((l) => l.event === 'connection_closed'));
+});
+
+test('SIGTERM right after connections closed: each one\'s line and the shutdown lines are written before the process ends', async () => {
+  const count = 40;
+  const gateway = startGateway({ SHUTDOWN_GRACE_PERIOD: '200ms' }, await freePort(), await freePort());
+  await until('proxy listening', () => gateway.stdout().includes('proxy listening'));
+  const sockets = await holdConnections(gateway, count);
+  for (const socket of sockets) socket.destroy();
+  await until('no held connection', async () => (await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text()).includes('bka_connections_held 0'));
+  const exited = once(gateway.child, 'exit');
+  gateway.child.kill('SIGTERM');
+  const [code] = (await exited) as [number];
+  assert.equal(code, 0);
+  const logged = lines(gateway.stdout());
+  const closed = new Set(logged.filter((l) => l.event === 'connection_closed').map((l) => l.id));
+  assert.equal(closed.size, count, 'one closing line per connection');
+  assert.equal(logged.find((l) => l.event === 'shutdown_finished')?.closedByForce, 0, 'the last line before exit');
+});
+
+test('a fatal start error exits 1 with its line written; an invalid value exits 2 with its line', async () => {
+  const busy = createServer();
+  busy.listen(0, '127.0.0.1');
+  await once(busy, 'listening');
+  const busyPort = (busy.address() as { port: number }).port;
+  try {
+    const gateway = startGateway({}, busyPort, await freePort());
+    const [code] = (await once(gateway.child, 'exit')) as [number];
+    assert.equal(code, 1);
+    const fatal = lines(gateway.stdout()).find((l) => l.level === 'fatal');
+    assert.equal(fatal?.code, 'BKA_LISTEN_FAILED', gateway.stdout());
+  } finally {
+    busy.close();
+  }
+  const invalid = spawnSync(process.execPath, [entry, '--target-port', '99999'], { env: { PATH: process.env['PATH'] ?? '' }, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(invalid.status, 2);
+  assert.match(invalid.stderr, /^buildkitd-autoscaler: [^\n]*"99999"[^\n]*--target-port \/ BUILDKITD_TARGET_PORT[^\n]*\n$/);
+});
