@@ -59,6 +59,7 @@ export class Gateway {
   private readonly endpointSlices: ResilientInformer<V1EndpointSlice> | undefined;
   private readonly coordination: Coordination | undefined;
   private readonly listener: ProxyListener;
+  private readonly router: Router;
   private readonly ops: OpsServer;
   private readonly pending: PendingConnections;
   private readonly activity: LocalActivity;
@@ -166,7 +167,7 @@ export class Gateway {
         emit({ kind: 'backends_changed', ready });
       }
     });
-    const router = new Router({
+    const router = (this.router = new Router({
       backends,
       pending: this.pending,
       demand: { arrive: () => this.activity.arrive(), currentFailure: () => this.currentFailure() },
@@ -175,7 +176,7 @@ export class Gateway {
       readyWaitTimeoutMs: config.readyWaitTimeoutMs,
       wakeOn: config.wakeOn,
       firstByteTimeoutMs: config.firstByteTimeoutMs,
-    });
+    }));
     this.listener = new ProxyListener({
       address: config.listenAddr,
       maxConnections: config.maxConnections,
@@ -236,14 +237,21 @@ export class Gateway {
     let closedByForce = 0;
     await new Promise<void>((resolve) => {
       const timer = this.clock.setTimer(this.config.shutdownGraceMs, () => {
-        closedByForce = this.listener.destroyAll();
+        // The cause becomes each connection's recorded error: its access line says closed_by_shutdown.
+        const cause = new GatewayError(ErrorCode.ShutdownClosed, 'closed at the end of the shutdown grace period (--shutdown-grace)');
+        closedByForce = this.listener.destroyAll(cause);
+        this.router.destroySpliced(cause);
         resolve();
       });
-      void drained.then(() => {
-        timer.cancel();
-        resolve();
-      });
+      // Drained: every client socket closed and every connection's access line emitted.
+      void drained
+        .then(() => this.router.untilAllLogged())
+        .then(() => {
+          timer.cancel();
+          resolve();
+        });
     });
+    await this.router.untilAllLogged();
     this.controller.stop();
     if (this.coordination) {
       await this.coordination.publisher.stop();

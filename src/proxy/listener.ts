@@ -50,10 +50,10 @@ export class ProxyListener {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /** Closes whatever is still open (end of the shutdown grace period); returns how many. */
-  destroyAll(): number {
+  /** Closes every client socket still open, with `cause` as its error (the access line's reason); returns how many. */
+  destroyAll(cause: GatewayError): number {
     const count = this.sockets.size;
-    for (const socket of this.sockets) socket.destroy();
+    for (const socket of this.sockets) socket.destroy(cause);
     return count;
   }
 

@@ -53,6 +53,7 @@ const outcomeFor: Partial<Record<string, ConnectionOutcome>> = {
   [ErrorCode.ScaleFailed]: ConnectionOutcome.scaleFailed,
   [ErrorCode.WakeGaveUp]: ConnectionOutcome.scaleFailed,
   [ErrorCode.WatchForbidden]: ConnectionOutcome.scaleFailed,
+  [ErrorCode.ShutdownClosed]: ConnectionOutcome.closedByShutdown,
 };
 
 /**
@@ -65,6 +66,9 @@ export class Router {
   /** Spliced backend sockets by pod key, so connections to a pod that is gone can be closed. */
   private readonly splicedByPod = new Map<string, Set<Socket>>();
   private readonly silentConnections: FirstByteDeadlines;
+  /** Connections between accept and their access line, and who waits for that count to reach zero. */
+  private handling = 0;
+  private readonly allLogged: Array<() => void> = [];
 
   constructor(options: RouterOptions) {
     this.o = { dialTimeoutMs: 5000, dial: dialBackend, ...options };
@@ -84,6 +88,12 @@ export class Router {
     }
   }
 
+  /** Closes every spliced backend socket, including those whose client has gone already (end of the shutdown grace period). */
+  destroySpliced(cause: GatewayError): void {
+    for (const sockets of this.splicedByPod.values()) for (const socket of sockets) socket.destroy(cause);
+    this.splicedByPod.clear();
+  }
+
   private track(key: string, socket: Socket): () => void {
     let sockets = this.splicedByPod.get(key);
     if (!sockets) this.splicedByPod.set(key, (sockets = new Set()));
@@ -97,10 +107,22 @@ export class Router {
   async handle(client: Socket): Promise<void> {
     const id = this.nextId++;
     const arrivedAt = this.o.clock.now();
-    // Two phases, so that a long-lived connection keeps only what relaying needs: the routing phase's
-    // closures, early-input capture and hold are garbage once it returns (~3 KiB less heap per open connection).
-    const routed = await this.route(client, id, arrivedAt);
-    if (routed) await this.relay(client, id, arrivedAt, routed);
+    this.handling += 1;
+    try {
+      // Two phases, so that a long-lived connection keeps only what relaying needs: the routing phase's
+      // closures, early-input capture and hold are garbage once it returns (~3 KiB less heap per open connection).
+      const routed = await this.route(client, id, arrivedAt);
+      if (routed) await this.relay(client, id, arrivedAt, routed);
+    } finally {
+      this.handling -= 1;
+      if (this.handling === 0) this.allLogged.splice(0).forEach((resolve) => resolve());
+    }
+  }
+
+  /** Resolves once every connection handled so far has ended and emitted its access line (shutdown waits for it). */
+  untilAllLogged(): Promise<void> {
+    if (this.handling === 0) return Promise.resolve();
+    return new Promise((resolve) => this.allLogged.push(resolve));
   }
 
   /**
@@ -158,6 +180,8 @@ export class Router {
       hold?.release();
       if (connected === undefined) {
         if (refusal) throw refusal;
+        // Not the client's doing: the gateway closed it (end of the shutdown grace period).
+        if (client.errored instanceof GatewayError) throw client.errored;
         client.destroy();
         activity.close();
         emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt });
@@ -300,6 +324,8 @@ function howSpliceEnded(result: PipeResult, backendRefusedHandshake: boolean): {
     return { outcome: ConnectionOutcome.backendTlsRefused, code: ErrorCode.BackendTlsRefused, error: failed ? `${why}; then ${failed.error.message}` : why };
   }
   if (failed === undefined) return { outcome: ConnectionOutcome.completed };
+  const closedByGateway = failed.error instanceof GatewayError ? outcomeFor[failed.error.code] : undefined;
+  if (closedByGateway && failed.error instanceof GatewayError) return { outcome: closedByGateway, code: failed.error.code, error: failed.error.message };
   return failed.side === 'backend'
     ? { outcome: ConnectionOutcome.backendError, code: ErrorCode.BackendLost, error: failed.error.message }
     : { outcome: ConnectionOutcome.clientError, code: ErrorCode.ClientError, error: failed.error.message };
