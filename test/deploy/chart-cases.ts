@@ -145,6 +145,7 @@ export const CASES: Record<string, ValueCase> = {
   'gateway.logLevel': { set: 'debug', expect: (d) => assert.equal(gatewayEnv(d, 'LOG_LEVEL'), 'debug') },
   'gateway.maxConnections': { set: 123, expect: (d) => assert.equal(gatewayEnv(d, 'PROXY_MAX_CONNECTIONS'), '123') },
   'gateway.maxPending': { set: 45, expect: (d) => assert.equal(gatewayEnv(d, 'PROXY_MAX_PENDING'), '45') },
+  'gateway.maxPendingBytes': { set: '1Gi', expect: (d) => assert.equal(gatewayEnv(d, 'PROXY_MAX_PENDING_BYTES'), '1Gi') },
   'gateway.backendDiscovery': { set: 'dns', expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_BACKEND_DISCOVERY'), 'dns') },
   'gateway.clusterDomain': { set: 'corp.example', expect: (d) => assert.equal(gatewayEnv(d, 'CLUSTER_DOMAIN'), 'corp.example') },
   'gateway.extraEnv': {
