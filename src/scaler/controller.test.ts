@@ -4,7 +4,7 @@ import { ManualClock } from '../clock.ts';
 import type { GatewayEvent } from '../events.ts';
 import { LocalActivity } from './activity.ts';
 import { ScaleActuator, type ScaleTarget } from './actuator.ts';
-import { ScaleController, type ObservedCluster } from './controller.ts';
+import { ScaleController, countsDecisionDelayMs, type ObservedCluster } from './controller.ts';
 import type { BuilderPod, ReplicaReport, ScaleDownProposal } from './decide.ts';
 import { LocalProposalStore } from './proposal-store.ts';
 import { WakeRequests } from './wake-requests.ts';
@@ -261,7 +261,7 @@ test('a cold start for waiting connections is scaled with the cause the wake met
   assert.ok(up?.kind === 'scale' && up.from === 0 && up.cause === 'connections', JSON.stringify(up));
 });
 
-test('connections on a ready pod count in routing() at once, cost one decision per event-loop turn, and a held one still wakes at once', async () => {
+test('connections on a ready pod count in routing() at once, cost one decision per countsDecisionDelayMs, and a held one still wakes at once', async () => {
   const clock = new ManualClock();
   const scale = new FakeScale();
   scale.replicas = 1;
@@ -277,12 +277,16 @@ test('connections on a ready pod count in routing() at once, cost one decision p
   // The balancer sees this replica's own connections before any decision counted them.
   assert.equal(controller.routing().loads['buildkitd-0'], 5);
   await flush();
+  assert.equal(decisions(), decisionsBefore, 'not yet: more may come');
+  clock.advance(countsDecisionDelayMs);
   assert.equal(controller.decision?.demand, 5);
   assert.equal(decisions(), decisionsBefore + 1, 'five connections, one decision');
   for (const connection of connections) connection.close();
   assert.equal(controller.routing().loads['buildkitd-0'] ?? 0, 0);
   await flush();
+  clock.advance(countsDecisionDelayMs);
   assert.equal(controller.decision?.demand, 0);
+  assert.equal(decisions(), decisionsBefore + 2);
 
   scale.replicas = 0;
   cluster.pods = [];
