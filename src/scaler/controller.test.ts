@@ -33,7 +33,7 @@ const flush = async () => {
 
 const idleTimeoutMs = 10_000;
 
-function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster: { pods: BuilderPod[] }, options: { leader?: () => boolean; others?: () => ReplicaReport[]; proposals?: LocalProposalStore; departed?: () => ReadonlyMap<string, number>; wakes?: WakeRequests } = {}) {
+function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster: { pods: BuilderPod[] }, options: { leader?: () => boolean; others?: () => ReplicaReport[]; proposals?: LocalProposalStore; departed?: () => ReadonlyMap<string, number>; wakes?: WakeRequests; maxReplicas?: number } = {}) {
   const events: GatewayEvent[] = [];
   const activity = new LocalActivity(() => clock.now());
   const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e) });
@@ -45,7 +45,7 @@ function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster
   const controller = new ScaleController({
     statefulSetName: 'buildkitd',
     identity,
-    policy: { minReplicas: 0, maxReplicas: 1, connectionsPerReplica: 8, idleTimeoutMs, maxReportStalenessMs: 600_000, proposalTimeoutMs: 15_000 },
+    policy: { minReplicas: 0, maxReplicas: options.maxReplicas ?? 1, connectionsPerReplica: 8, idleTimeoutMs, maxReportStalenessMs: 600_000, proposalTimeoutMs: 15_000 },
     observe,
     activity,
     ...(options.wakes ? { wakes: options.wakes } : {}),
@@ -295,6 +295,41 @@ test('connections on a ready pod count in routing() at once, cost one decision p
   activity.arrive();
   await flush();
   assert.deepEqual(scale.writes, [1], 'a held connection wakes a builder without waiting for a routing() call');
+});
+
+test('at the maximum, connections beyond every builder\'s share decide nothing new; below it they decide again first', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  const { activity, controller, decisions } = replica('a', clock, scale, cluster);
+  await flush();
+  const onPod = (count: number) => Array.from({ length: count }, () => {
+    const connection = activity.arrive();
+    connection.assign('buildkitd-0');
+    return connection;
+  });
+  const first = onPod(9);
+  controller.routing(true);
+  const decisionsBefore = decisions();
+  assert.equal(controller.routing().atMaximum, true, 'one builder of at most one: a full one takes more');
+  const more = onPod(20);
+  for (let i = 0; i < 20; i += 1) assert.equal(controller.routing(true).atMaximum, true);
+  assert.equal(decisions(), decisionsBefore, 'twenty overloading connections, no decision of their own');
+  assert.equal(controller.routing().loads['buildkitd-0'], 29, 'loads still count them');
+  for (const connection of [...first, ...more]) connection.close();
+
+  // Two builders at most, both wanted once, the second one still starting: with eight connections on the
+  // first, the ninth needs it again and must wait for it rather than overload the first.
+  const pool = new FakeScale();
+  pool.replicas = 2;
+  const starting: BuilderPod = { name: 'buildkitd-1', ordinal: 1, key: 'uid-1', ready: false, terminating: false };
+  const two = replica('b', clock, pool, { pods: [pod0, starting] }, { maxReplicas: 2 });
+  await flush();
+  for (let i = 0; i < 8; i += 1) two.activity.arrive().assign('buildkitd-0');
+  two.activity.arrive();
+  assert.equal(two.controller.routing().atMaximum, true, 'the last decision did not count them yet');
+  assert.equal(two.controller.routing(true).atMaximum, false, 'decided again: nine need the second builder, which is not ready yet');
 });
 
 /** A deterministic stream of numbers in [0, 1), so a churn schedule is the same on every run. */

@@ -60,6 +60,8 @@ export class ScaleController {
   /** This replica's connections per pod as the current decision counted them, and the activity version then. */
   private decidedOwn: Record<string, number> = {};
   private decidedVersion = -1;
+  /** This replica's open and held connections as the current decision counted them. */
+  private decidedDemand = 0;
   private upInFlight = false;
   private downInFlight = false;
   private ensured: { replicas: number; observedSpec: number | undefined } | undefined;
@@ -118,10 +120,20 @@ export class ScaleController {
    * they are now. `fresh`: decide again first (when the last decision has no room for a connection).
    */
   routing(fresh = false): RoutingView {
-    if (fresh && (this.soon !== undefined || this.o.activity.version !== this.decidedVersion)) this.scheduled = true;
+    if (fresh && (this.soon !== undefined || this.o.activity.version !== this.decidedVersion) && !this.moreDemandChangesNothing()) this.scheduled = true;
     this.reconcileIfScheduled();
     const loads = this.current?.loads ?? {};
     return { routable: this.routableNames, loads: this.o.activity.version === this.decidedVersion ? loads : this.liveLoads(loads), atMaximum: this.current?.atMaximum ?? false };
+  }
+
+  /**
+   * Demand decides routing only through `needed`, which is clamped to the maximum: when the current decision
+   * needs the maximum already and demand has only grown since, deciding again would route alike (at the
+   * default of one builder, every connection beyond its share asked for a decision of its own).
+   */
+  private moreDemandChangesNothing(): boolean {
+    const current = this.current;
+    return current !== undefined && current.needed >= this.o.policy.maxReplicas && this.o.activity.open + this.o.activity.held >= this.decidedDemand;
   }
 
   /** The decision's loads with this replica's part replaced by its live counts. */
@@ -171,6 +183,7 @@ export class ScaleController {
     this.ack = proposal?.id;
     const snapshot = o.activity.snapshot();
     this.decidedVersion = o.activity.version;
+    this.decidedDemand = snapshot.open + snapshot.held;
     this.decidedOwn = {};
     for (const [pod, entry] of Object.entries(snapshot.pods)) this.decidedOwn[pod] = entry.open;
     const wake = o.wakes?.current(now) ?? [];
