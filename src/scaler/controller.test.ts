@@ -284,9 +284,10 @@ test('connections on a ready pod count in routing() at once, cost one decision p
   for (const connection of connections) connection.close();
   assert.equal(controller.routing().loads['buildkitd-0'] ?? 0, 0);
   await flush();
-  clock.advance(countsDecisionDelayMs);
-  assert.equal(controller.decision?.demand, 0);
+  assert.equal(controller.decision?.demand, 0, 'a scrape or /wake sees every connection so far');
   assert.equal(decisions(), decisionsBefore + 2);
+  clock.advance(countsDecisionDelayMs);
+  assert.equal(decisions(), decisionsBefore + 2, 'nothing left to decide');
 
   scale.replicas = 0;
   cluster.pods = [];

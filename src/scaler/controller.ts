@@ -144,7 +144,9 @@ export class ScaleController {
     return loads;
   }
 
+  /** The decision counting every connection so far: a scrape or /wake reads it, never a coalesced one still pending. */
   get decision(): ScaleDecision | undefined {
+    if (this.soon !== undefined) this.scheduled = true;
     this.reconcileIfScheduled();
     return this.current;
   }
