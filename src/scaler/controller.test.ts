@@ -4,8 +4,8 @@ import { ManualClock } from '../clock.ts';
 import type { GatewayEvent } from '../events.ts';
 import { LocalActivity } from './activity.ts';
 import { ScaleActuator, type ScaleTarget } from './actuator.ts';
-import { ScaleController, type ObservedCluster } from './controller.ts';
-import type { BuilderPod, ReplicaReport } from './decide.ts';
+import { ScaleController, countsDecisionDelayMs, type ObservedCluster } from './controller.ts';
+import type { BuilderPod, ReplicaReport, ScaleDownProposal } from './decide.ts';
 import { LocalProposalStore } from './proposal-store.ts';
 import { WakeRequests } from './wake-requests.ts';
 
@@ -33,7 +33,7 @@ const flush = async () => {
 
 const idleTimeoutMs = 10_000;
 
-function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster: { pods: BuilderPod[] }, options: { leader?: () => boolean; others?: () => ReplicaReport[]; proposals?: LocalProposalStore; departed?: () => ReadonlyMap<string, number>; wakes?: WakeRequests } = {}) {
+function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster: { pods: BuilderPod[] }, options: { leader?: () => boolean; others?: () => ReplicaReport[]; proposals?: LocalProposalStore; departed?: () => ReadonlyMap<string, number>; wakes?: WakeRequests; maxReplicas?: number } = {}) {
   const events: GatewayEvent[] = [];
   const activity = new LocalActivity(() => clock.now());
   const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e) });
@@ -45,7 +45,7 @@ function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster
   const controller = new ScaleController({
     statefulSetName: 'buildkitd',
     identity,
-    policy: { minReplicas: 0, maxReplicas: 1, connectionsPerReplica: 8, idleTimeoutMs, maxReportStalenessMs: 600_000, proposalTimeoutMs: 15_000 },
+    policy: { minReplicas: 0, maxReplicas: options.maxReplicas ?? 1, connectionsPerReplica: 8, idleTimeoutMs, maxReportStalenessMs: 600_000, proposalTimeoutMs: 15_000 },
     observe,
     activity,
     ...(options.wakes ? { wakes: options.wakes } : {}),
@@ -261,7 +261,7 @@ test('a cold start for waiting connections is scaled with the cause the wake met
   assert.ok(up?.kind === 'scale' && up.from === 0 && up.cause === 'connections', JSON.stringify(up));
 });
 
-test('connections on a ready pod count in routing() at once, cost one decision per event-loop turn, and a held one still wakes at once', async () => {
+test('connections on a ready pod count in routing() at once, cost one decision per countsDecisionDelayMs, and a held one still wakes at once', async () => {
   const clock = new ManualClock();
   const scale = new FakeScale();
   scale.replicas = 1;
@@ -277,12 +277,17 @@ test('connections on a ready pod count in routing() at once, cost one decision p
   // The balancer sees this replica's own connections before any decision counted them.
   assert.equal(controller.routing().loads['buildkitd-0'], 5);
   await flush();
+  assert.equal(decisions(), decisionsBefore, 'not yet: more may come');
+  clock.advance(countsDecisionDelayMs);
   assert.equal(controller.decision?.demand, 5);
   assert.equal(decisions(), decisionsBefore + 1, 'five connections, one decision');
   for (const connection of connections) connection.close();
   assert.equal(controller.routing().loads['buildkitd-0'] ?? 0, 0);
   await flush();
-  assert.equal(controller.decision?.demand, 0);
+  assert.equal(controller.decision?.demand, 0, 'a scrape or /wake sees every connection so far');
+  assert.equal(decisions(), decisionsBefore + 2);
+  clock.advance(countsDecisionDelayMs);
+  assert.equal(decisions(), decisionsBefore + 2, 'nothing left to decide');
 
   scale.replicas = 0;
   cluster.pods = [];
@@ -291,4 +296,166 @@ test('connections on a ready pod count in routing() at once, cost one decision p
   activity.arrive();
   await flush();
   assert.deepEqual(scale.writes, [1], 'a held connection wakes a builder without waiting for a routing() call');
+});
+
+test('at the maximum, connections beyond every builder\'s share decide nothing new; below it they decide again first', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  const { activity, controller, decisions } = replica('a', clock, scale, cluster);
+  await flush();
+  const onPod = (count: number) => Array.from({ length: count }, () => {
+    const connection = activity.arrive();
+    connection.assign('buildkitd-0');
+    return connection;
+  });
+  const first = onPod(9);
+  controller.routing(true);
+  const decisionsBefore = decisions();
+  assert.equal(controller.routing().atMaximum, true, 'one builder of at most one: a full one takes more');
+  const more = onPod(20);
+  for (let i = 0; i < 20; i += 1) assert.equal(controller.routing(true).atMaximum, true);
+  assert.equal(decisions(), decisionsBefore, 'twenty overloading connections, no decision of their own');
+  assert.equal(controller.routing().loads['buildkitd-0'], 29, 'loads still count them');
+  for (const connection of [...first, ...more]) connection.close();
+
+  // Two builders at most, both wanted once, the second one still starting: with eight connections on the
+  // first, the ninth needs it again and must wait for it rather than overload the first.
+  const pool = new FakeScale();
+  pool.replicas = 2;
+  const starting: BuilderPod = { name: 'buildkitd-1', ordinal: 1, key: 'uid-1', ready: false, terminating: false };
+  const two = replica('b', clock, pool, { pods: [pod0, starting] }, { maxReplicas: 2 });
+  await flush();
+  for (let i = 0; i < 8; i += 1) two.activity.arrive().assign('buildkitd-0');
+  two.activity.arrive();
+  assert.equal(two.controller.routing().atMaximum, true, 'the last decision did not count them yet');
+  assert.equal(two.controller.routing(true).atMaximum, false, 'decided again: nine need the second builder, which is not ready yet');
+});
+
+/** A deterministic stream of numbers in [0, 1), so a churn schedule is the same on every run. */
+function randoms(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return state / 2_147_483_648;
+  };
+}
+
+test('scale-down under churn: no scale-down lands while a connection is on the pod, held ones are served, and it happens once they stop', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  let generation = 0;
+  const watchLatencyMs = 30;
+  const replicas: Array<ReturnType<typeof replica>> = [];
+  // The leader Lease: the leader reads what it wrote; the other replica sees it through its watch, later.
+  const leaderStore = new LocalProposalStore();
+  const followerView = new LocalProposalStore();
+  const leaderProposals = {
+    current: () => leaderStore.current(),
+    write: async (proposal: ScaleDownProposal | undefined) => {
+      await new Promise<void>((resolve) => clock.setTimer(10, resolve));
+      await leaderStore.write(proposal);
+      clock.setTimer(watchLatencyMs, () => {
+        void followerView.write(proposal);
+        b.controller.requestReconcile();
+      });
+      return true;
+    },
+  };
+  const followerProposals = { current: () => followerView.current(), write: () => Promise.resolve(false) };
+  // Each replica's activity Lease as the other reads it: its live report when it publishes (100 ms after a
+  // change, and every 2 s), seen after the watch latency.
+  const published = new Map<string, ReplicaReport>();
+  const others = (self: string) => () => [...published.values()].filter((r) => r.identity !== self);
+  const a = replica('a', clock, scale, cluster, { leader: () => true, others: others('a'), proposals: leaderProposals as unknown as LocalProposalStore });
+  const b = replica('b', clock, scale, cluster, { leader: () => false, others: others('b'), proposals: followerProposals as unknown as LocalProposalStore });
+  replicas.push(a, b);
+  const publish = (from: typeof a) => {
+    const report = from.report();
+    clock.setTimer(watchLatencyMs, () => {
+      published.set(report.identity, report);
+      for (const r of replicas) if (r !== from) r.controller.requestReconcile();
+    });
+  };
+  for (const r of replicas) {
+    published.set(r.report().identity, r.report());
+    r.controller.onReportChange(() => clock.setTimer(100, () => publish(r)));
+    const renew = () => clock.setTimer(2000, () => { publish(r); renew(); });
+    renew();
+  }
+  // A scale write takes a while to land, as an API request does.
+  const write = scale.write.bind(scale);
+  scale.write = async (replicasWanted, resourceVersion) => {
+    await new Promise<void>((resolve) => clock.setTimer(20, resolve));
+    return write(replicasWanted, resourceVersion);
+  };
+  const openOnPod = () => replicas.reduce((sum, r) => sum + r.activity.openOn('buildkitd-0'), 0);
+  const cut: string[] = [];
+
+  type Client = { activity: ReturnType<LocalActivity['arrive']>; from: typeof a; closeAt: number; routed: boolean };
+  const clients: Client[] = [];
+  let lastCloseAt = 0;
+  const random = randoms(12);
+  // As the router does: a routable pod is assigned in the same step as the arrival; otherwise the client is held.
+  const route = (client: Client) => {
+    const pod = [...client.from.controller.routing().routable][0];
+    if (pod === undefined) return;
+    client.activity.assign(pod);
+    client.routed = true;
+  };
+  const connect = (lifetimeMs: number) => {
+    const from = random() < 0.5 ? a : b;
+    const client: Client = { activity: from.activity.arrive(), from, closeAt: clock.now() + lifetimeMs, routed: false };
+    route(client);
+    clients.push(client);
+  };
+  // One step of 10 ms: clients close or get routed, the StatefulSet controller follows the scale, timers fire.
+  const step = async () => {
+    clock.advance(10);
+    await flush();
+    for (const client of [...clients]) {
+      if (!client.routed) route(client);
+      if (client.routed && clock.now() >= client.closeAt) {
+        client.activity.close();
+        lastCloseAt = clock.now();
+        clients.splice(clients.indexOf(client), 1);
+      }
+    }
+    // A scale-down that has landed deletes the pod: a connection still on it is cut.
+    if (scale.replicas === 0 && openOnPod() > 0) cut.push(`${openOnPod()} connections on the pod at ${clock.now()} ms, after the scale-down`);
+    if (scale.replicas === 0 && cluster.pods.length > 0) cluster.pods = [];
+    else if (scale.replicas === 1 && cluster.pods.length === 0) cluster.pods = [{ ...pod0, key: `uid-new-${(generation += 1)}` }];
+    else return flush();
+    for (const r of replicas) r.controller.requestReconcile();
+    await flush();
+  };
+  const run = async (ms: number) => {
+    for (let t = 0; t < ms; t += 10) await step();
+  };
+
+  // Busy: connections open and close on both replicas all the time, for three idle timeouts.
+  for (let t = 0; t < 3 * idleTimeoutMs; t += 10) {
+    if (random() < 0.3) connect(random() * 300);
+    await step();
+  }
+  assert.equal(scale.writes.length, 0, 'a builder in use is never scaled down');
+  // The race: the next connection arrives around the moment the idle timeout since the last close ends,
+  // while the scale-down is proposed, acknowledged or committed.
+  for (let offsetMs = -20; offsetMs <= 200; offsetMs += 10) {
+    while (clients.length > 0) await step();
+    await run(lastCloseAt + idleTimeoutMs + offsetMs - clock.now());
+    connect(1000);
+    await run(1200);
+  }
+  while (clients.length > 0) await step();
+  assert.deepEqual(cut, [], 'a connection on the pod was cut by a scale-down');
+  const steps = replicas.flatMap((r) => r.events).map((e) => e.kind);
+  assert.ok(steps.includes('scale_down_withdrawn'), 'some arrivals withdrew a proposal');
+  assert.ok(scale.writes.includes(0), 'some arrivals came after the scale-down and woke a builder again');
+  // Quiet: scale-down happens after the idle timeout.
+  await run(idleTimeoutMs + 5000);
+  assert.equal(scale.replicas, 0, 'scaled to zero once the connections stopped');
 });

@@ -8,6 +8,13 @@ import { decide, type BuilderPod, type ReplicaReport, type ScaleDecision, type S
 import type { ProposalStore } from './proposal-store.ts';
 import type { WakeRequests } from './wake-requests.ts';
 
+/**
+ * Decisions for connections on ready pods (they change only counts) are coalesced over this long: at
+ * thousands of connections a second, one decision per event-loop turn was ~10% of the CPU per connection.
+ * Held connections, watches and Leases still decide at once, and routing() counts connections live.
+ */
+export const countsDecisionDelayMs = 50;
+
 /** What the watches show; `synced` only while every one of them is current. */
 export interface ObservedCluster {
   synced: boolean;
@@ -49,10 +56,12 @@ export class ScaleController {
   private current: ScaleDecision | undefined;
   private ack: string | undefined;
   private scheduled = false;
-  private soon = false;
+  private soon: Timer | undefined;
   /** This replica's connections per pod as the current decision counted them, and the activity version then. */
   private decidedOwn: Record<string, number> = {};
   private decidedVersion = -1;
+  /** This replica's open and held connections as the current decision counted them. */
+  private decidedDemand = 0;
   private upInFlight = false;
   private downInFlight = false;
   private ensured: { replicas: number; observedSpec: number | undefined } | undefined;
@@ -72,7 +81,7 @@ export class ScaleController {
     this.o = options;
     this.wallNow = options.wallNow ?? Date.now;
     // A held connection needs a decision at once (it may need a wake); one on a ready pod changes only counts.
-    options.activity.onChange(() => (options.activity.held > 0 ? this.requestReconcile() : this.requestReconcileThisTick()));
+    options.activity.onChange(() => (options.activity.held > 0 ? this.requestReconcile() : this.requestReconcileSoon()));
     options.wakes?.onChange(() => this.requestReconcile());
   }
 
@@ -85,6 +94,8 @@ export class ScaleController {
     this.stopped = true;
     this.recheckTimer?.cancel();
     this.resyncTimer?.cancel();
+    this.soon?.cancel();
+    this.soon = undefined;
   }
 
   /** Decide again soon; many triggers in one tick cost one decision. */
@@ -94,15 +105,11 @@ export class ScaleController {
     queueMicrotask(() => this.reconcileIfScheduled());
   }
 
-  /**
-   * Decide again within this turn of the event loop: the connections opened and closed meanwhile cost one
-   * decision. routing() meanwhile counts this replica's connections from the live counts.
-   */
-  private requestReconcileThisTick(): void {
+  /** Decide again within countsDecisionDelayMs: the connections opened and closed meanwhile cost one decision. */
+  private requestReconcileSoon(): void {
     if (this.scheduled || this.soon) return;
-    this.soon = true;
-    setImmediate(() => {
-      this.soon = false;
+    this.soon = this.o.clock.setTimer(countsDecisionDelayMs, () => {
+      this.soon = undefined;
       this.scheduled = true;
       this.reconcileIfScheduled();
     });
@@ -113,10 +120,20 @@ export class ScaleController {
    * they are now. `fresh`: decide again first (when the last decision has no room for a connection).
    */
   routing(fresh = false): RoutingView {
-    if (fresh && (this.soon || this.o.activity.version !== this.decidedVersion)) this.scheduled = true;
+    if (fresh && (this.soon !== undefined || this.o.activity.version !== this.decidedVersion) && !this.moreDemandChangesNothing()) this.scheduled = true;
     this.reconcileIfScheduled();
     const loads = this.current?.loads ?? {};
     return { routable: this.routableNames, loads: this.o.activity.version === this.decidedVersion ? loads : this.liveLoads(loads), atMaximum: this.current?.atMaximum ?? false };
+  }
+
+  /**
+   * Demand decides routing only through `needed`, which is clamped to the maximum: when the current decision
+   * needs the maximum already and demand has only grown since, deciding again would route alike (at the
+   * default of one builder, every connection beyond its share asked for a decision of its own).
+   */
+  private moreDemandChangesNothing(): boolean {
+    const current = this.current;
+    return current !== undefined && current.needed >= this.o.policy.maxReplicas && this.o.activity.open + this.o.activity.held >= this.decidedDemand;
   }
 
   /** The decision's loads with this replica's part replaced by its live counts. */
@@ -127,7 +144,9 @@ export class ScaleController {
     return loads;
   }
 
+  /** The decision counting every connection so far: a scrape or /wake reads it, never a coalesced one still pending. */
   get decision(): ScaleDecision | undefined {
+    if (this.soon !== undefined) this.scheduled = true;
     this.reconcileIfScheduled();
     return this.current;
   }
@@ -156,6 +175,9 @@ export class ScaleController {
 
   private reconcile(): void {
     const o = this.o;
+    // This decision counts every connection so far: a coalesced one still waiting has nothing left to do.
+    this.soon?.cancel();
+    this.soon = undefined;
     const now = this.wallNow();
     const observed = o.observe();
     const proposal = o.proposals.current();
@@ -163,6 +185,7 @@ export class ScaleController {
     this.ack = proposal?.id;
     const snapshot = o.activity.snapshot();
     this.decidedVersion = o.activity.version;
+    this.decidedDemand = snapshot.open + snapshot.held;
     this.decidedOwn = {};
     for (const [pod, entry] of Object.entries(snapshot.pods)) this.decidedOwn[pod] = entry.open;
     const wake = o.wakes?.current(now) ?? [];
