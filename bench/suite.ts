@@ -202,6 +202,12 @@ async function connectionRate(paths: Paths): Promise<void> {
   const par = fig({ workload: 'connection rate', metric: `${plan.parallel} parallel`, unit: 'conn/s', better: 'higher' });
   const cpuSeq = fig({ workload: 'CPU', metric: 'per 1,000 conns sequential', unit: 'CPU-s/1k conns', better: 'lower' });
   const cpuPar = fig({ workload: 'CPU', metric: `per 1,000 conns ${plan.parallel} parallel`, unit: 'CPU-s/1k conns', better: 'lower' });
+  // Warm-up, not measured: a JIT runtime compiles its connection path in its first seconds of load (~8% of a
+  // fresh gateway's CPU); a round-1 figure should not charge that to the Node peers alone.
+  for (const p of peerIds) {
+    const { host, port } = paths.echo[p];
+    await load('rate', host, String(port), String(plan.parallel), String(plan.rateMs));
+  }
   for (let r = 0; r < plan.rounds; r++) {
     for (const p of peerIds) {
       const { host, port, pid } = paths.echo[p];
