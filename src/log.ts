@@ -24,16 +24,18 @@ export function createLogger(level: LogLevel, destination: DestinationStream = b
 }
 
 /**
- * Stdout in batches, flushed within FLUSH_AFTER_MS and synchronously when the process exits (every exit
- * path, process.exit included, emits 'exit'), so no line is lost to a normal or fatal exit.
+ * Stdout in batches, flushed within FLUSH_AFTER_MS, on `logger.flush()` and synchronously when the process
+ * exits (every exit path, process.exit included, emits 'exit'), so no line is lost to a normal or fatal exit.
  */
-function batchedStdout(): DestinationStream {
-  // sync: each flush is a write(2) on this thread, so nothing is left in the thread pool at exit.
+function batchedStdout(): DestinationStream & { flush: (done?: () => void) => void } {
+  // sync: each flush is a write(2) on this thread, done when flush() returns; nothing is left in a thread pool at exit.
   const out = pino.destination({ dest: 1, sync: true, minLength: BATCH_BYTES });
   let timer: NodeJS.Timeout | undefined;
-  const flush = () => {
+  const flush = (done?: () => void) => {
+    clearTimeout(timer);
     timer = undefined;
     out.flush();
+    done?.();
   };
   process.once('exit', () => out.flushSync());
   return {
@@ -41,5 +43,6 @@ function batchedStdout(): DestinationStream {
       out.write(line);
       timer ??= setTimeout(flush, FLUSH_AFTER_MS).unref();
     },
+    flush,
   };
 }
