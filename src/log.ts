@@ -32,9 +32,12 @@ function batchedStdout(): DestinationStream & { flush: (done?: () => void) => vo
   const out = pino.destination({ dest: 1, sync: true, minLength: BATCH_BYTES });
   let timer: NodeJS.Timeout | undefined;
   const flush = (done?: () => void) => {
-    clearTimeout(timer);
-    timer = undefined;
-    out.flush();
+    // Nothing logged since the last flush: no empty write(2) for every probe the ops server answers.
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+      out.flush();
+    }
     done?.();
   };
   process.once('exit', () => out.flushSync());
