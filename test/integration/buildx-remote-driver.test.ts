@@ -29,12 +29,14 @@ test('buildx (remote driver) builds through the gateway from zero, then warm', a
     return replicas.spec === 0 && replicas.ready === 0;
   };
   const connectionIds = () => new Set(gateway.events().flatMap((e) => (typeof e['id'] === 'number' ? [e['id']] : [])));
-  /** Once every connection that has a line has its closing line, the log holds all of a finished client's lines. */
-  const clientLogged = () =>
-    waitFor('a connection_closed line for every connection logged so far', () => {
+  /** A finished client's lines: every connection it opened has a line (logged before it exited), then a closing line. */
+  const clientLogged = async () => {
+    await gateway.logCaughtUp();
+    await waitFor('a connection_closed line for every connection logged so far', () => {
       const closed = new Set(gateway.events().flatMap((e) => (e['event'] === 'connection_closed' ? [e['id']] : [])));
       return [...connectionIds()].every((id) => closed.has(id));
     });
+  };
 
   const create = await buildx(['create', '--name', 'bka', '--driver', 'remote', `tcp://127.0.0.1:${gateway.proxyPort}`], clientEnv);
   log('buildx-create.log', create.output);

@@ -20,12 +20,14 @@ const contentFor = (address: string) => Buffer.concat(Array.from({ length: 4096 
 
 const routedSince = (gateway: Gateway, from: number) => gateway.events().filter((e) => e['event'] === 'connection_routed').slice(from);
 
-/** Once every routed connection has its closing line, the log holds all of a finished build's lines. */
-const buildLogged = (gateway: Gateway) =>
-  waitFor('a connection_closed line for every connection_routed line (the build\'s connections)', () => {
+/** A finished build's lines: its routing lines (logged before buildctl exited), then a closing line for each. */
+async function buildLogged(gateway: Gateway): Promise<void> {
+  await gateway.logCaughtUp();
+  await waitFor('a connection_closed line for every connection_routed line (the build\'s connections)', () => {
     const count = (kind: string) => gateway.events().filter((e) => e['event'] === kind).length;
     return count('connection_closed') === count('connection_routed');
   });
+}
 
 test('buildctl from two client addresses: the second build of each lands on the same builder and reports its cached step', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'real', terminationGraceSeconds: 10 } });
