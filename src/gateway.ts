@@ -189,6 +189,7 @@ export class Gateway {
       registry: this.metrics.registry,
       readiness: () => this.readiness(),
       emit,
+      flushLog: () => options.log.flush(),
       wake: {
         maxReplicas: config.maxReplicas,
         defaultForMs: config.idleTimeoutMs,

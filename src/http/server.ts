@@ -20,6 +20,8 @@ export interface OpsServerOptions {
   emit: EmitEvent;
   /** Serves /wake (pre-wake) when given. */
   wake?: WakeControl;
+  /** Writes out batched log lines before answering, so the log is never behind what /metrics counts. */
+  flushLog?: () => void;
 }
 
 /** /healthz (process alive), /readyz (may receive traffic, with the failing checks), /metrics, /wake (POST: pre-wake). */
@@ -30,6 +32,7 @@ export class OpsServer {
   constructor(options: OpsServerOptions) {
     this.o = options;
     this.server = createServer((request, response) => {
+      this.o.flushLog?.();
       const [path, query = ''] = (request.url ?? '/').split('?', 2);
       if (path === '/wake' && this.o.wake) {
         handleWake(this.o.wake, request, response, new URLSearchParams(query));

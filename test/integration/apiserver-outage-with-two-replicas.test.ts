@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, eventsOf, idleTimeoutMs, leaderAmong, loggedAt, scaleDowns, startReplica } from './gateway-replicas.ts';
+import { allReporting, eventsOf, idleTimeoutMs, leaderAmong, loggedAt, logsCaughtUp, scaleDowns, startReplica } from './gateway-replicas.ts';
 
 const outageMs = 30_000;
 
@@ -44,6 +44,7 @@ test('API server down for 30 s with two replicas: connections flow, both stay re
     assert.equal(await replica.gateway.metric('bka_watch_up'), 0, `${replica.identity} shows its watches down in /metrics`);
   }
   assert.ok(namedFailingWatch);
+  await logsCaughtUp(replicas);
   for (const replica of replicas) {
     assert.deepEqual(scaleDowns(replica), [], `${replica.identity} scaled nothing down during the outage`);
     assert.deepEqual(eventsOf(replica, 'scale_down_proposed'), [], `${replica.identity} proposed nothing during the outage`);
@@ -57,10 +58,9 @@ test('API server down for 30 s with two replicas: connections flow, both stay re
   await allReporting(replicas, 2, 120_000);
   const leader = await leaderAmong(replicas, 120_000);
   await waitFor('scaled to 0 after recovery', async () => (await env.replicas()).spec === 0, 120_000);
-  const downs = await waitFor('the scale-down logged', () => {
-    const logged = replicas.flatMap((r) => scaleDowns(r).map((event) => ({ replica: r, event })));
-    return logged.length > 0 && logged;
-  });
+  await waitFor('the scale-down logged', () => replicas.some((r) => scaleDowns(r).length > 0));
+  await logsCaughtUp(replicas);
+  const downs = replicas.flatMap((r) => scaleDowns(r).map((event) => ({ replica: r, event })));
   assert.equal(downs.length, 1, 'exactly one scale-down');
   assert.equal(downs[0]!.replica, leader, 'by the leader');
   assert.ok(loggedAt(downs[0]!.event) >= upAt, 'only after the API server was back');

@@ -39,10 +39,11 @@ test('kube-apiserver killed and restarted during a transfer and while idle', asy
   await waitFor('scale-down held back on unsynced watches', () =>
     gateway.events().some((e) => e['event'] === 'scale_decision' && String(e['waiting']).startsWith('watches not synced')), 60_000);
   await sleep(4000); // past the idle timeout, still down
+  await gateway.logCaughtUp();
   assert.equal(gateway.events().filter((e) => e['event'] === 'scale' && e['direction'] === 'down').length, 0);
   await env.cluster.startComponent('kube-apiserver');
   await waitFor('scaled to 0 after recovery', async () => (await env.replicas()).spec === 0, 90_000);
-  assert.ok(gateway.events().some((e) => e['event'] === 'watch_failed' && e['code'] === 'BKA_WATCH_FAILED'));
+  assert.ok((await gateway.waitForEvents('watch_failed with BKA_WATCH_FAILED', (e) => e['event'] === 'watch_failed' && e['code'] === 'BKA_WATCH_FAILED')).length > 0);
 
   // And it still wakes afterwards. The gateway waits until the removed pod is gone before it wakes again
   // (so the StatefulSet controller cannot keep the fenced pod); after two API server restarts the

@@ -29,10 +29,19 @@ test('buildx (remote driver) builds through the gateway from zero, then warm', a
     return replicas.spec === 0 && replicas.ready === 0;
   };
   const connectionIds = () => new Set(gateway.events().flatMap((e) => (typeof e['id'] === 'number' ? [e['id']] : [])));
+  /** A finished client's lines: every connection it opened has a line (logged before it exited), then a closing line. */
+  const clientLogged = async () => {
+    await gateway.logCaughtUp();
+    await waitFor('a connection_closed line for every connection logged so far', () => {
+      const closed = new Set(gateway.events().flatMap((e) => (e['event'] === 'connection_closed' ? [e['id']] : [])));
+      return [...connectionIds()].every((id) => closed.has(id));
+    });
+  };
 
   const create = await buildx(['create', '--name', 'bka', '--driver', 'remote', `tcp://127.0.0.1:${gateway.proxyPort}`], clientEnv);
   log('buildx-create.log', create.output);
   assert.equal(create.code, 0, create.output);
+  await clientLogged();
   const createConnections = connectionIds().size;
   const createWoke = (await scaleUps()) > 0;
   // `buildx create` reads the builder's status: whatever it woke goes back to zero before the cold build.
@@ -45,7 +54,7 @@ test('buildx (remote driver) builds through the gateway from zero, then warm', a
   assert.equal(cold.code, 0, cold.output.slice(-2000));
   assert.equal(Buffer.compare(readFileSync(join(context, 'out-cold', 'out', 'payload.bin')), payload), 0, 'cold build output matches byte for byte');
   assert.equal(await scaleUps(), upsBeforeCold + 1, 'the cold build woke buildkitd once');
-  const firstRouted = gateway.events().find((e) => e['event'] === 'connection_routed' && !idsBeforeCold.has(e['id'] as number));
+  const [firstRouted] = await gateway.waitForEvents('connection_routed of the cold build', (e) => e['event'] === 'connection_routed' && !idsBeforeCold.has(e['id'] as number));
 
   const warm = await buildxBuild('bka', context, join(context, 'out-warm'), clientEnv);
   log('buildx-build-warm.log', warm.output);

@@ -32,7 +32,7 @@ test('a client that gave up while held leaves the builder starting: buildx creat
   t.diagnostic(`buildx create ${create.ms} ms, then buildx build ${build.ms} ms; replicas ${history.changes.map((c) => `${c.spec}/${c.ready}`).join(' → ')}`);
   assert.equal(build.code, 0, build.output.slice(-1500));
   assert.equal(Buffer.compare(readFileSync(join(context, 'out', 'out', 'payload.bin')), payload), 0, 'build output matches byte for byte');
-  const gaveUp = gateway.events().filter((e) => e['event'] === 'connection_closed' && e['outcome'] === 'client_gone_while_held');
+  const gaveUp = await gateway.waitForEvents('connection_closed with outcome client_gone_while_held', (e) => e['event'] === 'connection_closed' && e['outcome'] === 'client_gone_while_held');
   assert.ok(gaveUp.length >= 1, 'buildx create gave up while held (the builder starts slower than it waits)');
   assert.equal(await gateway.metric('bka_scale_operations_total', { direction: 'down', result: 'success' }), 0, 'the starting builder was never scaled down under the waiting clients');
   assert.equal(await gateway.metric('bka_scale_operations_total', { direction: 'up', result: 'success' }), 1, 'one cold start served both');

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, idleTimeoutMs, leaderAmong, loggedAt, scaleDowns, startReplica } from './gateway-replicas.ts';
+import { allReporting, idleTimeoutMs, leaderAmong, loggedAt, logsCaughtUp, scaleDowns, startReplica } from './gateway-replicas.ts';
 
 test('a connection on one replica keeps buildkitd up while the other replicas are idle; the leader scales down after it closes', async (t) => {
   const env = await setup(t);
@@ -26,6 +26,7 @@ test('a connection on one replica keeps buildkitd up while the other replicas ar
     assert.equal((await env.replicas()).spec, 1, `still 1 replica at round trip ${i}`);
     await sleep(1_000);
   }
+  await logsCaughtUp(replicas);
   for (const replica of replicas) assert.deepEqual(scaleDowns(replica), [], `${replica.identity} scaled nothing down`);
 
   connection.socket.end();
@@ -33,10 +34,9 @@ test('a connection on one replica keeps buildkitd up while the other replicas ar
   const closedAt = Date.now();
   await waitFor('scaled to 0 after the last close', async () => (await env.replicas()).spec === 0, 60_000);
   // The log line follows the write: wait for it rather than race it.
-  const downs = await waitFor('the scale-down logged', () => {
-    const logged = replicas.flatMap((replica) => scaleDowns(replica).map((event) => ({ replica, event })));
-    return logged.length > 0 && logged;
-  });
+  await waitFor('the scale-down logged', () => replicas.some((replica) => scaleDowns(replica).length > 0));
+  await logsCaughtUp(replicas);
+  const downs = replicas.flatMap((replica) => scaleDowns(replica).map((event) => ({ replica, event })));
   assert.equal(downs.length, 1, 'exactly one replica logged the scale-down');
   assert.equal(downs[0]?.replica, leader, 'the leader scaled down');
   assert.equal(await leader.gateway.metric('bka_scale_operations_total', { direction: 'down', result: 'success' }), 1);

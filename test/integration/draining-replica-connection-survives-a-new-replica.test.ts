@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, idleTimeoutMs, leaderAmong, leaseDurationMs, loggedAt, reportLeaseName, reportLeases, running, scaleDowns, startReplica } from './gateway-replicas.ts';
+import { allReporting, idleTimeoutMs, leaderAmong, leaseDurationMs, loggedAt, logsCaughtUp, reportLeaseName, reportLeases, running, scaleDowns, startReplica } from './gateway-replicas.ts';
 
 test('a replica draining after SIGTERM keeps its connection while a fresh replica starts; scale-down waits until it closes', async (t) => {
   const env = await setup(t);
@@ -27,6 +27,7 @@ test('a replica draining after SIGTERM keeps its connection while a fresh replic
     assert.equal((await env.replicas()).spec, 1, `still 1 replica at round trip ${i}`);
     await sleep(1_000);
   }
+  await logsCaughtUp([fresh]);
   assert.deepEqual(scaleDowns(fresh), [], 'the fresh replica scaled nothing down');
   assert.ok(running(old), 'the old replica still drains');
   assert.ok((await reportLeases(env)).includes(reportLeaseName(old.identity)), 'the draining replica still publishes its report');
@@ -36,15 +37,15 @@ test('a replica draining after SIGTERM keeps its connection while a fresh replic
   assert.equal(await connection.closed, undefined, 'closed by the client, not cut');
   await waitFor('old replica exits after its last connection', () => !running(old), 30_000);
   assert.equal(old.gateway.process.exitCode, 0);
+  await logsCaughtUp([old]);
   assert.ok(old.gateway.events().some((e) => e['event'] === 'shutdown_finished' && e['closedByForce'] === 0));
   assert.ok(!(await reportLeases(env)).includes(reportLeaseName(old.identity)), 'the drained replica deleted its report Lease');
 
   await waitFor('scaled to 0 once the connection closed', async () => (await env.replicas()).spec === 0, 60_000);
   // The log line follows the write: wait for it rather than race it.
-  const downs = await waitFor('the scale-down logged', () => {
-    const logged = [old, fresh].flatMap((replica) => scaleDowns(replica));
-    return logged.length > 0 && logged;
-  });
+  await waitFor('the scale-down logged', () => [old, fresh].some((replica) => scaleDowns(replica).length > 0));
+  await logsCaughtUp([old, fresh]);
+  const downs = [old, fresh].flatMap((replica) => scaleDowns(replica));
   assert.equal(downs.length, 1, 'exactly one scale-down');
   assert.equal(scaleDowns(fresh).length, 1, 'by the replica that leads now');
   const delay = loggedAt(downs[0]!) - closedAt;

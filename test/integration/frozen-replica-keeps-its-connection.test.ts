@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, idleTimeoutMs, leaderAmong, leaseDurationMs, loggedAt, scaleDowns, startReplica } from './gateway-replicas.ts';
+import { allReporting, idleTimeoutMs, leaderAmong, leaseDurationMs, loggedAt, logsCaughtUp, scaleDowns, startReplica } from './gateway-replicas.ts';
 
 test('a replica frozen with a connection blocks scale-down; after SIGCONT its connection echoes and scale-down follows the close', async (t) => {
   const env = await setup(t);
@@ -25,6 +25,7 @@ test('a replica frozen with a connection blocks scale-down; after SIGCONT its co
     assert.equal((await env.replicas()).spec, 1, 'no scale-down while the replica is frozen');
     await sleep(1_000);
   }
+  await logsCaughtUp([leader]);
   assert.deepEqual(scaleDowns(leader), []);
   assert.equal(await leader.gateway.metric('bka_leader'), 1);
 
@@ -38,6 +39,7 @@ test('a replica frozen with a connection blocks scale-down; after SIGCONT its co
   assert.equal(await connection.closed, undefined, 'closed by the client, not cut');
   await waitFor('scaled to 0 after the close', async () => (await env.replicas()).spec === 0, 60_000);
   const [down] = await waitFor('the scale-down logged', () => scaleDowns(leader).length > 0 && scaleDowns(leader));
+  await logsCaughtUp([frozen]);
   assert.deepEqual(scaleDowns(frozen), [], 'only the leader scaled down');
   const delay = loggedAt(down!) - closedAt;
   t.diagnostic(`scale-down delay after the last close with 2 replicas (idle timeout ${idleTimeoutMs}ms): ${delay}ms`);

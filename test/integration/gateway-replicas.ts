@@ -42,6 +42,14 @@ export function running(replica: Replica): boolean {
   return replica.gateway.process.exitCode === null && replica.gateway.process.signalCode === null;
 }
 
+/**
+ * Returns once every line each replica logged so far has been read (an exited one: its output closed): before
+ * asserting that a line is absent, or that only one replica wrote it.
+ */
+export async function logsCaughtUp(replicas: Replica[]): Promise<void> {
+  for (const replica of replicas) await (running(replica) ? replica.gateway.logCaughtUp() : replica.gateway.stop());
+}
+
 /** The one running replica that says, in /metrics, that it holds the leader Lease. */
 export async function leaderAmong(replicas: Replica[], timeoutMs = 60_000): Promise<Replica> {
   return waitFor(

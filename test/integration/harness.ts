@@ -137,6 +137,13 @@ export interface Gateway {
   process: ChildProcess;
   logs(): string;
   events(): Array<Record<string, unknown>>;
+  /**
+   * The logged lines that match, once at least `count` have been read. Lines are written in batches
+   * (src/log.ts): one can reach stdout up to 100 ms after the effect a client sees.
+   */
+  waitForEvents(what: string, match: (event: Record<string, unknown>) => boolean, count?: number, timeoutMs?: number): Promise<Array<Record<string, unknown>>>;
+  /** Returns once every line logged before the call has been read: the basis for asserting that a line is absent. */
+  logCaughtUp(): Promise<void>;
   metrics(): Promise<string>;
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   readyz(): Promise<{ status: number; body: { ready: boolean; checks: Array<{ name: string; ok: boolean; reason?: string }> } }>;
@@ -270,7 +277,8 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
       let output = '';
       child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
       child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-      const exited = once(child, 'exit').then(([code]) => code as number | null);
+      // 'close', not 'exit': the last lines written at exit are read by then.
+      const exited = once(child, 'close').then(([code]) => code as number | null);
       const base = `http://127.0.0.1:${metricsPort}`;
       const gateway: Gateway = {
         proxyPort,
@@ -282,6 +290,17 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
             .split('\n')
             .filter((line) => line.startsWith('{'))
             .map((line) => JSON.parse(line) as Record<string, unknown>),
+        waitForEvents: (what, match, count = 1, timeoutMs = 10_000) =>
+          waitFor(`${count} log line(s): ${what}`, () => {
+            const found = gateway.events().filter(match);
+            return found.length >= count && found;
+          }, timeoutMs),
+        async logCaughtUp() {
+          // The ops server writes out pending lines before it answers, so they are in the pipe before the answer...
+          await (await fetch(`${base}/healthz`)).text();
+          // ...and read in the same poll as the answer, which ends before the next check phase.
+          await new Promise((r) => setImmediate(r));
+        },
         metrics: async () => (await fetch(`${base}/metrics`)).text(),
         async metric(name, labels = {}) {
           const text = await gateway.metrics();
@@ -299,7 +318,7 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
           return { status: response.status, body: (await response.json()) as Awaited<ReturnType<Gateway['readyz']>>['body'] };
         },
         async stop(signal = 'SIGTERM') {
-          if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+          if (child.exitCode !== null || child.signalCode !== null) return exited;
           child.kill(signal);
           return exited;
         },

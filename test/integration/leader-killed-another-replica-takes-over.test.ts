@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { echoExchange, openEcho, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, eventsOf, leaderAmong, leaseDurationMs, loggedAt, reportLeaseName, reportLeases, scaleDowns, startReplica } from './gateway-replicas.ts';
+import { allReporting, eventsOf, leaderAmong, leaseDurationMs, loggedAt, logsCaughtUp, reportLeaseName, reportLeases, scaleDowns, startReplica } from './gateway-replicas.ts';
 
 test('leader SIGKILLed: another replica takes over, connections meanwhile are served, scale-down follows', async (t) => {
   const env = await setup(t);
@@ -37,6 +37,7 @@ test('leader SIGKILLed: another replica takes over, connections meanwhile are se
   });
   const held = (await followers[0]!.gateway.metric('bka_hold_duration_seconds_count')) + (await followers[1]!.gateway.metric('bka_hold_duration_seconds_count'));
   assert.ok(held >= 1, 'connections were held while buildkitd woke');
+  await logsCaughtUp(followers);
   const [takeover] = newLeading();
   assert.equal(newLeading().length, 1, 'one replica took over');
   const newLeader = takeover!.replica;
@@ -50,6 +51,7 @@ test('leader SIGKILLed: another replica takes over, connections meanwhile are se
   await waitFor('the dead report expired, with its code', () => eventsOf(newLeader, 'report_expired').some((e) => e['identity'] === leader.identity && e['code'] === 'BKA_REPORT_EXPIRED'), 60_000);
   await waitFor('scaled to 0 by the new leader', async () => (await env.replicas()).spec === 0, 60_000);
   await waitFor('the scale-down logged', () => scaleDowns(newLeader).length === 1);
+  await logsCaughtUp(followers);
   assert.deepEqual(followers.filter((r) => r !== newLeader).flatMap(scaleDowns), [], 'only the new leader scaled down');
   assert.ok((await newLeader.gateway.metric('bka_errors_total', { code: 'BKA_REPORT_EXPIRED' })) >= 1);
   assert.ok(eventsOf(newLeader, 'scale_down_blocked').some((e) => String(e['by']).includes(leader.identity)), 'the stale report blocked first');

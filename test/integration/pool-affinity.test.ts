@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { echoExchange, openEcho, setup, waitFor, type Gateway } from './harness.ts';
 
-const routedPods = (gateway: Gateway) => gateway.events().filter((e) => e['event'] === 'connection_routed').map((e) => String(e['backend']).split(' ')[0]);
+/** The pods of the routed connections, once `count` routing lines are logged. */
+const routedPods = async (gateway: Gateway, count: number) =>
+  (await gateway.waitForEvents('connection_routed', (e) => e['event'] === 'connection_routed', count)).map((e) => String(e['backend']).split(' ')[0]);
 
 test('client-ip affinity: ten connections from one address land on one builder; twelve addresses spread within ceil(1.25 x average)', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'mock' } });
@@ -17,7 +19,7 @@ test('client-ip affinity: ten connections from one address land on one builder; 
     const result = await echoExchange(gateway.proxyPort, `one client, connection ${i}`, addresses[0]);
     assert.equal(result.reply.toString(), `one client, connection ${i}`);
   }
-  const sequential = routedPods(gateway);
+  const sequential = await routedPods(gateway, 10);
   assert.equal(sequential.length, 10);
   assert.equal(new Set(sequential).size, 1, `ten connections from ${addresses[0]} on one builder: ${sequential.join(', ')}`);
   assert.equal(await gateway.metric('bka_affinity_total', { result: 'hit' }), 10);
@@ -31,7 +33,7 @@ test('client-ip affinity: ten connections from one address land on one builder; 
   }
   const loads = await Promise.all([0, 1, 2].map((i) => gateway.metric('bka_pod_connections', { pod: `buildkitd-${i}` })));
   const bound = Math.ceil((1.25 * 12) / 3);
-  t.diagnostic(`loads over the builders: ${loads.join(', ')} (bound ${bound}); routed: ${routedPods(gateway).slice(10).join(', ')}`);
+  t.diagnostic(`loads over the builders: ${loads.join(', ')} (bound ${bound}); routed: ${(await routedPods(gateway, 22)).slice(10).join(', ')}`);
   assert.equal(loads.reduce((a, b) => a + b, 0), 12);
   for (const [i, load] of loads.entries()) assert.ok(load <= bound, `buildkitd-${i} carries ${load}, above ceil(1.25 x average) = ${bound}`);
 
@@ -41,12 +43,12 @@ test('client-ip affinity: ten connections from one address land on one builder; 
   assert.equal(hits + misses, 22);
 
   // Each address comes back to the builder it got (its own first choice, or the next one while that was full).
-  const firstPods = routedPods(gateway).slice(10);
+  const firstPods = (await routedPods(gateway, 22)).slice(10);
   for (const connection of open) connection.socket.end();
   await waitFor('the twelve closed', async () => (await gateway.metric('bka_connections_open')) === 0);
   for (const [i, address] of addresses.entries()) {
     assert.equal((await echoExchange(gateway.proxyPort, 'again', address)).reply.toString(), 'again');
-    const pod = routedPods(gateway).at(-1);
+    const pod = (await routedPods(gateway, 23 + i))[22 + i];
     if (i === 0) assert.equal(pod, sequential[0], 'the first address still on its builder');
     t.diagnostic(`${address}: ${firstPods[i]} then ${pod}`);
   }

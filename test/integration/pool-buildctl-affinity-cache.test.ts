@@ -20,6 +20,15 @@ const contentFor = (address: string) => Buffer.concat(Array.from({ length: 4096 
 
 const routedSince = (gateway: Gateway, from: number) => gateway.events().filter((e) => e['event'] === 'connection_routed').slice(from);
 
+/** A finished build's lines: its routing lines (logged before buildctl exited), then a closing line for each. */
+async function buildLogged(gateway: Gateway): Promise<void> {
+  await gateway.logCaughtUp();
+  await waitFor('a connection_closed line for every connection_routed line (the build\'s connections)', () => {
+    const count = (kind: string) => gateway.events().filter((e) => e['event'] === kind).length;
+    return count('connection_closed') === count('connection_routed');
+  });
+}
+
 test('buildctl from two client addresses: the second build of each lands on the same builder and reports its cached step', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'real', terminationGraceSeconds: 10 } });
   const candidates = await env.clientAddresses(6);
@@ -52,6 +61,7 @@ test('buildctl from two client addresses: the second build of each lands on the 
       writeFileSync(join(env.artifacts, `buildctl-${address}-run${run}.log`), result.output);
       assert.equal(result.code, 0, result.output.slice(-2000));
       assert.equal(Buffer.compare(readFileSync(join(out, 'out', 'payload.bin')), content), 0, `run ${run} from ${address}: output matches byte for byte`);
+      await buildLogged(gateway);
       const routed = routedSince(gateway, before);
       assert.ok(routed.length > 0, 'the build went through the gateway');
       const pods = [...new Set(routed.map((e) => String(e['backend']).split(' ')[0]))];

@@ -9,7 +9,9 @@ import { ErrorCode } from '../../src/errors.ts';
 import { ConnectionOutcome } from '../../src/events.ts';
 import { openEcho, setup, waitFor, type Gateway } from './harness.ts';
 
-const lastRoutedPod = (gateway: Gateway) => String(gateway.events().filter((e) => e['event'] === 'connection_routed').at(-1)?.['backend']).split(' ')[0];
+/** The pod of the `count`th routed connection, once its line is logged. */
+const routedPod = async (gateway: Gateway, count: number) =>
+  String((await gateway.waitForEvents('connection_routed', (e) => e['event'] === 'connection_routed', count))[count - 1]?.['backend']).split(' ')[0];
 
 test('a builder deleted mid-transfer closes only its clients with BKA_BACKEND_LOST; the next client is served and the pool heals', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'mock', terminationGraceSeconds: 1 } });
@@ -18,11 +20,11 @@ test('a builder deleted mid-transfer closes only its clients with BKA_BACKEND_LO
   const survivor = await openEcho(gateway.proxyPort);
   let data = chunk();
   assert.equal(Buffer.compare(await survivor.roundTrip(data), data), 0);
-  assert.equal(lastRoutedPod(gateway), 'buildkitd-0');
+  assert.equal(await routedPod(gateway, 1), 'buildkitd-0');
   const victim = await openEcho(gateway.proxyPort);
   data = chunk();
   assert.equal(Buffer.compare(await victim.roundTrip(data), data), 0);
-  assert.equal(lastRoutedPod(gateway), 'buildkitd-1', 'the second client got the second builder');
+  assert.equal(await routedPod(gateway, 2), 'buildkitd-1', 'the second client got the second builder');
 
   const lostPod = await env.core.readNamespacedPod({ name: 'buildkitd-1', namespace: env.namespace });
   // As a dying node does: the pod's network goes first, so no FIN reaches the gateway (see pod-deleted.test.ts).
@@ -34,7 +36,8 @@ test('a builder deleted mid-transfer closes only its clients with BKA_BACKEND_LO
   await victim.closed;
   await waitFor('the lost client counted', async () => (await gateway.metric('bka_connections_open')) === 1);
 
-  const closed = gateway.events().filter((e) => e['event'] === 'connection_closed');
+  // The survivor echoes below, so no other closing line can follow this one.
+  const closed = await gateway.waitForEvents('connection_closed of the lost builder\'s client', (e) => e['event'] === 'connection_closed');
   assert.deepEqual(closed.map((e) => [e['outcome'], e['code']]), [[ConnectionOutcome.backendError, ErrorCode.BackendLost]], 'only the lost builder\'s client was closed');
   assert.equal(await gateway.metric('bka_errors_total', { code: ErrorCode.BackendLost }), 1);
   data = chunk();
@@ -46,7 +49,7 @@ test('a builder deleted mid-transfer closes only its clients with BKA_BACKEND_LO
   await waitFor('two Ready builders again', async () => (await env.replicas()).ready === 2);
   const healed = await env.core.readNamespacedPod({ name: 'buildkitd-1', namespace: env.namespace });
   assert.notEqual(healed.metadata?.uid, lostPod.metadata?.uid, 'buildkitd-1 is a new pod');
-  t.diagnostic(`the next client went to ${lastRoutedPod(gateway)}`);
+  t.diagnostic(`the next client went to ${await routedPod(gateway, 3)}`);
   assert.deepEqual(await Promise.all([0, 1].map((i) => gateway.metric('bka_pod_connections', { pod: `buildkitd-${i}` }))), [1, 1], 'one client on each builder');
   survivor.socket.end();
   next.socket.end();

@@ -8,10 +8,10 @@ import { echoExchange, openEcho, setup, sleep, waitFor, type Gateway } from './h
 
 const idleMs = 3000;
 
-/** The pod the gateway routed its latest connection to. */
-function lastRoutedPod(gateway: Gateway): string {
-  const routed = gateway.events().filter((e) => e['event'] === 'connection_routed');
-  return String(routed.at(-1)?.['backend']).split(' ')[0] ?? '';
+/** The pod of the `count`th routed connection, once its line is logged. */
+async function routedPod(gateway: Gateway, count: number): Promise<string> {
+  const routed = await gateway.waitForEvents('connection_routed', (e) => e['event'] === 'connection_routed', count);
+  return String(routed[count - 1]?.['backend']).split(' ')[0] ?? '';
 }
 
 test('with the highest ordinal busy last, replicas step down one at a time, each after its pod was idle for the timeout; no client is cut', async (t) => {
@@ -27,7 +27,7 @@ test('with the highest ordinal busy last, replicas step down one at a time, each
     const connection = await openEcho(gateway.proxyPort);
     const hello = Buffer.from(`${name} hello`);
     assert.equal(Buffer.compare(await connection.roundTrip(hello), hello), 0);
-    const pod = lastRoutedPod(gateway);
+    const pod = await routedPod(gateway, clients.length + 1);
     // C and E find every builder full: they are held while the next one is added.
     if (name === 'C' || name === 'E') addBuilderMs.push(Date.now() - started);
     clients.push({ name, pod, connection, sent: [hello] });
@@ -48,7 +48,7 @@ test('with the highest ordinal busy last, replicas step down one at a time, each
   // Demand (2) now needs one builder: buildkitd-2 keeps its two clients, but a new client does not go there.
   const late = await echoExchange(gateway.proxyPort, 'late client');
   assert.equal(late.reply.toString(), 'late client');
-  const latePod = lastRoutedPod(gateway);
+  const latePod = await routedPod(gateway, 7);
   lastCloseOn[latePod] = Date.now();
   assert.notEqual(latePod, 'buildkitd-2', 'a builder above what demand needs takes no new connection');
 

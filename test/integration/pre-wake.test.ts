@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { echoExchange, repoRoot, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, leaderAmong, loggedAt, reportLeaseName, reportLeases, scaleDowns, startReplica, type Replica } from './gateway-replicas.ts';
+import { allReporting, leaderAmong, loggedAt, logsCaughtUp, reportLeaseName, reportLeases, scaleDowns, startReplica, type Replica } from './gateway-replicas.ts';
 
 async function wakeCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   // Only the client's own environment: the CLI needs no Kubernetes credentials.
@@ -56,6 +56,7 @@ test('/wake?for=20s at zero brings a builder up with no client, keeps it 20 s th
   await waitFor('idled down after the window', async () => (await env.replicas()).spec === 0, 60_000);
   const downs = await waitFor('the scale-down logged', () => scaleDowns(leader).length > 0 && scaleDowns(leader));
   assert.ok(loggedAt(downs[0]!) >= until, `scaled down at ${new Date(loggedAt(downs[0]!)).toISOString()}, not before the window ended at ${new Date(until).toISOString()}`);
+  await logsCaughtUp([follower]);
   assert.deepEqual(scaleDowns(follower), [], 'only the leader scaled down');
   const up = history.changes.find((c) => c.spec === 1);
   assert.ok(up, 'woken to 1');
@@ -90,5 +91,6 @@ test('a wake accepted by a replica that then shuts down is carried on by the oth
     await sleep(1_000);
   }
   await waitFor('idled down after the window', async () => (await env.replicas()).spec === 0, 60_000);
-  assert.ok(loggedAt(scaleDowns(staying)[0]!) >= until, 'not before the window ended');
+  const [down] = await waitFor('the scale-down logged', () => scaleDowns(staying).length > 0 && scaleDowns(staying));
+  assert.ok(loggedAt(down!) >= until, 'not before the window ended');
 });

@@ -32,5 +32,6 @@ test('SIGTERM: not ready, still serving new clients for the shutdown delay, then
   const code = await gateway.stop('SIGTERM');
   assert.equal(code, 0);
   assert.equal((await env.replicas()).spec, 1, 'shutting down does not scale buildkitd down');
+  // stop() returns once stdout is closed: every line written before the exit has been read.
   assert.ok(gateway.events().some((e) => e['event'] === 'shutdown_finished' && e['closedByForce'] === 0));
 });

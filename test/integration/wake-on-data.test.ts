@@ -34,6 +34,8 @@ test('--wake-on=data: twenty bare connects and a silent one at zero wake nothing
   assert.equal(await gateway.metric('bka_connections_total', { outcome: 'first_byte_timeout' }), 1, 'the silent one was closed at the first-byte timeout');
   assert.equal(await gateway.metric('bka_errors_total', { code: 'BKA_FIRST_BYTE_TIMEOUT' }), 1);
   assert.equal(await gateway.metric('bka_errors_total', { code: 'BKA_PENDING_FULL' }), 0);
+  // All 21 closing lines read: each connection's held line, had there been one, came before its closing line.
+  await gateway.waitForEvents('connection_closed of the 21 connections', (e) => e['event'] === 'connection_closed', 21);
   const silentLine = gateway.events().find((e) => e['event'] === 'connection_closed' && e['outcome'] === 'first_byte_timeout');
   assert.equal(silentLine?.['code'], 'BKA_FIRST_BYTE_TIMEOUT', 'the log line names the code');
   assert.ok(gateway.events().filter((e) => e['outcome'] === 'closed_before_data').every((e) => e['level'] === 'info'), 'bare connects are logged at info');

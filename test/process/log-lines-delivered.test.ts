@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { freePort } from '../support/net.ts';
 
 const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
@@ -68,8 +68,8 @@ async function holdConnections(gateway: Started, count: number): Promise<Socket[
   return sockets;
 }
 
-test('a single connection\'s lines appear on their own, with no further line to push them out', async (t) => {
-  // An API server that accepts and never answers: no request fails, so the gateway has nothing else to log.
+/** A gateway with nothing of its own to log: its API server accepts and never answers, so no request fails. */
+async function startQuietGateway(t: TestContext): Promise<Started> {
   const silent: Socket[] = [];
   const api = createServer((socket) => silent.push(socket));
   api.listen(0, '127.0.0.1');
@@ -82,10 +82,24 @@ test('a single connection\'s lines appear on their own, with no further line to 
     api.close();
   });
   await until('proxy listening', () => gateway.stdout().includes('proxy listening'));
+  return gateway;
+}
+
+test('a single connection\'s lines appear on their own, with no further line to push them out', async (t) => {
+  const gateway = await startQuietGateway(t);
   const [client] = await holdConnections(gateway, 1);
   await until('the held line', () => lines(gateway.stdout()).some((l) => l.event === 'connection_held'));
   client?.destroy();
   await until('the closing line', () => lines(gateway.stdout()).some((l) => l.event === 'connection_closed'));
+});
+
+test('when /metrics counts a connection, its line is already on stdout: the log is never behind the counters', async (t) => {
+  const gateway = await startQuietGateway(t);
+  const [client] = await holdConnections(gateway, 1);
+  t.after(() => client?.destroy());
+  // The answer's bytes came after the line's on the gateway's side; both are read in the same poll of this loop.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(lines(gateway.stdout()).some((l) => l.event === 'connection_held'), `no connection_held line when /metrics counted it:\n${gateway.stdout()}`);
 });
 
 test('SIGTERM right after connections closed: each one\'s line and the shutdown lines are written before the process ends', async () => {
