@@ -1,6 +1,6 @@
 // npm run bench [-- --json] [-- --runs N]; npm run bench:short (CI). For JSON alone on stdout:
 // npm run --silent bench -- --json. Other flags: --only throughput,latency,rate,memory,churn,cold;
-// --runs N (rounds); --gateway-node-options=--cpu-prof; --gateway-env NAME=VALUE (repeatable). Installs HAProxy, nginx and iperf3 when missing,
+// --runs N (rounds); --gateway-node-options=--cpu-prof; --node-options=... (the gateway and the Node pipe); --gateway-env NAME=VALUE (repeatable). Installs HAProxy, nginx and iperf3 when missing,
 // brings up the local cluster (its own name, "bench", unless BKA_CLUSTER_NAME is set), then runs
 // bench/suite.ts inside the cluster's network namespace. Exits non-zero only when a run fails, never on a
 // threshold. Results: stdout (--json: JSON on stdout, the table on stderr), .artifacts/bench/result.{md,json}.

@@ -26,6 +26,8 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     // Extra Node.js flags for the gateway (e.g. --cpu-prof), after the manifest's NODE_OPTIONS.
     'gateway-node-options': { type: 'string' },
+    // Extra Node.js flags for both Node.js peers, the gateway and the Node pipe (e.g. --trace-gc), so both are observed alike.
+    'node-options': { type: 'string' },
     // Extra env for the gateway, NAME=VALUE, repeatable (e.g. MALLOC_ARENA_MAX=2), over the suite's own; not LOG_LEVEL above info (the harness waits for an info line).
     'gateway-env': { type: 'string', multiple: true },
   },
@@ -148,7 +150,7 @@ const push = (figure: Figure, peer: Peer, round: number, value: number) => {
 const show = (v: number | undefined, digits = 2) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits));
 
 async function startGateway(env: Env, extra: Record<string, string>): Promise<Gateway> {
-  const nodeOptions = [runtimeEnv['NODE_OPTIONS'], args['gateway-node-options']].filter(Boolean).join(' ');
+  const nodeOptions = [runtimeEnv['NODE_OPTIONS'], args['node-options'], args['gateway-node-options']].filter(Boolean).join(' ');
   const gateway = await env.startGateway({
     LOG_LEVEL: 'info',
     SCALE_DOWN_IDLE_TIMEOUT: '1h',
@@ -492,7 +494,7 @@ async function main(): Promise<number> {
       haproxy: new HAProxy(podIp, out),
       haproxy1: new HAProxy(podIp, out, 1),
       nginx: new Nginx(podIp, out),
-      nodepipe: new NodePipe(podIp, out, runtimeEnv),
+      nodepipe: new NodePipe(podIp, out, { ...runtimeEnv, NODE_OPTIONS: [runtimeEnv['NODE_OPTIONS'], args['node-options']].filter(Boolean).join(' ') }),
     };
     Object.assign(proxies, started);
     for (const proxy of Object.values(started)) await proxy.start();

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { splice, type PipeResult } from './pipe.ts';
+import { adoptReusableReads } from './accepted-reads.ts';
 import { ReusableReads } from './reusable-reads.ts';
 
 interface Connected {
@@ -17,8 +18,12 @@ interface Connected {
   close: () => void;
 }
 
+/** How the gateway's sockets read: stream reads; the backend into a reused buffer; both (the client's adopted, as the router does). */
+type ReadMode = 'stream' | 'backend' | 'both';
+
 /** A client connection and a backend connection on loopback, both ends of each, not yet spliced. */
-async function connectedPairs(reusableReads: boolean): Promise<Connected> {
+async function connectedPairs(mode: ReadMode): Promise<Connected> {
+  const reusableReads = mode !== 'stream';
   const servers: Server[] = [];
   const listen = async (onSocket: (s: Socket) => void) => {
     const server = createServer({ allowHalfOpen: true }, onSocket);
@@ -37,12 +42,13 @@ async function connectedPairs(reusableReads: boolean): Promise<Connected> {
   const client = connect({ port: gatewayPort, host: '127.0.0.1', allowHalfOpen: true });
   await Promise.all([once(backend, 'connect'), once(client, 'connect')]);
   while (!backendPeer || !accepted) await new Promise((r) => setImmediate(r));
+  if (mode === 'both') assert.ok(adoptReusableReads(accepted), 'this Node version lets an accepted socket read into a reused buffer');
   return { client, accepted, backend, backendPeer, close: () => servers.forEach((s) => s.close()) };
 }
 
 /** As connectedPairs, with the gateway's two sockets spliced. */
-async function socketPairs(reusableReads: boolean): Promise<Connected & { spliced: Promise<PipeResult> }> {
-  const pairs = await connectedPairs(reusableReads);
+async function socketPairs(mode: ReadMode): Promise<Connected & { spliced: Promise<PipeResult> }> {
+  const pairs = await connectedPairs(mode);
   return { ...pairs, spliced: splice(pairs.accepted, pairs.backend) };
 }
 
@@ -63,8 +69,8 @@ async function readAll(socket: Socket): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-for (const reusableReads of [false, true]) {
-  const mode = reusableReads ? ' (backend read into a reused buffer)' : '';
+for (const reusableReads of ['stream', 'backend', 'both'] as const) {
+  const mode = { stream: '', backend: ' (backend read into a reused buffer)', both: ' (both sides read into reused buffers)' }[reusableReads];
   test(`bytes flow both ways and are counted${mode}`, async () => {
     const { client, backendPeer, spliced, close } = await socketPairs(reusableReads);
     backendPeer.pipe(backendPeer); // echo
@@ -176,32 +182,35 @@ for (const reusableReads of [false, true]) {
     });
   }
 
-  test(`a slow reader gets every byte in order while writes are left pending${mode}`, async () => {
-    const { client, backendPeer, spliced, close } = await socketPairs(reusableReads);
-    // Varied bytes: a read buffer reused under a pending write would show as corruption.
-    const payload = Buffer.alloc(8 * 1024 * 1024);
-    for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const received = new Promise<void>((resolve) => {
-      client.on('data', (chunk: Buffer) => {
-        chunks.push(chunk);
-        got += chunk.length;
-        // Pauses now and then, so the gateway's writes to the client back up.
-        if (chunks.length % 8 === 0) {
-          client.pause();
-          setTimeout(() => client.resume(), 5);
-        }
+  for (const direction of ['down', 'up'] as const) {
+    test(`a slow reader ${direction} gets every byte in order while writes are left pending${mode}`, async () => {
+      const { client, backendPeer, spliced, close } = await socketPairs(reusableReads);
+      const [writer, reader] = direction === 'down' ? [backendPeer, client] : [client, backendPeer];
+      // Varied bytes: a read buffer reused under a pending write would show as corruption.
+      const payload = Buffer.alloc(8 * 1024 * 1024);
+      for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
+      const chunks: Buffer[] = [];
+      let got = 0;
+      const received = new Promise<void>((resolve) => {
+        reader.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          got += chunk.length;
+          // Pauses now and then, so the gateway's writes to the reader back up.
+          if (chunks.length % 8 === 0) {
+            reader.pause();
+            setTimeout(() => reader.resume(), 5);
+          }
+        });
+        reader.once('end', resolve);
       });
-      client.once('end', resolve);
+      writer.end(payload);
+      await received;
+      assert.equal(got, payload.length);
+      assert.equal(Buffer.compare(Buffer.concat(chunks), payload), 0);
+      reader.end();
+      const result = await spliced;
+      assert.equal(direction === 'down' ? result.bytesDown : result.bytesUp, payload.length);
+      close();
     });
-    backendPeer.end(payload);
-    await received;
-    assert.equal(got, payload.length);
-    assert.equal(Buffer.compare(Buffer.concat(chunks), payload), 0);
-    client.end();
-    const result = await spliced;
-    assert.equal(result.bytesDown, payload.length);
-    close();
-  });
+  }
 }

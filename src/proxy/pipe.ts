@@ -16,7 +16,8 @@ export interface PipeResult {
  * half-open); an error on either side destroys both. Resolves once both sockets are closed, also when one
  * was closed already (a client that reset while its backend was being dialled).
  * Bytes are read from the sockets' own counters at the end, so there is no per-chunk JavaScript work.
- * A backend dialled with ReusableReads is read into its reused buffer rather than through a stream pipe.
+ * A socket with ReusableReads (a dialled backend, an adopted client) is read into its reused buffer rather
+ * than through a stream pipe.
  */
 export function splice(client: Socket, backend: Socket, early: { head: Buffer; ended: boolean } = { head: Buffer.alloc(0), ended: false }): Promise<PipeResult> {
   return new Promise((resolve) => {
@@ -64,9 +65,13 @@ export function splice(client: Socket, backend: Socket, early: { head: Buffer; e
     if (early.head.length > 0) backend.write(early.head);
     // A client that half-closed while held: its FIN follows the bytes it sent before.
     if (early.ended) backend.end();
-    else client.pipe(backend);
-    const reads = reusableReadsOf(backend);
-    if (reads) reads.pipeTo(client);
-    else backend.pipe(client);
+    else pipeReads(client, backend);
+    pipeReads(backend, client);
   });
+}
+
+function pipeReads(source: Socket, destination: Socket): void {
+  const reads = reusableReadsOf(source);
+  if (reads) reads.pipeTo(destination);
+  else source.pipe(destination);
 }

@@ -22,10 +22,10 @@ export class ReusableReads {
   private lastRead = 0;
 
   /** Pass as net.connect's `onread`, then `bind()` the socket it created. */
-  readonly options: OnReadOpts = {
-    buffer: () => this.nextBuffer(),
-    callback: (bytes: number, buffer: Uint8Array) => this.onRead(Buffer.from(buffer.buffer, buffer.byteOffset, bytes)),
-  };
+  readonly options = {
+    buffer: (): Buffer => this.nextBuffer(),
+    callback: (bytes: number, buffer: Uint8Array): boolean => this.onRead(Buffer.from(buffer.buffer, buffer.byteOffset, bytes)),
+  } satisfies OnReadOpts;
 
   bind(socket: Socket): Socket {
     this.source = socket;
@@ -46,6 +46,11 @@ export class ReusableReads {
     let flowing = true;
     for (const chunk of this.early.splice(0)) flowing = this.deliver(chunk) && flowing;
     if (flowing) source.resume();
+  }
+
+  /** Keeps bytes read before this took over the socket (see adoptReusableReads): they are delivered first. */
+  unread(chunk: Buffer): void {
+    this.early.push(chunk);
   }
 
   /** Sees every chunk before it is written (for header inspection only: the buffer is reused after the call). */
@@ -80,7 +85,7 @@ export class ReusableReads {
   }
 }
 
-/** The ReusableReads a socket was created with, if any. */
+/** The ReusableReads a socket was created with or adopted by, if any. */
 export function reusableReadsOf(socket: Socket): ReusableReads | undefined {
   return readsBySocket.get(socket);
 }

@@ -6,6 +6,7 @@ import type { WakeOn } from '../config.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import { ConnectionOutcome, type EmitEvent } from '../events.ts';
 import type { ConnectionActivity } from '../scaler/activity.ts';
+import { adoptReusableReads } from './accepted-reads.ts';
 import { EarlyInput } from './early-input.ts';
 import { FirstByteDeadlines } from './first-byte-deadlines.ts';
 import type { Hold, PendingConnections } from './pending.ts';
@@ -216,6 +217,8 @@ export class Router {
     try {
       const untrack = this.track(routed.podKey, backendSocket);
       const early = { head: routed.head, ended: false };
+      // Client bytes are read into a reused buffer from here on, as the backend's are (see adoptReusableReads).
+      adoptReusableReads(client);
       const splicing = splice(client, backendSocket, early);
       const handshake = new TlsRefusalWatch(client, backendSocket, routed.head);
       const result = await splicing;

@@ -70,11 +70,9 @@ export class TlsRefusalWatch {
       this.ruledOut = true;
       return;
     }
-    client.on('data', this.onClientData);
-    // A backend read into a reused buffer emits no 'data': its reads are observed instead.
-    const reads = reusableReadsOf(backend);
-    if (reads) reads.observe(this.onBackendData);
-    else backend.on('data', this.onBackendData);
+    // A socket read into a reused buffer emits no 'data': its reads are observed instead.
+    observeReads(client, this.onClientData);
+    observeReads(backend, this.onBackendData);
   }
 
   /** True if the backend's last word, during the handshake, was a TLS alert: it refused this client. */
@@ -85,6 +83,7 @@ export class TlsRefusalWatch {
   stop(): void {
     this.client.off('data', this.onClientData);
     this.backend.off('data', this.onBackendData);
+    reusableReadsOf(this.client)?.observe(undefined);
     reusableReadsOf(this.backend)?.observe(undefined);
   }
 
@@ -104,4 +103,10 @@ export class TlsRefusalWatch {
     // Anything but an alert after the client's second flight (a session ticket, HTTP/2 frames): the handshake was accepted.
     if (this.backendTurns >= 2) this.ruleOut();
   }
+}
+
+function observeReads(socket: Socket, observer: (chunk: Buffer) => void): void {
+  const reads = reusableReadsOf(socket);
+  if (reads) reads.observe(observer);
+  else socket.on('data', observer);
 }
