@@ -4,6 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 
 const root = resolve(import.meta.dirname, '..');
@@ -131,23 +132,48 @@ const builtinsThroughRequire: Plugin = {
 };
 
 // Built-ins that dependencies import at start but that an idle gateway never calls: the Kubernetes client's
-// watch (readline) and exec auth (child_process), commander's executable subcommands (child_process),
-// sonic-boom's assert. Each loaded one is compiled code and source pages; they load on first use instead.
-const idleUnusedBuiltins = new Set(['assert', 'child_process', 'readline']);
+// watch (readline) and sonic-boom's assert. Each loaded one is compiled code and source pages; they load on first use instead.
+const idleUnusedBuiltins = new Set(['assert', 'readline']);
 
 /** A stand-in with the built-in's export names (read here, same Node major) that loads it on first access. */
 function lazyBuiltinFacade(specifier: string): string {
   const real: unknown = createRequire(import.meta.url)(specifier);
-  const names = Object.keys(real as object).filter((name) => name !== 'default');
-  const getters = names.map((name) => `Object.defineProperty(facade, ${JSON.stringify(name)}, { enumerable: true, get: () => load()[${JSON.stringify(name)}] });`);
+  return lazyFacade(specifier, Object.keys(real as object), typeof real === 'function');
+}
+
+/** CommonJS whose exports are getters: the module behind `specifier` is required (initialised) on first access. */
+function lazyFacade(specifier: string, names: readonly string[], callable: boolean): string {
+  const getters = names
+    .filter((name) => name !== 'default' && name !== '__esModule')
+    .map((name) => `Object.defineProperty(facade, ${JSON.stringify(name)}, { enumerable: true, get: () => load()[${JSON.stringify(name)}] });`);
   return [
     'let loaded;',
     `const load = () => (loaded ??= require(${JSON.stringify(specifier)}));`,
-    typeof real === 'function' ? 'const facade = function (...args) { return load().apply(this, args); };' : 'const facade = {};',
+    callable ? 'const facade = function (...args) { return load().apply(this, args); };' : 'const facade = {};',
     ...getters,
     'module.exports = facade;',
   ].join('\n');
 }
+
+// Proxy agents and auth plugins the Kubernetes client imports at start, for kubeconfigs with a proxy-url,
+// an OIDC, Azure or GCP auth provider; a ServiceAccount token needs none of them. They (with socks,
+// ip-address, openid-client, oauth4webapi, jsonpath-plus, debug) initialise on first use instead.
+const kubernetesClientRarePackages = new Set(['socks-proxy-agent', 'socks', 'hpagent', 'openid-client', 'jsonpath-plus']);
+const kubernetesClientLazyPackages: Plugin = {
+  name: 'kubernetes-client-lazy-packages',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (args) => {
+      if (!kubernetesClientRarePackages.has(args.path) || args.namespace === 'lazy-package' || !/[\\/]@kubernetes[\\/]client-node[\\/]/.test(args.importer)) return undefined;
+      return { path: args.path, namespace: 'lazy-package', pluginData: { resolveDir: args.resolveDir } };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, async (args) => {
+      const { resolveDir } = args.pluginData as { resolveDir: string };
+      const real = await b.resolve(args.path, { kind: 'import-statement', resolveDir });
+      const names = Object.keys((await import(pathToFileURL(real.path).href)) as object);
+      return { loader: 'js', contents: lazyFacade(args.path, names, false), resolveDir };
+    });
+  },
+};
 
 const outfile = join(root, 'dist', 'main.js');
 const result = await build({
@@ -166,7 +192,7 @@ const result = await build({
   sourcemap: false,
   legalComments: 'none',
   metafile: process.argv.includes('--metafile'),
-  plugins: [builtinsThroughRequire, kubernetesClientWithoutSideEffects, stringOnlySerializer, withoutUndici, withoutPinoTransports, pinoOnMainThread, withoutPromClientExtras],
+  plugins: [builtinsThroughRequire, kubernetesClientLazyPackages, kubernetesClientWithoutSideEffects, stringOnlySerializer, withoutUndici, withoutPinoTransports, pinoOnMainThread, withoutPromClientExtras],
   logLevel: 'warning',
 });
 // V8 keeps a script's source for lazy compilation; one non-ASCII character makes it UTF-16, twice the
