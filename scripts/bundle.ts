@@ -2,8 +2,9 @@
 // is large and loading all of it costs ~40 MiB of resident memory (see README "Performance").
 //   node scripts/bundle.ts [--metafile]     (npm run bundle; npm run build runs it after tsc)
 import { readFileSync, writeFileSync } from 'node:fs';
-import { isBuiltin } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 
 const root = resolve(import.meta.dirname, '..');
@@ -76,6 +77,42 @@ const withoutPinoTransports: Plugin = {
   },
 };
 
+// pino's tools load worker_threads only to read isMainThread, for a destination it would open itself; the
+// gateway hands pino process.stdout (src/log.ts) and runs as the main thread, never in a Worker.
+const pinoOnMainThread: Plugin = {
+  name: 'pino-on-main-thread',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?worker_threads$/ }, (args) => (/[\\/]pino[\\/]lib[\\/]tools\.js$/.test(args.importer) ? { path: 'worker_threads', namespace: 'pino-on-main-thread' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'pino-on-main-thread' }, () => ({ loader: 'js', contents: 'module.exports = { isMainThread: true };' }));
+  },
+};
+
+// prom-client loads its Pushgateway (and with it zlib) and OpenTelemetry's API (only for exemplars) at start;
+// the gateway is scraped and has no exemplars. Either one, still reached, fails loudly.
+const withoutPromClientExtras: Plugin = {
+  name: 'without-prom-client-extras',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]prom-client[\\/]lib[\\/]pushgateway\.js$/ }, () => ({
+      loader: 'js',
+      contents: `module.exports = class Pushgateway {
+  constructor() {
+    throw new Error('buildkitd-autoscaler bundle: the Pushgateway is not included; /metrics is scraped');
+  }
+};
+`,
+    }));
+    b.onResolve({ filter: /^@opentelemetry\/api$/ }, () => ({ path: '@opentelemetry/api', namespace: 'without-prom-client-extras' }));
+    b.onLoad({ filter: /.*/, namespace: 'without-prom-client-extras' }, () => ({
+      loader: 'js',
+      contents: `const missing = () => {
+  throw new Error('buildkitd-autoscaler bundle: @opentelemetry/api is not included; metrics have no exemplars');
+};
+module.exports = { get trace() { return missing(); }, get context() { return missing(); } };
+`,
+    }));
+  },
+};
+
 // An ES module import of a Node built-in goes through a module facade that reads every export, and with
 // that every lazy one: `node:http` alone then loads Node's own undici (its WebSocket), HTTP/2 and worker
 // threads. Through require() they stay lazy: ~5 MiB less resident memory at idle.
@@ -83,10 +120,60 @@ const builtinsThroughRequire: Plugin = {
   name: 'builtins-through-require',
   setup(b) {
     b.onResolve({ filter: /.*/ }, (args) => {
-      if (args.kind !== 'import-statement' || !isBuiltin(args.path)) return undefined;
+      if (!isBuiltin(args.path)) return undefined;
+      if (args.namespace === 'builtin-lazy') return { path: args.path, external: true };
+      if (idleUnusedBuiltins.has(args.path.replace(/^node:/, ''))) return { path: args.path, namespace: 'builtin-lazy' };
+      if (args.kind !== 'import-statement') return undefined;
       return { path: args.path, namespace: 'builtin-require' };
     });
     b.onLoad({ filter: /.*/, namespace: 'builtin-require' }, (args) => ({ loader: 'js', contents: `module.exports = require(${JSON.stringify(args.path)});` }));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-lazy' }, (args) => ({ loader: 'js', contents: lazyBuiltinFacade(args.path) }));
+  },
+};
+
+// Built-ins that dependencies import at start but that an idle gateway never calls: the Kubernetes client's
+// watch (readline) and sonic-boom's assert. Each loaded one is compiled code and source pages; they load
+// on first use instead. child_process stays eager: the client's ExecAuth reads spawn when it is constructed.
+const idleUnusedBuiltins = new Set(['assert', 'readline']);
+
+/** A stand-in with the built-in's export names (read here, same Node major) that loads it on first access. */
+function lazyBuiltinFacade(specifier: string): string {
+  const real: unknown = createRequire(import.meta.url)(specifier);
+  return lazyFacade(specifier, Object.keys(real as object), typeof real === 'function');
+}
+
+/** CommonJS whose exports are getters: the module behind `specifier` is required (initialised) on first access. */
+function lazyFacade(specifier: string, names: readonly string[], callable: boolean): string {
+  const getters = names
+    .filter((name) => name !== 'default' && name !== '__esModule')
+    .map((name) => `Object.defineProperty(facade, ${JSON.stringify(name)}, { enumerable: true, get: () => load()[${JSON.stringify(name)}] });`);
+  return [
+    'let loaded;',
+    `const load = () => (loaded ??= require(${JSON.stringify(specifier)}));`,
+    callable ? 'const facade = function (...args) { return load().apply(this, args); };' : 'const facade = {};',
+    ...getters,
+    'module.exports = facade;',
+  ].join('\n');
+}
+
+// Proxy agents and auth plugins the Kubernetes client imports at start, for kubeconfigs with a proxy-url,
+// an OIDC, Azure or GCP auth provider; a ServiceAccount token needs none of them. They (with socks,
+// ip-address, openid-client, oauth4webapi, jsonpath-plus, debug) initialise on first use instead: idle RSS
+// -0.5 MiB, although behind a require() esbuild keeps their whole code (the bundle grows ~110 KB).
+const kubernetesClientRarePackages = new Set(['socks-proxy-agent', 'socks', 'hpagent', 'openid-client', 'jsonpath-plus']);
+const kubernetesClientLazyPackages: Plugin = {
+  name: 'kubernetes-client-lazy-packages',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (args) => {
+      if (!kubernetesClientRarePackages.has(args.path) || args.namespace === 'lazy-package' || !/[\\/]@kubernetes[\\/]client-node[\\/]/.test(args.importer)) return undefined;
+      return { path: args.path, namespace: 'lazy-package', pluginData: { resolveDir: args.resolveDir } };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, async (args) => {
+      const { resolveDir } = args.pluginData as { resolveDir: string };
+      const real = await b.resolve(args.path, { kind: 'import-statement', resolveDir });
+      const names = Object.keys((await import(pathToFileURL(real.path).href)) as object);
+      return { loader: 'js', contents: lazyFacade(args.path, names, false), resolveDir };
+    });
   },
 };
 
@@ -107,7 +194,7 @@ const result = await build({
   sourcemap: false,
   legalComments: 'none',
   metafile: process.argv.includes('--metafile'),
-  plugins: [builtinsThroughRequire, kubernetesClientWithoutSideEffects, stringOnlySerializer, withoutUndici, withoutPinoTransports],
+  plugins: [builtinsThroughRequire, kubernetesClientLazyPackages, kubernetesClientWithoutSideEffects, stringOnlySerializer, withoutUndici, withoutPinoTransports, pinoOnMainThread, withoutPromClientExtras],
   logLevel: 'warning',
 });
 // V8 keeps a script's source for lazy compilation; one non-ASCII character makes it UTF-16, twice the

@@ -105,19 +105,26 @@ export class Router {
     };
   }
 
-  async handle(client: Socket): Promise<void> {
+  handle(client: Socket): Promise<void> {
     const id = this.nextId++;
     const arrivedAt = this.o.clock.now();
     this.handling += 1;
-    try {
-      // Two phases, so that a long-lived connection keeps only what relaying needs: the routing phase's
-      // closures, early-input capture and hold are garbage once it returns (~3 KiB less heap per open connection).
-      const routed = await this.route(client, id, arrivedAt);
-      if (routed) await this.relay(client, id, arrivedAt, routed);
-    } finally {
-      this.handling -= 1;
-      if (this.handling === 0) this.allLogged.splice(0).forEach((resolve) => resolve());
-    }
+    // Two phases, so that a long-lived connection keeps only what relaying needs: the routing phase's
+    // closures, early-input capture and hold are garbage once it returns (~3 KiB less heap per open connection).
+    // Chained, not awaited: an open connection then keeps one suspended async function (relay), not two.
+    return this.route(client, id, arrivedAt).then(
+      (routed) => (routed ? this.relay(client, id, arrivedAt, routed) : this.logged()),
+      (error: unknown) => {
+        this.logged();
+        throw error;
+      },
+    );
+  }
+
+  /** One connection's access line is out (relay and route call it last). */
+  private logged(): void {
+    this.handling -= 1;
+    if (this.handling === 0) this.allLogged.splice(0).forEach((resolve) => resolve());
   }
 
   /** Resolves once every connection handled so far has ended and emitted its access line (shutdown waits for it). */
@@ -234,6 +241,7 @@ export class Router {
       });
     } finally {
       activity.close();
+      this.logged();
     }
   }
 
