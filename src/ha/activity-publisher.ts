@@ -53,8 +53,9 @@ export function raises(published: Report | undefined, now: Report, connectionsPe
 
 /**
  * Publishes this replica's activity in its own Lease, renewed every renew period and at once when it raises
- * what the others see (under connection churn, one write per flip was ~10 writes a second). Deleted on shutdown after the last connection closed, so the report of a
- * replica that drained properly never blocks anyone.
+ * what the others see (a write per busy/idle flip was ~10 a second under connection churn). Deleted on
+ * shutdown after the last connection closed, so the report of a replica that drained properly never blocks
+ * anyone.
  */
 export class ActivityPublisher {
   readonly instance = randomUUID();
@@ -128,7 +129,7 @@ export class ActivityPublisher {
     return raises(this.published, this.o.read(), this.o.connectionsPerReplica);
   }
 
-  /** Stops renewing, publishes the final state if not written yet, and deletes the Lease (call once the last connection has closed). */
+  /** Stops renewing, writes the final state if not written yet, deletes the Lease (once the last connection closed). */
   async stop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
