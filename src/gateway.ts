@@ -290,6 +290,7 @@ export class Gateway {
       labels: { ...labels, [leaseRoleLabel]: 'activity' },
       leaseDurationMs: config.leaderElectionLeaseDurationMs,
       renewPeriodMs: config.leaderElectionRetryPeriodMs,
+      connectionsPerReplica: config.connectionsPerReplica,
       clock,
       emit,
       read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown, wake: this.wakes.current() }),

@@ -29,6 +29,7 @@ function publisher(store: FakeLeaseStore, clock: ManualClock, options: { events?
     labels: { 'buildkitd-autoscaler/group': 'bka', 'buildkitd-autoscaler/role': 'activity' },
     leaseDurationMs: 6_000,
     renewPeriodMs: 1_000,
+    connectionsPerReplica: 2,
     clock,
     emit: (e) => options.events?.push(e),
     read: options.read ?? (() => ({ open: 0, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false })),
@@ -92,6 +93,7 @@ test('publishSoon coalesces a burst into one write, then renewals continue', asy
   assert.equal(store.writes - before, 1, 'a burst of changes is one write');
   assert.equal(published(store)?.open, 51, 'with the latest counts');
   // Right after a write, the next publishSoon waits the minimum gap instead of writing at once.
+  open = 53;
   p.publishSoon();
   clock.advance(0);
   await flush();
@@ -160,4 +162,125 @@ test('an API server that fails the writes: a lease_failed event with its code, a
   await advance(clock, 1_000);
   assert.equal(published(store)?.open, 4);
   await p.stop();
+});
+
+type Report = Omit<PublishedActivity, 'instance'>;
+const idle: Report = { open: 0, held: 0, pods: { 'buildkitd-0': { open: 0, lastActiveAt: wallStart } }, since: wallStart, ack: undefined, draining: false };
+const busy = (report: Report, open = 1): Report => ({ ...report, open, pods: { ...report.pods, 'buildkitd-0': { open, lastActiveAt: wallStart } } });
+
+/** A publisher whose report is `state.report`, told of every change the way the scale controller tells it. */
+async function started(initial: Report) {
+  const store = new FakeLeaseStore();
+  const clock = new ManualClock();
+  const state = { report: initial };
+  const p = publisher(store, clock, { read: () => state.report });
+  await p.start();
+  const change = (report: Report) => {
+    state.report = report;
+    p.publishSoon();
+  };
+  return { store, clock, p, change };
+}
+
+test('a builder flipping busy/idle every few ms costs about one write per renew period, not one per gap', async () => {
+  const { store, clock, p, change } = await started(idle);
+  const before = store.writes;
+  let shownBusy = 0;
+  for (let t = 0; t < 10_000; t += 5) {
+    change(t % 10 === 0 ? busy(idle) : { ...idle, pods: { 'buildkitd-0': { open: 0, lastActiveAt: wallStart + t } } });
+    clock.advance(5);
+    await flush();
+    if ((published(store)?.pods['buildkitd-0']?.open ?? 0) > 0) shownBusy += 1;
+  }
+  // A renewal may catch it idle: then one more write shows it busy again. 10 renew periods: at most 20 writes.
+  assert.ok(store.writes - before <= 20, `${store.writes - before} writes in 10 s`);
+  assert.ok(shownBusy > 0, 'the others saw the builder busy');
+  await p.stop();
+});
+
+test('a change that raises what the others see is written within the minimum gap', async () => {
+  const raising: Array<[string, (report: Report) => Report]> = [
+    ['a pod newly busy', (r) => busy(r)],
+    ['held connections', (r) => ({ ...r, held: 1 })],
+    ['needed replicas up', (r) => busy(r, 3)],
+    ['a new ack', (r) => ({ ...r, ack: 'proposal-2' })],
+    ['a wake request', (r) => ({ ...r, wake: [{ replicas: 2, until: wallStart + 60_000 }] })],
+    ['draining', (r) => ({ ...r, draining: true })],
+  ];
+  for (const [what, raise] of raising) {
+    const base = what === 'needed replicas up' ? busy(idle, 2) : what === 'a new ack' ? { ...idle, ack: 'proposal-1' } : idle;
+    const { store, clock, p, change } = await started(base);
+    await advance(clock, 50, 50);
+    const before = store.writes;
+    const raised = raise(base);
+    change(raised);
+    await advance(clock, 50, 50);
+    assert.equal(store.writes, before + 1, `${what}: written once the minimum gap has passed`);
+    assert.deepEqual(published(store), { ...raised, instance: p.instance }, what);
+    await p.stop();
+  }
+});
+
+test('a change that only lowers what the others see waits for the next renewal', async () => {
+  const lowering: Array<[string, Report, Report]> = [
+    ['busy -> idle', busy(idle), { ...idle, pods: { 'buildkitd-0': { open: 0, lastActiveAt: wallStart + 10 } } }],
+    ['needed down', busy(idle, 3), busy(idle, 2)],
+    ['held gone', { ...idle, held: 2 }, { ...idle, lastHeldCloseAt: wallStart + 10 }],
+    ['ack withdrawn', { ...idle, ack: 'proposal-1' }, idle],
+  ];
+  for (const [what, from, to] of lowering) {
+    const { store, clock, p, change } = await started(from);
+    await advance(clock, 200, 50);
+    const before = store.writes;
+    change(to);
+    await advance(clock, 750, 50);
+    assert.equal(store.writes, before, `${what}: not written before the renewal`);
+    await advance(clock, 50, 50);
+    assert.equal(store.writes, before + 1, `${what}: written at the renewal`);
+    assert.deepEqual(published(store), { ...to, instance: p.instance }, what);
+    await p.stop();
+  }
+});
+
+test('busy -> idle -> busy against a published busy report costs no write at all', async () => {
+  const { store, clock, p, change } = await started(busy(idle));
+  await advance(clock, 200, 50);
+  const before = store.writes;
+  change(idle);
+  clock.advance(20);
+  await flush();
+  change(busy(idle));
+  await advance(clock, 700, 50);
+  assert.equal(store.writes, before);
+  await p.stop();
+});
+
+test('a raise undone before the gap has passed is not written before the renewal', async () => {
+  const { store, clock, p, change } = await started(idle);
+  await advance(clock, 50, 50);
+  const before = store.writes;
+  change(busy(idle));
+  clock.advance(20);
+  await flush();
+  change({ ...idle, pods: { 'buildkitd-0': { open: 0, lastActiveAt: wallStart + 70 } } });
+  await advance(clock, 900, 50);
+  assert.equal(store.writes, before);
+  await p.stop();
+});
+
+test('stopping publishes the final state not yet written, then deletes the Lease', async () => {
+  const { store, clock, p, change } = await started({ ...busy(idle), draining: true });
+  await advance(clock, 200, 50);
+  const final: Report = { ...idle, pods: { 'buildkitd-0': { open: 0, lastActiveAt: wallStart + 200 } }, draining: true };
+  change(final);
+  const versions: Array<PublishedActivity | undefined> = [];
+  const update = store.update.bind(store);
+  store.update = async (lease) => {
+    const stored = await update(lease);
+    versions.push(decodeActivity(stored.metadata?.annotations?.[activityAnnotation]));
+    return stored;
+  };
+  await p.stop();
+  assert.deepEqual(versions, [{ ...final, instance: p.instance }], 'the final state, once');
+  assert.equal(store.leases.has(leaseName), false, 'deleted');
 });

@@ -7,6 +7,8 @@ import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import { microTime, type LeaseStore } from '../kube/leases.ts';
 import { activityAnnotation, decodeActivity, encodeActivity, type PublishedActivity } from './activity-lease.ts';
 
+type Report = Omit<PublishedActivity, 'instance'>;
+
 export interface ActivityPublisherOptions {
   store: LeaseStore;
   /** This replica's activity Lease. */
@@ -14,12 +16,14 @@ export interface ActivityPublisherOptions {
   identity: string;
   labels: Record<string, string>;
   leaseDurationMs: number;
-  /** Renewal interval; a change that matters to the others is published at once instead. */
+  /** Renewal interval; a change that raises what the others see is published at once instead. */
   renewPeriodMs: number;
+  /** How many connections one builder takes: the others see the replicas this report needs. */
+  connectionsPerReplica: number;
   clock: Clock;
   emit: EmitEvent;
   /** What to publish now (counts, the acknowledged proposal, draining). */
-  read: () => Omit<PublishedActivity, 'instance'>;
+  read: () => Report;
   /** The gateway's own pod: the Lease is owned by it, so the garbage collector removes a dead pod's report. */
   ownerPod?: { name: string; uid: string } | undefined;
   wallNow?: () => number;
@@ -29,9 +33,29 @@ export interface ActivityPublisherOptions {
 const minGapMs = 100;
 
 /**
- * Publishes this replica's activity in its own Lease, renewed every renew period and at once when something
- * the others decide on changes. Deleted on shutdown after the last connection closed, so the report of a
- * replica that drained properly never blocks anyone.
+ * Whether `now` shows the others something they must act on at once that `published` did not: a pod newly
+ * busy (never remove it), more replicas needed, held connections, a new ack, a wake request, draining.
+ * Everything else only lowers (a pod idle starts the idle timeout): one renew period later is soon enough.
+ */
+export function raises(published: Report | undefined, now: Report, connectionsPerReplica: number): boolean {
+  if (!published) return true;
+  const needed = (r: Report) => Math.ceil((r.open + r.held) / connectionsPerReplica);
+  const wakes = new Set(published.wake?.map((w) => `${w.replicas}@${w.until}`));
+  return (
+    (now.ack !== undefined && now.ack !== published.ack) ||
+    (now.held > 0 && published.held === 0) ||
+    needed(now) > needed(published) ||
+    (now.draining && !published.draining) ||
+    Object.entries(now.pods).some(([name, entry]) => entry.open > 0 && !((published.pods[name]?.open ?? 0) > 0)) ||
+    (now.wake ?? []).some((w) => !wakes.has(`${w.replicas}@${w.until}`))
+  );
+}
+
+/**
+ * Publishes this replica's activity in its own Lease, renewed every renew period and at once when it raises
+ * what the others see (a write per busy/idle flip was ~10 a second under connection churn). Deleted on
+ * shutdown after the last connection closed, so the report of a replica that drained properly never blocks
+ * anyone.
  */
 export class ActivityPublisher {
   readonly instance = randomUUID();
@@ -39,6 +63,9 @@ export class ActivityPublisher {
   private readonly wallNow: () => number;
   private current: V1Lease | undefined;
   private timer: Timer | undefined;
+  private soon: Timer | undefined;
+  /** The report the Lease holds since this process last wrote it successfully. */
+  private published: Report | undefined;
   private lastPublishAt = Number.NEGATIVE_INFINITY;
   private inFlight: Promise<void> | undefined;
   private again = false;
@@ -87,19 +114,29 @@ export class ActivityPublisher {
     }
   }
 
-  /** Something the other replicas decide on changed: publish soon (coalesced). */
+  /** Something the other replicas decide on changed: publish soon (coalesced) if it raises what they see. */
   publishSoon(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.soon || !this.raisesPublished()) return;
     const wait = Math.max(0, this.lastPublishAt + minGapMs - this.o.clock.now());
-    this.timer?.cancel();
-    this.timer = this.o.clock.setTimer(wait, () => void this.publishAndReschedule());
+    this.soon = this.o.clock.setTimer(wait, () => {
+      this.soon = undefined;
+      // Undone meanwhile (busy -> idle inside the gap): the renewal carries it.
+      if (this.raisesPublished()) void this.publishAndReschedule();
+    });
   }
 
-  /** Stops renewing and deletes the Lease (call once the last connection has closed). */
+  private raisesPublished(): boolean {
+    return raises(this.published, this.o.read(), this.o.connectionsPerReplica);
+  }
+
+  /** Stops renewing, writes the final state if not written yet, deletes the Lease (once the last connection closed). */
   async stop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
+    this.soon?.cancel();
     await this.inFlight;
+    // The others remember a departed replica's last report (when its pods were last busy): make it the final one.
+    if (!this.published || encodeActivity({ ...this.o.read(), instance: this.instance }) !== encodeActivity({ ...this.published, instance: this.instance })) await this.write();
     try {
       await this.o.store.delete(this.o.leaseName, undefined);
     } catch (error) {
@@ -114,6 +151,8 @@ export class ActivityPublisher {
   }
 
   private async publishAndReschedule(): Promise<void> {
+    this.soon?.cancel();
+    this.soon = undefined;
     await this.publish();
     this.scheduleRenewal();
   }
@@ -136,7 +175,8 @@ export class ActivityPublisher {
   private async write(): Promise<void> {
     this.lastPublishAt = this.o.clock.now();
     const now = microTime(this.wallNow()) as unknown as Date;
-    const annotations = { [activityAnnotation]: encodeActivity({ ...this.o.read(), instance: this.instance }) };
+    const report = this.o.read();
+    const annotations = { [activityAnnotation]: encodeActivity({ ...report, instance: this.instance }) };
     const ownerReferences: V1OwnerReference[] | undefined = this.o.ownerPod
       ? [{ apiVersion: 'v1', kind: 'Pod', name: this.o.ownerPod.name, uid: this.o.ownerPod.uid }]
       : undefined;
@@ -148,6 +188,7 @@ export class ActivityPublisher {
           metadata: { name: this.o.leaseName, labels: this.o.labels, annotations, ...(ownerReferences ? { ownerReferences } : {}) },
           spec: { ...spec, acquireTime: now },
         });
+        this.published = report;
         return;
       }
       this.current = await this.o.store.update({
@@ -155,6 +196,7 @@ export class ActivityPublisher {
         metadata: { ...this.current.metadata, labels: { ...this.current.metadata?.labels, ...this.o.labels }, annotations: { ...this.current.metadata?.annotations, ...annotations } },
         spec: { ...this.current.spec, ...spec },
       });
+      this.published = report;
     } catch (error) {
       const status = apiStatus(error);
       const other = status === 409 ? await this.o.store.get(this.o.leaseName).catch(() => undefined) : undefined;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ManualClock } from '../clock.ts';
+import { raises } from '../ha/activity-publisher.ts';
 import type { GatewayEvent } from '../events.ts';
 import { LocalActivity } from './activity.ts';
 import { ScaleActuator, type ScaleTarget } from './actuator.ts';
@@ -367,14 +368,16 @@ test('scale-down under churn: no scale-down lands while a connection is on the p
   };
   const followerProposals = { current: () => followerView.current(), write: () => Promise.resolve(false) };
   // Each replica's activity Lease as the other reads it: its live report when it publishes (100 ms after a
-  // change, and every 2 s), seen after the watch latency.
+  // change that raises what it last published, and every 2 s), seen after the watch latency.
   const published = new Map<string, ReplicaReport>();
+  const lastPublished = new Map<string, ReplicaReport>();
   const others = (self: string) => () => [...published.values()].filter((r) => r.identity !== self);
   const a = replica('a', clock, scale, cluster, { leader: () => true, others: others('a'), proposals: leaderProposals as unknown as LocalProposalStore });
   const b = replica('b', clock, scale, cluster, { leader: () => false, others: others('b'), proposals: followerProposals as unknown as LocalProposalStore });
   replicas.push(a, b);
   const publish = (from: typeof a) => {
     const report = from.report();
+    lastPublished.set(report.identity, report);
     clock.setTimer(watchLatencyMs, () => {
       published.set(report.identity, report);
       for (const r of replicas) if (r !== from) r.controller.requestReconcile();
@@ -382,7 +385,21 @@ test('scale-down under churn: no scale-down lands while a connection is on the p
   };
   for (const r of replicas) {
     published.set(r.report().identity, r.report());
-    r.controller.onReportChange(() => clock.setTimer(100, () => publish(r)));
+    lastPublished.set(r.report().identity, r.report());
+    const raisesPublished = () => {
+      const now = r.report();
+      const before = lastPublished.get(now.identity);
+      return raises(before && { ...before, draining: false }, { ...now, draining: false }, 8);
+    };
+    let soon = false;
+    r.controller.onReportChange(() => {
+      if (soon || !raisesPublished()) return;
+      soon = true;
+      clock.setTimer(100, () => {
+        soon = false;
+        if (raisesPublished()) publish(r);
+      });
+    });
     const renew = () => clock.setTimer(2000, () => { publish(r); renew(); });
     renew();
   }

@@ -69,7 +69,6 @@ export class ScaleController {
   private resyncTimer: Timer | undefined;
   private routableNames = new Set<string>();
   private routingSignature = '';
-  private signature = '';
   private lastLogged = '';
   private readonly expiredSeen = new Set<string>();
   private blocked = false;
@@ -161,7 +160,10 @@ export class ScaleController {
     return () => this.routableListeners.delete(listener);
   }
 
-  /** Fires when this replica's report changed in a way the others decide on (publish it soon). */
+  /**
+   * Fires after every decision: this replica's report may have changed. The publisher compares it with what
+   * it last published (not with the previous decision) and writes at once only what the others must see.
+   */
   onReportChange(listener: () => void): () => void {
     this.reportListeners.add(listener);
     return () => this.reportListeners.delete(listener);
@@ -212,12 +214,7 @@ export class ScaleController {
       this.routableNames = new Set(decision.routable);
       for (const listener of this.routableListeners) listener();
     }
-    const busyPods = Object.entries(snapshot.pods).filter(([, entry]) => entry.open > 0).map(([name]) => name).sort();
-    const signature = `${this.ack ?? ''}|${snapshot.held > 0}|${Math.ceil((snapshot.open + snapshot.held) / o.policy.connectionsPerReplica)}|${busyPods.join(',')}|${wake.map((w) => `${w.replicas}@${w.until}`).join(',')}`;
-    if (signature !== this.signature) {
-      this.signature = signature;
-      for (const listener of this.reportListeners) listener();
-    }
+    for (const listener of this.reportListeners) listener();
     this.report(decision, others.length + 1, observed);
     if (this.stopped) return;
     this.act(decision, observed);
