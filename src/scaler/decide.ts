@@ -11,8 +11,8 @@
  *   2. commit: once every counted report acknowledges with no connection on the pod, the leader lowers the
  *      StatefulSet by one. The proposal stays as a fence until the pod is gone, so a quick re-wake never
  *      reuses it (the StatefulSet controller may still delete it).
- * Anything that contradicts the proposal (a connection on the pod, demand that needs it, a replica gone
- * quiet, someone else scaling) withdraws it.
+ * Anything that contradicts the proposal (a connection on the pod, one that came and went within the idle
+ * timeout, demand that needs it, a replica gone quiet, someone else scaling) withdraws it.
  *
  * A wake request (POST /wake) in any counted report keeps at least its replicas until it ends, connections
  * or not; after that the ordinary idle rules apply to the woken pods.
@@ -230,12 +230,16 @@ function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep
   if (proposal) {
     const names = Object.keys(proposal.pods);
     const busy = c.counted.find((r) => names.some((name) => (r.pods[name]?.open ?? 0) > 0));
+    // A connection that came and went between two writes of a report shows only in its lastActiveAt.
+    const usedSince = c.counted.find((r) => names.some((name) => now < (r.pods[name]?.lastActiveAt ?? 0) + policy.idleTimeoutMs));
     const reason =
       c.spec !== proposal.from
         ? `the StatefulSet has ${c.spec} replicas now, not ${proposal.from}`
         : busy
           ? `${busy.identity} has a connection on ${names.join(', ')}`
-          : c.needed > proposal.to
+          : usedSince
+            ? `${usedSince.identity} used ${names.filter((name) => now < (usedSince.pods[name]?.lastActiveAt ?? 0) + policy.idleTimeoutMs).join(', ')} within the idle timeout`
+            : c.needed > proposal.to
             ? `demand needs ${c.needed} replicas`
             : c.blockedBy.length > 0
               ? `no fresh report from ${c.blockedBy.join(', ')}`
