@@ -252,6 +252,15 @@ test('a wake request reconciles at once: one builder with no client, kept for th
   assert.equal(scale.replicas, 0, 'idled down once the window ended');
 });
 
+/** `count` connections of this replica, routed to `pod`. */
+function connectionsOn(activity: LocalActivity, pod: string, count: number): ReturnType<LocalActivity['arrive']>[] {
+  return Array.from({ length: count }, () => {
+    const connection = activity.arrive();
+    connection.assign(pod);
+    return connection;
+  });
+}
+
 test('a cold start for waiting connections is scaled with the cause the wake metric counts', async () => {
   const clock = new ManualClock();
   const scale = new FakeScale();
@@ -270,11 +279,7 @@ test('connections on a ready pod count in routing() at once, cost one decision p
   const { activity, controller, decisions } = replica('a', clock, scale, cluster);
   await flush();
   const decisionsBefore = decisions();
-  const connections = Array.from({ length: 5 }, () => {
-    const connection = activity.arrive();
-    connection.assign('buildkitd-0');
-    return connection;
-  });
+  const connections = connectionsOn(activity, 'buildkitd-0', 5);
   // The balancer sees this replica's own connections before any decision counted them.
   assert.equal(controller.routing().loads['buildkitd-0'], 5);
   await flush();
@@ -306,11 +311,7 @@ test('at the maximum, connections beyond every builder\'s share decide nothing n
   const cluster = { pods: [pod0] };
   const { activity, controller, decisions } = replica('a', clock, scale, cluster);
   await flush();
-  const onPod = (count: number) => Array.from({ length: count }, () => {
-    const connection = activity.arrive();
-    connection.assign('buildkitd-0');
-    return connection;
-  });
+  const onPod = (count: number) => connectionsOn(activity, 'buildkitd-0', count);
   const first = onPod(9);
   controller.routing(true);
   const decisionsBefore = decisions();
