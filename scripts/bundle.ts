@@ -77,8 +77,8 @@ const withoutPinoTransports: Plugin = {
   },
 };
 
-// pino's tools load worker_threads only to read isMainThread, for a destination it would open itself; the
-// gateway hands pino process.stdout (src/log.ts) and runs as the main thread, never in a Worker.
+// pino's tools load worker_threads only to read isMainThread, for its transports; the gateway writes through
+// a synchronous sonic-boom destination (src/log.ts) and runs as the main thread, never in a Worker.
 const pinoOnMainThread: Plugin = {
   name: 'pino-on-main-thread',
   setup(b) {
