@@ -2,11 +2,10 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { kubeconfigFile } from '../support/kubeconfig.ts';
 import { freePort } from '../support/net.ts';
 
 const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
@@ -57,23 +56,6 @@ test('--print-config shows effective values and where each came from; env wins o
 });
 
 
-/** A kubeconfig whose API server does not answer: the gateway must keep running, unready, and say why. */
-function unreachableKubeconfig(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bka-process-'));
-  const path = join(dir, 'kubeconfig');
-  writeFileSync(
-    path,
-    `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: "t"}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-`,
-  );
-  return path;
-}
-
 async function untilOk<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -89,7 +71,7 @@ test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grac
   const child = spawn(process.execPath, [entry], {
     env: {
       PATH: process.env['PATH'] ?? '',
-      KUBECONFIG_PATH: unreachableKubeconfig(),
+      KUBECONFIG_PATH: kubeconfigFile(),
       PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
       METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
       SHUTDOWN_GRACE_PERIOD: '1500ms',

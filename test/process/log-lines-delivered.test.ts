@@ -4,30 +4,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { kubeconfigFile } from '../support/kubeconfig.ts';
 import { freePort } from '../support/net.ts';
 
 const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
-
-/** An API server at `server`: none answers, so connections are held (never routed) and the gateway keeps running. */
-function kubeconfigFor(server = 'https://127.0.0.1:9'): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'bka-log-')), 'kubeconfig');
-  writeFileSync(
-    path,
-    `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "${server}", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: "t"}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-`,
-  );
-  return path;
-}
 
 interface Started { child: ChildProcessWithoutNullStreams; stdout: () => string; proxyPort: number; metricsPort: number }
 
@@ -35,7 +18,7 @@ function startGateway(env: Record<string, string>, proxyPort: number, metricsPor
   const child = spawn(process.execPath, [entry], {
     env: {
       PATH: process.env['PATH'] ?? '',
-      KUBECONFIG_PATH: kubeconfigFor(),
+      KUBECONFIG_PATH: kubeconfigFile(),
       PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
       METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
       SHUTDOWN_DELAY: '0s',
@@ -75,7 +58,7 @@ async function startQuietGateway(t: TestContext): Promise<Started> {
   api.listen(0, '127.0.0.1');
   await once(api, 'listening');
   // No Leases either: the first Lease write would wait for that server before the proxy listens.
-  const gateway = startGateway({ KUBECONFIG_PATH: kubeconfigFor(`https://127.0.0.1:${(api.address() as { port: number }).port}`), LEADER_ELECTION: 'false' }, await freePort(), await freePort());
+  const gateway = startGateway({ KUBECONFIG_PATH: kubeconfigFile(`https://127.0.0.1:${(api.address() as { port: number }).port}`), LEADER_ELECTION: 'false' }, await freePort(), await freePort());
   t.after(() => {
     gateway.child.kill('SIGKILL');
     for (const socket of silent) socket.destroy();
