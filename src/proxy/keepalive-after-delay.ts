@@ -3,7 +3,7 @@ import { systemClock, type Clock, type Timer } from '../clock.ts';
 
 /** TCP keepalive's first probe after this much idle time, as the gateway has always set it (then libuv's 1 s x 10). */
 export const KEEPALIVE_IDLE_MS = 30_000;
-/** How often sockets are checked; each gets keepalive between two and one sweeps before its first probe is due. */
+/** How often sockets are checked; each gets keepalive one to two sweeps (2-4 s) before its first probe is due. */
 export const KEEPALIVE_SWEEP_MS = 2_000;
 
 /** What this needs of a socket (a fake in unit tests). */
