@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { keepaliveAfterDelay } from '../proxy/keepalive-after-delay.ts';
 import { ReusableReads } from '../proxy/reusable-reads.ts';
 import type { Backend } from './backend-set.ts';
 
@@ -10,7 +11,7 @@ import type { Backend } from './backend-set.ts';
 export function dialBackend(backend: Backend, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const reads = new ReusableReads();
-    const socket = reads.bind(connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000, onread: reads.options }));
+    const socket = reads.bind(connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true, onread: reads.options }));
     const timer = setTimeout(() => {
       socket.destroy();
       reject(Object.assign(new Error(`ETIMEDOUT connect to ${backend.host}:${backend.port} timed out after ${timeoutMs}ms`), { code: 'ETIMEDOUT' }));
@@ -24,6 +25,8 @@ export function dialBackend(backend: Backend, timeoutMs: number): Promise<Socket
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.off('error', onError);
+      // Keepalive (a vanished pod is found) only if the connection outlives its delay.
+      keepaliveAfterDelay(socket);
       resolve(socket);
     });
   });

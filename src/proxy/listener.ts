@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { ErrorCode, GatewayError } from '../errors.ts';
 import { ConnectionOutcome, type EmitEvent } from '../events.ts';
 import type { ListenAddress } from '../listen-address.ts';
+import { socketKeepalive } from './keepalive-after-delay.ts';
 
 export interface ListenerOptions {
   address: ListenAddress;
@@ -20,8 +21,9 @@ export class ProxyListener {
 
   constructor(options: ListenerOptions) {
     this.o = options;
-    // allowHalfOpen: a client's FIN must reach buildkitd while the response still flows back.
-    this.server = createServer({ allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
+    // allowHalfOpen: a client's FIN must reach buildkitd while the response still flows back. Keepalive
+    // (a vanished client is found) only for connections that outlive its delay: see KeepaliveAfterDelay.
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
   }
 
   async start(): Promise<AddressInfo> {
@@ -67,9 +69,11 @@ export class ProxyListener {
       return;
     }
     this.sockets.add(socket);
+    socketKeepalive.add(socket);
     this.o.onOpenChange?.(this.sockets.size);
     socket.once('close', () => {
       this.sockets.delete(socket);
+      socketKeepalive.forget(socket);
       this.o.onOpenChange?.(this.sockets.size);
     });
     void this.o.handle(socket);
