@@ -45,7 +45,7 @@ export class LocalActivity {
     return new CountedConnection(this);
   }
 
-  /** A held connection was given `pod`. */
+  /** A held connection was given `pod` (called through its ConnectionActivity, as are the two below). */
   assigned(pod: string): void {
     this.heldCount -= 1;
     this.openCount += 1;
