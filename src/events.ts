@@ -95,9 +95,7 @@ const rules = {
     level: (e) => outcomeLevel(e.outcome),
     message: (e) => `connection ${e.id} closed: ${e.outcome}`,
     count: (e, m) => {
-      m.connectionsTotal.inc({ outcome: e.outcome });
-      if (e.bytesUp > 0) m.bytesTotal.inc({ direction: 'upstream' }, e.bytesUp);
-      if (e.bytesDown > 0) m.bytesTotal.inc({ direction: 'downstream' }, e.bytesDown);
+      m.countConnectionEnded(e.outcome, e.bytesUp, e.bytesDown);
       if (e.code) m.errors.inc({ code: e.code });
     },
     fields: (e) => ({ event: 'connection_closed', id: e.id, outcome: e.outcome, bytesUp: e.bytesUp, bytesDown: e.bytesDown, durationMs: e.durationMs, code: e.code, error: e.error }),

@@ -16,6 +16,11 @@ export function createMetrics() {
   let readWatches: () => readonly WatchSource[] = () => [];
   collectDefaultMetrics({ register: registry, prefix: 'bka_' });
   const registers = [registry];
+  // Connections that ended, counted in plain numbers and handed to prom-client when /metrics is read: its
+  // labelled inc() hashes the labels on every call, three calls per connection.
+  const endedByOutcome = new Map<string, number>();
+  let bytesUp = 0;
+  let bytesDown = 0;
   return {
     registry,
     connectionsOpen: new Gauge({ name: 'bka_connections_open', help: 'Client connections open now (held or spliced)', registers }),
@@ -26,6 +31,10 @@ export function createMetrics() {
       help: 'Client connections ended, by outcome',
       labelNames: ['outcome'] as const,
       registers,
+      collect() {
+        for (const [outcome, count] of endedByOutcome) this.inc({ outcome }, count);
+        endedByOutcome.clear();
+      },
     }),
     holdDuration: new Histogram({
       name: 'bka_hold_duration_seconds',
@@ -38,6 +47,12 @@ export function createMetrics() {
       help: 'Bytes spliced, by direction (upstream: client to buildkitd)',
       labelNames: ['direction'] as const,
       registers,
+      collect() {
+        if (bytesUp > 0) this.inc({ direction: 'upstream' }, bytesUp);
+        if (bytesDown > 0) this.inc({ direction: 'downstream' }, bytesDown);
+        bytesUp = 0;
+        bytesDown = 0;
+      },
     }),
     scaleOperations: new Counter({
       name: 'bka_scale_operations_total',
@@ -124,6 +139,12 @@ export function createMetrics() {
         for (const { resource } of readWatches()) this.inc({ resource }, 0);
       },
     }),
+    /** One connection ended: bka_connections_total and bka_bytes_total count it when they are next read. */
+    countConnectionEnded(outcome: string, up: number, down: number): void {
+      endedByOutcome.set(outcome, (endedByOutcome.get(outcome) ?? 0) + 1);
+      bytesUp += up;
+      bytesDown += down;
+    },
     /** Where bka_pod_connections reads from: the scaler's latest loads per pod. */
     observePodLoads(read: () => Readonly<Record<string, number>>): void {
       readPodLoads = read;

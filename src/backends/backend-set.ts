@@ -20,7 +20,7 @@ export interface PodState {
 }
 
 export interface BackendSource {
-  /** Pods that are Ready in the API now, as far as the source knows. */
+  /** Pods that are Ready in the API now, as far as the source knows: the same array until the next change. */
   current(): readonly Backend[];
   /**
    * Every pod that still exists as far as the source can tell (ready, not ready, terminating, or briefly
@@ -80,8 +80,19 @@ export class BackendSet {
   }
 
   private chooseFrom(view: RoutingView, clientKey: string | (() => string), recentlyFailed: ReadonlySet<string>): BalancerChoice {
-    const ready = this.source.current().filter((b) => view.routable.has(b.podName));
-    return chooseBackends(ready, { clientKey, ...this.balancing, loads: view.loads, atMaximum: view.atMaximum, recentlyFailed });
+    const { affinity, connectionsPerReplica } = this.balancing;
+    return chooseBackends(this.routableReady(view.routable), { clientKey, affinity, connectionsPerReplica, loads: view.loads, atMaximum: view.atMaximum, recentlyFailed });
+  }
+
+  private readyFrom: { current: readonly Backend[]; routable: ReadonlySet<string>; ready: readonly Backend[] } | undefined;
+  /** The source's ready pods the scaler lets take connections, kept while neither list changes (both are replaced on change). */
+  private routableReady(routable: ReadonlySet<string>): readonly Backend[] {
+    const current = this.source.current();
+    const last = this.readyFrom;
+    if (last && last.current === current && last.routable === routable) return last.ready;
+    const ready = current.filter((b) => routable.has(b.podName));
+    this.readyFrom = { current, routable, ready };
+    return ready;
   }
 
   /** False once the pod behind `key` no longer exists at all (not merely not ready). */

@@ -35,21 +35,26 @@ export interface BalancerChoice {
 export function chooseBackends(backends: readonly Backend[], input: BalancerInput): BalancerChoice {
   if (backends.length === 0) return { order: [], affinityHit: undefined, overloads: false };
   const load = (b: Backend) => input.loads[b.podName] ?? 0;
-  const total = backends.reduce((sum, b) => sum + load(b), 0);
-  // Counting the newcomer, so one connection on two idle builders may still go to its first choice.
-  const bound = Math.min(input.connectionsPerReplica, Math.ceil((1.25 * (total + 1)) / backends.length));
-  const hasRoom = (b: Backend) => load(b) + 1 <= bound;
   const failed = (b: Backend) => (input.recentlyFailed?.has(b.key) ? 1 : 0);
-  const byLoad = [...backends].sort((a, b) => failed(a) - failed(b) || load(a) - load(b) || a.ordinal - b.ordinal);
+  // Sorted only where it is used: with affinity, most connections never need it (one per connection otherwise).
+  const byLoad = () => [...backends].sort((a, b) => failed(a) - failed(b) || load(a) - load(b) || a.ordinal - b.ordinal);
 
   if (input.affinity === Affinity.none) {
-    const order = byLoad.filter((b) => load(b) < input.connectionsPerReplica);
+    const sorted = byLoad();
+    const order = sorted.filter((b) => load(b) < input.connectionsPerReplica);
     const overloads = order.length === 0 && input.atMaximum;
-    return { order: overloads ? byLoad : order, affinityHit: undefined, overloads };
+    return { order: overloads ? sorted : order, affinityHit: undefined, overloads };
   }
-  const ranked = backends.length === 1 ? [...backends] : rankFor(typeof input.clientKey === 'string' ? input.clientKey : input.clientKey(), backends, failed);
-  const order = ranked.filter(hasRoom);
-  if (order.length === 0) return { order: input.atMaximum ? byLoad : [], affinityHit: input.atMaximum ? byLoad[0] === ranked[0] : undefined, overloads: input.atMaximum };
+  let total = 0;
+  for (const b of backends) total += load(b);
+  // Counting the newcomer, so one connection on two idle builders may still go to its first choice.
+  const bound = Math.min(input.connectionsPerReplica, Math.ceil((1.25 * (total + 1)) / backends.length));
+  const ranked = backends.length === 1 ? backends : rankFor(typeof input.clientKey === 'string' ? input.clientKey : input.clientKey(), backends, failed);
+  const order = ranked.filter((b) => load(b) + 1 <= bound);
+  if (order.length === 0) {
+    const sorted = input.atMaximum ? byLoad() : [];
+    return { order: sorted, affinityHit: input.atMaximum ? sorted[0] === ranked[0] : undefined, overloads: input.atMaximum };
+  }
   return { order, affinityHit: order[0] === ranked[0], overloads: false };
 }
 

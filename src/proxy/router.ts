@@ -147,7 +147,8 @@ export class Router {
       hold?.cancelWait();
       this.o.pending.wakeAll();
     };
-    client.once('close', onEarlyClose);
+    // on, not once: every path below removes it, and once would wrap it in a closure per connection.
+    client.on('close', onEarlyClose);
     let refusal: GatewayError | undefined;
     // A FIN before the splice means the client left; bytes beyond what may be kept refuse it (see EarlyInput).
     const early = new EarlyInput(client, this.o.pending, {
@@ -196,7 +197,7 @@ export class Router {
         return undefined;
       }
       const { backend } = connected;
-      emit({ kind: 'connection_routed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, heldMs: hold ? clock.now() - demandSince : undefined, affinityHit: connected.affinityHit });
+      emit({ kind: 'connection_routed', id, backend: backendLabel(backend), heldMs: hold ? clock.now() - demandSince : undefined, affinityHit: connected.affinityHit });
       return { socket: connected.socket, podKey: backend.key, head: early.take(), activity };
     } catch (error) {
       client.off('close', onEarlyClose);
@@ -259,9 +260,10 @@ export class Router {
       // EarlyInput's listener ran first: a client it refused (budget full) is destroyed already.
       const onData = () => settle(client.destroyed ? left : undefined);
       const onLeft = () => settle(left);
+      // settle removes all three, so once's wrapper closures would be garbage made per connection.
       client.on('data', onData);
-      client.once('end', onLeft);
-      client.once('close', onLeft);
+      client.on('end', onLeft);
+      client.on('close', onLeft);
       const wait = this.silentConnections.watch(() =>
         settle({
           outcome: ConnectionOutcome.firstByteTimeout,
@@ -314,7 +316,7 @@ export class Router {
         activity.unassign();
         attempt += 1;
         const message = error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error);
-        emit({ kind: 'dial_failed', id, backend: `${backend.podName} ${backend.host}:${backend.port}`, error: message, attempt, code: ErrorCode.DialFailed });
+        emit({ kind: 'dial_failed', id, backend: backendLabel(backend), error: message, attempt, code: ErrorCode.DialFailed });
         recentlyFailed = new Set([...recentlyFailed, backend.key]);
         ensureHeld();
         if (candidates.length > 1 && attempt < candidates.length) continue; // try the next pod at once
@@ -325,6 +327,14 @@ export class Router {
       }
     }
   }
+}
+
+const backendLabels = new WeakMap<Backend, string>();
+/** How log lines name a backend, built once per backend rather than once per connection. */
+function backendLabel(backend: Backend): string {
+  let label = backendLabels.get(backend);
+  if (label === undefined) backendLabels.set(backend, (label = `${backend.podName} ${backend.host}:${backend.port}`));
+  return label;
 }
 
 /** Outcome and code of a spliced connection: a TLS refusal by the backend is named as such, whichever side errored after it. */

@@ -41,38 +41,35 @@ export class LocalActivity {
   /** A connection arrived and wants a pod: it counts as demand at once. */
   arrive(): ConnectionActivity {
     this.heldCount += 1;
-    let pod: string | undefined;
-    let closed = false;
     this.changed();
-    return {
-      assign: (name) => {
-        if (closed || pod !== undefined) return;
-        pod = name;
-        this.heldCount -= 1;
-        this.openCount += 1;
-        this.touch(name, +1);
-      },
-      unassign: () => {
-        if (closed || pod === undefined) return;
-        this.touch(pod, -1);
-        pod = undefined;
-        this.openCount -= 1;
-        this.heldCount += 1;
-        this.changed();
-      },
-      close: () => {
-        if (closed) return;
-        closed = true;
-        if (pod === undefined) {
-          this.heldCount -= 1;
-          this.lastHeldCloseAt = this.wallNow();
-          this.changed();
-        } else {
-          this.openCount -= 1;
-          this.touch(pod, -1);
-        }
-      },
-    };
+    return new CountedConnection(this);
+  }
+
+  /** A held connection was given `pod` (called through its ConnectionActivity, as are the two below). */
+  assigned(pod: string): void {
+    this.heldCount -= 1;
+    this.openCount += 1;
+    this.touch(pod, +1);
+  }
+
+  /** An assigned connection's dial failed: held again. */
+  unassigned(pod: string): void {
+    this.touch(pod, -1);
+    this.openCount -= 1;
+    this.heldCount += 1;
+    this.changed();
+  }
+
+  /** A connection closed, held (`pod` undefined) or on `pod`. */
+  closed(pod: string | undefined): void {
+    if (pod === undefined) {
+      this.heldCount -= 1;
+      this.lastHeldCloseAt = this.wallNow();
+      this.changed();
+    } else {
+      this.openCount -= 1;
+      this.touch(pod, -1);
+    }
   }
 
   get held(): number {
@@ -130,5 +127,35 @@ export class LocalActivity {
       this.announcing = false;
       for (const listener of this.listeners) listener();
     });
+  }
+}
+
+/** One connection's place in LocalActivity's counts: an object per connection rather than three closures. */
+class CountedConnection implements ConnectionActivity {
+  private pod: string | undefined;
+  private done = false;
+  private readonly activity: LocalActivity;
+
+  constructor(activity: LocalActivity) {
+    this.activity = activity;
+  }
+
+  assign(pod: string): void {
+    if (this.done || this.pod !== undefined) return;
+    this.pod = pod;
+    this.activity.assigned(pod);
+  }
+
+  unassign(): void {
+    if (this.done || this.pod === undefined) return;
+    const pod = this.pod;
+    this.pod = undefined;
+    this.activity.unassigned(pod);
+  }
+
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.activity.closed(this.pod);
   }
 }

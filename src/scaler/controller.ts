@@ -138,7 +138,8 @@ export class ScaleController {
   /** The decision's loads with this replica's part replaced by its live counts. */
   private liveLoads(decided: Readonly<Record<string, number>>): Record<string, number> {
     const loads: Record<string, number> = { ...decided };
-    for (const [pod, open] of Object.entries(this.decidedOwn)) loads[pod] = (loads[pod] ?? 0) - open;
+    // for...in rather than Object.entries: this runs per connection, and entries() builds an array per pod.
+    for (const pod in this.decidedOwn) loads[pod] = (loads[pod] ?? 0) - this.decidedOwn[pod]!;
     for (const pod of this.o.activity.podNames()) loads[pod] = (loads[pod] ?? 0) + this.o.activity.openOn(pod);
     return loads;
   }
