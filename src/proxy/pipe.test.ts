@@ -46,10 +46,15 @@ async function connectedPairs(mode: ReadMode): Promise<Connected> {
   return { client, accepted, backend, backendPeer, close: () => servers.forEach((s) => s.close()) };
 }
 
+/** Splices the gateway's two sockets with nothing read before; resolves with how the splice ended. */
+function spliceUntilClosed(accepted: Socket, backend: Socket): Promise<PipeResult> {
+  return new Promise((resolve) => splice(accepted, backend, { head: Buffer.alloc(0), ended: false }, resolve));
+}
+
 /** As connectedPairs, with the gateway's two sockets spliced. */
 async function socketPairs(mode: ReadMode): Promise<Connected & { spliced: Promise<PipeResult> }> {
   const pairs = await connectedPairs(mode);
-  return { ...pairs, spliced: splice(pairs.accepted, pairs.backend) };
+  return { ...pairs, spliced: spliceUntilClosed(pairs.accepted, pairs.backend) };
 }
 
 /** The deadline only turns a hang into a failure that names what never happened. */
@@ -139,7 +144,7 @@ for (const reusableReads of ['stream', 'backend', 'both'] as const) {
       gonePeer.resetAndDestroy();
       goneGatewaySocket.resume(); // reading is how the gateway learns of the reset
       await new Promise((resolve) => goneGatewaySocket.once('close', resolve));
-      const result = await resolvesWithin(splice(accepted, backend), 'splice with a closed socket to resolve');
+      const result = await resolvesWithin(spliceUntilClosed(accepted, backend), 'splice with a closed socket to resolve');
       assert.equal(result.error?.side, side);
       assert.equal(accepted.destroyed && backend.destroyed, true);
       otherPeer.resume();

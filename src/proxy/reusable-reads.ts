@@ -17,15 +17,20 @@ export class ReusableReads {
   private buffer = Buffer.allocUnsafe(FIRST_READ_BYTES);
   private destination: Socket | undefined;
   private source: Socket | undefined;
-  private readonly early: Buffer[] = [];
+  /** Created on the first byte read before the pipe starts: most sockets never have any. */
+  private early: Buffer[] | undefined;
   private observer: ((chunk: Buffer) => void) | undefined;
   private lastRead = 0;
+  /** A 'drain' listener is added at the first write the destination could not take, as stream.pipe() does. */
+  private resumesOnDrain = false;
 
-  /** Pass as net.connect's `onread`, then `bind()` the socket it created. */
-  readonly options = {
-    buffer: (): Buffer => this.nextBuffer(),
-    callback: (bytes: number, buffer: Uint8Array): boolean => this.onRead(Buffer.from(buffer.buffer, buffer.byteOffset, bytes)),
-  } satisfies OnReadOpts;
+  /**
+   * Pass as net.connect's `onread`, then `bind()` the socket it created. Built on each call, so no socket
+   * keeps it: net.Socket copies both functions, and the callback is shared by every socket (Node calls it on the socket).
+   */
+  get options(): { buffer: () => Buffer; callback: typeof readIntoOwnBuffer } {
+    return { buffer: () => this.nextBuffer(), callback: readIntoOwnBuffer } satisfies OnReadOpts;
+  }
 
   bind(socket: Socket): Socket {
     this.source = socket;
@@ -41,16 +46,18 @@ export class ReusableReads {
     const source = this.source;
     if (!source) throw new Error('ReusableReads.pipeTo() before bind()');
     this.destination = destination;
-    destination.on('drain', () => source.resume());
-    source.once('end', () => destination.end());
+    // 'end' is emitted once; a shared listener costs an idle connection no closure.
+    source.on('end', endDestination);
     let flowing = true;
-    for (const chunk of this.early.splice(0)) flowing = this.deliver(chunk) && flowing;
+    const early = this.early;
+    this.early = undefined;
+    for (const chunk of early ?? []) flowing = this.deliver(chunk) && flowing;
     if (flowing) source.resume();
   }
 
   /** Keeps bytes read before this took over the socket (see adoptReusableReads): they are delivered first. */
   unread(chunk: Buffer): void {
-    this.early.push(chunk);
+    (this.early ??= []).push(chunk);
   }
 
   /** Sees every chunk before it is written (for header inspection only: the buffer is reused after the call). */
@@ -58,10 +65,15 @@ export class ReusableReads {
     this.observer = observer;
   }
 
-  private onRead(chunk: Buffer): boolean {
+  /** Where the source's bytes go once piped (its FIN too). */
+  get piped(): Socket | undefined {
+    return this.destination;
+  }
+
+  onRead(chunk: Buffer): boolean {
     this.lastRead = chunk.length;
     if (!this.destination) {
-      this.early.push(Buffer.from(chunk));
+      this.unread(Buffer.from(chunk));
       return false;
     }
     return this.deliver(chunk);
@@ -72,7 +84,13 @@ export class ReusableReads {
     const destination = this.destination!;
     // Bytes for a destination that is gone are dropped; reading goes on so the source's FIN is seen.
     if (destination.destroyed) return true;
-    return destination.write(chunk);
+    const taken = destination.write(chunk);
+    if (!taken && !this.resumesOnDrain) {
+      this.resumesOnDrain = true;
+      const source = this.source!;
+      destination.on('drain', () => source.resume());
+    }
+    return taken;
   }
 
   private nextBuffer(): Buffer {
@@ -83,6 +101,16 @@ export class ReusableReads {
     else if (pending) this.buffer = Buffer.allocUnsafe(this.buffer.length);
     return this.buffer;
   }
+}
+
+/** net.Socket's `onread` callback, called on the socket that read: hands the bytes to its ReusableReads. */
+function readIntoOwnBuffer(this: Socket, bytes: number, buffer: Uint8Array): boolean {
+  return readsBySocket.get(this)!.onRead(Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
+}
+
+/** The source's FIN ends its destination's write half. */
+function endDestination(this: Socket): void {
+  readsBySocket.get(this)?.piped?.end();
 }
 
 /** The ReusableReads a socket was created with or adopted by, if any. */

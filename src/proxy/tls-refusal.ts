@@ -60,16 +60,20 @@ export class TlsRefusalWatch {
     }
   };
 
-  /** Starts watching; `clientHead` is what the client sent while it was held, already on its way to the backend. */
-  constructor(client: Socket, backend: Socket, clientHead: Buffer) {
+  /**
+   * Starts watching, or returns undefined when the client's held bytes (`clientHead`, already on their way
+   * to the backend) show it does not speak TLS: such a connection keeps no watch while it is spliced.
+   */
+  static start(client: Socket, backend: Socket, clientHead: Buffer): TlsRefusalWatch | undefined {
+    if (clientHead.length > 0 && clientHead[0] !== RecordType.handshake) return undefined;
+    return new TlsRefusalWatch(client, backend, clientHead);
+  }
+
+  private constructor(client: Socket, backend: Socket, clientHead: Buffer) {
     this.client = client;
     this.backend = backend;
     this.clientSpokeSinceBackend = clientHead.length > 0;
-    if (clientHead.length > 0) this.clientSpokeTls = clientHead[0] === RecordType.handshake;
-    if (this.clientSpokeTls === false) {
-      this.ruledOut = true;
-      return;
-    }
+    if (clientHead.length > 0) this.clientSpokeTls = true;
     // A socket read into a reused buffer emits no 'data': its reads are observed instead.
     observeReads(client, this.onClientData);
     observeReads(backend, this.onBackendData);
