@@ -27,9 +27,10 @@ export class ReusableReads {
   /**
    * Pass as net.connect's `onread`, then `bind()` the socket it created. Built on each call, so no socket
    * keeps it: net.Socket copies both functions, and the callback is shared by every socket (Node calls it on the socket).
+   * A bound method rather than an arrow: no closure context per socket (Node calls `buffer` on nothing).
    */
   get options(): { buffer: () => Buffer; callback: typeof readIntoOwnBuffer } {
-    return { buffer: () => this.nextBuffer(), callback: readIntoOwnBuffer } satisfies OnReadOpts;
+    return { buffer: this.nextBuffer.bind(this), callback: readIntoOwnBuffer } satisfies OnReadOpts;
   }
 
   bind(socket: Socket): Socket {
