@@ -11,7 +11,7 @@ import { EarlyInput } from './early-input.ts';
 import { FirstByteDeadlines } from './first-byte-deadlines.ts';
 import type { Hold, PendingConnections } from './pending.ts';
 import { splice, type PipeResult } from './pipe.ts';
-import { TlsRefusalWatch } from './tls-refusal.ts';
+import { backendRefusedTls, watchTlsRefusal } from './tls-refusal.ts';
 
 export interface RouterOptions {
   backends: BackendSet;
@@ -233,15 +233,13 @@ export class Router {
     this.track(podKey, backendSocket);
     // Client bytes are read into a reused buffer from here on, as the backend's are (see adoptReusableReads).
     adoptReusableReads(client);
-    // `handshake` is set below before any socket event can call back.
     splice(client, backendSocket, { head, ended: false }, (result) => {
       try {
-        handshake?.stop();
         this.untrack(podKey, backendSocket);
         this.o.emit({
           kind: 'connection_closed',
           id,
-          ...howSpliceEnded(result, handshake?.backendRefusedHandshake ?? false),
+          ...howSpliceEnded(result, backendRefusedTls(backendSocket)),
           bytesUp: result.bytesUp,
           bytesDown: result.bytesDown,
           durationMs: this.o.clock.now() - arrivedAt,
@@ -252,7 +250,7 @@ export class Router {
       }
     });
     // After the splice has started the pipes: a stream socket's 'data' listener must not set it flowing first.
-    const handshake = TlsRefusalWatch.start(client, backendSocket, head);
+    watchTlsRefusal(client, backendSocket, head);
   }
 
   /** Resolves at the client's first byte (EarlyInput keeps it), or with how the connection ended without one. */
