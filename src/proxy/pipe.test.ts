@@ -219,3 +219,28 @@ for (const reusableReads of ['stream', 'backend', 'both'] as const) {
     });
   }
 }
+
+test('small reads queued behind a write that has not gone out yet each reach the reader intact (both sides read into reused buffers)', async () => {
+  const { client, backend, backendPeer, spliced, close } = await socketPairs('both');
+  // The gateway's writes to the backend stay queued, holding their bytes, as when its kernel buffer is full.
+  backend.cork();
+  const messages = Array.from({ length: 50 }, (_, i) => Buffer.from(`message ${i};`.padEnd(100, String.fromCharCode(97 + (i % 26)))));
+  const expected = Buffer.concat(messages);
+  for (const message of messages) {
+    client.write(message);
+    await new Promise((r) => setTimeout(r, 1)); // one read per message, not one coalesced read
+  }
+  const deadline = Date.now() + 20_000;
+  while (backend.writableLength < expected.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const received = readAll(backendPeer);
+  backend.uncork();
+  client.end();
+  try {
+    assert.ok((await received).equals(expected), 'the backend received every message once, in order');
+  } finally {
+    backendPeer.destroy();
+    client.destroy();
+    await spliced;
+    close();
+  }
+});
