@@ -36,9 +36,10 @@ export function adoptReusableReads(socket: Socket): ReusableReads | undefined {
   const [buffer, bufferGen, bufferCb] = fields;
   const reads = new ReusableReads();
   if (socket.readableLength > 0) reads.unread(socket.read() as Buffer);
-  fieldsOf[buffer] = reads.options.buffer();
-  fieldsOf[bufferGen] = reads.options.buffer;
-  fieldsOf[bufferCb] = reads.options.callback;
+  const options = reads.options;
+  fieldsOf[buffer] = options.buffer();
+  fieldsOf[bufferGen] = options.buffer;
+  fieldsOf[bufferCb] = options.callback;
   handle.useUserBuffer(fieldsOf[buffer] as Buffer);
   reads.bind(socket);
   return reads;

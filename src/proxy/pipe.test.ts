@@ -46,10 +46,15 @@ async function connectedPairs(mode: ReadMode): Promise<Connected> {
   return { client, accepted, backend, backendPeer, close: () => servers.forEach((s) => s.close()) };
 }
 
+/** Splices the gateway's two sockets with nothing read before; resolves with how the splice ended. */
+function spliceUntilClosed(accepted: Socket, backend: Socket): Promise<PipeResult> {
+  return new Promise((resolve) => splice(accepted, backend, { head: Buffer.alloc(0), ended: false }, resolve));
+}
+
 /** As connectedPairs, with the gateway's two sockets spliced. */
 async function socketPairs(mode: ReadMode): Promise<Connected & { spliced: Promise<PipeResult> }> {
   const pairs = await connectedPairs(mode);
-  return { ...pairs, spliced: splice(pairs.accepted, pairs.backend) };
+  return { ...pairs, spliced: spliceUntilClosed(pairs.accepted, pairs.backend) };
 }
 
 /** The deadline only turns a hang into a failure that names what never happened. */
@@ -139,7 +144,7 @@ for (const reusableReads of ['stream', 'backend', 'both'] as const) {
       gonePeer.resetAndDestroy();
       goneGatewaySocket.resume(); // reading is how the gateway learns of the reset
       await new Promise((resolve) => goneGatewaySocket.once('close', resolve));
-      const result = await resolvesWithin(splice(accepted, backend), 'splice with a closed socket to resolve');
+      const result = await resolvesWithin(spliceUntilClosed(accepted, backend), 'splice with a closed socket to resolve');
       assert.equal(result.error?.side, side);
       assert.equal(accepted.destroyed && backend.destroyed, true);
       otherPeer.resume();
@@ -214,3 +219,28 @@ for (const reusableReads of ['stream', 'backend', 'both'] as const) {
     });
   }
 }
+
+test('small reads queued behind a write that has not gone out yet each reach the reader intact (both sides read into reused buffers)', async () => {
+  const { client, backend, backendPeer, spliced, close } = await socketPairs('both');
+  // The gateway's writes to the backend stay queued, holding their bytes, as when its kernel buffer is full.
+  backend.cork();
+  const messages = Array.from({ length: 50 }, (_, i) => Buffer.from(`message ${i};`.padEnd(100, String.fromCharCode(97 + (i % 26)))));
+  const expected = Buffer.concat(messages);
+  for (const message of messages) {
+    client.write(message);
+    await new Promise((r) => setTimeout(r, 1)); // one read per message, not one coalesced read
+  }
+  const deadline = Date.now() + 20_000;
+  while (backend.writableLength < expected.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const received = readAll(backendPeer);
+  backend.uncork();
+  client.end();
+  try {
+    assert.ok((await received).equals(expected), 'the backend received every message once, in order');
+  } finally {
+    backendPeer.destroy();
+    client.destroy();
+    await spliced;
+    close();
+  }
+});

@@ -11,7 +11,7 @@ import { EarlyInput } from './early-input.ts';
 import { FirstByteDeadlines } from './first-byte-deadlines.ts';
 import type { Hold, PendingConnections } from './pending.ts';
 import { splice, type PipeResult } from './pipe.ts';
-import { TlsRefusalWatch } from './tls-refusal.ts';
+import { backendRefusedTls, watchTlsRefusal } from './tls-refusal.ts';
 
 export interface RouterOptions {
   backends: BackendSet;
@@ -95,23 +95,28 @@ export class Router {
     this.splicedByPod.clear();
   }
 
-  private track(key: string, socket: Socket): () => void {
+  private track(key: string, socket: Socket): void {
     let sockets = this.splicedByPod.get(key);
     if (!sockets) this.splicedByPod.set(key, (sockets = new Set()));
     sockets.add(socket);
-    return () => {
-      sockets.delete(socket);
-      if (sockets.size === 0 && this.splicedByPod.get(key) === sockets) this.splicedByPod.delete(key);
-    };
   }
 
+  private untrack(key: string, socket: Socket): void {
+    const sockets = this.splicedByPod.get(key);
+    if (!sockets?.delete(socket)) return;
+    if (sockets.size === 0) this.splicedByPod.delete(key);
+  }
+
+  /**
+   * Resolves once the connection is spliced or ended (untilAllLogged() waits for its access line): a
+   * promise that lasted as long as the connection would cost every open one its reactions.
+   */
   handle(client: Socket): Promise<void> {
     const id = this.nextId++;
     const arrivedAt = this.o.clock.now();
     this.handling += 1;
     // Two phases, so that a long-lived connection keeps only what relaying needs: the routing phase's
     // closures, early-input capture and hold are garbage once it returns (~3 KiB less heap per open connection).
-    // Chained, not awaited: an open connection then keeps one suspended async function (relay), not two.
     return this.route(client, id, arrivedAt).then(
       (routed) => (routed ? this.relay(client, id, arrivedAt, routed) : this.logged()),
       (error: unknown) => {
@@ -219,31 +224,34 @@ export class Router {
     }
   }
 
-  /** Splices a routed connection until both sides closed, then emits its access line and closes its activity. */
-  private async relay(client: Socket, id: number, arrivedAt: number, routed: Routed): Promise<void> {
-    const { socket: backendSocket, activity } = routed;
-    try {
-      const untrack = this.track(routed.podKey, backendSocket);
-      const early = { head: routed.head, ended: false };
-      // Client bytes are read into a reused buffer from here on, as the backend's are (see adoptReusableReads).
-      adoptReusableReads(client);
-      const splicing = splice(client, backendSocket, early);
-      const handshake = new TlsRefusalWatch(client, backendSocket, routed.head);
-      const result = await splicing;
-      handshake.stop();
-      untrack();
-      this.o.emit({
-        kind: 'connection_closed',
-        id,
-        ...howSpliceEnded(result, handshake.backendRefusedHandshake),
-        bytesUp: result.bytesUp,
-        bytesDown: result.bytesDown,
-        durationMs: this.o.clock.now() - arrivedAt,
-      });
-    } finally {
-      activity.close();
-      this.logged();
-    }
+  /**
+   * Splices a routed connection; once both sides closed, emits its access line and closes its activity.
+   * Callbacks rather than an awaiting async function: an idle spliced connection keeps one closure here
+   * (its context: what the access line needs), not a suspended generator and its promises.
+   */
+  private relay(client: Socket, id: number, arrivedAt: number, routed: Routed): void {
+    const { socket: backendSocket, podKey, head, activity } = routed;
+    this.track(podKey, backendSocket);
+    // Client bytes are read into a reused buffer from here on, as the backend's are (see adoptReusableReads).
+    adoptReusableReads(client);
+    splice(client, backendSocket, { head, ended: false }, (result) => {
+      try {
+        this.untrack(podKey, backendSocket);
+        this.o.emit({
+          kind: 'connection_closed',
+          id,
+          ...howSpliceEnded(result, backendRefusedTls(backendSocket)),
+          bytesUp: result.bytesUp,
+          bytesDown: result.bytesDown,
+          durationMs: this.o.clock.now() - arrivedAt,
+        });
+      } finally {
+        activity.close();
+        this.logged();
+      }
+    });
+    // After the splice has started the pipes: a stream socket's 'data' listener must not set it flowing first.
+    watchTlsRefusal(client, backendSocket, head);
   }
 
   /** Resolves at the client's first byte (EarlyInput keeps it), or with how the connection ended without one. */

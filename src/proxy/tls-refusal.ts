@@ -16,8 +16,10 @@ const WATCHED_TURNS = 2;
  * is longer). A second answer with anything else means the handshake went through. Only the handshake's
  * record headers are read; then the listeners are gone. Not recognised: a refusal after a TLS 1.3
  * HelloRetryRequest (a third answer), which stays BKA_BACKEND_LOST.
+ * Start with watchTlsRefusal() and ask backendRefusedTls() at the end: watches are found by backend
+ * socket, so a connection past its handshake (or not TLS at all) keeps no watch while it is spliced.
  */
-export class TlsRefusalWatch {
+class TlsRefusalWatch {
   private readonly client: Socket;
   private readonly backend: Socket;
   private clientSpokeTls: boolean | undefined;
@@ -60,16 +62,11 @@ export class TlsRefusalWatch {
     }
   };
 
-  /** Starts watching; `clientHead` is what the client sent while it was held, already on its way to the backend. */
   constructor(client: Socket, backend: Socket, clientHead: Buffer) {
     this.client = client;
     this.backend = backend;
     this.clientSpokeSinceBackend = clientHead.length > 0;
-    if (clientHead.length > 0) this.clientSpokeTls = clientHead[0] === RecordType.handshake;
-    if (this.clientSpokeTls === false) {
-      this.ruledOut = true;
-      return;
-    }
+    if (clientHead.length > 0) this.clientSpokeTls = true;
     // A socket read into a reused buffer emits no 'data': its reads are observed instead.
     observeReads(client, this.onClientData);
     observeReads(backend, this.onBackendData);
@@ -90,6 +87,7 @@ export class TlsRefusalWatch {
   private ruleOut(): void {
     this.ruledOut = true;
     this.stop();
+    watching.delete(this.backend);
   }
 
   private onRecordHeader(type: number, length: number): void {
@@ -103,6 +101,27 @@ export class TlsRefusalWatch {
     // Anything but an alert after the client's second flight (a session ticket, HTTP/2 frames): the handshake was accepted.
     if (this.backendTurns >= 2) this.ruleOut();
   }
+}
+
+/** Watches still undecided, by backend socket; a watch leaves once ruled out. */
+const watching = new WeakMap<Socket, TlsRefusalWatch>();
+
+/**
+ * Starts watching a spliced connection's handshake. `clientHead` is what the client sent while it was
+ * held, already on its way to the backend: when it is not a TLS handshake record there is nothing to watch.
+ */
+export function watchTlsRefusal(client: Socket, backend: Socket, clientHead: Buffer): void {
+  if (clientHead.length > 0 && clientHead[0] !== RecordType.handshake) return;
+  watching.set(backend, new TlsRefusalWatch(client, backend, clientHead));
+}
+
+/** Ends the watch on this backend socket's connection: true if its backend refused the client's TLS handshake. */
+export function backendRefusedTls(backend: Socket): boolean {
+  const watch = watching.get(backend);
+  if (!watch) return false;
+  watching.delete(backend);
+  watch.stop();
+  return watch.backendRefusedHandshake;
 }
 
 function observeReads(socket: Socket, observer: (chunk: Buffer) => void): void {
