@@ -61,7 +61,7 @@ export class ProxyListener {
 
   private accept(socket: Socket): void {
     // Every socket gets an error listener at once: an unhandled socket error would end the process.
-    socket.on('error', () => undefined);
+    socket.on('error', ignoreError);
     if (this.sockets.size >= this.o.maxConnections) {
       const client = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
       this.o.emit({ kind: 'connection_rejected', outcome: ConnectionOutcome.rejectedMaxConnections, client, code: ErrorCode.MaxConnections });
@@ -71,11 +71,18 @@ export class ProxyListener {
     this.sockets.add(socket);
     socketKeepalive.add(socket);
     this.o.onOpenChange?.(this.sockets.size);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      socketKeepalive.forget(socket);
-      this.o.onOpenChange?.(this.sockets.size);
-    });
+    socket.on('close', this.socketClosed);
     void this.o.handle(socket);
   }
+
+  /** One 'close' listener shared by every client socket (`this` is the socket): no closure per connection. */
+  private readonly socketClosed = ((listener: ProxyListener) =>
+    function (this: Socket): void {
+      listener.sockets.delete(this);
+      socketKeepalive.forget(this);
+      listener.o.onOpenChange?.(listener.sockets.size);
+    })(this);
 }
+
+/** Errors reach the access line through the router's own listeners; this one only keeps an error from ending the process. */
+function ignoreError(): void {}
