@@ -66,14 +66,14 @@ export class KeepaliveAfterDelay<S extends KeepaliveSocket = Socket> {
 }
 
 /** The gateway's one instance: client sockets (src/proxy/listener.ts) and backend sockets (src/backends/probe.ts). */
-export const socketKeepalive = new KeepaliveAfterDelay();
+const socketKeepalive = new KeepaliveAfterDelay();
 
 /** A 'close' listener shared by every socket, so adding it allocates no closure. */
 function forgetClosed(this: Socket): void {
   socketKeepalive.forget(this);
 }
 
-/** For a socket nobody else watches the close of: keepalive after the delay, forgotten when it closes. */
+/** Keepalive for `socket` after the delay, unless it closes first (the one way in, for client and backend sockets). */
 export function keepaliveAfterDelay(socket: Socket): void {
   socketKeepalive.add(socket);
   socket.on('close', forgetClosed);

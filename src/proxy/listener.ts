@@ -2,7 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { ErrorCode, GatewayError } from '../errors.ts';
 import { ConnectionOutcome, type EmitEvent } from '../events.ts';
 import type { ListenAddress } from '../listen-address.ts';
-import { socketKeepalive } from './keepalive-after-delay.ts';
+import { keepaliveAfterDelay } from './keepalive-after-delay.ts';
 
 export interface ListenerOptions {
   address: ListenAddress;
@@ -17,6 +17,8 @@ export class ProxyListener {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly o: ListenerOptions;
+  /** One 'close' listener shared by every client socket (`this` is the socket): no closure per connection. */
+  private readonly socketClosed: (this: Socket) => void;
   private accepting = false;
 
   constructor(options: ListenerOptions) {
@@ -24,6 +26,11 @@ export class ProxyListener {
     // allowHalfOpen: a client's FIN must reach buildkitd while the response still flows back. Keepalive
     // (a vanished client is found) only for connections that outlive its delay: see KeepaliveAfterDelay.
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    const sockets = this.sockets;
+    this.socketClosed = function (this: Socket): void {
+      sockets.delete(this);
+      options.onOpenChange?.(sockets.size);
+    };
   }
 
   async start(): Promise<AddressInfo> {
@@ -69,19 +76,11 @@ export class ProxyListener {
       return;
     }
     this.sockets.add(socket);
-    socketKeepalive.add(socket);
+    keepaliveAfterDelay(socket);
     this.o.onOpenChange?.(this.sockets.size);
     socket.on('close', this.socketClosed);
     void this.o.handle(socket);
   }
-
-  /** One 'close' listener shared by every client socket (`this` is the socket): no closure per connection. */
-  private readonly socketClosed = ((listener: ProxyListener) =>
-    function (this: Socket): void {
-      listener.sockets.delete(this);
-      socketKeepalive.forget(this);
-      listener.o.onOpenChange?.(listener.sockets.size);
-    })(this);
 }
 
 /** Errors reach the access line through the router's own listeners; this one only keeps an error from ending the process. */
