@@ -12,7 +12,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# dist/main.js is one esbuild bundle with only the code the gateway reaches (see README "Performance").
+# dist/main.js is one esbuild bundle with only the code the gateway reaches (see docs/performance.md).
 COPY scripts/bundle.ts ./scripts/
 # The commit built from, for --version and bka_build_info (the context has no .git); "unknown" when not given.
 ARG REVISION=""

@@ -1,5 +1,5 @@
 // Bundles the gateway into one file, dist/main.js, with only the code it reaches: the Kubernetes client
-// is large and loading all of it costs ~40 MiB of resident memory (see README "Performance").
+// is large and loading all of it costs ~40 MiB of resident memory (see docs/performance.md).
 //   node scripts/bundle.ts [--metafile]     (npm run bundle; npm run build runs it after tsc)
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
