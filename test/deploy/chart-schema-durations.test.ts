@@ -56,11 +56,12 @@ const durationSettings = optionDefinitions
   .filter((s): s is { definition: (typeof optionDefinitions)[number]; valuePath: string } => s.valuePath !== undefined);
 
 describe('chart schema vs the gateway, for durations', () => {
-  it('finds the duration settings the chart passes to the gateway', () => {
-    assert.deepEqual(durationSettings.map((s) => s.definition.env).sort(), [
+  it('finds the duration settings the chart passes to the gateway (a new one is checked below without a change here)', () => {
+    const found = new Set(durationSettings.map((s) => s.definition.env));
+    assert.deepEqual([
       'FIRST_BYTE_TIMEOUT', 'LEADER_ELECTION_LEASE_DURATION', 'LEADER_ELECTION_RENEW_DEADLINE', 'LEADER_ELECTION_RETRY_PERIOD',
       'MAX_REPORT_STALENESS', 'READY_WAIT_TIMEOUT', 'SCALE_DOWN_IDLE_TIMEOUT', 'SHUTDOWN_DELAY', 'SHUTDOWN_GRACE_PERIOD',
-    ]);
+    ].filter((env) => !found.has(env)), []);
   });
 
   for (const { definition, valuePath } of durationSettings) {
