@@ -12,9 +12,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# dist/main.js is one esbuild bundle with only the code the gateway reaches (see README "Performance").
+# dist/main.js is one esbuild bundle with only the code the gateway reaches (see docs/performance.md).
 COPY scripts/bundle.ts ./scripts/
-RUN npm run build
+# The commit built from, for --version and bka_build_info (the context has no .git); "unknown" when not given.
+ARG REVISION=""
+RUN BKA_BUILD_REVISION="$REVISION" npm run build
 
 # Production dependencies are installed on the runtime base itself, so anything with a native part is
 # built for the libc it will run on. --ignore-scripts: no install script runs in the shipped tree.

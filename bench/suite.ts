@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { TestContext } from 'node:test';
 import { parseArgs } from 'node:util';
+import { updatePerformanceDoc } from './docs-table.ts';
 import { Watch, loadAllYaml, type V1EndpointSlice, type V1Pod } from '@kubernetes/client-node';
 import { artifactsRoot, repoRoot, setup, sleep, waitFor, type Env, type Gateway } from '../test/integration/harness.ts';
 import { run, say, start, waitListening } from './child.ts';
@@ -30,6 +31,8 @@ const { values: args } = parseArgs({
     'node-options': { type: 'string' },
     // Extra env for the gateway, NAME=VALUE, repeatable (e.g. MALLOC_ARENA_MAX=2), over the suite's own; not LOG_LEVEL above info (the harness waits for an info line).
     'gateway-env': { type: 'string', multiple: true },
+    // After a full run that completed: replace docs/performance.md's "Latest measurement" with this result.
+    'update-docs': { type: 'boolean', default: false },
   },
 });
 const short = args.short;
@@ -525,6 +528,7 @@ async function main(): Promise<number> {
     if (only.has('cold')) await coldStart(env);
   } catch (error) {
     say(`run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    runFailed = true;
     (context as unknown as { passed: boolean }).passed = false;
     return 1;
   } finally {
@@ -534,6 +538,8 @@ async function main(): Promise<number> {
   }
   return 0;
 }
+
+let runFailed = false;
 
 function report(startedAt: Date): void {
   const checks = targetsMet();
@@ -552,6 +558,11 @@ function report(startedAt: Date): void {
   const result = { startedAt: startedAt.toISOString(), seconds, short, plan, peers, figures: ordered.map(summary), targets: checks, node: process.version, runtimeEnv, gatewayNodeOptions: args['gateway-node-options'], gatewayEnv };
   writeFileSync(join(out, 'result.md'), `${markdown}\n`);
   writeFileSync(join(out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+  if (args['update-docs']) {
+    // Only a full run is the table's kind of figure: every workload, every round.
+    if (runFailed || short || only.size < 6 || args.runs !== undefined) say('--update-docs: not a full run (npm run bench without --short, --only or --runs); docs/performance.md left as it was');
+    else updatePerformanceDoc(markdown);
+  }
   if (args.json) {
     process.stderr.write(`${markdown}\n`);
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

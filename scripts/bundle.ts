@@ -1,6 +1,7 @@
 // Bundles the gateway into one file, dist/main.js, with only the code it reaches: the Kubernetes client
-// is large and loading all of it costs ~40 MiB of resident memory (see README "Performance").
+// is large and loading all of it costs ~40 MiB of resident memory (see docs/performance.md).
 //   node scripts/bundle.ts [--metafile]     (npm run bundle; npm run build runs it after tsc)
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { join, resolve } from 'node:path';
@@ -177,6 +178,18 @@ const kubernetesClientLazyPackages: Plugin = {
   },
 };
 
+// What --version, the startup log line and bka_build_info say (src/build-info.ts). BKA_BUILD_REVISION is for
+// builds without the repository (the image: its context has no .git; the release passes the commit).
+function gitRevision(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+const revision = process.env['BKA_BUILD_REVISION'] || gitRevision();
+
 const outfile = join(root, 'dist', 'main.js');
 const result = await build({
   entryPoints: [join(root, 'src', 'main.ts')],
@@ -187,6 +200,7 @@ const result = await build({
   target: 'node22',
   // CommonJS dependencies call require() for Node built-ins; an ES module has no require of its own.
   banner: { js: "import { createRequire as __bkaCreateRequire } from 'node:module';\nconst require = __bkaCreateRequire(import.meta.url);" },
+  define: { BKA_BUILD_VERSION: JSON.stringify(version), BKA_BUILD_REVISION: JSON.stringify(revision) },
   minifySyntax: true,
   minifyWhitespace: true,
   // No keepNames: identifiers are not minified, so functions keep their names; keepNames would wrap every

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import * as z from 'zod/mini';
+import { describeBuild } from './build-info.ts';
 import { formatGoDuration, parseGoDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.ts';
@@ -132,7 +133,7 @@ const formatByteSize = (bytes: number): string => {
 };
 const listenAddress = (raw: string) => parseListenAddress(raw);
 // strconv.ParseBool's spellings, as the Go tool accepted them.
-const boolean = (raw: string): boolean => {
+export const boolean = (raw: string): boolean => {
   if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(raw)) return true;
   if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(raw)) return false;
   throw new Error('must be true or false');
@@ -198,7 +199,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Loa
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, writeOut: (text) => process.stdout.write(text) })
     .allowExcessArguments(false)
-    .option('--print-config', 'print the effective configuration as JSON, with the source of each value, and exit');
+    .option('--print-config', 'print the effective configuration as JSON, with the source of each value, and exit')
+    .version(describeBuild(), '--version', 'print the version and the revision it was built from, and exit')
+    .addHelpText('after', `\nSubcommand:\n  wake [options]  ask a running gateway's ops port for builders now, optionally wait until they accept\n                  connections (buildkitd-autoscaler wake --help)`);
   for (const definition of optionDefinitions) {
     const defaultNote = definition.defaultText === undefined ? '' : ` (default ${definition.defaultText})`;
     program.addOption(new Option(`--${definition.flag} <value>`, `${definition.description}; env ${definition.env}${defaultNote}`));

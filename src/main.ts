@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
+import { buildInfo, describeBuild } from './build-info.ts';
 import { describeConfig, loadConfig, type LoadedConfig } from './config.ts';
 import { ConfigError, ErrorCode, GatewayError } from './errors.ts';
 import { Gateway } from './gateway.ts';
@@ -27,7 +28,7 @@ function readConfig(): LoadedConfig {
 async function wake(argv: readonly string[]): Promise<never> {
   let options;
   try {
-    options = parseWakeArgs(argv);
+    options = parseWakeArgs(argv, process.env);
   } catch (error) {
     if (error instanceof CommanderError) process.exit(error.exitCode);
     if (error instanceof ConfigError) {
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.logLevel);
+  log.info({ event: 'starting', version: buildInfo.version, revision: buildInfo.revision }, `${describeBuild()} starting`);
   const gateway = new Gateway({ config, kubeConfig, log });
   // Node exits on an unhandled rejection, which would cut every spliced build: log it with a code, count it, go on.
   process.on('unhandledRejection', (reason) => gateway.reportInternalError('unhandled promise rejection', reason));

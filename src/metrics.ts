@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildInfo } from './build-info.ts';
 import type { InformerStatus } from './kube/informer.ts';
 
 export type Metrics = ReturnType<typeof createMetrics>;
@@ -137,6 +138,15 @@ export function createMetrics() {
       collect() {
         // Present at 0 from the start, so increase() sees the first restart.
         for (const { resource } of readWatches()) this.inc({ resource }, 0);
+      },
+    }),
+    buildInfo: new Gauge({
+      name: 'bka_build_info',
+      help: 'Always 1; the labels say which version and revision of the gateway runs',
+      labelNames: ['version', 'revision'] as const,
+      registers,
+      collect() {
+        this.set({ version: buildInfo.version, revision: buildInfo.revision }, 1);
       },
     }),
     /** One connection ended: bka_connections_total and bka_bytes_total count it when they are next read. */

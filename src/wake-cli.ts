@@ -1,4 +1,5 @@
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { boolean } from './config.ts';
 import { formatGoDuration, parseGoDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { maxWakeForMs, type WakeStatusJson } from './http/wake-endpoint.ts';
@@ -15,19 +16,31 @@ export interface WakeCliOptions {
 
 const pollMs = 500;
 
+/** Each flag's environment variable; as for the gateway, a non-empty one wins over the flag (a CronJob sets env). */
+export const wakeEnv = { url: 'WAKE_URL', replicas: 'WAKE_REPLICAS', for: 'WAKE_FOR', wait: 'WAKE_WAIT', timeout: 'WAKE_TIMEOUT' } as const;
+
+const defaultTimeoutMs = 5 * 60_000;
+
 /** Throws ConfigError (one line) on bad input; help is printed by commander and surfaces as a CommanderError. */
-export function parseWakeArgs(argv: readonly string[]): WakeCliOptions {
+export function parseWakeArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): WakeCliOptions {
+  const parsers = {
+    url: parseUrl,
+    replicas: parseReplicas,
+    for: parseFor,
+    wait: parseWait,
+    timeout: parsePositiveDuration('--timeout'),
+  } satisfies Record<keyof typeof wakeEnv, (text: string) => unknown>;
   const program = new Command()
     .name('buildkitd-autoscaler wake')
-    .description('Wake buildkitd before a build: POST /wake on the gateway ops port, optionally wait until a builder accepts connections')
+    .description('Wake buildkitd before a build: POST /wake on the gateway ops port, optionally wait until a builder accepts connections.\nEach flag has an environment variable, which wins over the flag when set.')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, writeOut: (text) => process.stdout.write(text) })
     .allowExcessArguments(false)
-    .requiredOption('--url <url>', "the gateway's ops port (not the proxy port), e.g. http://buildkitd-autoscaler:9090", parseUrl)
-    .option('--replicas <n>', 'builders to wake (1 to the gateway --max-replicas; default 1)', parseReplicas)
-    .option('--for <duration>', `keep them this long without connections (Go duration up to ${formatGoDuration(maxWakeForMs)}; default the gateway idle timeout)`, parseFor)
-    .option('--wait', 'return once the builders accept connections (exit 0), or exit 1 at --timeout', false)
-    .option('--timeout <duration>', 'how long --wait waits (Go duration; default 5m0s)', parsePositiveDuration('--timeout'), 5 * 60_000);
+    .addOption(new Option('--url <url>', `the gateway's ops port (not the proxy port), e.g. http://buildkitd-autoscaler:9090 (required; env ${wakeEnv.url})`).argParser(parsers.url))
+    .addOption(new Option('--replicas <n>', `builders to wake, 1 to the gateway's --max-replicas (env ${wakeEnv.replicas}; default 1)`).argParser(parsers.replicas))
+    .addOption(new Option('--for <duration>', `keep them this long without connections, Go duration up to ${formatGoDuration(maxWakeForMs)} (env ${wakeEnv.for}; default the gateway's idle timeout)`).argParser(parsers.for))
+    .addOption(new Option('--wait', `return once the builders accept connections (exit 0), or exit 1 at --timeout (env ${wakeEnv.wait}: true or false)`).default(false))
+    .addOption(new Option('--timeout <duration>', `how long --wait waits, Go duration (env ${wakeEnv.timeout})`).argParser(parsers.timeout).default(defaultTimeoutMs, formatGoDuration(defaultTimeoutMs)));
   try {
     program.parse([...argv], { from: 'user' });
   } catch (error) {
@@ -37,7 +50,17 @@ export function parseWakeArgs(argv: readonly string[]): WakeCliOptions {
     }
     throw error;
   }
-  const o = program.opts<{ url: URL; replicas?: number; for?: number; wait: boolean; timeout: number }>();
+  const o = program.opts<{ url?: URL; replicas?: number; for?: number; wait: boolean; timeout: number }>();
+  for (const key of Object.keys(wakeEnv) as (keyof typeof wakeEnv)[]) {
+    const raw = env[wakeEnv[key]];
+    if (raw === undefined || raw === '') continue;
+    try {
+      (o as Record<string, unknown>)[key] = parsers[key](raw);
+    } catch (error) {
+      throw new ConfigError(`invalid value ${JSON.stringify(raw)} for --${key} / ${wakeEnv[key]} (from env): ${(error as Error).message}`);
+    }
+  }
+  if (o.url === undefined) throw new ConfigError(`missing --url / ${wakeEnv.url}: the gateway's ops port, e.g. http://buildkitd-autoscaler:9090`);
   return { url: o.url, replicas: o.replicas, forMs: o.for, wait: o.wait, timeoutMs: o.timeout };
 }
 
@@ -111,6 +134,14 @@ function parseUrl(text: string): URL {
 function parseReplicas(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError(`must be a whole number of at least 1, not ${JSON.stringify(text)}`);
   return Number(text);
+}
+
+function parseWait(text: string): boolean {
+  try {
+    return boolean(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function parseFor(text: string): number {

@@ -18,7 +18,7 @@ export class KubeApiError extends Error {
  * Sends one request to the API server with the kubeconfig's credentials (token, client certificate, CA,
  * proxy: the client's applyToHTTPSOptions) over node:https, and settles once the response headers arrive.
  * node:https rather than the client's undici: undici and the HTTP/2 and web-stream modules it loads cost
- * ~4 MiB of the gateway's idle memory (README "Performance") for a handful of requests and three watches.
+ * ~4 MiB of the gateway's idle memory (docs/performance.md) for a handful of requests and three watches.
  */
 const keepAliveAgents = new WeakMap<HttpsAgent, HttpsAgent>();
 
@@ -55,7 +55,7 @@ export async function readText(response: IncomingMessage): Promise<string> {
 /**
  * One JSON request to the API server with the kubeconfig's credentials. Used instead of the generated API
  * classes: loading those (and the model serializer they pull in) cost ~10 MiB of resident memory for the
- * few calls the gateway makes (README "Performance").
+ * few calls the gateway makes (docs/performance.md).
  */
 export async function kubeRequest<T>(kubeConfig: KubeConfig, method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, options: { query?: Record<string, string | undefined>; body?: unknown } = {}): Promise<T> {
   const cluster = kubeConfig.getCurrentCluster();

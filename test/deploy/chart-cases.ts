@@ -1,7 +1,7 @@
 // The chart values and what each must change in the rendering, shared by the rendering test
 // (chart-values.test.ts) and the API-server test (cluster/install.test.ts).
 import assert from 'node:assert/strict';
-import type { V1PodDisruptionBudget, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1PodDisruptionBudget, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
 import {
   buildkitdContainer,
   deployment,
@@ -39,6 +39,14 @@ function gatewayService(docs: Manifest[]): V1Service {
 }
 function servicePort(docs: Manifest[], name: string): number | undefined {
   return gatewayService(docs).spec?.ports?.find((p) => p.name === name)?.port;
+}
+function metricsService(docs: Manifest[]): V1Service {
+  return findOne<V1Service>(docs, 'Service', `${deployment(docs).metadata?.name ?? ''}-metrics`);
+}
+function stsPodSpec(docs: Manifest[]) {
+  const spec = statefulSet(docs).spec?.template.spec;
+  assert.ok(spec);
+  return spec;
 }
 function stsSpec(docs: Manifest[]) {
   const spec = statefulSet(docs).spec;
@@ -159,7 +167,7 @@ export const CASES: Record<string, ValueCase> = {
     set: false,
     expect: (d) => {
       assert.equal(has(d, 'StatefulSet'), false, 'no StatefulSet');
-      assert.deepEqual(d.filter((x) => x.kind === 'Service').map((x) => x.metadata.name), ['bka-buildkitd-autoscaler']);
+      assert.deepEqual(d.filter((x) => x.kind === 'Service').map((x) => x.metadata.name), ['bka-buildkitd-autoscaler', 'bka-buildkitd-autoscaler-metrics']);
       assert.equal(gatewayEnv(d, 'BUILDKITD_STATEFULSET_NAME'), 'buildkitd', 'the gateway still scales the named StatefulSet');
     },
   },
@@ -211,6 +219,46 @@ export const CASES: Record<string, ValueCase> = {
     set: ['--oci-worker-gc-keepstorage=20000'],
     expect: (d) => assert.deepEqual(buildkitdContainer(d).args, ['--addr', 'tcp://0.0.0.0:8273', '--oci-worker-gc-keepstorage=20000']),
   },
+  'buildkitd.config': {
+    set: '[worker.oci]\n  max-parallelism = 4\n',
+    expect: (d) => {
+      const config = findOne<V1ConfigMap>(d, 'ConfigMap', 'buildkitd-config');
+      assert.equal(config.data?.['buildkitd.toml'], '[worker.oci]\n  max-parallelism = 4\n');
+      assert.deepEqual(buildkitdContainer(d).args?.slice(2, 4), ['--config', '/etc/buildkit/buildkitd.toml']);
+      assert.ok(buildkitdContainer(d).volumeMounts?.some((m) => m.name === 'buildkitd-config' && m.mountPath === '/etc/buildkit'));
+      assert.ok(stsPodSpec(d).volumes?.some((v) => v.name === 'buildkitd-config' && v.configMap?.name === 'buildkitd-config'));
+      assert.match(statefulSet(d).spec?.template.metadata?.annotations?.['buildkitd-autoscaler/config-sha256'] ?? '', /^[0-9a-f]{64}$/, 'a new config restarts the builders');
+    },
+  },
+  'buildkitd.tls.secretName': {
+    set: 'buildkitd-tls',
+    expect: (d) => {
+      assert.deepEqual(buildkitdContainer(d).args?.slice(2), ['--tlscacert', '/certs/ca.pem', '--tlscert', '/certs/cert.pem', '--tlskey', '/certs/key.pem']);
+      assert.ok(buildkitdContainer(d).volumeMounts?.some((m) => m.name === 'buildkitd-tls' && m.mountPath === '/certs'));
+      assert.ok(stsPodSpec(d).volumes?.some((v) => v.name === 'buildkitd-tls' && v.secret?.secretName === 'buildkitd-tls'));
+    },
+  },
+  'buildkitd.podAnnotations': {
+    set: { 'example.com/team': 'builds' },
+    expect: (d) => assert.equal(statefulSet(d).spec?.template.metadata?.annotations?.['example.com/team'], 'builds'),
+  },
+  'buildkitd.nodeSelector': { set: { 'example.com/pool': 'build' }, expect: (d) => assert.deepEqual(stsPodSpec(d).nodeSelector, { 'example.com/pool': 'build' }) },
+  'buildkitd.tolerations': {
+    set: [{ key: 'example.com/build', operator: 'Exists', effect: 'NoSchedule' }],
+    expect: (d) => assert.deepEqual(stsPodSpec(d).tolerations, [{ key: 'example.com/build', operator: 'Exists', effect: 'NoSchedule' }]),
+  },
+  'buildkitd.affinity': {
+    set: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/arch', operator: 'In', values: ['arm64'] }] }] } } },
+    expect: (d) => assert.equal(stsPodSpec(d).affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchExpressions?.[0]?.values?.[0], 'arm64'),
+  },
+  'buildkitd.extraVolumes': {
+    set: [{ name: 'registry-auth', secret: { secretName: 'registry-auth' } }],
+    expect: (d) => assert.ok(stsPodSpec(d).volumes?.some((v) => v.name === 'registry-auth' && v.secret?.secretName === 'registry-auth')),
+  },
+  'buildkitd.extraVolumeMounts': {
+    set: [{ name: 'buildkit-state', mountPath: '/cache-extra', subPath: 'extra' }],
+    expect: (d) => assert.ok(buildkitdContainer(d).volumeMounts?.some((m) => m.mountPath === '/cache-extra' && m.subPath === 'extra')),
+  },
   'buildkitd.privileged': { set: false, expect: (d) => assert.equal(buildkitdContainer(d).securityContext?.privileged, false) },
   'buildkitd.resources.requests.cpu': { set: '3', expect: (d) => assert.equal(buildkitdContainer(d).resources?.requests?.cpu, '3') },
   'buildkitd.resources.requests.memory': { set: '3Gi', expect: (d) => assert.equal(buildkitdContainer(d).resources?.requests?.memory, '3Gi') },
@@ -233,9 +281,16 @@ export const CASES: Record<string, ValueCase> = {
     set: 'fast-ssd',
     expect: (d) => assert.equal(stsSpec(d).volumeClaimTemplates?.[0]?.spec?.storageClassName, 'fast-ssd'),
   },
-  'service.type': { set: 'LoadBalancer', expect: (d) => assert.equal(gatewayService(d).spec?.type, 'LoadBalancer') },
+  'service.type': {
+    set: 'LoadBalancer',
+    expect: (d) => {
+      assert.equal(gatewayService(d).spec?.type, 'LoadBalancer');
+      assert.deepEqual(gatewayService(d).spec?.ports?.map((p) => p.name), ['buildkit'], 'the load balancer never publishes /wake or /metrics');
+      assert.equal(metricsService(d).spec?.type, 'ClusterIP');
+    },
+  },
   'service.port': { set: 1080, expect: (d) => assert.equal(servicePort(d, 'buildkit'), 1080) },
-  'service.metricsPort': { set: 1090, expect: (d) => assert.equal(servicePort(d, 'metrics'), 1090) },
+  'service.metricsPort': { set: 1090, expect: (d) => assert.equal(metricsService(d).spec?.ports?.find((p) => p.name === 'metrics')?.port, 1090) },
   'service.annotations': {
     set: { 'lb.example.com/internal': 'true' },
     expect: (d) => assert.deepEqual(gatewayService(d).metadata?.annotations, { 'lb.example.com/internal': 'true' }),

@@ -114,6 +114,11 @@ describe('helm chart', () => {
     assert.match(await renderError(['--set', 'gateway.firstByteTimeout=30']), /firstByteTimeout/);
   });
 
+  it('installs on Kubernetes 1.27 and later, and says so on an older cluster', async () => {
+    await helmTemplate(undefined, { args: ['--kube-version', '1.27.0'] });
+    assert.match(await renderError(['--kube-version', '1.26.15']), /chart requires kubeVersion: >=1\.27\.0-0 which is incompatible with Kubernetes v1\.26\.15/);
+  });
+
   it('requires a ServiceAccount name when it does not create one', async () => {
     assert.match(await renderError(['--set', 'serviceAccount.create=false']), /serviceAccount\.name is required/);
   });

@@ -228,10 +228,13 @@ export function assertGatewayContract(docs: readonly Manifest[]): void {
 
   const service = findOne<V1Service>(docs, 'Service', dep.metadata?.name);
   assert.ok(isSubset(service.spec?.selector, dep.spec?.template.metadata?.labels), 'the Service selects the gateway pod');
+  // The ops port may have a Service of its own (the chart's <name>-metrics); together they reach both ports.
+  const gatewayServices = docs.filter((d): d is Manifest & V1Service => d.kind === 'Service' && isSubset((d as V1Service).spec?.selector, dep.spec?.template.metadata?.labels));
   const servicePorts = Object.fromEntries(
-    (service.spec?.ports ?? []).map((p): [string, number] => [p.name ?? '', resolvePort(container, p.targetPort)]),
+    gatewayServices.flatMap((s) => s.spec?.ports ?? []).map((p): [string, number] => [p.name ?? '', resolvePort(container, p.targetPort)]),
   );
   assert.deepEqual(servicePorts, { buildkit: proxyPort, metrics: metricsPort });
+  assert.equal(service.spec?.ports?.find((p) => p.name === 'buildkit')?.name, 'buildkit', 'clients reach the proxy port through the Service named like the Deployment');
 }
 
 export function statefulSet(docs: readonly Manifest[]): V1StatefulSet {

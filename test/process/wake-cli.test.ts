@@ -36,7 +36,7 @@ async function opsServer(t: TestContext, answer: (method: string, url: string) =
 
 test('bad wake input exits 2 with one line naming the problem, before any request and without gateway configuration', async () => {
   const cases: Array<[string[], string]> = [
-    [[], "required option '--url <url>'"],
+    [[], 'missing --url / WAKE_URL'],
     [['--url', 'gateway:9090'], 'not an http(s) URL'],
     [['--url', 'not a url'], 'not a URL'],
     [['--url', 'http://127.0.0.1:9', '--for', '10'], 'not a Go duration: "10"'],
@@ -83,4 +83,28 @@ test('--wait exits 0 once the builders accept connections, and 1 with one line a
   const timedOut = await run(['--url', never.url, '--wait', '--timeout', '2s']);
   assert.equal(timedOut.code, 1);
   assert.equal(timedOut.stderr, 'buildkitd-autoscaler wake: no builder ready within 2s: 0 of 1 builders accept connections\n');
+});
+
+test('each wake flag has an environment variable that wins over the flag; a bad one exits 2 naming flag, env var and value', async (t) => {
+  const ops = await opsServer(t, (method) =>
+    method === 'POST' ? { status: 202, json: { replicas: 2, for: '15m0s', until: '2026-01-05T08:15:00.000Z' } } : { status: 200, json: { wake: null, readyBuilders: 2, failure: null } },
+  );
+  const fromEnv = await run(['--url', 'http://127.0.0.1:9', '--for', '1m'], { WAKE_URL: ops.url, WAKE_REPLICAS: '2', WAKE_FOR: '15m', WAKE_WAIT: 'true', WAKE_TIMEOUT: '30s' });
+  assert.equal(fromEnv.code, 0, fromEnv.stderr);
+  assert.deepEqual(ops.seen, ['POST /wake?replicas=2&for=15m0s', 'GET /wake'], 'URL, replicas and for from the environment; --wait from WAKE_WAIT polls');
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ WAKE_URL: 'gateway:9090' }, 'invalid value "gateway:9090" for --url / WAKE_URL (from env): not an http(s) URL'],
+    [{ WAKE_REPLICAS: 'two' }, 'invalid value "two" for --replicas / WAKE_REPLICAS (from env)'],
+    [{ WAKE_FOR: '48h' }, 'invalid value "48h" for --for / WAKE_FOR (from env): at most 24h0m0s'],
+    [{ WAKE_WAIT: 'yes' }, 'invalid value "yes" for --wait / WAKE_WAIT (from env): must be true or false'],
+    [{ WAKE_TIMEOUT: 'forever' }, 'invalid value "forever" for --timeout / WAKE_TIMEOUT (from env)'],
+  ];
+  for (const [env, mention] of cases) {
+    const { code, stdout, stderr } = await run(['--url', ops.url], env);
+    assert.equal(code, 2, `${JSON.stringify(env)}: ${stderr}`);
+    assert.equal(stdout, '');
+    assert.equal(stderr.trimEnd().split('\n').length, 1, stderr);
+    assert.ok(stderr.includes(mention), `${JSON.stringify(env)}: ${stderr}`);
+  }
+  assert.equal(ops.seen.length, 2, 'no request for bad input');
 });
