@@ -272,8 +272,9 @@ export class ScaleController {
           stillAllowed: stillCommittable,
           signal: this.o.leadership?.(),
         });
-        // Committed, the proposal keeps fencing the pods until they are gone; otherwise it is withdrawn.
-        await proposals.write(landed ? { ...proposal, committed: true } : undefined);
+        // Committed, the proposal keeps fencing the pods until they are gone; otherwise it is withdrawn (if still ours to).
+        if (landed) await proposals.write({ ...proposal, committed: true });
+        else if (stillCommittable()) await proposals.write(undefined);
         return;
       }
       case 'withdraw':
