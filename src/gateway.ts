@@ -36,6 +36,8 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Replaces the scale subresource client (unit tests only). */
   scaleTarget?: ScaleTarget;
+  /** A failure this process must exit for, seen while running (another process took over its identity). */
+  onFatal?: (error: GatewayError) => void;
 }
 
 /** The pieces that exist only with leader election: Leases shared with the other gateway replicas. */
@@ -95,7 +97,7 @@ export class Gateway {
     }
     this.activity = new LocalActivity();
     this.actuator = new ScaleActuator({ target: options.scaleTarget ?? new StatefulSetScale(kubeConfig, ns, config.stsName), clock, emit });
-    this.coordination = config.leaderElection ? this.coordinate(kubeConfig, clock, emit) : undefined;
+    this.coordination = config.leaderElection ? this.coordinate(kubeConfig, clock, emit, options.onFatal) : undefined;
     // A lone gateway without leader election decides alone: it is the leader for alerting purposes.
     if (!this.coordination) this.metrics.leader.set(1);
     const coordination = this.coordination;
@@ -120,6 +122,7 @@ export class Gateway {
       departedActivity: () => coordination?.reports.departedActivity() ?? new Map<string, number>(),
       proposals,
       isLeader: () => coordination?.elector.isLeader ?? true,
+      leadership: () => coordination?.elector.leadership,
       actuator: this.actuator,
       clock,
       emit,
@@ -211,9 +214,11 @@ export class Gateway {
     this.collectGarbageOnceSynced();
     for (const informer of this.informers()) informer.start();
     if (this.coordination) {
-      // Refuses to run next to another live process with the same identity (BKA_IDENTITY_CONFLICT).
+      // Refuses to run next to another live process with the same identity (BKA_IDENTITY_CONFLICT); campaigns
+      // for the lead only once its report Lease is its own, so the second of two such processes never leads.
       await this.coordination.publisher.start();
-      this.coordination.elector.start();
+      const { elector } = this.coordination;
+      this.coordination.publisher.onClaimed(() => elector.start());
     }
     this.controller.start();
     const proxy = await this.listener.start();
@@ -263,7 +268,7 @@ export class Gateway {
     await this.ops.stop();
   }
 
-  private coordinate(kubeConfig: KubeConfig, clock: Clock, emit: EmitEvent): Coordination {
+  private coordinate(kubeConfig: KubeConfig, clock: Clock, emit: EmitEvent, onFatal: GatewayOptions['onFatal']): Coordination {
     const { config } = this;
     const ns = config.stsNamespace;
     const group = config.leaderElectionLeaseName;
@@ -295,6 +300,11 @@ export class Gateway {
       emit,
       read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown, wake: this.wakes.current() }),
       ownerPod: this.ownerPod(),
+      onIdentityConflict: (error) => {
+        // The other process owns this identity now: hand it the lead at once, then leave.
+        void elector.stop();
+        onFatal?.(error);
+      },
     });
     return { leases, elector, publisher, reports };
   }

@@ -8,6 +8,11 @@ import { loadKubeConfig } from './kube/client.ts';
 import { createLogger } from './log.ts';
 import { parseWakeArgs, runWake } from './wake-cli.ts';
 
+/** 3: another process runs with this identity (BKA_IDENTITY_CONFLICT); 1: any other failure to start. */
+function exitCodeOf(error: GatewayError): number {
+  return error.code === ErrorCode.IdentityConflict ? 3 : 1;
+}
+
 function exitWithConfigError(error: ConfigError): never {
   // One line, no stack: users read this in `kubectl logs` of a crash-looping pod.
   process.stderr.write(`buildkitd-autoscaler: ${error.message}\n`);
@@ -63,7 +68,16 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   log.info({ event: 'starting', version: buildInfo.version, revision: buildInfo.revision }, `${describeBuild()} starting`);
-  const gateway = new Gateway({ config, kubeConfig, log });
+  let stop: (signal: string, exitCode?: number) => void = () => undefined;
+  const gateway = new Gateway({
+    config,
+    kubeConfig,
+    log,
+    onFatal: (error) => {
+      log.fatal({ code: error.code }, `${error.message}; draining and exiting with code ${exitCodeOf(error)}`);
+      stop(error.code, exitCodeOf(error));
+    },
+  });
   // Node exits on an unhandled rejection, which would cut every spliced build: log it with a code, count it, go on.
   process.on('unhandledRejection', (reason) => gateway.reportInternalError('unhandled promise rejection', reason));
   process.on('uncaughtException', (error) => {
@@ -71,25 +85,25 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+  stop = (signal, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     gateway.shutdown(signal).then(
-      () => process.exit(0),
+      () => process.exit(exitCode),
       (error: unknown) => {
         log.error({ err: error, code: ErrorCode.Internal }, 'shutdown failed');
         process.exit(1);
       },
     );
   };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   try {
     await gateway.start();
   } catch (error) {
     if (error instanceof GatewayError) {
       log.fatal({ code: error.code }, error.message);
-      process.exit(1);
+      process.exit(exitCodeOf(error));
     }
     throw error;
   }

@@ -10,6 +10,8 @@ import type { WakeRequest } from '../scaler/wake-requests.ts';
  */
 export const activityAnnotation = 'buildkitd-autoscaler/activity';
 export const proposalAnnotation = 'buildkitd-autoscaler/scale-down';
+/** On the leader Lease: the holder process's random instance id, so two processes with one identity never both lead. */
+export const leaderInstanceAnnotation = 'buildkitd-autoscaler/leader-instance';
 
 export interface PublishedActivity extends ActivitySnapshot {
   /** Random per process: two processes with one identity are told apart. */

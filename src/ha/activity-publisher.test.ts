@@ -21,7 +21,11 @@ async function advance(clock: ManualClock, ms: number, step = 250) {
 const leaseName = 'bka-gateway-0';
 const wallStart = 1_700_000_000_000;
 
-function publisher(store: FakeLeaseStore, clock: ManualClock, options: { events?: GatewayEvent[]; read?: () => Omit<PublishedActivity, 'instance'>; ownerPod?: { name: string; uid: string } } = {}) {
+function publisher(
+  store: FakeLeaseStore,
+  clock: ManualClock,
+  options: { events?: GatewayEvent[]; read?: () => Omit<PublishedActivity, 'instance'>; ownerPod?: { name: string; uid: string }; onIdentityConflict?: (error: GatewayError) => void } = {},
+) {
   return new ActivityPublisher({
     store,
     leaseName,
@@ -34,6 +38,7 @@ function publisher(store: FakeLeaseStore, clock: ManualClock, options: { events?
     emit: (e) => options.events?.push(e),
     read: options.read ?? (() => ({ open: 0, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false })),
     ownerPod: options.ownerPod,
+    onIdentityConflict: options.onIdentityConflict ?? (() => undefined),
     wallNow: () => wallStart + clock.now(),
   });
 }
@@ -145,6 +150,72 @@ test('a dead predecessor with the same identity (a restarted container) is waite
   assert.equal(published(api)?.instance, successor.instance, 'the report is the successor now');
   assert.deepEqual(events.filter((e) => e.kind === 'lease_failed'), []);
   await successor.stop();
+});
+
+/** Two processes with one identity: how each start ended, and what each wrote. */
+async function twins(firstClient: FakeLeaseStore, secondClient: FakeLeaseStore, clock: ManualClock, startSecondAfterMs: number) {
+  const conflicts: GatewayError[][] = [[], []];
+  const outcomes: unknown[] = [undefined, undefined];
+  const processes = [firstClient, secondClient].map((client, i) => publisher(client, clock, { onIdentityConflict: (error) => conflicts[i]!.push(error) }));
+  const start = (i: number) =>
+    processes[i]!.start().then(
+      () => (outcomes[i] = 'started'),
+      (error: unknown) => (outcomes[i] = error),
+    );
+  void start(0);
+  if (startSecondAfterMs > 0) await advance(clock, startSecondAfterMs);
+  void start(1);
+  await advance(clock, 20_000);
+  const refused = outcomes.map((outcome, i) => (outcome instanceof GatewayError && outcome.code === ErrorCode.IdentityConflict) || conflicts[i]!.some((c) => c.code === ErrorCode.IdentityConflict));
+  return { processes, outcomes, conflicts, refused };
+}
+
+test('two processes with one identity starting at the same moment (both read 404): exactly one is refused, and it never writes', async () => {
+  const api = new FakeLeaseStore();
+  const clock = new ManualClock();
+  const clients = [api.client(), api.client()];
+  const { processes, outcomes, refused } = await twins(clients[0]!, clients[1]!, clock, 0);
+  assert.equal(refused.filter(Boolean).length, 1, `exactly one refused: ${outcomes.map(String).join(' / ')}`);
+  const survivor = refused[0] ? 1 : 0;
+  assert.equal(outcomes[1 - survivor] instanceof GatewayError, true, 'refused at start');
+  assert.equal(published(api)?.instance, processes[survivor]!.instance, 'the report is the survivor\'s');
+  assert.ok(clients[1 - survivor]!.writes <= 1, 'the refused one wrote at most its failed create');
+  assert.equal(clients[survivor]!.writes >= 15, true, 'the survivor kept renewing');
+});
+
+test('a failed first read at start (API blip) does not skip the wait-out: the second process never writes onto the first\'s report', async () => {
+  const api = new FakeLeaseStore();
+  const clock = new ManualClock();
+  const clients = [api.client(), api.client()];
+  clients[1]!.failNext = 500;
+  const { processes, refused } = await twins(clients[0]!, clients[1]!, clock, 1_000);
+  assert.deepEqual(refused, [false, true], 'the second is refused');
+  assert.equal(clients[1]!.writes, 0, 'the second never wrote');
+  assert.equal(published(api)?.instance, processes[0]!.instance);
+});
+
+test('a conflict seen while running (another process took the report over): stop publishing, report it once, never write onto it', async () => {
+  const api = new FakeLeaseStore();
+  const clock = new ManualClock();
+  const conflicts: GatewayError[] = [];
+  const events: GatewayEvent[] = [];
+  const client = api.client();
+  const p = publisher(client, clock, { events, onIdentityConflict: (error) => conflicts.push(error) });
+  await p.start();
+  // Another process with this identity waited this one out and took the Lease over.
+  const taken = structuredClone(api.leases.get(leaseName)!);
+  taken.metadata!.annotations = { [activityAnnotation]: JSON.stringify({ instance: 'the-other-process', open: 3, held: 0, pods: {}, since: new Date(wallStart).toISOString() }) };
+  const stored = await api.client().update(taken);
+  const writesBefore = client.writes;
+  p.publishSoon();
+  await advance(clock, 5_000);
+  assert.equal(conflicts.length, 1, 'reported once');
+  assert.equal(conflicts[0]?.code, ErrorCode.IdentityConflict);
+  assert.ok(events.some((e) => e.kind === 'lease_failed' && e.code === ErrorCode.IdentityConflict));
+  assert.equal(client.writes, writesBefore, 'nothing written onto the other\'s report');
+  assert.equal(api.leases.get(leaseName)?.metadata?.resourceVersion, stored.metadata?.resourceVersion);
+  await p.stop();
+  assert.equal(api.leases.get(leaseName)?.metadata?.resourceVersion, stored.metadata?.resourceVersion, 'stop neither writes nor deletes it');
 });
 
 test('an API server that fails the writes: a lease_failed event with its code, and the next renewal recovers', async () => {

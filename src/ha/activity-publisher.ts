@@ -26,6 +26,11 @@ export interface ActivityPublisherOptions {
   read: () => Report;
   /** The gateway's own pod: the Lease is owned by it, so the garbage collector removes a dead pod's report. */
   ownerPod?: { name: string; uid: string } | undefined;
+  /**
+   * Another process publishes under this identity and this one must give way: called once, after which this
+   * publisher writes nothing more (not even on stop). Not called for a conflict start() throws.
+   */
+  onIdentityConflict: (error: GatewayError) => void;
   wallNow?: () => number;
 }
 
@@ -56,12 +61,31 @@ export function raises(published: Report | undefined, now: Report, connectionsPe
  * what the others see (a write per busy/idle flip was ~10 a second under connection churn). Deleted on
  * shutdown after the last connection closed, so the report of a replica that drained properly never blocks
  * anyone.
+ *
+ * One Lease, one process: the report carries this process's random instance id, and this publisher writes
+ * only onto a Lease that carries it. How that holds in every order of events:
+ * - No Lease: it is created (POST, 409 if it exists), never overwritten. Two processes that both read 404
+ *   both try; one gets 409, reads the winner's report and waits it out like any other.
+ * - Someone else's Lease: waited out for one lease duration on this replica's clock. A change meanwhile is a
+ *   live twin: this process is the second and is refused (BKA_IDENTITY_CONFLICT). No change: a dead
+ *   predecessor (a restarted container); it is taken over with its resourceVersion, so of two processes
+ *   doing that at once one gets 409, reads the other's report and waits that out in turn.
+ * - The API server does not answer at start: nothing is written until the Lease has been read (retried
+ *   every renew period); start() does not wait for that, the rest of the claim follows when it answers.
+ * - Later, a write answered 409 or 404 by a Lease that carries another instance: another process waited
+ *   this one out (it was frozen or cut off for a lease duration) and owns the report now. This one gives
+ *   way: it stops writing and calls onIdentityConflict.
  */
 export class ActivityPublisher {
   readonly instance = randomUUID();
   private readonly o: ActivityPublisherOptions;
   private readonly wallNow: () => number;
+  /** The Lease as this process last wrote (or read back) it; undefined after a 404. */
   private current: V1Lease | undefined;
+  private claimed = false;
+  /** Another process owns the report now: nothing is written any more. */
+  private gaveWay = false;
+  private readonly claimListeners: Array<() => void> = [];
   private timer: Timer | undefined;
   private soon: Timer | undefined;
   /** The report the Lease holds since this process last wrote it successfully. */
@@ -77,46 +101,116 @@ export class ActivityPublisher {
   }
 
   /**
-   * Takes the Lease. If another process publishes under the same identity, it is waited out for one lease
-   * duration (a restarted container of the same pod); if it keeps renewing, that is a misconfiguration and
-   * this throws BKA_IDENTITY_CONFLICT instead of silently mixing two replicas' counts.
+   * Claims the Lease and publishes. Throws BKA_IDENTITY_CONFLICT when another live process publishes under
+   * this identity. If the API server does not answer, returns at once and keeps claiming in the background.
    */
   async start(): Promise<void> {
     try {
-      await this.waitOutSameIdentity();
+      await this.claim();
     } catch (error) {
       if (error instanceof GatewayError) throw error;
-      // The API server is unreachable: serve anyway; the renewals retry and the check happens on conflict.
-      this.o.emit({ kind: 'lease_failed', lease: this.o.leaseName, action: 'publish', code: ErrorCode.LeaseFailed, error: apiMessage(error), status: apiStatus(error) });
+      this.failed(error);
+      this.scheduleClaim();
+      return;
     }
-    await this.publish();
+    this.becameClaimed();
+  }
+
+  /** Runs `listener` once this process owns its report Lease (at once if it does already). */
+  onClaimed(listener: () => void): void {
+    if (this.claimed) listener();
+    else this.claimListeners.push(listener);
+  }
+
+  private becameClaimed(): void {
+    this.claimed = true;
+    for (const listener of this.claimListeners.splice(0)) listener();
     this.scheduleRenewal();
   }
 
-  private async waitOutSameIdentity(): Promise<void> {
-    const first = await this.o.store.get(this.o.leaseName);
-    const other = decodeActivity(first?.metadata?.annotations?.[activityAnnotation]);
-    if (first && other && other.instance !== this.instance && first.spec?.holderIdentity) {
-      const waitUntil = this.o.clock.now() + this.o.leaseDurationMs;
-      let seen = first.metadata?.resourceVersion;
-      while (this.o.clock.now() < waitUntil) {
-        await new Promise<void>((resolve) => this.o.clock.setTimer(Math.min(this.o.renewPeriodMs, this.o.leaseDurationMs / 4), resolve));
-        const again = await this.o.store.get(this.o.leaseName);
-        if (!again) break;
-        if (again.metadata?.resourceVersion !== seen) {
-          const renewedBy = decodeActivity(again.metadata?.annotations?.[activityAnnotation]);
-          if (renewedBy && renewedBy.instance !== this.instance) {
-            throw new GatewayError(ErrorCode.IdentityConflict, `another gateway process is publishing as "${this.o.identity}" (Lease ${this.o.leaseName}); give every replica its own --identity / POD_NAME`);
-          }
-          seen = again.metadata?.resourceVersion;
+  private scheduleClaim(): void {
+    if (this.stopped) return;
+    this.timer = this.o.clock.setTimer(this.o.renewPeriodMs, () => {
+      this.claim().then(
+        () => this.becameClaimed(),
+        (error: unknown) => {
+          if (error instanceof GatewayError) return this.giveWay(error);
+          this.failed(error);
+          this.scheduleClaim();
+        },
+      );
+    });
+  }
+
+  /** Ends with the Lease created or taken over by this process, or throws (a conflict, or an API failure). */
+  private async claim(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const lease = await this.o.store.get(this.o.leaseName);
+      if (!lease) {
+        try {
+          await this.create();
+          return;
+        } catch (error) {
+          // Created by someone else since our read: look at it.
+          if (apiStatus(error) === 409) continue;
+          throw error;
         }
+      }
+      if (this.isOurs(lease)) {
+        this.current = lease; // our own create or write whose answer was lost
+        return;
+      }
+      const quiet = await this.waitOut(lease);
+      if (!quiet) continue; // deleted meanwhile
+      try {
+        await this.update(quiet);
+        return;
+      } catch (error) {
+        // Another process wrote it since: read it again, and wait that one out in turn.
+        if (apiStatus(error) === 409) continue;
+        throw error;
       }
     }
   }
 
+  /** Watches a Lease that is not ours for one lease duration: the Lease if nobody renewed it, undefined if deleted. */
+  private async waitOut(lease: V1Lease): Promise<V1Lease | undefined> {
+    const waitUntil = this.o.clock.now() + this.o.leaseDurationMs;
+    let seen = lease;
+    while (this.o.clock.now() < waitUntil) {
+      await new Promise<void>((resolve) => this.o.clock.setTimer(Math.min(this.o.renewPeriodMs, this.o.leaseDurationMs / 4), resolve));
+      const again = await this.o.store.get(this.o.leaseName);
+      if (!again) return undefined;
+      if (again.metadata?.resourceVersion !== seen.metadata?.resourceVersion) {
+        if (!this.isOurs(again)) throw this.conflict();
+        seen = again;
+      }
+    }
+    return seen;
+  }
+
+  private isOurs(lease: V1Lease | undefined): boolean {
+    return decodeActivity(lease?.metadata?.annotations?.[activityAnnotation])?.instance === this.instance;
+  }
+
+  private conflict(): GatewayError {
+    return new GatewayError(ErrorCode.IdentityConflict, `another gateway process is publishing as "${this.o.identity}" (Lease ${this.o.leaseName}); give every replica its own --identity / POD_NAME`);
+  }
+
+  /** Gives the report up to the process that owns it now: no write from here on, and the gateway is told once. */
+  private giveWay(error: GatewayError): void {
+    if (this.gaveWay) return;
+    this.gaveWay = true;
+    this.timer?.cancel();
+    this.soon?.cancel();
+    this.o.emit({ kind: 'lease_failed', lease: this.o.leaseName, action: 'publish', code: ErrorCode.IdentityConflict, error: error.message, status: 409 });
+    this.o.onIdentityConflict(error);
+  }
+
   /** Something the other replicas decide on changed: publish soon (coalesced) if it raises what they see. */
   publishSoon(): void {
-    if (this.stopped || this.soon || !this.raisesPublished()) return;
+    if (this.stopped || this.gaveWay || !this.claimed || this.soon || !this.raisesPublished()) return;
     const wait = Math.max(0, this.lastPublishAt + minGapMs - this.o.clock.now());
     this.soon = this.o.clock.setTimer(wait, () => {
       this.soon = undefined;
@@ -135,17 +229,20 @@ export class ActivityPublisher {
     this.timer?.cancel();
     this.soon?.cancel();
     await this.inFlight;
+    if (!this.claimed || this.gaveWay) return;
     // The others remember a departed replica's last report (when its pods were last busy): make it the final one.
     if (!this.published || encodeActivity({ ...this.o.read(), instance: this.instance }) !== encodeActivity({ ...this.published, instance: this.instance })) await this.write();
+    if (this.gaveWay) return;
     try {
-      await this.o.store.delete(this.o.leaseName, undefined);
+      // Only the version this process wrote: a Lease another process took over since stays.
+      await this.o.store.delete(this.o.leaseName, this.current?.metadata?.resourceVersion);
     } catch (error) {
       this.o.emit({ kind: 'lease_failed', lease: this.o.leaseName, action: 'delete', code: ErrorCode.LeaseFailed, error: apiMessage(error), status: apiStatus(error) });
     }
   }
 
   private scheduleRenewal(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.gaveWay) return;
     this.timer?.cancel();
     this.timer = this.o.clock.setTimer(this.o.renewPeriodMs, () => void this.publishAndReschedule());
   }
@@ -172,46 +269,64 @@ export class ActivityPublisher {
     }
   }
 
-  private async write(): Promise<void> {
+  private annotations(report: Report): Record<string, string> {
+    return { [activityAnnotation]: encodeActivity({ ...report, instance: this.instance }) };
+  }
+
+  private spec(): V1Lease['spec'] {
+    return { holderIdentity: this.o.identity, leaseDurationSeconds: Math.round(this.o.leaseDurationMs / 1000), renewTime: microTime(this.wallNow()) as unknown as Date };
+  }
+
+  private async create(): Promise<void> {
     this.lastPublishAt = this.o.clock.now();
-    const now = microTime(this.wallNow()) as unknown as Date;
     const report = this.o.read();
-    const annotations = { [activityAnnotation]: encodeActivity({ ...report, instance: this.instance }) };
     const ownerReferences: V1OwnerReference[] | undefined = this.o.ownerPod
       ? [{ apiVersion: 'v1', kind: 'Pod', name: this.o.ownerPod.name, uid: this.o.ownerPod.uid }]
       : undefined;
-    const spec = { holderIdentity: this.o.identity, leaseDurationSeconds: Math.round(this.o.leaseDurationMs / 1000), renewTime: now };
+    const spec = this.spec();
+    this.current = await this.o.store.create({
+      metadata: { name: this.o.leaseName, labels: this.o.labels, annotations: this.annotations(report), ...(ownerReferences ? { ownerReferences } : {}) },
+      spec: { ...spec, acquireTime: spec?.renewTime },
+    });
+    this.published = report;
+  }
+
+  /** Writes the report onto `lease` with its resourceVersion (409 if anyone wrote it since). */
+  private async update(lease: V1Lease): Promise<void> {
+    this.lastPublishAt = this.o.clock.now();
+    const report = this.o.read();
+    this.current = await this.o.store.update({
+      ...lease,
+      metadata: { ...lease.metadata, labels: { ...lease.metadata?.labels, ...this.o.labels }, annotations: { ...lease.metadata?.annotations, ...this.annotations(report) } },
+      spec: { ...lease.spec, ...this.spec() },
+    });
+    this.published = report;
+  }
+
+  private async write(): Promise<void> {
+    if (this.gaveWay || !this.claimed) return;
     try {
-      if (!this.current) this.current = await this.o.store.get(this.o.leaseName);
-      if (!this.current) {
-        this.current = await this.o.store.create({
-          metadata: { name: this.o.leaseName, labels: this.o.labels, annotations, ...(ownerReferences ? { ownerReferences } : {}) },
-          spec: { ...spec, acquireTime: now },
-        });
-        this.published = report;
-        return;
-      }
-      this.current = await this.o.store.update({
-        ...this.current,
-        metadata: { ...this.current.metadata, labels: { ...this.current.metadata?.labels, ...this.o.labels }, annotations: { ...this.current.metadata?.annotations, ...annotations } },
-        spec: { ...this.current.spec, ...spec },
-      });
-      this.published = report;
+      if (this.current) await this.update(this.current);
+      else await this.create();
     } catch (error) {
       const status = apiStatus(error);
-      const other = status === 409 ? await this.o.store.get(this.o.leaseName).catch(() => undefined) : undefined;
-      const otherInstance = decodeActivity(other?.metadata?.annotations?.[activityAnnotation])?.instance;
-      const conflict = otherInstance !== undefined && otherInstance !== this.instance;
-      // Re-read before the next write: the Lease changed or is gone.
-      this.current = status === 409 ? other : undefined;
-      this.o.emit({
-        kind: 'lease_failed',
-        lease: this.o.leaseName,
-        action: 'publish',
-        code: conflict ? ErrorCode.IdentityConflict : ErrorCode.LeaseFailed,
-        error: conflict ? `another gateway process publishes as "${this.o.identity}"` : apiMessage(error),
-        status,
-      });
+      if (status !== 409 && status !== 404) {
+        // Our write may have landed without an answer: the next one finds out (409, then our own instance).
+        this.failed(error);
+        return;
+      }
+      const now = await this.o.store.get(this.o.leaseName).catch(() => undefined);
+      if (now && !this.isOurs(now)) {
+        this.giveWay(this.conflict());
+        return;
+      }
+      // Still ours (a write of ours whose answer was lost), or gone (deleted: created again next time).
+      this.current = now;
+      if (status === 404 || !now) this.failed(error);
     }
+  }
+
+  private failed(error: unknown): void {
+    this.o.emit({ kind: 'lease_failed', lease: this.o.leaseName, action: 'publish', code: ErrorCode.LeaseFailed, error: apiMessage(error), status: apiStatus(error) });
   }
 }

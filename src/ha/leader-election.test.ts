@@ -122,13 +122,98 @@ test('release on stop lets the next candidate lead at its next retry, not a leas
   assert.equal(b.isLeader, true);
 });
 
-test('two candidates racing for a free Lease: exactly one wins (optimistic concurrency)', async () => {
+/**
+ * Candidates on one API server whose requests and answers each take 0-1.5 s, and now and then 8 s (longer
+ * than the renew deadline): at no point may two of them lead, and someone must win.
+ */
+async function race(identities: string[]) {
+  const api = new FakeLeaseStore();
+  const clock = new ManualClock();
+  let seed = 7;
+  const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+  const candidates = identities.map((id) => {
+    const client = api.client();
+    client.clock = clock;
+    client.latency = () => (random() < 0.05 ? 8_000 : random() * 1_500);
+    return candidate(client, clock, id);
+  });
+  for (const c of candidates) c.start();
+  let everLed = 0;
+  for (let t = 0; t < 120_000; t += 100) {
+    clock.advance(100);
+    await flush();
+    const leading = candidates.filter((c) => c.isLeader).length;
+    assert.ok(leading <= 1, `${leading} candidates lead at ${clock.now()} ms`);
+    if (leading === 1) everLed += 1;
+  }
+  assert.ok(everLed > 0, 'a candidate won');
+}
+
+test('two candidates racing for a free Lease with slow answers: never two leaders at any moment, and one wins', async () => {
+  await race(['a', 'b', 'c']);
+});
+
+test('two processes sharing one identity race for the Lease: never two leaders at any moment', async () => {
+  await race(['a', 'a', 'a']);
+});
+
+test('a renewal answered after the renew deadline does not make the stepped-down leader lead again', async () => {
   const store = new FakeLeaseStore();
   const clock = new ManualClock();
-  const candidates = ['a', 'b', 'c'].map((id) => candidate(store, clock, id));
-  for (const c of candidates) c.start();
-  await advance(clock, 30_000);
-  assert.equal(candidates.filter((c) => c.isLeader).length, 1);
+  const events: GatewayEvent[] = [];
+  const a = candidate(store, clock, 'a', events);
+  a.start();
+  await advance(clock, 1);
+  let release!: () => void;
+  store.gate = new Promise((resolve) => (release = resolve));
+  await advance(clock, 11_000);
+  assert.equal(a.isLeader, false, 'stepped down at the renew deadline');
+  // The API server answers the renewal sent ~9 s ago: the Lease was ours all along, but that answer is too late.
+  store.gate = undefined;
+  release();
+  await flush();
+  assert.equal(a.isLeader, false, 'an answer arriving after the step-down does not restore the lead');
+  assert.equal(events.filter((e) => e.kind === 'leader_changed' && e.leading).length, 1);
+});
+
+test('the leader\'s requests are aborted when it steps down', async () => {
+  const store = new FakeLeaseStore();
+  const clock = new ManualClock();
+  const a = candidate(store, clock, 'a');
+  a.start();
+  await advance(clock, 1);
+  const before = store.signals.length;
+  store.gate = new Promise(() => undefined);
+  const annotated = a.setAnnotation('x', 'late');
+  await advance(clock, 9_000);
+  assert.equal(a.isLeader, true);
+  const held = store.signals.slice(before);
+  assert.ok(held.length > 0 && held.every((signal) => !signal.aborted), 'the held requests carry a signal, not aborted yet');
+  await advance(clock, 2_000);
+  assert.equal(a.isLeader, false);
+  assert.ok(held.every((signal) => signal.aborted), 'every request sent while leading was aborted at the step-down');
+  assert.equal(await annotated, false, 'the held annotation write gave up');
+});
+
+test('setAnnotation never writes onto a Lease another candidate has taken meanwhile', async () => {
+  const api = new FakeLeaseStore();
+  const clock = new ManualClock();
+  const a = candidate(api.client(), clock, 'a');
+  a.start();
+  await advance(clock, 1);
+  assert.equal(a.isLeader, true);
+  // b takes the Lease (a's renewals did not reach the API server for a lease duration, as b saw it).
+  const taken = structuredClone(api.leases.get('buildkitd-autoscaler')!);
+  taken.spec = { ...taken.spec, holderIdentity: 'b' };
+  await api.client().update(taken);
+  await advance(clock, 2_000);
+  assert.equal(a.isLeader, true, 'a has not noticed yet: its renew deadline has not passed');
+  assert.equal(await a.setAnnotation('buildkitd-autoscaler/scale-down', 'from-a'), false);
+  const lease = api.leases.get('buildkitd-autoscaler');
+  assert.equal(lease?.spec?.holderIdentity, 'b');
+  assert.equal(lease?.metadata?.annotations?.['buildkitd-autoscaler/scale-down'], undefined, 'b\'s Lease carries nothing of a\'s');
+  await a.stop();
+  assert.equal(api.leases.get('buildkitd-autoscaler')?.spec?.holderIdentity, 'b', 'stopping does not release b\'s Lease');
 });
 
 test('the leader keeps its annotations across renewals; others cannot write them', async () => {

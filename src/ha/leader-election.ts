@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Clock, Timer } from '../clock.ts';
 import { ErrorCode } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import { microTime, type LeaseStore } from '../kube/leases.ts';
+import { leaderInstanceAnnotation } from './activity-lease.ts';
 
 export interface LeaderElectionOptions {
   store: LeaseStore;
@@ -18,6 +20,8 @@ export interface LeaderElectionOptions {
   /** Wall clock for the times written into the Lease (readers compare them only for display). */
   wallNow?: () => number;
   random?: () => number;
+  /** Random per process (default: a new UUID): a second process with the same identity is someone else. */
+  instance?: string;
 }
 
 /** client-go's JitterFactor: a candidate retries after retryPeriod * (1 + random * 1.2). */
@@ -30,13 +34,30 @@ const jitterFactor = 1.2;
  * candidates cannot both win; the leader renews every retry period and stops leading if it has not renewed
  * within the renew deadline (even while a request hangs); on stop it releases the Lease so a successor
  * need not wait out the duration. The leader may also keep small shared state in the Lease's annotations.
+ *
+ * Why a leader never overlaps its successor:
+ * - The Lease is ours only with our identity and our process's instance id: a second process started with
+ *   the same identity waits it out like any other holder.
+ * - A renewal counts from when it was sent, not answered: the API server applied it after that, so the
+ *   others, who wait a lease duration from when they saw it, cannot take over before sent + lease duration
+ *   > sent + renew deadline, where this replica stops leading. An answer that comes after that is ignored.
+ * - Every request of a term is aborted when the term ends, and each is bounded by the renew deadline.
+ * - Annotations are written onto the Lease as this process last wrote it (its resourceVersion): a Lease
+ *   someone else wrote since, even one a failed renewal merely read, answers 409.
  */
 export class LeaderElector {
-  private readonly o: Required<LeaderElectionOptions>;
+  readonly instance: string;
+  private readonly o: Required<Omit<LeaderElectionOptions, 'instance'>>;
+  /** The Lease as last read or written, whoever holds it. */
   private observed: V1Lease | undefined;
   private observedAt = Number.NEGATIVE_INFINITY;
+  /** The Lease as this process's own last successful write returned it (what annotations are written onto). */
+  private owned: V1Lease | undefined;
   private leading = false;
+  /** When the renewal that keeps this term alive was sent. */
   private lastRenewAt = 0;
+  /** Aborted when this term of leadership ends: every request made for it stops. */
+  private term: AbortController | undefined;
   private tickTimer: Timer | undefined;
   private deadlineTimer: Timer | undefined;
   private stopped = true;
@@ -48,11 +69,18 @@ export class LeaderElector {
       // client-go's rule: otherwise a healthy leader could lose the Lease between two renewals.
       throw new RangeError('lease duration must exceed the renew deadline, which must exceed 1.2 x the retry period');
     }
-    this.o = { wallNow: Date.now, random: Math.random, ...options };
+    const { instance, ...rest } = options;
+    this.instance = instance ?? randomUUID();
+    this.o = { wallNow: Date.now, random: Math.random, ...rest };
   }
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /** Aborts when the current term of leadership ends (undefined while not leading): for the leader's own writes. */
+  get leadership(): AbortSignal | undefined {
+    return this.leading ? this.term?.signal : undefined;
   }
 
   /** The holder as last observed (this replica's identity while it leads). */
@@ -62,7 +90,7 @@ export class LeaderElector {
 
   /** An annotation of the Lease as this replica last read or wrote it. */
   annotation(key: string): string | undefined {
-    return this.observed?.metadata?.annotations?.[key];
+    return (this.leading ? this.owned : this.observed)?.metadata?.annotations?.[key];
   }
 
   onChange(listener: () => void): () => void {
@@ -76,35 +104,40 @@ export class LeaderElector {
     this.schedule(0);
   }
 
-  /** Stops campaigning and, if leading, releases the Lease. */
+  /** Stops campaigning and, if leading, releases the Lease (only the version this process wrote). */
   async stop(): Promise<void> {
     this.stopped = true;
     this.tickTimer?.cancel();
     await this.serialized(async () => {
-      if (!this.leading || !this.observed) return;
-      const lease = this.observed;
+      const lease = this.owned;
+      if (!this.leading || !lease) return;
       try {
-        this.observed = await this.o.store.update({
-          ...lease,
-          spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: microTime(this.o.wallNow()) as unknown as Date },
-        });
+        this.observed = await this.request((signal) =>
+          this.o.store.update(
+            { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: microTime(this.o.wallNow()) as unknown as Date } },
+            { signal },
+          ),
+        );
       } catch (error) {
         this.o.emit({ kind: 'lease_failed', lease: this.o.name, action: 'release', code: ErrorCode.LeaseFailed, error: apiMessage(error), status: apiStatus(error) });
       }
+      this.owned = undefined;
       this.setLeading(false, 'released on shutdown');
     });
   }
 
-  /** Writes (or with undefined removes) an annotation on the Lease now; only the leader can. */
+  /** Writes (or with undefined removes) an annotation on the Lease now; only the leader can, onto its own version. */
   setAnnotation(key: string, value: string | undefined): Promise<boolean> {
     return this.serialized(async () => {
-      if (!this.leading || !this.observed) return false;
-      const lease = this.observed;
+      const lease = this.owned;
+      if (!this.leading || !lease) return false;
       const annotations = { ...lease.metadata?.annotations };
       if (value === undefined) delete annotations[key];
       else annotations[key] = value;
       try {
-        this.observed = await this.o.store.update({ ...lease, metadata: { ...lease.metadata, annotations } });
+        const written = await this.request((signal) => this.o.store.update({ ...lease, metadata: { ...lease.metadata, annotations } }, { signal }));
+        if (!this.leading) return false;
+        this.owned = this.observed = written;
         this.observedAt = this.o.clock.now();
         return true;
       } catch (error) {
@@ -124,13 +157,19 @@ export class LeaderElector {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
+    const sentAt = this.o.clock.now();
+    const wasLeading = this.leading;
+    const term = this.term;
     const renewed = await this.tryAcquireOrRenew();
     if (this.stopped) return;
     const now = this.o.clock.now();
-    if (renewed) {
-      this.lastRenewAt = now;
-      this.armDeadline();
+    // A term that ended while the request was out is over: an answer that comes back afterwards, even a
+    // success, does not bring it back (the next tick campaigns afresh, with a new read).
+    const endedMeanwhile = wasLeading && (!this.leading || this.term !== term);
+    if (renewed && !endedMeanwhile && now - sentAt < this.o.renewDeadlineMs) {
+      this.lastRenewAt = sentAt;
       if (!this.leading) this.setLeading(true, 'acquired the lease');
+      this.armDeadline();
     } else if (this.leading && now - this.lastRenewAt >= this.o.renewDeadlineMs) {
       this.setLeading(false, 'could not renew within the renew deadline');
     }
@@ -138,17 +177,26 @@ export class LeaderElector {
     this.schedule(this.leading ? retry : retry * (1 + this.o.random() * jitterFactor));
   }
 
+  private ours(lease: V1Lease | undefined): boolean {
+    return lease?.spec?.holderIdentity === this.o.identity && lease.metadata?.annotations?.[leaderInstanceAnnotation] === this.instance;
+  }
+
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { store, name, identity, leaseDurationMs, clock } = this.o;
     const nowIso = microTime(this.o.wallNow()) as unknown as Date;
     const leaseDurationSeconds = Math.round(leaseDurationMs / 1000);
     try {
-      const current = await store.get(name);
+      const current = await this.request((signal) => store.get(name, { signal }));
       if (!current) {
-        this.observed = await store.create({
-          metadata: { name, labels: this.o.labels },
-          spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: nowIso, renewTime: nowIso, leaseTransitions: 0 },
-        });
+        this.owned = this.observed = await this.request((signal) =>
+          store.create(
+            {
+              metadata: { name, labels: this.o.labels, annotations: { [leaderInstanceAnnotation]: this.instance } },
+              spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: nowIso, renewTime: nowIso, leaseTransitions: 0 },
+            },
+            { signal },
+          ),
+        );
         this.observedAt = clock.now();
         return true;
       }
@@ -157,20 +205,30 @@ export class LeaderElector {
         this.observedAt = clock.now();
       }
       const holder = current.spec?.holderIdentity;
-      if (holder && holder !== identity && this.observedAt + leaseDurationMs > clock.now()) return false;
-      const keep = holder === identity;
-      this.observed = await store.update({
-        ...current,
-        metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...this.o.labels } },
-        spec: {
-          ...current.spec,
-          holderIdentity: identity,
-          leaseDurationSeconds,
-          renewTime: nowIso,
-          acquireTime: keep ? current.spec?.acquireTime : nowIso,
-          leaseTransitions: (current.spec?.leaseTransitions ?? 0) + (keep ? 0 : 1),
-        },
-      });
+      const keep = this.ours(current);
+      // Another holder, or another process under our identity: only once it has not renewed for a lease duration.
+      if (holder && !keep && this.observedAt + leaseDurationMs > clock.now()) return false;
+      this.owned = this.observed = await this.request((signal) =>
+        store.update(
+          {
+            ...current,
+            metadata: {
+              ...current.metadata,
+              labels: { ...current.metadata?.labels, ...this.o.labels },
+              annotations: { ...current.metadata?.annotations, [leaderInstanceAnnotation]: this.instance },
+            },
+            spec: {
+              ...current.spec,
+              holderIdentity: identity,
+              leaseDurationSeconds,
+              renewTime: nowIso,
+              acquireTime: keep ? current.spec?.acquireTime : nowIso,
+              leaseTransitions: (current.spec?.leaseTransitions ?? 0) + (keep ? 0 : 1),
+            },
+          },
+          { signal },
+        ),
+      );
       this.observedAt = clock.now();
       return true;
     } catch (error) {
@@ -181,10 +239,22 @@ export class LeaderElector {
     }
   }
 
+  /** One request, aborted at the renew deadline and, while leading, when this term ends. */
+  private async request<T>(send: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const bound = new AbortController();
+    const timer = this.o.clock.setTimer(this.o.renewDeadlineMs, () => bound.abort(new Error(`no answer within the renew deadline (${this.o.renewDeadlineMs} ms)`)));
+    const signal = this.leading && this.term ? AbortSignal.any([bound.signal, this.term.signal]) : bound.signal;
+    try {
+      return await send(signal);
+    } finally {
+      timer.cancel();
+    }
+  }
+
   private armDeadline(): void {
     this.deadlineTimer?.cancel();
     // Fires even while a renewal hangs on an unreachable API server: a leader must step down in time.
-    this.deadlineTimer = this.o.clock.setTimer(this.o.renewDeadlineMs, () => {
+    this.deadlineTimer = this.o.clock.setTimer(Math.max(0, this.lastRenewAt + this.o.renewDeadlineMs - this.o.clock.now()), () => {
       if (this.leading && this.o.clock.now() - this.lastRenewAt >= this.o.renewDeadlineMs) this.setLeading(false, 'could not renew within the renew deadline');
     });
   }
@@ -192,7 +262,13 @@ export class LeaderElector {
   private setLeading(leading: boolean, reason: string): void {
     if (this.leading === leading) return;
     this.leading = leading;
-    if (!leading) this.deadlineTimer?.cancel();
+    if (leading) {
+      this.term = new AbortController();
+    } else {
+      this.deadlineTimer?.cancel();
+      this.term?.abort(new Error(`stopped leading: ${reason}`));
+      this.term = undefined;
+    }
     this.o.emit({ kind: 'leader_changed', lease: this.o.name, identity: this.o.identity, leading, reason });
     for (const listener of this.listeners) listener();
   }

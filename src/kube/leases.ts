@@ -5,12 +5,17 @@ import { apiStatus } from './api-error.ts';
 import { ResilientInformer } from './informer.ts';
 import { kubeRequest } from './rest.ts';
 
+/** `signal` aborts the request (the leader's calls end when it steps down). */
+export interface RequestOptions {
+  signal?: AbortSignal | undefined;
+}
+
 /** The Lease calls the gateway makes; a fake in unit tests. Updates carry metadata.resourceVersion (409 on conflict). */
 export interface LeaseStore {
-  get(name: string): Promise<V1Lease | undefined>;
-  create(lease: V1Lease): Promise<V1Lease>;
-  update(lease: V1Lease): Promise<V1Lease>;
-  delete(name: string, resourceVersion: string | undefined): Promise<void>;
+  get(name: string, options?: RequestOptions): Promise<V1Lease | undefined>;
+  create(lease: V1Lease, options?: RequestOptions): Promise<V1Lease>;
+  update(lease: V1Lease, options?: RequestOptions): Promise<V1Lease>;
+  delete(name: string, resourceVersion: string | undefined, options?: RequestOptions): Promise<void>;
 }
 
 /** Labels every Lease of one gateway group carries, so the replicas can list and watch each other's. */
@@ -31,27 +36,28 @@ export class KubeLeaseStore implements LeaseStore {
     this.namespace = namespace;
   }
 
-  async get(name: string): Promise<V1Lease | undefined> {
+  async get(name: string, options: RequestOptions = {}): Promise<V1Lease | undefined> {
     try {
-      return await kubeRequest<V1Lease>(this.kubeConfig, 'GET', this.path(name));
+      return await kubeRequest<V1Lease>(this.kubeConfig, 'GET', this.path(name), { signal: options.signal });
     } catch (error) {
       if (apiStatus(error) === 404) return undefined;
       throw error;
     }
   }
 
-  create(lease: V1Lease): Promise<V1Lease> {
-    return kubeRequest<V1Lease>(this.kubeConfig, 'POST', this.path(), { body: this.withKind(lease) });
+  create(lease: V1Lease, options: RequestOptions = {}): Promise<V1Lease> {
+    return kubeRequest<V1Lease>(this.kubeConfig, 'POST', this.path(), { body: this.withKind(lease), signal: options.signal });
   }
 
-  update(lease: V1Lease): Promise<V1Lease> {
-    return kubeRequest<V1Lease>(this.kubeConfig, 'PUT', this.path(lease.metadata?.name ?? ''), { body: this.withKind(lease) });
+  update(lease: V1Lease, options: RequestOptions = {}): Promise<V1Lease> {
+    return kubeRequest<V1Lease>(this.kubeConfig, 'PUT', this.path(lease.metadata?.name ?? ''), { body: this.withKind(lease), signal: options.signal });
   }
 
-  async delete(name: string, resourceVersion: string | undefined): Promise<void> {
+  async delete(name: string, resourceVersion: string | undefined, options: RequestOptions = {}): Promise<void> {
     try {
       await kubeRequest(this.kubeConfig, 'DELETE', this.path(name), {
         body: { apiVersion: 'v1', kind: 'DeleteOptions', ...(resourceVersion ? { preconditions: { resourceVersion } } : {}) },
+        signal: options.signal,
       });
     } catch (error) {
       if (apiStatus(error) !== 404) throw error;

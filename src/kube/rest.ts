@@ -57,7 +57,16 @@ export async function readText(response: IncomingMessage): Promise<string> {
  * classes: loading those (and the model serializer they pull in) cost ~10 MiB of resident memory for the
  * few calls the gateway makes (docs/performance.md).
  */
-export async function kubeRequest<T>(kubeConfig: KubeConfig, method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, options: { query?: Record<string, string | undefined>; body?: unknown } = {}): Promise<T> {
+/**
+ * `signal` ends the request early (a leader that stepped down); every request also ends after 30 s. An aborted
+ * request may still have reached the API server: writes that matter carry a resourceVersion precondition.
+ */
+export async function kubeRequest<T>(
+  kubeConfig: KubeConfig,
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE',
+  path: string,
+  options: { query?: Record<string, string | undefined>; body?: unknown; signal?: AbortSignal | undefined } = {},
+): Promise<T> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('No currently active cluster');
   const url = new URL(cluster.server + path);
@@ -68,7 +77,7 @@ export async function kubeRequest<T>(kubeConfig: KubeConfig, method: 'GET' | 'PU
     headers['content-type'] = 'application/json';
     headers['content-length'] = String(Buffer.byteLength(body));
   }
-  const response = await openKubeRequest(kubeConfig, method, url, { headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(30_000) });
+  const response = await openKubeRequest(kubeConfig, method, url, { headers, ...(body !== undefined ? { body } : {}), signal: options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000) });
   const text = await readText(response);
   const status = response.statusCode ?? 0;
   if (status < 200 || status > 299) throw new KubeApiError(method, path, status, text);

@@ -18,14 +18,15 @@ export class StatefulSetScale {
     this.name = name;
   }
 
-  async read(): Promise<ScaleState> {
-    const scale = await kubeRequest<V1Scale>(this.kubeConfig, 'GET', this.path());
+  async read(signal?: AbortSignal): Promise<ScaleState> {
+    const scale = await kubeRequest<V1Scale>(this.kubeConfig, 'GET', this.path(), { signal });
     return { replicas: scale.spec?.replicas ?? 0, resourceVersion: scale.metadata?.resourceVersion };
   }
 
   /** Writes replicas with optimistic concurrency: fails with 409 if the scale changed since `read`. */
-  async write(replicas: number, resourceVersion: string | undefined): Promise<void> {
+  async write(replicas: number, resourceVersion: string | undefined, signal?: AbortSignal): Promise<void> {
     await kubeRequest<V1Scale>(this.kubeConfig, 'PUT', this.path(), {
+      signal,
       body: {
         apiVersion: 'autoscaling/v1',
         kind: 'Scale',

@@ -78,6 +78,41 @@ test('scale-down goes from exactly R to R-1 with the version it read: a scale-up
   assert.equal(scale.replicas, 1);
 });
 
+test('scale-down re-checks that it may still write after reading the scale: if not, nothing is written', async () => {
+  const { scale, actuator, events } = setup();
+  scale.replicas = 2;
+  let allowed = true;
+  const read = scale.read.bind(scale);
+  scale.read = async () => {
+    const state = await read();
+    allowed = false; // the lead is lost while the read is on its way
+    return state;
+  };
+  assert.equal(await actuator.scaleDown(2, 1, 'idle', { stillAllowed: () => allowed }), false);
+  assert.deepEqual(scale.writes, []);
+  assert.equal(scale.replicas, 2);
+  assert.ok(events.some((e) => e.kind === 'scale_skipped' && e.direction === 'down'));
+});
+
+test('scale-down hands its signal to the reads and writes, so a step-down aborts them', async () => {
+  const { scale, actuator } = setup();
+  scale.replicas = 1;
+  const seen: Array<AbortSignal | undefined> = [];
+  const read = scale.read.bind(scale);
+  const write = scale.write.bind(scale);
+  scale.read = (signal?: AbortSignal) => {
+    seen.push(signal);
+    return read();
+  };
+  scale.write = (replicas: number, resourceVersion: string | undefined, signal?: AbortSignal) => {
+    seen.push(signal);
+    return write(replicas, resourceVersion);
+  };
+  const leadership = new AbortController();
+  assert.equal(await actuator.scaleDown(1, 0, 'idle', { stillAllowed: () => true, signal: leadership.signal }), true);
+  assert.deepEqual(seen, [leadership.signal, leadership.signal]);
+});
+
 test('forbidden and not found fail fast with their codes and are kept until a call succeeds', async () => {
   const { scale, actuator, failures } = setup();
   scale.failWith = [403];

@@ -6,8 +6,17 @@ import type { ScaleState } from '../kube/scale-subresource.ts';
 
 /** Reads and writes the StatefulSet's replicas (the scale subresource in production, a fake in unit tests). */
 export interface ScaleTarget {
-  read(): Promise<ScaleState>;
-  write(replicas: number, resourceVersion: string | undefined): Promise<void>;
+  read(signal?: AbortSignal): Promise<ScaleState>;
+  write(replicas: number, resourceVersion: string | undefined, signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * What guards a scale-down: `stillAllowed` is asked again between the read and the write (leadership and the
+ * proposal may have changed while the read was on its way), and `signal` aborts both when the lead is lost.
+ */
+export interface ScaleDownFence {
+  stillAllowed: () => boolean;
+  signal?: AbortSignal | undefined;
 }
 
 export interface ScaleActuatorOptions {
@@ -118,22 +127,28 @@ export class ScaleActuator {
     }
   }
 
-  /** Lowers replicas from exactly `from` to `to`; false if the scale is not at `from` or the write failed. */
-  async scaleDown(from: number, to: number, reason: string): Promise<boolean> {
+  /** Lowers replicas from exactly `from` to `to`; false if the scale is not at `from`, the fence says no, or the write failed. */
+  async scaleDown(from: number, to: number, reason: string, fence?: ScaleDownFence): Promise<boolean> {
     this.inFlight += 1;
     try {
-      const state = await this.o.target.read();
+      const state = await this.o.target.read(fence?.signal);
       if (state.replicas !== from) {
         this.o.emit({ kind: 'scale_skipped', direction: 'down', reason: `the StatefulSet is at ${state.replicas} replicas, not ${from}` });
         return false;
       }
-      await this.o.target.write(to, state.resourceVersion);
+      if (fence && (fence.signal?.aborted || !fence.stillAllowed())) {
+        this.o.emit({ kind: 'scale_skipped', direction: 'down', reason: 'no longer the leader, or the proposal changed, while reading the scale' });
+        return false;
+      }
+      await this.o.target.write(to, state.resourceVersion, fence?.signal);
       this.clearFailure('scale down succeeded');
       this.o.emit({ kind: 'scale', direction: 'down', from, to, reason });
       return true;
     } catch (error) {
       if (apiStatus(error) === 409) {
         this.o.emit({ kind: 'scale_skipped', direction: 'down', reason: 'the scale changed while writing (someone scaled up)' });
+      } else if (fence?.signal?.aborted) {
+        this.o.emit({ kind: 'scale_skipped', direction: 'down', reason: 'aborted: this replica stopped leading' });
       } else {
         const failure = this.classify(error, 'down', to);
         if (failure.code !== ErrorCode.ScaleFailed) this.fail(failure);

@@ -16,8 +16,10 @@ class FakeScale implements ScaleTarget {
   version = 1;
   writes: number[] = [];
   gate: Promise<void> | undefined;
-  read() {
-    return Promise.resolve({ replicas: this.replicas, resourceVersion: String(this.version) });
+  readGate: Promise<void> | undefined;
+  async read() {
+    await this.readGate;
+    return { replicas: this.replicas, resourceVersion: String(this.version) };
   }
   async write(replicas: number, resourceVersion: string | undefined) {
     await this.gate;
@@ -141,6 +143,28 @@ test('a connection arriving while the scale-down is proposed withdraws it and is
   assert.deepEqual([...controller.routing().routable], ['buildkitd-0']);
   assert.deepEqual(scale.writes, []);
   connection.close();
+});
+
+test('a leader that loses the lead while its scale-down commit reads the scale never writes it', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  let leading = true;
+  const { activity, events } = replica('a', clock, scale, cluster, { leader: () => leading });
+  const connection = activity.arrive();
+  connection.assign('buildkitd-0');
+  connection.close();
+  let release!: () => void;
+  scale.readGate = new Promise((resolve) => (release = resolve));
+  await advance(clock, idleTimeoutMs + 2_000);
+  assert.ok(events.some((e) => e.kind === 'scale_down_proposed'), 'proposed and acknowledged; the commit is reading the scale');
+  leading = false;
+  release();
+  scale.readGate = undefined;
+  await advance(clock, 5_000);
+  assert.deepEqual(scale.writes, [], 'no scale-down written by a replica that no longer leads');
+  assert.equal(scale.replicas, 1);
 });
 
 test('another replica with a connection on the pod keeps it; once it closes there, the leader scales down', async () => {

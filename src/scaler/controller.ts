@@ -36,6 +36,8 @@ export interface ScaleControllerOptions {
   departedActivity?: () => ReadonlyMap<string, number>;
   proposals: ProposalStore;
   isLeader: () => boolean;
+  /** Aborts when this replica stops leading: the scale-down commit is cut short with it. */
+  leadership?: () => AbortSignal | undefined;
   actuator: ScaleActuator;
   clock: Clock;
   emit: EmitEvent;
@@ -261,9 +263,18 @@ export class ScaleController {
         if (await proposals.write(proposal)) emit({ kind: 'scale_down_proposed', from: proposal.from, to: proposal.to, pods, id: proposal.id });
         return;
       case 'commit': {
-        const landed = await actuator.scaleDown(proposal.from, proposal.to, `${pods} idle for the idle timeout on every gateway replica`);
-        // Committed, the proposal keeps fencing the pods until they are gone; otherwise it is withdrawn.
-        await proposals.write(landed ? { ...proposal, committed: true } : undefined);
+        // Asked again between reading and writing the scale: the lead or the proposal may have changed meanwhile.
+        const stillCommittable = () => {
+          const current = proposals.current();
+          return this.o.isLeader() && current?.id === proposal.id && !current.committed;
+        };
+        const landed = await actuator.scaleDown(proposal.from, proposal.to, `${pods} idle for the idle timeout on every gateway replica`, {
+          stillAllowed: stillCommittable,
+          signal: this.o.leadership?.(),
+        });
+        // Committed, the proposal keeps fencing the pods until they are gone; otherwise it is withdrawn (if still ours to).
+        if (landed) await proposals.write({ ...proposal, committed: true });
+        else if (stillCommittable()) await proposals.write(undefined);
         return;
       }
       case 'withdraw':

@@ -18,8 +18,8 @@ export interface Replica {
 }
 
 /** A gateway process with its own identity (POD_NAME), as each gateway pod has, and the short timings. */
-export async function startReplica(env: Env, identity: string, extraEnv: Record<string, string> = {}): Promise<Replica> {
-  const gateway = await env.startGateway({ ...replicaSettings, POD_NAME: identity, ...extraEnv });
+export async function startReplica(env: Env, identity: string, extraEnv: Record<string, string> = {}, options: { mayExit?: boolean } = {}): Promise<Replica> {
+  const gateway = await env.startGateway({ ...replicaSettings, POD_NAME: identity, ...extraEnv }, options);
   return { identity, gateway };
 }
 

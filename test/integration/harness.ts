@@ -158,8 +158,11 @@ export interface Env {
   artifacts: string;
   replicas(): Promise<{ spec: number; ready: number }>;
   setReplicas(n: number): Promise<void>;
-  /** listenOnAll: the proxy listens on 0.0.0.0 (clients reach it on their own address; see clientAddresses). */
-  startGateway(env?: Record<string, string>, options?: { listenOnAll?: boolean }): Promise<Gateway>;
+  /**
+   * listenOnAll: the proxy listens on 0.0.0.0 (clients reach it on their own address; see clientAddresses).
+   * mayExit: returns also when the process exits before it listens (a start it refuses).
+   */
+  startGateway(env?: Record<string, string>, options?: { listenOnAll?: boolean; mayExit?: boolean }): Promise<Gateway>;
   /** Watches the buildkitd StatefulSet from now until the test ends: every spec/ready change, with its time. */
   watchReplicas(): Promise<ReplicaHistory>;
   /** `count` extra addresses on lo (10.244.1.x, outside the pod subnet), removed when the test ends. */
@@ -324,8 +327,9 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
         },
       };
       gateways.push(gateway);
-      await waitFor('gateway metrics endpoint', async () => (await fetch(`${base}/healthz`)).ok, 20_000);
-      await waitFor('gateway proxy listening', () => output.includes('proxy listening'), 20_000);
+      const exitedEarly = () => options.mayExit === true && (child.exitCode !== null || child.signalCode !== null);
+      await waitFor('gateway metrics endpoint', async () => exitedEarly() || (await fetch(`${base}/healthz`)).ok, 20_000);
+      await waitFor('gateway proxy listening', () => exitedEarly() || output.includes('proxy listening'), 20_000);
       return gateway;
     },
   };
