@@ -217,6 +217,15 @@ export const CASES: Record<string, ValueCase> = {
   'buildkitd.resources.limits.memory': { set: '16Gi', expect: (d) => assert.equal(buildkitdContainer(d).resources?.limits?.memory, '16Gi') },
   'buildkitd.terminationGracePeriodSeconds': { set: 600, expect: (d) => assert.equal(stsSpec(d).template.spec?.terminationGracePeriodSeconds, 600) },
   'buildkitd.readinessPeriodSeconds': { set: 3, expect: (d) => assert.equal(buildkitdContainer(d).readinessProbe?.periodSeconds, 3) },
+  'buildkitd.nodeSelector': { set: { 'kubernetes.io/arch': 'arm64' }, expect: (d) => assert.deepEqual(stsSpec(d).template.spec?.nodeSelector, { 'kubernetes.io/arch': 'arm64' }) },
+  'buildkitd.tolerations': {
+    set: [{ key: 'kubernetes.io/arch', operator: 'Equal', value: 'arm64', effect: 'NoSchedule' }],
+    expect: (d) => assert.deepEqual(stsSpec(d).template.spec?.tolerations, [{ key: 'kubernetes.io/arch', operator: 'Equal', value: 'arm64', effect: 'NoSchedule' }]),
+  },
+  'buildkitd.affinity': {
+    set: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['arm'] }] }] } } },
+    expect: (d) => assert.deepEqual(stsSpec(d).template.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchExpressions?.[0]?.values, ['arm']),
+  },
   'buildkitd.persistence.enabled': {
     set: false,
     expect: (d) => {
