@@ -192,7 +192,6 @@ export class Router {
     const deadline = demandSince + this.o.readyWaitTimeoutMs;
     const activity = this.o.demand.arrive();
     let queuedAt: number | undefined;
-    const queuedMs = () => (queuedAt === undefined ? undefined : clock.now() - queuedAt);
     try {
       const connected = await this.connectBackend(id, deadline, activity, () => client.remoteAddress ?? '', clientLeft, (waiting) => {
         const from = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
@@ -213,11 +212,11 @@ export class Router {
         if (client.errored instanceof GatewayError) throw client.errored;
         client.destroy();
         activity.close();
-        emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt, queuedMs: queuedMs() });
+        emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt, queuedMs: since(queuedAt, clock) });
         return undefined;
       }
       const { backend } = connected;
-      const waited = queuedMs();
+      const waited = since(queuedAt, clock);
       emit({ kind: 'connection_routed', id, backend: backendLabel(backend), heldMs: hold ? clock.now() - demandSince : undefined, affinityHit: connected.affinityHit, queuedMs: waited });
       return { socket: connected.socket, podKey: backend.key, head: early.take(), activity, queuedMs: waited };
     } catch (error) {
@@ -235,7 +234,7 @@ export class Router {
         bytesUp: 0,
         bytesDown: 0,
         durationMs: clock.now() - arrivedAt,
-        queuedMs: queuedMs(),
+        queuedMs: since(queuedAt, clock),
         code: gatewayError.code,
         error: gatewayError.message,
       });
@@ -374,6 +373,11 @@ export class Router {
       }
     }
   }
+}
+
+/** Milliseconds since `start`, or undefined if it never happened (a connection that never queued). */
+function since(start: number | undefined, clock: Clock): number | undefined {
+  return start === undefined ? undefined : clock.now() - start;
 }
 
 /** What a connection that waited in the capacity queue failed with: its ready-wait deadline passed for want of room. */
