@@ -44,6 +44,7 @@ export interface Config {
   maxReplicas: number;
   minReplicas: number;
   connectionsPerReplica: number;
+  maxConnectionsPerReplica: number;
   affinity: keyof typeof AffinityMode;
   wakeOn: WakeOn;
   firstByteTimeoutMs: number;
@@ -171,6 +172,7 @@ export const optionDefinitions = [
   define({ key: 'maxReplicas', flag: 'max-replicas', env: 'BUILDKITD_MAX_REPLICAS', defaultText: '1', description: 'builders at most; the StatefulSet grows with demand up to this', parse: integer(1, 1000), format: String }),
   define({ key: 'minReplicas', flag: 'min-replicas', env: 'BUILDKITD_MIN_REPLICAS', defaultText: '0', description: 'builders kept even without demand (0: scale to zero)', parse: integer(0, 1000), format: String }),
   define({ key: 'connectionsPerReplica', flag: 'connections-per-replica', env: 'BUILDKITD_CONNECTIONS_PER_REPLICA', defaultText: '8', description: 'connections one builder is meant to carry; demand / this = builders wanted', parse: integer(1, 100_000), format: String }),
+  define({ key: 'maxConnectionsPerReplica', flag: 'max-connections-per-replica', env: 'BUILDKITD_MAX_CONNECTIONS_PER_REPLICA', defaultText: '0', description: 'connections one builder is given at most, over every gateway replica (0: no cap); with the pool at --max-replicas and every builder full, a new connection waits in arrival order until one closes, or until --ready-wait-timeout (BKA_CAPACITY_TIMEOUT)', parse: integer(0, 100_000), format: String }),
   define({ key: 'affinity', flag: 'affinity', env: 'BUILDKITD_AFFINITY', defaultText: 'client-ip', description: 'client-ip: the same client address goes to the same builder (warm cache) within a load bound; none: least connections', parse: oneOf(AffinityMode), format: String }),
   define({ key: 'leaderElection', flag: 'leader-election', env: 'LEADER_ELECTION', defaultText: 'true', description: 'share activity through Leases and let only the elected replica scale down; false only for a lone gateway without Lease RBAC (unsafe while Kubernetes runs two gateway pods: eviction, rollout, drain)', parse: boolean, format: String }),
   define({ key: 'leaderElectionLeaseName', flag: 'leader-election-lease-name', env: 'LEADER_ELECTION_LEASE_NAME', defaultText: '<sts-name>-autoscaler', derivedDefault: (c) => `${c.stsName}-autoscaler`, description: 'name of the leader Lease; each replica reports in the Lease <name>-<identity>', parse: dnsSubdomain('Lease name'), format: String }),

@@ -2,6 +2,7 @@
 export const ErrorCode = {
   ConfigInvalid: 'BKA_CONFIG_INVALID',
   ReadyTimeout: 'BKA_READY_TIMEOUT',
+  CapacityTimeout: 'BKA_CAPACITY_TIMEOUT',
   PendingFull: 'BKA_PENDING_FULL',
   PendingBytesFull: 'BKA_PENDING_BYTES_FULL',
   MaxConnections: 'BKA_MAX_CONNECTIONS',

@@ -8,6 +8,7 @@ export const ConnectionOutcome = {
   backendTlsRefused: 'backend_tls_refused',
   clientError: 'client_error',
   readyTimeout: 'ready_timeout',
+  capacityTimeout: 'capacity_timeout',
   scaleFailed: 'scale_failed',
   rejectedMaxConnections: 'rejected_max_connections',
   rejectedMaxPending: 'rejected_max_pending',
@@ -28,8 +29,9 @@ export type GatewayEvent =
   | { kind: 'listening'; what: 'proxy' | 'metrics'; address: string; port: number }
   | { kind: 'connection_rejected'; outcome: ConnectionOutcome; client: string; code: ErrorCode }
   | { kind: 'connection_held'; id: number; client: string }
-  | { kind: 'connection_routed'; id: number; backend: string; heldMs: number | undefined; affinityHit?: boolean | undefined }
-  | { kind: 'connection_closed'; id: number; outcome: ConnectionOutcome; bytesUp: number; bytesDown: number; durationMs: number; code?: ErrorCode; error?: string }
+  | { kind: 'connection_queued'; id: number; client: string }
+  | { kind: 'connection_routed'; id: number; backend: string; heldMs: number | undefined; affinityHit?: boolean | undefined; queuedMs?: number | undefined }
+  | { kind: 'connection_closed'; id: number; outcome: ConnectionOutcome; bytesUp: number; bytesDown: number; durationMs: number; queuedMs?: number | undefined; code?: ErrorCode; error?: string }
   | { kind: 'dial_failed'; id: number; backend: string; error: string; attempt: number; code: ErrorCode }
   | { kind: 'scale'; direction: 'up' | 'down'; from: number; to: number; reason: string; cause?: ScaleUpCause | undefined }
   | { kind: 'wake_requested'; replicas: number; forMs: number; until: string; client: string }
@@ -82,14 +84,15 @@ const rules = {
     },
   },
   connection_held: { level: () => 'info', message: (e) => `connection ${e.id} held until buildkitd is ready` },
+  connection_queued: { level: () => 'info', message: (e) => `connection ${e.id} from ${e.client} queued: every builder is at --max-connections-per-replica and the pool at --max-replicas` },
   connection_routed: {
     level: (e) => (e.heldMs === undefined ? 'debug' : 'info'),
-    message: (e) => `connection ${e.id} spliced to ${e.backend}` + (e.heldMs === undefined ? '' : ` after ${Math.round(e.heldMs)}ms held`),
+    message: (e) => `connection ${e.id} spliced to ${e.backend}` + (e.heldMs === undefined ? '' : ` after ${Math.round(e.heldMs)}ms held`) + (e.queuedMs === undefined ? '' : ` (${Math.round(e.queuedMs)}ms of it queued for capacity)`),
     count: (e, m) => {
       if (e.heldMs !== undefined) m.holdDuration.observe(e.heldMs / 1000);
       if (e.affinityHit !== undefined) m.affinity.inc({ result: e.affinityHit ? 'hit' : 'miss' });
     },
-    fields: (e) => ({ event: 'connection_routed', id: e.id, backend: e.backend, heldMs: e.heldMs, affinityHit: e.affinityHit }),
+    fields: (e) => ({ event: 'connection_routed', id: e.id, backend: e.backend, heldMs: e.heldMs, affinityHit: e.affinityHit, queuedMs: e.queuedMs }),
   },
   connection_closed: {
     level: (e) => outcomeLevel(e.outcome),
@@ -98,7 +101,7 @@ const rules = {
       m.countConnectionEnded(e.outcome, e.bytesUp, e.bytesDown);
       if (e.code) m.errors.inc({ code: e.code });
     },
-    fields: (e) => ({ event: 'connection_closed', id: e.id, outcome: e.outcome, bytesUp: e.bytesUp, bytesDown: e.bytesDown, durationMs: e.durationMs, code: e.code, error: e.error }),
+    fields: (e) => ({ event: 'connection_closed', id: e.id, outcome: e.outcome, bytesUp: e.bytesUp, bytesDown: e.bytesDown, durationMs: e.durationMs, queuedMs: e.queuedMs, code: e.code, error: e.error }),
   },
   dial_failed: {
     level: () => 'warn',

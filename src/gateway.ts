@@ -3,6 +3,7 @@ import type { KubeConfig, V1EndpointSlice, V1Lease, V1StatefulSet } from '@kuber
 import { BackendSet, type BackendSource } from './backends/backend-set.ts';
 import { DnsBackends } from './backends/dns.ts';
 import { EndpointSliceBackends } from './backends/endpoints.ts';
+import { builderShare } from './capacity.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { ErrorCode, GatewayError } from './errors.ts';
@@ -20,6 +21,7 @@ import { watchStatefulSet } from './kube/statefulset.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { ProxyListener } from './proxy/listener.ts';
+import { CapacityQueue } from './proxy/capacity-queue.ts';
 import { PendingConnections } from './proxy/pending.ts';
 import { Router } from './proxy/router.ts';
 import { LocalActivity } from './scaler/activity.ts';
@@ -111,6 +113,7 @@ export class Gateway {
         minReplicas: config.minReplicas,
         maxReplicas: config.maxReplicas,
         connectionsPerReplica: config.connectionsPerReplica,
+        maxConnectionsPerReplica: config.maxConnectionsPerReplica,
         idleTimeoutMs: config.idleTimeoutMs,
         maxReportStalenessMs: config.maxReportStalenessMs,
         proposalTimeoutMs: config.leaderElectionLeaseDurationMs,
@@ -128,7 +131,11 @@ export class Gateway {
       emit,
       resyncMs: config.leaderElectionRetryPeriodMs,
     });
-    const backends = new BackendSet(this.source, (fresh) => this.controller.routing(fresh), { affinity: config.affinity, connectionsPerReplica: config.connectionsPerReplica });
+    const backends = new BackendSet(this.source, (fresh) => this.controller.routing(fresh), {
+      affinity: config.affinity,
+      connectionsPerReplica: config.connectionsPerReplica,
+      maxConnectionsPerReplica: config.maxConnectionsPerReplica,
+    });
     this.controller.onRoutableChange(() => backends.routableChanged());
     if (coordination) {
       this.controller.onReportChange(() => coordination.publisher.publishSoon());
@@ -155,6 +162,8 @@ export class Gateway {
     this.pending.onSizeChange = (size) => this.metrics.connectionsHeld.set(size);
     this.pending.onBytesChange = (bytes) => this.metrics.pendingBytes.set(bytes);
     this.actuator.onFailure((error) => this.pending.failAll(error));
+    const capacityQueue = new CapacityQueue();
+    capacityQueue.onSizeChange = (size) => this.metrics.connectionsQueued.set(size);
     this.statefulSet.onChange(() => {
       const sts = this.statefulSet.objects()[0];
       this.metrics.replicas.set({ kind: 'desired' }, sts?.spec?.replicas ?? 0);
@@ -179,6 +188,7 @@ export class Gateway {
       readyWaitTimeoutMs: config.readyWaitTimeoutMs,
       wakeOn: config.wakeOn,
       firstByteTimeoutMs: config.firstByteTimeoutMs,
+      capacityQueue,
     }));
     this.listener = new ProxyListener({
       address: config.listenAddr,
@@ -295,7 +305,8 @@ export class Gateway {
       labels: { ...labels, [leaseRoleLabel]: 'activity' },
       leaseDurationMs: config.leaderElectionLeaseDurationMs,
       renewPeriodMs: config.leaderElectionRetryPeriodMs,
-      connectionsPerReplica: config.connectionsPerReplica,
+      connectionsPerReplica: builderShare(config),
+      podCountsRaise: config.maxConnectionsPerReplica > 0,
       clock,
       emit,
       read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown, wake: this.wakes.current() }),

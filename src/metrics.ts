@@ -26,6 +26,7 @@ export function createMetrics() {
     registry,
     connectionsOpen: new Gauge({ name: 'bka_connections_open', help: 'Client connections open now (held or spliced)', registers }),
     connectionsHeld: new Gauge({ name: 'bka_connections_held', help: 'Client connections held while buildkitd wakes up', registers }),
+    connectionsQueued: new Gauge({ name: 'bka_connections_queued', help: 'Held connections waiting in arrival order for room under --max-connections-per-replica, the pool being at --max-replicas (part of bka_connections_held)', registers }),
     pendingBytes: new Gauge({ name: 'bka_pending_bytes', help: 'Bytes held clients sent before buildkitd was ready, kept by the gateway (at most --max-pending-bytes)', registers }),
     connectionsTotal: new Counter({
       name: 'bka_connections_total',

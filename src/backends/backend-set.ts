@@ -1,3 +1,4 @@
+import type { BuilderCapacity } from '../capacity.ts';
 import { chooseBackends, type Affinity, type BalancerChoice } from './balancer.ts';
 
 export interface Backend {
@@ -40,9 +41,8 @@ export interface RoutingView {
   atMaximum: boolean;
 }
 
-export interface BalancingOptions {
+export interface BalancingOptions extends BuilderCapacity {
   affinity: Affinity;
-  connectionsPerReplica: number;
 }
 
 /**
@@ -56,7 +56,7 @@ export class BackendSet {
   private readonly routing: (fresh?: boolean) => RoutingView;
   private readonly balancing: BalancingOptions;
 
-  constructor(source: BackendSource, routing: (fresh?: boolean) => RoutingView, balancing: BalancingOptions = { affinity: 'none', connectionsPerReplica: Number.MAX_SAFE_INTEGER }) {
+  constructor(source: BackendSource, routing: (fresh?: boolean) => RoutingView, balancing: BalancingOptions = { affinity: 'none', connectionsPerReplica: Number.MAX_SAFE_INTEGER, maxConnectionsPerReplica: 0 }) {
     this.source = source;
     this.routing = routing;
     this.balancing = balancing;
@@ -80,8 +80,8 @@ export class BackendSet {
   }
 
   private chooseFrom(view: RoutingView, clientKey: string | (() => string), recentlyFailed: ReadonlySet<string>): BalancerChoice {
-    const { affinity, connectionsPerReplica } = this.balancing;
-    return chooseBackends(this.routableReady(view.routable), { clientKey, affinity, connectionsPerReplica, loads: view.loads, atMaximum: view.atMaximum, recentlyFailed });
+    const { affinity, connectionsPerReplica, maxConnectionsPerReplica } = this.balancing;
+    return chooseBackends(this.routableReady(view.routable), { clientKey, affinity, connectionsPerReplica, maxConnectionsPerReplica, loads: view.loads, atMaximum: view.atMaximum, recentlyFailed });
   }
 
   private readyFrom: { current: readonly Backend[]; routable: ReadonlySet<string>; ready: readonly Backend[] } | undefined;

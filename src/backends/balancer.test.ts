@@ -83,3 +83,32 @@ test('client-ip: the client address is read only when there is more than one bui
   );
   assert.equal(reads, 1);
 });
+
+test('a cap at the maximum: overload up to --max-connections-per-replica, then nobody (at capacity: the client queues)', () => {
+  const two = pods(2);
+  const capped = (extra: Partial<BalancerInput>) => chooseBackends(two, input({ connectionsPerReplica: 2, maxConnectionsPerReplica: 3, ...extra }));
+  for (const affinity of ['client-ip', 'none'] as const) {
+    const room = capped({ affinity, loads: { 'buildkitd-0': 3, 'buildkitd-1': 2 } });
+    assert.deepEqual(room.order.map((b) => b.podName), ['buildkitd-1'], `${affinity}: only the builder below the cap`);
+    assert.deepEqual([room.overloads, room.atCapacity], [true, false]);
+    const full = capped({ affinity, loads: { 'buildkitd-0': 3, 'buildkitd-1': 3 } });
+    assert.deepEqual([full.order, full.atCapacity], [[], true], `${affinity}: every builder at the cap`);
+    const growing = capped({ affinity, loads: { 'buildkitd-0': 3, 'buildkitd-1': 3 }, atMaximum: false });
+    assert.deepEqual([growing.order, growing.atCapacity], [[], false], `${affinity}: below the maximum the client is held while a builder is added`);
+  }
+});
+
+test('a cap below the share bounds affinity too: the client\'s own builder at the cap passes it on, even with room in its share', () => {
+  const three = pods(3);
+  const own = first(three, input()) ?? '';
+  const choice = chooseBackends(three, input({ connectionsPerReplica: 8, maxConnectionsPerReplica: 1, loads: { [own]: 1 } }));
+  assert.ok(choice.order.length === 2 && choice.order.every((b) => b.podName !== own), JSON.stringify(choice.order));
+  assert.equal(choice.affinityHit, false);
+  const none = chooseBackends(three, input({ affinity: 'none', connectionsPerReplica: 8, maxConnectionsPerReplica: 1, loads: { 'buildkitd-0': 1, 'buildkitd-1': 1, 'buildkitd-2': 1 } }));
+  assert.deepEqual([none.order, none.atCapacity], [[], true]);
+});
+
+test('without a cap (0) the maximum still overloads without limit, as before', () => {
+  const choice = chooseBackends(pods(1), input({ connectionsPerReplica: 2, maxConnectionsPerReplica: 0, loads: { 'buildkitd-0': 50 } }));
+  assert.deepEqual([choice.order.map((b) => b.podName), choice.overloads, choice.atCapacity], [['buildkitd-0'], true, false]);
+});

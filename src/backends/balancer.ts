@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { builderLimit, builderShare } from '../capacity.ts';
 import type { Backend } from './backend-set.ts';
 
 export const Affinity = { clientIp: 'client-ip', none: 'none' } as const;
@@ -11,7 +12,9 @@ export interface BalancerInput {
   /** Connections on each pod now, over every gateway replica's report. */
   loads: Readonly<Record<string, number>>;
   connectionsPerReplica: number;
-  /** No further builder can be added: overload the least loaded rather than hold the client. */
+  /** No builder is given more than this, even at the maximum (0 or absent: no cap). */
+  maxConnectionsPerReplica?: number;
+  /** No further builder can be added: overload the least loaded (up to the cap) rather than hold the client. */
   atMaximum: boolean;
   /** Pods whose dial just failed for this connection: tried last. */
   recentlyFailed?: ReadonlySet<string>;
@@ -24,6 +27,8 @@ export interface BalancerChoice {
   affinityHit: boolean | undefined;
   /** Every builder was at its share: the order overloads them, which only `atMaximum` allows. */
   overloads: boolean;
+  /** Every builder is at the cap and none can be added: the client waits for a connection to close. */
+  atCapacity: boolean;
 }
 
 /**
@@ -31,31 +36,38 @@ export interface BalancerChoice {
  * over pod names (every gateway replica computes the same order without talking), with bounded loads:
  * a builder at its connections-per-replica share, or above ceil(1.25 x the average), passes the client to
  * its next choice. With none: least connections, lowest ordinal first (the StatefulSet removes the highest).
+ * At the maximum every builder may be overloaded beyond its share, but never beyond --max-connections-per-replica.
  */
 export function chooseBackends(backends: readonly Backend[], input: BalancerInput): BalancerChoice {
-  if (backends.length === 0) return { order: [], affinityHit: undefined, overloads: false };
+  if (backends.length === 0) return { order: [], affinityHit: undefined, overloads: false, atCapacity: false };
   const load = (b: Backend) => input.loads[b.podName] ?? 0;
   const failed = (b: Backend) => (input.recentlyFailed?.has(b.key) ? 1 : 0);
   // Sorted only where it is used: with affinity, most connections never need it (one per connection otherwise).
   const byLoad = () => [...backends].sort((a, b) => failed(a) - failed(b) || load(a) - load(b) || a.ordinal - b.ordinal);
+  const capacity = { connectionsPerReplica: input.connectionsPerReplica, maxConnectionsPerReplica: input.maxConnectionsPerReplica ?? 0 };
+  const share = builderShare(capacity);
+  const limit = builderLimit(capacity);
 
   if (input.affinity === Affinity.none) {
     const sorted = byLoad();
-    const order = sorted.filter((b) => load(b) < input.connectionsPerReplica);
-    const overloads = order.length === 0 && input.atMaximum;
-    return { order: overloads ? sorted : order, affinityHit: undefined, overloads };
+    const order = sorted.filter((b) => load(b) < share);
+    if (order.length > 0 || !input.atMaximum) return { order, affinityHit: undefined, overloads: false, atCapacity: false };
+    const overloaded = limit === Number.POSITIVE_INFINITY ? sorted : sorted.filter((b) => load(b) < limit);
+    return { order: overloaded, affinityHit: undefined, overloads: true, atCapacity: overloaded.length === 0 };
   }
   let total = 0;
   for (const b of backends) total += load(b);
   // Counting the newcomer, so one connection on two idle builders may still go to its first choice.
-  const bound = Math.min(input.connectionsPerReplica, Math.ceil((1.25 * (total + 1)) / backends.length));
+  const bound = Math.min(share, Math.ceil((1.25 * (total + 1)) / backends.length));
   const ranked = backends.length === 1 ? backends : rankFor(typeof input.clientKey === 'string' ? input.clientKey : input.clientKey(), backends, failed);
   const order = ranked.filter((b) => load(b) + 1 <= bound);
   if (order.length === 0) {
-    const sorted = input.atMaximum ? byLoad() : [];
-    return { order: sorted, affinityHit: input.atMaximum ? sorted[0] === ranked[0] : undefined, overloads: input.atMaximum };
+    if (!input.atMaximum) return { order: [], affinityHit: undefined, overloads: false, atCapacity: false };
+    // Overloading stays within the cap: a builder at it takes nobody, the client's own included.
+    const sorted = limit === Number.POSITIVE_INFINITY ? byLoad() : byLoad().filter((b) => load(b) < limit);
+    return { order: sorted, affinityHit: sorted.length > 0 ? sorted[0] === ranked[0] : undefined, overloads: true, atCapacity: sorted.length === 0 };
   }
-  return { order, affinityHit: order[0] === ranked[0], overloads: false };
+  return { order, affinityHit: order[0] === ranked[0], overloads: false, atCapacity: false };
 }
 
 /** The client's builders, its own first (one builder is everyone's first choice, so callers skip the hashing). */

@@ -5,7 +5,7 @@ import { ManualClock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
 import { activityAnnotation, decodeActivity, type PublishedActivity } from './activity-lease.ts';
-import { ActivityPublisher } from './activity-publisher.ts';
+import { ActivityPublisher, raises } from './activity-publisher.ts';
 
 const flush = async () => {
   for (let i = 0; i < 10; i += 1) await new Promise((resolve) => setImmediate(resolve));
@@ -354,4 +354,13 @@ test('stopping publishes the final state not yet written, then deletes the Lease
   await p.stop();
   assert.deepEqual(versions, [{ ...final, instance: p.instance }], 'the final state, once');
   assert.equal(store.leases.has(leaseName), false, 'deleted');
+});
+
+test('with a cap, one more connection on a busy pod raises what the others see (they route under the cap by it); without, it waits for the renewal', () => {
+  const wide = { ...idle, pods: { ...idle.pods, 'buildkitd-1': { open: 0, lastActiveAt: wallStart } } };
+  const onePlusOne = { ...busy(wide), open: 2, pods: { ...busy(wide).pods, 'buildkitd-1': { open: 1, lastActiveAt: wallStart } } };
+  const twoOnFirst = { ...onePlusOne, open: 3, pods: { ...onePlusOne.pods, 'buildkitd-0': { open: 2, lastActiveAt: wallStart } } };
+  assert.equal(raises(onePlusOne, twoOnFirst, 8, true), true);
+  assert.equal(raises(onePlusOne, twoOnFirst, 8, false), false);
+  assert.equal(raises(twoOnFirst, onePlusOne, 8, true), false, 'fewer connections only lower');
 });

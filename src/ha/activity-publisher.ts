@@ -20,6 +20,8 @@ export interface ActivityPublisherOptions {
   renewPeriodMs: number;
   /** How many connections one builder takes: the others see the replicas this report needs. */
   connectionsPerReplica: number;
+  /** With --max-connections-per-replica: every added connection on a pod is published at once, since the others route under the cap by it. */
+  podCountsRaise?: boolean;
   clock: Clock;
   emit: EmitEvent;
   /** What to publish now (counts, the acknowledged proposal, draining). */
@@ -39,10 +41,10 @@ const minGapMs = 100;
 
 /**
  * Whether `now` shows the others something they must act on at once that `published` did not: a pod newly
- * busy (never remove it), more replicas needed, held connections, a new ack, a wake request, draining.
+ * busy (never remove it), or with a cap any pod with more connections (they route under the cap by it), more replicas needed, held connections, a new ack, a wake request, draining.
  * Everything else only lowers (a pod idle starts the idle timeout): one renew period later is soon enough.
  */
-export function raises(published: Report | undefined, now: Report, connectionsPerReplica: number): boolean {
+export function raises(published: Report | undefined, now: Report, connectionsPerReplica: number, podCountsRaise = false): boolean {
   if (!published) return true;
   const needed = (r: Report) => Math.ceil((r.open + r.held) / connectionsPerReplica);
   const wakes = new Set(published.wake?.map((w) => `${w.replicas}@${w.until}`));
@@ -51,7 +53,10 @@ export function raises(published: Report | undefined, now: Report, connectionsPe
     (now.held > 0 && published.held === 0) ||
     needed(now) > needed(published) ||
     (now.draining && !published.draining) ||
-    Object.entries(now.pods).some(([name, entry]) => entry.open > 0 && !((published.pods[name]?.open ?? 0) > 0)) ||
+    Object.entries(now.pods).some(([name, entry]) => {
+      const before = published.pods[name]?.open ?? 0;
+      return podCountsRaise ? entry.open > before : entry.open > 0 && before === 0;
+    }) ||
     (now.wake ?? []).some((w) => !wakes.has(`${w.replicas}@${w.until}`))
   );
 }
@@ -220,7 +225,7 @@ export class ActivityPublisher {
   }
 
   private raisesPublished(): boolean {
-    return raises(this.published, this.o.read(), this.o.connectionsPerReplica);
+    return raises(this.published, this.o.read(), this.o.connectionsPerReplica, this.o.podCountsRaise);
   }
 
   /** Stops renewing, writes the final state if not written yet, deletes the Lease (once the last connection closed). */

@@ -15,6 +15,7 @@ import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
 import { LocalActivity } from '../scaler/activity.ts';
 import { ProxyListener } from './listener.ts';
+import { CapacityQueue } from './capacity-queue.ts';
 import { PendingConnections } from './pending.ts';
 import { Router, type RouterOptions } from './router.ts';
 import { EARLY_INPUT_PER_CONNECTION } from './early-input.ts';
@@ -49,14 +50,26 @@ function exchange(port: number, text: string): Promise<{ reply: string; closedWi
   });
 }
 
-async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPendingBytes?: number; maxConnections?: number; failure?: GatewayError; dial?: RouterOptions['dial']; wakeOn?: WakeOn; firstByteTimeoutMs?: number } = {}) {
+async function setup(
+  options: { readyWaitMs?: number; maxPending?: number; maxPendingBytes?: number; maxConnections?: number; failure?: GatewayError; dial?: RouterOptions['dial']; wakeOn?: WakeOn; firstByteTimeoutMs?: number; maxConnectionsPerReplica?: number } = {},
+) {
   const events: GatewayEvent[] = [];
   const emit = (e: GatewayEvent) => events.push(e);
   const source = new FakeBackendSource();
-  // Every ready pod is routable here; which pods may take connections is the scaler's business (decide.ts).
-  const backends = new BackendSet(source, () => ({ routable: new Set(source.current().map((b) => b.podName)), loads: {}, atMaximum: true }));
-  const pending = new PendingConnections(options.maxPending ?? 100, systemClock, options.maxPendingBytes ?? 32 * 1024 * 1024);
   const activity = new LocalActivity();
+  const capped = options.maxConnectionsPerReplica !== undefined;
+  // Every ready pod is routable here; which pods may take connections is the scaler's business (decide.ts).
+  // With a cap, the loads are this process's live counts, as the scaler's routing() gives them with one replica.
+  const loads = () => (capped ? Object.fromEntries([...activity.podNames()].map((pod) => [pod, activity.openOn(pod)])) : {});
+  const backends = new BackendSet(source, () => ({ routable: new Set(source.current().map((b) => b.podName)), loads: loads(), atMaximum: true }), {
+    affinity: 'none',
+    connectionsPerReplica: Number.MAX_SAFE_INTEGER,
+    maxConnectionsPerReplica: options.maxConnectionsPerReplica ?? 0,
+  });
+  // The scale controller tells held clients to look again when a count changes (its routing signature).
+  if (capped) activity.onChange(() => backends.routableChanged());
+  const pending = new PendingConnections(options.maxPending ?? 100, systemClock, options.maxPendingBytes ?? 32 * 1024 * 1024);
+  const capacityQueue = new CapacityQueue();
   let wakes = 0;
   let mostHeld = 0;
   // Demand rising from zero is what wakes a builder (the scale controller reacts to it).
@@ -75,6 +88,7 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPe
     ...(options.dial ? { dial: options.dial } : {}),
     wakeOn: options.wakeOn ?? 'data',
     firstByteTimeoutMs: options.firstByteTimeoutMs ?? 30_000,
+    capacityQueue,
   });
   const accepted: Socket[] = [];
   const handle = (s: Socket) => {
@@ -91,6 +105,7 @@ async function setup(options: { readyWaitMs?: number; maxPending?: number; maxPe
     source,
     pending,
     activity,
+    capacityQueue,
     wakes: () => wakes,
     mostHeld: () => mostHeld,
     setFailure: (f: GatewayError | undefined) => (failure = f),
@@ -544,5 +559,56 @@ test('with --wake-on=connect a bare connect wakes a builder and is held (the see
   assert.equal(bare.destroyed, false);
   bare.destroy();
   await eventually('it to count as gone while held', () => closedEvents(gw.events).some((e) => e.outcome === 'client_gone_while_held'));
+  await gw.close();
+});
+
+test('cap 1: a second and third client wait in arrival order; each is served when the one before it closes, nothing is cut', async () => {
+  const gw = await setup({ maxConnectionsPerReplica: 1 });
+  const echo = await echoServer();
+  gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
+  const first = heldClient(gw.port, Buffer.from('one'));
+  await eventually('the first to be echoed', () => first.reply().toString() === 'one');
+  const second = heldClient(gw.port, Buffer.from('two'));
+  await eventually('the second to be queued', () => gw.capacityQueue.size === 1);
+  const third = heldClient(gw.port, Buffer.from('three'));
+  await eventually('the third to be queued behind it', () => gw.capacityQueue.size === 2);
+  assert.equal(second.reply().length + third.reply().length, 0, 'neither queued client reached the builder');
+  assert.equal(gw.activity.openOn('buildkitd-0'), 1);
+
+  first.socket.end();
+  await eventually('the second to be echoed', () => second.reply().toString() === 'two');
+  assert.equal(third.reply().length, 0, 'the third still waits: the room went to the earlier client');
+  assert.equal(gw.capacityQueue.size, 1);
+  second.socket.end();
+  await eventually('the third to be echoed', () => third.reply().toString() === 'three');
+  third.socket.end();
+  await eventually('all three to complete', () => closedEvents(gw.events).filter((e) => e.outcome === 'completed').length === 3);
+  const queued = gw.events.filter((e) => e.kind === 'connection_queued').map((e) => e.id);
+  assert.equal(queued.length, 2, 'two connections were queued');
+  const routed = gw.events.filter((e) => e.kind === 'connection_routed');
+  assert.deepEqual(routed.map((e) => e.id), [routed[0]?.id, ...queued], 'routed in arrival order');
+  for (const e of closedEvents(gw.events)) assert.equal(e.queuedMs !== undefined, queued.includes(e.id), `connection ${e.id}: the access line says how long it waited for capacity`);
+  assert.equal(gw.capacityQueue.size, 0);
+  echo.close();
+  await gw.close();
+});
+
+test('cap 1: a client still queued at the ready-wait deadline is closed with BKA_CAPACITY_TIMEOUT; the one on the builder is untouched', async () => {
+  const gw = await setup({ maxConnectionsPerReplica: 1, readyWaitMs: 300 });
+  const echo = await echoServer();
+  gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
+  const served = heldClient(gw.port, Buffer.from('served'));
+  await eventually('the first to be echoed', () => served.reply().toString() === 'served');
+  const waiting = heldClient(gw.port, Buffer.from('waiting'));
+  await waiting.closed;
+  const [closed] = refusedFor(gw.events, ErrorCode.CapacityTimeout);
+  assert.ok(closed?.kind === 'connection_closed' && closed.outcome === 'capacity_timeout' && closed.queuedMs !== undefined, JSON.stringify(closed));
+  assert.equal(waiting.reply().length, 0);
+  assert.equal(gw.capacityQueue.size, 0);
+  served.socket.write(' still');
+  await eventually('the first to echo on', () => served.reply().toString() === 'served still');
+  served.socket.end();
+  await eventually('the first to complete', () => closedEvents(gw.events).some((e) => e.outcome === 'completed'));
+  echo.close();
   await gw.close();
 });

@@ -7,6 +7,7 @@ import { ErrorCode, GatewayError } from '../errors.ts';
 import { ConnectionOutcome, type EmitEvent } from '../events.ts';
 import type { ConnectionActivity } from '../scaler/activity.ts';
 import { adoptReusableReads } from './accepted-reads.ts';
+import { CapacityQueue } from './capacity-queue.ts';
 import { EarlyInput } from './early-input.ts';
 import { FirstByteDeadlines } from './first-byte-deadlines.ts';
 import type { Hold, PendingConnections } from './pending.ts';
@@ -32,6 +33,8 @@ export interface RouterOptions {
   dialTimeoutMs?: number;
   /** Opens a backend connection; a seam so tests can hold a dial pending, like a pod that drops SYNs. */
   dial?: (backend: Backend, timeoutMs: number) => Promise<Socket>;
+  /** Connections waiting for room under --max-connections-per-replica, in arrival order. */
+  capacityQueue?: CapacityQueue;
 }
 
 /** A connection the routing phase handed to the relay: its backend socket and what the client sent while it waited. */
@@ -40,6 +43,8 @@ interface Routed {
   podKey: string;
   head: Buffer;
   activity: ConnectionActivity;
+  /** How long it waited in the capacity queue; undefined if it never did. */
+  queuedMs: number | undefined;
 }
 
 /** Shared until a dial fails: most connections never need a set of their own. */
@@ -47,6 +52,7 @@ const noneFailed: ReadonlySet<string> = new Set();
 
 const outcomeFor: Partial<Record<string, ConnectionOutcome>> = {
   [ErrorCode.ReadyTimeout]: ConnectionOutcome.readyTimeout,
+  [ErrorCode.CapacityTimeout]: ConnectionOutcome.capacityTimeout,
   [ErrorCode.PendingFull]: ConnectionOutcome.rejectedMaxPending,
   [ErrorCode.PendingBytesFull]: ConnectionOutcome.rejectedPendingBytes,
   [ErrorCode.ScaleForbidden]: ConnectionOutcome.scaleFailed,
@@ -72,7 +78,7 @@ export class Router {
   private readonly allLogged: Array<() => void> = [];
 
   constructor(options: RouterOptions) {
-    this.o = { dialTimeoutMs: 5000, dial: dialBackend, ...options };
+    this.o = { dialTimeoutMs: 5000, dial: dialBackend, capacityQueue: new CapacityQueue(), ...options };
     this.silentConnections = new FirstByteDeadlines(options.firstByteTimeoutMs, options.clock);
     options.backends.onChange(() => {
       options.pending.wakeAll();
@@ -185,31 +191,42 @@ export class Router {
     const demandSince = clock.now();
     const deadline = demandSince + this.o.readyWaitTimeoutMs;
     const activity = this.o.demand.arrive();
+    let queuedAt: number | undefined;
     try {
-      const connected = await this.connectBackend(id, deadline, activity, () => client.remoteAddress ?? '', clientLeft, (h) => {
-        hold = h;
-        emit({ kind: 'connection_held', id, client: `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}` });
+      const connected = await this.connectBackend(id, deadline, activity, () => client.remoteAddress ?? '', clientLeft, (waiting) => {
+        const from = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
+        if (waiting === 'queued') {
+          queuedAt = clock.now();
+          emit({ kind: 'connection_queued', id, client: from });
+        } else {
+          hold = waiting;
+          emit({ kind: 'connection_held', id, client: from });
+        }
       });
       client.off('close', onEarlyClose);
       hold?.release();
+      this.leaveCapacityQueue(id);
       if (connected === undefined) {
         if (refusal) throw refusal;
         // Not the client's doing: the gateway closed it (end of the shutdown grace period).
         if (client.errored instanceof GatewayError) throw client.errored;
         client.destroy();
         activity.close();
-        emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt });
+        emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt, queuedMs: since(queuedAt, clock) });
         return undefined;
       }
       const { backend } = connected;
-      emit({ kind: 'connection_routed', id, backend: backendLabel(backend), heldMs: hold ? clock.now() - demandSince : undefined, affinityHit: connected.affinityHit });
-      return { socket: connected.socket, podKey: backend.key, head: early.take(), activity };
+      const waited = since(queuedAt, clock);
+      emit({ kind: 'connection_routed', id, backend: backendLabel(backend), heldMs: hold ? clock.now() - demandSince : undefined, affinityHit: connected.affinityHit, queuedMs: waited });
+      return { socket: connected.socket, podKey: backend.key, head: early.take(), activity, queuedMs: waited };
     } catch (error) {
       client.off('close', onEarlyClose);
       hold?.release();
       client.destroy();
       activity.close();
-      const gatewayError = error instanceof GatewayError ? error : new GatewayError(ErrorCode.DialFailed, String(error), { cause: error });
+      const failed = error instanceof GatewayError ? error : new GatewayError(ErrorCode.DialFailed, String(error), { cause: error });
+      // Its deadline passed while it waited in the queue: for want of room, not for a builder to wake.
+      const gatewayError = this.leaveCapacityQueue(id) && failed.code === ErrorCode.ReadyTimeout ? capacityTimeout(failed) : failed;
       emit({
         kind: 'connection_closed',
         id,
@@ -217,6 +234,7 @@ export class Router {
         bytesUp: 0,
         bytesDown: 0,
         durationMs: clock.now() - arrivedAt,
+        queuedMs: since(queuedAt, clock),
         code: gatewayError.code,
         error: gatewayError.message,
       });
@@ -230,7 +248,7 @@ export class Router {
    * (its context: what the access line needs), not a suspended generator and its promises.
    */
   private relay(client: Socket, id: number, arrivedAt: number, routed: Routed): void {
-    const { socket: backendSocket, podKey, head, activity } = routed;
+    const { socket: backendSocket, podKey, head, activity, queuedMs } = routed;
     this.track(podKey, backendSocket);
     // Client bytes are read into a reused buffer from here on, as the backend's are (see adoptReusableReads).
     adoptReusableReads(client);
@@ -244,6 +262,7 @@ export class Router {
           bytesUp: result.bytesUp,
           bytesDown: result.bytesDown,
           durationMs: this.o.clock.now() - arrivedAt,
+          queuedMs,
         });
       } finally {
         activity.close();
@@ -252,6 +271,14 @@ export class Router {
     });
     // After the splice has started the pipes: a stream socket's 'data' listener must not set it flowing first.
     watchTlsRefusal(client, backendSocket, head);
+  }
+
+  /** Gives up connection `id`'s place in the capacity queue, if it has one; the next in line looks again. */
+  private leaveCapacityQueue(id: number): boolean {
+    const { capacityQueue, pending } = this.o;
+    if (!capacityQueue.leave(id)) return false;
+    if (capacityQueue.size > 0) pending.wakeAll();
+    return true;
   }
 
   /** Resolves at the client's first byte (EarlyInput keeps it), or with how the connection ended without one. */
@@ -281,35 +308,45 @@ export class Router {
     });
   }
 
-  /** Resolves with a connected backend socket, or undefined if the client left first; throws GatewayError. */
+  /**
+   * Resolves with a connected backend socket, or undefined if the client left first; throws GatewayError.
+   * `onWaiting` hears when the connection is first held, and when it first joins the capacity queue.
+   */
   private async connectBackend(
     id: number,
     deadline: number,
     activity: ConnectionActivity,
     clientKey: () => string,
     clientLeft: ClientDeparture,
-    onHold: (hold: Hold) => void,
+    onWaiting: (waiting: Hold | 'queued') => void,
   ): Promise<{ socket: Socket; backend: Backend; affinityHit: boolean | undefined } | undefined> {
-    const { backends, pending, demand, clock, emit } = this.o;
+    const { backends, pending, demand, clock, emit, capacityQueue } = this.o;
     let hold: Hold | undefined;
     const ensureHeld = () => {
       if (hold) return hold;
       hold = pending.enter(deadline);
       if (!hold) throw new GatewayError(ErrorCode.PendingFull, 'too many connections already held while buildkitd wakes up (--max-pending)');
-      onHold(hold);
+      onWaiting(hold);
       return hold;
     };
     let recentlyFailed: ReadonlySet<string> = noneFailed;
     let attempt = 0;
+    let queued = false;
     for (;;) {
       if (clientLeft.left) return undefined;
-      const { order: candidates, affinityHit } = backends.choose(clientKey, recentlyFailed);
-      const backend = candidates[0];
+      const { order: candidates, affinityHit, atCapacity } = backends.choose(clientKey, recentlyFailed);
+      // Arrival order: while a connection that came earlier waits for room, the room is theirs.
+      const behind = capacityQueue.anyoneAhead(id);
+      const backend = behind ? undefined : candidates[0];
       if (!backend) {
         const failure = demand.currentFailure();
         if (failure) throw failure;
-        // Already counted as demand since it arrived: the scaler is waking a builder for it.
+        // Already counted as demand since it arrived: the scaler is waking a builder for it, or one closes.
         const held = ensureHeld();
+        if ((atCapacity || behind) && capacityQueue.join(id) && !queued) {
+          queued = true;
+          onWaiting('queued');
+        }
         await held.wait();
         continue;
       }
@@ -317,6 +354,7 @@ export class Router {
       if (remaining <= 0) throw new GatewayError(ErrorCode.ReadyTimeout, 'no buildkitd pod accepted a connection within the ready-wait timeout');
       // Counted on the pod from the dial on, so a scale-down cannot miss a connection still being dialled.
       activity.assign(backend.podName);
+      this.leaveCapacityQueue(id);
       try {
         const socket = await unlessClientLeaves(this.o.dial(backend, Math.min(remaining, this.o.dialTimeoutMs)), clientLeft);
         return socket && { socket, backend, affinityHit };
@@ -335,6 +373,20 @@ export class Router {
       }
     }
   }
+}
+
+/** Milliseconds since `start`, or undefined if it never happened (a connection that never queued). */
+function since(start: number | undefined, clock: Clock): number | undefined {
+  return start === undefined ? undefined : clock.now() - start;
+}
+
+/** What a connection that waited in the capacity queue failed with: its ready-wait deadline passed for want of room. */
+function capacityTimeout(error: GatewayError): GatewayError {
+  return new GatewayError(
+    ErrorCode.CapacityTimeout,
+    'every buildkitd pod stayed at --max-connections-per-replica with the pool at --max-replicas for the whole ready-wait timeout',
+    { cause: error },
+  );
 }
 
 const backendLabels = new WeakMap<Backend, string>();

@@ -48,7 +48,7 @@ function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster
   const controller = new ScaleController({
     statefulSetName: 'buildkitd',
     identity,
-    policy: { minReplicas: 0, maxReplicas: options.maxReplicas ?? 1, connectionsPerReplica: 8, idleTimeoutMs, maxReportStalenessMs: 600_000, proposalTimeoutMs: 15_000 },
+    policy: { minReplicas: 0, maxReplicas: options.maxReplicas ?? 1, connectionsPerReplica: 8, maxConnectionsPerReplica: 0, idleTimeoutMs, maxReportStalenessMs: 600_000, proposalTimeoutMs: 15_000 },
     observe,
     activity,
     ...(options.wakes ? { wakes: options.wakes } : {}),

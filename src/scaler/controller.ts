@@ -1,4 +1,5 @@
 import type { RoutingView } from '../backends/backend-set.ts';
+import { builderShare } from '../capacity.ts';
 import type { Clock, Timer } from '../clock.ts';
 import { ErrorCode } from '../errors.ts';
 import type { EmitEvent, ScaleUpCause } from '../events.ts';
@@ -211,7 +212,9 @@ export class ScaleController {
     o.activity.forgetPodsExcept(new Set(observed.pods.map((pod) => pod.name)));
 
     // Held clients look again when a pod becomes routable or gains room (a connection on it closed).
-    const routingSignature = `${decision.atMaximum}|${decision.routable.map((name) => `${name}:${Math.min(decision.loads[name] ?? 0, o.policy.connectionsPerReplica)}`).join(',')}`;
+    // Loads up to the cap count too: at the maximum, a close below it is the room a queued client waits for.
+    const roomUpTo = Math.max(o.policy.connectionsPerReplica, o.policy.maxConnectionsPerReplica);
+    const routingSignature = `${decision.atMaximum}|${decision.routable.map((name) => `${name}:${Math.min(decision.loads[name] ?? 0, roomUpTo)}`).join(',')}`;
     if (routingSignature !== this.routingSignature) {
       this.routingSignature = routingSignature;
       this.routableNames = new Set(decision.routable);
@@ -317,7 +320,7 @@ export class ScaleController {
 
 /** Why a scale-up is wanted, in words and as the cause the wake metric counts (connections first: they wait). */
 function scaleUpReason(decision: ScaleDecision, target: number, policy: ScalePolicy): { reason: string; cause: ScaleUpCause } {
-  if (decision.demand > 0 && Math.ceil(decision.demand / policy.connectionsPerReplica) >= target) return { reason: `${decision.demand} connections need ${target} replicas`, cause: 'connections' };
+  if (decision.demand > 0 && Math.ceil(decision.demand / builderShare(policy)) >= target) return { reason: `${decision.demand} connections need ${target} replicas`, cause: 'connections' };
   if (decision.wake && target > policy.minReplicas) return { reason: `a wake request keeps ${Math.min(decision.wake.replicas, target)} replicas until ${new Date(decision.wake.until).toISOString()}`, cause: 'wake' };
   return { reason: `at least ${target} replicas are configured`, cause: 'minimum' };
 }

@@ -50,6 +50,7 @@ function view(extra: Partial<ScalerView> = {}): ScalerView {
       minReplicas: 0,
       maxReplicas: 1,
       connectionsPerReplica: 8,
+      maxConnectionsPerReplica: 0,
       idleTimeoutMs: idle,
       maxReportStalenessMs: 600_000,
       proposalTimeoutMs: 15_000,
@@ -126,6 +127,10 @@ const cases: Case[] = [
   { name: 'loads per pod add up over every replica; at the maximum the balancer may overload', view: view({ policy: pool, statefulSet: { exists: true, replicas: 3 }, pods: [pod(0), pod(1), pod(2)], reports: [report('a', { open: 2, pods: { 'buildkitd-0': { open: 2, lastActiveAt: now } } }), report('b', { open: 3, pods: { 'buildkitd-0': { open: 1, lastActiveAt: now }, 'buildkitd-1': { open: 2, lastActiveAt: now } } })] }), expect: { loads: { 'buildkitd-0': 3, 'buildkitd-1': 2 }, atMaximum: true } },
   { name: 'at the maximum while builders are still starting, a full builder holds the client rather than overload', view: view({ policy: pool, statefulSet: { exists: true, replicas: 3 }, pods: [pod(0), pod(1, { ready: false })], reports: [report('a', { open: 2, held: 4, pods: { 'buildkitd-0': { open: 2, lastActiveAt: now } } })] }), expect: { needed: 3, routable: ['buildkitd-0'], atMaximum: false } },
   { name: 'below the maximum a full pool holds the client while a builder is added', view: view({ policy: pool, statefulSet: { exists: true, replicas: 2 }, pods: [pod(0), pod(1)], reports: [report('a', { open: 4, held: 1 })] }), expect: { atMaximum: false, needed: 3, scaleUpTo: 3 } },
+  // A cap (--max-connections-per-replica) below the share sizes the pool: a full pool below the maximum adds a builder.
+  { name: 'a cap below the share sizes the pool: three connections with cap 2 need two builders', view: view({ policy: { ...pool, connectionsPerReplica: 8, maxConnectionsPerReplica: 2 }, statefulSet: { exists: true, replicas: 1 }, pods: [pod(0)], reports: [report('a', { open: 2, held: 1, pods: busy('buildkitd-0') })] }), expect: { needed: 2, scaleUpTo: 2, atMaximum: false } },
+  { name: 'a cap above the share leaves the sizing to the share', view: view({ policy: { ...pool, maxConnectionsPerReplica: 5 }, statefulSet: { exists: true, replicas: 1 }, pods: [pod(0)], reports: [report('a', { open: 3 })] }), expect: { needed: 2, scaleUpTo: 2 } },
+  { name: 'with the cap at the maximum, more demand asks for nothing beyond it (the balancer queues)', view: view({ policy: { ...policy, maxConnectionsPerReplica: 2 }, statefulSet: { exists: true, replicas: 1 }, pods: [pod(0)], reports: [report('a', { open: 2, held: 1, pods: { 'buildkitd-0': { open: 2, lastActiveAt: now } } })] }), expect: { needed: 1, scaleUpTo: undefined, atMaximum: true, loads: { 'buildkitd-0': 2 } } },
   { name: 'one builder at a time: lower ordinals wait for the next round', view: view({ policy: pool, statefulSet: { exists: true, replicas: 3 }, pods: [pod(0), pod(1), pod(2)], reports: [report('a', { pods: { 'buildkitd-2': { open: 0, lastActiveAt: now - 10 } } })] }), expect: { needed: 0, scaleDown: undefined, recheckAt: now - 10 + idle } },
 
   // Pre-wake (POST /wake): a request in any counted report keeps builders without connections until it ends.

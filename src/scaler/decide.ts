@@ -17,6 +17,7 @@
  * A wake request (POST /wake) in any counted report keeps at least its replicas until it ends, connections
  * or not; after that the ordinary idle rules apply to the woken pods.
  */
+import { builderShare, type BuilderCapacity } from '../capacity.ts';
 import { activeWake, type WakeRequest } from './wake-requests.ts';
 
 /** A buildkitd pod as the headless Service's EndpointSlices show it. */
@@ -65,10 +66,9 @@ export interface ScaleDownProposal {
   committed: boolean;
 }
 
-export interface ScalePolicy {
+export interface ScalePolicy extends BuilderCapacity {
   minReplicas: number;
   maxReplicas: number;
-  connectionsPerReplica: number;
   idleTimeoutMs: number;
   /** A silent replica's report stops blocking scale-down after this long (its pod may be gone unnoticed). */
   maxReportStalenessMs: number;
@@ -103,7 +103,7 @@ export interface ScaleDecision {
   demand: number;
   /** The strongest wake request in force over every counted report (its replicas not yet clamped to the maximum). */
   wake: WakeRequest | undefined;
-  /** clamp(ceil(demand / connections per replica), min, max), and at least the wake request's replicas (up to the maximum). */
+  /** clamp(ceil(demand / connections per replica (or the cap, if lower)), min, max), and at least the wake request's replicas (up to the maximum). */
   needed: number;
   /** Names of the pods that may take new connections now, lowest ordinal first. */
   routable: string[];
@@ -158,7 +158,7 @@ export function decide(view: ScalerView): ScaleDecision {
   // Deciding again when a request ends lets the ordinary idle rules take over at once.
   for (const request of wakes) recheck(request.until);
   const wake = activeWake(wakes, now);
-  const needed = Math.min(policy.maxReplicas, Math.max(policy.minReplicas, Math.ceil(demand / policy.connectionsPerReplica), wake?.replicas ?? 0));
+  const needed = Math.min(policy.maxReplicas, Math.max(policy.minReplicas, Math.ceil(demand / builderShare(policy)), wake?.replicas ?? 0));
   const spec = view.statefulSet?.exists ? view.statefulSet.replicas : undefined;
 
   const proposal = view.proposal;

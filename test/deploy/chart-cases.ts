@@ -343,6 +343,7 @@ export const CASES: Record<string, ValueCase> = {
   'pool.maxReplicas': { set: 5, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MAX_REPLICAS'), '5') },
   'pool.minReplicas': { set: 1, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MIN_REPLICAS'), '1') },
   'pool.connectionsPerReplica': { set: 3, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_CONNECTIONS_PER_REPLICA'), '3') },
+  'pool.maxConnectionsPerReplica': { set: 4, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MAX_CONNECTIONS_PER_REPLICA'), '4') },
   'pool.affinity': { set: 'none', expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_AFFINITY'), 'none') },
   'leaderElection.enabled': {
     set: false,

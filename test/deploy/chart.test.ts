@@ -107,6 +107,7 @@ describe('helm chart', () => {
     assert.match(await renderError(['--set', 'pool.maxReplicas=2', '--set', 'gateway.backendDiscovery=dns']), /dns discovery supports one builder only/);
     assert.match(await renderError(['--set', 'pool.affinity=ip']), /affinity/);
     assert.match(await renderError(['--set', 'pool.connectionsPerReplica=0']), /connectionsPerReplica/);
+    assert.match(await renderError(['--set', 'pool.maxConnectionsPerReplica=-1']), /maxConnectionsPerReplica/);
   });
 
   it('refuses a wake mode or first-byte timeout the gateway would refuse at start', async () => {

@@ -100,13 +100,14 @@ describe('the gateway accepts what is installed', () => {
 
   it('chart pool values: a pool of builders arrives as the user set it', async () => {
     const file = path.join(workDir, 'pool.json');
-    await writeFile(file, JSON.stringify({ pool: { maxReplicas: 6, minReplicas: 2, connectionsPerReplica: 3, affinity: 'none' } }));
+    await writeFile(file, JSON.stringify({ pool: { maxReplicas: 6, minReplicas: 2, connectionsPerReplica: 3, maxConnectionsPerReplica: 4, affinity: 'none' } }));
     const config = await effectiveConfig(podEnv(await helmTemplate(file)));
     assertAllFromEnv(config);
     assert.deepEqual(
       [config.BUILDKITD_MAX_REPLICAS?.value, config.BUILDKITD_MIN_REPLICAS?.value, config.BUILDKITD_CONNECTIONS_PER_REPLICA?.value, config.BUILDKITD_AFFINITY?.value],
       ['6', '2', '3', 'none'],
     );
+    assert.equal(config.BUILDKITD_MAX_CONNECTIONS_PER_REPLICA?.value, '4');
   });
 
   it('chart values: each gateway and buildkitd setting arrives with the value the user set', async () => {
@@ -164,6 +165,7 @@ describe('the gateway accepts what is installed', () => {
       BUILDKITD_MAX_REPLICAS: '1',
       BUILDKITD_MIN_REPLICAS: '0',
       BUILDKITD_CONNECTIONS_PER_REPLICA: '8',
+      BUILDKITD_MAX_CONNECTIONS_PER_REPLICA: '0',
       BUILDKITD_AFFINITY: 'client-ip',
       POD_NAME,
       POD_UID,

@@ -51,9 +51,12 @@ export interface BuildkitdSpec {
   podManagementPolicy?: 'Parallel' | 'OrderedReady';
   /** real only: buildkitd serves mTLS with the files of this Secret (support/buildkit-tls.ts), mounted at /certs. */
   tlsSecret?: string;
+  /** StatefulSet name (default buildkitd); its headless Service is <name>-headless, its pods labelled app=<name>. */
+  name?: string;
 }
 
 function statefulSetYaml(spec: BuildkitdSpec): string {
+  const name = spec.name ?? 'buildkitd';
   const tls = spec.tlsSecret === undefined ? '' : `, ${buildkitdTlsArgs.map((a) => JSON.stringify(a)).join(', ')}`;
   const container =
     spec.kind === 'real'
@@ -69,23 +72,23 @@ function statefulSetYaml(spec: BuildkitdSpec): string {
           readinessProbe: ${spec.kind === 'never-ready' ? '{exec: {command: ["false"]}, periodSeconds: 1}' : '{tcpSocket: {port: 8273}, periodSeconds: 1}'}`;
   return `apiVersion: v1
 kind: Service
-metadata: {name: buildkitd-headless}
+metadata: {name: ${name}-headless}
 spec:
   clusterIP: None
-  selector: {app: buildkitd}
+  selector: {app: ${name}}
   ports: [{name: buildkit, port: 8273, targetPort: 8273}]
 ---
 apiVersion: apps/v1
 kind: StatefulSet
-metadata: {name: buildkitd}
+metadata: {name: ${name}}
 spec:
   replicas: 0
-  serviceName: buildkitd-headless
+  serviceName: ${name}-headless
   podManagementPolicy: ${spec.podManagementPolicy ?? 'Parallel'}
-  selector: {matchLabels: {app: buildkitd}}
+  selector: {matchLabels: {app: ${name}}}
   template:
     metadata:
-      labels: {app: buildkitd}
+      labels: {app: ${name}}
       annotations: {bka.test/start-delay-ms: "${spec.startDelayMs ?? 0}"}
     spec:
       terminationGracePeriodSeconds: ${spec.terminationGraceSeconds ?? 5}
@@ -100,6 +103,8 @@ interface RbacOptions {
   /** May list but not watch anything. */
   withoutWatch?: boolean;
   withoutWatchOf?: 'statefulsets' | 'endpointslices';
+  /** The StatefulSets the Role names (default: the shipped buildkitd), as one Role per pool would. */
+  statefulSetNames?: string[];
 }
 
 /** The Role, RoleBinding and ServiceAccount exactly as shipped in deploy/kubernetes, moved to `namespace`. */
@@ -108,12 +113,15 @@ function shippedRbacYaml(namespace: string, options: RbacOptions = {}): string {
   const objects = files.flatMap((f): unknown[] => loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8'))) as Array<{
     kind: string;
     metadata: { namespace?: string };
-    rules?: Array<{ resources?: string[]; verbs?: string[] }>;
+    rules?: Array<{ resources?: string[]; resourceNames?: string[]; verbs?: string[] }>;
     subjects?: Array<{ namespace?: string }>;
   }>;
   for (const object of objects) {
     object.metadata.namespace = namespace;
     for (const subject of object.subjects ?? []) subject.namespace = namespace;
+    if (object.kind === 'Role' && options.statefulSetNames) {
+      for (const rule of object.rules ?? []) if (rule.resourceNames) rule.resourceNames = options.statefulSetNames;
+    }
     if (object.kind === 'Role' && options.withoutScale) {
       const before = object.rules?.length ?? 0;
       object.rules = object.rules?.filter((rule) => !rule.resources?.includes('statefulsets/scale'));
@@ -182,7 +190,7 @@ let nextClientOctet = 10;
  * A fresh namespace with buildkitd at 0 and the shipped RBAC. On failure the namespace's objects, events
  * and every process log are left under .artifacts/integration/<test>.
  */
-export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec | false; rbac?: RbacOptions } = {}): Promise<Env> {
+export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec | false; rbac?: RbacOptions; pools?: BuildkitdSpec[] } = {}): Promise<Env> {
   const c = await cluster();
   const namespace = await c.createNamespace('it');
   const artifacts = join(artifactsRoot, `${t.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}-${namespace}`);
@@ -196,6 +204,8 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
   };
   await apply(shippedRbacYaml(namespace, options.rbac));
   if (options.buildkitd !== false) await apply(statefulSetYaml(options.buildkitd ?? { kind: 'mock' }));
+  // Further pools side by side (one per architecture), each its own StatefulSet and headless Service.
+  for (const pool of options.pools ?? []) await apply(statefulSetYaml(pool));
   const saKubeconfig = await c.serviceAccountKubeconfig(namespace, 'buildkitd-autoscaler');
   const gateways: Gateway[] = [];
 
