@@ -9,6 +9,7 @@ import { ErrorCode, GatewayError } from './errors.ts';
 import { createEventSink, type EmitEvent } from './events.ts';
 import { ActivityPublisher } from './ha/activity-publisher.ts';
 import { LeaderElector } from './ha/leader-election.ts';
+import { askPeerOverHttp, PartitionCheck } from './ha/partition-check.ts';
 import { ReplicaReports } from './ha/replica-reports.ts';
 import { OpsServer, type ReadinessCheck } from './http/server.ts';
 import { watchEndpointSlices } from './kube/endpointslices.ts';
@@ -44,6 +45,7 @@ interface Coordination {
   elector: LeaderElector;
   publisher: ActivityPublisher;
   reports: ReplicaReports;
+  partition: PartitionCheck;
 }
 
 const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -68,6 +70,8 @@ export class Gateway {
   private readonly controller: ScaleController;
   private readonly source: BackendSource;
   private shuttingDown = false;
+  /** "ip:port" where the other replicas reach this one's ops server; known once it listens. */
+  private opsAddress: string | undefined;
   private readonly config: Config;
   private readonly clock: Clock;
 
@@ -190,6 +194,7 @@ export class Gateway {
       readiness: () => this.readiness(),
       emit,
       flushLog: () => options.log.flush(),
+      ...(coordination ? { report: () => coordination.partition.status() } : {}),
       wake: {
         maxReplicas: config.maxReplicas,
         defaultForMs: config.idleTimeoutMs,
@@ -204,16 +209,19 @@ export class Gateway {
     });
     this.metrics.observeWatches(() => this.informers());
     this.metrics.observePodLoads(() => this.controller.decision?.loads ?? {});
+    if (coordination) this.metrics.observeReportWriteAge(() => coordination.partition.unwrittenMs());
   }
 
   async start(): Promise<{ proxyPort: number; metricsPort: number }> {
     const metrics = await this.ops.start();
+    this.opsAddress = reachableOpsAddress(metrics.address, metrics.port, this.config.podIp);
     this.collectGarbageOnceSynced();
     for (const informer of this.informers()) informer.start();
     if (this.coordination) {
       // Refuses to run next to another live process with the same identity (BKA_IDENTITY_CONFLICT).
       await this.coordination.publisher.start();
       this.coordination.elector.start();
+      this.coordination.partition.start();
     }
     this.controller.start();
     const proxy = await this.listener.start();
@@ -255,6 +263,7 @@ export class Gateway {
     await this.router.untilAllLogged();
     this.controller.stop();
     if (this.coordination) {
+      this.coordination.partition.stop();
       await this.coordination.publisher.stop();
       await this.coordination.elector.stop();
     }
@@ -293,10 +302,22 @@ export class Gateway {
       connectionsPerReplica: config.connectionsPerReplica,
       clock,
       emit,
-      read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown, wake: this.wakes.current() }),
+      read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown, wake: this.wakes.current(), ops: this.opsAddress }),
       ownerPod: this.ownerPod(),
     });
-    return { leases, elector, publisher, reports };
+    const partition = new PartitionCheck(
+      {
+        identity: config.identity,
+        writtenAt: () => publisher.writtenAt,
+        leaseDurationMs: config.leaderElectionLeaseDurationMs,
+        probePeriodMs: config.leaderElectionRetryPeriodMs,
+        peers: () => reports.peers(),
+        askPeer: askPeerOverHttp,
+        clock,
+      },
+      { emit },
+    );
+    return { leases, elector, publisher, reports, partition };
   }
 
   /** Owner references cannot cross namespaces: only a pod in the Leases' namespace can own its report. */
@@ -387,7 +408,15 @@ export class Gateway {
     if (this.coordination) {
       const { elector } = this.coordination;
       checks.push({ name: 'leader election', ok: true, reason: elector.isLeader ? 'leading' : `following ${elector.holder ?? 'no leader yet'}` });
+      checks.push(this.coordination.partition.readiness());
     }
     return checks;
   }
+}
+
+/** Where the other replicas can ask this one: the address it listens on, or its pod IP when it listens on all. */
+function reachableOpsAddress(listening: string, port: number, podIp: string | undefined): string | undefined {
+  const host = listening === '0.0.0.0' || listening === '::' ? podIp : listening;
+  if (host === undefined) return undefined;
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -67,6 +67,7 @@ export class ActivityPublisher {
   /** The report the Lease holds since this process last wrote it successfully. */
   private published: Report | undefined;
   private lastPublishAt = Number.NEGATIVE_INFINITY;
+  private lastWrittenAt: number | undefined;
   private inFlight: Promise<void> | undefined;
   private again = false;
   private stopped = false;
@@ -112,6 +113,11 @@ export class ActivityPublisher {
         }
       }
     }
+  }
+
+  /** When (this process's monotonic clock) a write of the report last succeeded; undefined before the first. */
+  get writtenAt(): number | undefined {
+    return this.lastWrittenAt;
   }
 
   /** Something the other replicas decide on changed: publish soon (coalesced) if it raises what they see. */
@@ -189,6 +195,7 @@ export class ActivityPublisher {
           spec: { ...spec, acquireTime: now },
         });
         this.published = report;
+        this.lastWrittenAt = this.o.clock.now();
         return;
       }
       this.current = await this.o.store.update({
@@ -197,6 +204,7 @@ export class ActivityPublisher {
         spec: { ...this.current.spec, ...spec },
       });
       this.published = report;
+      this.lastWrittenAt = this.o.clock.now();
     } catch (error) {
       const status = apiStatus(error);
       const other = status === 409 ? await this.o.store.get(this.o.leaseName).catch(() => undefined) : undefined;

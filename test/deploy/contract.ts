@@ -45,6 +45,7 @@ export const GATEWAY_ENV = [
   'BUILDKITD_AFFINITY',
   'POD_NAME',
   'POD_UID',
+  'POD_IP',
 ] as const;
 export type GatewayEnvName = (typeof GATEWAY_ENV)[number];
 
@@ -183,6 +184,7 @@ export function assertGatewayContract(docs: readonly Manifest[]): void {
     assert.ok(replicas >= 2, `${replicas} gateway replica(s): a rollout or a drain would leave clients without a gateway`);
     assert.equal(requiredEnv(docs, 'POD_NAME'), '<from:metadata.name>', 'each replica reports under its own pod name');
     assert.equal(requiredEnv(docs, 'POD_UID'), '<from:metadata.uid>', 'a report Lease is deleted with its pod');
+    assert.equal(requiredEnv(docs, 'POD_IP'), '<from:status.podIP>', 'the other replicas can ask it whether it alone is cut off');
     assert.equal(budgets.length, 1, 'a PodDisruptionBudget keeps a gateway up during node drains');
     const budget = budgets[0] as V1PodDisruptionBudget;
     assert.equal(budget.metadata?.namespace, dep.metadata?.namespace);
