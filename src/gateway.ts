@@ -11,6 +11,7 @@ import { ActivityPublisher } from './ha/activity-publisher.ts';
 import { LeaderElector } from './ha/leader-election.ts';
 import { askPeerOverHttp, PartitionCheck } from './ha/partition-check.ts';
 import { ReplicaReports } from './ha/replica-reports.ts';
+import { WakeLease } from './ha/wake-lease.ts';
 import { OpsServer, type ReadinessCheck } from './http/server.ts';
 import { watchEndpointSlices } from './kube/endpointslices.ts';
 import type { ResilientInformer } from './kube/informer.ts';
@@ -46,6 +47,7 @@ interface Coordination {
   publisher: ActivityPublisher;
   reports: ReplicaReports;
   partition: PartitionCheck;
+  wakeLease: WakeLease;
 }
 
 const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -138,6 +140,8 @@ export class Gateway {
         coordination.reports.observe();
         const departed = coordination.reports.takeDepartedWakes();
         if (departed.length > 0) this.wakes.adopt(departed);
+        // Also those whose every carrier is gone (all replicas replaced at once): the wake Lease kept them.
+        this.wakes.adopt(coordination.wakeLease.read());
         this.controller.requestReconcile();
       });
     }
@@ -201,6 +205,7 @@ export class Gateway {
         failure: () => this.currentFailure() ?? this.actuator.readinessFailure(),
         request: (replicas, forMs, client) => {
           const recorded = this.wakes.request(replicas, forMs);
+          void coordination?.wakeLease.record(this.wakes.current());
           emit({ kind: 'wake_requested', replicas, forMs, until: new Date(recorded.until).toISOString(), client });
           return recorded;
         },
@@ -317,7 +322,8 @@ export class Gateway {
       },
       { emit },
     );
-    return { leases, elector, publisher, reports, partition };
+    const wakeLease = new WakeLease({ store, name: `${group}-wake`, labels: { ...labels, [leaseRoleLabel]: 'wake' }, leases: () => leases.objects() }, { emit });
+    return { leases, elector, publisher, reports, partition, wakeLease };
   }
 
   /** Owner references cannot cross namespaces: only a pod in the Leases' namespace can own its report. */

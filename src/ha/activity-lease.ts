@@ -84,7 +84,7 @@ function isOpsAddress(value: unknown): value is string {
 }
 
 /** Tolerant: a malformed wake entry is dropped, never the report (its counts still block or allow scale-down). */
-function decodeWake(value: unknown): WakeRequest[] {
+export function decodeWake(value: unknown): WakeRequest[] {
   if (!Array.isArray(value)) return [];
   const requests: WakeRequest[] = [];
   for (const entry of value as unknown[]) {
