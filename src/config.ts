@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import * as z from 'zod/mini';
@@ -41,6 +42,7 @@ export interface Config {
   identity: string;
   maxReportStalenessMs: number;
   podUid: string | undefined;
+  podIp: string | undefined;
   maxReplicas: number;
   minReplicas: number;
   connectionsPerReplica: number;
@@ -139,6 +141,10 @@ export const boolean = (raw: string): boolean => {
   if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(raw)) return false;
   throw new Error('must be true or false');
 };
+const ipAddress = (raw: string) => {
+  if (isIP(raw) === 0) throw new Error('must be an IPv4 or IPv6 address');
+  return raw;
+};
 const nonEmptyPath = (raw: string) => {
   if (raw.trim() === '') throw new Error('must not be empty');
   return raw;
@@ -182,6 +188,7 @@ export const optionDefinitions = [
   define({ key: 'identity', flag: 'identity', env: 'POD_NAME', defaultText: 'the hostname', derivedDefault: () => hostname().toLowerCase(), description: 'this replica\'s name in the Leases; unique per running gateway process', parse: dnsSubdomain('identity'), format: String }),
   define({ key: 'maxReportStalenessMs', flag: 'max-report-staleness', env: 'MAX_REPORT_STALENESS', defaultText: '10m0s', description: 'a replica\'s report that is not renewed blocks scale-down (it may still splice a build) until its pod is gone or this long has passed', parse: positiveDuration, format: formatGoDuration }),
   define({ key: 'podUid', flag: 'pod-uid', env: 'POD_UID', defaultText: undefined, description: 'UID of the gateway\'s own pod (downward API): its report Lease is owned by the pod, so it disappears with the pod', parse: nonEmptyPath, format: (v) => v ?? null }),
+  define({ key: 'podIp', flag: 'pod-ip', env: 'POD_IP', defaultText: undefined, description: 'IP of the gateway\'s own pod (downward API): published in its report so that a replica cut off from the API server can ask the others whether it alone is cut off (then it steps out of the Service)', parse: ipAddress, format: (v) => v ?? null }),
 ] as const;
 
 export interface LoadedConfig {

@@ -21,6 +21,7 @@ export const ErrorCode = {
   LeaseFailed: 'BKA_LEASE_FAILED',
   IdentityConflict: 'BKA_IDENTITY_CONFLICT',
   ReportExpired: 'BKA_REPORT_EXPIRED',
+  Partitioned: 'BKA_PARTITIONED',
   WakeGaveUp: 'BKA_WAKE_GAVE_UP',
   FirstByteTimeout: 'BKA_FIRST_BYTE_TIMEOUT',
   Internal: 'BKA_INTERNAL',

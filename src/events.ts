@@ -53,6 +53,9 @@ export type GatewayEvent =
   | { kind: 'scale_down_withdrawn'; pods: string; id: string; reason: string }
   | { kind: 'scale_down_blocked'; by: string[] }
   | { kind: 'report_expired'; identity: string; maxStalenessMs: number; code: ErrorCode }
+  | { kind: 'partition_stepped_back'; unwrittenMs: number; confirmedBy: string; code: ErrorCode }
+  | { kind: 'partition_recovered'; steppedBackMs: number; reason: string }
+  | { kind: 'report_unwritten'; unwrittenMs: number; peersAsked: number; peersAnswered: number }
   | { kind: 'leader_changed'; lease: string; identity: string; leading: boolean; reason: string }
   | { kind: 'lease_failed'; lease: string; action: 'acquire' | 'renew' | 'release' | 'annotate' | 'publish' | 'delete'; code: ErrorCode; error: string; status: number | undefined };
 
@@ -178,6 +181,24 @@ const rules = {
     level: () => 'warn',
     message: (e) => `the report of ${e.identity} has been stale for ${e.maxStalenessMs}ms; it no longer blocks scale-down`,
     count: (e, m) => m.errors.inc({ code: e.code }),
+  },
+  partition_stepped_back: {
+    level: () => 'warn',
+    message: (e) => `own report not written for ${e.unwrittenMs}ms while ${e.confirmedBy} writes its own: this replica alone is cut off from the API server; /readyz fails until a write succeeds (open connections keep flowing)`,
+    count: (e, m) => {
+      m.errors.inc({ code: e.code });
+      m.steppedBack.set(1);
+    },
+  },
+  partition_recovered: {
+    level: () => 'info',
+    message: (e) => `back in the Service after ${e.steppedBackMs}ms: ${e.reason}`,
+    count: (_e, m) => m.steppedBack.set(0),
+  },
+  // The failing writes are warned about (BKA_LEASE_FAILED); this only says why the replica stays in.
+  report_unwritten: {
+    level: () => 'info',
+    message: (e) => `own report not written for ${e.unwrittenMs}ms and none of the ${e.peersAsked} other replicas (${e.peersAnswered} answered) writes its own: an outage for all, staying in the Service`,
   },
   leader_changed: {
     level: () => 'info',

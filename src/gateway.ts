@@ -10,7 +10,9 @@ import { ErrorCode, GatewayError } from './errors.ts';
 import { createEventSink, type EmitEvent } from './events.ts';
 import { ActivityPublisher } from './ha/activity-publisher.ts';
 import { LeaderElector } from './ha/leader-election.ts';
+import { askPeerOverHttp, PartitionCheck } from './ha/partition-check.ts';
 import { ReplicaReports } from './ha/replica-reports.ts';
+import { WakeLease } from './ha/wake-lease.ts';
 import { OpsServer, type ReadinessCheck } from './http/server.ts';
 import { watchEndpointSlices } from './kube/endpointslices.ts';
 import type { ResilientInformer } from './kube/informer.ts';
@@ -48,6 +50,8 @@ interface Coordination {
   elector: LeaderElector;
   publisher: ActivityPublisher;
   reports: ReplicaReports;
+  partition: PartitionCheck;
+  wakeLease: WakeLease;
 }
 
 const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -72,6 +76,8 @@ export class Gateway {
   private readonly controller: ScaleController;
   private readonly source: BackendSource;
   private shuttingDown = false;
+  /** "ip:port" where the other replicas reach this one's ops server; known once it listens. */
+  private opsAddress: string | undefined;
   private readonly config: Config;
   private readonly clock: Clock;
 
@@ -144,6 +150,8 @@ export class Gateway {
         coordination.reports.observe();
         const departed = coordination.reports.takeDepartedWakes();
         if (departed.length > 0) this.wakes.adopt(departed);
+        // Also those whose every carrier is gone (all replicas replaced at once): the wake Lease kept them.
+        this.wakes.adopt(coordination.wakeLease.read());
         this.controller.requestReconcile();
       });
     }
@@ -203,12 +211,14 @@ export class Gateway {
       readiness: () => this.readiness(),
       emit,
       flushLog: () => options.log.flush(),
+      ...(coordination ? { report: () => coordination.partition.status() } : {}),
       wake: {
         maxReplicas: config.maxReplicas,
         defaultForMs: config.idleTimeoutMs,
         failure: () => this.currentFailure() ?? this.actuator.readinessFailure(),
         request: (replicas, forMs, client) => {
           const recorded = this.wakes.request(replicas, forMs);
+          void coordination?.wakeLease.record(this.wakes.current());
           emit({ kind: 'wake_requested', replicas, forMs, until: new Date(recorded.until).toISOString(), client });
           return recorded;
         },
@@ -217,10 +227,12 @@ export class Gateway {
     });
     this.metrics.observeWatches(() => this.informers());
     this.metrics.observePodLoads(() => this.controller.decision?.loads ?? {});
+    if (coordination) this.metrics.observeReportWriteAge(() => coordination.partition.unwrittenMs());
   }
 
   async start(): Promise<{ proxyPort: number; metricsPort: number }> {
     const metrics = await this.ops.start();
+    this.opsAddress = reachableOpsAddress(metrics.address, metrics.port, this.config.podIp);
     this.collectGarbageOnceSynced();
     for (const informer of this.informers()) informer.start();
     if (this.coordination) {
@@ -229,6 +241,7 @@ export class Gateway {
       await this.coordination.publisher.start();
       const { elector } = this.coordination;
       this.coordination.publisher.onClaimed(() => elector.start());
+      this.coordination.partition.start();
     }
     this.controller.start();
     const proxy = await this.listener.start();
@@ -270,6 +283,7 @@ export class Gateway {
     await this.router.untilAllLogged();
     this.controller.stop();
     if (this.coordination) {
+      this.coordination.partition.stop();
       await this.coordination.publisher.stop();
       await this.coordination.elector.stop();
     }
@@ -309,7 +323,7 @@ export class Gateway {
       podCountsRaise: config.maxConnectionsPerReplica > 0,
       clock,
       emit,
-      read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown, wake: this.wakes.current() }),
+      read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown, wake: this.wakes.current(), ops: this.opsAddress }),
       ownerPod: this.ownerPod(),
       onIdentityConflict: (error) => {
         // The other process owns this identity now: hand it the lead at once, then leave.
@@ -317,7 +331,20 @@ export class Gateway {
         onFatal?.(error);
       },
     });
-    return { leases, elector, publisher, reports };
+    const partition = new PartitionCheck(
+      {
+        identity: config.identity,
+        writtenAt: () => publisher.writtenAt,
+        leaseDurationMs: config.leaderElectionLeaseDurationMs,
+        probePeriodMs: config.leaderElectionRetryPeriodMs,
+        peers: () => reports.peers(),
+        askPeer: askPeerOverHttp,
+        clock,
+      },
+      { emit },
+    );
+    const wakeLease = new WakeLease({ store, name: `${group}-wake`, labels: { ...labels, [leaseRoleLabel]: 'wake' }, leases: () => leases.objects() }, { emit });
+    return { leases, elector, publisher, reports, partition, wakeLease };
   }
 
   /** Owner references cannot cross namespaces: only a pod in the Leases' namespace can own its report. */
@@ -408,7 +435,15 @@ export class Gateway {
     if (this.coordination) {
       const { elector } = this.coordination;
       checks.push({ name: 'leader election', ok: true, reason: elector.isLeader ? 'leading' : `following ${elector.holder ?? 'no leader yet'}` });
+      checks.push(this.coordination.partition.readiness());
     }
     return checks;
   }
+}
+
+/** Where the other replicas can ask this one: the address it listens on, or its pod IP when it listens on all. */
+function reachableOpsAddress(listening: string, port: number, podIp: string | undefined): string | undefined {
+  const host = listening === '0.0.0.0' || listening === '::' ? podIp : listening;
+  if (host === undefined) return undefined;
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -15,6 +15,7 @@ export function createMetrics() {
   let readPodLoads: () => Readonly<Record<string, number>> = () => ({});
   const registry = new Registry();
   let readWatches: () => readonly WatchSource[] = () => [];
+  let readReportWriteAge: () => number | undefined = () => undefined;
   collectDefaultMetrics({ register: registry, prefix: 'bka_' });
   const registers = [registry];
   // Connections that ended, counted in plain numbers and handed to prom-client when /metrics is read: its
@@ -93,6 +94,16 @@ export function createMetrics() {
         for (const source of ['api', 'connection']) this.inc({ source }, 0);
       },
     }),
+    steppedBack: new Gauge({ name: 'bka_stepped_back', help: '1 while this replica is out of the Service (/readyz 503, BKA_PARTITIONED) because it alone cannot write its report Lease', registers }),
+    reportWriteAge: new Gauge({
+      name: 'bka_report_write_age_seconds',
+      help: 'Seconds since this replica last wrote its own report Lease (monotonic clock); above the lease duration the others count it as stale',
+      registers,
+      collect() {
+        const age = readReportWriteAge();
+        if (age !== undefined) this.set(age / 1000);
+      },
+    }),
     scaleDownBlocked: new Counter({ name: 'bka_scale_down_blocked_total', help: 'Times a scale-down was held back by another replica whose report is stale', registers }),
     affinity: new Counter({
       name: 'bka_affinity_total',
@@ -163,6 +174,10 @@ export function createMetrics() {
     /** Where the watch metrics read from; set once the informers exist. */
     observeWatches(watches: () => readonly WatchSource[]): void {
       readWatches = watches;
+    },
+    /** Where bka_report_write_age_seconds reads from (ms); only with leader election, which has a report. */
+    observeReportWriteAge(read: () => number | undefined): void {
+      readReportWriteAge = read;
     },
   };
 }

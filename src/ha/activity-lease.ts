@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { V1Lease } from '@kubernetes/client-node';
 import type { ActivitySnapshot } from '../scaler/activity.ts';
 import type { ScaleDownProposal } from '../scaler/decide.ts';
@@ -20,6 +21,8 @@ export interface PublishedActivity extends ActivitySnapshot {
   draining: boolean;
   /** Wake requests this replica accepted and that are still in force. */
   wake?: readonly WakeRequest[];
+  /** "ip:port" of this replica's ops server: a replica cut off from the API server asks it (GET /report). */
+  ops?: string | undefined;
 }
 
 interface ActivityJson {
@@ -32,6 +35,7 @@ interface ActivityJson {
   ack?: string;
   draining?: boolean;
   wake?: Array<{ replicas: number; until: string }>;
+  ops?: string;
 }
 
 export function encodeActivity(activity: PublishedActivity): string {
@@ -47,6 +51,7 @@ export function encodeActivity(activity: PublishedActivity): string {
     ...(activity.ack ? { ack: activity.ack } : {}),
     ...(activity.draining ? { draining: true } : {}),
     ...(activity.wake?.length ? { wake: activity.wake.map((request) => ({ replicas: request.replicas, until: new Date(request.until).toISOString() })) } : {}),
+    ...(activity.ops ? { ops: activity.ops } : {}),
   };
   return JSON.stringify(json);
 }
@@ -70,11 +75,18 @@ export function decodeActivity(text: string | undefined): PublishedActivity | un
   const wake = decodeWake(j.wake);
   // Absent from replicas that predate it; a malformed one is dropped, never the report.
   const heldClosed = typeof j.heldClosed === 'string' ? Date.parse(j.heldClosed) : Number.NaN;
-  return { instance: j.instance, open: j.open, held: j.held, pods, since, ...(Number.isNaN(heldClosed) ? {} : { lastHeldCloseAt: heldClosed }), ack: typeof j.ack === 'string' ? j.ack : undefined, draining: j.draining === true, ...(wake.length ? { wake } : {}) };
+  return { instance: j.instance, open: j.open, held: j.held, pods, since, ...(Number.isNaN(heldClosed) ? {} : { lastHeldCloseAt: heldClosed }), ack: typeof j.ack === 'string' ? j.ack : undefined, draining: j.draining === true, ...(wake.length ? { wake } : {}), ...(isOpsAddress(j.ops) ? { ops: j.ops } : {}) };
+}
+
+/** Only "ip:port" (IPv6 in brackets): whoever can write a Lease must not make the others fetch any URL. */
+function isOpsAddress(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  const match = /^(?:\[([0-9a-fA-F:]+)\]|([0-9.]+)):(\d{1,5})$/.exec(value);
+  return match !== null && isIP(match[1] ?? match[2] ?? '') !== 0 && Number(match[3]) > 0 && Number(match[3]) <= 65535;
 }
 
 /** Tolerant: a malformed wake entry is dropped, never the report (its counts still block or allow scale-down). */
-function decodeWake(value: unknown): WakeRequest[] {
+export function decodeWake(value: unknown): WakeRequest[] {
   if (!Array.isArray(value)) return [];
   const requests: WakeRequest[] = [];
   for (const entry of value as unknown[]) {

@@ -96,6 +96,7 @@ export class ActivityPublisher {
   /** The report the Lease holds since this process last wrote it successfully. */
   private published: Report | undefined;
   private lastPublishAt = Number.NEGATIVE_INFINITY;
+  private lastWrittenAt: number | undefined;
   private inFlight: Promise<void> | undefined;
   private again = false;
   private stopped = false;
@@ -213,6 +214,11 @@ export class ActivityPublisher {
     this.o.onIdentityConflict(error);
   }
 
+  /** When (this process's monotonic clock) a write of the report last succeeded; undefined before the first. */
+  get writtenAt(): number | undefined {
+    return this.lastWrittenAt;
+  }
+
   /** Something the other replicas decide on changed: publish soon (coalesced) if it raises what they see. */
   publishSoon(): void {
     if (this.stopped || this.gaveWay || !this.claimed || this.soon || !this.raisesPublished()) return;
@@ -294,6 +300,7 @@ export class ActivityPublisher {
       spec: { ...spec, acquireTime: spec?.renewTime },
     });
     this.published = report;
+    this.lastWrittenAt = this.o.clock.now();
   }
 
   /** Writes the report onto `lease` with its resourceVersion (409 if anyone wrote it since). */
@@ -306,6 +313,7 @@ export class ActivityPublisher {
       spec: { ...lease.spec, ...this.spec() },
     });
     this.published = report;
+    this.lastWrittenAt = this.o.clock.now();
   }
 
   private async write(): Promise<void> {

@@ -109,6 +109,19 @@ export class ReplicaReports {
     return reports;
   }
 
+  /** The other replicas that said where they can be asked (GET /report), as last read from their reports. */
+  peers(): Array<{ identity: string; ops: string }> {
+    this.observe();
+    const peers: Array<{ identity: string; ops: string }> = [];
+    for (const lease of this.o.leases()) {
+      const name = lease.metadata?.name ?? '';
+      if (name === this.o.ownLeaseName || lease.metadata?.labels?.[leaseRoleLabel] !== 'activity') continue;
+      const ops = this.observed.get(name)?.activity?.ops;
+      if (ops !== undefined) peers.push({ identity: lease.spec?.holderIdentity ?? name, ops });
+    }
+    return peers;
+  }
+
   /** The scale-down proposal on the leader Lease, whoever wrote it. */
   proposal(): ScaleDownProposal | undefined {
     const leader = this.o.leases().find((lease) => lease.metadata?.name === this.o.leaderLeaseName);

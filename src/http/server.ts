@@ -20,11 +20,13 @@ export interface OpsServerOptions {
   emit: EmitEvent;
   /** Serves /wake (pre-wake) when given. */
   wake?: WakeControl;
+  /** Serves /report (whether this replica writes its report Lease; the others ask it) when given. */
+  report?: () => unknown;
   /** Writes out batched log lines before answering, so the log is never behind what /metrics counts. */
   flushLog?: () => void;
 }
 
-/** /healthz (process alive), /readyz (may receive traffic, with the failing checks), /metrics, /wake (POST: pre-wake). */
+/** /healthz (process alive), /readyz (may receive traffic, with the failing checks), /metrics, /wake (POST: pre-wake), /report (to the other replicas). */
 export class OpsServer {
   private readonly server: Server;
   private readonly o: OpsServerOptions;
@@ -44,6 +46,8 @@ export class OpsServer {
         const checks = this.o.readiness();
         const ready = checks.every((check) => check.ok);
         response.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready, checks })}\n`);
+      } else if (path === '/report' && this.o.report) {
+        response.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(this.o.report())}\n`);
       } else if (path === '/metrics') {
         this.o.registry.metrics().then(
           (text) => response.writeHead(200, { 'content-type': this.o.registry.contentType }).end(text),

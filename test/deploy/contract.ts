@@ -46,10 +46,20 @@ export const GATEWAY_ENV = [
   'BUILDKITD_AFFINITY',
   'POD_NAME',
   'POD_UID',
+  'POD_IP',
 ] as const;
 export type GatewayEnvName = (typeof GATEWAY_ENV)[number];
 
 const DURATION_UNITS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+
+const QUANTITY_UNITS: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 };
+
+/** Bytes in a Kubernetes quantity such as "256Mi" or "1G". */
+export function quantityBytes(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(k|M|G|Ki|Mi|Gi|Ti)?$/.exec(text);
+  assert.ok(match, `not a byte quantity: ${text}`);
+  return Number(match[1]) * (QUANTITY_UNITS[match[2] ?? ''] ?? NaN);
+}
 
 /** Seconds in a Go duration string such as "1m30s" or "500ms". */
 export function goDurationSeconds(text: string): number {
@@ -175,6 +185,7 @@ export function assertGatewayContract(docs: readonly Manifest[]): void {
     assert.ok(replicas >= 2, `${replicas} gateway replica(s): a rollout or a drain would leave clients without a gateway`);
     assert.equal(requiredEnv(docs, 'POD_NAME'), '<from:metadata.name>', 'each replica reports under its own pod name');
     assert.equal(requiredEnv(docs, 'POD_UID'), '<from:metadata.uid>', 'a report Lease is deleted with its pod');
+    assert.equal(requiredEnv(docs, 'POD_IP'), '<from:status.podIP>', 'the other replicas can ask it whether it alone is cut off');
     assert.equal(budgets.length, 1, 'a PodDisruptionBudget keeps a gateway up during node drains');
     const budget = budgets[0] as V1PodDisruptionBudget;
     assert.equal(budget.metadata?.namespace, dep.metadata?.namespace);
@@ -209,6 +220,10 @@ export function assertGatewayContract(docs: readonly Manifest[]): void {
 
   assert.ok(container.resources?.requests?.memory, 'memory request set');
   assert.ok(container.resources?.limits?.memory, 'memory limit set');
+  // kube-score's container-ephemeral-storage-request-and-limit; the kubelet counts the log files (10Mi x 5 rotated).
+  assert.ok(container.resources?.requests?.['ephemeral-storage'], 'ephemeral-storage request set');
+  const ephemeralLimit = container.resources?.limits?.['ephemeral-storage'];
+  assert.ok(ephemeralLimit && quantityBytes(ephemeralLimit) >= 2 * 50 * 1024 ** 2, `ephemeral-storage limit ${ephemeralLimit} well above the kubelet's default log rotation (50Mi)`);
 
   const accountName = pod.serviceAccountName;
   assert.ok(accountName, 'the gateway runs as its own ServiceAccount');

@@ -23,6 +23,7 @@ interface Setting {
 
 const POD_NAME = 'buildkitd-autoscaler-7d9c8b6f5-x2k4q';
 const POD_UID = '0b7c6a4e-1f2d-4c3b-9a8e-5d6f7a8b9c0d';
+const POD_IP = '10.244.3.17';
 
 /** The container's environment as the kubelet would build it (downward API fields of a pod resolved). */
 function podEnv(docs: readonly Manifest[]): Record<string, string> {
@@ -30,6 +31,7 @@ function podEnv(docs: readonly Manifest[]): Record<string, string> {
     'metadata.namespace': deployment(docs).metadata?.namespace ?? '',
     'metadata.name': POD_NAME,
     'metadata.uid': POD_UID,
+    'status.podIP': POD_IP,
   };
   const env: Record<string, string> = {};
   for (const e of gatewayContainer(docs).env ?? []) {
@@ -78,6 +80,7 @@ describe('the gateway accepts what is installed', () => {
     assert.equal(config.LEADER_ELECTION_LEASE_NAME?.value, 'buildkitd-autoscaler');
     assert.equal(config.POD_NAME?.value, POD_NAME, 'each replica is named after its pod in the Leases');
     assert.equal(config.POD_UID?.value, POD_UID, 'its report Lease is owned by its pod');
+    assert.equal(config.POD_IP?.value, POD_IP, 'the other replicas can ask it whether it alone is cut off');
     assert.equal(config.BUILDKITD_MAX_REPLICAS?.value, '1', 'one builder unless the pool is raised');
     assert.equal(config.BUILDKITD_AFFINITY?.value, 'client-ip');
   });
@@ -169,6 +172,7 @@ describe('the gateway accepts what is installed', () => {
       BUILDKITD_AFFINITY: 'client-ip',
       POD_NAME,
       POD_UID,
+      POD_IP,
     });
   });
 

@@ -1,6 +1,7 @@
 // kube-apiserver is down for 30 s under two gateway replicas: open connections keep flowing on both, both
 // stay in the Service (/readyz 200, the body names the failing watch), and neither scales down on what it
 // last saw, even once idle past the timeout. After the restart they converge and scale down when idle.
+// Neither steps back for its unwritten report: no replica can confirm to another that it still writes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
@@ -42,6 +43,11 @@ test('API server down for 30 s with two replicas: connections flow, both stay re
     const failing = body.checks.filter((c) => c.name.startsWith('watch') && c.reason !== undefined);
     assert.ok(failing.length > 0, `${replica.identity}'s /readyz names the failing watches: ${JSON.stringify(body)}`);
     assert.equal(await replica.gateway.metric('bka_watch_up'), 0, `${replica.identity} shows its watches down in /metrics`);
+    // Neither can write its report, so neither can confirm to the other that it does: both stay in the Service.
+    const report = body.checks.find((c) => c.name === 'report');
+    assert.equal(report?.ok, true, `${replica.identity} did not step back: ${JSON.stringify(body)}`);
+    assert.match(report?.reason ?? '', /report Lease not written for .*staying in the Service/, `${replica.identity}'s /readyz says why it stays`);
+    assert.equal(await replica.gateway.metric('bka_stepped_back'), 0);
   }
   assert.ok(namedFailingWatch);
   await logsCaughtUp(replicas);

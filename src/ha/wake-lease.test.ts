@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FakeLeaseStore } from '../../test/support/fake-lease-store.ts';
+import type { GatewayEvent } from '../events.ts';
+import { wakeAnnotation, WakeLease } from './wake-lease.ts';
+
+const now = 1_700_000_000_000;
+const minute = 60_000;
+
+function setup(store = new FakeLeaseStore()) {
+  const events: GatewayEvent[] = [];
+  const wake = new WakeLease(
+    { store, name: 'bka-wake', labels: { 'buildkitd-autoscaler/role': 'wake' }, leases: () => [...store.leases.values()], wallNow: () => now },
+    { emit: (event) => events.push(event) },
+  );
+  return { store, wake, events };
+}
+
+test('a recorded wake is read back by another replica from the Lease, never shortened by a shorter one', async () => {
+  const { store, wake } = setup();
+  assert.deepEqual(wake.read(), []);
+  assert.equal(await wake.record([{ replicas: 1, until: now + 600 * minute }]), true);
+  const other = setup(store.client()).wake;
+  assert.deepEqual(other.read(), [{ replicas: 1, until: now + 600 * minute }]);
+  assert.equal(await other.record([{ replicas: 1, until: now + 10 * minute }, { replicas: 2, until: now + 5 * minute }]), true);
+  assert.deepEqual(wake.read(), [
+    { replicas: 2, until: now + 5 * minute },
+    { replicas: 1, until: now + 600 * minute },
+  ]);
+  assert.equal(store.leases.get('bka-wake')?.metadata?.labels?.['buildkitd-autoscaler/role'], 'wake');
+});
+
+test('expired and malformed entries are dropped; a failed write is logged with BKA_LEASE_FAILED', async () => {
+  const { store, wake, events } = setup();
+  store.leases.set('bka-wake', {
+    metadata: { name: 'bka-wake', resourceVersion: '1', annotations: { [wakeAnnotation]: JSON.stringify([{ replicas: 1, until: new Date(now - 1).toISOString() }, { replicas: 'x' }, 7]) } },
+  });
+  assert.deepEqual(wake.read(), []);
+  await wake.record([{ replicas: 3, until: now + minute }]);
+  assert.equal(store.leases.get('bka-wake')?.metadata?.annotations?.[wakeAnnotation], JSON.stringify([{ replicas: 3, until: new Date(now + minute).toISOString() }]));
+  store.failWith = 403;
+  assert.equal(await wake.record([{ replicas: 1, until: now + minute }]), false);
+  assert.deepEqual(events.map((e) => e.kind === 'lease_failed' && [e.code, e.status]), [['BKA_LEASE_FAILED', 403]]);
+});

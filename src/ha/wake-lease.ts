@@ -1,0 +1,83 @@
+import type { V1Lease } from '@kubernetes/client-node';
+import { ErrorCode } from '../errors.ts';
+import type { EmitEvent } from '../events.ts';
+import { apiMessage, apiStatus } from '../kube/api-error.ts';
+import type { LeaseStore } from '../kube/leases.ts';
+import { mergeWakeRequests, type WakeRequest } from '../scaler/wake-requests.ts';
+import { decodeWake } from './activity-lease.ts';
+
+export const wakeAnnotation = 'buildkitd-autoscaler/wake';
+
+export interface WakeLeaseInputs {
+  store: LeaseStore;
+  /** `<lease-name>-wake`: owned by no pod, so it outlives every replica. */
+  name: string;
+  labels: Record<string, string>;
+  /** The group's Leases as the watch last saw them. */
+  leases: () => readonly V1Lease[];
+  wallNow?: () => number;
+}
+
+export interface WakeLeaseCallbacks {
+  emit: EmitEvent;
+}
+
+/** Conflicting writers (two replicas accepting a wake at once) retry this often before giving up until the next wake. */
+const maxAttempts = 5;
+
+/**
+ * The wake requests in force, in a Lease of their own. A report Lease goes away with its replica; when every
+ * replica that carried a wake is gone at once (all gateway pods deleted, a reinstall) no survivor could adopt
+ * it, so each accepted request is also merged into this Lease, which a new replica reads through its watch.
+ */
+export class WakeLease {
+  private readonly inputs: WakeLeaseInputs;
+  private readonly callbacks: WakeLeaseCallbacks;
+  private readonly wallNow: () => number;
+
+  constructor(inputs: WakeLeaseInputs, callbacks: WakeLeaseCallbacks) {
+    this.inputs = inputs;
+    this.callbacks = callbacks;
+    this.wallNow = inputs.wallNow ?? Date.now;
+  }
+
+  /** The requests in force recorded in the Lease, as the watch last saw it. */
+  read(): WakeRequest[] {
+    const lease = this.inputs.leases().find((l) => l.metadata?.name === this.inputs.name);
+    return mergeWakeRequests(decodeWakeRequests(lease?.metadata?.annotations?.[wakeAnnotation]), this.wallNow());
+  }
+
+  /** Merges `requests` into the Lease (never shortening one there); expired ones are dropped on the way. */
+  async record(requests: readonly WakeRequest[]): Promise<boolean> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const current = await this.inputs.store.get(this.inputs.name);
+        const merged = mergeWakeRequests([...decodeWakeRequests(current?.metadata?.annotations?.[wakeAnnotation]), ...requests], this.wallNow());
+        const annotations = { [wakeAnnotation]: encodeWakeRequests(merged) };
+        if (!current) {
+          await this.inputs.store.create({ metadata: { name: this.inputs.name, labels: this.inputs.labels, annotations } });
+        } else {
+          await this.inputs.store.update({ ...current, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...this.inputs.labels }, annotations: { ...current.metadata?.annotations, ...annotations } } });
+        }
+        return true;
+      } catch (error) {
+        const status = apiStatus(error);
+        if ((status === 409 || status === 404) && attempt < maxAttempts) continue;
+        this.callbacks.emit({ kind: 'lease_failed', lease: this.inputs.name, action: 'annotate', code: ErrorCode.LeaseFailed, error: apiMessage(error), status });
+        return false;
+      }
+    }
+  }
+}
+
+function encodeWakeRequests(requests: readonly WakeRequest[]): string {
+  return JSON.stringify(requests.map((request) => ({ replicas: request.replicas, until: new Date(request.until).toISOString() })));
+}
+
+function decodeWakeRequests(text: string | undefined): WakeRequest[] {
+  try {
+    return decodeWake(text === undefined ? [] : JSON.parse(text));
+  } catch {
+    return [];
+  }
+}
