@@ -5,7 +5,7 @@
 #   buildx (the docker buildx client, run standalone)       (github.com/docker/buildx, go install)
 # into ~/.cache/buildkitd-autoscaler/bin/<k8s-version>-<buildkit-version>/ (outside the work tree),
 # skipping whatever is already there. Also installs the Debian packages the cluster needs when missing
-# (socat, runc, iproute2, openssl) unless --no-apt is given.
+# (socat, runc, iproute2, openssl; faketime for the clock-skew tests) unless --no-apt is given.
 #
 # Usage: scripts/build-binaries.sh [--no-apt] [--print-dir]
 #   --print-dir  print the bin directory and exit (builds nothing)
@@ -38,6 +38,7 @@ if [[ "$APT" == 1 ]]; then
   command -v ip >/dev/null || missing+=(iproute2)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v unshare >/dev/null || missing+=(util-linux)
+  command -v faketime >/dev/null || missing+=(faketime)
   if ((${#missing[@]})); then
     if [[ "$(id -u)" != 0 ]]; then
       log "missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install -y ${missing[*]})"

@@ -8,14 +8,34 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): Timer;
 }
 
+/** Node's timers hold at most 2^31-1 ms (~24.8 days); a longer one fires after 1 ms instead. */
+export const maxTimerMs = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimer(ms, fn) {
+    if (ms > maxTimerMs) return chainedTimer(ms, fn);
     const handle = setTimeout(fn, ms);
     handle.unref?.();
     return { cancel: () => clearTimeout(handle) };
   },
 };
+
+/** A timer beyond Node's reach, as a chain of the longest ones it holds, so any configured duration waits in full. */
+function chainedTimer(ms: number, fn: () => void): Timer {
+  const due = performance.now() + ms;
+  let handle: NodeJS.Timeout;
+  const arm = (wait: number) => {
+    handle = setTimeout(() => {
+      const left = due - performance.now();
+      if (left > 0) arm(left);
+      else fn();
+    }, Math.min(wait, maxTimerMs));
+    handle.unref?.();
+  };
+  arm(ms);
+  return { cancel: () => clearTimeout(handle) };
+}
 
 /** A clock for tests: time moves only when `advance` is called. */
 export class ManualClock implements Clock {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeConfig, loadConfig } from './config.ts';
+import { describeConfig, loadConfig, optionDefinitions } from './config.ts';
 import { ConfigError } from './errors.ts';
 
 test('defaults match the Go tool', () => {
@@ -135,4 +135,25 @@ test('--wake-on defaults to data with a 30s first-byte timeout; connect restores
   assert.equal(loadConfig(['--wake-on', 'connect'], { WAKE_ON: 'data', FIRST_BYTE_TIMEOUT: '5s' }).config.wakeOn, 'data');
   assert.throws(() => loadConfig([], { WAKE_ON: 'byte' }), (e: unknown) => e instanceof ConfigError && /"byte" for --wake-on \/ WAKE_ON \(from env\): must be one of data, connect/.test(e.message));
   assert.throws(() => loadConfig(['--first-byte-timeout', '0s'], {}), (e: unknown) => e instanceof ConfigError && /"0s" for --first-byte-timeout \/ FIRST_BYTE_TIMEOUT \(from flag\): must be greater than 0/.test(e.message));
+});
+
+test('every duration option takes 720h (past a Node timer\'s reach) and refuses more than Go\'s largest duration, naming flag and env var', () => {
+  const durations = optionDefinitions.filter((definition) => definition.key.endsWith('Ms'));
+  assert.ok(durations.length >= 9, 'every duration option is covered');
+  for (const definition of durations) {
+    // The leader election timings must keep their order, so only the lease duration is raised alone.
+    if (definition.key === 'leaderElectionRenewDeadlineMs' || definition.key === 'leaderElectionRetryPeriodMs') continue;
+    assert.equal(loadConfig([`--${definition.flag}`, '720h'], {}).config[definition.key], 720 * 3_600_000, definition.flag);
+    assert.throws(
+      () => loadConfig([], { [definition.env]: '2562048h' }),
+      (error: unknown) => error instanceof ConfigError && error.message.includes(`"2562048h" for --${definition.flag} / ${definition.env} (from env): out of range`),
+      definition.flag,
+    );
+  }
+  const timings = loadConfig(['--leader-election-lease-duration', '720h', '--leader-election-renew-deadline', '719h', '--leader-election-retry-period', '500h'], {}).config;
+  assert.equal(timings.leaderElectionRetryPeriodMs, 500 * 3_600_000);
+  assert.throws(
+    () => loadConfig(['--leader-election-lease-duration', '600000h'], {}),
+    (error: unknown) => error instanceof ConfigError && /"600000h0m0s" for --leader-election-lease-duration \/ LEADER_ELECTION_LEASE_DURATION .*int32/.test(error.message),
+  );
 });

@@ -281,13 +281,19 @@ export function describeConfig(loaded: LoadedConfig): Record<string, { flag: str
   return out;
 }
 
+const maxLeaseDurationSeconds = 2 ** 31 - 1;
+
 /** client-go's rule: lease duration > renew deadline > 1.2 x retry period, or a healthy leader could lose its Lease. */
 function checkLeaderElectionTimings(config: Config, sources: Record<keyof Config, Source>): void {
-  const fail = (key: 'leaderElectionRenewDeadlineMs' | 'leaderElectionRetryPeriodMs', reason: string) => {
+  const fail = (key: 'leaderElectionLeaseDurationMs' | 'leaderElectionRenewDeadlineMs' | 'leaderElectionRetryPeriodMs', reason: string) => {
     const definition = optionDefinitions.find((d) => d.key === key);
     if (!definition) return;
     throw new ConfigError(`invalid value ${JSON.stringify(formatGoDuration(config[key]))} for --${definition.flag} / ${definition.env} (from ${sources[key]}): ${reason}`);
   };
+  // A Lease holds its duration as whole seconds in an int32: the API server refuses more.
+  if (Math.round(config.leaderElectionLeaseDurationMs / 1000) > maxLeaseDurationSeconds) {
+    fail('leaderElectionLeaseDurationMs', `must be at most ${formatGoDuration(maxLeaseDurationSeconds * 1000)} (a Lease's leaseDurationSeconds is an int32)`);
+  }
   if (config.leaderElectionRenewDeadlineMs >= config.leaderElectionLeaseDurationMs) {
     fail('leaderElectionRenewDeadlineMs', `must be less than the lease duration (${formatGoDuration(config.leaderElectionLeaseDurationMs)})`);
   }

@@ -13,6 +13,10 @@ const unitMs = {
 // µ and μ escaped: a non-ASCII character in the bundle makes V8 keep its whole source as UTF-16 (2x memory).
 const segment = /(\d*\.?\d*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/y;
 
+/** Go's largest time.Duration (2^63-1 ns, 2562047h47m16.854775807s); the Go tool refused anything longer. */
+export const maxGoDurationMs = (2 ** 63 - 1) / 1e6;
+const maxGoDurationText = '2562047h47m16.854775807s';
+
 /** Parses a Go duration ("2m0s", "1h2m3.5s", "500ms", "0") into milliseconds; throws on anything else. */
 export function parseGoDuration(text: string): number {
   const input = text.trim();
@@ -39,6 +43,8 @@ export function parseGoDuration(text: string): number {
     }
     total += Number(number) * unitMs[unit as keyof typeof unitMs];
   }
+  // Every timer chains past Node's 24.8-day limit (clock.ts), so up to Go's limit every value works.
+  if (!(total <= maxGoDurationMs)) throw new Error(`out of range: at most ${maxGoDurationText} (Go's largest duration)`);
   return sign * total;
 }
 

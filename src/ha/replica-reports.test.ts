@@ -11,7 +11,8 @@ function activity(overrides: Partial<PublishedActivity> = {}): PublishedActivity
   return { instance: 'i-1', open: 0, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false, ...overrides };
 }
 
-function reportLease(identity: string, resourceVersion: string, annotation: string | undefined, renewTime = '2001-01-01T00:00:00.000000Z'): V1Lease {
+/** renewTime: the writer's wall clock at the write (by default agreeing with ours at the start). */
+function reportLease(identity: string, resourceVersion: string, annotation: string | undefined, renewTime = new Date(wallStart).toISOString()): V1Lease {
   return {
     metadata: {
       name: `bka-${identity}`,
@@ -19,7 +20,6 @@ function reportLease(identity: string, resourceVersion: string, annotation: stri
       labels: { 'buildkitd-autoscaler/group': 'bka', 'buildkitd-autoscaler/role': 'activity' },
       ...(annotation === undefined ? {} : { annotations: { [activityAnnotation]: annotation } }),
     },
-    // The writer's clock says nothing to the reader: this renewTime is decades old on purpose.
     spec: { holderIdentity: identity, leaseDurationSeconds: 6, renewTime: renewTime as unknown as Date },
   };
 }
@@ -33,7 +33,9 @@ function setup() {
 
 test('a report is fresh from when this replica saw it change, whatever the writer clock says', () => {
   const { clock, reports, set } = setup();
-  set([reportLease('b', '1', encodeActivity(activity({ open: 2, pods: { 'buildkitd-0': { open: 2, lastActiveAt: wallStart } } })))]);
+  // The writer's clock says nothing to the reader: this renewTime is decades old on purpose.
+  const decadesOld = '2001-01-01T00:00:00.000000Z';
+  set([reportLease('b', '1', encodeActivity(activity({ open: 2, pods: { 'buildkitd-0': { open: 2, lastActiveAt: Date.parse(decadesOld) } } })), decadesOld)]);
   reports.observe();
   const [b] = reports.reports();
   assert.equal(b?.identity, 'b');
@@ -44,7 +46,7 @@ test('a report is fresh from when this replica saw it change, whatever the write
   // Renewed (a new resourceVersion) every 4 s: fresh for as long as that goes on.
   for (let version = 2; version < 10; version += 1) {
     clock.advance(4_000);
-    set([reportLease('b', String(version), encodeActivity(activity({ open: 2 })))]);
+    set([reportLease('b', String(version), encodeActivity(activity({ open: 2 })), decadesOld)]);
     reports.observe();
     assert.equal(reports.reports()[0]?.fresh, true, `after renewal ${version}`);
   }
@@ -148,4 +150,41 @@ test("a departed replica's wake requests in force are handed over once, so a rol
   set([]);
   assert.deepEqual(reports.takeDepartedWakes(), [{ replicas: 1, until: now + 36_000_000 }], 'the ended one is not carried on');
   assert.deepEqual(reports.takeDepartedWakes(), [], 'handed over once');
+});
+
+test("a report's times are moved onto this replica's clock by their age at the write, whatever the writer's clock says", () => {
+  for (const skewMs of [600_000, -600_000, 30_000, 0]) {
+    const { clock, reports, set } = setup();
+    clock.advance(50_000);
+    const ours = wallStart + 50_000;
+    // On the writer's clock (ours + skew): a close 4 s before its write, a start 40 s before, a wake for 10 more minutes.
+    const writer = ours + skewMs;
+    const written = activity({
+      pods: { 'buildkitd-0': { open: 0, lastActiveAt: writer - 4_000 } },
+      since: writer - 40_000,
+      lastHeldCloseAt: writer - 1_000,
+      wake: [{ replicas: 2, until: writer + 600_000 }],
+    });
+    set([reportLease('b', '1', encodeActivity(written), new Date(writer).toISOString().replace('Z', '000Z'))]);
+    reports.observe();
+    clock.advance(3_000); // read later: the times stay where they were when the report was seen
+    const [b] = reports.reports();
+    const label = `writer ${skewMs} ms off`;
+    assert.deepEqual(b?.pods, { 'buildkitd-0': { open: 0, lastActiveAt: ours - 4_000 } }, label);
+    assert.equal(b?.since, ours - 40_000, label);
+    assert.equal(b?.lastHeldCloseAt, ours - 1_000, label);
+    assert.deepEqual(b?.wake, [{ replicas: 2, until: ours + 600_000 }], label);
+    // The same, through the departed report a drained replica leaves behind.
+    set([]);
+    assert.deepEqual(Object.fromEntries(reports.departedActivity()), { 'buildkitd-0': ours - 4_000 }, label);
+    assert.deepEqual(reports.takeDepartedWakes(), [{ replicas: 2, until: ours + 600_000 }], label);
+  }
+});
+
+test('renewTime as the API client decodes it (a Date) moves the times alike', () => {
+  const { reports, set } = setup();
+  const lease = reportLease('b', '1', encodeActivity(activity({ since: wallStart + 600_000 - 5_000 })));
+  lease.spec!.renewTime = new Date(wallStart + 600_000);
+  set([lease]);
+  assert.equal(reports.reports()[0]?.since, wallStart - 5_000);
 });

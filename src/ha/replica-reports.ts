@@ -17,7 +17,8 @@ export interface ReplicaReportsOptions {
 /**
  * The other replicas' reports, read from their Leases. Freshness is judged the way client-go judges a
  * leader: by when this replica saw the Lease change, on its own clock, never by comparing the writer's
- * clock with ours.
+ * clock with ours. So are the times in a report: each is moved onto our clock by how long before the
+ * report's write it was on the writer's own clock (see onOurClock).
  */
 export class ReplicaReports {
   private readonly o: ReplicaReportsOptions;
@@ -42,7 +43,8 @@ export class ReplicaReports {
       seen.add(name);
       const resourceVersion = lease.metadata?.resourceVersion;
       if (this.observed.get(name)?.resourceVersion !== resourceVersion) {
-        this.observed.set(name, { resourceVersion, at: now, activity: decodeActivity(leaseAnnotation(lease, activityAnnotation)) });
+        const activity = decodeActivity(leaseAnnotation(lease, activityAnnotation));
+        this.observed.set(name, { resourceVersion, at: now, activity: activity && onOurClock(activity, lease, this.wallNow()) });
       }
     }
     for (const [name, { activity }] of this.observed) {
@@ -131,4 +133,26 @@ export class ReplicaReports {
     }
     return this.leaderProposal.proposal;
   }
+}
+
+/**
+ * A report's times moved onto this replica's wall clock: the writer stamps renewTime and the report in one
+ * write, so `renewTime - t` is how long before the write `t` was, on the writer's clock alone; seen at `seenAt`
+ * here, `t` was at `seenAt - (renewTime - t)`. Skew cancels out; the write's travel time only makes activity
+ * look more recent (a later scale-down, never an early one). Replicas of every version write renewTime so.
+ */
+export function onOurClock(activity: PublishedActivity, lease: V1Lease, seenAt: number): PublishedActivity {
+  const renewTime = lease.spec?.renewTime as unknown;
+  const written = renewTime instanceof Date ? renewTime.getTime() : typeof renewTime === 'string' ? Date.parse(renewTime) : Number.NaN;
+  if (Number.isNaN(written)) return activity;
+  const shift = seenAt - written;
+  const pods: PublishedActivity['pods'] = {};
+  for (const [name, entry] of Object.entries(activity.pods)) pods[name] = { open: entry.open, lastActiveAt: entry.lastActiveAt + shift };
+  return {
+    ...activity,
+    pods,
+    since: activity.since + shift,
+    ...(activity.lastHeldCloseAt === undefined ? {} : { lastHeldCloseAt: activity.lastHeldCloseAt + shift }),
+    ...(activity.wake ? { wake: activity.wake.map((request) => ({ replicas: request.replicas, until: request.until + shift })) } : {}),
+  };
 }

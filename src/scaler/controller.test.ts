@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { FakeBackendSource } from '../../test/support/fake-backend-source.ts';
+import { BackendSet } from '../backends/backend-set.ts';
 import { ManualClock } from '../clock.ts';
 import { raises } from '../ha/activity-publisher.ts';
 import type { GatewayEvent } from '../events.ts';
+import { PendingConnections } from '../proxy/pending.ts';
+import { Router } from '../proxy/router.ts';
 import { LocalActivity } from './activity.ts';
 import { ScaleActuator, type ScaleTarget } from './actuator.ts';
 import { ScaleController, countsDecisionDelayMs, type ObservedCluster } from './controller.ts';
@@ -124,7 +130,7 @@ test('after the last close and the idle timeout: propose, acknowledge, scale to 
   next.close();
 });
 
-test('a connection arriving while the scale-down is proposed withdraws it and is served by the same pod', async () => {
+test('a connection arriving while the scale-down is proposed withdraws it and is served by the same pod', async (t) => {
   const clock = new ManualClock();
   const scale = new FakeScale();
   scale.replicas = 1;
@@ -134,15 +140,60 @@ test('a connection arriving while the scale-down is proposed withdraws it and is
   const { activity, controller, events } = replica('a', clock, scale, cluster, {
     others: () => [{ identity: 'b', fresh: true, staleForMs: 0, open: 0, held: 0, pods: {}, since: 0, ack: otherAck }],
   });
+  // The pod is a real echo server behind the gateway's own router, routed by this controller.
+  const pod = createServer((socket) => socket.pipe(socket)).listen(0, '127.0.0.1');
+  await once(pod, 'listening');
+  t.after(() => pod.close());
+  const source = new FakeBackendSource();
+  source.set([{ key: 'uid-0', podName: 'buildkitd-0', ordinal: 0, host: '127.0.0.1', port: (pod.address() as AddressInfo).port }]);
+  const backends = new BackendSet(source, (fresh) => controller.routing(fresh), { affinity: 'client-ip', connectionsPerReplica: 8, maxConnectionsPerReplica: 0 });
+  controller.onRoutableChange(() => backends.routableChanged());
+  const router = new Router({
+    backends,
+    pending: new PendingConnections(10, clock, 1024 * 1024),
+    demand: { arrive: () => activity.arrive(), currentFailure: () => undefined },
+    clock,
+    emit: (e) => events.push(e),
+    readyWaitTimeoutMs: 60_000,
+    wakeOn: 'data',
+    firstByteTimeoutMs: 60_000,
+  });
+  const gateway = createServer((socket) => void router.handle(socket)).listen(0, '127.0.0.1');
+  await once(gateway, 'listening');
+  t.after(() => gateway.close());
+
   await advance(clock, idleTimeoutMs + 1000);
   assert.ok(events.some((e) => e.kind === 'scale_down_proposed'));
-  assert.deepEqual([...controller.routing().routable], []);
-  const connection = activity.arrive();
-  await flush();
+  assert.deepEqual([...controller.routing().routable], [], 'fenced while proposed');
+  const client = connect({ port: (gateway.address() as AddressInfo).port, host: '127.0.0.1' });
+  client.write('build');
+  const [echoed] = (await once(client, 'data')) as [Buffer];
+  assert.equal(echoed.toString(), 'build', 'served by buildkitd-0');
   assert.ok(events.some((e) => e.kind === 'scale_down_withdrawn'));
+  assert.equal(activity.openOn('buildkitd-0'), 1, 'the connection is on the pod that was proposed');
+  await advance(clock, idleTimeoutMs * 3);
+  assert.deepEqual(scale.writes, [], 'never scaled down under it');
+  client.end();
+  await once(client, 'close');
+});
+
+test('a replica acknowledges only a proposal it fences: one it stopped honouring is not acknowledged, and its pod takes connections', async () => {
+  const clock = new ManualClock();
+  const scale = new FakeScale();
+  scale.replicas = 1;
+  const cluster = { pods: [pod0] };
+  const proposals = new LocalProposalStore();
+  const { controller } = replica('b', clock, scale, cluster, { leader: () => false, proposals });
+  await advance(clock, 60_000);
+  await proposals.write({ id: 'p1', from: 1, to: 0, pods: { 'buildkitd-0': 'uid-0' }, proposedAt: clock.now(), committed: false });
+  controller.requestReconcile();
+  await flush();
+  assert.equal(controller.acknowledged, 'p1');
+  assert.deepEqual([...controller.routing().routable], []);
+  // Left behind three proposal timeouts (this replica's own clock): no longer fenced, so no longer acknowledged.
+  await advance(clock, 3 * 15_000 + 1000);
   assert.deepEqual([...controller.routing().routable], ['buildkitd-0']);
-  assert.deepEqual(scale.writes, []);
-  connection.close();
+  assert.equal(controller.acknowledged, undefined, 'an acknowledgement would let the leader commit while this replica routes to the pod');
 });
 
 test('a leader that loses the lead while its scale-down commit reads the scale never writes it', async () => {

@@ -5,7 +5,7 @@ import { ErrorCode } from '../errors.ts';
 import type { EmitEvent, ScaleUpCause } from '../events.ts';
 import type { LocalActivity } from './activity.ts';
 import type { ScaleActuator } from './actuator.ts';
-import { decide, type BuilderPod, type ReplicaReport, type ScaleDecision, type ScaleDownStep, type ScalePolicy } from './decide.ts';
+import { decide, fences, type BuilderPod, type ReplicaReport, type ScaleDecision, type ScaleDownStep, type ScalePolicy } from './decide.ts';
 import type { ProposalStore } from './proposal-store.ts';
 import type { WakeRequests } from './wake-requests.ts';
 
@@ -187,8 +187,8 @@ export class ScaleController {
     const now = this.wallNow();
     const observed = o.observe();
     const proposal = o.proposals.current();
-    // Acknowledge in the same step that fences: from this decision on nothing new is routed to the pods.
-    this.ack = proposal?.id;
+    // Acknowledge only what this decision fences: from it on nothing new is routed to the pods.
+    this.ack = proposal && fences(proposal, observed.pods, now, o.policy) ? proposal.id : undefined;
     const snapshot = o.activity.snapshot();
     this.decidedVersion = o.activity.version;
     this.decidedDemand = snapshot.open + snapshot.held;

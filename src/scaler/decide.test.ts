@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decide, type BuilderPod, type ReplicaReport, type ScaleDecision, type ScaleDownProposal, type ScalerView } from './decide.ts';
+import { decide, fences, type BuilderPod, type ReplicaReport, type ScaleDecision, type ScaleDownProposal, type ScalerView } from './decide.ts';
 
 const idle = 120_000;
 const now = 1_000_000;
@@ -105,7 +105,6 @@ const cases: Case[] = [
   { name: 'a missing acknowledgement: wait until the proposal times out', view: view({ proposal: proposal(), reports: [report('a', { ack: 'p1' }), report('b')] }), expect: { scaleDown: undefined, recheckAt: now - 1000 + 15_000 } },
   { name: 'no acknowledgement in time: withdraw', view: view({ proposal: proposal({ proposedAt: now - 15_000 }), reports: [report('a', { ack: 'p1' }), report('b')] }), expect: { scaleDown: 'withdraw', withdrawReason: /not acknowledged by b/ } },
   { name: 'a connection that reached the pod before the fence: withdraw', view: view({ proposal: proposal(), reports: [report('a', { ack: 'p1' }), report('b', { ack: 'p1', open: 1, pods: busy('buildkitd-0') })] }), expect: { scaleDown: 'withdraw', withdrawReason: /b has a connection/ } },
-  { name: 'new demand that needs the pod: withdraw, and the pod is routable again once withdrawn', view: view({ proposal: proposal(), reports: [report('a', { ack: 'p1', held: 1 })] }), expect: { scaleDown: 'withdraw', withdrawReason: /demand needs 1/ } },
   { name: 'someone else scaled meanwhile: withdraw', view: view({ proposal: proposal(), statefulSet: { exists: true, replicas: 2 }, pods: [pod(0), pod(1)], reports: [report('a', { ack: 'p1' })] }), expect: { scaleDown: 'withdraw', withdrawReason: /has 2 replicas now/ } },
   // A connection opened and closed between two writes of a report leaves no open count, only lastActiveAt
   // (a report that only lowers waits for the renewal): the ack carries it, and the pod was not idle long enough.
@@ -171,4 +170,25 @@ test('the proposal names the highest ordinal with its pod key and is determinist
     assert.equal(first.scaleDown.proposal.from, 2);
     assert.equal(first.scaleDown.proposal.to, 1);
   }
+});
+
+test('new demand that needs the pod: withdraw, and the pod is routable again once withdrawn', () => {
+  const demand = [report('a', { ack: 'p1', held: 1 })];
+  const proposed = decide(view({ proposal: proposal(), reports: demand }));
+  assert.equal(proposed.scaleDown?.kind, 'withdraw');
+  if (proposed.scaleDown?.kind === 'withdraw') assert.match(proposed.scaleDown.reason, /demand needs 1/);
+  assert.deepEqual(proposed.routable, [], 'fenced while the proposal stands');
+  // The leader removed the proposal from the Lease: the next decision, on any replica, routes to the pod again.
+  const withdrawn = decide(view({ proposal: undefined, reports: [report('a', { held: 1 })] }));
+  assert.deepEqual(withdrawn.routable, ['buildkitd-0']);
+  assert.equal(withdrawn.scaleDown, undefined);
+  assert.equal(withdrawn.scaleUpTo, undefined, 'the pod is there: nothing to wake');
+});
+
+test('a replica fences a proposal by when it saw it, and acknowledges only while it fences', () => {
+  const policyTimeout = view().policy.proposalTimeoutMs;
+  assert.equal(fences(proposal({ proposedAt: now - 3 * policyTimeout }), [pod(0)], now, view().policy), true);
+  assert.equal(fences(proposal({ proposedAt: now - 3 * policyTimeout - 1 }), [pod(0)], now, view().policy), false, 'abandoned');
+  assert.equal(fences(proposal({ proposedAt: now - 10 * policyTimeout, committed: true }), [pod(0)], now, view().policy), true, 'committed: until the pod is gone');
+  assert.equal(fences(proposal({ committed: true }), [], now, view().policy), false);
 });

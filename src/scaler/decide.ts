@@ -42,6 +42,7 @@ export interface ReplicaReport {
   /** Connections waiting for a pod that may take them. */
   held: number;
   /** Per builder pod name: connections on it now, and when the last one opened or closed (wall-clock ms). */
+  // Every time in a report is on the deciding replica's clock: ReplicaReports moves another replica's onto it.
   pods: Readonly<Record<string, { open: number; lastActiveAt: number }>>;
   /** Wall-clock ms from which this replica knows its activity; nothing before it is known. */
   since: number;
@@ -62,6 +63,7 @@ export interface ScaleDownProposal {
   to: number;
   /** Pods being removed, as `name` -> pod key (empty key: the pod was not listed when proposed). */
   pods: Readonly<Record<string, string>>;
+  /** On this replica's clock: when it wrote the proposal, or first saw one another replica wrote. */
   proposedAt: number;
   committed: boolean;
 }
@@ -77,7 +79,7 @@ export interface ScalePolicy extends BuilderCapacity {
 }
 
 export interface ScalerView {
-  /** Wall-clock ms (reports carry wall-clock times). */
+  /** This replica's wall-clock ms; every time in the view (reports, proposal) is on the same clock. */
   now: number;
   /** Every watch the decision reads has listed and is current. Scale-down never happens otherwise. */
   synced: boolean;
@@ -163,12 +165,8 @@ export function decide(view: ScalerView): ScaleDecision {
 
   const proposal = view.proposal;
   const proposalPodsExist = proposal !== undefined && view.pods.some((pod) => podIsIn(pod, proposal));
-  // A committed proposal keeps fencing until its pods are gone: the controller may still delete them.
-  // One left behind by a leader that vanished before deciding stops fencing after a while, so a pod
-  // that was never removed serves again even while no replica can lead.
-  const abandoned = proposal !== undefined && !proposal.committed && now - proposal.proposedAt > abandonedProposalFactor * policy.proposalTimeoutMs;
-  const fenceActive = proposal !== undefined && !abandoned && (!proposal.committed || proposalPodsExist);
-  if (proposal && !proposal.committed && !abandoned) recheck(proposal.proposedAt + abandonedProposalFactor * policy.proposalTimeoutMs + 1);
+  const fenceActive = proposal !== undefined && fences(proposal, view.pods, now, policy);
+  if (proposal && fenceActive && !proposal.committed) recheck(proposal.proposedAt + abandonedProposalFactor * policy.proposalTimeoutMs + 1);
 
   const routable = view.pods
     .filter(
@@ -267,6 +265,18 @@ function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep
   const pods: Record<string, string> = { [name]: '' };
   for (const pod of view.pods) if (pod.ordinal >= ordinal) pods[pod.name] = pod.key;
   return { step: { kind: 'propose', proposal: { id: `${c.spec}-${ordinal}-${now}`, from: c.spec, to: ordinal, pods, proposedAt: now, committed: false } } };
+}
+
+/**
+ * Whether this replica keeps `proposal`'s pods from new connections now; it acknowledges only a proposal it
+ * fences. `proposedAt` must be on this replica's clock (when it first saw the proposal), never the leader's.
+ * A committed proposal fences until its pods are gone: the controller may still delete them. One left
+ * behind by a leader that vanished before deciding stops fencing after a while, so a pod that was never
+ * removed serves again even while no replica can lead.
+ */
+export function fences(proposal: ScaleDownProposal, pods: readonly BuilderPod[], now: number, policy: Pick<ScalePolicy, 'proposalTimeoutMs'>): boolean {
+  if (proposal.committed) return pods.some((pod) => podIsIn(pod, proposal));
+  return now - proposal.proposedAt <= abandonedProposalFactor * policy.proposalTimeoutMs;
 }
 
 function podIsIn(pod: BuilderPod, proposal: ScaleDownProposal): boolean {

@@ -31,14 +31,21 @@ export class LocalProposalStore implements ProposalStore {
 export class LeaderLeaseProposalStore implements ProposalStore {
   private readonly elector: LeaderElector;
   private readonly watched: () => ScaleDownProposal | undefined;
+  private readonly wallNow: () => number;
+  /** The proposal last seen and when this replica first saw it: its age is judged from then, never from the writer's clock. */
+  private sighting: { id: string; at: number } | undefined;
 
-  constructor(elector: LeaderElector, watched: () => ScaleDownProposal | undefined) {
+  constructor(elector: LeaderElector, watched: () => ScaleDownProposal | undefined, wallNow: () => number = Date.now) {
     this.elector = elector;
     this.watched = watched;
+    this.wallNow = wallNow;
   }
 
   current(): ScaleDownProposal | undefined {
-    return this.elector.isLeader ? decodeProposal(this.elector.annotation(proposalAnnotation)) : this.watched();
+    const proposal = this.elector.isLeader ? decodeProposal(this.elector.annotation(proposalAnnotation)) : this.watched();
+    if (!proposal) return undefined;
+    if (this.sighting?.id !== proposal.id) this.sighting = { id: proposal.id, at: this.wallNow() };
+    return { ...proposal, proposedAt: this.sighting.at };
   }
 
   write(proposal: ScaleDownProposal | undefined): Promise<boolean> {

@@ -65,6 +65,9 @@ describe('helm chart', () => {
     assert.match(await renderError(['--set', 'gateway.backendDiscovery=consul']), /backendDiscovery/);
     assert.match(await renderError(['--set', 'gateway.port=70000']), /port/);
     assert.match(await renderError(['--set', 'gateway.shutdownGracePeriod=1.5s']), /shutdownGracePeriod/);
+    // Both must be positive (exit 2 on 0); any longer value works, so the schema has no upper bound below Go's.
+    assert.match(await renderError(['--set-string', 'gateway.idleTimeout=0']), /idleTimeout/);
+    assert.match(await renderError(['--set-string', 'gateway.readyWaitTimeout=0']), /readyWaitTimeout/);
   });
 
   it('runs a single gateway without leader election when asked for all three, with no Lease rights', async () => {
