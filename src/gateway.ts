@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { KubeConfig, V1EndpointSlice, V1Lease, V1StatefulSet } from '@kubernetes/client-node';
+import type { KubeConfig, V1EndpointSlice, V1Lease, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { BackendSet, type BackendSource } from './backends/backend-set.ts';
 import { DnsBackends } from './backends/dns.ts';
 import { EndpointSliceBackends } from './backends/endpoints.ts';
@@ -15,6 +15,7 @@ import { ReplicaReports } from './ha/replica-reports.ts';
 import { WakeLease } from './ha/wake-lease.ts';
 import { OpsServer, type ReadinessCheck } from './http/server.ts';
 import { watchEndpointSlices } from './kube/endpointslices.ts';
+import { KubePods, watchLabelledPods } from './kube/pods.ts';
 import type { ResilientInformer } from './kube/informer.ts';
 import { KubeLeaseStore, leaseGroupLabel, leaseRoleLabel, watchLeases } from './kube/leases.ts';
 import { ScaleEventRecorder } from './kube/scale-events.ts';
@@ -28,6 +29,8 @@ import { PendingConnections } from './proxy/pending.ts';
 import { Router } from './proxy/router.ts';
 import { LocalActivity } from './scaler/activity.ts';
 import { ScaleActuator, type ScaleTarget } from './scaler/actuator.ts';
+import { busyLabel } from './scaler/busy-mark-patches.ts';
+import { BusyMarker } from './scaler/busy-marks.ts';
 import { ScaleController, type ObservedCluster } from './scaler/controller.ts';
 import { LeaderLeaseProposalStore, LocalProposalStore, type ProposalStore } from './scaler/proposal-store.ts';
 import { WakeRequests } from './scaler/wake-requests.ts';
@@ -74,6 +77,9 @@ export class Gateway {
   private readonly wakes = new WakeRequests();
   private readonly actuator: ScaleActuator;
   private readonly controller: ScaleController;
+  /** Builder pods carrying the busy label: what the marker compares the reports with. */
+  private readonly busyPods: ResilientInformer<V1Pod>;
+  private readonly marker: BusyMarker;
   private readonly source: BackendSource;
   private shuttingDown = false;
   /** "ip:port" where the other replicas reach this one's ops server; known once it listens. */
@@ -143,9 +149,26 @@ export class Gateway {
       maxConnectionsPerReplica: config.maxConnectionsPerReplica,
     });
     this.controller.onRoutableChange(() => backends.routableChanged());
+    this.busyPods = watchLabelledPods(kubeConfig, ns, busyLabel, clock, emit);
+    const builderName = new RegExp(`^${config.stsName.replaceAll('.', '\\.')}-\\d+$`);
+    const marker = (this.marker = new BusyMarker({
+      busyPods: () => Object.keys(this.controller.decision?.loads ?? {}),
+      labelledPods: () => this.busyPods.objects(),
+      labelledPodsSynced: () => this.busyPods.state.everSynced,
+      isWriter: () => coordination?.elector.isLeader ?? true,
+      isBuilder: (name) => builderName.test(name),
+      pods: new KubePods(kubeConfig, ns),
+      clock,
+      emit,
+    }));
+    this.controller.onReportChange(() => marker.requestReconcile());
+    this.busyPods.onChange(() => marker.requestReconcile());
     if (coordination) {
       this.controller.onReportChange(() => coordination.publisher.publishSoon());
-      coordination.elector.onChange(() => this.controller.requestReconcile());
+      coordination.elector.onChange(() => {
+        this.controller.requestReconcile();
+        marker.requestReconcile();
+      });
       coordination.leases.onChange(() => {
         coordination.reports.observe();
         const departed = coordination.reports.takeDepartedWakes();
@@ -225,7 +248,7 @@ export class Gateway {
         status: () => ({ wake: this.controller.decision?.wake, readyBuilders: backends.ready().length }),
       },
     });
-    this.metrics.observeWatches(() => this.informers());
+    this.metrics.observeWatches(() => [...this.informers(), this.busyPods]);
     this.metrics.observePodLoads(() => this.controller.decision?.loads ?? {});
     if (coordination) this.metrics.observeReportWriteAge(() => coordination.partition.unwrittenMs());
   }
@@ -235,6 +258,8 @@ export class Gateway {
     this.opsAddress = reachableOpsAddress(metrics.address, metrics.port, this.config.podIp);
     this.collectGarbageOnceSynced();
     for (const informer of this.informers()) informer.start();
+    // Not among informers(): without RBAC for pods builds still flow, only the marks fail (BKA_WATCH_FORBIDDEN).
+    this.busyPods.start();
     if (this.coordination) {
       // Refuses to run next to another live process with the same identity (BKA_IDENTITY_CONFLICT); campaigns
       // for the lead only once its report Lease is its own, so the second of two such processes never leads.
@@ -281,13 +306,14 @@ export class Gateway {
         });
     });
     await this.router.untilAllLogged();
+    await this.marker.finish();
     this.controller.stop();
     if (this.coordination) {
       this.coordination.partition.stop();
       await this.coordination.publisher.stop();
       await this.coordination.elector.stop();
     }
-    await Promise.all(this.informers().map((informer) => informer.stop()));
+    await Promise.all([...this.informers(), this.busyPods].map((informer) => informer.stop()));
     this.emit({ kind: 'shutdown_finished', closedByForce });
     await this.ops.stop();
   }

@@ -63,7 +63,7 @@ export async function readText(response: IncomingMessage): Promise<string> {
  */
 export async function kubeRequest<T>(
   kubeConfig: KubeConfig,
-  method: 'GET' | 'PUT' | 'POST' | 'DELETE',
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE' | 'PATCH',
   path: string,
   options: { query?: Record<string, string | undefined>; body?: unknown; signal?: AbortSignal | undefined } = {},
 ): Promise<T> {
@@ -74,7 +74,8 @@ export async function kubeRequest<T>(
   const headers: Record<string, string> = { accept: 'application/json' };
   const body = options.body === undefined ? undefined : JSON.stringify(options.body);
   if (body !== undefined) {
-    headers['content-type'] = 'application/json';
+    // PATCH is always a JSON merge patch here: it names only the keys it sets or removes (null).
+    headers['content-type'] = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
     headers['content-length'] = String(Buffer.byteLength(body));
   }
   const response = await openKubeRequest(kubeConfig, method, url, { headers, ...(body !== undefined ? { body } : {}), signal: options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000) });

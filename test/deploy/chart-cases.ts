@@ -10,6 +10,7 @@ import {
   gatewayEnv,
   ruleShapes,
   statefulSet,
+  gatewayBudgets,
 } from './contract.ts';
 import { findOne, type Manifest } from './tools.ts';
 
@@ -54,7 +55,7 @@ function stsSpec(docs: Manifest[]) {
   return spec;
 }
 function budgetSpec(docs: Manifest[]) {
-  const spec = findOne<V1PodDisruptionBudget>(docs, 'PodDisruptionBudget').spec;
+  const spec = gatewayBudgets(docs)[0]?.spec;
   assert.ok(spec);
   return spec;
 }
@@ -88,7 +89,7 @@ export const CASES: Record<string, ValueCase> = {
       assert.equal(deployment(d).metadata?.name, 'edge');
       assert.equal(gatewayService(d).metadata?.name, 'edge');
       assert.equal(findOne<V1Role>(d, 'Role').metadata?.name, 'edge');
-      assert.equal(findOne(d, 'PodDisruptionBudget').metadata.name, 'edge');
+      assert.equal(gatewayBudgets(d)[0]?.metadata?.name, 'edge');
     },
   },
   'serviceAccount.create': {
@@ -147,7 +148,7 @@ export const CASES: Record<string, ValueCase> = {
     set: '20s',
     expect: (d) => {
       assert.equal(gatewayEnv(d, 'SHUTDOWN_DELAY'), '20s');
-      assert.equal(podSpec(d).terminationGracePeriodSeconds, 60, 'delay + drain + 10s');
+      assert.equal(podSpec(d).terminationGracePeriodSeconds, 3630, 'delay + drain (1h) + 10s');
     },
   },
   'gateway.logLevel': { set: 'debug', expect: (d) => assert.equal(gatewayEnv(d, 'LOG_LEVEL'), 'debug') },
@@ -191,7 +192,7 @@ export const CASES: Record<string, ValueCase> = {
       assert.equal(binding.metadata?.namespace, 'buildkit-farm');
       assert.equal(binding.subjects?.[0]?.namespace, RELEASE_NAMESPACE, 'the subject is the gateway in the release namespace');
       assert.equal(deployment(d).metadata?.namespace, RELEASE_NAMESPACE);
-      assert.equal(findOne(d, 'PodDisruptionBudget').metadata.namespace, RELEASE_NAMESPACE, 'the budget is next to the gateway pods');
+      assert.equal(gatewayBudgets(d)[0]?.metadata?.namespace, RELEASE_NAMESPACE, 'the budget is next to the gateway pods');
     },
   },
   'buildkitd.headlessServiceName': {
@@ -263,6 +264,10 @@ export const CASES: Record<string, ValueCase> = {
   'buildkitd.resources.requests.cpu': { set: '3', expect: (d) => assert.equal(buildkitdContainer(d).resources?.requests?.cpu, '3') },
   'buildkitd.resources.requests.memory': { set: '3Gi', expect: (d) => assert.equal(buildkitdContainer(d).resources?.requests?.memory, '3Gi') },
   'buildkitd.resources.limits.memory': { set: '16Gi', expect: (d) => assert.equal(buildkitdContainer(d).resources?.limits?.memory, '16Gi') },
+  'buildkitd.busyPodDisruptionBudget': {
+    set: false,
+    expect: (d) => assert.equal(d.some((x) => x.kind === 'PodDisruptionBudget' && x.metadata.name === 'buildkitd-busy'), false, 'no busy budget'),
+  },
   'buildkitd.terminationGracePeriodSeconds': { set: 600, expect: (d) => assert.equal(stsSpec(d).template.spec?.terminationGracePeriodSeconds, 600) },
   'buildkitd.readinessPeriodSeconds': { set: 3, expect: (d) => assert.equal(buildkitdContainer(d).readinessProbe?.periodSeconds, 3) },
   'buildkitd.persistence.enabled': {
@@ -270,7 +275,7 @@ export const CASES: Record<string, ValueCase> = {
     expect: (d) => {
       assert.equal(stsSpec(d).volumeClaimTemplates, undefined, 'no claims');
       assert.equal(stsSpec(d).persistentVolumeClaimRetentionPolicy, undefined);
-      assert.deepEqual(stsSpec(d).template.spec?.volumes, [{ name: 'buildkit-state', emptyDir: {} }]);
+      assert.deepEqual(stsSpec(d).template.spec?.volumes?.filter((volume) => volume.name !== 'podinfo'), [{ name: 'buildkit-state', emptyDir: {} }]);
     },
   },
   'buildkitd.persistence.size': {
@@ -300,7 +305,7 @@ export const CASES: Record<string, ValueCase> = {
   'resources.limits.memory': { set: '384Mi', expect: (d) => assert.equal(gatewayContainer(d).resources?.limits?.memory, '384Mi') },
   'resources.requests.ephemeral-storage': { set: '32Mi', expect: (d) => assert.equal(gatewayContainer(d).resources?.requests?.['ephemeral-storage'], '32Mi') },
   'resources.limits.ephemeral-storage': { set: '1Gi', expect: (d) => assert.equal(gatewayContainer(d).resources?.limits?.['ephemeral-storage'], '1Gi') },
-  terminationGracePeriodSeconds: { set: 120, expect: (d) => assert.equal(podSpec(d).terminationGracePeriodSeconds, 120) },
+  terminationGracePeriodSeconds: { set: 7200, expect: (d) => assert.equal(podSpec(d).terminationGracePeriodSeconds, 7200) },
   'podSecurityContext.runAsNonRoot': { set: false, expect: (d) => assert.equal(podSpec(d).securityContext?.runAsNonRoot, false) },
   'podSecurityContext.runAsUser': { set: 1000, expect: (d) => assert.equal(podSpec(d).securityContext?.runAsUser, 1000) },
   'podSecurityContext.runAsGroup': { set: 1001, expect: (d) => assert.equal(podSpec(d).securityContext?.runAsGroup, 1001) },
@@ -361,7 +366,7 @@ export const CASES: Record<string, ValueCase> = {
   'leaderElection.renewDeadline': { set: '12s', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_RENEW_DEADLINE'), '12s') },
   'leaderElection.retryPeriod': { set: '3s', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_RETRY_PERIOD'), '3s') },
   'leaderElection.maxReportStaleness': { set: '20m0s', expect: (d) => assert.equal(gatewayEnv(d, 'MAX_REPORT_STALENESS'), '20m0s') },
-  'podDisruptionBudget.enabled': { set: false, expect: (d) => assert.equal(has(d, 'PodDisruptionBudget'), false, 'no PodDisruptionBudget') },
+  'podDisruptionBudget.enabled': { set: false, expect: (d) => assert.equal(gatewayBudgets(d).length, 0, 'no PodDisruptionBudget over the gateway') },
   'podDisruptionBudget.minAvailable': { set: '50%', expect: (d) => assert.equal(budgetSpec(d).minAvailable, '50%') },
   'podDisruptionBudget.maxUnavailable': {
     set: 1,

@@ -12,9 +12,10 @@ import {
   gatewayEnv,
   ruleShapes,
   statefulSet,
+  gatewayBudgets,
 } from './contract.ts';
 import { findOne, helmTemplate, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_BUILDKITD_MTLS_DIR, KUSTOMIZE_DIR, kustomize, type Manifest } from './tools.ts';
-import type { V1PodDisruptionBudget, V1Role } from '@kubernetes/client-node';
+import type { V1Role } from '@kubernetes/client-node';
 
 describe('deploy/kubernetes (kustomize)', () => {
   let gateway: Manifest[];
@@ -55,7 +56,7 @@ describe('deploy/kubernetes (kustomize)', () => {
   it('runs two gateways with leader election, so a rollout or a drain always leaves one serving', () => {
     assert.equal(deployment(gateway).spec?.replicas, 2);
     assert.equal(gatewayEnv(gateway, 'LEADER_ELECTION'), 'true');
-    assert.equal(findOne<V1PodDisruptionBudget>(gateway, 'PodDisruptionBudget').spec?.minAvailable, 1);
+    assert.equal(gatewayBudgets(gateway)[0]?.spec?.minAvailable, 1);
   });
 
   it('takes the StatefulSet namespace from the pod, so a kustomize namespace change follows', () => {
@@ -70,7 +71,7 @@ describe('deploy/kubernetes (kustomize)', () => {
   it('gives each builder its own cache volume, kept across scale-to-zero', () => {
     const spec = statefulSet(buildkitd).spec;
     assert.deepEqual(spec?.volumeClaimTemplates?.map((claim) => claim.metadata?.name), ['buildkit-state']);
-    assert.equal(spec?.template.spec?.volumes?.some((volume) => volume.name === 'buildkit-state'), undefined, 'no emptyDir shadows the claim');
+    assert.equal(spec?.template.spec?.volumes?.some((volume) => volume.name === 'buildkit-state'), false, 'no emptyDir shadows the claim');
     assert.deepEqual(spec?.persistentVolumeClaimRetentionPolicy, { whenScaled: 'Retain', whenDeleted: 'Retain' });
     assert.ok(buildkitdContainer(buildkitd).volumeMounts?.some((mount) => mount.name === 'buildkit-state' && mount.mountPath === '/var/lib/buildkit'));
   });
@@ -82,7 +83,7 @@ describe('deploy/kubernetes (kustomize)', () => {
       '--addr', 'tcp://0.0.0.0:8273', '--tlscacert', '/certs/ca.pem', '--tlscert', '/certs/cert.pem', '--tlskey', '/certs/key.pem',
     ]);
     assert.ok(container.volumeMounts?.some((mount) => mount.name === 'buildkitd-tls' && mount.mountPath === '/certs' && mount.readOnly));
-    assert.deepEqual(statefulSet(buildkitdMtls).spec?.template.spec?.volumes, [{ name: 'buildkitd-tls', secret: { secretName: 'buildkitd-tls' } }]);
+    assert.deepEqual(statefulSet(buildkitdMtls).spec?.template.spec?.volumes?.filter((volume) => volume.name !== 'podinfo'), [{ name: 'buildkitd-tls', secret: { secretName: 'buildkitd-tls' } }]);
     // Everything else is the plain example's.
     const withoutTls = structuredClone(statefulSet(buildkitdMtls));
     const plain = statefulSet(buildkitd);
@@ -90,7 +91,7 @@ describe('deploy/kubernetes (kustomize)', () => {
     assert.ok(mtlsContainer && withoutTls.spec?.template.spec);
     mtlsContainer.args = plain.spec?.template.spec?.containers[0]?.args;
     mtlsContainer.volumeMounts = mtlsContainer.volumeMounts?.filter((mount) => mount.name !== 'buildkitd-tls');
-    delete withoutTls.spec.template.spec.volumes;
+    withoutTls.spec.template.spec.volumes = withoutTls.spec.template.spec.volumes?.filter((volume) => volume.name !== 'buildkitd-tls');
     assert.deepEqual(withoutTls, plain);
   });
 
@@ -125,7 +126,7 @@ describe('deploy/kubernetes (kustomize)', () => {
       }));
     assert.deepEqual(spreadOf(gateway), spreadOf(chart));
     const budgetOf = (docs: Manifest[]) => {
-      const { selector: _selector, ...rest } = findOne<V1PodDisruptionBudget>(docs, 'PodDisruptionBudget').spec ?? {};
+      const { selector: _selector, ...rest } = gatewayBudgets(docs)[0]?.spec ?? {};
       return rest;
     };
     assert.deepEqual(budgetOf(gateway), budgetOf(chart));
