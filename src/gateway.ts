@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { KubeConfig, V1EndpointSlice, V1Lease, V1StatefulSet } from '@kubernetes/client-node';
 import { BackendSet, type BackendSource } from './backends/backend-set.ts';
 import { DnsBackends } from './backends/dns.ts';
+import { DrainingNodes } from './backends/draining-nodes.ts';
 import { EndpointSliceBackends } from './backends/endpoints.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
@@ -14,6 +15,7 @@ import { OpsServer, type ReadinessCheck } from './http/server.ts';
 import { watchEndpointSlices } from './kube/endpointslices.ts';
 import type { ResilientInformer } from './kube/informer.ts';
 import { KubeLeaseStore, leaseGroupLabel, leaseRoleLabel, watchLeases } from './kube/leases.ts';
+import { watchNodes } from './kube/nodes.ts';
 import { ScaleEventRecorder } from './kube/scale-events.ts';
 import { StatefulSetScale } from './kube/scale-subresource.ts';
 import { watchStatefulSet } from './kube/statefulset.ts';
@@ -57,6 +59,9 @@ export class Gateway {
   private readonly emit: EmitEvent;
   private readonly statefulSet: ResilientInformer<V1StatefulSet>;
   private readonly endpointSlices: ResilientInformer<V1EndpointSlice> | undefined;
+  /** Nodes being drained (--watch-nodes); EndpointSlices name each pod's node, DNS names do not. */
+  private readonly drainingNodes: DrainingNodes | undefined;
+  private drainingPods = '';
   private readonly coordination: Coordination | undefined;
   private readonly listener: ProxyListener;
   private readonly router: Router;
@@ -84,6 +89,7 @@ export class Gateway {
     if (config.backendDiscovery === 'endpoints') {
       this.endpointSlices = watchEndpointSlices(kubeConfig, ns, config.headlessServiceName, clock, emit);
       this.source = new EndpointSliceBackends(this.endpointSlices, config.stsName, config.targetPort, clock);
+      if (config.watchNodes) this.drainingNodes = new DrainingNodes((nodeEmit) => watchNodes(kubeConfig, clock, nodeEmit), emit);
     } else {
       this.source = new DnsBackends(this.statefulSet, {
         statefulSetName: config.stsName,
@@ -147,6 +153,7 @@ export class Gateway {
       });
     }
     this.source.onChange(() => this.controller.requestReconcile());
+    this.drainingNodes?.onChange(() => this.controller.requestReconcile());
 
     this.pending = new PendingConnections(config.maxPending, clock, config.maxPendingBytes);
     this.pending.onSizeChange = (size) => this.metrics.connectionsHeld.set(size);
@@ -210,6 +217,7 @@ export class Gateway {
     const metrics = await this.ops.start();
     this.collectGarbageOnceSynced();
     for (const informer of this.informers()) informer.start();
+    this.drainingNodes?.start();
     if (this.coordination) {
       // Refuses to run next to another live process with the same identity (BKA_IDENTITY_CONFLICT).
       await this.coordination.publisher.start();
@@ -258,7 +266,7 @@ export class Gateway {
       await this.coordination.publisher.stop();
       await this.coordination.elector.stop();
     }
-    await Promise.all(this.informers().map((informer) => informer.stop()));
+    await Promise.all([...this.informers().map((informer) => informer.stop()), this.drainingNodes?.stop()]);
     this.emit({ kind: 'shutdown_finished', closedByForce });
     await this.ops.stop();
   }
@@ -334,14 +342,29 @@ export class Gateway {
     const synced = this.informers().every((informer) => informer.state.synced);
     const stsSynced = this.statefulSet.state.synced || this.statefulSet.state.everSynced;
     const sts = this.statefulSet.objects()[0];
-    return {
-      synced,
-      statefulSet: stsSynced ? { exists: sts !== undefined, replicas: sts?.spec?.replicas ?? 0 } : undefined,
-      pods: this.source
-        .pods()
-        .filter((pod) => pod.ordinal >= 0)
-        .map((pod) => ({ name: pod.podName, ordinal: pod.ordinal, key: pod.key, ready: pod.ready, terminating: pod.terminating })),
-    };
+    const drainingNodes = this.drainingNodes?.names();
+    const pods = this.source
+      .pods()
+      .filter((pod) => pod.ordinal >= 0)
+      .map((pod) => ({
+        name: pod.podName,
+        ordinal: pod.ordinal,
+        key: pod.key,
+        ready: pod.ready,
+        terminating: pod.terminating,
+        draining: pod.nodeName !== undefined && drainingNodes?.has(pod.nodeName) === true,
+      }));
+    this.reportDrainingPods(pods);
+    return { synced, statefulSet: stsSynced ? { exists: sts !== undefined, replicas: sts?.spec?.replicas ?? 0 } : undefined, pods };
+  }
+
+  /** One log line whenever the set of builders on draining nodes changes. */
+  private reportDrainingPods(pods: readonly { name: string; draining: boolean }[]): void {
+    const draining = pods.filter((pod) => pod.draining).map((pod) => pod.name);
+    const text = draining.join(',');
+    if (text === this.drainingPods) return;
+    this.drainingPods = text;
+    this.emit({ kind: 'builders_draining', pods: draining });
   }
 
   /** A reason why waking cannot work now: held and new clients fail at once with it. */

@@ -289,6 +289,13 @@ export const CASES: Record<string, ValueCase> = {
   'pool.minReplicas': { set: 1, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MIN_REPLICAS'), '1') },
   'pool.connectionsPerReplica': { set: 3, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_CONNECTIONS_PER_REPLICA'), '3') },
   'pool.affinity': { set: 'none', expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_AFFINITY'), 'none') },
+  'pool.watchNodes': {
+    set: false,
+    expect: (d) => {
+      assert.equal(gatewayEnv(d, 'WATCH_NODES'), 'false');
+      assert.equal(d.filter((doc) => doc.kind === 'ClusterRole' || doc.kind === 'ClusterRoleBinding').length, 0, 'no access to nodes');
+    },
+  },
   'leaderElection.enabled': {
     set: false,
     // The one shape leader election may be off in: a lone gateway without a budget that would block drains.

@@ -165,6 +165,7 @@ describe('the gateway accepts what is installed', () => {
       BUILDKITD_MIN_REPLICAS: '0',
       BUILDKITD_CONNECTIONS_PER_REPLICA: '8',
       BUILDKITD_AFFINITY: 'client-ip',
+      WATCH_NODES: 'true',
       POD_NAME,
       POD_UID,
     });
