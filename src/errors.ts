@@ -23,6 +23,7 @@ export const ErrorCode = {
   ReportExpired: 'BKA_REPORT_EXPIRED',
   WakeGaveUp: 'BKA_WAKE_GAVE_UP',
   FirstByteTimeout: 'BKA_FIRST_BYTE_TIMEOUT',
+  MarkFailed: 'BKA_MARK_FAILED',
   Internal: 'BKA_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

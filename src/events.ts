@@ -54,6 +54,9 @@ export type GatewayEvent =
   | { kind: 'scale_down_blocked'; by: string[] }
   | { kind: 'report_expired'; identity: string; maxStalenessMs: number; code: ErrorCode }
   | { kind: 'leader_changed'; lease: string; identity: string; leading: boolean; reason: string }
+  | { kind: 'builder_marked'; pod: string }
+  | { kind: 'builder_unmarked'; pod: string }
+  | { kind: 'mark_failed'; pod: string; action: 'mark' | 'unmark'; code: ErrorCode; error: string; status: number | undefined; retryInMs: number }
   | { kind: 'lease_failed'; lease: string; action: 'acquire' | 'renew' | 'release' | 'annotate' | 'publish' | 'delete'; code: ErrorCode; error: string; status: number | undefined };
 
 export type EventKind = GatewayEvent['kind'];
@@ -196,6 +199,20 @@ const rules = {
     level: () => 'warn',
     message: (e) => `lease ${e.lease}: ${e.action} failed: ${e.error}`,
     count: (e, m) => m.errors.inc({ code: e.code }),
+  },
+  builder_marked: {
+    level: () => 'info',
+    message: (e) => `${e.pod} marked busy: evictions refused, Karpenter and the cluster autoscaler leave its node alone`,
+    count: (_e, m) => m.marks.inc({ result: 'written' }),
+  },
+  builder_unmarked: { level: () => 'info', message: (e) => `${e.pod} no longer busy: marks removed`, count: (_e, m) => m.marks.inc({ result: 'removed' }) },
+  mark_failed: {
+    level: () => 'warn',
+    message: (e) => `could not ${e.action} ${e.pod} (builds still flow; retrying in ${e.retryInMs}ms): ${e.error}`,
+    count: (e, m) => {
+      m.marks.inc({ result: 'failed' });
+      m.errors.inc({ code: e.code });
+    },
   },
   listener_closed: { level: () => 'info', message: (e) => `stopped accepting new connections; ${e.openConnections} open connections may finish` },
   shutdown_finished: { level: () => 'info', message: (e) => `shutdown finished; ${e.closedByForce} connections closed at the end of the grace period` },

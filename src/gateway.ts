@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { KubeConfig, V1EndpointSlice, V1Lease, V1StatefulSet } from '@kubernetes/client-node';
+import type { KubeConfig, V1EndpointSlice, V1Lease, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { BackendSet, type BackendSource } from './backends/backend-set.ts';
 import { DnsBackends } from './backends/dns.ts';
 import { DrainingNodes } from './backends/draining-nodes.ts';
@@ -13,6 +13,7 @@ import { LeaderElector } from './ha/leader-election.ts';
 import { ReplicaReports } from './ha/replica-reports.ts';
 import { OpsServer, type ReadinessCheck } from './http/server.ts';
 import { watchEndpointSlices } from './kube/endpointslices.ts';
+import { KubePods, watchLabelledPods } from './kube/pods.ts';
 import type { ResilientInformer } from './kube/informer.ts';
 import { KubeLeaseStore, leaseGroupLabel, leaseRoleLabel, watchLeases } from './kube/leases.ts';
 import { watchNodes } from './kube/nodes.ts';
@@ -26,6 +27,8 @@ import { PendingConnections } from './proxy/pending.ts';
 import { Router } from './proxy/router.ts';
 import { LocalActivity } from './scaler/activity.ts';
 import { ScaleActuator, type ScaleTarget } from './scaler/actuator.ts';
+import { busyLabel } from './scaler/busy-mark-patches.ts';
+import { BusyMarker } from './scaler/busy-marks.ts';
 import { ScaleController, type ObservedCluster } from './scaler/controller.ts';
 import { LeaderLeaseProposalStore, LocalProposalStore, type ProposalStore } from './scaler/proposal-store.ts';
 import { WakeRequests } from './scaler/wake-requests.ts';
@@ -71,6 +74,9 @@ export class Gateway {
   private readonly wakes = new WakeRequests();
   private readonly actuator: ScaleActuator;
   private readonly controller: ScaleController;
+  /** Builder pods carrying the busy label: what the marker compares the reports with. */
+  private readonly busyPods: ResilientInformer<V1Pod>;
+  private readonly marker: BusyMarker;
   private readonly source: BackendSource;
   private shuttingDown = false;
   private readonly config: Config;
@@ -133,9 +139,26 @@ export class Gateway {
     });
     const backends = new BackendSet(this.source, (fresh) => this.controller.routing(fresh), { affinity: config.affinity, connectionsPerReplica: config.connectionsPerReplica });
     this.controller.onRoutableChange(() => backends.routableChanged());
+    this.busyPods = watchLabelledPods(kubeConfig, ns, busyLabel, clock, emit);
+    const builderName = new RegExp(`^${config.stsName.replaceAll('.', '\\.')}-\\d+$`);
+    const marker = (this.marker = new BusyMarker({
+      busyPods: () => Object.keys(this.controller.decision?.loads ?? {}),
+      labelledPods: () => this.busyPods.objects(),
+      labelledPodsSynced: () => this.busyPods.state.everSynced,
+      isWriter: () => coordination?.elector.isLeader ?? true,
+      isBuilder: (name) => builderName.test(name),
+      pods: new KubePods(kubeConfig, ns),
+      clock,
+      emit,
+    }));
+    this.controller.onReportChange(() => marker.requestReconcile());
+    this.busyPods.onChange(() => marker.requestReconcile());
     if (coordination) {
       this.controller.onReportChange(() => coordination.publisher.publishSoon());
-      coordination.elector.onChange(() => this.controller.requestReconcile());
+      coordination.elector.onChange(() => {
+        this.controller.requestReconcile();
+        marker.requestReconcile();
+      });
       coordination.leases.onChange(() => {
         coordination.reports.observe();
         const departed = coordination.reports.takeDepartedWakes();
@@ -209,7 +232,7 @@ export class Gateway {
         status: () => ({ wake: this.controller.decision?.wake, readyBuilders: backends.ready().length }),
       },
     });
-    this.metrics.observeWatches(() => this.informers());
+    this.metrics.observeWatches(() => [...this.informers(), this.busyPods]);
     this.metrics.observePodLoads(() => this.controller.decision?.loads ?? {});
   }
 
@@ -218,6 +241,8 @@ export class Gateway {
     this.collectGarbageOnceSynced();
     for (const informer of this.informers()) informer.start();
     this.drainingNodes?.start();
+    // Not among informers(): without RBAC for pods builds still flow, only the marks fail (BKA_WATCH_FORBIDDEN).
+    this.busyPods.start();
     if (this.coordination) {
       // Refuses to run next to another live process with the same identity (BKA_IDENTITY_CONFLICT).
       await this.coordination.publisher.start();
@@ -261,12 +286,13 @@ export class Gateway {
         });
     });
     await this.router.untilAllLogged();
+    await this.marker.finish();
     this.controller.stop();
     if (this.coordination) {
       await this.coordination.publisher.stop();
       await this.coordination.elector.stop();
     }
-    await Promise.all([...this.informers().map((informer) => informer.stop()), this.drainingNodes?.stop()]);
+    await Promise.all([...[...this.informers(), this.busyPods].map((informer) => informer.stop()), this.drainingNodes?.stop()]);
     this.emit({ kind: 'shutdown_finished', closedByForce });
     await this.ops.stop();
   }

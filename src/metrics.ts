@@ -108,6 +108,24 @@ export function createMetrics() {
         for (const [pod, open] of Object.entries(readPodLoads())) this.set({ pod }, open);
       },
     }),
+    busyBuilders: new Gauge({
+      name: 'bka_busy_builders',
+      help: 'buildkitd pods with a connection on some gateway replica (as this replica last heard): the leader marks them busy',
+      registers,
+      collect() {
+        this.set(Object.keys(readPodLoads()).length);
+      },
+    }),
+    marks: new Counter({
+      name: 'bka_marks_total',
+      help: 'Busy marks (label and annotations) on builder pods: written, removed, or failed to write (BKA_MARK_FAILED)',
+      labelNames: ['result'] as const,
+      registers,
+      collect() {
+        // Present at 0 from the start, so increase() sees the first one.
+        for (const result of ['written', 'removed', 'failed']) this.inc({ result }, 0);
+      },
+    }),
     leader: new Gauge({ name: 'bka_leader', help: '1 while this replica holds the leader Lease (the only one that scales down)', registers }),
     readyBackends: new Gauge({ name: 'bka_ready_backends', help: 'buildkitd pods the gateway may route to now', registers }),
     // Liveness, not recency: a quiet healthy watch sees no events for hours and must not look stale.

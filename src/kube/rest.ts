@@ -57,7 +57,7 @@ export async function readText(response: IncomingMessage): Promise<string> {
  * classes: loading those (and the model serializer they pull in) cost ~10 MiB of resident memory for the
  * few calls the gateway makes (README "Performance").
  */
-export async function kubeRequest<T>(kubeConfig: KubeConfig, method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, options: { query?: Record<string, string | undefined>; body?: unknown } = {}): Promise<T> {
+export async function kubeRequest<T>(kubeConfig: KubeConfig, method: 'GET' | 'PUT' | 'POST' | 'DELETE' | 'PATCH', path: string, options: { query?: Record<string, string | undefined>; body?: unknown } = {}): Promise<T> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('No currently active cluster');
   const url = new URL(cluster.server + path);
@@ -65,7 +65,8 @@ export async function kubeRequest<T>(kubeConfig: KubeConfig, method: 'GET' | 'PU
   const headers: Record<string, string> = { accept: 'application/json' };
   const body = options.body === undefined ? undefined : JSON.stringify(options.body);
   if (body !== undefined) {
-    headers['content-type'] = 'application/json';
+    // PATCH is always a JSON merge patch here: it names only the keys it sets or removes (null).
+    headers['content-type'] = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
     headers['content-length'] = String(Buffer.byteLength(body));
   }
   const response = await openKubeRequest(kubeConfig, method, url, { headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(30_000) });

@@ -1,7 +1,7 @@
 // The chart values and what each must change in the rendering, shared by the rendering test
 // (chart-values.test.ts) and the API-server test (cluster/install.test.ts).
 import assert from 'node:assert/strict';
-import type { V1PodDisruptionBudget, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
 import {
   buildkitdContainer,
   deployment,
@@ -10,6 +10,7 @@ import {
   gatewayEnv,
   ruleShapes,
   statefulSet,
+  gatewayBudgets,
 } from './contract.ts';
 import { findOne, type Manifest } from './tools.ts';
 
@@ -46,7 +47,7 @@ function stsSpec(docs: Manifest[]) {
   return spec;
 }
 function budgetSpec(docs: Manifest[]) {
-  const spec = findOne<V1PodDisruptionBudget>(docs, 'PodDisruptionBudget').spec;
+  const spec = gatewayBudgets(docs)[0]?.spec;
   assert.ok(spec);
   return spec;
 }
@@ -80,7 +81,7 @@ export const CASES: Record<string, ValueCase> = {
       assert.equal(deployment(d).metadata?.name, 'edge');
       assert.equal(gatewayService(d).metadata?.name, 'edge');
       assert.equal(findOne<V1Role>(d, 'Role').metadata?.name, 'edge');
-      assert.equal(findOne(d, 'PodDisruptionBudget').metadata.name, 'edge');
+      assert.equal(gatewayBudgets(d)[0]?.metadata?.name, 'edge');
     },
   },
   'serviceAccount.create': {
@@ -183,7 +184,7 @@ export const CASES: Record<string, ValueCase> = {
       assert.equal(binding.metadata?.namespace, 'buildkit-farm');
       assert.equal(binding.subjects?.[0]?.namespace, RELEASE_NAMESPACE, 'the subject is the gateway in the release namespace');
       assert.equal(deployment(d).metadata?.namespace, RELEASE_NAMESPACE);
-      assert.equal(findOne(d, 'PodDisruptionBudget').metadata.namespace, RELEASE_NAMESPACE, 'the budget is next to the gateway pods');
+      assert.equal(gatewayBudgets(d)[0]?.metadata?.namespace, RELEASE_NAMESPACE, 'the budget is next to the gateway pods');
     },
   },
   'buildkitd.headlessServiceName': {
@@ -215,6 +216,10 @@ export const CASES: Record<string, ValueCase> = {
   'buildkitd.resources.requests.cpu': { set: '3', expect: (d) => assert.equal(buildkitdContainer(d).resources?.requests?.cpu, '3') },
   'buildkitd.resources.requests.memory': { set: '3Gi', expect: (d) => assert.equal(buildkitdContainer(d).resources?.requests?.memory, '3Gi') },
   'buildkitd.resources.limits.memory': { set: '16Gi', expect: (d) => assert.equal(buildkitdContainer(d).resources?.limits?.memory, '16Gi') },
+  'buildkitd.busyPodDisruptionBudget': {
+    set: false,
+    expect: (d) => assert.equal(d.some((x) => x.kind === 'PodDisruptionBudget' && x.metadata.name === 'buildkitd-busy'), false, 'no busy budget'),
+  },
   'buildkitd.terminationGracePeriodSeconds': { set: 600, expect: (d) => assert.equal(stsSpec(d).template.spec?.terminationGracePeriodSeconds, 600) },
   'buildkitd.readinessPeriodSeconds': { set: 3, expect: (d) => assert.equal(buildkitdContainer(d).readinessProbe?.periodSeconds, 3) },
   'buildkitd.persistence.enabled': {
@@ -310,7 +315,7 @@ export const CASES: Record<string, ValueCase> = {
   'leaderElection.renewDeadline': { set: '12s', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_RENEW_DEADLINE'), '12s') },
   'leaderElection.retryPeriod': { set: '3s', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_RETRY_PERIOD'), '3s') },
   'leaderElection.maxReportStaleness': { set: '20m0s', expect: (d) => assert.equal(gatewayEnv(d, 'MAX_REPORT_STALENESS'), '20m0s') },
-  'podDisruptionBudget.enabled': { set: false, expect: (d) => assert.equal(has(d, 'PodDisruptionBudget'), false, 'no PodDisruptionBudget') },
+  'podDisruptionBudget.enabled': { set: false, expect: (d) => assert.equal(gatewayBudgets(d).length, 0, 'no PodDisruptionBudget over the gateway') },
   'podDisruptionBudget.minAvailable': { set: '50%', expect: (d) => assert.equal(budgetSpec(d).minAvailable, '50%') },
   'podDisruptionBudget.maxUnavailable': {
     set: 1,

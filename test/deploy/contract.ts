@@ -135,6 +135,7 @@ export function expectedRules(statefulSetName: string, options: { leaderElection
     { apiGroups: ['apps'], resources: ['statefulsets/scale'], resourceNames: [statefulSetName], verbs: ['get', 'patch', 'update'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'patch'] },
   ];
   // Report Leases are created, renewed and deleted per replica and watched by label; the leader Lease is updated.
   if (options.leaderElection) {
@@ -170,7 +171,7 @@ export function assertGatewayContract(docs: readonly Manifest[]): void {
 
   const leaderElection = requiredEnv(docs, 'LEADER_ELECTION');
   assert.ok(leaderElection === 'true' || leaderElection === 'false', `LEADER_ELECTION=${leaderElection}`);
-  const budgets = docs.filter((d) => d.kind === 'PodDisruptionBudget') as unknown as V1PodDisruptionBudget[];
+  const budgets = gatewayBudgets(docs);
   if (leaderElection === 'true') {
     assert.ok(replicas >= 2, `${replicas} gateway replica(s): a rollout or a drain would leave clients without a gateway`);
     assert.equal(requiredEnv(docs, 'POD_NAME'), '<from:metadata.name>', 'each replica reports under its own pod name');
@@ -249,6 +250,12 @@ export function buildkitdContainer(docs: readonly Manifest[]): V1Container {
  * The example buildkitd matches what the gateway is told (`gatewayDocs` may be the same rendering or
  * the separately rendered gateway manifests): name, headless Service, port, readiness, 0 replicas.
  */
+/** The PodDisruptionBudgets over the gateway pods (the builders' busy budget is another one). */
+export function gatewayBudgets(docs: readonly Manifest[]): V1PodDisruptionBudget[] {
+  const budgets = docs.filter((d) => d.kind === 'PodDisruptionBudget') as unknown as V1PodDisruptionBudget[];
+  return budgets.filter((budget) => budget.spec?.selector?.matchLabels?.['app.kubernetes.io/component'] === 'gateway');
+}
+
 export function assertBuildkitdContract(docs: readonly Manifest[], gatewayDocs: readonly Manifest[]): void {
   const sts = statefulSet(docs);
   const container = buildkitdContainer(docs);
@@ -273,4 +280,11 @@ export function assertBuildkitdContract(docs: readonly Manifest[], gatewayDocs: 
     [port],
     'the headless Service targets the buildkitd port',
   );
+
+  const busy = findOne<V1PodDisruptionBudget>(docs, 'PodDisruptionBudget', `${sts.metadata?.name ?? ''}-busy`);
+  assert.equal(busy.metadata?.namespace, sts.metadata?.namespace);
+  assert.equal(busy.spec?.maxUnavailable, 0, 'a busy builder is never evicted');
+  const { 'buildkitd-autoscaler/busy': busyValue, ...podLabels } = busy.spec?.selector?.matchLabels ?? {};
+  assert.equal(busyValue, 'true', 'the budget selects the pods the gateway labels busy');
+  assert.ok(isSubset(podLabels, sts.spec?.template.metadata?.labels), 'and only this StatefulSet\'s pods');
 }

@@ -12,9 +12,10 @@ import {
   gatewayEnv,
   ruleShapes,
   statefulSet,
+  gatewayBudgets,
 } from './contract.ts';
 import { findOne, helmTemplate, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_BUILDKITD_MTLS_DIR, KUSTOMIZE_DIR, kustomize, type Manifest } from './tools.ts';
-import type { V1PodDisruptionBudget, V1Role } from '@kubernetes/client-node';
+import type { V1Role } from '@kubernetes/client-node';
 
 describe('deploy/kubernetes (kustomize)', () => {
   let gateway: Manifest[];
@@ -57,7 +58,7 @@ describe('deploy/kubernetes (kustomize)', () => {
   it('runs two gateways with leader election, so a rollout or a drain always leaves one serving', () => {
     assert.equal(deployment(gateway).spec?.replicas, 2);
     assert.equal(gatewayEnv(gateway, 'LEADER_ELECTION'), 'true');
-    assert.equal(findOne<V1PodDisruptionBudget>(gateway, 'PodDisruptionBudget').spec?.minAvailable, 1);
+    assert.equal(gatewayBudgets(gateway)[0]?.spec?.minAvailable, 1);
   });
 
   it('takes the StatefulSet namespace from the pod, so a kustomize namespace change follows', () => {
@@ -127,7 +128,7 @@ describe('deploy/kubernetes (kustomize)', () => {
       }));
     assert.deepEqual(spreadOf(gateway), spreadOf(chart));
     const budgetOf = (docs: Manifest[]) => {
-      const { selector: _selector, ...rest } = findOne<V1PodDisruptionBudget>(docs, 'PodDisruptionBudget').spec ?? {};
+      const { selector: _selector, ...rest } = gatewayBudgets(docs)[0]?.spec ?? {};
       return rest;
     };
     assert.deepEqual(budgetOf(gateway), budgetOf(chart));
