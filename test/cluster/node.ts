@@ -32,6 +32,27 @@ export class ProcessNode {
       if ((e as { code?: number }).code !== 409) throw e;
     }
     await this.heartbeat();
+    await this.clearNotReadyTaint(log);
+  }
+
+  /**
+   * The API server taints every new Node node.kubernetes.io/not-ready:NoSchedule (TaintNodesByCondition);
+   * the node lifecycle controller, which does not run here, takes it off once the node is Ready.
+   */
+  private async clearNotReadyTaint(log: (msg: string) => void): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const node = await this.core.readNode({ name: this.name });
+      const taints = node.spec?.taints ?? [];
+      const kept = taints.filter((t) => t.key !== 'node.kubernetes.io/not-ready' && t.key !== 'node.kubernetes.io/unreachable');
+      if (kept.length === taints.length) return;
+      try {
+        await this.core.replaceNode({ name: this.name, body: { ...node, spec: { ...node.spec, taints: kept } } });
+        log(`node ${this.name}: Ready, not-ready taint removed`);
+        return;
+      } catch (e) {
+        if ((e as { code?: number }).code !== 409) throw e;
+      }
+    }
   }
 
   async heartbeat(): Promise<void> {
