@@ -101,8 +101,13 @@ describe('deploy/kubernetes on a real API server', () => {
       ['create', 'leases.coordination.k8s.io'],
       ['update', 'leases.coordination.k8s.io'],
       ['delete', 'leases.coordination.k8s.io'],
+      // Builders on draining nodes (WATCH_NODES=true): read-only, through the ClusterRole.
+      ['get', 'nodes'],
+      ['list', 'nodes'],
+      ['watch', 'nodes'],
     ];
     const denied: [string, string, string?][] = [
+      ['patch', 'nodes'],
       ['patch', 'statefulsets/buildkitd'], // the pod template stays out of reach
       ['delete', 'statefulsets/buildkitd'],
       ['patch', 'statefulsets/other', 'scale'],
