@@ -217,7 +217,10 @@ export function decide(view: ScalerView): ScaleDecision {
   }
 
   // Overloading is the last resort: while a builder the demand needs is still starting, it will have room soon.
-  const atMaximum = (spec ?? 0) >= policy.maxReplicas && routable.length >= Math.min(spec ?? 0, needed);
+  // Builders on draining nodes will not take connections however long the client waits: they count as up.
+  const wanted = Math.min(spec ?? 0, needed);
+  const drainingWanted = [...draining].filter((ordinal) => ordinal < wanted).length;
+  const atMaximum = (spec ?? 0) >= policy.maxReplicas && routable.length >= wanted - drainingWanted;
 
   return { demand, wake, needed, routable, loads, atMaximum, scaleUpTo, scaleDown, waiting, blockedBy, expired, recheckAt };
 }
