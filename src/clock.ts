@@ -8,11 +8,18 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): Timer;
 }
 
+// Node fires a longer setTimeout after 1 ms (TimeoutOverflowWarning): a longer wait is a chain of these.
+const longestTimeoutMs = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimer(ms, fn) {
-    const handle = setTimeout(fn, ms);
-    handle.unref?.();
+    let handle: NodeJS.Timeout;
+    const arm = (left: number) => {
+      handle = left > longestTimeoutMs ? setTimeout(() => arm(left - longestTimeoutMs), longestTimeoutMs) : setTimeout(fn, left);
+      handle.unref?.();
+    };
+    arm(ms);
     return { cancel: () => clearTimeout(handle) };
   },
 };

@@ -108,6 +108,9 @@ const errMsg = (e: unknown) => {
   return e instanceof Error ? e.message : String(e);
 };
 const errCode = (e: unknown) => (e as { code?: number }).code;
+/** The kubelet's format for metadata.labels / metadata.annotations in a downward-API file: key="value" lines, sorted. */
+const formatMap = (map: Record<string, string> | undefined) =>
+  Object.keys(map ?? {}).sort().map((key) => `${key}=${JSON.stringify(map?.[key] ?? '')}`).join('\n');
 
 function parseQuantity(q: string | undefined): number | undefined {
   if (q === undefined) return undefined;
@@ -198,8 +201,20 @@ class Kubelet {
       newRt.startPromise = this.startPod(newRt).catch((e: unknown) => { log(`start ${ns}/${name}: ${errMsg(e)}`); });
       return;
     }
+    const metadataChanged = JSON.stringify([rt.pod.metadata?.labels, rt.pod.metadata?.annotations]) !== JSON.stringify([pod.metadata?.labels, pod.metadata?.annotations]);
     rt.pod = pod;
+    if (metadataChanged) this.refreshDownwardApi(rt);
     if (pod.metadata?.deletionTimestamp) this.terminate(rt, this.graceSeconds(pod));
+  }
+
+  /** As the kubelet does on a pod update: downward-API files follow label and annotation changes, also while terminating. */
+  refreshDownwardApi(rt: PodRt): void {
+    for (const v of rt.pod.spec?.volumes ?? []) {
+      const items = [...(v.downwardAPI?.items ?? []), ...(v.projected?.sources ?? []).flatMap((source) => source.downwardAPI?.items ?? [])];
+      const dir = path.join(rt.dir, 'volumes', v.name);
+      if (items.length === 0 || !fs.existsSync(dir)) continue;
+      for (const it of items) if (it.fieldRef) this.writeFileAtomic(path.join(dir, it.path), this.fieldRef(rt, it.fieldRef.fieldPath));
+    }
   }
 
   onPodDeleted(pod: V1Pod): void {
@@ -295,6 +310,8 @@ class Kubelet {
     const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(fieldPath);
     if (m) return (m[1] === 'labels' ? md?.labels : md?.annotations)?.[m[2] ?? ''] ?? '';
     switch (fieldPath) {
+      case 'metadata.labels': return formatMap(md?.labels);
+      case 'metadata.annotations': return formatMap(md?.annotations);
       case 'metadata.name': return rt.name;
       case 'metadata.namespace': return rt.ns;
       case 'metadata.uid': return rt.uid;

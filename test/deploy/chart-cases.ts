@@ -140,7 +140,7 @@ export const CASES: Record<string, ValueCase> = {
     set: '20s',
     expect: (d) => {
       assert.equal(gatewayEnv(d, 'SHUTDOWN_DELAY'), '20s');
-      assert.equal(podSpec(d).terminationGracePeriodSeconds, 60, 'delay + drain + 10s');
+      assert.equal(podSpec(d).terminationGracePeriodSeconds, 3630, 'delay + drain (1h) + 10s');
     },
   },
   'gateway.logLevel': { set: 'debug', expect: (d) => assert.equal(gatewayEnv(d, 'LOG_LEVEL'), 'debug') },
@@ -227,7 +227,7 @@ export const CASES: Record<string, ValueCase> = {
     expect: (d) => {
       assert.equal(stsSpec(d).volumeClaimTemplates, undefined, 'no claims');
       assert.equal(stsSpec(d).persistentVolumeClaimRetentionPolicy, undefined);
-      assert.deepEqual(stsSpec(d).template.spec?.volumes, [{ name: 'buildkit-state', emptyDir: {} }]);
+      assert.deepEqual(stsSpec(d).template.spec?.volumes?.filter((volume) => volume.name !== 'podinfo'), [{ name: 'buildkit-state', emptyDir: {} }]);
     },
   },
   'buildkitd.persistence.size': {
@@ -248,7 +248,7 @@ export const CASES: Record<string, ValueCase> = {
   'resources.requests.cpu': { set: '250m', expect: (d) => assert.equal(gatewayContainer(d).resources?.requests?.cpu, '250m') },
   'resources.requests.memory': { set: '192Mi', expect: (d) => assert.equal(gatewayContainer(d).resources?.requests?.memory, '192Mi') },
   'resources.limits.memory': { set: '384Mi', expect: (d) => assert.equal(gatewayContainer(d).resources?.limits?.memory, '384Mi') },
-  terminationGracePeriodSeconds: { set: 120, expect: (d) => assert.equal(podSpec(d).terminationGracePeriodSeconds, 120) },
+  terminationGracePeriodSeconds: { set: 7200, expect: (d) => assert.equal(podSpec(d).terminationGracePeriodSeconds, 7200) },
   'podSecurityContext.runAsNonRoot': { set: false, expect: (d) => assert.equal(podSpec(d).securityContext?.runAsNonRoot, false) },
   'podSecurityContext.runAsUser': { set: 1000, expect: (d) => assert.equal(podSpec(d).securityContext?.runAsUser, 1000) },
   'podSecurityContext.runAsGroup': { set: 1001, expect: (d) => assert.equal(podSpec(d).securityContext?.runAsGroup, 1001) },

@@ -42,7 +42,7 @@ describe('helm chart', () => {
   });
 
   it('derives the pod grace period from the drain time, rounding sub-seconds up', async () => {
-    assert.equal(await graceFor({}), 45);
+    assert.equal(await graceFor({}), 3615);
     assert.equal(await graceFor({ 'gateway.shutdownGracePeriod': '1m30s' }), 105);
     assert.equal(await graceFor({ 'gateway.shutdownGracePeriod': '2h' }), 7215);
     assert.equal(await graceFor({ 'gateway.shutdownGracePeriod': '1500ms' }), 17);
@@ -50,7 +50,7 @@ describe('helm chart', () => {
 
   it('refuses a grace period that would kill draining builds', async () => {
     const stderr = await renderError(['--set', 'terminationGracePeriodSeconds=30']);
-    assert.match(stderr, /terminationGracePeriodSeconds \(30\) must be longer than gateway\.shutdownDelay \+ gateway\.shutdownGracePeriod \(5s \+ 30s = 35s\)/);
+    assert.match(stderr, /terminationGracePeriodSeconds \(30\) must be longer than gateway\.shutdownDelay \+ gateway\.shutdownGracePeriod \(5s \+ 1h0m0s = 3605s\)/);
   });
 
   it('refuses a misspelt value instead of ignoring it', async () => {

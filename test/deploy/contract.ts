@@ -281,6 +281,13 @@ export function assertBuildkitdContract(docs: readonly Manifest[], gatewayDocs: 
     'the headless Service targets the buildkitd port',
   );
 
+  // A busy builder deleted outright waits in preStop while its own labels (a downward-API file) say busy.
+  const preStop = container.lifecycle?.preStop?.exec?.command ?? [];
+  assert.equal(preStop[0], '/bin/sh');
+  const mount = container.volumeMounts?.find((m) => m.name === 'podinfo');
+  const labelsFile = sts.spec?.template.spec?.volumes?.find((v) => v.name === 'podinfo')?.downwardAPI?.items?.find((i) => i.fieldRef?.fieldPath === 'metadata.labels');
+  assert.ok(mount && labelsFile, 'the pod labels are mounted as a file');
+  assert.ok(preStop[2]?.includes(`${mount.mountPath}/${labelsFile.path}`) && preStop[2].includes('buildkitd-autoscaler/busy="true"'), `preStop waits on the busy label: ${preStop.join(' ')}`);
   const busy = findOne<V1PodDisruptionBudget>(docs, 'PodDisruptionBudget', `${sts.metadata?.name ?? ''}-busy`);
   assert.equal(busy.metadata?.namespace, sts.metadata?.namespace);
   assert.equal(busy.spec?.maxUnavailable, 0, 'a busy builder is never evicted');

@@ -536,6 +536,8 @@ function slowTarBuild(addr: string, dir: string, tarFile: string, bytesPerSecond
 
 /** How fast the HA scenarios' client reads the build output: slow enough to outlast the idle timeout. */
 const HA_BUILD_BYTES_PER_SECOND = 2 * 2 ** 20;
+/** The gateway's drain before SHUTDOWN_GRACE_PERIOD became 1h: the HA builds outlast it after the disruption. */
+const OLD_SHUTDOWN_GRACE_S = 30;
 /** A new connection this often during the disruption, as the issue asks. */
 const HA_PROBE_INTERVAL_MS = 200;
 
@@ -555,8 +557,8 @@ async function disruptDuringBuild(ctx: Context, disruption: Disruption): Promise
   const dir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-ha-'));
   let prober: ConnectionProber | undefined;
   try {
-    // The client reads the output for the idle timeout plus 10 s; the build stays within the 30 s drain.
-    const buildBytes = HA_BUILD_BYTES_PER_SECOND * (ctx.settings.idleTimeoutS + 10);
+    // The client reads the output for the idle timeout plus 10 s, and long enough to outlast the old 30 s drain.
+    const buildBytes = HA_BUILD_BYTES_PER_SECOND * Math.max(ctx.settings.idleTimeoutS + 10, OLD_SHUTDOWN_GRACE_S + 15);
     const sha = await randomFile(path.join(dir, 'big.bin'), buildBytes);
     await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY big.bin /big.bin\n');
     const tarFile = path.join(dir, 'out.tar');
@@ -593,6 +595,7 @@ async function disruptDuringBuild(ctx: Context, disruption: Disruption): Promise
     ctx.served++;
     const buildMs = doneAt - started;
     assert.ok(buildMs > ctx.settings.idleTimeoutS * 1000, `the build took ${seconds(buildMs)}, not longer than the ${ctx.settings.idleTimeoutS}s idle timeout`);
+    assert.ok(doneAt - terminatingAt > OLD_SHUTDOWN_GRACE_S * 1000, `the build ended ${seconds(doneAt - terminatingAt)} after SIGTERM, within the old ${OLD_SHUTDOWN_GRACE_S}s grace: it proves nothing about the drain`);
 
     const goneAt = await ctx.timeline.until(`${carrier} to exit`, () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${carrier}: deleted`), 120_000);
     await connectToGateway(ctx);
@@ -625,7 +628,7 @@ async function disruptDuringBuild(ctx: Context, disruption: Disruption): Promise
 
 const haRolloutRestartDuringBuild: Scenario = {
   name: 'ha-rollout-restart-during-build',
-  promise: '`kubectl rollout restart` of the gateway while a build longer than the idle timeout streams through it and a client opens a new connection every 200 ms: every connection is served, none refused or cut; the build output is intact; buildkitd is not scaled to 0 under it',
+  promise: '`kubectl rollout restart` of the gateway while a build longer than the idle timeout, and running on for more than the old 30 s grace after SIGTERM, streams through it and a client opens a new connection every 200 ms: every connection is served, none refused or cut; the build output is intact (sha256); buildkitd is not scaled to 0 under it',
   run: (ctx) => disruptDuringBuild(ctx, 'rollout restart'),
 };
 

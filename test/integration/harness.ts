@@ -102,6 +102,8 @@ interface RbacOptions {
   withoutWatchOf?: 'statefulsets' | 'endpointslices';
   /** Without the shipped ClusterRole that lets the gateway read Nodes. */
   withoutNodes?: boolean;
+  /** Pods may be read and watched but not patched: no busy marks can be written. */
+  withoutPodPatch?: boolean;
 }
 
 /** The Role, RoleBinding and ServiceAccount exactly as shipped in deploy/kubernetes, moved to `namespace`. */
@@ -133,6 +135,12 @@ function shippedRbacYaml(namespace: string, options: RbacOptions = {}): string {
       const before = object.rules?.length ?? 0;
       object.rules = object.rules?.filter((rule) => !rule.resources?.includes(options.withoutWatchOf ?? ''));
       assert.equal(object.rules?.length, before - 1, `the shipped Role has a ${options.withoutWatchOf} rule to remove`);
+    }
+    if (object.kind === 'Role' && options.withoutPodPatch) {
+      const rule = object.rules?.find((r) => r.resources?.includes('pods'));
+      assert.ok(rule?.verbs?.includes('patch'), 'the shipped Role lets the gateway patch pods');
+      assert.ok(rule);
+      rule.verbs = rule.verbs?.filter((verb) => verb !== 'patch');
     }
   }
   return objects.map((object) => dumpYaml(object)).join('---\n');

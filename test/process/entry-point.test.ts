@@ -55,6 +55,36 @@ test('--print-config shows effective values and where each came from; env wins o
   assert.equal(printed['listenAddr']?.source, 'default');
 });
 
+test('the default shutdown grace is 1h: a SIGTERMed gateway keeps an open connection and exits once it closes', async () => {
+  const printed = JSON.parse(run(['--print-config']).stdout) as Record<string, { value: string | null; source: string }>;
+  assert.deepEqual(printed['shutdownGraceMs'], { flag: '--shutdown-grace', env: 'SHUTDOWN_GRACE_PERIOD', value: '1h0m0s', source: 'default' });
+  const [proxyPort, metricsPort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [entry], {
+    env: { PATH: process.env['PATH'] ?? '', KUBECONFIG_PATH: kubeconfigFile(), PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`, METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`, SHUTDOWN_DELAY: '0s' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let logs = '';
+  child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
+  await untilOk(async () => ((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).ok ? true : undefined));
+  await untilOk(() => Promise.resolve(logs.includes('proxy listening') ? true : undefined));
+  const held = connect({ port: proxyPort, host: '127.0.0.1' });
+  held.on('error', () => undefined);
+  held.write('hello');
+  await untilOk(async () => ((await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('bka_connections_held 1') ? true : undefined));
+  child.kill('SIGTERM');
+  await untilOk(() => Promise.resolve(logs.includes('listener_closed') ? true : undefined));
+  const started = logs.split('\n').find((line) => line.includes('"shutdown_started"'));
+  assert.equal((JSON.parse(started ?? '{}') as { graceMs?: number }).graceMs, 3_600_000);
+  // The grace is an hour: nothing closes the connection but its client.
+  await new Promise((r) => setTimeout(r, 2_000));
+  assert.equal(child.exitCode, null, 'still draining the open connection');
+  assert.equal(held.destroyed, false);
+  const closedAt = Date.now();
+  held.destroy();
+  const [exitCode] = (await once(child, 'exit')) as [number];
+  assert.equal(exitCode, 0);
+  assert.ok(Date.now() - closedAt < 10_000, `exits soon after its last connection closed (${Date.now() - closedAt}ms)`);
+});
 
 async function untilOk<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -88,6 +118,8 @@ test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grac
     return body.checks.some((c) => c.reason?.startsWith('BKA_WATCH_FAILED')) ? { status: response.status, body } : undefined;
   });
   assert.equal(readyz.status, 503, 'not ready while the API server is unreachable');
+  // /readyz answers before the proxy listens (start-up publishes the report first): on a loaded machine long before.
+  await untilOk(() => Promise.resolve(logs.includes('proxy listening') ? true : undefined));
 
   const held = connect({ port: proxyPort, host: '127.0.0.1' });
   held.on('error', () => undefined);

@@ -84,7 +84,7 @@ terminationGracePeriodSeconds. Fails on other forms so a typo cannot yield a gra
 {{- add (mul $h 3600) (mul $m 60) $s (div (add $ms 999) 1000) }}
 {{- end }}
 
-{{/* terminationGracePeriodSeconds of the gateway: explicit, or shutdown delay + grace + 10s; always longer. */}}
+{{/* terminationGracePeriodSeconds of the gateway: explicit, or shutdownDelay + shutdownGracePeriod + 10s; always longer. */}}
 {{- define "bka.terminationGracePeriodSeconds" -}}
 {{- $drain := add (include "bka.durationSeconds" .Values.gateway.shutdownGracePeriod | atoi) (include "bka.durationSeconds" .Values.gateway.shutdownDelay | atoi) }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}

@@ -105,6 +105,11 @@ describe('deploy/kubernetes on a real API server', () => {
       ['get', 'nodes'],
       ['list', 'nodes'],
       ['watch', 'nodes'],
+      // Busy marks: read a builder, merge-patch its labels and annotations, watch the labelled ones.
+      ['get', 'pods'],
+      ['list', 'pods'],
+      ['watch', 'pods'],
+      ['patch', 'pods'],
     ];
     const denied: [string, string, string?][] = [
       ['patch', 'nodes'],
@@ -112,9 +117,10 @@ describe('deploy/kubernetes on a real API server', () => {
       ['delete', 'statefulsets/buildkitd'],
       ['patch', 'statefulsets/other', 'scale'],
       ['list', 'statefulsets'], // only by name
-      ['list', 'pods'],
       ['get', 'secrets'],
-      ['get', 'pods'], // a report Lease names its pod as owner without any right on pods
+      ['delete', 'pods'], // marks are metadata: the gateway never removes or evicts a builder itself
+      ['create', 'pods', 'eviction'],
+      ['patch', 'pods', 'status'],
       ['patch', 'leases.coordination.k8s.io'], // the gateway replaces Leases with optimistic concurrency
     ];
     for (const [verb, resource, sub] of allowed) assert.equal(await canI(ns, sa, verb, resource, sub), true, `${verb} ${resource} ${sub ?? ''}`);
