@@ -50,6 +50,7 @@ export interface Config {
   affinity: keyof typeof AffinityMode;
   wakeOn: WakeOn;
   firstByteTimeoutMs: number;
+  watchNodes: boolean;
 }
 
 type Source = 'default' | 'flag' | 'env';
@@ -180,6 +181,7 @@ export const optionDefinitions = [
   define({ key: 'connectionsPerReplica', flag: 'connections-per-replica', env: 'BUILDKITD_CONNECTIONS_PER_REPLICA', defaultText: '8', description: 'connections one builder is meant to carry; demand / this = builders wanted', parse: integer(1, 100_000), format: String }),
   define({ key: 'maxConnectionsPerReplica', flag: 'max-connections-per-replica', env: 'BUILDKITD_MAX_CONNECTIONS_PER_REPLICA', defaultText: '0', description: 'connections one builder is given at most, over every gateway replica (0: no cap); with the pool at --max-replicas and every builder full, a new connection waits in arrival order until one closes, or until --ready-wait-timeout (BKA_CAPACITY_TIMEOUT)', parse: integer(0, 100_000), format: String }),
   define({ key: 'affinity', flag: 'affinity', env: 'BUILDKITD_AFFINITY', defaultText: 'client-ip', description: 'client-ip: the same client address goes to the same builder (warm cache) within a load bound; none: least connections', parse: oneOf(AffinityMode), format: String }),
+  define({ key: 'watchNodes', flag: 'watch-nodes', env: 'WATCH_NODES', defaultText: 'true', description: 'builders on a cordoned node or one tainted for removal (node.kubernetes.io/unschedulable, karpenter.sh/disrupted, ToBeDeletedByClusterAutoscaler) take no new connections, so a drain is not held up; needs get, list and watch on nodes (without: one BKA_NODES_FORBIDDEN warning, routing as if off)', parse: boolean, format: String }),
   define({ key: 'leaderElection', flag: 'leader-election', env: 'LEADER_ELECTION', defaultText: 'true', description: 'share activity through Leases and let only the elected replica scale down; false only for a lone gateway without Lease RBAC (unsafe while Kubernetes runs two gateway pods: eviction, rollout, drain)', parse: boolean, format: String }),
   define({ key: 'leaderElectionLeaseName', flag: 'leader-election-lease-name', env: 'LEADER_ELECTION_LEASE_NAME', defaultText: '<sts-name>-autoscaler', derivedDefault: (c) => `${c.stsName}-autoscaler`, description: 'name of the leader Lease; each replica reports in the Lease <name>-<identity>', parse: dnsSubdomain('Lease name'), format: String }),
   define({ key: 'leaderElectionLeaseDurationMs', flag: 'leader-election-lease-duration', env: 'LEADER_ELECTION_LEASE_DURATION', defaultText: '15s', description: 'how long a Lease (leader or report) counts as held after its last renewal', parse: positiveDuration, format: formatGoDuration }),

@@ -11,6 +11,7 @@ export const ErrorCode = {
   ScaleFailed: 'BKA_SCALE_FAILED',
   WatchFailed: 'BKA_WATCH_FAILED',
   WatchForbidden: 'BKA_WATCH_FORBIDDEN',
+  NodesForbidden: 'BKA_NODES_FORBIDDEN',
   DialFailed: 'BKA_DIAL_FAILED',
   BackendLost: 'BKA_BACKEND_LOST',
   BackendTlsRefused: 'BKA_BACKEND_TLS_REFUSED',

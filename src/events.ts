@@ -44,6 +44,8 @@ export type GatewayEvent =
   | { kind: 'idle_timer_canceled'; openConnections: number }
   | { kind: 'watch_synced'; resource: string; objects: number }
   | { kind: 'watch_failed'; resource: string; code: ErrorCode; error: string; status: number | undefined; retryInMs: number }
+  | { kind: 'nodes_unwatched'; code: ErrorCode; error: string }
+  | { kind: 'builders_draining'; pods: string[] }
   | { kind: 'backends_changed'; ready: string[] }
   | { kind: 'shutdown_started'; signal: string; openConnections: number; graceMs: number }
   | { kind: 'listener_closed'; openConnections: number }
@@ -161,6 +163,15 @@ const rules = {
       m.errors.inc({ code: e.code });
       m.watchRestarts.inc({ resource: e.resource });
     },
+  },
+  nodes_unwatched: {
+    level: () => 'warn',
+    message: (e) => `cannot watch nodes, so builders on draining nodes keep taking connections (grant get, list, watch on nodes or set --watch-nodes=false): ${e.error}`,
+    count: (e, m) => m.errors.inc({ code: e.code }),
+  },
+  builders_draining: {
+    level: () => 'info',
+    message: (e) => (e.pods.length === 0 ? 'no builder is on a draining node' : `builders on draining nodes take no new connections: ${e.pods.join(', ')}`),
   },
   backends_changed: { level: () => 'info', message: (e) => `ready backends: ${e.ready.length === 0 ? 'none' : e.ready.join(', ')}` },
   shutdown_started: { level: () => 'info', message: (e) => `${e.signal}: not ready any more; ${e.openConnections} open connections get ${e.graceMs}ms to finish once the listener closes` },

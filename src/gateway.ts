@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { KubeConfig, V1EndpointSlice, V1Lease, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { BackendSet, type BackendSource } from './backends/backend-set.ts';
 import { DnsBackends } from './backends/dns.ts';
+import { DrainingNodes } from './backends/draining-nodes.ts';
 import { EndpointSliceBackends } from './backends/endpoints.ts';
 import { builderShare } from './capacity.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -18,6 +19,7 @@ import { watchEndpointSlices } from './kube/endpointslices.ts';
 import { KubePods, watchLabelledPods } from './kube/pods.ts';
 import type { ResilientInformer } from './kube/informer.ts';
 import { KubeLeaseStore, leaseGroupLabel, leaseRoleLabel, watchLeases } from './kube/leases.ts';
+import { watchNodes } from './kube/nodes.ts';
 import { ScaleEventRecorder } from './kube/scale-events.ts';
 import { StatefulSetScale } from './kube/scale-subresource.ts';
 import { watchStatefulSet } from './kube/statefulset.ts';
@@ -68,6 +70,9 @@ export class Gateway {
   private readonly emit: EmitEvent;
   private readonly statefulSet: ResilientInformer<V1StatefulSet>;
   private readonly endpointSlices: ResilientInformer<V1EndpointSlice> | undefined;
+  /** Nodes being drained (--watch-nodes); EndpointSlices name each pod's node, DNS names do not. */
+  private readonly drainingNodes: DrainingNodes | undefined;
+  private drainingPods = '';
   private readonly coordination: Coordination | undefined;
   private readonly listener: ProxyListener;
   private readonly router: Router;
@@ -100,6 +105,7 @@ export class Gateway {
     if (config.backendDiscovery === 'endpoints') {
       this.endpointSlices = watchEndpointSlices(kubeConfig, ns, config.headlessServiceName, clock, emit);
       this.source = new EndpointSliceBackends(this.endpointSlices, config.stsName, config.targetPort, clock);
+      if (config.watchNodes) this.drainingNodes = new DrainingNodes((nodeEmit) => watchNodes(kubeConfig, clock, nodeEmit), emit);
     } else {
       this.source = new DnsBackends(this.statefulSet, {
         statefulSetName: config.stsName,
@@ -188,6 +194,7 @@ export class Gateway {
       });
     }
     this.source.onChange(() => this.controller.requestReconcile());
+    this.drainingNodes?.onChange(() => this.controller.requestReconcile());
 
     this.pending = new PendingConnections(config.maxPending, clock, config.maxPendingBytes);
     this.pending.onSizeChange = (size) => this.metrics.connectionsHeld.set(size);
@@ -258,6 +265,7 @@ export class Gateway {
     this.opsAddress = reachableOpsAddress(metrics.address, metrics.port, this.config.podIp);
     this.collectGarbageOnceSynced();
     for (const informer of this.informers()) informer.start();
+    this.drainingNodes?.start();
     // Not among informers(): without RBAC for pods builds still flow, only the marks fail (BKA_WATCH_FORBIDDEN).
     this.busyPods.start();
     if (this.coordination) {
@@ -313,7 +321,7 @@ export class Gateway {
       await this.coordination.publisher.stop();
       await this.coordination.elector.stop();
     }
-    await Promise.all([...this.informers(), this.busyPods].map((informer) => informer.stop()));
+    await Promise.all([...[...this.informers(), this.busyPods].map((informer) => informer.stop()), this.drainingNodes?.stop()]);
     this.emit({ kind: 'shutdown_finished', closedByForce });
     await this.ops.stop();
   }
@@ -408,14 +416,29 @@ export class Gateway {
     const synced = this.informers().every((informer) => informer.state.synced);
     const stsSynced = this.statefulSet.state.synced || this.statefulSet.state.everSynced;
     const sts = this.statefulSet.objects()[0];
-    return {
-      synced,
-      statefulSet: stsSynced ? { exists: sts !== undefined, replicas: sts?.spec?.replicas ?? 0 } : undefined,
-      pods: this.source
-        .pods()
-        .filter((pod) => pod.ordinal >= 0)
-        .map((pod) => ({ name: pod.podName, ordinal: pod.ordinal, key: pod.key, ready: pod.ready, terminating: pod.terminating })),
-    };
+    const drainingNodes = this.drainingNodes?.names();
+    const pods = this.source
+      .pods()
+      .filter((pod) => pod.ordinal >= 0)
+      .map((pod) => ({
+        name: pod.podName,
+        ordinal: pod.ordinal,
+        key: pod.key,
+        ready: pod.ready,
+        terminating: pod.terminating,
+        draining: pod.nodeName !== undefined && drainingNodes?.has(pod.nodeName) === true,
+      }));
+    this.reportDrainingPods(pods);
+    return { synced, statefulSet: stsSynced ? { exists: sts !== undefined, replicas: sts?.spec?.replicas ?? 0 } : undefined, pods };
+  }
+
+  /** One log line whenever the set of builders on draining nodes changes. */
+  private reportDrainingPods(pods: readonly { name: string; draining: boolean }[]): void {
+    const draining = pods.filter((pod) => pod.draining).map((pod) => pod.name);
+    const text = draining.join(',');
+    if (text === this.drainingPods) return;
+    this.drainingPods = text;
+    this.emit({ kind: 'builders_draining', pods: draining });
   }
 
   /** A reason why waking cannot work now: held and new clients fail at once with it. */

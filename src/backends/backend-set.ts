@@ -18,6 +18,8 @@ export interface PodState {
   ordinal: number;
   ready: boolean;
   terminating: boolean;
+  /** The node the pod runs on, where the source knows it (EndpointSlices do). */
+  nodeName?: string | undefined;
 }
 
 export interface BackendSource {

@@ -58,6 +58,7 @@ export function listedPods(slices: readonly V1EndpointSlice[], statefulSetName: 
         ordinal,
         ready: previous?.ready === true || (conditions.ready !== false && conditions.terminating !== true),
         terminating: previous?.terminating === true || conditions.terminating === true,
+        nodeName: endpoint.nodeName ?? previous?.nodeName,
       });
     }
   }

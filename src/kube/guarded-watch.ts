@@ -20,11 +20,14 @@ const WATCH_INACTIVITY_TIMEOUT_MS = 30_000;
 export class GuardedWatch extends Watch {
   private readonly kubeConfig: KubeConfig;
   private readonly onError: (error: unknown) => void;
+  private readonly slim: ((object: object) => object) | undefined;
 
-  constructor(config: KubeConfig, onError: (error: unknown) => void) {
+  /** `slim` cuts each watched object down to what the cache needs (ERROR events are passed as they are). */
+  constructor(config: KubeConfig, onError: (error: unknown) => void, slim?: (object: object) => object) {
     super(config);
     this.kubeConfig = config;
     this.onError = onError;
+    this.slim = slim;
   }
 
   override async watch(path: WatchArgs[0], queryParams: WatchArgs[1], callback: WatchArgs[2], done: WatchArgs[3]): Promise<AbortController> {
@@ -83,6 +86,7 @@ export class GuardedWatch extends Watch {
     } catch {
       return; // the client's Watch skips a line that is not JSON too
     }
+    if (this.slim && event.type !== 'ERROR' && event.type !== 'BOOKMARK') event.object = this.slim(event.object);
     this.guard(() => callback(event.type, event.object, event));
   }
 

@@ -18,6 +18,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   emit: EmitEvent;
   /** First and largest delay between restarts after a failed list or watch. */
   backoff?: { initialMs: number; maxMs: number };
+  /** Cuts each watched object down to what the cache needs (the list function slims its own items). */
+  slim?: (object: T) => T;
   /** Replaces client-node's ListWatch (unit tests only). */
   openListWatch?: OpenListWatch<T>;
 }
@@ -76,9 +78,10 @@ export class ResilientInformer<T extends KubernetesObject> {
   constructor(options: InformerOptions<T>) {
     this.options = options;
     this.backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
-    const { kubeConfig, path, labelSelector, fieldSelector } = options;
+    const { kubeConfig, path, labelSelector, fieldSelector, slim } = options;
     this.openListWatch =
-      options.openListWatch ?? ((list, onError) => new ListWatch<T>(path, new GuardedWatch(kubeConfig, onError), list, false, labelSelector, fieldSelector));
+      options.openListWatch ??
+      ((list, onError) => new ListWatch<T>(path, new GuardedWatch(kubeConfig, onError, slim as ((object: object) => object) | undefined), list, false, labelSelector, fieldSelector));
   }
 
   start(): void {

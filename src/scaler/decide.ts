@@ -28,6 +28,8 @@ export interface BuilderPod {
   key: string;
   ready: boolean;
   terminating: boolean;
+  /** On a node being drained (cordoned or tainted for removal): it takes no new connections, so it can go idle. */
+  draining?: boolean;
 }
 
 /** One gateway replica's activity: its own from memory, the others from their Leases. */
@@ -105,7 +107,11 @@ export interface ScaleDecision {
   demand: number;
   /** The strongest wake request in force over every counted report (its replicas not yet clamped to the maximum). */
   wake: WakeRequest | undefined;
-  /** clamp(ceil(demand / connections per replica (or the cap, if lower)), min, max), and at least the wake request's replicas (up to the maximum). */
+  /**
+   * clamp(ceil(demand / connections per replica (or the cap, if lower)), min, max), and at least the wake
+   * request's replicas (up to the maximum); builders on draining nodes do not count towards it, nor do the
+   * connections they still carry.
+   */
   needed: number;
   /** Names of the pods that may take new connections now, lowest ordinal first. */
   routable: string[];
@@ -160,7 +166,12 @@ export function decide(view: ScalerView): ScaleDecision {
   // Deciding again when a request ends lets the ordinary idle rules take over at once.
   for (const request of wakes) recheck(request.until);
   const wake = activeWake(wakes, now);
-  const needed = Math.min(policy.maxReplicas, Math.max(policy.minReplicas, Math.ceil(demand / builderShare(policy)), wake?.replicas ?? 0));
+  const loads: Record<string, number> = {};
+  for (const report of counted) for (const [name, entry] of Object.entries(report.pods)) if (entry.open > 0) loads[name] = (loads[name] ?? 0) + entry.open;
+  const draining = new Set(view.pods.filter((pod) => pod.draining && !pod.terminating).map((pod) => pod.ordinal));
+  const carriedByDraining = view.pods.reduce((sum, pod) => sum + (pod.draining && !pod.terminating ? (loads[pod.name] ?? 0) : 0), 0);
+  const serving = Math.max(policy.minReplicas, Math.ceil(Math.max(0, demand - carriedByDraining) / builderShare(policy)), wake?.replicas ?? 0);
+  const needed = Math.min(policy.maxReplicas, ordinalsFor(serving, draining));
   const spec = view.statefulSet?.exists ? view.statefulSet.replicas : undefined;
 
   const proposal = view.proposal;
@@ -173,6 +184,7 @@ export function decide(view: ScalerView): ScaleDecision {
       (pod) =>
         pod.ready &&
         !pod.terminating &&
+        !pod.draining &&
         (spec === undefined || pod.ordinal < spec) &&
         pod.ordinal < Math.max(needed, 1) &&
         !(fenceActive && podIsIn(pod, proposal)),
@@ -203,10 +215,11 @@ export function decide(view: ScalerView): ScaleDecision {
     waiting ??= step.waiting;
   }
 
-  const loads: Record<string, number> = {};
-  for (const report of counted) for (const [name, entry] of Object.entries(report.pods)) if (entry.open > 0) loads[name] = (loads[name] ?? 0) + entry.open;
   // Overloading is the last resort: while a builder the demand needs is still starting, it will have room soon.
-  const atMaximum = (spec ?? 0) >= policy.maxReplicas && routable.length >= Math.min(spec ?? 0, needed);
+  // Builders on draining nodes will not take connections however long the client waits: they count as up.
+  const wanted = Math.min(spec ?? 0, needed);
+  const drainingWanted = [...draining].filter((ordinal) => ordinal < wanted).length;
+  const atMaximum = (spec ?? 0) >= policy.maxReplicas && routable.length >= wanted - drainingWanted;
 
   return { demand, wake, needed, routable, loads, atMaximum, scaleUpTo, scaleDown, waiting, blockedBy, expired, recheckAt };
 }
@@ -277,6 +290,13 @@ function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep
 export function fences(proposal: ScaleDownProposal, pods: readonly BuilderPod[], now: number, policy: Pick<ScalePolicy, 'proposalTimeoutMs'>): boolean {
   if (proposal.committed) return pods.some((pod) => podIsIn(pod, proposal));
   return now - proposal.proposedAt <= abandonedProposalFactor * policy.proposalTimeoutMs;
+}
+
+/** How many ordinals from 0 hold `serving` builders that are not on draining nodes. */
+function ordinalsFor(serving: number, draining: ReadonlySet<number>): number {
+  let ordinals = 0;
+  for (let found = 0; found < serving; ordinals++) if (!draining.has(ordinals)) found++;
+  return ordinals;
 }
 
 function podIsIn(pod: BuilderPod, proposal: ScaleDownProposal): boolean {

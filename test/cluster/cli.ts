@@ -6,13 +6,14 @@ import { down, health, up, upInner } from './control-plane.ts';
 import { execEnv } from './index.ts';
 
 const USAGE = `usage: npm run cluster -- <command> [--name NAME]
-  up                 bring the cluster up (idempotent; builds the binaries the first time)
+  up [--nodes N]     bring the cluster up (idempotent; builds the binaries the first time); N nodes, default 2
+                     (BKA_CLUSTER_NODES): pods go to the first node that takes them (cordons, taints, selectors)
   down [--purge]     stop every process, delete every netns (--purge: also remove the state dir)
   status             kubeconfig path, netns, health of each component
   exec [--dns] -- CMD...
                      run CMD inside the cluster netns with KUBECONFIG set and the built binaries first on PATH;
                      --dns: in an own mount namespace (slave of the host) whose /etc/resolv.conf points at the cluster DNS
-env: BKA_CLUSTER_NAME (default "default"), BKA_CACHE_DIR (default ~/.cache/buildkitd-autoscaler)`;
+env: BKA_CLUSTER_NAME (default "default"), BKA_CLUSTER_NODES (default 2), BKA_CACHE_DIR (default ~/.cache/buildkitd-autoscaler)`;
 
 async function main(argv: string[]): Promise<number> {
   const dd = argv.indexOf('--');
@@ -24,12 +25,13 @@ async function main(argv: string[]): Promise<number> {
   const cmd = own[0];
   switch (cmd) {
     case '__up-inner': {
-      await upInner(own[1] ?? 'default', own[2] ?? '', Number(own[3]));
+      await upInner(own[1] ?? 'default', own[2] ?? '', Number(own[3]), Number(own[4] ?? '1'));
       return 0;
     }
     case 'up': {
       const t0 = Date.now();
-      const r = await up({ name });
+      const ni2 = own.indexOf('--nodes');
+      const r = await up({ name, ...(ni2 >= 0 ? { nodes: Number(own[ni2 + 1]) } : {}) });
       const p = clusterPaths(name);
       if (!r.alreadyUp) process.stdout.write(`up in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
       process.stdout.write(`netns: ${p.netns}\nkubeconfig: ${p.kubeconfig}\napi: ${r.info.apiServerUrl}\nbin: ${r.info.binDir}\n` +

@@ -359,3 +359,115 @@ spec:
   assert.deepEqual(await resolver.resolve4(`echo2-0.echo2-headless.${ns}.svc.cluster.local`), [pod.status?.podIP]);
   await assert.rejects(resolver.resolve4(`nope.${ns}.svc.cluster.local`), /ENOTFOUND/);
 }));
+
+/** The node a pod was bound to, once it has one. */
+async function boundNode(name: string): Promise<string> {
+  const pod = await waitWatch<PodLike & { spec?: { nodeName?: string } }>(`/api/v1/namespaces/${ns}/pods`, `pod ${name} bound to a node`,
+    (_t, p) => p.metadata?.name === name && !!p.spec?.nodeName);
+  return pod.spec?.nodeName ?? '';
+}
+
+function socatPod(name: string, spec = ''): string {
+  return `
+apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, labels: {app: placed}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: socat, image: alpine/socat:1.8.0.1, args: ["TCP4-LISTEN:1234,fork,reuseaddr", "EXEC:cat"]}
+${spec}`;
+}
+
+void test('pods fill the first node; a cordon, a drain taint or a nodeSelector sends them to the second; kubectl drain honours a PodDisruptionBudget', guarded(async () => {
+  const [first, second] = cluster.nodes;
+  assert.deepEqual(cluster.nodes, ['bka-node', 'bka-node-b']);
+  const ready = await cluster.kubectl(['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}']);
+  assert.equal(ready.stdout.trim(), `${first}=True ${second}=True`);
+  const apply = async (yaml: string) => {
+    const r = await cluster.kubectl(['-n', ns, 'apply', '-f', '-'], { input: yaml });
+    assert.equal(r.code, 0, r.stderr);
+  };
+  const must = async (...args: string[]) => {
+    const r = await cluster.kubectl(args);
+    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  try {
+    await apply(socatPod('packed'));
+    assert.equal(await boundNode('packed'), first);
+
+    await must('cordon', first ?? '');
+    await apply(socatPod('while-cordoned'));
+    assert.equal(await boundNode('while-cordoned'), second);
+    await must('uncordon', first ?? '');
+
+    await must('taint', 'node', first ?? '', 'karpenter.sh/disrupted:NoSchedule');
+    await apply(socatPod('while-tainted'));
+    await apply(socatPod('tolerates-taint', '  tolerations: [{key: karpenter.sh/disrupted, operator: Exists, effect: NoSchedule}]'));
+    assert.equal(await boundNode('while-tainted'), second);
+    assert.equal(await boundNode('tolerates-taint'), first);
+    await must('taint', 'node', first ?? '', 'karpenter.sh/disrupted:NoSchedule-');
+
+    await apply(socatPod('selects-second', `  nodeSelector: {kubernetes.io/hostname: ${second}}`));
+    assert.equal(await boundNode('selects-second'), second);
+
+    // Nowhere to go: Pending with the scheduler's reason, bound as soon as a node takes it again.
+    await must('cordon', first ?? '', second ?? '');
+    await apply(socatPod('nowhere'));
+    const pending = await waitWatch<PodLike>(`/api/v1/namespaces/${ns}/pods`, 'pod nowhere Unschedulable',
+      (_t, p) => p.metadata?.name === 'nowhere' && !!p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False'));
+    assert.equal(pending.status?.phase, 'Pending');
+    const reason = await must('-n', ns, 'get', 'pod', 'nowhere', '-o', 'jsonpath={.status.conditions[?(@.type=="PodScheduled")].message}');
+    assert.equal(reason, '0/2 nodes are available: 2 node(s) were unschedulable.');
+    await must('uncordon', second ?? '');
+    assert.equal(await boundNode('nowhere'), second);
+    await must('uncordon', first ?? '');
+
+    // kubectl drain evicts through the Eviction API: refused while the PodDisruptionBudget allows no disruption.
+    await apply(`
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: drained}
+spec:
+  replicas: 1
+  serviceName: drained
+  selector: {matchLabels: {app: drained}}
+  template:
+    metadata: {labels: {app: drained}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: socat, image: alpine/socat:1.8.0.1, args: ["TCP4-LISTEN:1234,fork,reuseaddr", "EXEC:cat"], readinessProbe: {tcpSocket: {port: 1234}, periodSeconds: 1}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: drained}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: drained}}
+`);
+    assert.equal(await boundNode('drained-0'), first);
+    await waitWatch<PodLike>(`/api/v1/namespaces/${ns}/pods`, 'pod drained-0 Ready',
+      (_t, p) => p.metadata?.name === 'drained-0' && !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    const drainArgs = ['drain', first ?? '', '--pod-selector=app=drained', '--delete-emptydir-data', '--ignore-daemonsets'];
+    const refused = await cluster.kubectl([...drainArgs, '--timeout=8s']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /Cannot evict pod as it would violate the pod's disruption budget/);
+    assert.equal(await must('-n', ns, 'get', 'pod', 'drained-0', '-o', 'jsonpath={.spec.nodeName}'), first, 'still running where it was');
+    assert.equal(await must('get', 'node', first ?? '', '-o', 'jsonpath={.spec.unschedulable}'), 'true', 'drain cordoned the node first');
+
+    await must('-n', ns, 'delete', 'poddisruptionbudget', 'drained');
+    const drained = await cluster.kubectl([...drainArgs, '--timeout=60s']);
+    assert.equal(drained.code, 0, drained.stderr);
+    assert.match(drained.stdout, /evicted/);
+    assert.match(drained.stdout, new RegExp(`node/${first} drained`));
+    const back = await waitWatch<PodLike & { spec?: { nodeName?: string } }>(`/api/v1/namespaces/${ns}/pods`, 'drained-0 back and Ready on the other node',
+      (_t, p) => p.metadata?.name === 'drained-0' && p.spec?.nodeName === second && !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    assert.equal(await echo(back.status?.podIP ?? '', 1234, 'moved'), 'moved');
+  } finally {
+    // Later tests share the cluster: leave both nodes open.
+    await cluster.kubectl(['uncordon', first ?? '', second ?? '']);
+    await cluster.kubectl(['taint', 'node', first ?? '', 'karpenter.sh/disrupted:NoSchedule-']);
+  }
+}));

@@ -16,6 +16,14 @@ export const SERVICE_IP = '10.96.0.1';
 export const API_PORT = 6443;
 export const API_URL = `https://${BRIDGE_IP}:${API_PORT}`;
 export const NODE_NAME = 'bka-node';
+/** Nodes of a cluster unless `up --nodes N` / BKA_CLUSTER_NODES says otherwise: two, so cordons and drains have somewhere to go. */
+export const DEFAULT_NODE_COUNT = 2;
+
+/** The names of a cluster's nodes: bka-node, bka-node-b, bka-node-c, ... (the first keeps its single-node name). */
+export function nodeNames(count: number): string[] {
+  if (!Number.isInteger(count) || count < 1 || count > 26) throw new Error(`invalid node count ${count}: use 1-26`);
+  return Array.from({ length: count }, (_, i) => (i === 0 ? NODE_NAME : `${NODE_NAME}-${String.fromCharCode(97 + i)}`));
+}
 export const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 /** Where the gateway image expects its ServiceAccount files. */
 export const SA_MOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -68,6 +76,8 @@ export interface ClusterInfo {
   startedAt: string;
   upSeconds: number;
   pids: Record<string, number>;
+  /** Names of the Nodes the process kubelet plays (absent in clusters recorded before there were several). */
+  nodes?: string[];
   /** Command line of each component, to start it again (restartComponent). */
   commands?: Record<string, { cmd: string; args: string[] }>;
 }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import {
-  API_PORT, API_URL, BINARIES, BRIDGE, BRIDGE_IP, NODE_NAME, POD_PREFIX_LEN, REPO_ROOT, SA_ISSUER, SERVICE_CIDR,
+  API_PORT, API_URL, BINARIES, BRIDGE, BRIDGE_IP, DEFAULT_NODE_COUNT, NODE_NAME, POD_PREFIX_LEN, nodeNames, REPO_ROOT, SA_ISSUER, SERVICE_CIDR,
   binDir, clusterNetnses, clusterPaths, hostMountArgs, inNetns, ipArgv, netnsExists, netnsInode, netnsPath, nsenterArgs, pidAlive, pidsInNetns, readInfo,
   run, runOk, sleep, waitFor, which, type ClusterInfo, type ClusterPaths,
 } from './common.ts';
@@ -123,10 +123,12 @@ export async function health(name?: string): Promise<{ healthy: boolean; details
     details.push(`apiserver /readyz: ${ready.code === 0 ? ready.stdout.trim() : `FAILED ${ready.stderr.trim()}`}`);
     if (ready.code !== 0) ok = false;
     else {
-      const node = await run(cmd[0] ?? kubectl, [...cmd.slice(1), 'get', 'node', NODE_NAME, '-o',
-        'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
-      details.push(`node ${NODE_NAME} Ready: ${node.stdout.trim() || node.stderr.trim()}`);
-      if (node.stdout.trim() !== 'True') ok = false;
+      for (const nodeName of info.nodes ?? [NODE_NAME]) {
+        const node = await run(cmd[0] ?? kubectl, [...cmd.slice(1), 'get', 'node', nodeName, '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
+        details.push(`node ${nodeName} Ready: ${node.stdout.trim() || node.stderr.trim()}`);
+        if (node.stdout.trim() !== 'True') ok = false;
+      }
     }
   }
   return { healthy: ok, details, info };
@@ -160,13 +162,15 @@ async function withLock<T>(p: ClusterPaths, log: Logger, fn: () => Promise<T>): 
 }
 
 /** Brings the cluster up (idempotent). Runs from anywhere; the daemons are started inside the netns. */
-export async function up(opts: { name?: string; log?: Logger } = {}): Promise<UpResult> {
+export async function up(opts: { name?: string; log?: Logger; nodes?: number } = {}): Promise<UpResult> {
   const log = opts.log ?? defaultLog;
   const p = clusterPaths(opts.name);
-  return withLock(p, log, () => upLocked(p, log));
+  const nodes = opts.nodes ?? (Number(process.env.BKA_CLUSTER_NODES ?? DEFAULT_NODE_COUNT) || DEFAULT_NODE_COUNT);
+  nodeNames(nodes);
+  return withLock(p, log, () => upLocked(p, log, nodes));
 }
 
-async function upLocked(p: ClusterPaths, log: Logger): Promise<UpResult> {
+async function upLocked(p: ClusterPaths, log: Logger, nodes: number): Promise<UpResult> {
   const t0 = Date.now();
   // Platform, root and Go first; then the build script installs missing Debian packages and builds
   // missing binaries; then everything is checked once more.
@@ -176,10 +180,11 @@ async function upLocked(p: ClusterPaths, log: Logger): Promise<UpResult> {
   const problems = checkRequirements({ needGo: false });
   if (problems.length) throw new Error(`cannot run the local cluster:\n  - ${problems.join('\n  - ')}`);
   const h = await health(p.name);
-  if (h.healthy && h.info) {
+  if (h.healthy && h.info && (h.info.nodes?.length ?? 1) === nodes) {
     log(`cluster ${p.name} is already up and healthy (netns ${p.netns}, kubeconfig ${p.kubeconfig})`);
     return { info: h.info, alreadyUp: true };
   }
+  if (h.healthy) log(`cluster ${p.name} has ${h.info?.nodes?.length ?? 1} node(s), ${nodes} wanted: bringing it up again`);
   if (readInfo(p) || netnsExists(p.netns)) {
     log(`cluster ${p.name} is partly up or unhealthy: tearing it down first`);
     await downLocked(p, log, false);
@@ -192,7 +197,7 @@ async function upLocked(p: ClusterPaths, log: Logger): Promise<UpResult> {
   await ipn('addr', 'add', `${BRIDGE_IP}/${POD_PREFIX_LEN}`, 'dev', BRIDGE);
   await ipn('link', 'set', BRIDGE, 'up');
   // The rest runs inside the netns (health checks need to reach 127.0.0.1/10.244.0.1 there).
-  const inner = spawn('nsenter', [...nsenterArgs(p.netns), process.execPath, path.join(import.meta.dirname, 'cli.ts'), '__up-inner', p.name, bins, String(t0)], {
+  const inner = spawn('nsenter', [...nsenterArgs(p.netns), process.execPath, path.join(import.meta.dirname, 'cli.ts'), '__up-inner', p.name, bins, String(t0), String(nodes)], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const code = await new Promise<number>((resolve) => inner.on('exit', (c) => resolve(c ?? 1)));
@@ -204,8 +209,9 @@ async function upLocked(p: ClusterPaths, log: Logger): Promise<UpResult> {
 }
 
 /** Second half of up(), executed inside the netns by `cli.ts __up-inner`. */
-export async function upInner(name: string, bins: string, t0: number, log: Logger = defaultLog): Promise<ClusterInfo> {
+export async function upInner(name: string, bins: string, t0: number, nodeCount = 1, log: Logger = defaultLog): Promise<ClusterInfo> {
   const p = clusterPaths(name);
+  const nodes = nodeNames(nodeCount);
   if (!inNetns(p.netns)) throw new Error(`upInner must run inside netns ${p.netns}`);
   fs.rmSync(p.etcdDir, { recursive: true, force: true });
   fs.rmSync(p.podsDir, { recursive: true, force: true });
@@ -264,20 +270,22 @@ export async function upInner(name: string, bins: string, t0: number, log: Logge
   ]);
 
   log('starting the process kubelet');
-  pids.kubelet = startDaemon(p, 'kubelet', process.execPath, [path.join(import.meta.dirname, 'kubelet.ts'), '--name', p.name, '--bin-dir', bins]);
+  pids.kubelet = startDaemon(p, 'kubelet', process.execPath, [path.join(import.meta.dirname, 'kubelet.ts'), '--name', p.name, '--bin-dir', bins, '--nodes', nodes.join(',')]);
 
-  await waitFor(`node ${NODE_NAME} Ready and ServiceAccount default/default`, 90_000, async () => {
+  await waitFor(`nodes ${nodes.join(', ')} Ready and ServiceAccount default/default`, 90_000, async () => {
     for (const [k, pid] of Object.entries(pids)) if (!pidAlive(pid)) throw new Error(`${k} exited, see ${path.join(p.logDir, `${k}.log`)}`);
-    const node = await apiGet(p, `/api/v1/nodes/${NODE_NAME}`);
-    if (node.status !== 200) return false;
-    const conds = (JSON.parse(node.body) as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
-    if (!conds.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
+    for (const nodeName of nodes) {
+      const node = await apiGet(p, `/api/v1/nodes/${nodeName}`);
+      if (node.status !== 200) return false;
+      const conds = (JSON.parse(node.body) as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
+      if (!conds.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
+    }
     return (await apiGet(p, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200;
   }, 300);
 
   const info: ClusterInfo = {
     name: p.name, netns: p.netns, binDir: bins, apiServerUrl: API_URL, kubeconfigPath: p.kubeconfig, stateDir: p.stateDir,
-    startedAt: new Date().toISOString(), upSeconds: (Date.now() - t0) / 1000, pids, commands,
+    startedAt: new Date().toISOString(), upSeconds: (Date.now() - t0) / 1000, pids, commands, nodes,
   };
   fs.writeFileSync(p.infoFile, JSON.stringify(info, null, 2) + '\n');
   log(`cluster ${p.name} is up in ${info.upSeconds.toFixed(1)}s: netns ${p.netns}, API ${API_URL}, KUBECONFIG=${p.kubeconfig}`);

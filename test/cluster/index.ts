@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import {
-  API_URL, BRIDGE_IP, clusterPaths, inNetns, nsenterArgs, readInfo, run, type ClusterInfo, type RunResult,
+  API_URL, BRIDGE_IP, NODE_NAME, clusterPaths, inNetns, nsenterArgs, readInfo, run, type ClusterInfo, type RunResult,
 } from './common.ts';
 import {
   down, health, restartComponent, signalComponent, startComponent, up, type Component, type Logger,
@@ -11,7 +11,7 @@ import {
 import { kubeconfigYaml } from './pki.ts';
 
 export { START_DELAY_ANNOTATION, imageKind } from './kubelet.ts';
-export { API_URL, BRIDGE_IP, NODE_NAME, SA_MOUNT } from './common.ts';
+export { API_URL, BRIDGE_IP, NODE_NAME, SA_MOUNT, nodeNames } from './common.ts';
 export type { RunResult, ClusterInfo } from './common.ts';
 export { COMPONENTS, type Component } from './control-plane.ts';
 
@@ -36,6 +36,8 @@ export interface Cluster {
   /** CA that signed the API server's serving certificate. */
   caCertPath: string;
   stateDir: string;
+  /** The Nodes the process kubelet plays, in the order its scheduler fills them (bka-node first). */
+  nodes: readonly string[];
   /**
    * Cluster DNS server (pods use it through their /etc/resolv.conf): A records for
    * <svc>.<ns>.svc.cluster.local and <hostname>.<svc>.<ns>.svc.cluster.local. From the test runner use
@@ -133,6 +135,7 @@ function makeCluster(info: ClusterInfo, here: boolean, startedHere: boolean): Cl
     apiServerUrl: info.apiServerUrl || API_URL,
     caCertPath,
     stateDir: info.stateDir,
+    nodes: info.nodes ?? [NODE_NAME],
     dnsServer: BRIDGE_IP,
     inNetns: here,
     startedHere,

@@ -1,10 +1,10 @@
-// The process kubelet: a daemon in the cluster netns that plays the kubelet of one Node. It registers
-// the Node, binds unscheduled pods to it (there is no scheduler), runs each container as a local
-// process in the pod's own network namespace (veth on the cluster bridge), probes it, patches pod
-// status, restarts crashed containers and honours graceful deletion. Pods are watched with an
-// informer; nothing polls the API.
+// The process kubelet: a daemon in the cluster netns that plays the kubelet of every Node of the cluster
+// (node.ts). It registers them, binds unscheduled pods to one (scheduler.ts: there is no kube-scheduler),
+// runs each container as a local process in the pod's own network namespace (veth on the cluster bridge),
+// probes it, patches pod status, restarts crashed containers and honours graceful deletion. Pods are
+// watched with an informer; nothing polls the API.
 //
-// Usage (started by `up`): node test/cluster/kubelet.ts --name <cluster> --bin-dir <dir>
+// Usage (started by `up`): node test/cluster/kubelet.ts --name <cluster> --bin-dir <dir> [--nodes a,b]
 // Env: BKA_KUBELET_START_DELAY_MS (default start delay of every pod, simulating an image pull; the pod
 //      annotation bka.test/start-delay-ms wins), BKA_KUBELET_MAX_BACKOFF_MS (crash restart backoff cap).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,10 +23,11 @@ import {
   BRIDGE, BRIDGE_IP, API_PORT, clusterNetnses, NODE_NAME, POD_PREFIX_LEN, REPO_ROOT, SA_MOUNT, clusterPaths, netnsInode, netnsPath,
   pidsInNetns, run, runOk, sleep, type ClusterPaths,
 } from './common.ts';
+import { KUBELET_PORT, ProcessNode } from './node.ts';
+import { Scheduler } from './scheduler.ts';
 import { Services, resolvConf } from './services.ts';
 
 export const START_DELAY_ANNOTATION = 'bka.test/start-delay-ms';
-const KUBELET_PORT = 10250;
 const SUBNET = BRIDGE_IP.split('.').slice(0, 3).join('.');
 
 type ImageKind = 'socat' | 'buildkit' | 'gateway';
@@ -129,7 +130,8 @@ class Kubelet {
   readonly kc: KubeConfig;
   readonly core: CoreV1Api;
   readonly pods = new Map<string, PodRt>();
-  readonly binding = new Set<string>();
+  readonly nodes: ProcessNode[];
+  readonly scheduler: Scheduler;
   readonly usedIps = new Set<number>();
   nextIp = 2;
   stopping = false;
@@ -139,7 +141,7 @@ class Kubelet {
   readonly caPem: string;
   readonly services: Services;
 
-  constructor(name: string, binDir: string) {
+  constructor(name: string, binDir: string, nodeNames: readonly string[]) {
     this.p = clusterPaths(name);
     this.binDir = binDir;
     this.kc = new KubeConfig();
@@ -147,60 +149,25 @@ class Kubelet {
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.services = new Services(this.kc, log);
     this.caPem = fs.readFileSync(path.join(this.p.pkiDir, 'ca.crt'), 'utf8');
+    this.nodes = nodeNames.map((n) => new ProcessNode(this.kc, n));
+    this.scheduler = new Scheduler(this.kc, nodeNames, { log, event: (pod, type, reason, message) => this.event(pod, type, reason, message) });
   }
 
-  // ---------------------------------------------------------------- node
-  nodeStatus() {
-    const t = now();
-    const cond = (type: string, status: string, reason: string, message: string) => ({ type, status, reason, message, lastHeartbeatTime: t, lastTransitionTime: this.nodeStarted });
-    return {
-      conditions: [
-        cond('Ready', 'True', 'KubeletReady', 'process kubelet is posting ready status'),
-        cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'ok'),
-        cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'ok'),
-        cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'ok'),
-      ],
-      addresses: [{ type: 'InternalIP', address: BRIDGE_IP }, { type: 'Hostname', address: NODE_NAME }],
-      capacity: { cpu: String(os.cpus().length), memory: `${Math.floor(os.totalmem() / 1024)}Ki`, pods: '110', 'ephemeral-storage': '100Gi' },
-      allocatable: { cpu: String(os.cpus().length), memory: `${Math.floor(os.totalmem() / 1024)}Ki`, pods: '110', 'ephemeral-storage': '100Gi' },
-      daemonEndpoints: { kubeletEndpoint: { Port: KUBELET_PORT } },
-      nodeInfo: {
-        machineID: 'bka', systemUUID: 'bka', bootID: 'bka', kernelVersion: os.release(), osImage: 'buildkitd-autoscaler process kubelet',
-        containerRuntimeVersion: 'bka-process://1', kubeletVersion: 'v1.33.13', kubeProxyVersion: '', operatingSystem: 'linux', architecture: 'amd64',
-      },
-    };
-  }
-  nodeStarted = now();
-
-  async registerNode(): Promise<void> {
-    const body = {
-      apiVersion: 'v1', kind: 'Node',
-      metadata: { name: NODE_NAME, labels: { 'kubernetes.io/hostname': NODE_NAME, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'bka.test/process-kubelet': 'true' } },
-      spec: { podCIDR: `${SUBNET}.0/${POD_PREFIX_LEN}`, podCIDRs: [`${SUBNET}.0/${POD_PREFIX_LEN}`] },
-    };
-    try {
-      await this.core.createNode({ body });
-      log(`registered node ${NODE_NAME}`);
-    } catch (e) {
-      if (errCode(e) !== 409) throw e;
-    }
-    await this.heartbeat();
-  }
-
-  async heartbeat(): Promise<void> {
-    await this.core.patchNodeStatus({ name: NODE_NAME, body: { status: this.nodeStatus() } }, this.mergePatch);
+  runsOn(nodeName: string): boolean {
+    return this.nodes.some((n) => n.name === nodeName);
   }
 
   // ---------------------------------------------------------------- events
   event(rt: { ns: string; name: string; uid: string }, type: 'Normal' | 'Warning', reason: string, message: string, fieldPath?: string): void {
     const t = now();
+    const host = this.pods.get(rt.uid)?.pod.spec?.nodeName ?? this.nodes[0]?.name ?? NODE_NAME;
     this.core.createNamespacedEvent({
       namespace: rt.ns,
       body: {
         metadata: { generateName: `${rt.name}.`, namespace: rt.ns },
         involvedObject: { kind: 'Pod', apiVersion: 'v1', namespace: rt.ns, name: rt.name, uid: rt.uid, ...(fieldPath ? { fieldPath } : {}) },
         reason, message, type, count: 1, firstTimestamp: new Date(t), lastTimestamp: new Date(t),
-        source: { component: 'bka-process-kubelet', host: NODE_NAME }, reportingComponent: 'bka-process-kubelet', reportingInstance: NODE_NAME,
+        source: { component: 'bka-process-kubelet', host }, reportingComponent: 'bka-process-kubelet', reportingInstance: host,
       },
     }).catch((e: unknown) => log(`event ${rt.ns}/${rt.name} ${reason}: ${errMsg(e)}`));
   }
@@ -212,10 +179,10 @@ class Kubelet {
     const ns = pod.metadata?.namespace ?? '';
     const name = pod.metadata?.name ?? '';
     if (!pod.spec?.nodeName) {
-      if (!pod.metadata?.deletionTimestamp) this.bind(ns, name, uid);
+      this.scheduler.schedule(pod);
       return;
     }
-    if (pod.spec.nodeName !== NODE_NAME) return;
+    if (!this.runsOn(pod.spec.nodeName)) return;
     const rt = this.pods.get(uid);
     if (!rt) {
       const phase = pod.status?.phase;
@@ -251,6 +218,7 @@ class Kubelet {
   }
 
   onPodDeleted(pod: V1Pod): void {
+    this.scheduler.forget(pod.metadata?.uid ?? '');
     const rt = this.pods.get(pod.metadata?.uid ?? '');
     if (rt) {
       log(`pod ${rt.ns}/${rt.name} was removed from the API: stopping its processes`);
@@ -261,21 +229,6 @@ class Kubelet {
 
   graceSeconds(pod: V1Pod): number {
     return pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
-  }
-
-  bind(ns: string, name: string, uid: string): void {
-    if (this.binding.has(uid)) return;
-    this.binding.add(uid);
-    this.core.createNamespacedPodBinding({
-      name, namespace: ns,
-      body: { apiVersion: 'v1', kind: 'Binding', metadata: { name, namespace: ns }, target: { apiVersion: 'v1', kind: 'Node', name: NODE_NAME } },
-    }).then(() => {
-      log(`bound ${ns}/${name} to ${NODE_NAME}`);
-      this.event({ ns, name, uid }, 'Normal', 'Scheduled', `Successfully assigned ${ns}/${name} to ${NODE_NAME}`);
-    }, (e: unknown) => {
-      log(`bind ${ns}/${name}: ${errMsg(e)}`);
-      setTimeout(() => this.binding.delete(uid), 1000);
-    });
   }
 
   // ---------------------------------------------------------------- sandbox
@@ -362,7 +315,7 @@ class Kubelet {
       case 'metadata.name': return rt.name;
       case 'metadata.namespace': return rt.ns;
       case 'metadata.uid': return rt.uid;
-      case 'spec.nodeName': return NODE_NAME;
+      case 'spec.nodeName': return rt.pod.spec?.nodeName ?? '';
       case 'spec.serviceAccountName': return rt.pod.spec?.serviceAccountName ?? 'default';
       case 'status.podIP': case 'status.podIPs': return rt.ip ?? '';
       case 'status.hostIP': case 'status.hostIPs': return BRIDGE_IP;
@@ -1007,6 +960,7 @@ class Kubelet {
       await this.removeSandbox(rt);
     }));
     await this.services.stop();
+    await this.scheduler.stop();
     log('shut down');
   }
 
@@ -1080,8 +1034,12 @@ class Kubelet {
     await this.cleanupLeftovers();
     await this.serveLogs();
     await this.services.start();
-    await this.registerNode();
-    const hb = setInterval(() => { this.heartbeat().catch((e: unknown) => log(`heartbeat: ${errMsg(e)}`)); }, 10_000);
+    for (const node of this.nodes) await node.register(log);
+    const hb = setInterval(() => {
+      for (const node of this.nodes) node.heartbeat().catch((e: unknown) => log(`heartbeat ${node.name}: ${errMsg(e)}`));
+    }, 10_000);
+    // Nodes listed before the first pod arrives, so the first pods are bound at once.
+    await this.scheduler.start();
     const informer = makeInformer<V1Pod>(this.kc, '/api/v1/pods', () => this.core.listPodForAllNamespaces());
     informer.on('add', (p) => this.onPod(p));
     informer.on('update', (p) => this.onPod(p));
@@ -1091,7 +1049,7 @@ class Kubelet {
       setTimeout(() => { if (!this.stopping) informer.start().catch((e2: unknown) => log(`informer start: ${errMsg(e2)}`)); }, 1000);
     });
     await informer.start();
-    log(`process kubelet ready: node ${NODE_NAME}, state ${this.p.podsDir}`);
+    log(`process kubelet ready: nodes ${this.nodes.map((n) => n.name).join(', ')}, state ${this.p.podsDir}`);
     const onSignal = () => {
       clearInterval(hb);
       informer.stop().catch(() => undefined);
@@ -1103,13 +1061,13 @@ class Kubelet {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { name: { type: 'string' }, 'bin-dir': { type: 'string' } } });
+  const { values } = parseArgs({ options: { name: { type: 'string' }, 'bin-dir': { type: 'string' }, nodes: { type: 'string' } } });
   if (!values['bin-dir']) {
-    process.stderr.write('usage: kubelet.ts --name <cluster> --bin-dir <dir>\n');
+    process.stderr.write('usage: kubelet.ts --name <cluster> --bin-dir <dir> [--nodes a,b]\n');
     process.exit(2);
   }
   fs.mkdirSync(SA_MOUNT, { recursive: true });
-  const k = new Kubelet(values.name ?? 'default', values['bin-dir']);
+  const k = new Kubelet(values.name ?? 'default', values['bin-dir'], values.nodes ? values.nodes.split(',') : [NODE_NAME]);
   k.main().catch((e: unknown) => {
     log(`fatal: ${errMsg(e)}`);
     process.exit(1);

@@ -352,6 +352,13 @@ export const CASES: Record<string, ValueCase> = {
   'pool.connectionsPerReplica': { set: 3, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_CONNECTIONS_PER_REPLICA'), '3') },
   'pool.maxConnectionsPerReplica': { set: 4, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MAX_CONNECTIONS_PER_REPLICA'), '4') },
   'pool.affinity': { set: 'none', expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_AFFINITY'), 'none') },
+  'pool.watchNodes': {
+    set: false,
+    expect: (d) => {
+      assert.equal(gatewayEnv(d, 'WATCH_NODES'), 'false');
+      assert.equal(d.filter((doc) => doc.kind === 'ClusterRole' || doc.kind === 'ClusterRoleBinding').length, 0, 'no access to nodes');
+    },
+  },
   'leaderElection.enabled': {
     set: false,
     // The one shape leader election may be off in: a lone gateway without a budget that would block drains.

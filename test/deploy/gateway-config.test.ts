@@ -170,6 +170,7 @@ describe('the gateway accepts what is installed', () => {
       BUILDKITD_CONNECTIONS_PER_REPLICA: '8',
       BUILDKITD_MAX_CONNECTIONS_PER_REPLICA: '0',
       BUILDKITD_AFFINITY: 'client-ip',
+      WATCH_NODES: 'true',
       POD_NAME,
       POD_UID,
       POD_IP,

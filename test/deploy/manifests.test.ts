@@ -40,13 +40,15 @@ describe('deploy/kubernetes (kustomize)', () => {
         'Namespace/buildkit',
         'ServiceAccount/buildkitd-autoscaler',
         'Role/buildkitd-autoscaler',
+        'ClusterRole/buildkitd-autoscaler-nodes',
         'RoleBinding/buildkitd-autoscaler',
+        'ClusterRoleBinding/buildkitd-autoscaler-nodes',
         'Service/buildkitd-autoscaler',
         'Deployment/buildkitd-autoscaler',
         'PodDisruptionBudget/buildkitd-autoscaler',
       ],
     );
-    for (const doc of gateway.filter((d) => d.kind !== 'Namespace')) assert.equal(doc.metadata.namespace, 'buildkit', `${doc.kind} namespace`);
+    for (const doc of gateway.filter((d) => !['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(d.kind))) assert.equal(doc.metadata.namespace, 'buildkit', `${doc.kind} namespace`);
   });
 
   it('runs the gateway hardened, probed, drained and with least-privilege RBAC', () => {

@@ -105,21 +105,28 @@ interface RbacOptions {
   withoutWatchOf?: 'statefulsets' | 'endpointslices';
   /** The StatefulSets the Role names (default: the shipped buildkitd), as one Role per pool would. */
   statefulSetNames?: string[];
+  /** Without the shipped ClusterRole that lets the gateway read Nodes. */
+  withoutNodes?: boolean;
   /** Pods may be read and watched but not patched: no busy marks can be written. */
   withoutPodPatch?: boolean;
 }
 
 /** The Role, RoleBinding and ServiceAccount exactly as shipped in deploy/kubernetes, moved to `namespace`. */
 function shippedRbacYaml(namespace: string, options: RbacOptions = {}): string {
-  const files = ['01-serviceaccount.yaml', '02-role.yaml', '03-rolebinding.yaml'];
+  const files = ['01-serviceaccount.yaml', '02-role.yaml', '03-rolebinding.yaml', ...(options.withoutNodes ? [] : ['07-clusterrole-nodes.yaml'])];
   const objects = files.flatMap((f): unknown[] => loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8'))) as Array<{
     kind: string;
-    metadata: { namespace?: string };
+    metadata: { name: string; namespace?: string };
     rules?: Array<{ resources?: string[]; resourceNames?: string[]; verbs?: string[] }>;
     subjects?: Array<{ namespace?: string }>;
+    roleRef?: { name: string };
   }>;
   for (const object of objects) {
-    object.metadata.namespace = namespace;
+    if (object.kind === 'ClusterRole' || object.kind === 'ClusterRoleBinding') {
+      // Cluster-scoped: one per test namespace (deleted with it by setup()).
+      object.metadata.name = clusterScopedName(namespace);
+      if (object.roleRef) object.roleRef.name = clusterScopedName(namespace);
+    } else object.metadata.namespace = namespace;
     for (const subject of object.subjects ?? []) subject.namespace = namespace;
     if (object.kind === 'Role' && options.statefulSetNames) {
       for (const rule of object.rules ?? []) if (rule.resourceNames) rule.resourceNames = options.statefulSetNames;
@@ -146,6 +153,9 @@ function shippedRbacYaml(namespace: string, options: RbacOptions = {}): string {
   }
   return objects.map((object) => dumpYaml(object)).join('---\n');
 }
+
+/** The name of a test namespace's copy of the shipped ClusterRole and its binding. */
+const clusterScopedName = (namespace: string) => `buildkitd-autoscaler-nodes-${namespace}`;
 
 export interface Gateway {
   proxyPort: number;
@@ -223,6 +233,7 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
     const failed = (t as unknown as { passed?: boolean }).passed === false;
     if (failed || process.env['BKA_KEEP_ARTIFACTS'] === '1') await c.collectArtifacts(namespace, artifacts);
     await c.deleteNamespace(namespace);
+    await c.kubectl(['delete', 'clusterrolebinding,clusterrole', clusterScopedName(namespace), '--ignore-not-found', '--wait=false']);
   });
 
   const env: Env = {

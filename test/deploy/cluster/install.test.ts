@@ -101,6 +101,10 @@ describe('deploy/kubernetes on a real API server', () => {
       ['create', 'leases.coordination.k8s.io'],
       ['update', 'leases.coordination.k8s.io'],
       ['delete', 'leases.coordination.k8s.io'],
+      // Builders on draining nodes (WATCH_NODES=true): read-only, through the ClusterRole.
+      ['get', 'nodes'],
+      ['list', 'nodes'],
+      ['watch', 'nodes'],
       // Busy marks: read a builder, merge-patch its labels and annotations, watch the labelled ones.
       ['get', 'pods'],
       ['list', 'pods'],
@@ -108,6 +112,7 @@ describe('deploy/kubernetes on a real API server', () => {
       ['patch', 'pods'],
     ];
     const denied: [string, string, string?][] = [
+      ['patch', 'nodes'],
       ['patch', 'statefulsets/buildkitd'], // the pod template stays out of reach
       ['delete', 'statefulsets/buildkitd'],
       ['patch', 'statefulsets/other', 'scale'],
