@@ -142,10 +142,8 @@ export class ReplicaReports {
  * look more recent (a later scale-down, never an early one). Replicas of every version write renewTime so.
  */
 export function onOurClock(activity: PublishedActivity, lease: V1Lease, seenAt: number): PublishedActivity {
-  const renewTime = lease.spec?.renewTime as unknown;
-  const written = renewTime instanceof Date ? renewTime.getTime() : typeof renewTime === 'string' ? Date.parse(renewTime) : Number.NaN;
-  if (Number.isNaN(written)) return activity;
-  const shift = seenAt - written;
+  const shift = writerClockShift(lease.spec?.renewTime, seenAt);
+  if (shift === undefined) return activity;
   const pods: PublishedActivity['pods'] = {};
   for (const [name, entry] of Object.entries(activity.pods)) pods[name] = { open: entry.open, lastActiveAt: entry.lastActiveAt + shift };
   return {
@@ -155,4 +153,10 @@ export function onOurClock(activity: PublishedActivity, lease: V1Lease, seenAt: 
     ...(activity.lastHeldCloseAt === undefined ? {} : { lastHeldCloseAt: activity.lastHeldCloseAt + shift }),
     ...(activity.wake ? { wake: activity.wake.map((request) => ({ replicas: request.replicas, until: request.until + shift })) } : {}),
   };
+}
+
+/** What to add to a time on a writer's clock to put it on ours: `written` is the writer's stamp of the write (a Date or RFC 3339), `seenAt` when we saw that write; undefined without a readable stamp. */
+export function writerClockShift(written: unknown, seenAt: number): number | undefined {
+  const writtenMs = written instanceof Date ? written.getTime() : typeof written === 'string' ? Date.parse(written) : Number.NaN;
+  return Number.isNaN(writtenMs) ? undefined : seenAt - writtenMs;
 }

@@ -37,8 +37,48 @@ test('expired and malformed entries are dropped; a failed write is logged with B
   });
   assert.deepEqual(wake.read(), []);
   await wake.record([{ replicas: 3, until: now + minute }]);
-  assert.equal(store.leases.get('bka-wake')?.metadata?.annotations?.[wakeAnnotation], JSON.stringify([{ replicas: 3, until: new Date(now + minute).toISOString() }]));
+  assert.equal(store.leases.get('bka-wake')?.metadata?.annotations?.[wakeAnnotation], JSON.stringify([{ replicas: 3, until: new Date(now + minute).toISOString(), writtenAt: new Date(now).toISOString() }]));
   store.failWith = 403;
   assert.equal(await wake.record([{ replicas: 1, until: now + minute }]), false);
   assert.deepEqual(events.map((e) => e.kind === 'lease_failed' && [e.code, e.status]), [['BKA_LEASE_FAILED', 403]]);
+});
+
+test('a wake written by a replica whose clock is 10 min off is kept for its real remaining length, never its writer\'s instant', async () => {
+  const store = new FakeLeaseStore();
+  const replica = (offset: number) =>
+    new WakeLease({ store: store.client(), name: 'bka-wake', labels: {}, leases: () => [...store.leases.values()], wallNow: () => now + offset }, { emit: () => {} });
+  // Ahead: its until is 10 min later on our clock than the window really lasts.
+  assert.equal(await replica(10 * minute).record([{ replicas: 1, until: now + 10 * minute + 30 * minute }]), true);
+  const reader = replica(0);
+  assert.deepEqual(reader.read(), [{ replicas: 1, until: now + 30 * minute }]);
+  // Behind: its until has already passed on our clock, although 5 min of the window remain.
+  store.leases.clear();
+  assert.equal(await replica(-10 * minute).record([{ replicas: 2, until: now - 10 * minute + 5 * minute }]), true);
+  assert.deepEqual(replica(0).read(), [{ replicas: 2, until: now + 5 * minute }]);
+  // Merged into our own write, the other's entry is moved onto our clock first and stays readable by a third clock.
+  assert.equal(await replica(0).record([{ replicas: 1, until: now + 20 * minute }]), true);
+  assert.deepEqual(replica(3 * minute).read(), [
+    { replicas: 2, until: now + 3 * minute + 5 * minute },
+    { replicas: 1, until: now + 3 * minute + 20 * minute },
+  ]);
+});
+
+test('an entry of the previous format (no writtenAt) is read on our clock as before; a version is timed when first seen', () => {
+  let wall = now;
+  const store = new FakeLeaseStore();
+  const reader = new WakeLease({ store, name: 'bka-wake', labels: {}, leases: () => [...store.leases.values()], wallNow: () => wall }, { emit: () => {} });
+  store.leases.set('bka-wake', {
+    metadata: {
+      name: 'bka-wake',
+      resourceVersion: '1',
+      annotations: { [wakeAnnotation]: JSON.stringify([{ replicas: 1, until: new Date(now + 5 * minute).toISOString() }, { replicas: 2, until: new Date(now + 2 * minute).toISOString(), writtenAt: new Date(now - minute).toISOString() }]) },
+    },
+  });
+  const expected = [
+    { replicas: 2, until: now + 3 * minute },
+    { replicas: 1, until: now + 5 * minute },
+  ];
+  assert.deepEqual(reader.read(), expected);
+  wall = now + minute;
+  assert.deepEqual(reader.read(), expected);
 });

@@ -5,6 +5,7 @@ import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import type { LeaseStore } from '../kube/leases.ts';
 import { mergeWakeRequests, type WakeRequest } from '../scaler/wake-requests.ts';
 import { decodeWake } from './activity-lease.ts';
+import { writerClockShift } from './replica-reports.ts';
 
 export const wakeAnnotation = 'buildkitd-autoscaler/wake';
 
@@ -34,6 +35,8 @@ export class WakeLease {
   private readonly inputs: WakeLeaseInputs;
   private readonly callbacks: WakeLeaseCallbacks;
   private readonly wallNow: () => number;
+  /** The Lease's requests on our clock, as of the version we last saw and timed when we first saw it. */
+  private observed: { resourceVersion: string | undefined; requests: WakeRequest[] } | undefined;
 
   constructor(inputs: WakeLeaseInputs, callbacks: WakeLeaseCallbacks) {
     this.inputs = inputs;
@@ -44,7 +47,7 @@ export class WakeLease {
   /** The requests in force recorded in the Lease, as the watch last saw it. */
   read(): WakeRequest[] {
     const lease = this.inputs.leases().find((l) => l.metadata?.name === this.inputs.name);
-    return mergeWakeRequests(decodeWakeRequests(lease?.metadata?.annotations?.[wakeAnnotation]), this.wallNow());
+    return mergeWakeRequests(this.onOurClock(lease), this.wallNow());
   }
 
   /** Merges `requests` into the Lease (never shortening one there); expired ones are dropped on the way. */
@@ -52,8 +55,9 @@ export class WakeLease {
     for (let attempt = 1; ; attempt += 1) {
       try {
         const current = await this.inputs.store.get(this.inputs.name);
-        const merged = mergeWakeRequests([...decodeWakeRequests(current?.metadata?.annotations?.[wakeAnnotation]), ...requests], this.wallNow());
-        const annotations = { [wakeAnnotation]: encodeWakeRequests(merged) };
+        const now = this.wallNow();
+        const merged = mergeWakeRequests([...this.onOurClock(current), ...requests], now);
+        const annotations = { [wakeAnnotation]: encodeWakeRequests(merged, now) };
         if (!current) {
           await this.inputs.store.create({ metadata: { name: this.inputs.name, labels: this.inputs.labels, annotations } });
         } else {
@@ -68,16 +72,36 @@ export class WakeLease {
       }
     }
   }
+
+  /** A version of the Lease is timed when this replica first sees it (watch or GET), so a later look never lengthens a window. */
+  private onOurClock(lease: V1Lease | undefined): WakeRequest[] {
+    const resourceVersion = lease?.metadata?.resourceVersion;
+    if (!this.observed || this.observed.resourceVersion !== resourceVersion) {
+      this.observed = { resourceVersion, requests: decodeWakeRequests(lease?.metadata?.annotations?.[wakeAnnotation], this.wallNow()) };
+    }
+    return this.observed.requests;
+  }
 }
 
-function encodeWakeRequests(requests: readonly WakeRequest[]): string {
-  return JSON.stringify(requests.map((request) => ({ replicas: request.replicas, until: new Date(request.until).toISOString() })));
+/** Each entry carries `writtenAt`, the writer's clock at the write, so a reader needs only durations on it (see writerClockShift). */
+function encodeWakeRequests(requests: readonly WakeRequest[], now: number): string {
+  const writtenAt = new Date(now).toISOString();
+  return JSON.stringify(requests.map((request) => ({ replicas: request.replicas, until: new Date(request.until).toISOString(), writtenAt })));
 }
 
-function decodeWakeRequests(text: string | undefined): WakeRequest[] {
+/** An entry without `writtenAt` (written by a previous version) is read as before: its until on our clock. */
+function decodeWakeRequests(text: string | undefined, seenAt: number): WakeRequest[] {
+  let entries: unknown;
   try {
-    return decodeWake(text === undefined ? [] : JSON.parse(text));
+    entries = text === undefined ? [] : JSON.parse(text);
   } catch {
     return [];
   }
+  if (!Array.isArray(entries)) return [];
+  return (entries as unknown[]).flatMap((entry) => {
+    const [request] = decodeWake([entry]);
+    if (!request) return [];
+    const shift = writerClockShift((entry as { writtenAt?: unknown }).writtenAt, seenAt) ?? 0;
+    return [{ replicas: request.replicas, until: request.until + shift }];
+  });
 }

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import { CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import { echoExchange, openEcho, setup, sleep, waitFor, type Env } from './harness.ts';
-import { allReporting, leaderAmong, reportLeaseName, startReplica, type Replica } from './gateway-replicas.ts';
+import { allReporting, idleTimeoutMs, leaderAmong, reportLeaseName, reportLeases, startReplica, type Replica } from './gateway-replicas.ts';
 
 const libfaketimeCandidates = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'];
 
@@ -140,4 +140,34 @@ test('a follower 60 s ahead never acknowledges a proposal while it routes a new 
   assert.equal((await env.replicas()).spec, 1, 'buildkitd-0 is kept under the connection');
   assert.equal((await build.roundTrip(Buffer.from('still there'))).toString(), 'still there');
   build.socket.end();
+});
+
+test('a wake accepted by a replica 10 min ahead, every replica then replaced: the new one keeps the builder for the real window only', async (t) => {
+  const env = await setup(t);
+  const windowMs = 30_000;
+  const old = await startReplica(env, 'gateway-ahead', skewed(600));
+  await allReporting([old], 1);
+  const acceptedAt = Date.now();
+  const accepted = await fetch(`http://127.0.0.1:${old.gateway.metricsPort}/wake?for=${windowMs / 1000}s`, { method: 'POST' });
+  assert.equal(accepted.status, 202);
+  const realEnd = acceptedAt + windowMs;
+  await waitFor('the builder woken', async () => (await env.replicas()).ready === 1);
+  assert.equal(await old.gateway.stop('SIGTERM'), 0);
+  assert.deepEqual(await reportLeases(env), [], 'the drained replica deleted its report: only the wake Lease carries the wake');
+
+  const fresh = await startReplica(env, 'gateway-normal');
+  await leaderAmong([fresh]);
+  const until = await waitFor('the new replica knows the wake', async () => {
+    const body = (await (await fetch(`http://127.0.0.1:${fresh.gateway.metricsPort}/wake`)).json()) as { wake: { until: string } | null };
+    return body.wake ? Date.parse(body.wake.until) : undefined;
+  }, 20_000);
+  // Counted from when the new replica first saw the write: later than the real end by at most that delay, never earlier.
+  const seenBy = Date.now();
+  assert.ok(until >= realEnd - 1_000 && until <= realEnd + (seenBy - acceptedAt), `the window ends ${Math.round((until - realEnd) / 1000)} s after its real end on the new replica's clock`);
+  while (Date.now() < realEnd - 1_000) {
+    assert.equal((await env.replicas()).spec, 1, 'the builder stays for the wake window');
+    await sleep(500);
+  }
+  // Ten minutes is what the ahead writer's instant would cost.
+  await waitFor('scale-down to zero after the window and the idle timeout', async () => (await env.replicas()).spec === 0, until - Date.now() + idleTimeoutMs + 60_000);
 });
