@@ -1,7 +1,7 @@
 // The chart values and what each must change in the rendering, shared by the rendering test
 // (chart-values.test.ts) and the API-server test (cluster/install.test.ts).
 import assert from 'node:assert/strict';
-import type { V1ConfigMap, V1PodDisruptionBudget, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
 import {
   buildkitdContainer,
   deployment,
