@@ -56,7 +56,7 @@ describe('monitoring objects on the prometheus-operator CRDs', () => {
       assert.ok(monitoring.length > 0);
       const result = await dryRun(rendered.stdout);
       assert.equal(result.code, 0, `the API server refused the rendering: ${result.stderr}`);
-      for (const d of monitoring) assert.match(result.stdout, new RegExp(`${d.kind.toLowerCase()}[^ ]* ${d.metadata.name} .*\\(server dry run\\)`, 'i'));
+      for (const d of monitoring) assert.match(result.stdout, new RegExp(`^${d.kind.toLowerCase()}[^/ ]*/${d.metadata.name} created \\(server dry run\\)$`, 'im'));
     });
   }
 
