@@ -78,7 +78,8 @@ export async function checkMonitoring(prometheus: Prometheus, scope: RunScope): 
   for (const rule of alertRules(rules)) {
     const fired = await range(`ALERTS{alertname="${rule.alert}",${`namespace=~"${scope.namespaces.join('|')}"`}}`);
     if (fired.length > 0) {
-      checks.push({ kind: 'alert', name: rule.alert, query: rule.expr, result: 'fired', pass: true });
+      const states = [...new Set(fired.map((f) => f.metric.alertstate ?? '?'))].sort().join(' and ');
+      checks.push({ kind: 'alert', name: rule.alert, query: `${rule.expr} (ALERTS: ${states})`, result: 'fired', pass: true });
       continue;
     }
     const missing: string[] = [];

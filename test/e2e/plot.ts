@@ -11,6 +11,8 @@ export interface PlotSeries {
 const WIDTH = 900;
 const HEIGHT = 320;
 const MARGIN = { left: 60, right: 170, top: 36, bottom: 40 };
+/** Samples further apart than this (seconds) are not joined by a line. */
+const GAP_S = 6;
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
 
 const escape = (text: string) => text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
@@ -48,8 +50,19 @@ export function linePlotSvg(title: string, unit: string, series: readonly PlotSe
   parts.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 6}" text-anchor="middle">seconds from the start of the run</text>`);
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length] ?? '#000';
-    const points = s.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
-    if (points) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points}"/>`);
+    // A gap in the samples (no value, as a quantile without traffic) breaks the line instead of bridging it.
+    const segments: [number, number][][] = [];
+    for (const point of s.points) {
+      const last = segments.at(-1);
+      const previous = last?.at(-1);
+      if (last && previous && point[0] - previous[0] <= GAP_S) last.push(point);
+      else segments.push([point]);
+    }
+    for (const segment of segments) {
+      const points = segment.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+      parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points}"/>`);
+      for (const [t, v] of segment.length === 1 ? segment : []) parts.push(`<circle cx="${x(t).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${color}"/>`);
+    }
     const ly = MARGIN.top + 16 * i + 8;
     parts.push(`<line x1="${WIDTH - MARGIN.right + 12}" x2="${WIDTH - MARGIN.right + 32}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="3"/>`);
     parts.push(`<text x="${WIDTH - MARGIN.right + 38}" y="${ly + 4}">${escape(s.name)}</text>`);
