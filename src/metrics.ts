@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { buildInfo } from './build-info.ts';
+import { ErrorCode } from './errors.ts';
 import type { InformerStatus } from './kube/informer.ts';
 
 export type Metrics = ReturnType<typeof createMetrics>;
@@ -74,6 +75,10 @@ export function createMetrics() {
       help: 'Runtime failures, by stable error code',
       labelNames: ['code'] as const,
       registers,
+      collect() {
+        // Every code present at 0 from the start, so the alerts' increase() sees the first error.
+        for (const code of Object.values(ErrorCode)) this.inc({ code }, 0);
+      },
     }),
     replicas: new Gauge({
       name: 'bka_statefulset_replicas',

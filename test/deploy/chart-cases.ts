@@ -382,7 +382,90 @@ export const CASES: Record<string, ValueCase> = {
       assert.equal(budgetSpec(d).minAvailable, undefined, 'maxUnavailable replaces minAvailable');
     },
   },
+  'metrics.serviceMonitor.enabled': {
+    set: true,
+    expect: (d) => {
+      const spec = monitorSpec(d, 'ServiceMonitor');
+      assert.deepEqual(spec.selector, { matchLabels: gatewayService(d).spec?.selector }, 'selects the gateway Service');
+      assert.deepEqual(spec.endpoints?.map((e) => e.port), ['metrics']);
+    },
+  },
+  'metrics.serviceMonitor.interval': {
+    set: '15s',
+    context: { metrics: { serviceMonitor: { enabled: true } } },
+    expect: (d) => assert.equal(monitorSpec(d, 'ServiceMonitor').endpoints?.[0]?.interval, '15s'),
+  },
+  'metrics.serviceMonitor.labels': {
+    set: { release: 'kube-prometheus-stack' },
+    context: { metrics: { serviceMonitor: { enabled: true } } },
+    expect: (d) => assert.equal(findOne(d, 'ServiceMonitor').metadata.labels?.release, 'kube-prometheus-stack'),
+  },
+  'metrics.podMonitor.enabled': {
+    set: true,
+    expect: (d) => {
+      const spec = monitorSpec(d, 'PodMonitor');
+      assert.deepEqual(spec.selector, { matchLabels: deployment(d).spec?.selector.matchLabels }, 'selects the gateway pods');
+      assert.deepEqual(spec.podMetricsEndpoints?.map((e) => e.port), ['metrics']);
+    },
+  },
+  'metrics.podMonitor.interval': {
+    set: '15s',
+    context: { metrics: { podMonitor: { enabled: true } } },
+    expect: (d) => assert.equal(monitorSpec(d, 'PodMonitor').podMetricsEndpoints?.[0]?.interval, '15s'),
+  },
+  'metrics.podMonitor.labels': {
+    set: { release: 'kube-prometheus-stack' },
+    context: { metrics: { podMonitor: { enabled: true } } },
+    expect: (d) => assert.equal(findOne(d, 'PodMonitor').metadata.labels?.release, 'kube-prometheus-stack'),
+  },
+  'metrics.prometheusRule.enabled': {
+    set: true,
+    expect: (d) => {
+      const alerts = (findOne(d, 'PrometheusRule').spec as { groups: { rules: { alert?: string }[] }[] }).groups.flatMap((g) => g.rules.map((r) => r.alert));
+      assert.ok(alerts.includes('BuildkitdAutoscalerLeaderCount') && alerts.length >= 10, alerts.join(', '));
+    },
+  },
+  'metrics.prometheusRule.labels': {
+    set: { release: 'kube-prometheus-stack' },
+    context: { metrics: { prometheusRule: { enabled: true } } },
+    expect: (d) => assert.equal(findOne(d, 'PrometheusRule').metadata.labels?.release, 'kube-prometheus-stack'),
+  },
+  'metrics.grafanaDashboard.enabled': {
+    set: true,
+    expect: (d) => {
+      const map = dashboardConfigMap(d);
+      assert.equal(map.metadata.labels?.grafana_dashboard, '1', 'the sidecar label');
+      assert.equal((JSON.parse(map.data['buildkitd-autoscaler.json'] ?? '{}') as { uid?: string }).uid, 'buildkitd-autoscaler');
+    },
+  },
+  'metrics.grafanaDashboard.labels.grafana_dashboard': {
+    set: 'buildkit',
+    context: { metrics: { grafanaDashboard: { enabled: true } } },
+    expect: (d) => assert.equal(dashboardConfigMap(d).metadata.labels?.grafana_dashboard, 'buildkit'),
+  },
+  'metrics.grafanaDashboard.annotations': {
+    set: { grafana_folder: 'Build' },
+    context: { metrics: { grafanaDashboard: { enabled: true } } },
+    expect: (d) => assert.deepEqual(dashboardConfigMap(d).metadata.annotations, { grafana_folder: 'Build' }),
+  },
+  'metrics.grafanaDashboard.namespace': {
+    set: 'monitoring',
+    context: { metrics: { grafanaDashboard: { enabled: true } } },
+    expect: (d) => assert.equal(dashboardConfigMap(d).metadata.namespace, 'monitoring'),
+  },
 };
+
+interface MonitorSpec {
+  selector?: unknown;
+  endpoints?: { port?: string; interval?: string }[];
+  podMetricsEndpoints?: { port?: string; interval?: string }[];
+}
+function monitorSpec(docs: Manifest[], kind: 'ServiceMonitor' | 'PodMonitor'): MonitorSpec {
+  return findOne(docs, kind).spec as MonitorSpec;
+}
+function dashboardConfigMap(docs: Manifest[]): Manifest & { data: Record<string, string> } {
+  return findOne<Manifest & { data: Record<string, string> }>(docs, 'ConfigMap', 'bka-buildkitd-autoscaler-dashboard');
+}
 
 export function isRecord(value: unknown): value is Values {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

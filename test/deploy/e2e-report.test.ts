@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseDiagnostics } from '../../scripts/ci-report.ts';
 import { scalingActionsFromLog, type NamespaceSnapshot } from '../e2e/namespace-snapshot.ts';
+import { linePlotSvg, svgToPng } from '../e2e/plot.ts';
 import { ARTIFACTS, type ReportSuite, type RunReport, writeReport } from '../e2e/report.ts';
 import type { Settings } from '../e2e/scenarios.ts';
 
@@ -125,6 +126,28 @@ describe('the E2E report directory (test/e2e/report.ts)', () => {
     const timeline = await readFile(path.join(reportDir, 'k8s/timeline.txt'), 'utf8');
     assert.match(timeline, /^ +10\.1s {2}gateway +scaled up 0 -> 1 \(connection waiting\) \(buildkitd-autoscaler-7d9f-abcde\)$/m);
     assert.match(timeline, /^seed-guide +fail +9\.0s \+ +60\.0s \|.*▓+.*\|$/m);
+  });
+
+  it('carries the PNG plots and the dashboard and alert checks when Prometheus ran, and says why when it did not', async () => {
+    const reportDir = path.join(dir, 'monitoring');
+    const png = svgToPng(linePlotSvg('Builders', '', [{ name: 'statefulset spec', points: [[0, 0], [10, 1], [40, 1], [55, 0]] }]));
+    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG signature');
+    const checks = [
+      { kind: 'panel' as const, name: 'Builders / desired', query: 'max(bka_desired_replicas)', result: 'data' as const, pass: true },
+      { kind: 'alert' as const, name: 'BuildkitdAutoscalerWatchDown', query: 'bka_watch_up', result: 'no data' as const, pass: false },
+    ];
+    const written = await writeReport(reportDir, { ...failedRun, monitoring: { report: { checks, plots: [{ file: 'plots/builders.png', title: 'Builders', png }], scope: 'x' } } });
+    const files = await listFiles(reportDir);
+    assert.deepEqual(files, [...written].sort());
+    assert.ok(files.includes('plots/builders.png') && files.includes('monitoring.json'), files.join(', '));
+    const report = await readFile(path.join(reportDir, 'REPORT.md'), 'utf8');
+    for (const file of files) assert.ok(report.includes(`](${file})`), `REPORT.md does not link ${file}`);
+    assert.match(report, /^\| ❌ \| alert: BuildkitdAutoscalerWatchDown \| no data \|/m);
+    assert.deepEqual(await readFile(path.join(reportDir, 'plots/builders.png')), png);
+
+    await writeReport(reportDir, { ...failedRun, monitoring: { error: 'prometheus did not start: boom' } });
+    assert.deepEqual((await listFiles(reportDir)).filter((f) => f.startsWith('plots/') || f === 'monitoring.json'), [], 'an earlier run\'s plots and checks are gone');
+    assert.match(await readFile(path.join(reportDir, 'REPORT.md'), 'utf8'), /Not checked: prometheus did not start: boom/);
   });
 
   it('replaces the k8s/ files of an earlier run in the same directory', async () => {

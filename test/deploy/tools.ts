@@ -67,6 +67,24 @@ export function kubectl(): Promise<string> {
   return kubectlPath;
 }
 
+let binDirPath: Promise<string> | undefined;
+
+/** A binary of scripts/build-binaries.sh (promtool, prometheus, ...); fails, never skips, when it is not built. */
+export async function builtBinary(name: string): Promise<string> {
+  binDirPath ??= runTool('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh'), '--print-dir']).then((r) => r.stdout.trim());
+  const file = path.join(await binDirPath, name);
+  if (!existsSync(file)) throw new Error(`${file} is missing: run scripts/build-binaries.sh`);
+  return file;
+}
+
+/** The prometheus-operator CRDs scripts/build-binaries.sh downloads (ServiceMonitor, PodMonitor, PrometheusRule). */
+export async function prometheusOperatorCrds(): Promise<string[]> {
+  const dir = (await runTool('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh'), '--print-crd-dir'])).stdout.trim();
+  const files = ['servicemonitors', 'podmonitors', 'prometheusrules'].map((c) => path.join(dir, `monitoring.coreos.com_${c}.yaml`));
+  for (const file of files) if (!existsSync(file)) throw new Error(`${file} is missing: run scripts/build-binaries.sh`);
+  return files;
+}
+
 export function parseManifests(yamlText: string): Manifest[] {
   return loadAll(yamlText).filter((doc): doc is Manifest => typeof doc === 'object' && doc !== null);
 }

@@ -7,10 +7,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
-import { CHART_DIR, helm, runTool } from '../deploy/tools.ts';
+import { builtBinary, CHART_DIR, helm, runTool } from '../deploy/tools.ts';
 import { BACKENDS, makeBackend } from './backends.ts';
 import { CLIENT_SCENARIOS } from './client-scenarios.ts';
+import { checkMonitoring } from './monitoring-report.ts';
 import { snapshotNamespace } from './namespace-snapshot.ts';
+import { type Prometheus, startPrometheus } from './prometheus.ts';
 import { type ReportSuite, SUITE_TITLE, type SuiteName, writeReport } from './report.ts';
 import { type Context, REAL_SCENARIOS, SCENARIOS, type Settings, STATEFULSET } from './scenarios.ts';
 import { Timeline } from './timeline.ts';
@@ -159,6 +161,26 @@ async function main(): Promise<number> {
   const version = await backend.kubectl(['version', '-o', 'json']);
   const serverVersion = version.code === 0 ? ((JSON.parse(version.stdout) as { serverVersion?: { gitVersion?: string } }).serverVersion?.gitVersion ?? '?') : '?';
   const suites: Suite[] = [];
+  const namespaceOf = (suiteName: SuiteName) => `bka-e2e-${runId}${suiteNames.length > 1 ? `-${suiteName}` : ''}`;
+  // The local backend runs the built Prometheus in the cluster netns, scraping every suite's gateway pods.
+  let prometheus: Prometheus | undefined;
+  let monitoringError: string | undefined;
+  const prometheusDir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-prometheus-'));
+  if (backendName === 'local') {
+    try {
+      prometheus = await startPrometheus({
+        binary: await builtBinary('prometheus'),
+        workDir: prometheusDir,
+        namespaces: suiteNames.map(namespaceOf),
+        kubeconfig: process.env.KUBECONFIG ?? '',
+        interval: '2s',
+      });
+      process.stdout.write(`prometheus at ${prometheus.url}, scraping ${suiteNames.map(namespaceOf).join(', ')}\n`);
+    } catch (error) {
+      monitoringError = `prometheus did not start: ${error instanceof Error ? error.message : String(error)}`;
+      diagnostics.push({ level: 'error', title: 'e2e metrics', message: monitoringError });
+    }
+  }
 
   // A harness error ends the suites early but still leaves the report of what ran.
   let harnessError: string | undefined;
@@ -172,7 +194,7 @@ async function main(): Promise<number> {
         buildkitd: suiteName,
         install: values.install,
       };
-      const namespace = `bka-e2e-${runId}${suiteNames.length > 1 ? `-${suiteName}` : ''}`;
+      const namespace = namespaceOf(suiteName);
       const timeline = new Timeline(origin);
       const figures = new Map<string, string>();
       const suite: Suite = { name: suiteName, namespace, settings, outcomes: [], figures, timeline };
@@ -255,6 +277,27 @@ async function main(): Promise<number> {
     process.stdout.write(`✖ the harness failed: ${harnessError}\n`);
   }
 
+  let monitoring: Awaited<ReturnType<typeof checkMonitoring>> | undefined;
+  if (prometheus) {
+    try {
+      monitoring = await checkMonitoring(prometheus, {
+        namespaces: suiteNames.map(namespaceOf),
+        job: 'buildkitd-autoscaler',
+        startS: startedAt.getTime() / 1000,
+        endS: Date.now() / 1000,
+      });
+      const failing = monitoring.checks.filter((c) => !c.pass);
+      for (const c of failing) diagnostics.push({ level: 'error', title: `e2e metrics: ${c.kind} ${c.name}`, message: `${c.result}: ${c.query}` });
+      process.stdout.write(`metrics: ${monitoring.checks.length - failing.length} of ${monitoring.checks.length} dashboard queries and alerts return data\n`);
+    } catch (error) {
+      monitoringError = `checking the dashboard and alerts failed: ${error instanceof Error ? error.message : String(error)}`;
+      diagnostics.push({ level: 'error', title: 'e2e metrics', message: monitoringError });
+    }
+    await prometheus.stop();
+  }
+  await rm(prometheusDir, { recursive: true, force: true });
+  const monitoringPassed = backendName !== 'local' || (monitoring !== undefined && monitoring.checks.every((c) => c.pass));
+
   const written = await writeReport(reportDir, {
     backend: backendName,
     image: values.image,
@@ -264,6 +307,7 @@ async function main(): Promise<number> {
     diagnostics,
     startedAt,
     seconds: (Date.now() - startedAt.getTime()) / 1000,
+    ...(backendName === 'local' ? { monitoring: { ...(monitoring ? { report: monitoring } : {}), ...(monitoringError ? { error: monitoringError } : {}) } } : {}),
   });
   process.stdout.write(`wrote ${written.length} files in ${reportDir}\n`);
 
@@ -272,7 +316,7 @@ async function main(): Promise<number> {
   const failed = outcomes.filter((o) => o.result === 'fail').length;
   const skipped = outcomes.filter((o) => o.result === 'skipped').length;
   process.stdout.write(`report: ${path.join(reportDir, 'REPORT.md')}\ne2e: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
-  return failed === 0 && skipped === 0 && harnessError === undefined ? 0 : 1;
+  return failed === 0 && skipped === 0 && harnessError === undefined && monitoringPassed ? 0 : 1;
 }
 
 process.exitCode = await main();

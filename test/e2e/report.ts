@@ -3,6 +3,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
+import { type MonitoringReport, renderMonitoring } from './monitoring-report.ts';
 import type { NamespaceSnapshot, ScalingAction } from './namespace-snapshot.ts';
 import type { Settings } from './scenarios.ts';
 import type { TimelineEntry } from './timeline.ts';
@@ -41,6 +42,8 @@ export interface RunReport {
   diagnostics: Diagnostic[];
   startedAt: Date;
   seconds: number;
+  /** The dashboard and alert checks against Prometheus (local backend); error says why they did not run. */
+  monitoring?: { report?: MonitoringReport; error?: string };
 }
 
 /** One record per scenario in k8s-e2e-results.json. */
@@ -135,6 +138,7 @@ export function renderReport(run: RunReport): string {
     ...run.suites.flatMap((suite) => [...suite.figures].map(([k, v]) => `| ${escapeCell(several ? `${k} (${suite.name})` : k)} | ${escapeCell(v)} |`)),
     '',
   ];
+  if (run.monitoring) lines.push(...renderMonitoring(run.monitoring.report, run.monitoring.error));
   if (run.diagnostics.length > 0) {
     lines.push('## Diagnostics', '', ...run.diagnostics.map((d) => `- **${d.level}** ${d.title}: ${d.message}`), '');
   }
@@ -201,7 +205,7 @@ export function scenarioResults(run: RunReport): ScenarioResult[] {
 /** Writes every artifact of the map into dir (replacing an earlier run's k8s/); returns their paths, relative to dir. */
 export async function writeReport(dir: string, run: RunReport): Promise<string[]> {
   const written: string[] = [];
-  const put = async (file: string, content: string) => {
+  const put = async (file: string, content: string | Buffer) => {
     await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
     await writeFile(path.join(dir, file), content);
     written.push(file);
@@ -220,5 +224,12 @@ export async function writeReport(dir: string, run: RunReport): Promise<string[]
   await put('diagnostics.json', json(run.diagnostics));
   await put('timeline.jsonl', run.suites.flatMap((s) => s.timeline.entries.map((e) => JSON.stringify({ suite: s.name, ...e }))).join('\n') + '\n');
   for (const link of podLogLinks(run)) await put(link.file, link.suite.snapshot?.podLogs.get(link.pod) ?? '');
+  const monitoring = run.monitoring?.report;
+  await rm(path.join(dir, 'plots'), { recursive: true, force: true });
+  await rm(path.join(dir, 'monitoring.json'), { force: true });
+  if (monitoring) {
+    for (const plot of monitoring.plots) await put(plot.file, plot.png);
+    await put('monitoring.json', json(monitoring.checks));
+  }
   return written;
 }

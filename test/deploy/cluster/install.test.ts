@@ -13,6 +13,7 @@ import type { V1Lease, V1Pod } from '@kubernetes/client-node';
 import { ensureCluster, type Cluster } from '../../cluster/index.ts';
 import { CASES, withValue } from '../chart-cases.ts';
 import { CHART_DIR, helm, helmTemplateRaw, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_DIR, runTool } from '../tools.ts';
+import { installPrometheusOperatorCrds } from './prometheus-operator-crds.ts';
 
 const ARTIFACTS = path.join(import.meta.dirname, '../../../.artifacts/deploy-cluster');
 
@@ -64,6 +65,8 @@ async function canI(ns: string, serviceAccount: string, verb: string, resource: 
 before(async () => {
   cluster = await ensureCluster({ requireNetns: true });
   workDir = await mkdtemp(path.join(tmpdir(), 'bka-deploy-cluster-'));
+  // The metrics.* values render prometheus-operator objects: the dry runs check them against its CRDs.
+  await installPrometheusOperatorCrds(cluster);
 });
 
 after(async () => {
@@ -174,7 +177,8 @@ describe('helm chart on a real API server', () => {
     const ns = await namespace('deploy-chart');
     const farm = await namespace('deploy-farm');
     for (const [dotted, valueCase] of Object.entries(CASES)) {
-      const set = dotted === 'buildkitd.namespace' ? farm : valueCase.set;
+      // Values naming another namespace get one that exists.
+      const set = dotted === 'buildkitd.namespace' || dotted === 'metrics.grafanaDashboard.namespace' ? farm : valueCase.set;
       const file = path.join(workDir, `dry-run-${dotted}.json`);
       await writeFile(file, JSON.stringify(withValue(valueCase.context, dotted, set)));
       const rendered = await helmTemplateRaw(file, { namespace: ns });
