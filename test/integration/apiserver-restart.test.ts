@@ -8,9 +8,11 @@ import { echoExchange, openEcho, setup, sleep, waitFor } from './harness.ts';
 test('kube-apiserver killed and restarted during a transfer and while idle', async (t) => {
   const env = await setup(t);
   const gateway = await env.startGateway({ SCALE_DOWN_IDLE_TIMEOUT: '3s' });
-  // Every watch (StatefulSet, EndpointSlices, Leases) reports up; the sum over resources says how many.
-  const watches = 3;
-  await waitFor('every watch up', async () => (await gateway.metric('bka_watch_up')) === watches);
+  // Every watch the gateway runs (StatefulSet, EndpointSlices, Leases, busy-marked Pods, Nodes) has its own
+  // bka_watch_up series; all of them must report up.
+  const watchSeries = async () => (await gateway.metrics()).split('\n').filter((line) => line.startsWith('bka_watch_up{'));
+  await waitFor('every watch up', async () => (await watchSeries()).length >= 3 && (await watchSeries()).every((line) => line.endsWith(' 1')));
+  const watches = (await watchSeries()).length;
   const connection = await openEcho(gateway.proxyPort);
   const chunk = Buffer.alloc(16 * 1024, 'a');
   assert.equal(Buffer.compare(await connection.roundTrip(chunk), chunk), 0);
