@@ -55,13 +55,17 @@ test('--print-config shows effective values and where each came from; env wins o
   assert.equal(printed['listenAddr']?.source, 'default');
 });
 
-test('the default shutdown grace is 1h: a SIGTERMed gateway keeps an open connection and exits once it closes', async () => {
+test('the default shutdown grace is 1h: a SIGTERMed gateway keeps an open connection and exits once it closes', async (t) => {
   const printed = JSON.parse(run(['--print-config']).stdout) as Record<string, { value: string | null; source: string }>;
   assert.deepEqual(printed['shutdownGraceMs'], { flag: '--shutdown-grace', env: 'SHUTDOWN_GRACE_PERIOD', value: '1h0m0s', source: 'default' });
   const [proxyPort, metricsPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, [entry], {
     env: { PATH: process.env['PATH'] ?? '', KUBECONFIG_PATH: kubeconfigFile(), PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`, METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`, SHUTDOWN_DELAY: '0s' },
     stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // A failed assertion must not leave the gateway running: the test runner would wait on it forever.
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   let logs = '';
   child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
@@ -96,7 +100,7 @@ async function untilOk<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_00
   }
 }
 
-test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grace period, exit 0', async () => {
+test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grace period, exit 0', async (t) => {
   const [proxyPort, metricsPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, [entry], {
     env: {
@@ -109,6 +113,10 @@ test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grac
       SHUTDOWN_DELAY: '0s',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // A failed assertion must not leave the gateway running: the test runner would wait on it forever.
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   let logs = '';
   child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
