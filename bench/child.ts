@@ -7,12 +7,24 @@ import { waitFor } from '../test/integration/harness.ts';
 
 const began = performance.now();
 /** Progress on stderr, with the seconds since the start so the time each workload takes shows. */
-export const say = (text: string) => process.stderr.write(`[bench +${((performance.now() - began) / 1000).toFixed(0)}s] ${text}\n`);
+export const say = (text: string) =>
+  process.stderr.write(`[bench +${((performance.now() - began) / 1000).toFixed(0)}s] ${text}\n`);
 
-export interface Running { child: ChildProcess; stdoutLines: string[]; exited: Promise<number | null> }
+export interface Running {
+  child: ChildProcess;
+  stdoutLines: string[];
+  exited: Promise<number | null>;
+}
 
-export function start(command: string, argv: string[], options: { input?: boolean; env?: NodeJS.ProcessEnv } = {}): Running {
-  const child = spawn(command, argv, { stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
+export function start(
+  command: string,
+  argv: string[],
+  options: { input?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Running {
+  const child = spawn(command, argv, {
+    stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    env: options.env ?? process.env,
+  });
   const stdoutLines: string[] = [];
   let partial = '';
   let stderr = '';
@@ -38,9 +50,18 @@ export async function run(command: string, argv: string[]): Promise<string[]> {
 }
 
 export async function waitListening(port: number, host = '127.0.0.1'): Promise<void> {
-  await waitFor(`${host}:${port} listening`, () => new Promise<boolean>((resolve) => {
-    const s = connect({ host, port });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  }), 20_000, 50);
+  await waitFor(
+    `${host}:${port} listening`,
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = connect({ host, port });
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+      }),
+    20_000,
+    50,
+  );
 }

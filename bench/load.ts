@@ -67,7 +67,13 @@ async function rtt(count: number, size: number): Promise<void> {
   }
   socket.destroy();
   samples.sort();
-  print({ count, p50us: percentile(samples, 50), p99us: percentile(samples, 99), p999us: percentile(samples, 99.9), maxUs: samples[count - 1] });
+  print({
+    count,
+    p50us: percentile(samples, 50),
+    p99us: percentile(samples, 99),
+    p999us: percentile(samples, 99.9),
+    maxUs: samples[count - 1],
+  });
 }
 
 /** One short connection: the backend echoes the 16 bytes and closes first (EOT), then so does the client. */
@@ -110,9 +116,13 @@ async function rate(concurrency: number, ms: number): Promise<void> {
 }
 
 async function churn(concurrency: number, count: number): Promise<void> {
-  const r = await loops(concurrency, (started) => started < count, (done) => {
-    if (done % 10_000 === 0) print({ progress: done });
-  });
+  const r = await loops(
+    concurrency,
+    (started) => started < count,
+    (done) => {
+      if (done % 10_000 === 0) print({ progress: done });
+    },
+  );
   print({ concurrency, connections: r.done, errors: r.errors, seconds: r.seconds, perSecond: r.done / r.seconds });
 }
 
@@ -143,19 +153,30 @@ async function hold(count: number): Promise<void> {
   // EOT: the backend closes first, so TIME_WAIT stays in the pod and the proxy's ports stay free.
   const eot = Buffer.from([EOT]);
   await Promise.all(
-    sockets.map((socket) => new Promise<void>((resolve) => {
-      if (socket.destroyed) return resolve();
-      socket.once('close', () => resolve());
-      socket.write(eot);
-    })),
+    sockets.map(
+      (socket) =>
+        new Promise<void>((resolve) => {
+          if (socket.destroyed) return resolve();
+          socket.once('close', () => resolve());
+          socket.write(eot);
+        }),
+    ),
   );
 }
 
 switch (mode) {
-  case 'rtt': await rtt(Number(a), Number(b)); break;
-  case 'rate': await rate(Number(a), Number(b)); break;
-  case 'churn': await churn(Number(a), Number(b)); break;
-  case 'hold': await hold(Number(a)); break;
+  case 'rtt':
+    await rtt(Number(a), Number(b));
+    break;
+  case 'rate':
+    await rate(Number(a), Number(b));
+    break;
+  case 'churn':
+    await churn(Number(a), Number(b));
+    break;
+  case 'hold':
+    await hold(Number(a));
+    break;
   default:
     process.stderr.write(`unknown mode ${mode}\n`);
     process.exit(2);

@@ -19,6 +19,11 @@ step('bash', [join(root, 'bench', 'install-tools.sh')]);
 // A cluster this run brings up is brought down at the end (BKA_KEEP_CLUSTER=1 keeps it), as in CI.
 const wasUp = spawnSync(process.execPath, [cli, 'status'], { stdio: 'ignore', env, cwd: root }).status === 0;
 step(process.execPath, [cli, 'up']);
-const suite = spawnSync(process.execPath, [cli, 'exec', '--', process.execPath, join(root, 'bench', 'suite.ts'), ...process.argv.slice(2)], { stdio: 'inherit', env, cwd: root });
-if (!wasUp && env['BKA_KEEP_CLUSTER'] !== '1') spawnSync(process.execPath, [cli, 'down'], { stdio: ['ignore', 'ignore', 'inherit'], env, cwd: root });
+const suite = spawnSync(
+  process.execPath,
+  [cli, 'exec', '--', process.execPath, join(root, 'bench', 'suite.ts'), ...process.argv.slice(2)],
+  { stdio: 'inherit', env, cwd: root },
+);
+if (!wasUp && env['BKA_KEEP_CLUSTER'] !== '1')
+  spawnSync(process.execPath, [cli, 'down'], { stdio: ['ignore', 'ignore', 'inherit'], env, cwd: root });
 process.exit(suite.status ?? 1);

@@ -4,8 +4,12 @@ export const peers = [
   { id: 'haproxy', label: 'HAProxy', what: 'HAProxy 2.6 (Debian), TCP mode, default settings (threads = cores)' },
   { id: 'haproxy1', label: 'HAProxy 1t', what: 'the same HAProxy with nbthread 1' },
   { id: 'nginx', label: 'nginx', what: 'nginx 1.22 stream (Debian), one worker, proxy_half_close on' },
-  { id: 'nodepipe', label: 'Node pipe', what: 'bench/node-pipe.ts: net.createServer + net.connect + pipe, no logs or metrics' },
-  { id: 'gateway', label: 'gateway', what: 'dist/main.js with the shipped Deployment\'s runtime env, LOG_LEVEL=info' },
+  {
+    id: 'nodepipe',
+    label: 'Node pipe',
+    what: 'bench/node-pipe.ts: net.createServer + net.connect + pipe, no logs or metrics',
+  },
+  { id: 'gateway', label: 'gateway', what: "dist/main.js with the shipped Deployment's runtime env, LOG_LEVEL=info" },
 ] as const;
 
 export type Peer = (typeof peers)[number]['id'];

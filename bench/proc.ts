@@ -18,7 +18,8 @@ export function statCpuTicks(stat: string): number {
   const rest = stat.slice(close + 2).split(' ');
   const utime = Number(rest[11]);
   const stime = Number(rest[12]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`no utime/stime in /proc/<pid>/stat: ${stat.slice(0, 80)}`);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime))
+    throw new Error(`no utime/stime in /proc/<pid>/stat: ${stat.slice(0, 80)}`);
   return utime + stime;
 }
 

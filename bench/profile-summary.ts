@@ -24,15 +24,25 @@ interface Profile {
   endTime: number;
 }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '12' }, connections: { type: 'string' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { top: { type: 'string', default: '12' }, connections: { type: 'string' } },
+});
 const connections = values.connections === undefined ? undefined : Number(values.connections);
-const files = positionals.flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(p, f)) : [p]));
+const files = positionals.flatMap((p) =>
+  statSync(p).isDirectory()
+    ? readdirSync(p)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => join(p, f))
+    : [p],
+);
 if (files.length === 0) {
   process.stderr.write('usage: node bench/profile-summary.ts FILE.cpuprofile|DIR ... [--top N] [--connections N]\n');
   process.exit(2);
 }
 
-const NODE_SOCKET_WORK = /^node:(net|stream|internal\/(stream_base_commons|streams\/|net|tcp_wrap|dns|timers|process\/task_queues|async_hooks|event_target|abort_controller|events\/)|events|timers)/;
+const NODE_SOCKET_WORK =
+  /^node:(net|stream|internal\/(stream_base_commons|streams\/|net|tcp_wrap|dns|timers|process\/task_queues|async_hooks|event_target|abort_controller|events\/)|events|timers)/;
 
 const SOCKET_SYSCALLS = new Set(['writeBuffer', 'writev', 'shutdown', 'close', 'readStart', 'readStop']);
 
@@ -42,10 +52,16 @@ function groupOf(frame: ProfileNode['callFrame']): string {
   if (functionName === '(garbage collector)') return 'GC';
   if (functionName === '(idle)') return 'idle';
   if (functionName === '(program)') return 'node: native / libuv (program)';
-  if (/\/(pino|sonic-boom|thread-stream|fast-redact|quick-format-unescaped|atomic-sleep|on-exit-leak-free|safe-stable-stringify)[/-]/.test(url)) return 'logging (pino, sonic-boom)';
+  if (
+    /\/(pino|sonic-boom|thread-stream|fast-redact|quick-format-unescaped|atomic-sleep|on-exit-leak-free|safe-stable-stringify)[/-]/.test(
+      url,
+    )
+  )
+    return 'logging (pino, sonic-boom)';
   if (/\/(prom-client|tdigest|bintrees)\//.test(url)) return 'metrics (prom-client)';
   // The calls that carry a socket's syscalls (connect(2) runs inside internalConnect): the kernel's TCP work, any proxy's floor.
-  if ((url === '' && SOCKET_SYSCALLS.has(functionName)) || (url === 'node:net' && functionName === 'internalConnect')) return 'node: socket syscalls (connect, write, shutdown, close)';
+  if ((url === '' && SOCKET_SYSCALLS.has(functionName)) || (url === 'node:net' && functionName === 'internalConnect'))
+    return 'node: socket syscalls (connect, write, shutdown, close)';
   if (url === '' && functionName !== '') return 'node: native / builtins';
   if (NODE_SOCKET_WORK.test(url)) return 'node: sockets, streams, events, timers';
   if (url.startsWith('node:')) return 'node: other (modules, tls, http, ...)';
@@ -66,7 +82,9 @@ function originalFrame(frame: ProfileNode['callFrame']): ProfileNode['callFrame'
   let map = sourceMaps.get(frame.url);
   if (!sourceMaps.has(frame.url)) {
     const mapFile = `${fileURLToPath(frame.url)}.map`;
-    const payload = existsSync(mapFile) ? (JSON.parse(readFileSync(mapFile, 'utf8')) as ConstructorParameters<typeof SourceMap>[0]) : undefined;
+    const payload = existsSync(mapFile)
+      ? (JSON.parse(readFileSync(mapFile, 'utf8')) as ConstructorParameters<typeof SourceMap>[0])
+      : undefined;
     // tsc's map of the entry file is left beside the bundle that replaced it: a map of one source says nothing.
     map = payload && payload.sources.length > 1 ? new SourceMap(payload) : undefined;
     sourceMaps.set(frame.url, map);
@@ -97,15 +115,25 @@ for (const file of files) {
 }
 
 const pct = (ms: number) => `${((100 * ms) / totalMs).toFixed(1).padStart(5)}%`;
-const perConnection = (ms: number) => (connections ? `${((1000 * ms) / connections).toFixed(2).padStart(7)} \u00b5s/conn ` : '');
+const perConnection = (ms: number) =>
+  connections ? `${((1000 * ms) / connections).toFixed(2).padStart(7)} \u00b5s/conn ` : '';
 const print = (title: string, entries: Map<string, number>, limit: number) => {
   process.stdout.write(`${title}\n`);
-  for (const [name, ms] of [...entries].sort((a, b) => b[1] - a[1]).slice(0, limit)) process.stdout.write(`  ${pct(ms)} ${ms.toFixed(0).padStart(7)} ms ${perConnection(ms)} ${name}\n`);
+  for (const [name, ms] of [...entries].sort((a, b) => b[1] - a[1]).slice(0, limit))
+    process.stdout.write(`  ${pct(ms)} ${ms.toFixed(0).padStart(7)} ms ${perConnection(ms)} ${name}\n`);
 };
-process.stdout.write(`${files.length} profile(s), ${totalMs.toFixed(0)} ms busy (idle excluded)${connections ? `, ${connections} connections: ${((1000 * totalMs) / connections).toFixed(1)} \u00b5s each` : ''}\n`);
+process.stdout.write(
+  `${files.length} profile(s), ${totalMs.toFixed(0)} ms busy (idle excluded)${connections ? `, ${connections} connections: ${((1000 * totalMs) / connections).toFixed(1)} \u00b5s each` : ''}\n`,
+);
 const rollUp = new Map<string, number>();
 for (const [group, ms] of selfMs) {
-  const family = group.startsWith('node:') ? "Node's own work (node:*, native, libuv)" : group.startsWith('gateway') ? "the gateway's code" : group.startsWith('dependency') ? 'other dependencies' : group;
+  const family = group.startsWith('node:')
+    ? "Node's own work (node:*, native, libuv)"
+    : group.startsWith('gateway')
+      ? "the gateway's code"
+      : group.startsWith('dependency')
+        ? 'other dependencies'
+        : group;
   rollUp.set(family, (rollUp.get(family) ?? 0) + ms);
 }
 print('self time by owner:', rollUp, Infinity);

@@ -21,7 +21,9 @@ export abstract class ProxyProcess {
     this.out = out;
   }
   /** The process whose CPU and memory (with its children's) are the proxy's cost. */
-  get pid(): number { return this.running?.child.pid ?? 0; }
+  get pid(): number {
+    return this.running?.child.pid ?? 0;
+  }
   protected abstract command(): [string, string[], NodeJS.ProcessEnv?];
   async start(): Promise<void> {
     [this.echoPort, this.iperfPort] = [await freePort(), await freePort()];
@@ -114,10 +116,18 @@ export class NodePipe extends ProxyProcess {
     // Run as plain JavaScript, as the gateway's bundle is: a .ts entry would load Node's type stripper
     // (~20 MiB resident) and make the floor look higher than it is.
     const script = join(this.out, 'node-pipe.mjs');
-    writeFileSync(script, transformSync(readFileSync(join(repoRoot, 'bench', 'node-pipe.ts'), 'utf8'), { loader: 'ts', format: 'esm' }).code);
+    writeFileSync(
+      script,
+      transformSync(readFileSync(join(repoRoot, 'bench', 'node-pipe.ts'), 'utf8'), { loader: 'ts', format: 'esm' })
+        .code,
+    );
     return [
       process.execPath,
-      [script, `${this.echoPort}=${this.backendHost}:${ECHO_PORT}`, `${this.iperfPort}=${this.backendHost}:${IPERF_PORT}`],
+      [
+        script,
+        `${this.echoPort}=${this.backendHost}:${ECHO_PORT}`,
+        `${this.iperfPort}=${this.backendHost}:${IPERF_PORT}`,
+      ],
       { PATH: process.env['PATH'] ?? '', ...this.runtimeEnv },
     ];
   }

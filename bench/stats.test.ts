@@ -17,8 +17,14 @@ test('a round missing for either path, or with a reference at or below zero, is 
   assert.ok(Number.isNaN(medianRatio([1], undefined)));
 });
 
-test('the table has a column per peer and the gateway\'s ratios against HAProxy and nginx', () => {
-  const figure: Figure = { workload: 'CPU', metric: 'per GB client→pod', unit: 'CPU-s/GB', better: 'lower', samples: { haproxy: [2, 4], nginx: [1, 2], gateway: [3, 4] } };
+test("the table has a column per peer and the gateway's ratios against HAProxy and nginx", () => {
+  const figure: Figure = {
+    workload: 'CPU',
+    metric: 'per GB client→pod',
+    unit: 'CPU-s/GB',
+    better: 'lower',
+    samples: { haproxy: [2, 4], nginx: [1, 2], gateway: [3, 4] },
+  };
   const [header, , row] = table([figure]).split('\n');
   assert.match(header ?? '', /direct.*HAProxy.*HAProxy 1t.*nginx.*Node pipe.*gateway.*gw\/HAProxy.*gw\/nginx/);
   // gw/HAProxy: median of 1.5 and 1.0; gw/nginx: median of 3 and 2.

@@ -60,7 +60,9 @@ function format(value: number): string {
 function cell(values: readonly number[] | undefined): string {
   if (!values || values.length === 0) return 'n/a';
   const spread = spreadPercent(values);
-  return values.length > 1 ? `${format(median(values))} ±${spread.toFixed(spread < 10 ? 1 : 0)}%` : format(median(values));
+  return values.length > 1
+    ? `${format(median(values))} ±${spread.toFixed(spread < 10 ? 1 : 0)}%`
+    : format(median(values));
 }
 
 function ratioCell(figure: Figure, reference: Peer): string {

@@ -61,21 +61,30 @@ const topIdleCount = plan.idleCounts.at(-1) ?? 0;
  * the gateway (and the bare Node.js peer) run here as they run in a cluster.
  */
 function manifestRuntimeEnv(): Record<string, string> {
-  const docs = loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', '04-deployment.yaml'), 'utf8')) as Array<{
+  const docs = loadAllYaml(
+    readFileSync(join(repoRoot, 'deploy', 'kubernetes', '04-deployment.yaml'), 'utf8'),
+  ) as Array<{
     kind?: string;
-    spec?: { template?: { spec?: { containers?: Array<{ name?: string; env?: Array<{ name: string; value?: string }> }> } } };
+    spec?: {
+      template?: { spec?: { containers?: Array<{ name?: string; env?: Array<{ name: string; value?: string }> }> } };
+    };
   }>;
   const containers = docs.find((d) => d.kind === 'Deployment')?.spec?.template?.spec?.containers ?? [];
   const container = containers.find((c) => c.name === 'gateway') ?? containers[0];
-  const runtime = (container?.env ?? []).filter((e) => e.value !== undefined && (e.name === 'NODE_OPTIONS' || e.name.startsWith('MALLOC_') || e.name.startsWith('UV_')));
+  const runtime = (container?.env ?? []).filter(
+    (e) =>
+      e.value !== undefined && (e.name === 'NODE_OPTIONS' || e.name.startsWith('MALLOC_') || e.name.startsWith('UV_')),
+  );
   return Object.fromEntries(runtime.map((e) => [e.name, e.value ?? '']));
 }
 const runtimeEnv = manifestRuntimeEnv();
-const gatewayEnv = Object.fromEntries((args['gateway-env'] ?? []).map((pair) => {
-  const at = pair.indexOf('=');
-  if (at <= 0) throw new Error(`--gateway-env ${pair}: expected NAME=VALUE`);
-  return [pair.slice(0, at), pair.slice(at + 1)];
-}));
+const gatewayEnv = Object.fromEntries(
+  (args['gateway-env'] ?? []).map((pair) => {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new Error(`--gateway-env ${pair}: expected NAME=VALUE`);
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  }),
+);
 
 function backendYaml(): string {
   const echo = JSON.stringify([process.execPath, join(repoRoot, 'bench', 'echo-server.ts'), String(ECHO_PORT)]);
@@ -122,11 +131,21 @@ async function measured<T>(pid: number | undefined, work: () => Promise<T>): Pro
   return { result, cpu: pid ? cpuSeconds(pid) - before : NaN };
 }
 
-async function iperf(host: string, port: number, seconds: number, reverse: boolean, pid: number | undefined): Promise<{ gbps: number; gb: number; cpu: number }> {
+async function iperf(
+  host: string,
+  port: number,
+  seconds: number,
+  reverse: boolean,
+  pid: number | undefined,
+): Promise<{ gbps: number; gb: number; cpu: number }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const { result: lines, cpu } = await measured(pid, () => run('iperf3', ['-c', host, '-p', String(port), '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])]));
-      const result = JSON.parse(lines.join('\n')) as { end: { sum_received: { bits_per_second: number; bytes: number } } };
+      const { result: lines, cpu } = await measured(pid, () =>
+        run('iperf3', ['-c', host, '-p', String(port), '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])]),
+      );
+      const result = JSON.parse(lines.join('\n')) as {
+        end: { sum_received: { bits_per_second: number; bytes: number } };
+      };
       return { gbps: result.end.sum_received.bits_per_second / 1e9, gb: result.end.sum_received.bytes / 1e9, cpu };
     } catch (error) {
       if (attempt >= 3) throw error;
@@ -135,8 +154,15 @@ async function iperf(host: string, port: number, seconds: number, reverse: boole
   }
 }
 
-interface Endpoint { host: string; port: number; pid?: number }
-interface Paths { echo: Record<Peer, Endpoint>; iperf: Record<Peer, Endpoint> }
+interface Endpoint {
+  host: string;
+  port: number;
+  pid?: number;
+}
+interface Paths {
+  echo: Record<Peer, Endpoint>;
+  iperf: Record<Peer, Endpoint>;
+}
 
 const figures: Figure[] = [];
 const fig = (f: Omit<Figure, 'samples'> & { samples?: Figure['samples'] }) => {
@@ -153,7 +179,9 @@ const push = (figure: Figure, peer: Peer, round: number, value: number) => {
 const show = (v: number | undefined, digits = 2) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits));
 
 async function startGateway(env: Env, extra: Record<string, string>): Promise<Gateway> {
-  const nodeOptions = [runtimeEnv['NODE_OPTIONS'], args['node-options'], args['gateway-node-options']].filter(Boolean).join(' ');
+  const nodeOptions = [runtimeEnv['NODE_OPTIONS'], args['node-options'], args['gateway-node-options']]
+    .filter(Boolean)
+    .join(' ');
   const gateway = await env.startGateway({
     LOG_LEVEL: 'info',
     SCALE_DOWN_IDLE_TIMEOUT: '1h',
@@ -174,12 +202,17 @@ async function throughput(paths: Paths): Promise<void> {
   for (let r = 0; r < plan.rounds; r++) {
     for (const p of peerIds) {
       const { host, port, pid } = paths.iperf[p];
-      for (const [rate, cpu, reverse] of [[up, cpuUp, false], [down, cpuDown, true]] as const) {
+      for (const [rate, cpu, reverse] of [
+        [up, cpuUp, false],
+        [down, cpuDown, true],
+      ] as const) {
         const res = await iperf(host, port, plan.iperfSeconds, reverse, pid);
         push(rate, p, r, res.gbps);
         if (pid) push(cpu, p, r, res.cpu / res.gb);
       }
-      say(`throughput round ${r + 1} ${p}: up ${show(up.samples[p]?.[r])} down ${show(down.samples[p]?.[r])} Gbit/s; CPU ${show(cpuUp.samples[p]?.[r], 3)} / ${show(cpuDown.samples[p]?.[r], 3)} s/GB`);
+      say(
+        `throughput round ${r + 1} ${p}: up ${show(up.samples[p]?.[r])} down ${show(down.samples[p]?.[r])} Gbit/s; CPU ${show(cpuUp.samples[p]?.[r], 3)} / ${show(cpuDown.samples[p]?.[r], 3)} s/GB`,
+      );
     }
   }
 }
@@ -192,11 +225,19 @@ async function latency(paths: Paths): Promise<void> {
   for (let r = 0; r < plan.rounds; r++) {
     for (const p of peerIds) {
       const { host, port } = paths.echo[p];
-      const res = await load<{ p50us: number; p99us: number; p999us: number }>('rtt', host, String(port), String(plan.rttCount), '64');
+      const res = await load<{ p50us: number; p99us: number; p999us: number }>(
+        'rtt',
+        host,
+        String(port),
+        String(plan.rttCount),
+        '64',
+      );
       push(p50, p, r, res.p50us);
       push(p99, p, r, res.p99us);
       push(p999, p, r, res.p999us);
-      say(`latency round ${r + 1} ${p}: p50 ${res.p50us.toFixed(0)} p99 ${res.p99us.toFixed(0)} p99.9 ${res.p999us.toFixed(0)} µs`);
+      say(
+        `latency round ${r + 1} ${p}: p50 ${res.p50us.toFixed(0)} p99 ${res.p99us.toFixed(0)} p99.9 ${res.p999us.toFixed(0)} µs`,
+      );
     }
     for (const p of proxyPeers) push(added, p, r, (p99.samples[p]?.[r] ?? NaN) - (p99.samples.direct?.[r] ?? NaN));
   }
@@ -204,9 +245,24 @@ async function latency(paths: Paths): Promise<void> {
 
 async function connectionRate(paths: Paths): Promise<void> {
   const seq = fig({ workload: 'connection rate', metric: 'sequential', unit: 'conn/s', better: 'higher' });
-  const par = fig({ workload: 'connection rate', metric: `${plan.parallel} parallel`, unit: 'conn/s', better: 'higher' });
-  const cpuSeq = fig({ workload: 'CPU', metric: 'per 1,000 conns sequential', unit: 'CPU-s/1k conns', better: 'lower' });
-  const cpuPar = fig({ workload: 'CPU', metric: `per 1,000 conns ${plan.parallel} parallel`, unit: 'CPU-s/1k conns', better: 'lower' });
+  const par = fig({
+    workload: 'connection rate',
+    metric: `${plan.parallel} parallel`,
+    unit: 'conn/s',
+    better: 'higher',
+  });
+  const cpuSeq = fig({
+    workload: 'CPU',
+    metric: 'per 1,000 conns sequential',
+    unit: 'CPU-s/1k conns',
+    better: 'lower',
+  });
+  const cpuPar = fig({
+    workload: 'CPU',
+    metric: `per 1,000 conns ${plan.parallel} parallel`,
+    unit: 'CPU-s/1k conns',
+    better: 'lower',
+  });
   // Warm-up, not measured: a JIT runtime compiles its connection path in its first seconds of load (~8% of a
   // fresh gateway's CPU); a round-1 figure should not charge that to the Node peers alone.
   for (const p of peerIds) {
@@ -216,23 +272,46 @@ async function connectionRate(paths: Paths): Promise<void> {
   for (let r = 0; r < plan.rounds; r++) {
     for (const p of peerIds) {
       const { host, port, pid } = paths.echo[p];
-      for (const [rate, cpu, concurrency] of [[seq, cpuSeq, 1], [par, cpuPar, plan.parallel]] as const) {
-        const { result: res, cpu: spent } = await measured(pid, () => load<{ perSecond: number; connections: number; errors: number }>('rate', host, String(port), String(concurrency), String(plan.rateMs)));
+      for (const [rate, cpu, concurrency] of [
+        [seq, cpuSeq, 1],
+        [par, cpuPar, plan.parallel],
+      ] as const) {
+        const { result: res, cpu: spent } = await measured(pid, () =>
+          load<{ perSecond: number; connections: number; errors: number }>(
+            'rate',
+            host,
+            String(port),
+            String(concurrency),
+            String(plan.rateMs),
+          ),
+        );
         if (res.errors > 0) throw new Error(`${res.errors} failed connections (${p}, concurrency ${concurrency})`);
         push(rate, p, r, res.perSecond);
         if (pid) push(cpu, p, r, (spent / res.connections) * 1000);
       }
-      say(`connection rate round ${r + 1} ${p}: sequential ${show(seq.samples[p]?.[r], 0)} parallel ${show(par.samples[p]?.[r], 0)} conn/s; CPU ${show(cpuSeq.samples[p]?.[r], 3)} / ${show(cpuPar.samples[p]?.[r], 3)} s/1k`);
+      say(
+        `connection rate round ${r + 1} ${p}: sequential ${show(seq.samples[p]?.[r], 0)} parallel ${show(par.samples[p]?.[r], 0)} conn/s; CPU ${show(cpuSeq.samples[p]?.[r], 3)} / ${show(cpuPar.samples[p]?.[r], 3)} s/1k`,
+      );
     }
   }
 }
 
 /** Opens `count` idle connections through `port`, reads the proxy's RSS, closes them. */
 async function rssWithIdle(pid: number, port: number, count: number): Promise<number> {
-  const holder = start(process.execPath, [join(repoRoot, 'bench', 'load.ts'), 'hold', '127.0.0.1', String(port), String(count)], { input: true });
-  await waitFor(`${count} idle connections`, () => holder.stdoutLines.length > 0 || holder.child.exitCode !== null, 120_000, 50);
+  const holder = start(
+    process.execPath,
+    [join(repoRoot, 'bench', 'load.ts'), 'hold', '127.0.0.1', String(port), String(count)],
+    { input: true },
+  );
+  await waitFor(
+    `${count} idle connections`,
+    () => holder.stdoutLines.length > 0 || holder.child.exitCode !== null,
+    120_000,
+    50,
+  );
   const res = JSON.parse(holder.stdoutLines[0] ?? '{}') as { held?: number; errors?: number };
-  if (res.held !== count) throw new Error(`held ${String(res.held)} of ${count} connections (${String(res.errors)} errors)`);
+  if (res.held !== count)
+    throw new Error(`held ${String(res.held)} of ${count} connections (${String(res.errors)} errors)`);
   await sleep(500);
   const rss = rssMiB(pid);
   holder.child.stdin?.end();
@@ -241,30 +320,61 @@ async function rssWithIdle(pid: number, port: number, count: number): Promise<nu
 }
 
 /** A fresh proxy of one peer for the memory workload: RSS rarely shrinks, so each round starts clean. */
-interface Fresh { pid: number; port: number; settled: () => Promise<void>; stop: () => Promise<void> }
+interface Fresh {
+  pid: number;
+  port: number;
+  settled: () => Promise<void>;
+  stop: () => Promise<void>;
+}
 
-async function fresh(peer: ProxyPeer, env: Env, proxies: Record<Exclude<ProxyPeer, 'gateway'>, ProxyProcess>): Promise<Fresh> {
+async function fresh(
+  peer: ProxyPeer,
+  env: Env,
+  proxies: Record<Exclude<ProxyPeer, 'gateway'>, ProxyProcess>,
+): Promise<Fresh> {
   if (peer === 'gateway') {
     const gateway = await startGateway(env, {});
     await sleep(2000);
     return {
       pid: gateway.process.pid ?? 0,
       port: gateway.proxyPort,
-      settled: async () => { await waitFor('gateway connections closed', async () => (await gateway.metric('bka_connections_open')) === 0, 60_000); },
-      stop: async () => { await gateway.stop(); },
+      settled: async () => {
+        await waitFor(
+          'gateway connections closed',
+          async () => (await gateway.metric('bka_connections_open')) === 0,
+          60_000,
+        );
+      },
+      stop: async () => {
+        await gateway.stop();
+      },
     };
   }
   const proxy = proxies[peer];
   await proxy.stop();
   await proxy.start();
   await sleep(500);
-  return { pid: proxy.pid, port: proxy.echoPort, settled: async () => { await sleep(300); }, stop: () => proxy.stop() };
+  return {
+    pid: proxy.pid,
+    port: proxy.echoPort,
+    settled: async () => {
+      await sleep(300);
+    },
+    stop: () => proxy.stop(),
+  };
 }
 
 async function memory(env: Env, proxies: Record<Exclude<ProxyPeer, 'gateway'>, ProxyProcess>): Promise<void> {
   const idle = fig({ workload: 'memory (RSS)', metric: 'idle', unit: 'MiB', better: 'lower' });
-  const perCount = plan.idleCounts.map((n) => fig({ workload: 'memory (RSS)', metric: `${n.toLocaleString('en')} idle conns`, unit: 'MiB', better: 'lower' }));
-  const perConnection = fig({ workload: 'memory (RSS)', metric: `per idle conn: (RSS at ${topIdleCount.toLocaleString('en')} − idle) / ${topIdleCount.toLocaleString('en')}`, unit: 'KiB', better: 'lower' });
+  const perCount = plan.idleCounts.map((n) =>
+    fig({ workload: 'memory (RSS)', metric: `${n.toLocaleString('en')} idle conns`, unit: 'MiB', better: 'lower' }),
+  );
+  const perConnection = fig({
+    workload: 'memory (RSS)',
+    metric: `per idle conn: (RSS at ${topIdleCount.toLocaleString('en')} − idle) / ${topIdleCount.toLocaleString('en')}`,
+    unit: 'KiB',
+    better: 'lower',
+  });
   for (let r = 0; r < plan.memoryRounds; r++) {
     for (const p of proxyPeers) {
       const proxy = await fresh(p, env, proxies);
@@ -273,9 +383,16 @@ async function memory(env: Env, proxies: Record<Exclude<ProxyPeer, 'gateway'>, P
         push(perCount[i]!, p, r, await rssWithIdle(proxy.pid, proxy.port, n));
         await proxy.settled();
       }
-      push(perConnection, p, r, (((perCount.at(-1)?.samples[p]?.[r] ?? NaN) - (idle.samples[p]?.[r] ?? NaN)) * 1024) / topIdleCount);
+      push(
+        perConnection,
+        p,
+        r,
+        (((perCount.at(-1)?.samples[p]?.[r] ?? NaN) - (idle.samples[p]?.[r] ?? NaN)) * 1024) / topIdleCount,
+      );
       await proxy.stop();
-      say(`memory round ${r + 1} ${p}: ${[idle, ...perCount].map((f) => show(f.samples[p]?.[r], 1)).join(' / ')} MiB; ${show(perConnection.samples[p]?.[r], 1)} KiB per idle connection`);
+      say(
+        `memory round ${r + 1} ${p}: ${[idle, ...perCount].map((f) => show(f.samples[p]?.[r], 1)).join(' / ')} MiB; ${show(perConnection.samples[p]?.[r], 1)} KiB per idle connection`,
+      );
     }
   }
 }
@@ -286,7 +403,14 @@ async function churnMemory(env: Env): Promise<void> {
   await sleep(2000);
   const pid = gateway.process.pid ?? 0;
   const samples: Array<{ connections: number; rssMiB: number }> = [{ connections: 0, rssMiB: rssMiB(pid) }];
-  const churn = start(process.execPath, [join(repoRoot, 'bench', 'load.ts'), 'churn', '127.0.0.1', String(gateway.proxyPort), String(plan.parallel), String(plan.churnCount)]);
+  const churn = start(process.execPath, [
+    join(repoRoot, 'bench', 'load.ts'),
+    'churn',
+    '127.0.0.1',
+    String(gateway.proxyPort),
+    String(plan.parallel),
+    String(plan.churnCount),
+  ]);
   let seen = 0;
   const sampler = setInterval(() => {
     for (const line of churn.stdoutLines.slice(seen)) {
@@ -307,12 +431,36 @@ async function churnMemory(env: Env): Promise<void> {
   writeFileSync(join(out, 'churn-rss.json'), JSON.stringify(samples, null, 2));
   // Growth trend: least-squares slope over the second half of the run (the first half includes warm-up).
   const tail = samples.filter((s) => s.connections >= plan.churnCount / 2);
-  const slope = leastSquaresSlope(tail.map((s) => s.connections / 10_000), tail.map((s) => s.rssMiB));
+  const slope = leastSquaresSlope(
+    tail.map((s) => s.connections / 10_000),
+    tail.map((s) => s.rssMiB),
+  );
   const label = plan.churnCount.toLocaleString('en');
-  fig({ workload: 'memory (RSS)', metric: `after ${label} conns came and went`, unit: 'MiB', better: 'lower', samples: { gateway: [after] }, note: `samples every 10,000: ${samples.map((s) => s.rssMiB.toFixed(1)).join(' ')}` });
-  fig({ workload: 'memory (RSS)', metric: `growth, 2nd half of ${label}`, unit: 'MiB/10k conns', better: 'lower', samples: { gateway: [slope] } });
-  fig({ workload: 'memory (RSS)', metric: 'peak (VmHWM) after all of the above', unit: 'MiB', better: 'lower', samples: { gateway: [hwmMiB(pid)] } });
-  say(`churn: ${result.perSecond.toFixed(0)} conn/s; RSS ${samples.map((s) => s.rssMiB.toFixed(1)).join(' ')} MiB; slope ${slope.toFixed(2)} MiB/10k`);
+  fig({
+    workload: 'memory (RSS)',
+    metric: `after ${label} conns came and went`,
+    unit: 'MiB',
+    better: 'lower',
+    samples: { gateway: [after] },
+    note: `samples every 10,000: ${samples.map((s) => s.rssMiB.toFixed(1)).join(' ')}`,
+  });
+  fig({
+    workload: 'memory (RSS)',
+    metric: `growth, 2nd half of ${label}`,
+    unit: 'MiB/10k conns',
+    better: 'lower',
+    samples: { gateway: [slope] },
+  });
+  fig({
+    workload: 'memory (RSS)',
+    metric: 'peak (VmHWM) after all of the above',
+    unit: 'MiB',
+    better: 'lower',
+    samples: { gateway: [hwmMiB(pid)] },
+  });
+  say(
+    `churn: ${result.perSecond.toFixed(0)} conn/s; RSS ${samples.map((s) => s.rssMiB.toFixed(1)).join(' ')} MiB; slope ${slope.toFixed(2)} MiB/10k`,
+  );
   await gateway.stop();
 }
 
@@ -359,32 +507,47 @@ async function coldStart(env: Env): Promise<void> {
   };
   const watch = new Watch(kc);
   const controllers = [
-    await watch.watch(`/api/v1/namespaces/${env.namespace}/pods`, {}, (_phase, pod: V1Pod) => {
-      const now = performance.now();
-      const uid = pod.metadata?.uid ?? '';
-      const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      if (ready && !podReadyAt.has(uid)) podReadyAt.set(uid, now);
-    }, () => undefined),
-    await watch.watch(`/apis/discovery.k8s.io/v1/namespaces/${env.namespace}/endpointslices`, {}, (_phase, slice: V1EndpointSlice) => {
-      const now = performance.now();
-      for (const e of slice.endpoints ?? []) {
-        const uid = e.targetRef?.uid ?? '';
-        if (e.conditions?.ready === false || e.conditions?.terminating || sliceReadyAt.has(uid)) continue;
-        const host = e.addresses[0] ?? '';
-        sliceReadyAt.set(uid, { at: now, host });
-        if (armed) dialDirect(uid, host, now);
-      }
-    }, () => undefined),
+    await watch.watch(
+      `/api/v1/namespaces/${env.namespace}/pods`,
+      {},
+      (_phase, pod: V1Pod) => {
+        const now = performance.now();
+        const uid = pod.metadata?.uid ?? '';
+        const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        if (ready && !podReadyAt.has(uid)) podReadyAt.set(uid, now);
+      },
+      () => undefined,
+    ),
+    await watch.watch(
+      `/apis/discovery.k8s.io/v1/namespaces/${env.namespace}/endpointslices`,
+      {},
+      (_phase, slice: V1EndpointSlice) => {
+        const now = performance.now();
+        for (const e of slice.endpoints ?? []) {
+          const uid = e.targetRef?.uid ?? '';
+          if (e.conditions?.ready === false || e.conditions?.terminating || sliceReadyAt.has(uid)) continue;
+          const host = e.addresses[0] ?? '';
+          sliceReadyAt.set(uid, { at: now, host });
+          if (armed) dialDirect(uid, host, now);
+        }
+      },
+      () => undefined,
+    ),
   ];
   const fromSlice: number[] = [];
   const fromPod: number[] = [];
   const direct: number[] = [];
   try {
     for (let cycle = 0; cycle < plan.coldCycles; cycle++) {
-      await waitFor('scaled to zero, pod gone', async () => {
-        const pods = await env.core.listNamespacedPod({ namespace: env.namespace });
-        return (await env.replicas()).spec === 0 && pods.items.length === 0;
-      }, 60_000, 100);
+      await waitFor(
+        'scaled to zero, pod gone',
+        async () => {
+          const pods = await env.core.listNamespacedPod({ namespace: env.namespace });
+          return (await env.replicas()).spec === 0 && pods.items.length === 0;
+        },
+        60_000,
+        100,
+      );
       await sleep(300);
       armed = true;
       const connectedAt = performance.now();
@@ -412,17 +575,31 @@ async function coldStart(env: Env): Promise<void> {
       await waitFor('direct dial done', () => directFirstByte.has(uid), 5000, 10).catch(() => undefined);
       const d = directFirstByte.get(uid);
       if (d !== undefined) direct.push(d);
-      say(`cold start ${cycle + 1}/${plan.coldCycles}: connect→first byte ${(firstByteAt - connectedAt).toFixed(0)} ms; pod Ready→first byte ${podAt === undefined ? '?' : (firstByteAt - podAt).toFixed(1)} ms; EndpointSlice→first byte ${(firstByteAt - slice.at).toFixed(1)} ms (direct ${d?.toFixed(1) ?? '?'} ms)`);
+      say(
+        `cold start ${cycle + 1}/${plan.coldCycles}: connect→first byte ${(firstByteAt - connectedAt).toFixed(0)} ms; pod Ready→first byte ${podAt === undefined ? '?' : (firstByteAt - podAt).toFixed(1)} ms; EndpointSlice→first byte ${(firstByteAt - slice.at).toFixed(1)} ms (direct ${d?.toFixed(1) ?? '?'} ms)`,
+      );
     }
   } finally {
     for (const c of controllers) c.abort();
     await gateway.stop();
   }
   for (const p of [50, 99]) {
-    fig({ workload: 'cold start', metric: `EndpointSlice ready → first byte p${p}`, unit: 'ms', better: 'lower', samples: { direct: [percentile(direct, p)], gateway: [percentile(fromSlice, p)] } });
+    fig({
+      workload: 'cold start',
+      metric: `EndpointSlice ready → first byte p${p}`,
+      unit: 'ms',
+      better: 'lower',
+      samples: { direct: [percentile(direct, p)], gateway: [percentile(fromSlice, p)] },
+    });
   }
   for (const p of [50, 99]) {
-    fig({ workload: 'cold start', metric: `pod Ready → first byte p${p}`, unit: 'ms', better: 'lower', samples: { gateway: [percentile(fromPod, p)] } });
+    fig({
+      workload: 'cold start',
+      metric: `pod Ready → first byte p${p}`,
+      unit: 'ms',
+      better: 'lower',
+      samples: { gateway: [percentile(fromPod, p)] },
+    });
   }
   writeFileSync(join(out, 'cold-start.json'), JSON.stringify({ fromSlice, fromPod, direct }, null, 2));
 }
@@ -437,22 +614,56 @@ function targetsMet() {
   const gw = (f: Figure) => median(f.samples.gateway ?? []);
   const checks: Array<{ target: string; met: boolean | null; figure: string }> = [];
   const add = (target: string, ok: boolean | null, figure: string) => checks.push({ target, met: ok, figure });
-  const ratioCheck = (f: Figure | undefined, target: string, ok: (ratio: number) => boolean, unit: string, digits: number) => {
+  const ratioCheck = (
+    f: Figure | undefined,
+    target: string,
+    ok: (ratio: number) => boolean,
+    unit: string,
+    digits: number,
+  ) => {
     if (!f) return;
     const ratio = vsHaproxy(f);
-    add(target, Number.isNaN(ratio) ? null : ok(ratio), `${ratio.toFixed(2)}x (${gw(f).toFixed(digits)} vs ${median(f.samples.haproxy ?? []).toFixed(digits)} ${unit})`);
+    add(
+      target,
+      Number.isNaN(ratio) ? null : ok(ratio),
+      `${ratio.toFixed(2)}x (${gw(f).toFixed(digits)} vs ${median(f.samples.haproxy ?? []).toFixed(digits)} ${unit})`,
+    );
   };
   for (const mode of ['sequential', `${plan.parallel} parallel`]) {
-    ratioCheck(get('CPU', `per 1,000 conns ${mode}`), `CPU per 1,000 connections, ${mode}: gateway <= 1.5x HAProxy`, (x) => x <= 1.5, 'CPU-s', 3);
+    ratioCheck(
+      get('CPU', `per 1,000 conns ${mode}`),
+      `CPU per 1,000 connections, ${mode}: gateway <= 1.5x HAProxy`,
+      (x) => x <= 1.5,
+      'CPU-s',
+      3,
+    );
   }
   for (const mode of ['sequential', `${plan.parallel} parallel`]) {
-    ratioCheck(get('connection rate', mode), `connection rate, ${mode}: gateway >= 0.8x HAProxy`, (x) => x >= 0.8, 'conn/s', 0);
+    ratioCheck(
+      get('connection rate', mode),
+      `connection rate, ${mode}: gateway >= 0.8x HAProxy`,
+      (x) => x >= 0.8,
+      'conn/s',
+      0,
+    );
   }
   for (const direction of ['client→pod', 'pod→client']) {
-    ratioCheck(get('CPU', `per GB ${direction}`), `CPU per GB ${direction}: gateway <= 1.0x HAProxy`, (x) => x <= 1, 'CPU-s', 3);
+    ratioCheck(
+      get('CPU', `per GB ${direction}`),
+      `CPU per GB ${direction}: gateway <= 1.0x HAProxy`,
+      (x) => x <= 1,
+      'CPU-s',
+      3,
+    );
   }
   for (const direction of ['client→pod', 'pod→client']) {
-    ratioCheck(get('throughput', direction), `throughput ${direction}: gateway >= 1.0x HAProxy`, (x) => x >= 1, 'Gbit/s', 2);
+    ratioCheck(
+      get('throughput', direction),
+      `throughput ${direction}: gateway >= 1.0x HAProxy`,
+      (x) => x >= 1,
+      'Gbit/s',
+      2,
+    );
   }
   // Direct's p99 is the same in both sides of the comparison, so "added over direct <= HAProxy's" is judged
   // on the p99s themselves, per round: the subtraction only adds direct's noise (and a sign change).
@@ -460,18 +671,39 @@ function targetsMet() {
   const added = get('round trip 64 B', 'p99 added over direct');
   if (p99 && added) {
     const ratio = vsHaproxy(p99);
-    add('round trip p99 added over direct: gateway <= HAProxy', Number.isNaN(ratio) ? null : ratio <= 1, `p99 ${ratio.toFixed(2)}x HAProxy's in the same round; added ${gw(added).toFixed(0)} vs ${median(added.samples.haproxy ?? []).toFixed(0)} µs`);
+    add(
+      'round trip p99 added over direct: gateway <= HAProxy',
+      Number.isNaN(ratio) ? null : ratio <= 1,
+      `p99 ${ratio.toFixed(2)}x HAProxy's in the same round; added ${gw(added).toFixed(0)} vs ${median(added.samples.haproxy ?? []).toFixed(0)} µs`,
+    );
   }
   const idle = get('memory (RSS)', 'idle');
-  if (idle) add(`idle RSS <= 64 MiB (NODE_OPTIONS of the shipped manifest)`, gw(idle) <= 64, `${gw(idle).toFixed(1)} MiB`);
-  ratioCheck(figures.find((f) => f.metric.startsWith('per idle conn')), 'memory per idle connection: gateway <= 2x HAProxy', (x) => x <= 2, 'KiB', 1);
+  if (idle)
+    add(`idle RSS <= 64 MiB (NODE_OPTIONS of the shipped manifest)`, gw(idle) <= 64, `${gw(idle).toFixed(1)} MiB`);
+  ratioCheck(
+    figures.find((f) => f.metric.startsWith('per idle conn')),
+    'memory per idle connection: gateway <= 2x HAProxy',
+    (x) => x <= 2,
+    'KiB',
+    1,
+  );
   const growth = figures.find((f) => f.metric.startsWith('growth'));
   // A short run has too few samples for a trend: reported, not judged.
-  if (growth) add('no growth trend after many connections (< 0.5 MiB per 10k)', short ? null : gw(growth) < 0.5, `${gw(growth).toFixed(2)} MiB/10k`);
+  if (growth)
+    add(
+      'no growth trend after many connections (< 0.5 MiB per 10k)',
+      short ? null : gw(growth) < 0.5,
+      `${gw(growth).toFixed(2)} MiB/10k`,
+    );
   // Earlier targets, still promised: memory under load within the Deployment's limit, and cold start.
   for (const [n, limit] of plan.idleCounts.map((n): [number, number] => [n, n <= 1000 ? 64 : 256])) {
     const f = get('memory (RSS)', `${n.toLocaleString('en')} idle conns`);
-    if (f) add(`(earlier) RSS with ${n.toLocaleString('en')} idle connections <= ${limit} MiB`, gw(f) <= limit, `${gw(f).toFixed(1)} MiB`);
+    if (f)
+      add(
+        `(earlier) RSS with ${n.toLocaleString('en')} idle connections <= ${limit} MiB`,
+        gw(f) <= limit,
+        `${gw(f).toFixed(1)} MiB`,
+      );
   }
   const cold = get('cold start', 'EndpointSlice ready → first byte p99');
   if (cold) add('(earlier) cold start share p99 <= 50 ms', gw(cold) <= 50, `${gw(cold).toFixed(1)} ms`);
@@ -480,7 +712,10 @@ function targetsMet() {
 
 async function main(): Promise<number> {
   const cleanups: Array<() => Promise<void> | void> = [];
-  const context = { name: 'bench', after: (fn: () => Promise<void> | void) => cleanups.push(fn) } as unknown as TestContext;
+  const context = {
+    name: 'bench',
+    after: (fn: () => Promise<void> | void) => cleanups.push(fn),
+  } as unknown as TestContext;
   const startedAt = new Date();
   const proxies: Partial<Record<ProxyPeer, ProxyProcess>> = {};
   try {
@@ -497,7 +732,10 @@ async function main(): Promise<number> {
       haproxy: new HAProxy(podIp, out),
       haproxy1: new HAProxy(podIp, out, 1),
       nginx: new Nginx(podIp, out),
-      nodepipe: new NodePipe(podIp, out, { ...runtimeEnv, NODE_OPTIONS: [runtimeEnv['NODE_OPTIONS'], args['node-options']].filter(Boolean).join(' ') }),
+      nodepipe: new NodePipe(podIp, out, {
+        ...runtimeEnv,
+        NODE_OPTIONS: [runtimeEnv['NODE_OPTIONS'], args['node-options']].filter(Boolean).join(' '),
+      }),
     };
     Object.assign(proxies, started);
     for (const proxy of Object.values(started)) await proxy.start();
@@ -516,7 +754,9 @@ async function main(): Promise<number> {
       echo: Object.fromEntries(peerIds.map((p) => [p, endpoint(p, 'echo')])) as Paths['echo'],
       iperf: Object.fromEntries(peerIds.map((p) => [p, endpoint(p, 'iperf')])) as Paths['iperf'],
     };
-    say(`pod ${podIp}; ${proxyPeers.map((p) => `${p} ${paths.echo[p].port}/${paths.iperf[p].port}`).join(', ')}; ${plan.rounds} rounds${short ? ' (short)' : ''}`);
+    say(
+      `pod ${podIp}; ${proxyPeers.map((p) => `${p} ${paths.echo[p].port}/${paths.iperf[p].port}`).join(', ')}; ${plan.rounds} rounds${short ? ' (short)' : ''}`,
+    );
     if (only.has('throughput')) await throughput(paths);
     if (only.has('latency')) await latency(paths);
     if (only.has('rate')) await connectionRate(paths);
@@ -553,14 +793,31 @@ function report(startedAt: Date): void {
     '',
     ...peers.map((p) => `- ${p.label}: ${p.what}`),
     '',
-    ...checks.map((c) => `- ${c.met === null ? 'not judged (short run)' : c.met ? 'met' : 'NOT met'}: ${c.target} (${c.figure})`),
+    ...checks.map(
+      (c) => `- ${c.met === null ? 'not judged (short run)' : c.met ? 'met' : 'NOT met'}: ${c.target} (${c.figure})`,
+    ),
   ].join('\n');
-  const result = { startedAt: startedAt.toISOString(), seconds, short, plan, peers, figures: ordered.map(summary), targets: checks, node: process.version, runtimeEnv, gatewayNodeOptions: args['gateway-node-options'], gatewayEnv };
+  const result = {
+    startedAt: startedAt.toISOString(),
+    seconds,
+    short,
+    plan,
+    peers,
+    figures: ordered.map(summary),
+    targets: checks,
+    node: process.version,
+    runtimeEnv,
+    gatewayNodeOptions: args['gateway-node-options'],
+    gatewayEnv,
+  };
   writeFileSync(join(out, 'result.md'), `${markdown}\n`);
   writeFileSync(join(out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
   if (args['update-docs']) {
     // Only a full run is the table's kind of figure: every workload, every round.
-    if (runFailed || short || only.size < 6 || args.runs !== undefined) say('--update-docs: not a full run (npm run bench without --short, --only or --runs); docs/performance.md left as it was');
+    if (runFailed || short || only.size < 6 || args.runs !== undefined)
+      say(
+        '--update-docs: not a full run (npm run bench without --short, --only or --runs); docs/performance.md left as it was',
+      );
     else updatePerformanceDoc(markdown);
   }
   if (args.json) {

@@ -17,8 +17,14 @@ const kubernetesClientWithoutSideEffects: Plugin = {
   setup(b) {
     b.onResolve({ filter: /.*/ }, async (args) => {
       if ((args.pluginData as { inner?: boolean } | undefined)?.inner) return undefined;
-      const resolved = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: { inner: true } });
-      if (resolved.errors.length > 0 || !resolved.path.includes('/node_modules/@kubernetes/client-node/')) return undefined;
+      const resolved = await b.resolve(args.path, {
+        kind: args.kind,
+        resolveDir: args.resolveDir,
+        importer: args.importer,
+        pluginData: { inner: true },
+      });
+      if (resolved.errors.length > 0 || !resolved.path.includes('/node_modules/@kubernetes/client-node/'))
+        return undefined;
       return { path: resolved.path, sideEffects: false };
     });
   },
@@ -83,8 +89,15 @@ const withoutPinoTransports: Plugin = {
 const pinoOnMainThread: Plugin = {
   name: 'pino-on-main-thread',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?worker_threads$/ }, (args) => (/[\\/]pino[\\/]lib[\\/]tools\.js$/.test(args.importer) ? { path: 'worker_threads', namespace: 'pino-on-main-thread' } : undefined));
-    b.onLoad({ filter: /.*/, namespace: 'pino-on-main-thread' }, () => ({ loader: 'js', contents: 'module.exports = { isMainThread: true };' }));
+    b.onResolve({ filter: /^(node:)?worker_threads$/ }, (args) =>
+      /[\\/]pino[\\/]lib[\\/]tools\.js$/.test(args.importer)
+        ? { path: 'worker_threads', namespace: 'pino-on-main-thread' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'pino-on-main-thread' }, () => ({
+      loader: 'js',
+      contents: 'module.exports = { isMainThread: true };',
+    }));
   },
 };
 
@@ -102,7 +115,10 @@ const withoutPromClientExtras: Plugin = {
 };
 `,
     }));
-    b.onResolve({ filter: /^@opentelemetry\/api$/ }, () => ({ path: '@opentelemetry/api', namespace: 'without-prom-client-extras' }));
+    b.onResolve({ filter: /^@opentelemetry\/api$/ }, () => ({
+      path: '@opentelemetry/api',
+      namespace: 'without-prom-client-extras',
+    }));
     b.onLoad({ filter: /.*/, namespace: 'without-prom-client-extras' }, () => ({
       loader: 'js',
       contents: `const missing = () => {
@@ -123,12 +139,19 @@ const builtinsThroughRequire: Plugin = {
     b.onResolve({ filter: /.*/ }, (args) => {
       if (!isBuiltin(args.path)) return undefined;
       if (args.namespace === 'builtin-lazy') return { path: args.path, external: true };
-      if (idleUnusedBuiltins.has(args.path.replace(/^node:/, ''))) return { path: args.path, namespace: 'builtin-lazy' };
+      if (idleUnusedBuiltins.has(args.path.replace(/^node:/, '')))
+        return { path: args.path, namespace: 'builtin-lazy' };
       if (args.kind !== 'import-statement') return undefined;
       return { path: args.path, namespace: 'builtin-require' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'builtin-require' }, (args) => ({ loader: 'js', contents: `module.exports = require(${JSON.stringify(args.path)});` }));
-    b.onLoad({ filter: /.*/, namespace: 'builtin-lazy' }, (args) => ({ loader: 'js', contents: lazyBuiltinFacade(args.path) }));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-require' }, (args) => ({
+      loader: 'js',
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-lazy' }, (args) => ({
+      loader: 'js',
+      contents: lazyBuiltinFacade(args.path),
+    }));
   },
 };
 
@@ -147,7 +170,10 @@ function lazyBuiltinFacade(specifier: string): string {
 function lazyFacade(specifier: string, names: readonly string[], callable: boolean): string {
   const getters = names
     .filter((name) => name !== 'default' && name !== '__esModule')
-    .map((name) => `Object.defineProperty(facade, ${JSON.stringify(name)}, { enumerable: true, get: () => load()[${JSON.stringify(name)}] });`);
+    .map(
+      (name) =>
+        `Object.defineProperty(facade, ${JSON.stringify(name)}, { enumerable: true, get: () => load()[${JSON.stringify(name)}] });`,
+    );
   return [
     'let loaded;',
     `const load = () => (loaded ??= require(${JSON.stringify(specifier)}));`,
@@ -161,12 +187,23 @@ function lazyFacade(specifier: string, names: readonly string[], callable: boole
 // an OIDC, Azure or GCP auth provider; a ServiceAccount token needs none of them. They (with socks,
 // ip-address, openid-client, oauth4webapi, jsonpath-plus, debug) initialise on first use instead: idle RSS
 // -0.5 MiB, although behind a require() esbuild keeps their whole code (the bundle grows ~110 KB).
-const kubernetesClientRarePackages = new Set(['socks-proxy-agent', 'socks', 'hpagent', 'openid-client', 'jsonpath-plus']);
+const kubernetesClientRarePackages = new Set([
+  'socks-proxy-agent',
+  'socks',
+  'hpagent',
+  'openid-client',
+  'jsonpath-plus',
+]);
 const kubernetesClientLazyPackages: Plugin = {
   name: 'kubernetes-client-lazy-packages',
   setup(b) {
     b.onResolve({ filter: /.*/ }, (args) => {
-      if (!kubernetesClientRarePackages.has(args.path) || args.namespace === 'lazy-package' || !/[\\/]@kubernetes[\\/]client-node[\\/]/.test(args.importer)) return undefined;
+      if (
+        !kubernetesClientRarePackages.has(args.path) ||
+        args.namespace === 'lazy-package' ||
+        !/[\\/]@kubernetes[\\/]client-node[\\/]/.test(args.importer)
+      )
+        return undefined;
       return { path: args.path, namespace: 'lazy-package', pluginData: { resolveDir: args.resolveDir } };
     });
     b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, async (args) => {
@@ -182,7 +219,11 @@ const kubernetesClientLazyPackages: Plugin = {
 // builds without the repository (the image: its context has no .git; the release passes the commit).
 function gitRevision(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     return 'unknown';
   }
@@ -199,7 +240,9 @@ const result = await build({
   format: 'esm',
   target: 'node22',
   // CommonJS dependencies call require() for Node built-ins; an ES module has no require of its own.
-  banner: { js: "import { createRequire as __bkaCreateRequire } from 'node:module';\nconst require = __bkaCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __bkaCreateRequire } from 'node:module';\nconst require = __bkaCreateRequire(import.meta.url);",
+  },
   define: { BKA_BUILD_VERSION: JSON.stringify(version), BKA_BUILD_REVISION: JSON.stringify(revision) },
   minifySyntax: true,
   minifyWhitespace: true,
@@ -208,11 +251,23 @@ const result = await build({
   sourcemap: false,
   legalComments: 'none',
   metafile: process.argv.includes('--metafile'),
-  plugins: [builtinsThroughRequire, kubernetesClientLazyPackages, kubernetesClientWithoutSideEffects, stringOnlySerializer, withoutUndici, withoutPinoTransports, pinoOnMainThread, withoutPromClientExtras],
+  plugins: [
+    builtinsThroughRequire,
+    kubernetesClientLazyPackages,
+    kubernetesClientWithoutSideEffects,
+    stringOnlySerializer,
+    withoutUndici,
+    withoutPinoTransports,
+    pinoOnMainThread,
+    withoutPromClientExtras,
+  ],
   logLevel: 'warning',
 });
 // V8 keeps a script's source for lazy compilation; one non-ASCII character makes it UTF-16, twice the
 // memory (1.4 instead of 0.7 MiB). esbuild escapes strings but not regular expression literals.
 const nonAscii = /[\u0080-\u00ff]/.exec(readFileSync(outfile, 'latin1'));
-if (nonAscii) throw new Error(`dist/main.js is not ASCII at offset ${nonAscii.index}: escape that character in the source (\\uXXXX)`);
+if (nonAscii)
+  throw new Error(
+    `dist/main.js is not ASCII at offset ${nonAscii.index}: escape that character in the source (\\uXXXX)`,
+  );
 if (result.metafile) writeFileSync(join(root, 'dist', 'meta.json'), JSON.stringify(result.metafile));

@@ -57,7 +57,10 @@ export function annotationLines(diagnostics: readonly Diagnostic[]): string[] {
     const shown = ofLevel.slice(0, ANNOTATION_LIMIT);
     for (const d of shown) lines.push(`::${level} title=${escapeProperty(d.title)}::${escapeData(d.message)}`);
     const hidden = ofLevel.length - shown.length;
-    if (hidden > 0) lines.push(`::${level} title=${escapeProperty(`${hidden} more`)}::${escapeData(`${hidden} more ${level} diagnostics are in REPORT.md`)}`);
+    if (hidden > 0)
+      lines.push(
+        `::${level} title=${escapeProperty(`${hidden} more`)}::${escapeData(`${hidden} more ${level} diagnostics are in REPORT.md`)}`,
+      );
   }
   return lines;
 }
@@ -86,7 +89,11 @@ export function stepSummary(report: string | undefined, run: RunInfo): string {
 /** The PR comment: marker first (so the workflow finds it again), then the report, cut to fit. */
 export function prComment(report: string | undefined, run: RunInfo, marker = DEFAULT_MARKER): string {
   const links = [
-    ...(run.artifactUrl ? [`[REPORT.md with every artifact (results JSON, objects, events, scale decisions, pod logs, timeline)](${run.artifactUrl})`] : []),
+    ...(run.artifactUrl
+      ? [
+          `[REPORT.md with every artifact (results JSON, objects, events, scale decisions, pod logs, timeline)](${run.artifactUrl})`,
+        ]
+      : []),
     ...(run.runUrl ? [`[Full run, artifacts and logs](${run.runUrl})`] : []),
   ];
   const footer = links.length > 0 ? `\n\n${links.join(' · ')}\n` : '\n';

@@ -4,7 +4,8 @@ import { optionDefinitions } from '../src/config.ts';
 
 export function configTable(): string {
   const rows = optionDefinitions.map(
-    (d) => `| \`--${d.flag}\` | \`${d.env}\` | ${d.defaultText === undefined ? 'none' : `\`${d.defaultText}\``} | ${d.description} |`,
+    (d) =>
+      `| \`--${d.flag}\` | \`${d.env}\` | ${d.defaultText === undefined ? 'none' : `\`${d.defaultText}\``} | ${d.description} |`,
   );
   return ['| flag | env (wins over flag) | default | what it does |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }

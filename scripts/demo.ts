@@ -33,7 +33,9 @@ interface Options {
 }
 
 function usage(message: string): never {
-  process.stderr.write(`demo: ${message}\nusage: npm run demo [-- --name NAME] [--keep | --no-keep] [--idle-timeout 20s]\n`);
+  process.stderr.write(
+    `demo: ${message}\nusage: npm run demo [-- --name NAME] [--keep | --no-keep] [--idle-timeout 20s]\n`,
+  );
   process.exit(2);
 }
 
@@ -87,9 +89,20 @@ interface RunResult {
   stderr: string;
 }
 
-function run(file: string, args: readonly string[], opts: { input?: string; inherit?: boolean } = {}): Promise<RunResult> {
+function run(
+  file: string,
+  args: readonly string[],
+  opts: { input?: string; inherit?: boolean } = {},
+): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(file, args, { cwd: REPO_ROOT, stdio: [opts.input === undefined ? 'ignore' : 'pipe', opts.inherit ? 'inherit' : 'pipe', opts.inherit ? 'inherit' : 'pipe'] });
+    const child = spawn(file, args, {
+      cwd: REPO_ROOT,
+      stdio: [
+        opts.input === undefined ? 'ignore' : 'pipe',
+        opts.inherit ? 'inherit' : 'pipe',
+        opts.inherit ? 'inherit' : 'pipe',
+      ],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -111,8 +124,12 @@ async function kubectl(args: readonly string[], input?: string): Promise<string>
 
 async function outer(o: Options): Promise<number> {
   say(styleText('bold', 'buildkitd-autoscaler demo: a scale-to-zero gateway in front of a real buildkitd'));
-  say(dim(`cluster "${o.name}" (test/cluster: etcd, kube-apiserver, kube-controller-manager and a process kubelet in netns bka-${o.name}); ` +
-    `${o.keep ? 'it stays up afterwards (--keep)' : 'it is cleaned up afterwards (--no-keep)'}`));
+  say(
+    dim(
+      `cluster "${o.name}" (test/cluster: etcd, kube-apiserver, kube-controller-manager and a process kubelet in netns bka-${o.name}); ` +
+        `${o.keep ? 'it stays up afterwards (--keep)' : 'it is cleaned up afterwards (--no-keep)'}`,
+    ),
+  );
 
   heading('build');
   const t0 = Date.now();
@@ -125,16 +142,36 @@ async function outer(o: Options): Promise<number> {
 
   heading(`cluster ${o.name}`);
   const t1 = Date.now();
-  say(dim('first run on a machine builds etcd, kube-apiserver, kube-controller-manager, kubectl, buildkitd and buildctl (about 12 min on 2 cores), cached afterwards'));
+  say(
+    dim(
+      'first run on a machine builds etcd, kube-apiserver, kube-controller-manager, kubectl, buildkitd and buildctl (about 12 min on 2 cores), cached afterwards',
+    ),
+  );
   const cluster = await ensureCluster({ name: o.name, log: (line) => say(dim(`  ${line}`)) });
-  say(`${cluster.startedHere ? 'brought up' : 'already up'} in ${((Date.now() - t1) / 1000).toFixed(1)}s: API server ${cluster.apiServerUrl}, binaries ${cluster.binDir}`);
+  say(
+    `${cluster.startedHere ? 'brought up' : 'already up'} in ${((Date.now() - t1) / 1000).toFixed(1)}s: API server ${cluster.apiServerUrl}, binaries ${cluster.binDir}`,
+  );
 
   // The rest needs pod and Service addresses, which exist only inside the cluster's netns.
-  const inner = spawn(process.execPath, [
-    path.join(REPO_ROOT, 'test/cluster/cli.ts'), 'exec', '--name', o.name, '--',
-    process.execPath, path.join(REPO_ROOT, 'scripts/demo.ts'), '--inner', '--name', o.name, '--idle-timeout', o.idleTimeout,
-    o.keep ? '--keep' : '--no-keep',
-  ], { cwd: REPO_ROOT, stdio: 'inherit' });
+  const inner = spawn(
+    process.execPath,
+    [
+      path.join(REPO_ROOT, 'test/cluster/cli.ts'),
+      'exec',
+      '--name',
+      o.name,
+      '--',
+      process.execPath,
+      path.join(REPO_ROOT, 'scripts/demo.ts'),
+      '--inner',
+      '--name',
+      o.name,
+      '--idle-timeout',
+      o.idleTimeout,
+      o.keep ? '--keep' : '--no-keep',
+    ],
+    { cwd: REPO_ROOT, stdio: 'inherit' },
+  );
   let interrupted = false;
   const onSignal = () => (interrupted = true); // the child gets the same SIGINT from the terminal
   process.on('SIGINT', onSignal);
@@ -144,14 +181,19 @@ async function outer(o: Options): Promise<number> {
   heading(o.keep && !interrupted ? 'left running' : 'clean-up');
   if (o.keep && !interrupted) {
     say(`cluster ${o.name} and namespace ${NAMESPACE} stay up (--keep). Tear down with:`);
-    say(`  npm run cluster -- down --name ${o.name}            ${dim('# stops every process, deletes the netns; --purge also removes the state')}`);
+    say(
+      `  npm run cluster -- down --name ${o.name}            ${dim('# stops every process, deletes the netns; --purge also removes the state')}`,
+    );
     return code;
   }
   if (cluster.startedHere) {
     await down({ name: o.name, log: (line) => say(dim(`  ${line}`)) });
     say(`cluster ${o.name} is down (this run brought it up)`);
   } else {
-    const r = await cluster.kubectl(['delete', 'namespace', NAMESPACE, '--ignore-not-found', '--wait=true', '--timeout=120s'], { timeoutMs: 150_000 });
+    const r = await cluster.kubectl(
+      ['delete', 'namespace', NAMESPACE, '--ignore-not-found', '--wait=true', '--timeout=120s'],
+      { timeoutMs: 150_000 },
+    );
     say(r.code === 0 ? `namespace ${NAMESPACE} deleted` : `deleting namespace ${NAMESPACE} failed: ${r.stderr.trim()}`);
     say(`cluster ${o.name} was up before this run and stays up: npm run cluster -- down --name ${o.name}`);
   }
@@ -189,7 +231,13 @@ class TimelinePrinter {
       const e = this.queue.shift();
       if (!e) break;
       const t = `+${((e.at - this.origin) / 1000).toFixed(1)}s`.padStart(8);
-      const colour = { statefulset: 'cyan', pod: 'blue', gateway: 'magenta', buildctl: 'green', demo: 'yellow' } as const;
+      const colour = {
+        statefulset: 'cyan',
+        pod: 'blue',
+        gateway: 'magenta',
+        buildctl: 'green',
+        demo: 'yellow',
+      } as const;
       say(`${dim(t)}  ${styleText(colour[e.source], e.source.padEnd(11))} ${e.text}`);
     }
   }
@@ -226,39 +274,61 @@ class ClusterView {
     const kc = new KubeConfig();
     kc.loadFromDefault();
     const watch = new Watch(kc);
-    const start = async (apiPath: string, query: Record<string, string>, onEvent: (type: string, obj: unknown) => void) => {
+    const start = async (
+      apiPath: string,
+      query: Record<string, string>,
+      onEvent: (type: string, obj: unknown) => void,
+    ) => {
       const restart = () => {
         if (!this.stopped) setTimeout(() => void start(apiPath, query, onEvent).catch(restart), 1000);
       };
       this.aborts.push(await watch.watch(apiPath, query, onEvent, restart));
     };
-    await start(`/apis/apps/v1/namespaces/${NAMESPACE}/statefulsets`, { fieldSelector: `metadata.name=${STATEFULSET}` }, (type, obj) => {
-      const sts = obj as StatefulSetLike;
-      const replicas = type === 'DELETED' ? 0 : (sts.spec?.replicas ?? 0);
-      const ready = sts.status?.readyReplicas ?? 0;
-      if (this.replicas !== undefined && replicas !== this.replicas) {
-        this.out.add('statefulset', styleText('bold', `scale ${this.replicas} -> ${replicas}`) + dim(' (spec.replicas, written through statefulsets/scale)'));
-      } else if (this.replicas === undefined) {
-        this.out.add('statefulset', `${STATEFULSET}: replicas ${replicas}, ready ${ready}`);
-      }
-      if (this.replicas !== undefined && ready !== this.readyReplicas) this.out.add('statefulset', `ready replicas ${this.readyReplicas} -> ${ready}`);
-      this.replicas = replicas;
-      this.readyReplicas = ready;
-      this.wake();
-    });
-    await start(`/api/v1/namespaces/${NAMESPACE}/pods`, { labelSelector: `app.kubernetes.io/name=${STATEFULSET}` }, (type, obj) => {
-      const pod = obj as PodLike;
-      const name = pod.metadata?.name ?? '?';
-      const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-      const state = type === 'DELETED' ? 'deleted' : pod.metadata?.deletionTimestamp ? 'terminating' : `${pod.status?.phase ?? 'Unknown'}${ready ? ', Ready' : ''}`;
-      if (this.pods.get(name) === state) return;
-      const text = state === 'deleted' ? 'gone' : state === 'Pending' ? 'created (Pending)' : state;
-      const ip = pod.status?.podIP && state.includes('Ready') ? ` at ${pod.status.podIP}` : '';
-      this.out.add('pod', `${name}: ${text}${ip}`);
-      if (state === 'deleted') this.pods.delete(name);
-      else this.pods.set(name, state);
-      this.wake();
-    });
+    await start(
+      `/apis/apps/v1/namespaces/${NAMESPACE}/statefulsets`,
+      { fieldSelector: `metadata.name=${STATEFULSET}` },
+      (type, obj) => {
+        const sts = obj as StatefulSetLike;
+        const replicas = type === 'DELETED' ? 0 : (sts.spec?.replicas ?? 0);
+        const ready = sts.status?.readyReplicas ?? 0;
+        if (this.replicas !== undefined && replicas !== this.replicas) {
+          this.out.add(
+            'statefulset',
+            styleText('bold', `scale ${this.replicas} -> ${replicas}`) +
+              dim(' (spec.replicas, written through statefulsets/scale)'),
+          );
+        } else if (this.replicas === undefined) {
+          this.out.add('statefulset', `${STATEFULSET}: replicas ${replicas}, ready ${ready}`);
+        }
+        if (this.replicas !== undefined && ready !== this.readyReplicas)
+          this.out.add('statefulset', `ready replicas ${this.readyReplicas} -> ${ready}`);
+        this.replicas = replicas;
+        this.readyReplicas = ready;
+        this.wake();
+      },
+    );
+    await start(
+      `/api/v1/namespaces/${NAMESPACE}/pods`,
+      { labelSelector: `app.kubernetes.io/name=${STATEFULSET}` },
+      (type, obj) => {
+        const pod = obj as PodLike;
+        const name = pod.metadata?.name ?? '?';
+        const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+        const state =
+          type === 'DELETED'
+            ? 'deleted'
+            : pod.metadata?.deletionTimestamp
+              ? 'terminating'
+              : `${pod.status?.phase ?? 'Unknown'}${ready ? ', Ready' : ''}`;
+        if (this.pods.get(name) === state) return;
+        const text = state === 'deleted' ? 'gone' : state === 'Pending' ? 'created (Pending)' : state;
+        const ip = pod.status?.podIP && state.includes('Ready') ? ` at ${pod.status.podIP}` : '';
+        this.out.add('pod', `${name}: ${text}${ip}`);
+        if (state === 'deleted') this.pods.delete(name);
+        else this.pods.set(name, state);
+        this.wake();
+      },
+    );
   }
 
   async until(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {
@@ -290,8 +360,17 @@ class ClusterView {
 
 /** Log events of the gateway worth a line in the timeline (the rest is in `kubectl logs`). */
 const GATEWAY_EVENTS = new Set([
-  'connection_held', 'connection_routed', 'connection_closed', 'connection_rejected', 'dial_failed', 'scale', 'scale_failed',
-  'scale_skipped', 'scale_down_proposed', 'backends_changed', 'shutdown_started',
+  'connection_held',
+  'connection_routed',
+  'connection_closed',
+  'connection_rejected',
+  'dial_failed',
+  'scale',
+  'scale_failed',
+  'scale_skipped',
+  'scale_down_proposed',
+  'backends_changed',
+  'shutdown_started',
 ]);
 
 interface GatewayLogLine {
@@ -312,15 +391,23 @@ function describeGatewayLine(line: GatewayLogLine): string | undefined {
   if (!line.event || (!GATEWAY_EVENTS.has(line.event) && (line.level ?? 0) < 40)) return undefined;
   let text = line.msg ?? line.event;
   if (line.event === 'connection_held' && line.client) text += ` (client ${line.client})`;
-  if (line.event === 'connection_closed') text += ` (${line.bytesUp ?? 0} B up, ${line.bytesDown ?? 0} B down, open ${((line.durationMs ?? 0) / 1000).toFixed(1)}s)`;
+  if (line.event === 'connection_closed')
+    text += ` (${line.bytesUp ?? 0} B up, ${line.bytesDown ?? 0} B down, open ${((line.durationMs ?? 0) / 1000).toFixed(1)}s)`;
   if (line.code && !text.includes(line.code)) text += ` [${line.code}]`;
   if (line.event === 'scale') text = styleText('bold', text);
   return text;
 }
 
 /** Follows a gateway pod's log through the API server (`kubectl logs -f`), as an operator would. */
-function followGatewayLog(pod: string, replica: string | undefined, out: TimelinePrinter, seen: GatewayLogLine[]): () => void {
-  const child = spawn('kubectl', ['-n', NAMESPACE, 'logs', '-f', '--tail=0', pod], { stdio: ['ignore', 'pipe', 'pipe'] });
+function followGatewayLog(
+  pod: string,
+  replica: string | undefined,
+  out: TimelinePrinter,
+  seen: GatewayLogLine[],
+): () => void {
+  const child = spawn('kubectl', ['-n', NAMESPACE, 'logs', '-f', '--tail=0', pod], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   createInterface({ input: child.stdout }).on('line', (raw) => {
     let line: GatewayLogLine;
     try {
@@ -348,7 +435,9 @@ async function serviceAddress(): Promise<{ ip: string; port: number }> {
 async function install(o: Options, workDir: string): Promise<void> {
   // An overlay over the shipped files: only the idle timeout changes, so the demo does not wait 2 minutes.
   const rel = (p: string) => path.relative(workDir, path.join(REPO_ROOT, p));
-  await writeFile(path.join(workDir, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1
+  await writeFile(
+    path.join(workDir, 'kustomization.yaml'),
+    `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
   - ${rel('deploy/kubernetes')}
@@ -370,12 +459,15 @@ patches:
                 env:
                   - name: SCALE_DOWN_IDLE_TIMEOUT
                     value: "${o.idleTimeout}"
-`);
+`,
+  );
   const rendered = await run('kubectl', ['kustomize', workDir]);
   if (rendered.code !== 0) throw new Error(`kubectl kustomize: ${rendered.stderr.trim()}`);
   await writeFile(path.join(workDir, 'applied.yaml'), rendered.stdout);
   // Server-side, as deploy/README.md says: the gateway owns spec.replicas once it has scaled.
-  const applied = await run('kubectl', ['apply', '--server-side', '--field-manager=bka-demo', '-f', '-'], { input: rendered.stdout });
+  const applied = await run('kubectl', ['apply', '--server-side', '--field-manager=bka-demo', '-f', '-'], {
+    input: rendered.stdout,
+  });
   if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr.trim()}`);
   for (const line of applied.stdout.trim().split('\n')) say(dim(`  ${line}`));
 }
@@ -389,27 +481,60 @@ async function inner(o: Options): Promise<number> {
   const idleMs = idleTimeoutMs(o.idleTimeout);
   try {
     heading('install the shipped manifests');
-    say(`kubectl kustomize over deploy/kubernetes + deploy/kubernetes/buildkitd, one patch: SCALE_DOWN_IDLE_TIMEOUT=${o.idleTimeout} ` +
-      dim(`(the shipped default is ${SHIPPED_IDLE_TIMEOUT}; a demo should not make you wait that long)`));
-    const existing = await run('kubectl', ['-n', NAMESPACE, 'get', 'statefulset', STATEFULSET, '-o', 'jsonpath={.spec.replicas}']);
+    say(
+      `kubectl kustomize over deploy/kubernetes + deploy/kubernetes/buildkitd, one patch: SCALE_DOWN_IDLE_TIMEOUT=${o.idleTimeout} ` +
+        dim(`(the shipped default is ${SHIPPED_IDLE_TIMEOUT}; a demo should not make you wait that long)`),
+    );
+    const existing = await run('kubectl', [
+      '-n',
+      NAMESPACE,
+      'get',
+      'statefulset',
+      STATEFULSET,
+      '-o',
+      'jsonpath={.spec.replicas}',
+    ]);
     if (existing.code === 0 && existing.stdout.trim() !== '0') {
-      say(`buildkitd is at ${existing.stdout.trim()} replicas from an earlier run; waiting for the gateway to scale it to 0 first`);
-      await run('kubectl', ['-n', NAMESPACE, 'wait', `statefulset/${STATEFULSET}`, '--for=jsonpath={.spec.replicas}=0', `--timeout=${Math.ceil(idleMs / 1000) + 300}s`]);
+      say(
+        `buildkitd is at ${existing.stdout.trim()} replicas from an earlier run; waiting for the gateway to scale it to 0 first`,
+      );
+      await run('kubectl', [
+        '-n',
+        NAMESPACE,
+        'wait',
+        `statefulset/${STATEFULSET}`,
+        '--for=jsonpath={.spec.replicas}=0',
+        `--timeout=${Math.ceil(idleMs / 1000) + 300}s`,
+      ]);
     }
     await install(o, workDir);
     await kubectl(['rollout', 'status', `deployment/${GATEWAY}`, '--timeout=300s']);
-    const pods = JSON.parse(await kubectl(['get', 'pods', '-l', `app.kubernetes.io/name=${GATEWAY}`, '-o', 'json'])) as {
-      items: { metadata: { name: string; deletionTimestamp?: string }; spec: { serviceAccountName?: string }; status?: { podIP?: string; conditions?: { type: string; status: string }[] } }[];
+    const pods = JSON.parse(
+      await kubectl(['get', 'pods', '-l', `app.kubernetes.io/name=${GATEWAY}`, '-o', 'json']),
+    ) as {
+      items: {
+        metadata: { name: string; deletionTimestamp?: string };
+        spec: { serviceAccountName?: string };
+        status?: { podIP?: string; conditions?: { type: string; status: string }[] };
+      }[];
     };
-    const readyPods = pods.items.filter((p) => !p.metadata.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    const readyPods = pods.items.filter(
+      (p) =>
+        !p.metadata.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    );
     const gatewayPod = readyPods[0];
     if (!gatewayPod) throw new Error('no ready gateway pod after the rollout');
     const svc = await serviceAddress();
     for (const pod of readyPods) {
-      say(`gateway pod ${pod.metadata.name} is Ready at ${pod.status?.podIP ?? '?'}, ServiceAccount ${pod.spec.serviceAccountName ?? '?'} ` +
-        `(Role: get/watch the StatefulSet, patch statefulsets/scale, list/watch EndpointSlices, Leases)`);
+      say(
+        `gateway pod ${pod.metadata.name} is Ready at ${pod.status?.podIP ?? '?'}, ServiceAccount ${pod.spec.serviceAccountName ?? '?'} ` +
+          `(Role: get/watch the StatefulSet, patch statefulsets/scale, list/watch EndpointSlices, Leases)`,
+      );
     }
-    if (readyPods.length > 1) say(`${readyPods.length} gateway replicas share their activity through Leases; one leads and is the only one that scales down`);
+    if (readyPods.length > 1)
+      say(
+        `${readyPods.length} gateway replicas share their activity through Leases; one leads and is the only one that scales down`,
+      );
     say(`gateway Service ${GATEWAY}.${NAMESPACE}: ClusterIP ${svc.ip}:${svc.port}`);
 
     heading('timeline (StatefulSet and pod watches, the gateway log, buildctl)');
@@ -417,25 +542,52 @@ async function inner(o: Options): Promise<number> {
     await view.watch();
     await view.until('the StatefulSet in the watch', () => view.replicas !== undefined, 30_000);
     if (view.replicas !== 0 || view.pods.size > 0) {
-      out.add('demo', `waiting for buildkitd to be at 0 with no pods (now ${view.replicas ?? '?'} replicas, ${view.pods.size} pods)`);
-      await view.until('buildkitd at 0 before the build', () => view.replicas === 0 && view.pods.size === 0, idleMs + 300_000);
+      out.add(
+        'demo',
+        `waiting for buildkitd to be at 0 with no pods (now ${view.replicas ?? '?'} replicas, ${view.pods.size} pods)`,
+      );
+      await view.until(
+        'buildkitd at 0 before the build',
+        () => view.replicas === 0 && view.pods.size === 0,
+        idleMs + 300_000,
+      );
     }
     // Every replica's log: the Service picks which one carries the build, and the leader decides the scale-down.
-    const stops = readyPods.map((pod) => followGatewayLog(pod.metadata.name, readyPods.length > 1 ? pod.metadata.name.slice(-5) : undefined, out, gatewayLog));
+    const stops = readyPods.map((pod) =>
+      followGatewayLog(
+        pod.metadata.name,
+        readyPods.length > 1 ? pod.metadata.name.slice(-5) : undefined,
+        out,
+        gatewayLog,
+      ),
+    );
     stopLog = () => stops.forEach((stop) => stop());
     await new Promise((resolve) => setTimeout(resolve, 1000)); // let `kubectl logs -f` attach
 
     const context = path.join(workDir, 'context');
     const dest = path.join(workDir, 'out');
     await mkdir(context);
-    const payload = Buffer.from(`hello from buildkitd-autoscaler, built ${new Date().toISOString()} (${Math.random().toString(36).slice(2)})\n`);
+    const payload = Buffer.from(
+      `hello from buildkitd-autoscaler, built ${new Date().toISOString()} (${Math.random().toString(36).slice(2)})\n`,
+    );
     await writeFile(path.join(context, 'hello.txt'), payload);
     // No `# syntax=` line: the built-in dockerfile.v0 frontend, nothing fetched from a registry.
     await writeFile(path.join(context, 'Dockerfile'), 'FROM scratch\nCOPY hello.txt /hello.txt\n');
     const addr = `tcp://${svc.ip}:${svc.port}`;
     const buildArgs = [
-      '--addr', addr, 'build', '--frontend', 'dockerfile.v0', '--local', `context=${context}`, '--local', `dockerfile=${context}`,
-      '--output', `type=local,dest=${dest}`, '--progress', 'plain',
+      '--addr',
+      addr,
+      'build',
+      '--frontend',
+      'dockerfile.v0',
+      '--local',
+      `context=${context}`,
+      '--local',
+      `dockerfile=${context}`,
+      '--output',
+      `type=local,dest=${dest}`,
+      '--progress',
+      'plain',
     ];
     out.add('buildctl', `buildctl ${buildArgs.map((a) => a.replace(workDir, '$TMP')).join(' ')}`);
     out.add('buildctl', dim('  Dockerfile: FROM scratch / COPY hello.txt /hello.txt'));
@@ -444,51 +596,112 @@ async function inner(o: Options): Promise<number> {
     const buildDone = Date.now();
     await writeFile(path.join(workDir, 'buildctl.log'), build.stderr + build.stdout);
     if (build.code !== 0) {
-      out.add('buildctl', styleText('red', `build FAILED (exit ${build.code}) after ${((buildDone - buildStarted) / 1000).toFixed(1)}s`));
+      out.add(
+        'buildctl',
+        styleText('red', `build FAILED (exit ${build.code}) after ${((buildDone - buildStarted) / 1000).toFixed(1)}s`),
+      );
       out.stop();
       say(build.stderr.trim().split('\n').slice(-15).join('\n'));
-      say(`gateway log: npm run cluster -- exec --name ${o.name} -- kubectl -n ${NAMESPACE} logs ${gatewayPod.metadata.name}`);
+      say(
+        `gateway log: npm run cluster -- exec --name ${o.name} -- kubectl -n ${NAMESPACE} logs ${gatewayPod.metadata.name}`,
+      );
       return 1;
     }
-    const steps = build.stderr.split('\n').filter((l) => /^#\d+ \[/.test(l)).map((l) => l.replace(/^#\d+ /, '')).filter((l, i, a) => a.indexOf(l) === i);
-    out.add('buildctl', `build done in ${((buildDone - buildStarted) / 1000).toFixed(1)}s (wake-up included): ${steps.join('; ')}`, buildDone);
+    const steps = build.stderr
+      .split('\n')
+      .filter((l) => /^#\d+ \[/.test(l))
+      .map((l) => l.replace(/^#\d+ /, ''))
+      .filter((l, i, a) => a.indexOf(l) === i);
+    out.add(
+      'buildctl',
+      `build done in ${((buildDone - buildStarted) / 1000).toFixed(1)}s (wake-up included): ${steps.join('; ')}`,
+      buildDone,
+    );
     const built = await readFile(path.join(dest, 'hello.txt')).catch(() => undefined);
     const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 16);
     if (!built?.equals(payload)) {
-      out.add('demo', styleText('red', `output hello.txt does not match what was copied in (${built ? `${built.length} bytes, sha256 ${sha(built)}` : 'missing'})`));
+      out.add(
+        'demo',
+        styleText(
+          'red',
+          `output hello.txt does not match what was copied in (${built ? `${built.length} bytes, sha256 ${sha(built)}` : 'missing'})`,
+        ),
+      );
       out.stop();
       return 1;
     }
-    out.add('demo', `output verified: hello.txt, ${built.length} bytes, sha256 ${sha(built)}…, identical to the build context`);
+    out.add(
+      'demo',
+      `output verified: hello.txt, ${built.length} bytes, sha256 ${sha(built)}…, identical to the build context`,
+    );
     out.add('demo', dim(`waiting for the idle timeout (${o.idleTimeout}) and the scale-down…`));
-    await view.until('the scale-down to 0 and the pod gone', () => view.replicas === 0 && view.pods.size === 0, idleMs + 180_000);
+    await view.until(
+      'the scale-down to 0 and the pod gone',
+      () => view.replicas === 0 && view.pods.size === 0,
+      idleMs + 180_000,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1500)); // the gateway log trails the watches
     out.stop();
 
     const held = gatewayLog.find((l) => l.event === 'connection_held');
     const routed = gatewayLog.find((l) => l.event === 'connection_routed');
     heading('what happened');
-    if (held && routed) say(`- the first connection was held ${((routed.at - held.at) / 1000).toFixed(1)}s while buildkitd went from 0 to a ready pod`);
-    say(`- the build finished ${((buildDone - buildStarted) / 1000).toFixed(1)}s after buildctl started, output verified`);
-    const idleStarted = gatewayLog.filter((l) => l.event === 'connection_closed').sort((a, b) => a.at - b.at).at(-1);
-    const scaledDown = gatewayLog.filter((l) => l.event === 'scale').sort((a, b) => a.at - b.at).at(-1);
+    if (held && routed)
+      say(
+        `- the first connection was held ${((routed.at - held.at) / 1000).toFixed(1)}s while buildkitd went from 0 to a ready pod`,
+      );
+    say(
+      `- the build finished ${((buildDone - buildStarted) / 1000).toFixed(1)}s after buildctl started, output verified`,
+    );
+    const idleStarted = gatewayLog
+      .filter((l) => l.event === 'connection_closed')
+      .sort((a, b) => a.at - b.at)
+      .at(-1);
+    const scaledDown = gatewayLog
+      .filter((l) => l.event === 'scale')
+      .sort((a, b) => a.at - b.at)
+      .at(-1);
     if (idleStarted && scaledDown) {
-      say(`- ${((scaledDown.at - idleStarted.at) / 1000).toFixed(1)}s after the last connection closed the gateway wrote replicas=0 (idle timeout ${o.idleTimeout})`);
+      say(
+        `- ${((scaledDown.at - idleStarted.at) / 1000).toFixed(1)}s after the last connection closed the gateway wrote replicas=0 (idle timeout ${o.idleTimeout})`,
+      );
     }
-    say(`- ${gatewayLog.filter((l) => l.event === 'connection_closed').length} connection(s) through the gateway; buildkitd is back at 0 replicas, no pods`);
+    say(
+      `- ${gatewayLog.filter((l) => l.event === 'connection_closed').length} connection(s) through the gateway; buildkitd is back at 0 replicas, no pods`,
+    );
 
     heading('use it yourself');
     if (!o.keep) say(`This run cleans up next (--no-keep); start it with \`npm run demo -- --keep\` to try these:`);
-    say(`Clients reach the gateway inside the cluster's network namespace (bka-${o.name}); run them through \`npm run cluster -- exec\`:`);
+    say(
+      `Clients reach the gateway inside the cluster's network namespace (bka-${o.name}); run them through \`npm run cluster -- exec\`:`,
+    );
     say(`  npm run cluster -- exec --name ${o.name} -- buildctl --addr tcp://${svc.ip}:${svc.port} debug workers`);
-    say(`  npm run cluster -- exec --name ${o.name} --dns -- buildctl --addr tcp://${GATEWAY}.${NAMESPACE}.svc.cluster.local:${svc.port} \\`);
-    say('      build --frontend dockerfile.v0 --local context=$DIR --local dockerfile=$DIR --output type=local,dest=$DIR/out');
-    say(dim('  (DIR: an absolute path to a directory with a Dockerfile; `npm run` starts in the repo root, so `.` would be this repo)'));
-    say(`  docker buildx create --name bka --driver remote tcp://${svc.ip}:${svc.port}   ${dim('# from a shell in the netns: npm run cluster -- exec --name ' + o.name + ' -- bash')}`);
-    say(`  gateway pod ${gatewayPod.metadata.name}: tcp://${gatewayPod.status?.podIP ?? '?'}:8080; metrics and /readyz: http://${svc.ip}:9090/metrics`);
+    say(
+      `  npm run cluster -- exec --name ${o.name} --dns -- buildctl --addr tcp://${GATEWAY}.${NAMESPACE}.svc.cluster.local:${svc.port} \\`,
+    );
+    say(
+      '      build --frontend dockerfile.v0 --local context=$DIR --local dockerfile=$DIR --output type=local,dest=$DIR/out',
+    );
+    say(
+      dim(
+        '  (DIR: an absolute path to a directory with a Dockerfile; `npm run` starts in the repo root, so `.` would be this repo)',
+      ),
+    );
+    say(
+      `  docker buildx create --name bka --driver remote tcp://${svc.ip}:${svc.port}   ${dim('# from a shell in the netns: npm run cluster -- exec --name ' + o.name + ' -- bash')}`,
+    );
+    say(
+      `  gateway pod ${gatewayPod.metadata.name}: tcp://${gatewayPod.status?.podIP ?? '?'}:8080; metrics and /readyz: http://${svc.ip}:9090/metrics`,
+    );
     say(`Watch it: npm run cluster -- exec --name ${o.name} -- kubectl -n ${NAMESPACE} get statefulset,pods -w`);
-    say(`Its log:  npm run cluster -- exec --name ${o.name} -- kubectl -n ${NAMESPACE} logs -f ${gatewayPod.metadata.name}`);
-    say(dim(`On a real cluster: kubectl apply -k deploy/kubernetes && kubectl apply --server-side -k deploy/kubernetes/buildkitd, then tcp://${GATEWAY}.${NAMESPACE}.svc:8080 (deploy/README.md).`));
+    say(
+      `Its log:  npm run cluster -- exec --name ${o.name} -- kubectl -n ${NAMESPACE} logs -f ${gatewayPod.metadata.name}`,
+    );
+    say(
+      dim(
+        `On a real cluster: kubectl apply -k deploy/kubernetes && kubectl apply --server-side -k deploy/kubernetes/buildkitd, then tcp://${GATEWAY}.${NAMESPACE}.svc:8080 (deploy/README.md).`,
+      ),
+    );
     return 0;
   } catch (error) {
     out.stop();
@@ -504,8 +717,10 @@ async function inner(o: Options): Promise<number> {
 
 if (import.meta.main) {
   const options = parseOptions();
-  process.exitCode = options.inner ? await inner(options) : await outer(options).catch((error: unknown) => {
-    say(styleText('red', `demo failed: ${error instanceof Error ? error.message : String(error)}`));
-    return 1;
-  });
+  process.exitCode = options.inner
+    ? await inner(options)
+    : await outer(options).catch((error: unknown) => {
+        say(styleText('red', `demo failed: ${error instanceof Error ? error.message : String(error)}`));
+        return 1;
+      });
 }

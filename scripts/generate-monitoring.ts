@@ -11,7 +11,8 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 export const RULES_SOURCE = 'deploy/prometheus/rules.yaml';
 export const DASHBOARD_SOURCE = 'deploy/grafana/buildkitd-autoscaler.json';
 
-const generatedHeader = (source: string) => `# Generated from ${source} by scripts/generate-monitoring.ts: edit that file, then run the script.\n`;
+const generatedHeader = (source: string) =>
+  `# Generated from ${source} by scripts/generate-monitoring.ts: edit that file, then run the script.\n`;
 
 /** Each generated file (path from the repository root) and its content. */
 export async function generatedFiles(): Promise<Map<string, string>> {
@@ -30,7 +31,10 @@ export async function generatedFiles(): Promise<Map<string, string>> {
   return new Map([
     ['charts/buildkitd-autoscaler/files/prometheus-rules.yaml', generatedHeader(RULES_SOURCE) + rules],
     ['charts/buildkitd-autoscaler/files/grafana-dashboard.json', dashboard],
-    ['deploy/kubernetes/components/prometheusrule/prometheusrule.yaml', generatedHeader(RULES_SOURCE) + dump(prometheusRule, { lineWidth: -1 })],
+    [
+      'deploy/kubernetes/components/prometheusrule/prometheusrule.yaml',
+      generatedHeader(RULES_SOURCE) + dump(prometheusRule, { lineWidth: -1 }),
+    ],
     ['deploy/kubernetes/components/grafana-dashboard/buildkitd-autoscaler.json', dashboard],
   ]);
 }
@@ -48,7 +52,8 @@ export async function driftedFiles(): Promise<string[]> {
 if (import.meta.main) {
   if (process.argv.includes('--check')) {
     const drifted = await driftedFiles();
-    for (const file of drifted) process.stderr.write(`${file} differs from its source: run node scripts/generate-monitoring.ts\n`);
+    for (const file of drifted)
+      process.stderr.write(`${file} differs from its source: run node scripts/generate-monitoring.ts\n`);
     process.exitCode = drifted.length > 0 ? 1 : 0;
   } else {
     for (const [file, content] of await generatedFiles()) await writeFile(path.join(ROOT, file), content);

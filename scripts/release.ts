@@ -42,7 +42,10 @@ export function changelogSection(changelog: string, version: string): string {
   const start = lines.findIndex((line) => heading.test(line));
   if (start < 0) throw new Error(`CHANGELOG.md has no "## ${version}" section: move the Unreleased entries under it`);
   const end = lines.findIndex((line, i) => i > start && line.startsWith('## '));
-  const body = lines.slice(start + 1, end < 0 ? undefined : end).join('\n').trim();
+  const body = lines
+    .slice(start + 1, end < 0 ? undefined : end)
+    .join('\n')
+    .trim();
   if (!body) throw new Error(`CHANGELOG.md's "## ${version}" section is empty`);
   return `${body}\n`;
 }
@@ -64,25 +67,45 @@ function withAppVersion(chartYaml: string, version: string): string {
 function checkChartVersionMoved(tag: string, chartVersion: string): void {
   let previous: string;
   try {
-    previous = execFileSync('git', ['describe', '--tags', '--abbrev=0', '--match', 'v*', `${tag}^`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    previous = execFileSync('git', ['describe', '--tags', '--abbrev=0', '--match', 'v*', `${tag}^`], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     return; // the first release, or no tags in this clone
   }
   const chartDir = `charts/${chartName}`;
-  const changed = execFileSync('git', ['diff', '--name-only', previous, tag, '--', chartDir], { cwd: root, encoding: 'utf8' }).trim();
+  const changed = execFileSync('git', ['diff', '--name-only', previous, tag, '--', chartDir], {
+    cwd: root,
+    encoding: 'utf8',
+  }).trim();
   if (!changed) return;
-  const before = (load(execFileSync('git', ['show', `${previous}:${chartDir}/Chart.yaml`], { cwd: root, encoding: 'utf8' })) as { version: string }).version;
-  if (before === chartVersion) throw new Error(`the chart changed since ${previous} (${changed.split('\n').join(', ')}) but its version is still ${chartVersion}: raise it in Chart.yaml`);
+  const before = (
+    load(execFileSync('git', ['show', `${previous}:${chartDir}/Chart.yaml`], { cwd: root, encoding: 'utf8' })) as {
+      version: string;
+    }
+  ).version;
+  if (before === chartVersion)
+    throw new Error(
+      `the chart changed since ${previous} (${changed.split('\n').join(', ')}) but its version is still ${chartVersion}: raise it in Chart.yaml`,
+    );
 }
 
 export function release(options: ReleaseOptions): ReleaseResult {
   const version = /^v(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$/.exec(options.tag)?.[1];
   if (!version) throw new Error(`--tag ${JSON.stringify(options.tag)}: expected v<major>.<minor>.<patch>`);
   const packageVersion = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
-  if (packageVersion !== version) throw new Error(`--tag ${options.tag} but package.json says ${packageVersion}: bump it before tagging`);
-  if (!/^sha256:[0-9a-f]{64}$/.test(options.digest)) throw new Error(`--digest ${JSON.stringify(options.digest)}: expected sha256:<64 hex digits>`);
-  if (!/^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(options.image)) throw new Error(`--image ${JSON.stringify(options.image)}: expected a repository without tag, e.g. ghcr.io/<owner>/<repo>`);
-  if (!options.dryRun && !options.chartRegistry) throw new Error('--chart-registry oci://... is needed unless --dry-run');
+  if (packageVersion !== version)
+    throw new Error(`--tag ${options.tag} but package.json says ${packageVersion}: bump it before tagging`);
+  if (!/^sha256:[0-9a-f]{64}$/.test(options.digest))
+    throw new Error(`--digest ${JSON.stringify(options.digest)}: expected sha256:<64 hex digits>`);
+  if (!/^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(options.image))
+    throw new Error(
+      `--image ${JSON.stringify(options.image)}: expected a repository without tag, e.g. ghcr.io/<owner>/<repo>`,
+    );
+  if (!options.dryRun && !options.chartRegistry)
+    throw new Error('--chart-registry oci://... is needed unless --dry-run');
 
   rmSync(options.out, { recursive: true, force: true });
   mkdirSync(options.out, { recursive: true });
@@ -94,17 +117,24 @@ export function release(options: ReleaseOptions): ReleaseResult {
   cpSync(join(root, 'charts', chartName), chartDir, { recursive: true });
   const chartYaml = withAppVersion(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8'), version);
   writeFileSync(join(chartDir, 'Chart.yaml'), chartYaml);
-  writeFileSync(join(chartDir, 'values.yaml'), withImageRepository(readFileSync(join(chartDir, 'values.yaml'), 'utf8'), options.image));
+  writeFileSync(
+    join(chartDir, 'values.yaml'),
+    withImageRepository(readFileSync(join(chartDir, 'values.yaml'), 'utf8'), options.image),
+  );
   const chartVersion = (load(chartYaml) as { version: string }).version;
   checkChartVersionMoved(options.tag, chartVersion);
   execFileSync(options.helm, ['lint', '--strict', chartDir], { stdio: ['ignore', 'ignore', 'inherit'] });
-  execFileSync(options.helm, ['package', chartDir, '--destination', options.out], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(options.helm, ['package', chartDir, '--destination', options.out], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const chartPackage = join(options.out, `${chartName}-${chartVersion}.tgz`);
 
   // The manifests reference the image by digest: what a release's install applies never moves.
   const kustomizeDir = join(options.out, 'kubernetes');
   cpSync(join(root, 'deploy', 'kubernetes'), kustomizeDir, { recursive: true });
-  const kustomization = load(readFileSync(join(kustomizeDir, 'kustomization.yaml'), 'utf8')) as { images?: { name: string; newName?: string; newTag?: string; digest?: string }[] };
+  const kustomization = load(readFileSync(join(kustomizeDir, 'kustomization.yaml'), 'utf8')) as {
+    images?: { name: string; newName?: string; newTag?: string; digest?: string }[];
+  };
   const entry = kustomization.images?.find((i) => i.name === chartName);
   if (!entry) throw new Error(`deploy/kubernetes/kustomization.yaml has no images entry for ${chartName}`);
   delete entry.newTag;
@@ -115,12 +145,16 @@ export function release(options: ReleaseOptions): ReleaseResult {
   const pinned = `${options.image}@${options.digest}`;
   const wakeCronJob = join(options.out, 'wake-cronjob.yaml');
   const cronJob = readFileSync(join(kustomizeDir, 'examples', 'wake-cronjob.yaml'), 'utf8');
-  if (!/image: buildkitd-autoscaler:\S+/.test(cronJob)) throw new Error('examples/wake-cronjob.yaml: no gateway image to pin');
+  if (!/image: buildkitd-autoscaler:\S+/.test(cronJob))
+    throw new Error('examples/wake-cronjob.yaml: no gateway image to pin');
   writeFileSync(wakeCronJob, cronJob.replace(/image: buildkitd-autoscaler:\S+/, `image: ${pinned}`));
 
   let chartRef: string | undefined;
   if (!options.dryRun && options.chartRegistry) {
-    const pushed = execFileSync(options.helm, ['push', chartPackage, options.chartRegistry], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const pushed = execFileSync(options.helm, ['push', chartPackage, options.chartRegistry], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const digest = /Digest: (sha256:[0-9a-f]{64})/.exec(pushed)?.[1];
     if (!digest) throw new Error(`helm push printed no digest:\n${pushed}`);
     chartRef = `${options.chartRegistry.replace(/^oci:\/\//, '')}/${chartName}@${digest}`;
@@ -158,7 +192,9 @@ if (import.meta.main) {
       kubectl: values.kubectl,
     });
     // key=value lines, appended to $GITHUB_OUTPUT by the workflow.
-    for (const [key, value] of Object.entries(result)) if (value !== undefined) process.stdout.write(`${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}=${value}\n`);
+    for (const [key, value] of Object.entries(result))
+      if (value !== undefined)
+        process.stdout.write(`${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}=${value}\n`);
   } catch (error) {
     process.stderr.write(`scripts/release.ts: ${(error as Error).message}\n`);
     process.exit(1);

@@ -14,7 +14,11 @@ export interface BuildInfo {
 export const buildInfo: BuildInfo =
   typeof BKA_BUILD_VERSION === 'string' && typeof BKA_BUILD_REVISION === 'string'
     ? { version: BKA_BUILD_VERSION, revision: BKA_BUILD_REVISION }
-    : { version: (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version, revision: 'unknown' };
+    : {
+        version: (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+          .version,
+        revision: 'unknown',
+      };
 
 export function describeBuild(info: BuildInfo = buildInfo): string {
   return `buildkitd-autoscaler ${info.version} (revision ${info.revision})`;

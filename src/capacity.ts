@@ -8,7 +8,9 @@ export interface BuilderCapacity {
 
 /** Connections per builder that size the pool: a cap below the share sizes it too, so a full pool adds a builder. */
 export function builderShare(capacity: BuilderCapacity): number {
-  return capacity.maxConnectionsPerReplica > 0 ? Math.min(capacity.connectionsPerReplica, capacity.maxConnectionsPerReplica) : capacity.connectionsPerReplica;
+  return capacity.maxConnectionsPerReplica > 0
+    ? Math.min(capacity.connectionsPerReplica, capacity.maxConnectionsPerReplica)
+    : capacity.connectionsPerReplica;
 }
 
 /** Connections one builder may take at most once no builder can be added (Infinity without a cap). */

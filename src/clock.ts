@@ -26,11 +26,14 @@ function chainedTimer(ms: number, fn: () => void): Timer {
   const due = performance.now() + ms;
   let handle: NodeJS.Timeout;
   const arm = (wait: number) => {
-    handle = setTimeout(() => {
-      const left = due - performance.now();
-      if (left > 0) arm(left);
-      else fn();
-    }, Math.min(wait, maxTimerMs));
+    handle = setTimeout(
+      () => {
+        const left = due - performance.now();
+        if (left > 0) arm(left);
+        else fn();
+      },
+      Math.min(wait, maxTimerMs),
+    );
     handle.unref?.();
   };
   arm(ms);

@@ -12,6 +12,14 @@ test('deploy/README.md "Configuration" names every environment variable the gate
   assert.ok(section, 'deploy/README.md has a "## Configuration" section');
   const listed = new Set(section.match(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g));
   const defined = optionDefinitions.map((d) => d.env);
-  assert.deepEqual(defined.filter((env) => !listed.has(env)), [], 'missing from deploy/README.md');
-  assert.deepEqual([...listed].filter((env) => !(defined as readonly string[]).includes(env)), [], 'named in deploy/README.md but not read by the gateway');
+  assert.deepEqual(
+    defined.filter((env) => !listed.has(env)),
+    [],
+    'missing from deploy/README.md',
+  );
+  assert.deepEqual(
+    [...listed].filter((env) => !(defined as readonly string[]).includes(env)),
+    [],
+    'named in deploy/README.md but not read by the gateway',
+  );
 });

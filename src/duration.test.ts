@@ -28,7 +28,7 @@ test('formats like Duration.String()', () => {
   assert.equal(formatGoDuration(0), '0s');
 });
 
-test('accepts up to Go\'s largest duration and refuses what Go refuses as out of range', () => {
+test("accepts up to Go's largest duration and refuses what Go refuses as out of range", () => {
   assert.equal(parseGoDuration('720h'), 720 * 3_600_000);
   assert.equal(parseGoDuration('2562047h'), 2_562_047 * 3_600_000);
   for (const tooLong of ['2562048h', '9223372036855s', '99999999999999999999999h']) {

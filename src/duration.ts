@@ -2,8 +2,8 @@
 const unitMs = {
   ns: 1e-6,
   us: 1e-3,
-  'µs': 1e-3,
-  'μs': 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
   ms: 1,
   s: 1000,
   m: 60_000,
@@ -44,7 +44,8 @@ export function parseGoDuration(text: string): number {
     total += Number(number) * unitMs[unit as keyof typeof unitMs];
   }
   // Every timer chains past Node's 24.8-day limit (clock.ts), so up to Go's limit every value works.
-  if (!(total <= maxGoDurationMs)) throw new Error(`out of range: at most ${maxGoDurationText} (Go's largest duration)`);
+  if (!(total <= maxGoDurationMs))
+    throw new Error(`out of range: at most ${maxGoDurationText} (Go's largest duration)`);
   return sign * total;
 }
 

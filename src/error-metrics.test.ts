@@ -11,7 +11,8 @@ const errorSamples = async (metrics: ReturnType<typeof createMetrics>) =>
 
 test('every error code is on /metrics at 0 before its first error, so an alert on increase() sees the first one', async () => {
   const samples = await errorSamples(createMetrics());
-  for (const code of Object.values(ErrorCode)) assert.ok(samples.includes(`bka_errors_total{code="${code}"} 0`), `${code} missing:\n${samples.join('\n')}`);
+  for (const code of Object.values(ErrorCode))
+    assert.ok(samples.includes(`bka_errors_total{code="${code}"} 0`), `${code} missing:\n${samples.join('\n')}`);
 });
 
 test('an error counts once on top of the zero, and the other codes stay at 0', async () => {

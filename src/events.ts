@@ -30,12 +30,43 @@ export type GatewayEvent =
   | { kind: 'connection_rejected'; outcome: ConnectionOutcome; client: string; code: ErrorCode }
   | { kind: 'connection_held'; id: number; client: string }
   | { kind: 'connection_queued'; id: number; client: string }
-  | { kind: 'connection_routed'; id: number; backend: string; heldMs: number | undefined; affinityHit?: boolean | undefined; queuedMs?: number | undefined }
-  | { kind: 'connection_closed'; id: number; outcome: ConnectionOutcome; bytesUp: number; bytesDown: number; durationMs: number; queuedMs?: number | undefined; code?: ErrorCode; error?: string }
+  | {
+      kind: 'connection_routed';
+      id: number;
+      backend: string;
+      heldMs: number | undefined;
+      affinityHit?: boolean | undefined;
+      queuedMs?: number | undefined;
+    }
+  | {
+      kind: 'connection_closed';
+      id: number;
+      outcome: ConnectionOutcome;
+      bytesUp: number;
+      bytesDown: number;
+      durationMs: number;
+      queuedMs?: number | undefined;
+      code?: ErrorCode;
+      error?: string;
+    }
   | { kind: 'dial_failed'; id: number; backend: string; error: string; attempt: number; code: ErrorCode }
-  | { kind: 'scale'; direction: 'up' | 'down'; from: number; to: number; reason: string; cause?: ScaleUpCause | undefined }
+  | {
+      kind: 'scale';
+      direction: 'up' | 'down';
+      from: number;
+      to: number;
+      reason: string;
+      cause?: ScaleUpCause | undefined;
+    }
   | { kind: 'wake_requested'; replicas: number; forMs: number; until: string; client: string }
-  | { kind: 'scale_failed'; direction: 'up' | 'down'; to: number; code: ErrorCode; error: string; status: number | undefined }
+  | {
+      kind: 'scale_failed';
+      direction: 'up' | 'down';
+      to: number;
+      code: ErrorCode;
+      error: string;
+      status: number | undefined;
+    }
   | { kind: 'scale_skipped'; direction: 'up' | 'down'; reason: string }
   | { kind: 'scale_recovered'; code: ErrorCode; reason: string }
   | { kind: 'wake_gave_up'; code: ErrorCode; attempts: number; error: string }
@@ -43,14 +74,28 @@ export type GatewayEvent =
   | { kind: 'idle_timer_started'; timeoutMs: number }
   | { kind: 'idle_timer_canceled'; openConnections: number }
   | { kind: 'watch_synced'; resource: string; objects: number }
-  | { kind: 'watch_failed'; resource: string; code: ErrorCode; error: string; status: number | undefined; retryInMs: number }
+  | {
+      kind: 'watch_failed';
+      resource: string;
+      code: ErrorCode;
+      error: string;
+      status: number | undefined;
+      retryInMs: number;
+    }
   | { kind: 'nodes_unwatched'; code: ErrorCode; error: string }
   | { kind: 'builders_draining'; pods: string[] }
   | { kind: 'backends_changed'; ready: string[] }
   | { kind: 'shutdown_started'; signal: string; openConnections: number; graceMs: number }
   | { kind: 'listener_closed'; openConnections: number }
   | { kind: 'shutdown_finished'; closedByForce: number }
-  | { kind: 'scale_decision'; demand: number; needed: number; replicasReporting: number; staleReports: number; waiting: string | undefined }
+  | {
+      kind: 'scale_decision';
+      demand: number;
+      needed: number;
+      replicasReporting: number;
+      staleReports: number;
+      waiting: string | undefined;
+    }
   | { kind: 'scale_down_proposed'; from: number; to: number; pods: string; id: string }
   | { kind: 'scale_down_withdrawn'; pods: string; id: string; reason: string }
   | { kind: 'scale_down_blocked'; by: string[] }
@@ -61,8 +106,23 @@ export type GatewayEvent =
   | { kind: 'leader_changed'; lease: string; identity: string; leading: boolean; reason: string }
   | { kind: 'builder_marked'; pod: string }
   | { kind: 'builder_unmarked'; pod: string }
-  | { kind: 'mark_failed'; pod: string; action: 'mark' | 'unmark'; code: ErrorCode; error: string; status: number | undefined; retryInMs: number }
-  | { kind: 'lease_failed'; lease: string; action: 'acquire' | 'renew' | 'release' | 'annotate' | 'publish' | 'delete'; code: ErrorCode; error: string; status: number | undefined };
+  | {
+      kind: 'mark_failed';
+      pod: string;
+      action: 'mark' | 'unmark';
+      code: ErrorCode;
+      error: string;
+      status: number | undefined;
+      retryInMs: number;
+    }
+  | {
+      kind: 'lease_failed';
+      lease: string;
+      action: 'acquire' | 'renew' | 'release' | 'annotate' | 'publish' | 'delete';
+      code: ErrorCode;
+      error: string;
+      status: number | undefined;
+    };
 
 export type EventKind = GatewayEvent['kind'];
 type EventOf<K extends EventKind> = Extract<GatewayEvent, { kind: K }>;
@@ -92,15 +152,29 @@ const rules = {
     },
   },
   connection_held: { level: () => 'info', message: (e) => `connection ${e.id} held until buildkitd is ready` },
-  connection_queued: { level: () => 'info', message: (e) => `connection ${e.id} from ${e.client} queued: every builder is at --max-connections-per-replica and the pool at --max-replicas` },
+  connection_queued: {
+    level: () => 'info',
+    message: (e) =>
+      `connection ${e.id} from ${e.client} queued: every builder is at --max-connections-per-replica and the pool at --max-replicas`,
+  },
   connection_routed: {
     level: (e) => (e.heldMs === undefined ? 'debug' : 'info'),
-    message: (e) => `connection ${e.id} spliced to ${e.backend}` + (e.heldMs === undefined ? '' : ` after ${Math.round(e.heldMs)}ms held`) + (e.queuedMs === undefined ? '' : ` (${Math.round(e.queuedMs)}ms of it queued for capacity)`),
+    message: (e) =>
+      `connection ${e.id} spliced to ${e.backend}` +
+      (e.heldMs === undefined ? '' : ` after ${Math.round(e.heldMs)}ms held`) +
+      (e.queuedMs === undefined ? '' : ` (${Math.round(e.queuedMs)}ms of it queued for capacity)`),
     count: (e, m) => {
       if (e.heldMs !== undefined) m.holdDuration.observe(e.heldMs / 1000);
       if (e.affinityHit !== undefined) m.affinity.inc({ result: e.affinityHit ? 'hit' : 'miss' });
     },
-    fields: (e) => ({ event: 'connection_routed', id: e.id, backend: e.backend, heldMs: e.heldMs, affinityHit: e.affinityHit, queuedMs: e.queuedMs }),
+    fields: (e) => ({
+      event: 'connection_routed',
+      id: e.id,
+      backend: e.backend,
+      heldMs: e.heldMs,
+      affinityHit: e.affinityHit,
+      queuedMs: e.queuedMs,
+    }),
   },
   connection_closed: {
     level: (e) => outcomeLevel(e.outcome),
@@ -109,7 +183,17 @@ const rules = {
       m.countConnectionEnded(e.outcome, e.bytesUp, e.bytesDown);
       if (e.code) m.errors.inc({ code: e.code });
     },
-    fields: (e) => ({ event: 'connection_closed', id: e.id, outcome: e.outcome, bytesUp: e.bytesUp, bytesDown: e.bytesDown, durationMs: e.durationMs, queuedMs: e.queuedMs, code: e.code, error: e.error }),
+    fields: (e) => ({
+      event: 'connection_closed',
+      id: e.id,
+      outcome: e.outcome,
+      bytesUp: e.bytesUp,
+      bytesDown: e.bytesDown,
+      durationMs: e.durationMs,
+      queuedMs: e.queuedMs,
+      code: e.code,
+      error: e.error,
+    }),
   },
   dial_failed: {
     level: () => 'warn',
@@ -145,7 +229,8 @@ const rules = {
   scale_recovered: { level: () => 'info', message: (e) => `${e.code} is over: ${e.reason}` },
   wake_gave_up: {
     level: () => 'error',
-    message: (e) => `gave up waking buildkitd after ${e.attempts} failed attempts (the next connection tries again): ${e.error}`,
+    message: (e) =>
+      `gave up waking buildkitd after ${e.attempts} failed attempts (the next connection tries again): ${e.error}`,
     count: (e, m) => m.errors.inc({ code: e.code }),
   },
   internal_error: {
@@ -153,7 +238,10 @@ const rules = {
     message: (e) => `${e.what}: ${e.error}`,
     count: (e, m) => m.errors.inc({ code: e.code }),
   },
-  idle_timer_started: { level: () => 'info', message: (e) => `no open connections; scaling to zero in ${e.timeoutMs}ms unless one arrives` },
+  idle_timer_started: {
+    level: () => 'info',
+    message: (e) => `no open connections; scaling to zero in ${e.timeoutMs}ms unless one arrives`,
+  },
   idle_timer_canceled: { level: () => 'debug', message: () => 'idle timer canceled by a new connection' },
   watch_synced: { level: () => 'info', message: (e) => `watch of ${e.resource} synced (${e.objects} objects)` },
   watch_failed: {
@@ -166,25 +254,41 @@ const rules = {
   },
   nodes_unwatched: {
     level: () => 'warn',
-    message: (e) => `cannot watch nodes, so builders on draining nodes keep taking connections (grant get, list, watch on nodes or set --watch-nodes=false): ${e.error}`,
+    message: (e) =>
+      `cannot watch nodes, so builders on draining nodes keep taking connections (grant get, list, watch on nodes or set --watch-nodes=false): ${e.error}`,
     count: (e, m) => m.errors.inc({ code: e.code }),
   },
   builders_draining: {
     level: () => 'info',
-    message: (e) => (e.pods.length === 0 ? 'no builder is on a draining node' : `builders on draining nodes take no new connections: ${e.pods.join(', ')}`),
+    message: (e) =>
+      e.pods.length === 0
+        ? 'no builder is on a draining node'
+        : `builders on draining nodes take no new connections: ${e.pods.join(', ')}`,
   },
-  backends_changed: { level: () => 'info', message: (e) => `ready backends: ${e.ready.length === 0 ? 'none' : e.ready.join(', ')}` },
-  shutdown_started: { level: () => 'info', message: (e) => `${e.signal}: not ready any more; ${e.openConnections} open connections get ${e.graceMs}ms to finish once the listener closes` },
+  backends_changed: {
+    level: () => 'info',
+    message: (e) => `ready backends: ${e.ready.length === 0 ? 'none' : e.ready.join(', ')}`,
+  },
+  shutdown_started: {
+    level: () => 'info',
+    message: (e) =>
+      `${e.signal}: not ready any more; ${e.openConnections} open connections get ${e.graceMs}ms to finish once the listener closes`,
+  },
   scale_decision: {
     level: () => 'info',
-    message: (e) => `${e.demand} connections need ${e.needed} replicas (${e.replicasReporting} gateway replicas reporting${e.staleReports ? `, ${e.staleReports} stale` : ''})${e.waiting ? `; waiting: ${e.waiting}` : ''}`,
+    message: (e) =>
+      `${e.demand} connections need ${e.needed} replicas (${e.replicasReporting} gateway replicas reporting${e.staleReports ? `, ${e.staleReports} stale` : ''})${e.waiting ? `; waiting: ${e.waiting}` : ''}`,
     count: (e, m) => {
       m.desiredReplicas.set(e.needed);
       m.replicasReporting.set(e.replicasReporting);
       m.staleReports.set(e.staleReports);
     },
   },
-  scale_down_proposed: { level: () => 'info', message: (e) => `proposed scaling down ${e.from} -> ${e.to}: ${e.pods} takes no new connections on any gateway replica` },
+  scale_down_proposed: {
+    level: () => 'info',
+    message: (e) =>
+      `proposed scaling down ${e.from} -> ${e.to}: ${e.pods} takes no new connections on any gateway replica`,
+  },
   scale_down_withdrawn: { level: () => 'info', message: (e) => `scale-down of ${e.pods} withdrawn: ${e.reason}` },
   scale_down_blocked: {
     level: () => 'warn',
@@ -193,12 +297,14 @@ const rules = {
   },
   report_expired: {
     level: () => 'warn',
-    message: (e) => `the report of ${e.identity} has been stale for ${e.maxStalenessMs}ms; it no longer blocks scale-down`,
+    message: (e) =>
+      `the report of ${e.identity} has been stale for ${e.maxStalenessMs}ms; it no longer blocks scale-down`,
     count: (e, m) => m.errors.inc({ code: e.code }),
   },
   partition_stepped_back: {
     level: () => 'warn',
-    message: (e) => `own report not written for ${e.unwrittenMs}ms while ${e.confirmedBy} writes its own: this replica alone is cut off from the API server; /readyz fails until a write succeeds (open connections keep flowing)`,
+    message: (e) =>
+      `own report not written for ${e.unwrittenMs}ms while ${e.confirmedBy} writes its own: this replica alone is cut off from the API server; /readyz fails until a write succeeds (open connections keep flowing)`,
     count: (e, m) => {
       m.errors.inc({ code: e.code });
       m.steppedBack.set(1);
@@ -212,7 +318,8 @@ const rules = {
   // The failing writes are warned about (BKA_LEASE_FAILED); this only says why the replica stays in.
   report_unwritten: {
     level: () => 'info',
-    message: (e) => `own report not written for ${e.unwrittenMs}ms and none of the ${e.peersAsked} other replicas (${e.peersAnswered} answered) writes its own: an outage for all, staying in the Service`,
+    message: (e) =>
+      `own report not written for ${e.unwrittenMs}ms and none of the ${e.peersAsked} other replicas (${e.peersAnswered} answered) writes its own: an outage for all, staying in the Service`,
   },
   leader_changed: {
     level: () => 'info',
@@ -226,10 +333,15 @@ const rules = {
   },
   builder_marked: {
     level: () => 'info',
-    message: (e) => `${e.pod} marked busy: evictions refused, Karpenter and the cluster autoscaler leave its node alone`,
+    message: (e) =>
+      `${e.pod} marked busy: evictions refused, Karpenter and the cluster autoscaler leave its node alone`,
     count: (_e, m) => m.marks.inc({ result: 'written' }),
   },
-  builder_unmarked: { level: () => 'info', message: (e) => `${e.pod} no longer busy: marks removed`, count: (_e, m) => m.marks.inc({ result: 'removed' }) },
+  builder_unmarked: {
+    level: () => 'info',
+    message: (e) => `${e.pod} no longer busy: marks removed`,
+    count: (_e, m) => m.marks.inc({ result: 'removed' }),
+  },
   mark_failed: {
     level: () => 'warn',
     message: (e) => `could not ${e.action} ${e.pod} (builds still flow; retrying in ${e.retryInMs}ms): ${e.error}`,
@@ -238,8 +350,14 @@ const rules = {
       m.errors.inc({ code: e.code });
     },
   },
-  listener_closed: { level: () => 'info', message: (e) => `stopped accepting new connections; ${e.openConnections} open connections may finish` },
-  shutdown_finished: { level: () => 'info', message: (e) => `shutdown finished; ${e.closedByForce} connections closed at the end of the grace period` },
+  listener_closed: {
+    level: () => 'info',
+    message: (e) => `stopped accepting new connections; ${e.openConnections} open connections may finish`,
+  },
+  shutdown_finished: {
+    level: () => 'info',
+    message: (e) => `shutdown finished; ${e.closedByForce} connections closed at the end of the grace period`,
+  },
 } satisfies { [K in EventKind]: EventRule<K> };
 
 export type EmitEvent = (event: GatewayEvent) => void;
@@ -251,7 +369,8 @@ export function createEventSink(log: Logger, metrics: Metrics, observers: EmitEv
     rule.count?.(event, metrics);
     const level = rule.level(event);
     // A line below the level (connection_routed is debug) costs neither its fields nor its message.
-    if (log.isLevelEnabled(level)) log[level](rule.fields?.(event) ?? { event: event.kind, ...event, kind: undefined }, rule.message(event));
+    if (log.isLevelEnabled(level))
+      log[level](rule.fields?.(event) ?? { event: event.kind, ...event, kind: undefined }, rule.message(event));
     for (const observe of observers) observe(event);
   };
 }

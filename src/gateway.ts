@@ -98,14 +98,22 @@ export class Gateway {
     const clock = (this.clock = options.clock ?? systemClock);
     this.metrics = createMetrics();
     const ns = config.stsNamespace;
-    const recorder = new ScaleEventRecorder(kubeConfig, ns, config.stsName, () => this.statefulSet.objects()[0]?.metadata?.uid, log, config.identity);
+    const recorder = new ScaleEventRecorder(
+      kubeConfig,
+      ns,
+      config.stsName,
+      () => this.statefulSet.objects()[0]?.metadata?.uid,
+      log,
+      config.identity,
+    );
     const emit = (this.emit = createEventSink(log, this.metrics, [recorder.observe]));
 
     this.statefulSet = watchStatefulSet(kubeConfig, ns, config.stsName, clock, emit);
     if (config.backendDiscovery === 'endpoints') {
       this.endpointSlices = watchEndpointSlices(kubeConfig, ns, config.headlessServiceName, clock, emit);
       this.source = new EndpointSliceBackends(this.endpointSlices, config.stsName, config.targetPort, clock);
-      if (config.watchNodes) this.drainingNodes = new DrainingNodes((nodeEmit) => watchNodes(kubeConfig, clock, nodeEmit), emit);
+      if (config.watchNodes)
+        this.drainingNodes = new DrainingNodes((nodeEmit) => watchNodes(kubeConfig, clock, nodeEmit), emit);
     } else {
       this.source = new DnsBackends(this.statefulSet, {
         statefulSetName: config.stsName,
@@ -116,7 +124,11 @@ export class Gateway {
       });
     }
     this.activity = new LocalActivity();
-    this.actuator = new ScaleActuator({ target: options.scaleTarget ?? new StatefulSetScale(kubeConfig, ns, config.stsName), clock, emit });
+    this.actuator = new ScaleActuator({
+      target: options.scaleTarget ?? new StatefulSetScale(kubeConfig, ns, config.stsName),
+      clock,
+      emit,
+    });
     this.coordination = config.leaderElection ? this.coordinate(kubeConfig, clock, emit, options.onFatal) : undefined;
     // A lone gateway without leader election decides alone: it is the leader for alerting purposes.
     if (!this.coordination) this.metrics.leader.set(1);
@@ -289,18 +301,27 @@ export class Gateway {
   async shutdown(signal: string): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    this.emit({ kind: 'shutdown_started', signal, openConnections: this.listener.openConnections, graceMs: this.config.shutdownGraceMs });
+    this.emit({
+      kind: 'shutdown_started',
+      signal,
+      openConnections: this.listener.openConnections,
+      graceMs: this.config.shutdownGraceMs,
+    });
     this.coordination?.publisher.publishSoon();
     // Not ready from now on, but still accepting: Services keep sending new clients until the endpoint's
     // removal has reached every node, and a refused client is a failed build.
-    if (this.config.shutdownDelayMs > 0) await new Promise<void>((resolve) => this.clock.setTimer(this.config.shutdownDelayMs, resolve));
+    if (this.config.shutdownDelayMs > 0)
+      await new Promise<void>((resolve) => this.clock.setTimer(this.config.shutdownDelayMs, resolve));
     this.emit({ kind: 'listener_closed', openConnections: this.listener.openConnections });
     const drained = this.listener.stopAccepting();
     let closedByForce = 0;
     await new Promise<void>((resolve) => {
       const timer = this.clock.setTimer(this.config.shutdownGraceMs, () => {
         // The cause becomes each connection's recorded error: its access line says closed_by_shutdown.
-        const cause = new GatewayError(ErrorCode.ShutdownClosed, 'closed at the end of the shutdown grace period (--shutdown-grace)');
+        const cause = new GatewayError(
+          ErrorCode.ShutdownClosed,
+          'closed at the end of the shutdown grace period (--shutdown-grace)',
+        );
         closedByForce = this.listener.destroyAll(cause);
         this.router.destroySpliced(cause);
         resolve();
@@ -321,12 +342,20 @@ export class Gateway {
       await this.coordination.publisher.stop();
       await this.coordination.elector.stop();
     }
-    await Promise.all([...[...this.informers(), this.busyPods].map((informer) => informer.stop()), this.drainingNodes?.stop()]);
+    await Promise.all([
+      ...[...this.informers(), this.busyPods].map((informer) => informer.stop()),
+      this.drainingNodes?.stop(),
+    ]);
     this.emit({ kind: 'shutdown_finished', closedByForce });
     await this.ops.stop();
   }
 
-  private coordinate(kubeConfig: KubeConfig, clock: Clock, emit: EmitEvent, onFatal: GatewayOptions['onFatal']): Coordination {
+  private coordinate(
+    kubeConfig: KubeConfig,
+    clock: Clock,
+    emit: EmitEvent,
+    onFatal: GatewayOptions['onFatal'],
+  ): Coordination {
     const { config } = this;
     const ns = config.stsNamespace;
     const group = config.leaderElectionLeaseName;
@@ -357,7 +386,13 @@ export class Gateway {
       podCountsRaise: config.maxConnectionsPerReplica > 0,
       clock,
       emit,
-      read: () => ({ ...this.activity.snapshot(), ack: this.controller.acknowledged, draining: this.shuttingDown, wake: this.wakes.current(), ops: this.opsAddress }),
+      read: () => ({
+        ...this.activity.snapshot(),
+        ack: this.controller.acknowledged,
+        draining: this.shuttingDown,
+        wake: this.wakes.current(),
+        ops: this.opsAddress,
+      }),
       ownerPod: this.ownerPod(),
       onIdentityConflict: (error) => {
         // The other process owns this identity now: hand it the lead at once, then leave.
@@ -377,7 +412,10 @@ export class Gateway {
       },
       { emit },
     );
-    const wakeLease = new WakeLease({ store, name: `${group}-wake`, labels: { ...labels, [leaseRoleLabel]: 'wake' }, leases: () => leases.objects() }, { emit });
+    const wakeLease = new WakeLease(
+      { store, name: `${group}-wake`, labels: { ...labels, [leaseRoleLabel]: 'wake' }, leases: () => leases.objects() },
+      { emit },
+    );
     return { leases, elector, publisher, reports, partition, wakeLease };
   }
 
@@ -407,9 +445,11 @@ export class Gateway {
   }
 
   private informers(): ResilientInformer<V1StatefulSet | V1EndpointSlice | V1Lease>[] {
-    return [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : []), ...(this.coordination ? [this.coordination.leases] : [])] as ResilientInformer<
-      V1StatefulSet | V1EndpointSlice | V1Lease
-    >[];
+    return [
+      this.statefulSet,
+      ...(this.endpointSlices ? [this.endpointSlices] : []),
+      ...(this.coordination ? [this.coordination.leases] : []),
+    ] as ResilientInformer<V1StatefulSet | V1EndpointSlice | V1Lease>[];
   }
 
   private observe(): ObservedCluster {
@@ -429,7 +469,11 @@ export class Gateway {
         draining: pod.nodeName !== undefined && drainingNodes?.has(pod.nodeName) === true,
       }));
     this.reportDrainingPods(pods);
-    return { synced, statefulSet: stsSynced ? { exists: sts !== undefined, replicas: sts?.spec?.replicas ?? 0 } : undefined, pods };
+    return {
+      synced,
+      statefulSet: stsSynced ? { exists: sts !== undefined, replicas: sts?.spec?.replicas ?? 0 } : undefined,
+      pods,
+    };
   }
 
   /** One log line whenever the set of builders on draining nodes changes. */
@@ -452,21 +496,35 @@ export class Gateway {
       return new GatewayError(ErrorCode.StatefulSetNotFound, 'the buildkitd StatefulSet does not exist');
     }
     // Only the watches a wake-up is seen through; a forbidden Lease watch shows on /readyz instead.
-    const forbidden = [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : [])].find((informer) => informer.state.failure?.code === ErrorCode.WatchForbidden);
+    const forbidden = [this.statefulSet, ...(this.endpointSlices ? [this.endpointSlices] : [])].find(
+      (informer) => informer.state.failure?.code === ErrorCode.WatchForbidden,
+    );
     if (forbidden) {
-      return new GatewayError(ErrorCode.WatchForbidden, `the watch of ${forbidden.resource} is forbidden, so a wake-up could not be seen: ${forbidden.state.failure?.message ?? ''}`);
+      return new GatewayError(
+        ErrorCode.WatchForbidden,
+        `the watch of ${forbidden.resource} is forbidden, so a wake-up could not be seen: ${forbidden.state.failure?.message ?? ''}`,
+      );
     }
     return undefined;
   }
 
   /** Logs and counts a failure nothing else caught (the process-level safety net), and keeps running. */
   reportInternalError(what: string, error: unknown): void {
-    this.emit({ kind: 'internal_error', code: ErrorCode.Internal, what, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    this.emit({
+      kind: 'internal_error',
+      code: ErrorCode.Internal,
+      what,
+      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+    });
   }
 
   private readiness(): ReadinessCheck[] {
     const checks: ReadinessCheck[] = [
-      { name: 'listener', ok: this.listener.listening && !this.shuttingDown, ...(this.shuttingDown ? { reason: 'shutting down' } : {}) },
+      {
+        name: 'listener',
+        ok: this.listener.listening && !this.shuttingDown,
+        ...(this.shuttingDown ? { reason: 'shutting down' } : {}),
+      },
     ];
     for (const informer of this.informers()) {
       const { synced, everSynced, failure } = informer.state;
@@ -480,10 +538,18 @@ export class Gateway {
     }
     const missing = this.observedFailure();
     const failure = missing?.code === ErrorCode.StatefulSetNotFound ? missing : this.actuator.readinessFailure();
-    checks.push({ name: 'scale', ok: failure === undefined, ...(failure ? { reason: `${failure.code}: ${failure.message}` } : {}) });
+    checks.push({
+      name: 'scale',
+      ok: failure === undefined,
+      ...(failure ? { reason: `${failure.code}: ${failure.message}` } : {}),
+    });
     if (this.coordination) {
       const { elector } = this.coordination;
-      checks.push({ name: 'leader election', ok: true, reason: elector.isLeader ? 'leading' : `following ${elector.holder ?? 'no leader yet'}` });
+      checks.push({
+        name: 'leader election',
+        ok: true,
+        reason: elector.isLeader ? 'leading' : `following ${elector.holder ?? 'no leader yet'}`,
+      });
       checks.push(this.coordination.partition.readiness());
     }
     return checks;

@@ -47,7 +47,10 @@ async function wake(argv: readonly string[]): Promise<never> {
     now: Date.now,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   });
-  if (result.line) (result.code === 0 ? process.stdout : process.stderr).write(`${result.code === 0 ? '' : 'buildkitd-autoscaler wake: '}${result.line}\n`);
+  if (result.line)
+    (result.code === 0 ? process.stdout : process.stderr).write(
+      `${result.code === 0 ? '' : 'buildkitd-autoscaler wake: '}${result.line}\n`,
+    );
   process.exit(result.code);
 }
 
@@ -67,7 +70,10 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.logLevel);
-  log.info({ event: 'starting', version: buildInfo.version, revision: buildInfo.revision }, `${describeBuild()} starting`);
+  log.info(
+    { event: 'starting', version: buildInfo.version, revision: buildInfo.revision },
+    `${describeBuild()} starting`,
+  );
   let stop: (signal: string, exitCode?: number) => void = () => undefined;
   const gateway = new Gateway({
     config,

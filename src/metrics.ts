@@ -26,10 +26,26 @@ export function createMetrics() {
   let bytesDown = 0;
   return {
     registry,
-    connectionsOpen: new Gauge({ name: 'bka_connections_open', help: 'Client connections open now (held or spliced)', registers }),
-    connectionsHeld: new Gauge({ name: 'bka_connections_held', help: 'Client connections held while buildkitd wakes up', registers }),
-    connectionsQueued: new Gauge({ name: 'bka_connections_queued', help: 'Held connections waiting in arrival order for room under --max-connections-per-replica, the pool being at --max-replicas (part of bka_connections_held)', registers }),
-    pendingBytes: new Gauge({ name: 'bka_pending_bytes', help: 'Bytes held clients sent before buildkitd was ready, kept by the gateway (at most --max-pending-bytes)', registers }),
+    connectionsOpen: new Gauge({
+      name: 'bka_connections_open',
+      help: 'Client connections open now (held or spliced)',
+      registers,
+    }),
+    connectionsHeld: new Gauge({
+      name: 'bka_connections_held',
+      help: 'Client connections held while buildkitd wakes up',
+      registers,
+    }),
+    connectionsQueued: new Gauge({
+      name: 'bka_connections_queued',
+      help: 'Held connections waiting in arrival order for room under --max-connections-per-replica, the pool being at --max-replicas (part of bka_connections_held)',
+      registers,
+    }),
+    pendingBytes: new Gauge({
+      name: 'bka_pending_bytes',
+      help: 'Bytes held clients sent before buildkitd was ready, kept by the gateway (at most --max-pending-bytes)',
+      registers,
+    }),
     connectionsTotal: new Counter({
       name: 'bka_connections_total',
       help: 'Client connections ended, by outcome',
@@ -86,9 +102,21 @@ export function createMetrics() {
       labelNames: ['kind'] as const,
       registers,
     }),
-    desiredReplicas: new Gauge({ name: 'bka_desired_replicas', help: 'buildkitd replicas the current demand needs (clamped to min and max); the log line scale_decision says why', registers }),
-    replicasReporting: new Gauge({ name: 'bka_gateway_replicas_reporting', help: 'Gateway replicas whose activity reports this replica reads, itself included', registers }),
-    staleReports: new Gauge({ name: 'bka_gateway_stale_reports', help: 'Gateway replicas whose report is stale but still counted (their pod may still splice builds)', registers }),
+    desiredReplicas: new Gauge({
+      name: 'bka_desired_replicas',
+      help: 'buildkitd replicas the current demand needs (clamped to min and max); the log line scale_decision says why',
+      registers,
+    }),
+    replicasReporting: new Gauge({
+      name: 'bka_gateway_replicas_reporting',
+      help: 'Gateway replicas whose activity reports this replica reads, itself included',
+      registers,
+    }),
+    staleReports: new Gauge({
+      name: 'bka_gateway_stale_reports',
+      help: 'Gateway replicas whose report is stale but still counted (their pod may still splice builds)',
+      registers,
+    }),
     wakes: new Counter({
       name: 'bka_wakes_total',
       help: 'Wakes by source: api = accepted POST /wake requests; connection = scale-ups from zero this replica wrote for waiting connections',
@@ -99,7 +127,11 @@ export function createMetrics() {
         for (const source of ['api', 'connection']) this.inc({ source }, 0);
       },
     }),
-    steppedBack: new Gauge({ name: 'bka_stepped_back', help: '1 while this replica is out of the Service (/readyz 503, BKA_PARTITIONED) because it alone cannot write its report Lease', registers }),
+    steppedBack: new Gauge({
+      name: 'bka_stepped_back',
+      help: '1 while this replica is out of the Service (/readyz 503, BKA_PARTITIONED) because it alone cannot write its report Lease',
+      registers,
+    }),
     reportWriteAge: new Gauge({
       name: 'bka_report_write_age_seconds',
       help: 'Seconds since this replica last wrote its own report Lease (monotonic clock); above the lease duration the others count it as stale',
@@ -109,7 +141,11 @@ export function createMetrics() {
         if (age !== undefined) this.set(age / 1000);
       },
     }),
-    scaleDownBlocked: new Counter({ name: 'bka_scale_down_blocked_total', help: 'Times a scale-down was held back by another replica whose report is stale', registers }),
+    scaleDownBlocked: new Counter({
+      name: 'bka_scale_down_blocked_total',
+      help: 'Times a scale-down was held back by another replica whose report is stale',
+      registers,
+    }),
     affinity: new Counter({
       name: 'bka_affinity_total',
       help: "Connections routed with client-ip affinity: hit (the client's own builder) or miss (it was full)",
@@ -144,8 +180,16 @@ export function createMetrics() {
         for (const result of ['written', 'removed', 'failed']) this.inc({ result }, 0);
       },
     }),
-    leader: new Gauge({ name: 'bka_leader', help: '1 while this replica holds the leader Lease (the only one that scales down)', registers }),
-    readyBackends: new Gauge({ name: 'bka_ready_backends', help: 'buildkitd pods the gateway may route to now', registers }),
+    leader: new Gauge({
+      name: 'bka_leader',
+      help: '1 while this replica holds the leader Lease (the only one that scales down)',
+      registers,
+    }),
+    readyBackends: new Gauge({
+      name: 'bka_ready_backends',
+      help: 'buildkitd pods the gateway may route to now',
+      registers,
+    }),
     // Liveness, not recency: a quiet healthy watch sees no events for hours and must not look stale.
     watchUp: new Gauge({
       name: 'bka_watch_up',

@@ -29,7 +29,8 @@ function setup(t: TestContext) {
   });
   metrics.observeWatches(() => [informer]);
   /** The bka_watch_* samples as /metrics shows them. */
-  const scrape = async () => (await metrics.registry.metrics()).split('\n').filter((line) => line.startsWith('bka_watch_'));
+  const scrape = async () =>
+    (await metrics.registry.metrics()).split('\n').filter((line) => line.startsWith('bka_watch_'));
   t.after(() => informer.stop());
   return { clock, api, informer, scrape };
 }
@@ -53,7 +54,10 @@ test('a watch that lists but cannot watch reads down, and each restart is counte
   await settle();
   assert.ok((await scrape()).includes('bka_watch_up{resource="statefulset/buildkitd"} 0'));
   for (let restarts = 1; restarts <= 3; restarts += 1) {
-    assert.ok((await scrape()).includes(`bka_watch_restarts_total{resource="statefulset/buildkitd"} ${restarts}`), (await scrape()).join('\n'));
+    assert.ok(
+      (await scrape()).includes(`bka_watch_restarts_total{resource="statefulset/buildkitd"} ${restarts}`),
+      (await scrape()).join('\n'),
+    );
     clock.advance(60_000);
     await settle();
   }

@@ -58,7 +58,15 @@ export class BackendSet {
   private readonly routing: (fresh?: boolean) => RoutingView;
   private readonly balancing: BalancingOptions;
 
-  constructor(source: BackendSource, routing: (fresh?: boolean) => RoutingView, balancing: BalancingOptions = { affinity: 'none', connectionsPerReplica: Number.MAX_SAFE_INTEGER, maxConnectionsPerReplica: 0 }) {
+  constructor(
+    source: BackendSource,
+    routing: (fresh?: boolean) => RoutingView,
+    balancing: BalancingOptions = {
+      affinity: 'none',
+      connectionsPerReplica: Number.MAX_SAFE_INTEGER,
+      maxConnectionsPerReplica: 0,
+    },
+  ) {
     this.source = source;
     this.routing = routing;
     this.balancing = balancing;
@@ -78,15 +86,30 @@ export class BackendSet {
     const choice = this.chooseFrom(this.routing(), clientKey, recentlyFailed);
     // No room, or room only by overloading: both depend on demand, which the last decision may not have
     // counted yet (decisions for connections on ready pods are coalesced), so decide again before either.
-    return choice.order.length > 0 && !choice.overloads ? choice : this.chooseFrom(this.routing(true), clientKey, recentlyFailed);
+    return choice.order.length > 0 && !choice.overloads
+      ? choice
+      : this.chooseFrom(this.routing(true), clientKey, recentlyFailed);
   }
 
-  private chooseFrom(view: RoutingView, clientKey: string | (() => string), recentlyFailed: ReadonlySet<string>): BalancerChoice {
+  private chooseFrom(
+    view: RoutingView,
+    clientKey: string | (() => string),
+    recentlyFailed: ReadonlySet<string>,
+  ): BalancerChoice {
     const { affinity, connectionsPerReplica, maxConnectionsPerReplica } = this.balancing;
-    return chooseBackends(this.routableReady(view.routable), { clientKey, affinity, connectionsPerReplica, maxConnectionsPerReplica, loads: view.loads, atMaximum: view.atMaximum, recentlyFailed });
+    return chooseBackends(this.routableReady(view.routable), {
+      clientKey,
+      affinity,
+      connectionsPerReplica,
+      maxConnectionsPerReplica,
+      loads: view.loads,
+      atMaximum: view.atMaximum,
+      recentlyFailed,
+    });
   }
 
-  private readyFrom: { current: readonly Backend[]; routable: ReadonlySet<string>; ready: readonly Backend[] } | undefined;
+  private readyFrom:
+    { current: readonly Backend[]; routable: ReadonlySet<string>; ready: readonly Backend[] } | undefined;
   /** The source's ready pods the scaler lets take connections, kept while neither list changes (both are replaced on change). */
   private routableReady(routable: ReadonlySet<string>): readonly Backend[] {
     const current = this.source.current();

@@ -3,8 +3,22 @@ import { test } from 'node:test';
 import type { Backend } from './backend-set.ts';
 import { chooseBackends, type BalancerInput } from './balancer.ts';
 
-const pods = (n: number): Backend[] => Array.from({ length: n }, (_, i) => ({ key: `uid-${i}`, podName: `buildkitd-${i}`, ordinal: i, host: `10.0.0.${i}`, port: 8273 }));
-const input = (extra: Partial<BalancerInput> = {}): BalancerInput => ({ clientKey: '10.1.0.7', affinity: 'client-ip', loads: {}, connectionsPerReplica: 8, atMaximum: true, ...extra });
+const pods = (n: number): Backend[] =>
+  Array.from({ length: n }, (_, i) => ({
+    key: `uid-${i}`,
+    podName: `buildkitd-${i}`,
+    ordinal: i,
+    host: `10.0.0.${i}`,
+    port: 8273,
+  }));
+const input = (extra: Partial<BalancerInput> = {}): BalancerInput => ({
+  clientKey: '10.1.0.7',
+  affinity: 'client-ip',
+  loads: {},
+  connectionsPerReplica: 8,
+  atMaximum: true,
+  ...extra,
+});
 const first = (backends: Backend[], i: BalancerInput) => chooseBackends(backends, i).order[0]?.podName;
 
 test('client-ip: the same client address reaches the same builder every time, whichever replica asks', () => {
@@ -21,7 +35,10 @@ test('client-ip: adding a builder moves only the clients that now prefer it (ren
   const before = clients.map((c) => first(pods(3), input({ clientKey: c })));
   const after = clients.map((c) => first(pods(4), input({ clientKey: c })));
   const moved = clients.filter((_, i) => before[i] !== after[i]);
-  assert.ok(moved.every((_, i) => after[clients.indexOf(moved[i] ?? '')] === 'buildkitd-3'), 'clients move only to the new builder');
+  assert.ok(
+    moved.every((_, i) => after[clients.indexOf(moved[i] ?? '')] === 'buildkitd-3'),
+    'clients move only to the new builder',
+  );
   assert.ok(moved.length > 30 && moved.length < 130, `about a quarter moved: ${moved.length}/300`);
 });
 
@@ -33,14 +50,21 @@ test('client-ip: many client addresses spread over the builders within the load 
     const name = choice.order[0]?.podName ?? '';
     loads[name] = (loads[name] ?? 0) + 1;
     const total = Object.values(loads).reduce((a, b) => a + b, 0);
-    for (const load of Object.values(loads)) assert.ok(load <= Math.ceil((1.25 * total) / 3), `bounded: ${JSON.stringify(loads)}`);
+    for (const load of Object.values(loads))
+      assert.ok(load <= Math.ceil((1.25 * total) / 3), `bounded: ${JSON.stringify(loads)}`);
   }
 });
 
 test('a builder at its connections-per-replica share passes the client to its next choice (a miss)', () => {
   const three = pods(3);
   const own = first(three, input()) ?? '';
-  const choice = chooseBackends(three, input({ loads: { [own]: 2, ...Object.fromEntries(three.filter((b) => b.podName !== own).map((b) => [b.podName, 1])) }, connectionsPerReplica: 2 }));
+  const choice = chooseBackends(
+    three,
+    input({
+      loads: { [own]: 2, ...Object.fromEntries(three.filter((b) => b.podName !== own).map((b) => [b.podName, 1])) },
+      connectionsPerReplica: 2,
+    }),
+  );
   assert.notEqual(choice.order[0]?.podName, own);
   assert.equal(choice.affinityHit, false);
 });
@@ -49,15 +73,26 @@ test('every builder full: hold (empty) while one can be added, least loaded once
   const two = pods(2);
   const full = { 'buildkitd-0': 2, 'buildkitd-1': 3 };
   assert.deepEqual(chooseBackends(two, input({ loads: full, connectionsPerReplica: 2, atMaximum: false })).order, []);
-  assert.deepEqual(chooseBackends(two, input({ loads: full, connectionsPerReplica: 2, atMaximum: true })).order.map((b) => b.podName), ['buildkitd-0', 'buildkitd-1']);
-  assert.deepEqual(chooseBackends(two, input({ affinity: 'none', loads: full, connectionsPerReplica: 2, atMaximum: false })).order, []);
+  assert.deepEqual(
+    chooseBackends(two, input({ loads: full, connectionsPerReplica: 2, atMaximum: true })).order.map((b) => b.podName),
+    ['buildkitd-0', 'buildkitd-1'],
+  );
+  assert.deepEqual(
+    chooseBackends(two, input({ affinity: 'none', loads: full, connectionsPerReplica: 2, atMaximum: false })).order,
+    [],
+  );
 });
 
 test('none: least connections first, the lowest ordinal on a tie; a pod whose dial failed goes last', () => {
   const three = pods(3);
-  const none = (extra: Partial<BalancerInput>) => chooseBackends(three, input({ affinity: 'none', ...extra })).order.map((b) => b.podName);
+  const none = (extra: Partial<BalancerInput>) =>
+    chooseBackends(three, input({ affinity: 'none', ...extra })).order.map((b) => b.podName);
   assert.deepEqual(none({}), ['buildkitd-0', 'buildkitd-1', 'buildkitd-2']);
-  assert.deepEqual(none({ loads: { 'buildkitd-0': 2, 'buildkitd-1': 1 } }), ['buildkitd-2', 'buildkitd-1', 'buildkitd-0']);
+  assert.deepEqual(none({ loads: { 'buildkitd-0': 2, 'buildkitd-1': 1 } }), [
+    'buildkitd-2',
+    'buildkitd-1',
+    'buildkitd-0',
+  ]);
   assert.deepEqual(none({ recentlyFailed: new Set(['uid-0']) }), ['buildkitd-1', 'buildkitd-2', 'buildkitd-0']);
   assert.equal(chooseBackends(three, input({ affinity: 'none' })).affinityHit, undefined);
 });
@@ -86,29 +121,55 @@ test('client-ip: the client address is read only when there is more than one bui
 
 test('a cap at the maximum: overload up to --max-connections-per-replica, then nobody (at capacity: the client queues)', () => {
   const two = pods(2);
-  const capped = (extra: Partial<BalancerInput>) => chooseBackends(two, input({ connectionsPerReplica: 2, maxConnectionsPerReplica: 3, ...extra }));
+  const capped = (extra: Partial<BalancerInput>) =>
+    chooseBackends(two, input({ connectionsPerReplica: 2, maxConnectionsPerReplica: 3, ...extra }));
   for (const affinity of ['client-ip', 'none'] as const) {
     const room = capped({ affinity, loads: { 'buildkitd-0': 3, 'buildkitd-1': 2 } });
-    assert.deepEqual(room.order.map((b) => b.podName), ['buildkitd-1'], `${affinity}: only the builder below the cap`);
+    assert.deepEqual(
+      room.order.map((b) => b.podName),
+      ['buildkitd-1'],
+      `${affinity}: only the builder below the cap`,
+    );
     assert.deepEqual([room.overloads, room.atCapacity], [true, false]);
     const full = capped({ affinity, loads: { 'buildkitd-0': 3, 'buildkitd-1': 3 } });
     assert.deepEqual([full.order, full.atCapacity], [[], true], `${affinity}: every builder at the cap`);
     const growing = capped({ affinity, loads: { 'buildkitd-0': 3, 'buildkitd-1': 3 }, atMaximum: false });
-    assert.deepEqual([growing.order, growing.atCapacity], [[], false], `${affinity}: below the maximum the client is held while a builder is added`);
+    assert.deepEqual(
+      [growing.order, growing.atCapacity],
+      [[], false],
+      `${affinity}: below the maximum the client is held while a builder is added`,
+    );
   }
 });
 
-test('a cap below the share bounds affinity too: the client\'s own builder at the cap passes it on, even with room in its share', () => {
+test("a cap below the share bounds affinity too: the client's own builder at the cap passes it on, even with room in its share", () => {
   const three = pods(3);
   const own = first(three, input()) ?? '';
-  const choice = chooseBackends(three, input({ connectionsPerReplica: 8, maxConnectionsPerReplica: 1, loads: { [own]: 1 } }));
+  const choice = chooseBackends(
+    three,
+    input({ connectionsPerReplica: 8, maxConnectionsPerReplica: 1, loads: { [own]: 1 } }),
+  );
   assert.ok(choice.order.length === 2 && choice.order.every((b) => b.podName !== own), JSON.stringify(choice.order));
   assert.equal(choice.affinityHit, false);
-  const none = chooseBackends(three, input({ affinity: 'none', connectionsPerReplica: 8, maxConnectionsPerReplica: 1, loads: { 'buildkitd-0': 1, 'buildkitd-1': 1, 'buildkitd-2': 1 } }));
+  const none = chooseBackends(
+    three,
+    input({
+      affinity: 'none',
+      connectionsPerReplica: 8,
+      maxConnectionsPerReplica: 1,
+      loads: { 'buildkitd-0': 1, 'buildkitd-1': 1, 'buildkitd-2': 1 },
+    }),
+  );
   assert.deepEqual([none.order, none.atCapacity], [[], true]);
 });
 
 test('without a cap (0) the maximum still overloads without limit, as before', () => {
-  const choice = chooseBackends(pods(1), input({ connectionsPerReplica: 2, maxConnectionsPerReplica: 0, loads: { 'buildkitd-0': 50 } }));
-  assert.deepEqual([choice.order.map((b) => b.podName), choice.overloads, choice.atCapacity], [['buildkitd-0'], true, false]);
+  const choice = chooseBackends(
+    pods(1),
+    input({ connectionsPerReplica: 2, maxConnectionsPerReplica: 0, loads: { 'buildkitd-0': 50 } }),
+  );
+  assert.deepEqual(
+    [choice.order.map((b) => b.podName), choice.overloads, choice.atCapacity],
+    [['buildkitd-0'], true, false],
+  );
 });

@@ -43,15 +43,20 @@ export function chooseBackends(backends: readonly Backend[], input: BalancerInpu
   const load = (b: Backend) => input.loads[b.podName] ?? 0;
   const failed = (b: Backend) => (input.recentlyFailed?.has(b.key) ? 1 : 0);
   // Sorted only where it is used: with affinity, most connections never need it (one per connection otherwise).
-  const byLoad = () => [...backends].sort((a, b) => failed(a) - failed(b) || load(a) - load(b) || a.ordinal - b.ordinal);
-  const capacity = { connectionsPerReplica: input.connectionsPerReplica, maxConnectionsPerReplica: input.maxConnectionsPerReplica ?? 0 };
+  const byLoad = () =>
+    [...backends].sort((a, b) => failed(a) - failed(b) || load(a) - load(b) || a.ordinal - b.ordinal);
+  const capacity = {
+    connectionsPerReplica: input.connectionsPerReplica,
+    maxConnectionsPerReplica: input.maxConnectionsPerReplica ?? 0,
+  };
   const share = builderShare(capacity);
   const limit = builderLimit(capacity);
 
   if (input.affinity === Affinity.none) {
     const sorted = byLoad();
     const order = sorted.filter((b) => load(b) < share);
-    if (order.length > 0 || !input.atMaximum) return { order, affinityHit: undefined, overloads: false, atCapacity: false };
+    if (order.length > 0 || !input.atMaximum)
+      return { order, affinityHit: undefined, overloads: false, atCapacity: false };
     const overloaded = limit === Number.POSITIVE_INFINITY ? sorted : sorted.filter((b) => load(b) < limit);
     return { order: overloaded, affinityHit: undefined, overloads: true, atCapacity: overloaded.length === 0 };
   }
@@ -59,13 +64,21 @@ export function chooseBackends(backends: readonly Backend[], input: BalancerInpu
   for (const b of backends) total += load(b);
   // Counting the newcomer, so one connection on two idle builders may still go to its first choice.
   const bound = Math.min(share, Math.ceil((1.25 * (total + 1)) / backends.length));
-  const ranked = backends.length === 1 ? backends : rankFor(typeof input.clientKey === 'string' ? input.clientKey : input.clientKey(), backends, failed);
+  const ranked =
+    backends.length === 1
+      ? backends
+      : rankFor(typeof input.clientKey === 'string' ? input.clientKey : input.clientKey(), backends, failed);
   const order = ranked.filter((b) => load(b) + 1 <= bound);
   if (order.length === 0) {
     if (!input.atMaximum) return { order: [], affinityHit: undefined, overloads: false, atCapacity: false };
     // Overloading stays within the cap: a builder at it takes nobody, the client's own included.
     const sorted = limit === Number.POSITIVE_INFINITY ? byLoad() : byLoad().filter((b) => load(b) < limit);
-    return { order: sorted, affinityHit: sorted.length > 0 ? sorted[0] === ranked[0] : undefined, overloads: true, atCapacity: sorted.length === 0 };
+    return {
+      order: sorted,
+      affinityHit: sorted.length > 0 ? sorted[0] === ranked[0] : undefined,
+      overloads: true,
+      atCapacity: sorted.length === 0,
+    };
   }
   return { order, affinityHit: order[0] === ranked[0], overloads: false, atCapacity: false };
 }

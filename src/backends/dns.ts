@@ -56,7 +56,13 @@ export class DnsBackends implements BackendSource {
 
   /** Only the ready ordinals are known; a pod being removed shows as absent from them. */
   pods(): readonly PodState[] {
-    return this.cached.map((b) => ({ key: b.key, podName: b.podName, ordinal: b.ordinal, ready: true, terminating: false }));
+    return this.cached.map((b) => ({
+      key: b.key,
+      podName: b.podName,
+      ordinal: b.ordinal,
+      ready: true,
+      terminating: false,
+    }));
   }
 
   onChange(listener: () => void): () => void {

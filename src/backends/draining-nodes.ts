@@ -7,11 +7,18 @@ import type { ResilientInformer } from '../kube/informer.ts';
  * Taints that announce a node's removal: kubectl cordon / drain (as the node lifecycle controller mirrors
  * spec.unschedulable), Karpenter's disruption and the cluster autoscaler's scale-down.
  */
-export const drainTaintKeys: readonly string[] = ['node.kubernetes.io/unschedulable', 'karpenter.sh/disrupted', 'ToBeDeletedByClusterAutoscaler'];
+export const drainTaintKeys: readonly string[] = [
+  'node.kubernetes.io/unschedulable',
+  'karpenter.sh/disrupted',
+  'ToBeDeletedByClusterAutoscaler',
+];
 
 /** Cordoned, or tainted by whatever is about to drain it. */
 export function nodeIsDraining(node: V1Node): boolean {
-  return node.spec?.unschedulable === true || (node.spec?.taints ?? []).some((taint) => drainTaintKeys.includes(taint.key) && taint.effect !== 'PreferNoSchedule');
+  return (
+    node.spec?.unschedulable === true ||
+    (node.spec?.taints ?? []).some((taint) => drainTaintKeys.includes(taint.key) && taint.effect !== 'PreferNoSchedule')
+  );
 }
 
 /**
@@ -60,7 +67,12 @@ export class DrainingNodes {
   }
 
   private update(): void {
-    const names = this.forbidden ? [] : this.informer.objects().filter(nodeIsDraining).map((node) => node.metadata?.name ?? '');
+    const names = this.forbidden
+      ? []
+      : this.informer
+          .objects()
+          .filter(nodeIsDraining)
+          .map((node) => node.metadata?.name ?? '');
     if (names.length === this.draining.size && names.every((name) => this.draining.has(name))) return;
     this.draining = new Set(names);
     for (const listener of this.listeners) listener();

@@ -10,12 +10,18 @@ import { EndpointSliceBackends } from './endpoints.ts';
 const graceMs = 5000;
 const pod = 'uid-buildkitd-0';
 
-const endpoint = (conditions: V1Endpoint['conditions'] = { ready: true, serving: true, terminating: false }): V1Endpoint => ({
+const endpoint = (
+  conditions: V1Endpoint['conditions'] = { ready: true, serving: true, terminating: false },
+): V1Endpoint => ({
   addresses: ['10.244.0.10'],
   conditions,
   targetRef: { kind: 'Pod', name: 'buildkitd-0', namespace: 'ci', uid: pod },
 });
-const slice = (name: string, endpoints: V1Endpoint[]): V1EndpointSlice => ({ metadata: { name }, addressType: 'IPv4', endpoints });
+const slice = (name: string, endpoints: V1Endpoint[]): V1EndpointSlice => ({
+  metadata: { name },
+  addressType: 'IPv4',
+  endpoints,
+});
 
 /** The informer seam: slices are replaced one API event at a time, as a watch delivers them. */
 class SliceEvents {
@@ -55,7 +61,10 @@ test('an endpoint moving between slices, removal first, stays existing: no chang
   clock.advance(graceMs * 3);
   assert.deepEqual(seenAtChanges, [true, true]);
   assert.equal(backends.stillExists(pod), true);
-  assert.deepEqual(backends.ready().map((b) => b.key), [pod]);
+  assert.deepEqual(
+    backends.ready().map((b) => b.key),
+    [pod],
+  );
 });
 
 test('an endpoint absent from every slice for the grace is gone, without waiting for another slice event', () => {
@@ -84,9 +93,16 @@ test('a pod moving between slices stays listed as existing (not ready) through t
   let changes = 0;
   source.onChange(() => (changes += 1));
   slices.put(slice('a', []));
-  assert.deepEqual(source.pods().map((p) => [p.podName, p.ready]), [['buildkitd-0', false]], 'absent, within the grace');
+  assert.deepEqual(
+    source.pods().map((p) => [p.podName, p.ready]),
+    [['buildkitd-0', false]],
+    'absent, within the grace',
+  );
   slices.put(slice('b', [endpoint()]));
-  assert.deepEqual(source.pods().map((p) => [p.podName, p.ready]), [['buildkitd-0', true]]);
+  assert.deepEqual(
+    source.pods().map((p) => [p.podName, p.ready]),
+    [['buildkitd-0', true]],
+  );
   slices.put(slice('b', []));
   const before = changes;
   clock.advance(graceMs);
@@ -97,7 +113,10 @@ test('a pod moving between slices stays listed as existing (not ready) through t
 test('a pod seen terminating leaves the existing pods as soon as it leaves the slices, with no grace', () => {
   const { slices, source } = setup();
   slices.put(slice('a', [endpoint({ ready: false, serving: false, terminating: true })]));
-  assert.deepEqual(source.pods().map((p) => [p.podName, p.terminating]), [['buildkitd-0', true]]);
+  assert.deepEqual(
+    source.pods().map((p) => [p.podName, p.terminating]),
+    [['buildkitd-0', true]],
+  );
   slices.put(slice('a', []));
   assert.deepEqual(source.pods(), []);
 });

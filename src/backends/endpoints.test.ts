@@ -40,13 +40,29 @@ test('the balancer packs onto the lowest ordinal and tries a failed pod last', (
     'buildkitd',
     8273,
   );
-  assert.deepEqual(dialOrder(backends).map((b) => b.podName), ['buildkitd-0', 'buildkitd-1']);
-  assert.deepEqual(dialOrder(backends, new Set(['uid-buildkitd-0'])).map((b) => b.podName), ['buildkitd-1', 'buildkitd-0']);
+  assert.deepEqual(
+    dialOrder(backends).map((b) => b.podName),
+    ['buildkitd-0', 'buildkitd-1'],
+  );
+  assert.deepEqual(
+    dialOrder(backends, new Set(['uid-buildkitd-0'])).map((b) => b.podName),
+    ['buildkitd-1', 'buildkitd-0'],
+  );
 });
 
 test('dns mode names pods the Go tool way, only once the status reflects the current spec', () => {
-  const naming = { statefulSetName: 'buildkitd', serviceName: 'buildkitd-headless', namespace: 'ci', clusterDomain: 'cluster.local', port: 8273 };
-  const sts = { metadata: { uid: 'u', generation: 3 }, spec: { replicas: 2, selector: {}, serviceName: 'x', template: {} }, status: { replicas: 2, readyReplicas: 2, observedGeneration: 3 } };
+  const naming = {
+    statefulSetName: 'buildkitd',
+    serviceName: 'buildkitd-headless',
+    namespace: 'ci',
+    clusterDomain: 'cluster.local',
+    port: 8273,
+  };
+  const sts = {
+    metadata: { uid: 'u', generation: 3 },
+    spec: { replicas: 2, selector: {}, serviceName: 'x', template: {} },
+    status: { replicas: 2, readyReplicas: 2, observedGeneration: 3 },
+  };
   assert.deepEqual(
     backendsFromStatefulSet(sts, naming).map((b) => b.host),
     ['buildkitd-0.buildkitd-headless.ci.svc.cluster.local', 'buildkitd-1.buildkitd-headless.ci.svc.cluster.local'],

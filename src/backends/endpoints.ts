@@ -22,7 +22,11 @@ function endpointKey(endpoint: V1Endpoint): string {
  * the pod turns Ready and are never negatively cached. `ready` unset means ready (API semantics);
  * terminating endpoints are excluded even while they still serve.
  */
-export function backendsFromEndpointSlices(slices: readonly V1EndpointSlice[], statefulSetName: string, port: number): Backend[] {
+export function backendsFromEndpointSlices(
+  slices: readonly V1EndpointSlice[],
+  statefulSetName: string,
+  port: number,
+): Backend[] {
   const byKey = new Map<string, Backend>();
   for (const slice of slices) {
     if (slice.addressType === 'FQDN') continue;
@@ -31,7 +35,8 @@ export function backendsFromEndpointSlices(slices: readonly V1EndpointSlice[], s
       if (conditions.ready === false || conditions.terminating === true) continue;
       const host = endpoint.addresses[0];
       if (!host) continue;
-      const podName = endpoint.targetRef?.kind === 'Pod' ? (endpoint.targetRef.name ?? host) : (endpoint.hostname ?? host);
+      const podName =
+        endpoint.targetRef?.kind === 'Pod' ? (endpoint.targetRef.name ?? host) : (endpoint.hostname ?? host);
       const ordinal = podOrdinal(podName, statefulSetName) ?? podOrdinal(endpoint.hostname ?? '', statefulSetName);
       if (ordinal === undefined) continue;
       const key = endpointKey(endpoint);
@@ -48,8 +53,10 @@ export function listedPods(slices: readonly V1EndpointSlice[], statefulSetName: 
     for (const endpoint of slice.endpoints ?? []) {
       const key = endpointKey(endpoint);
       const host = endpoint.addresses[0] ?? '';
-      const podName = endpoint.targetRef?.kind === 'Pod' ? (endpoint.targetRef.name ?? host) : (endpoint.hostname ?? host);
-      const ordinal = podOrdinal(podName, statefulSetName) ?? podOrdinal(endpoint.hostname ?? '', statefulSetName) ?? -1;
+      const podName =
+        endpoint.targetRef?.kind === 'Pod' ? (endpoint.targetRef.name ?? host) : (endpoint.hostname ?? host);
+      const ordinal =
+        podOrdinal(podName, statefulSetName) ?? podOrdinal(endpoint.hostname ?? '', statefulSetName) ?? -1;
       const previous = pods.get(key);
       const conditions = endpoint.conditions ?? {};
       pods.set(key, {

@@ -11,11 +11,21 @@ import type { Backend } from './backend-set.ts';
 export function dialBackend(backend: Backend, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const reads = new ReusableReads();
-    const socket = reads.bind(connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true, onread: reads.options }));
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(Object.assign(new Error(`ETIMEDOUT connect to ${backend.host}:${backend.port} timed out after ${timeoutMs}ms`), { code: 'ETIMEDOUT' }));
-    }, Math.max(1, timeoutMs));
+    const socket = reads.bind(
+      connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true, onread: reads.options }),
+    );
+    const timer = setTimeout(
+      () => {
+        socket.destroy();
+        reject(
+          Object.assign(
+            new Error(`ETIMEDOUT connect to ${backend.host}:${backend.port} timed out after ${timeoutMs}ms`),
+            { code: 'ETIMEDOUT' },
+          ),
+        );
+      },
+      Math.max(1, timeoutMs),
+    );
     const onError = (error: Error) => {
       clearTimeout(timer);
       socket.destroy();

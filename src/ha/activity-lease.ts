@@ -40,7 +40,8 @@ interface ActivityJson {
 
 export function encodeActivity(activity: PublishedActivity): string {
   const pods: ActivityJson['pods'] = {};
-  for (const [name, entry] of Object.entries(activity.pods)) pods[name] = { open: entry.open, lastActive: new Date(entry.lastActiveAt).toISOString() };
+  for (const [name, entry] of Object.entries(activity.pods))
+    pods[name] = { open: entry.open, lastActive: new Date(entry.lastActiveAt).toISOString() };
   const json: ActivityJson = {
     instance: activity.instance,
     open: activity.open,
@@ -50,7 +51,14 @@ export function encodeActivity(activity: PublishedActivity): string {
     ...(activity.lastHeldCloseAt ? { heldClosed: new Date(activity.lastHeldCloseAt).toISOString() } : {}),
     ...(activity.ack ? { ack: activity.ack } : {}),
     ...(activity.draining ? { draining: true } : {}),
-    ...(activity.wake?.length ? { wake: activity.wake.map((request) => ({ replicas: request.replicas, until: new Date(request.until).toISOString() })) } : {}),
+    ...(activity.wake?.length
+      ? {
+          wake: activity.wake.map((request) => ({
+            replicas: request.replicas,
+            until: new Date(request.until).toISOString(),
+          })),
+        }
+      : {}),
     ...(activity.ops ? { ops: activity.ops } : {}),
   };
   return JSON.stringify(json);
@@ -62,7 +70,15 @@ export function decodeActivity(text: string | undefined): PublishedActivity | un
   if (!json || typeof json !== 'object') return undefined;
   const j = json as Partial<ActivityJson>;
   const since = Date.parse(j.since ?? '');
-  if (typeof j.instance !== 'string' || !isCount(j.open) || !isCount(j.held) || Number.isNaN(since) || typeof j.pods !== 'object' || j.pods === null) return undefined;
+  if (
+    typeof j.instance !== 'string' ||
+    !isCount(j.open) ||
+    !isCount(j.held) ||
+    Number.isNaN(since) ||
+    typeof j.pods !== 'object' ||
+    j.pods === null
+  )
+    return undefined;
   const pods: ActivitySnapshot['pods'] = {};
   for (const [name, entry] of Object.entries(j.pods) as Array<[string, unknown]>) {
     // Any writer can put anything here: a malformed entry must not throw in the reconcile loop.
@@ -75,7 +91,18 @@ export function decodeActivity(text: string | undefined): PublishedActivity | un
   const wake = decodeWake(j.wake);
   // Absent from replicas that predate it; a malformed one is dropped, never the report.
   const heldClosed = typeof j.heldClosed === 'string' ? Date.parse(j.heldClosed) : Number.NaN;
-  return { instance: j.instance, open: j.open, held: j.held, pods, since, ...(Number.isNaN(heldClosed) ? {} : { lastHeldCloseAt: heldClosed }), ack: typeof j.ack === 'string' ? j.ack : undefined, draining: j.draining === true, ...(wake.length ? { wake } : {}), ...(isOpsAddress(j.ops) ? { ops: j.ops } : {}) };
+  return {
+    instance: j.instance,
+    open: j.open,
+    held: j.held,
+    pods,
+    since,
+    ...(Number.isNaN(heldClosed) ? {} : { lastHeldCloseAt: heldClosed }),
+    ack: typeof j.ack === 'string' ? j.ack : undefined,
+    draining: j.draining === true,
+    ...(wake.length ? { wake } : {}),
+    ...(isOpsAddress(j.ops) ? { ops: j.ops } : {}),
+  };
 }
 
 /** Only "ip:port" (IPv6 in brackets): whoever can write a Lease must not make the others fetch any URL. */
@@ -108,7 +135,11 @@ interface ProposalJson {
 }
 
 export function encodeProposal(proposal: ScaleDownProposal): string {
-  const json: ProposalJson = { ...proposal, pods: { ...proposal.pods }, proposedAt: new Date(proposal.proposedAt).toISOString() };
+  const json: ProposalJson = {
+    ...proposal,
+    pods: { ...proposal.pods },
+    proposedAt: new Date(proposal.proposedAt).toISOString(),
+  };
   return JSON.stringify(json);
 }
 
@@ -116,7 +147,15 @@ export function decodeProposal(text: string | undefined): ScaleDownProposal | un
   const j = parse(text) as Partial<ProposalJson> | undefined;
   if (!j || typeof j !== 'object') return undefined;
   const proposedAt = Date.parse(j.proposedAt ?? '');
-  if (typeof j.id !== 'string' || !isCount(j.from) || !isCount(j.to) || typeof j.pods !== 'object' || j.pods === null || Number.isNaN(proposedAt)) return undefined;
+  if (
+    typeof j.id !== 'string' ||
+    !isCount(j.from) ||
+    !isCount(j.to) ||
+    typeof j.pods !== 'object' ||
+    j.pods === null ||
+    Number.isNaN(proposedAt)
+  )
+    return undefined;
   if (!Object.values(j.pods).every((key) => typeof key === 'string')) return undefined;
   return { id: j.id, from: j.from, to: j.to, pods: { ...j.pods }, proposedAt, committed: j.committed === true };
 }

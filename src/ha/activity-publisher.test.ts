@@ -24,7 +24,12 @@ const wallStart = 1_700_000_000_000;
 function publisher(
   store: FakeLeaseStore,
   clock: ManualClock,
-  options: { events?: GatewayEvent[]; read?: () => Omit<PublishedActivity, 'instance'>; ownerPod?: { name: string; uid: string }; onIdentityConflict?: (error: GatewayError) => void } = {},
+  options: {
+    events?: GatewayEvent[];
+    read?: () => Omit<PublishedActivity, 'instance'>;
+    ownerPod?: { name: string; uid: string };
+    onIdentityConflict?: (error: GatewayError) => void;
+  } = {},
 ) {
   return new ActivityPublisher({
     store,
@@ -43,19 +48,32 @@ function publisher(
   });
 }
 
-const published = (store: FakeLeaseStore) => decodeActivity(store.leases.get(leaseName)?.metadata?.annotations?.[activityAnnotation]);
+const published = (store: FakeLeaseStore) =>
+  decodeActivity(store.leases.get(leaseName)?.metadata?.annotations?.[activityAnnotation]);
 
 test('start publishes the report at once: labels, holder, lease duration, owner pod, the counts read', async () => {
   const store = new FakeLeaseStore();
   const clock = new ManualClock();
-  const counts = { open: 2, held: 1, pods: { 'buildkitd-0': { open: 2, lastActiveAt: wallStart + 5 } }, since: wallStart, ack: 'p-1', draining: false };
+  const counts = {
+    open: 2,
+    held: 1,
+    pods: { 'buildkitd-0': { open: 2, lastActiveAt: wallStart + 5 } },
+    since: wallStart,
+    ack: 'p-1',
+    draining: false,
+  };
   const p = publisher(store, clock, { read: () => counts, ownerPod: { name: 'gateway-0', uid: 'uid-0' } });
   await p.start();
   const lease = store.leases.get(leaseName);
   assert.equal(lease?.spec?.holderIdentity, 'gateway-0');
   assert.equal(lease?.spec?.leaseDurationSeconds, 6);
-  assert.deepEqual(lease?.metadata?.labels, { 'buildkitd-autoscaler/group': 'bka', 'buildkitd-autoscaler/role': 'activity' });
-  assert.deepEqual(lease?.metadata?.ownerReferences, [{ apiVersion: 'v1', kind: 'Pod', name: 'gateway-0', uid: 'uid-0' }]);
+  assert.deepEqual(lease?.metadata?.labels, {
+    'buildkitd-autoscaler/group': 'bka',
+    'buildkitd-autoscaler/role': 'activity',
+  });
+  assert.deepEqual(lease?.metadata?.ownerReferences, [
+    { apiVersion: 'v1', kind: 'Pod', name: 'gateway-0', uid: 'uid-0' },
+  ]);
   assert.deepEqual(published(store), { ...counts, instance: p.instance });
   await p.stop();
 });
@@ -64,7 +82,9 @@ test('it renews every renew period with what it reads then, and stops renewing o
   const store = new FakeLeaseStore();
   const clock = new ManualClock();
   let open = 0;
-  const p = publisher(store, clock, { read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }) });
+  const p = publisher(store, clock, {
+    read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }),
+  });
   await p.start();
   const first = store.leases.get(leaseName);
   open = 3;
@@ -88,7 +108,9 @@ test('publishSoon coalesces a burst into one write, then renewals continue', asy
   const store = new FakeLeaseStore();
   const clock = new ManualClock();
   let open = 0;
-  const p = publisher(store, clock, { read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }) });
+  const p = publisher(store, clock, {
+    read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }),
+  });
   await p.start();
   await advance(clock, 500, 100);
   const before = store.writes;
@@ -148,15 +170,25 @@ test('a dead predecessor with the same identity (a restarted container) is waite
   await started;
   assert.ok(startedAt !== undefined && startedAt - waitFrom >= 6_000, 'waited a whole lease duration');
   assert.equal(published(api)?.instance, successor.instance, 'the report is the successor now');
-  assert.deepEqual(events.filter((e) => e.kind === 'lease_failed'), []);
+  assert.deepEqual(
+    events.filter((e) => e.kind === 'lease_failed'),
+    [],
+  );
   await successor.stop();
 });
 
 /** Two processes with one identity: how each start ended, and what each wrote. */
-async function twins(firstClient: FakeLeaseStore, secondClient: FakeLeaseStore, clock: ManualClock, startSecondAfterMs: number) {
+async function twins(
+  firstClient: FakeLeaseStore,
+  secondClient: FakeLeaseStore,
+  clock: ManualClock,
+  startSecondAfterMs: number,
+) {
   const conflicts: GatewayError[][] = [[], []];
   const outcomes: unknown[] = [undefined, undefined];
-  const processes = [firstClient, secondClient].map((client, i) => publisher(client, clock, { onIdentityConflict: (error) => conflicts[i]!.push(error) }));
+  const processes = [firstClient, secondClient].map((client, i) =>
+    publisher(client, clock, { onIdentityConflict: (error) => conflicts[i]!.push(error) }),
+  );
   const start = (i: number) =>
     processes[i]!.start().then(
       () => (outcomes[i] = 'started'),
@@ -166,7 +198,11 @@ async function twins(firstClient: FakeLeaseStore, secondClient: FakeLeaseStore, 
   if (startSecondAfterMs > 0) await advance(clock, startSecondAfterMs);
   void start(1);
   await advance(clock, 20_000);
-  const refused = outcomes.map((outcome, i) => (outcome instanceof GatewayError && outcome.code === ErrorCode.IdentityConflict) || conflicts[i]!.some((c) => c.code === ErrorCode.IdentityConflict));
+  const refused = outcomes.map(
+    (outcome, i) =>
+      (outcome instanceof GatewayError && outcome.code === ErrorCode.IdentityConflict) ||
+      conflicts[i]!.some((c) => c.code === ErrorCode.IdentityConflict),
+  );
   return { processes, outcomes, conflicts, refused };
 }
 
@@ -178,12 +214,12 @@ test('two processes with one identity starting at the same moment (both read 404
   assert.equal(refused.filter(Boolean).length, 1, `exactly one refused: ${outcomes.map(String).join(' / ')}`);
   const survivor = refused[0] ? 1 : 0;
   assert.equal(outcomes[1 - survivor] instanceof GatewayError, true, 'refused at start');
-  assert.equal(published(api)?.instance, processes[survivor]!.instance, 'the report is the survivor\'s');
+  assert.equal(published(api)?.instance, processes[survivor]!.instance, "the report is the survivor's");
   assert.ok(clients[1 - survivor]!.writes <= 1, 'the refused one wrote at most its failed create');
   assert.equal(clients[survivor]!.writes >= 15, true, 'the survivor kept renewing');
 });
 
-test('a failed first read at start (API blip) does not skip the wait-out: the second process never writes onto the first\'s report', async () => {
+test("a failed first read at start (API blip) does not skip the wait-out: the second process never writes onto the first's report", async () => {
   const api = new FakeLeaseStore();
   const clock = new ManualClock();
   const clients = [api.client(), api.client()];
@@ -204,7 +240,15 @@ test('a conflict seen while running (another process took the report over): stop
   await p.start();
   // Another process with this identity waited this one out and took the Lease over.
   const taken = structuredClone(api.leases.get(leaseName)!);
-  taken.metadata!.annotations = { [activityAnnotation]: JSON.stringify({ instance: 'the-other-process', open: 3, held: 0, pods: {}, since: new Date(wallStart).toISOString() }) };
+  taken.metadata!.annotations = {
+    [activityAnnotation]: JSON.stringify({
+      instance: 'the-other-process',
+      open: 3,
+      held: 0,
+      pods: {},
+      since: new Date(wallStart).toISOString(),
+    }),
+  };
   const stored = await api.client().update(taken);
   const writesBefore = client.writes;
   p.publishSoon();
@@ -212,10 +256,14 @@ test('a conflict seen while running (another process took the report over): stop
   assert.equal(conflicts.length, 1, 'reported once');
   assert.equal(conflicts[0]?.code, ErrorCode.IdentityConflict);
   assert.ok(events.some((e) => e.kind === 'lease_failed' && e.code === ErrorCode.IdentityConflict));
-  assert.equal(client.writes, writesBefore, 'nothing written onto the other\'s report');
+  assert.equal(client.writes, writesBefore, "nothing written onto the other's report");
   assert.equal(api.leases.get(leaseName)?.metadata?.resourceVersion, stored.metadata?.resourceVersion);
   await p.stop();
-  assert.equal(api.leases.get(leaseName)?.metadata?.resourceVersion, stored.metadata?.resourceVersion, 'stop neither writes nor deletes it');
+  assert.equal(
+    api.leases.get(leaseName)?.metadata?.resourceVersion,
+    stored.metadata?.resourceVersion,
+    'stop neither writes nor deletes it',
+  );
 });
 
 test('an API server that fails the writes: a lease_failed event with its code, and the next renewal recovers', async () => {
@@ -223,12 +271,17 @@ test('an API server that fails the writes: a lease_failed event with its code, a
   const clock = new ManualClock();
   const events: GatewayEvent[] = [];
   let open = 0;
-  const p = publisher(store, clock, { events, read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }) });
+  const p = publisher(store, clock, {
+    events,
+    read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }),
+  });
   await p.start();
   store.failWith = 500;
   open = 4;
   await advance(clock, 2_000);
-  assert.ok(events.some((e) => e.kind === 'lease_failed' && e.action === 'publish' && e.code === ErrorCode.LeaseFailed));
+  assert.ok(
+    events.some((e) => e.kind === 'lease_failed' && e.action === 'publish' && e.code === ErrorCode.LeaseFailed),
+  );
   store.failWith = undefined;
   await advance(clock, 1_000);
   assert.equal(published(store)?.open, 4);
@@ -236,8 +289,19 @@ test('an API server that fails the writes: a lease_failed event with its code, a
 });
 
 type Report = Omit<PublishedActivity, 'instance'>;
-const idle: Report = { open: 0, held: 0, pods: { 'buildkitd-0': { open: 0, lastActiveAt: wallStart } }, since: wallStart, ack: undefined, draining: false };
-const busy = (report: Report, open = 1): Report => ({ ...report, open, pods: { ...report.pods, 'buildkitd-0': { open, lastActiveAt: wallStart } } });
+const idle: Report = {
+  open: 0,
+  held: 0,
+  pods: { 'buildkitd-0': { open: 0, lastActiveAt: wallStart } },
+  since: wallStart,
+  ack: undefined,
+  draining: false,
+};
+const busy = (report: Report, open = 1): Report => ({
+  ...report,
+  open,
+  pods: { ...report.pods, 'buildkitd-0': { open, lastActiveAt: wallStart } },
+});
 
 /** A publisher whose report is `state.report`, told of every change the way the scale controller tells it. */
 async function started(initial: Report) {
@@ -279,7 +343,8 @@ test('a change that raises what the others see is written within the minimum gap
     ['draining', (r) => ({ ...r, draining: true })],
   ];
   for (const [what, raise] of raising) {
-    const base = what === 'needed replicas up' ? busy(idle, 2) : what === 'a new ack' ? { ...idle, ack: 'proposal-1' } : idle;
+    const base =
+      what === 'needed replicas up' ? busy(idle, 2) : what === 'a new ack' ? { ...idle, ack: 'proposal-1' } : idle;
     const { store, clock, p, change } = await started(base);
     await advance(clock, 50, 50);
     const before = store.writes;
@@ -342,7 +407,11 @@ test('a raise undone before the gap has passed is not written before the renewal
 test('stopping publishes the final state not yet written, then deletes the Lease', async () => {
   const { store, clock, p, change } = await started({ ...busy(idle), draining: true });
   await advance(clock, 200, 50);
-  const final: Report = { ...idle, pods: { 'buildkitd-0': { open: 0, lastActiveAt: wallStart + 200 } }, draining: true };
+  const final: Report = {
+    ...idle,
+    pods: { 'buildkitd-0': { open: 0, lastActiveAt: wallStart + 200 } },
+    draining: true,
+  };
   change(final);
   const versions: Array<PublishedActivity | undefined> = [];
   const update = store.update.bind(store);
@@ -358,8 +427,16 @@ test('stopping publishes the final state not yet written, then deletes the Lease
 
 test('with a cap, one more connection on a busy pod raises what the others see (they route under the cap by it); without, it waits for the renewal', () => {
   const wide = { ...idle, pods: { ...idle.pods, 'buildkitd-1': { open: 0, lastActiveAt: wallStart } } };
-  const onePlusOne = { ...busy(wide), open: 2, pods: { ...busy(wide).pods, 'buildkitd-1': { open: 1, lastActiveAt: wallStart } } };
-  const twoOnFirst = { ...onePlusOne, open: 3, pods: { ...onePlusOne.pods, 'buildkitd-0': { open: 2, lastActiveAt: wallStart } } };
+  const onePlusOne = {
+    ...busy(wide),
+    open: 2,
+    pods: { ...busy(wide).pods, 'buildkitd-1': { open: 1, lastActiveAt: wallStart } },
+  };
+  const twoOnFirst = {
+    ...onePlusOne,
+    open: 3,
+    pods: { ...onePlusOne.pods, 'buildkitd-0': { open: 2, lastActiveAt: wallStart } },
+  };
   assert.equal(raises(onePlusOne, twoOnFirst, 8, true), true);
   assert.equal(raises(onePlusOne, twoOnFirst, 8, false), false);
   assert.equal(raises(twoOnFirst, onePlusOne, 8, true), false, 'fewer connections only lower');

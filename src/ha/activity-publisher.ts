@@ -44,7 +44,12 @@ const minGapMs = 100;
  * busy (never remove it), or with a cap any pod with more connections (they route under the cap by it), more replicas needed, held connections, a new ack, a wake request, draining.
  * Everything else only lowers (a pod idle starts the idle timeout): one renew period later is soon enough.
  */
-export function raises(published: Report | undefined, now: Report, connectionsPerReplica: number, podCountsRaise = false): boolean {
+export function raises(
+  published: Report | undefined,
+  now: Report,
+  connectionsPerReplica: number,
+  podCountsRaise = false,
+): boolean {
   if (!published) return true;
   const needed = (r: Report) => Math.ceil((r.open + r.held) / connectionsPerReplica);
   const wakes = new Set(published.wake?.map((w) => `${w.replicas}@${w.until}`));
@@ -185,7 +190,9 @@ export class ActivityPublisher {
     const waitUntil = this.o.clock.now() + this.o.leaseDurationMs;
     let seen = lease;
     while (this.o.clock.now() < waitUntil) {
-      await new Promise<void>((resolve) => this.o.clock.setTimer(Math.min(this.o.renewPeriodMs, this.o.leaseDurationMs / 4), resolve));
+      await new Promise<void>((resolve) =>
+        this.o.clock.setTimer(Math.min(this.o.renewPeriodMs, this.o.leaseDurationMs / 4), resolve),
+      );
       const again = await this.o.store.get(this.o.leaseName);
       if (!again) return undefined;
       if (again.metadata?.resourceVersion !== seen.metadata?.resourceVersion) {
@@ -201,7 +208,10 @@ export class ActivityPublisher {
   }
 
   private conflict(): GatewayError {
-    return new GatewayError(ErrorCode.IdentityConflict, `another gateway process is publishing as "${this.o.identity}" (Lease ${this.o.leaseName}); give every replica its own --identity / POD_NAME`);
+    return new GatewayError(
+      ErrorCode.IdentityConflict,
+      `another gateway process is publishing as "${this.o.identity}" (Lease ${this.o.leaseName}); give every replica its own --identity / POD_NAME`,
+    );
   }
 
   /** Gives the report up to the process that owns it now: no write from here on, and the gateway is told once. */
@@ -210,7 +220,14 @@ export class ActivityPublisher {
     this.gaveWay = true;
     this.timer?.cancel();
     this.soon?.cancel();
-    this.o.emit({ kind: 'lease_failed', lease: this.o.leaseName, action: 'publish', code: ErrorCode.IdentityConflict, error: error.message, status: 409 });
+    this.o.emit({
+      kind: 'lease_failed',
+      lease: this.o.leaseName,
+      action: 'publish',
+      code: ErrorCode.IdentityConflict,
+      error: error.message,
+      status: 409,
+    });
     this.o.onIdentityConflict(error);
   }
 
@@ -242,13 +259,25 @@ export class ActivityPublisher {
     await this.inFlight;
     if (!this.claimed || this.gaveWay) return;
     // The others remember a departed replica's last report (when its pods were last busy): make it the final one.
-    if (!this.published || encodeActivity({ ...this.o.read(), instance: this.instance }) !== encodeActivity({ ...this.published, instance: this.instance })) await this.write();
+    if (
+      !this.published ||
+      encodeActivity({ ...this.o.read(), instance: this.instance }) !==
+        encodeActivity({ ...this.published, instance: this.instance })
+    )
+      await this.write();
     if (this.gaveWay) return;
     try {
       // Only the version this process wrote: a Lease another process took over since stays.
       await this.o.store.delete(this.o.leaseName, this.current?.metadata?.resourceVersion);
     } catch (error) {
-      this.o.emit({ kind: 'lease_failed', lease: this.o.leaseName, action: 'delete', code: ErrorCode.LeaseFailed, error: apiMessage(error), status: apiStatus(error) });
+      this.o.emit({
+        kind: 'lease_failed',
+        lease: this.o.leaseName,
+        action: 'delete',
+        code: ErrorCode.LeaseFailed,
+        error: apiMessage(error),
+        status: apiStatus(error),
+      });
     }
   }
 
@@ -285,7 +314,11 @@ export class ActivityPublisher {
   }
 
   private spec(): V1Lease['spec'] {
-    return { holderIdentity: this.o.identity, leaseDurationSeconds: Math.round(this.o.leaseDurationMs / 1000), renewTime: microTime(this.wallNow()) as unknown as Date };
+    return {
+      holderIdentity: this.o.identity,
+      leaseDurationSeconds: Math.round(this.o.leaseDurationMs / 1000),
+      renewTime: microTime(this.wallNow()) as unknown as Date,
+    };
   }
 
   private async create(): Promise<void> {
@@ -296,7 +329,12 @@ export class ActivityPublisher {
       : undefined;
     const spec = this.spec();
     this.current = await this.o.store.create({
-      metadata: { name: this.o.leaseName, labels: this.o.labels, annotations: this.annotations(report), ...(ownerReferences ? { ownerReferences } : {}) },
+      metadata: {
+        name: this.o.leaseName,
+        labels: this.o.labels,
+        annotations: this.annotations(report),
+        ...(ownerReferences ? { ownerReferences } : {}),
+      },
       spec: { ...spec, acquireTime: spec?.renewTime },
     });
     this.published = report;
@@ -309,7 +347,11 @@ export class ActivityPublisher {
     const report = this.o.read();
     this.current = await this.o.store.update({
       ...lease,
-      metadata: { ...lease.metadata, labels: { ...lease.metadata?.labels, ...this.o.labels }, annotations: { ...lease.metadata?.annotations, ...this.annotations(report) } },
+      metadata: {
+        ...lease.metadata,
+        labels: { ...lease.metadata?.labels, ...this.o.labels },
+        annotations: { ...lease.metadata?.annotations, ...this.annotations(report) },
+      },
       spec: { ...lease.spec, ...this.spec() },
     });
     this.published = report;
@@ -340,6 +382,13 @@ export class ActivityPublisher {
   }
 
   private failed(error: unknown): void {
-    this.o.emit({ kind: 'lease_failed', lease: this.o.leaseName, action: 'publish', code: ErrorCode.LeaseFailed, error: apiMessage(error), status: apiStatus(error) });
+    this.o.emit({
+      kind: 'lease_failed',
+      lease: this.o.leaseName,
+      action: 'publish',
+      code: ErrorCode.LeaseFailed,
+      error: apiMessage(error),
+      status: apiStatus(error),
+    });
   }
 }

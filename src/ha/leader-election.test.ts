@@ -130,7 +130,7 @@ async function race(identities: string[]) {
   const api = new FakeLeaseStore();
   const clock = new ManualClock();
   let seed = 7;
-  const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+  const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
   const candidates = identities.map((id) => {
     const client = api.client();
     client.clock = clock;
@@ -176,7 +176,7 @@ test('a renewal answered after the renew deadline does not make the stepped-down
   assert.equal(events.filter((e) => e.kind === 'leader_changed' && e.leading).length, 1);
 });
 
-test('the leader\'s requests are aborted when it steps down', async () => {
+test("the leader's requests are aborted when it steps down", async () => {
   const store = new FakeLeaseStore();
   const clock = new ManualClock();
   const a = candidate(store, clock, 'a');
@@ -188,10 +188,16 @@ test('the leader\'s requests are aborted when it steps down', async () => {
   await advance(clock, 9_000);
   assert.equal(a.isLeader, true);
   const held = store.signals.slice(before);
-  assert.ok(held.length > 0 && held.every((signal) => !signal.aborted), 'the held requests carry a signal, not aborted yet');
+  assert.ok(
+    held.length > 0 && held.every((signal) => !signal.aborted),
+    'the held requests carry a signal, not aborted yet',
+  );
   await advance(clock, 2_000);
   assert.equal(a.isLeader, false);
-  assert.ok(held.every((signal) => signal.aborted), 'every request sent while leading was aborted at the step-down');
+  assert.ok(
+    held.every((signal) => signal.aborted),
+    'every request sent while leading was aborted at the step-down',
+  );
   assert.equal(await annotated, false, 'the held annotation write gave up');
 });
 
@@ -211,9 +217,17 @@ test('setAnnotation never writes onto a Lease another candidate has taken meanwh
   assert.equal(await a.setAnnotation('buildkitd-autoscaler/scale-down', 'from-a'), false);
   const lease = api.leases.get('buildkitd-autoscaler');
   assert.equal(lease?.spec?.holderIdentity, 'b');
-  assert.equal(lease?.metadata?.annotations?.['buildkitd-autoscaler/scale-down'], undefined, 'b\'s Lease carries nothing of a\'s');
+  assert.equal(
+    lease?.metadata?.annotations?.['buildkitd-autoscaler/scale-down'],
+    undefined,
+    "b's Lease carries nothing of a's",
+  );
   await a.stop();
-  assert.equal(api.leases.get('buildkitd-autoscaler')?.spec?.holderIdentity, 'b', 'stopping does not release b\'s Lease');
+  assert.equal(
+    api.leases.get('buildkitd-autoscaler')?.spec?.holderIdentity,
+    'b',
+    "stopping does not release b's Lease",
+  );
 });
 
 test('the leader keeps its annotations across renewals; others cannot write them', async () => {
@@ -237,7 +251,17 @@ test('timings that would let a healthy leader lose its Lease are refused', () =>
   const store = new FakeLeaseStore();
   const clock = new ManualClock();
   const make = (leaseDurationMs: number, renewDeadlineMs: number, retryPeriodMs: number) =>
-    new LeaderElector({ store, name: 'l', identity: 'a', labels: {}, leaseDurationMs, renewDeadlineMs, retryPeriodMs, clock, emit: () => undefined });
+    new LeaderElector({
+      store,
+      name: 'l',
+      identity: 'a',
+      labels: {},
+      leaseDurationMs,
+      renewDeadlineMs,
+      retryPeriodMs,
+      clock,
+      emit: () => undefined,
+    });
   assert.throws(() => make(10_000, 10_000, 2_000));
   assert.throws(() => make(15_000, 2_000, 2_000));
   assert.doesNotThrow(() => make(15_000, 10_000, 2_000));

@@ -65,7 +65,10 @@ export class LeaderElector {
   private readonly listeners = new Set<() => void>();
 
   constructor(options: LeaderElectionOptions) {
-    if (!(options.leaseDurationMs > options.renewDeadlineMs && options.renewDeadlineMs > jitterFactor * options.retryPeriodMs)) {
+    if (!(
+      options.leaseDurationMs > options.renewDeadlineMs &&
+      options.renewDeadlineMs > jitterFactor * options.retryPeriodMs
+    )) {
       // client-go's rule: otherwise a healthy leader could lose the Lease between two renewals.
       throw new RangeError('lease duration must exceed the renew deadline, which must exceed 1.2 x the retry period');
     }
@@ -114,12 +117,27 @@ export class LeaderElector {
       try {
         this.observed = await this.request((signal) =>
           this.o.store.update(
-            { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: microTime(this.o.wallNow()) as unknown as Date } },
+            {
+              ...lease,
+              spec: {
+                ...lease.spec,
+                holderIdentity: undefined,
+                leaseDurationSeconds: 1,
+                renewTime: microTime(this.o.wallNow()) as unknown as Date,
+              },
+            },
             { signal },
           ),
         );
       } catch (error) {
-        this.o.emit({ kind: 'lease_failed', lease: this.o.name, action: 'release', code: ErrorCode.LeaseFailed, error: apiMessage(error), status: apiStatus(error) });
+        this.o.emit({
+          kind: 'lease_failed',
+          lease: this.o.name,
+          action: 'release',
+          code: ErrorCode.LeaseFailed,
+          error: apiMessage(error),
+          status: apiStatus(error),
+        });
       }
       this.owned = undefined;
       this.setLeading(false, 'released on shutdown');
@@ -135,13 +153,22 @@ export class LeaderElector {
       if (value === undefined) delete annotations[key];
       else annotations[key] = value;
       try {
-        const written = await this.request((signal) => this.o.store.update({ ...lease, metadata: { ...lease.metadata, annotations } }, { signal }));
+        const written = await this.request((signal) =>
+          this.o.store.update({ ...lease, metadata: { ...lease.metadata, annotations } }, { signal }),
+        );
         if (!this.leading) return false;
         this.owned = this.observed = written;
         this.observedAt = this.o.clock.now();
         return true;
       } catch (error) {
-        this.o.emit({ kind: 'lease_failed', lease: this.o.name, action: 'annotate', code: ErrorCode.LeaseFailed, error: apiMessage(error), status: apiStatus(error) });
+        this.o.emit({
+          kind: 'lease_failed',
+          lease: this.o.name,
+          action: 'annotate',
+          code: ErrorCode.LeaseFailed,
+          error: apiMessage(error),
+          status: apiStatus(error),
+        });
         // A conflict means someone else wrote the Lease: the next renewal finds out whether we still lead.
         return false;
       }
@@ -178,7 +205,10 @@ export class LeaderElector {
   }
 
   private ours(lease: V1Lease | undefined): boolean {
-    return lease?.spec?.holderIdentity === this.o.identity && lease.metadata?.annotations?.[leaderInstanceAnnotation] === this.instance;
+    return (
+      lease?.spec?.holderIdentity === this.o.identity &&
+      lease.metadata?.annotations?.[leaderInstanceAnnotation] === this.instance
+    );
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
@@ -192,7 +222,13 @@ export class LeaderElector {
           store.create(
             {
               metadata: { name, labels: this.o.labels, annotations: { [leaderInstanceAnnotation]: this.instance } },
-              spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: nowIso, renewTime: nowIso, leaseTransitions: 0 },
+              spec: {
+                holderIdentity: identity,
+                leaseDurationSeconds,
+                acquireTime: nowIso,
+                renewTime: nowIso,
+                leaseTransitions: 0,
+              },
             },
             { signal },
           ),
@@ -234,7 +270,15 @@ export class LeaderElector {
     } catch (error) {
       const status = apiStatus(error);
       // 409: another candidate wrote first; that is the election working, not a failure.
-      if (status !== 409) this.o.emit({ kind: 'lease_failed', lease: name, action: this.leading ? 'renew' : 'acquire', code: ErrorCode.LeaseFailed, error: apiMessage(error), status });
+      if (status !== 409)
+        this.o.emit({
+          kind: 'lease_failed',
+          lease: name,
+          action: this.leading ? 'renew' : 'acquire',
+          code: ErrorCode.LeaseFailed,
+          error: apiMessage(error),
+          status,
+        });
       return false;
     }
   }
@@ -242,7 +286,9 @@ export class LeaderElector {
   /** One request, aborted at the renew deadline and, while leading, when this term ends. */
   private async request<T>(send: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const bound = new AbortController();
-    const timer = this.o.clock.setTimer(this.o.renewDeadlineMs, () => bound.abort(new Error(`no answer within the renew deadline (${this.o.renewDeadlineMs} ms)`)));
+    const timer = this.o.clock.setTimer(this.o.renewDeadlineMs, () =>
+      bound.abort(new Error(`no answer within the renew deadline (${this.o.renewDeadlineMs} ms)`)),
+    );
     const signal = this.leading && this.term ? AbortSignal.any([bound.signal, this.term.signal]) : bound.signal;
     try {
       return await send(signal);
@@ -254,9 +300,13 @@ export class LeaderElector {
   private armDeadline(): void {
     this.deadlineTimer?.cancel();
     // Fires even while a renewal hangs on an unreachable API server: a leader must step down in time.
-    this.deadlineTimer = this.o.clock.setTimer(Math.max(0, this.lastRenewAt + this.o.renewDeadlineMs - this.o.clock.now()), () => {
-      if (this.leading && this.o.clock.now() - this.lastRenewAt >= this.o.renewDeadlineMs) this.setLeading(false, 'could not renew within the renew deadline');
-    });
+    this.deadlineTimer = this.o.clock.setTimer(
+      Math.max(0, this.lastRenewAt + this.o.renewDeadlineMs - this.o.clock.now()),
+      () => {
+        if (this.leading && this.o.clock.now() - this.lastRenewAt >= this.o.renewDeadlineMs)
+          this.setLeading(false, 'could not renew within the renew deadline');
+      },
+    );
   }
 
   private setLeading(leading: boolean, reason: string): void {

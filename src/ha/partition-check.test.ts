@@ -69,9 +69,17 @@ test('unwritten for a lease duration while another replica writes its own: steps
   await s.advance(probePeriodMs);
   const stepped = s.check.readiness();
   assert.equal(stepped.ok, false);
-  assert.match(stepped.reason ?? '', /^BKA_PARTITIONED: this replica's report Lease has not been written for 7\.0s while bb writes its own/);
+  assert.match(
+    stepped.reason ?? '',
+    /^BKA_PARTITIONED: this replica's report Lease has not been written for 7\.0s while bb writes its own/,
+  );
   assert.deepEqual(kinds(s.events), ['partition_stepped_back']);
-  assert.deepEqual(s.events[0], { kind: 'partition_stepped_back', unwrittenMs: 7_000, confirmedBy: 'bb', code: 'BKA_PARTITIONED' });
+  assert.deepEqual(s.events[0], {
+    kind: 'partition_stepped_back',
+    unwrittenMs: 7_000,
+    confirmedBy: 'bb',
+    code: 'BKA_PARTITIONED',
+  });
   assert.deepEqual(s.check.status(), { identity: 'me', written: false, msSinceWritten: 7_000 });
 
   await s.advance(10 * probePeriodMs);
@@ -91,7 +99,10 @@ test('no other replica writes its own (the same outage for all) or none answers:
     await s.advance(30 * probePeriodMs);
     const check = s.check.readiness();
     assert.equal(check.ok, true, JSON.stringify(answers));
-    assert.match(check.reason ?? '', /^report Lease not written for 30\.0s and no other replica says it writes its own .*staying in the Service$/);
+    assert.match(
+      check.reason ?? '',
+      /^report Lease not written for 30\.0s and no other replica says it writes its own .*staying in the Service$/,
+    );
     assert.deepEqual(kinds(s.events), ['report_unwritten'], JSON.stringify(answers));
   }
 });
@@ -130,8 +141,16 @@ test('never written since start counts from the start', async () => {
 
 test('the ops address travels in the report; anything but ip:port is dropped', () => {
   const base = { instance: 'i', open: 0, held: 0, pods: {}, since: 0, ack: undefined, draining: false };
-  for (const ops of ['10.244.0.7:9090', '[fd00::7]:9090']) assert.equal(decodeActivity(encodeActivity({ ...base, ops }))?.ops, ops);
-  for (const ops of ['evil.example:80/x', 'http://10.0.0.1:9090', '10.0.0.1', '10.0.0.1:0', '10.0.0.1:99999', '300.1.1.1:80']) {
+  for (const ops of ['10.244.0.7:9090', '[fd00::7]:9090'])
+    assert.equal(decodeActivity(encodeActivity({ ...base, ops }))?.ops, ops);
+  for (const ops of [
+    'evil.example:80/x',
+    'http://10.0.0.1:9090',
+    '10.0.0.1',
+    '10.0.0.1:0',
+    '10.0.0.1:99999',
+    '300.1.1.1:80',
+  ]) {
     const decoded = decodeActivity(encodeActivity({ ...base, ops }));
     assert.ok(decoded, 'the report itself is kept');
     assert.equal(decoded.ops, undefined, ops);

@@ -98,7 +98,10 @@ export class PartitionCheck {
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = this.inputs.clock.setTimer(this.inputs.probePeriodMs, () => void this.round().finally(() => this.schedule()));
+    this.timer = this.inputs.clock.setTimer(
+      this.inputs.probePeriodMs,
+      () => void this.round().finally(() => this.schedule()),
+    );
   }
 
   /** One round: written recently -> back in; otherwise ask every peer at once. */
@@ -110,17 +113,29 @@ export class PartitionCheck {
       return;
     }
     const peers = this.inputs.peers();
-    const answers = await Promise.all(peers.map(async (peer) => ({ peer, writes: await this.inputs.askPeer(peer.ops, this.inputs.probePeriodMs).catch(() => undefined) })));
+    const answers = await Promise.all(
+      peers.map(async (peer) => ({
+        peer,
+        writes: await this.inputs.askPeer(peer.ops, this.inputs.probePeriodMs).catch(() => undefined),
+      })),
+    );
     // The write may have succeeded while the peers were being asked.
     if (this.stopped || this.unwrittenMs() < this.inputs.leaseDurationMs) return;
     const confirmedBy = answers.find((answer) => answer.writes === true)?.peer.identity;
     if (confirmedBy === undefined) {
       this.confirmations = 0;
-      this.stepForward('no other replica says it writes its own report any more (the API server is out for all, or no replica answers)');
+      this.stepForward(
+        'no other replica says it writes its own report any more (the API server is out for all, or no replica answers)',
+      );
       if (this.unconfirmedSince === undefined) {
         this.unconfirmedSince = this.inputs.clock.now();
         const answered = answers.filter((answer) => answer.writes !== undefined).length;
-        this.callbacks.emit({ kind: 'report_unwritten', unwrittenMs: Math.round(this.unwrittenMs()), peersAsked: peers.length, peersAnswered: answered });
+        this.callbacks.emit({
+          kind: 'report_unwritten',
+          unwrittenMs: Math.round(this.unwrittenMs()),
+          peersAsked: peers.length,
+          peersAnswered: answered,
+        });
       }
       return;
     }
@@ -128,7 +143,12 @@ export class PartitionCheck {
     this.confirmations += 1;
     if (this.confirmations >= confirmationsToStepBack && !this.steppedBack) {
       this.steppedBack = { since: this.inputs.clock.now(), confirmedBy };
-      this.callbacks.emit({ kind: 'partition_stepped_back', unwrittenMs: Math.round(this.unwrittenMs()), confirmedBy, code: ErrorCode.Partitioned });
+      this.callbacks.emit({
+        kind: 'partition_stepped_back',
+        unwrittenMs: Math.round(this.unwrittenMs()),
+        confirmedBy,
+        code: ErrorCode.Partitioned,
+      });
     }
   }
 

@@ -2,17 +2,37 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1Lease } from '@kubernetes/client-node';
 import { ManualClock } from '../clock.ts';
-import { activityAnnotation, encodeActivity, encodeProposal, proposalAnnotation, type PublishedActivity } from './activity-lease.ts';
+import {
+  activityAnnotation,
+  encodeActivity,
+  encodeProposal,
+  proposalAnnotation,
+  type PublishedActivity,
+} from './activity-lease.ts';
 import { ReplicaReports } from './replica-reports.ts';
 
 const wallStart = 1_700_000_000_000;
 
 function activity(overrides: Partial<PublishedActivity> = {}): PublishedActivity {
-  return { instance: 'i-1', open: 0, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false, ...overrides };
+  return {
+    instance: 'i-1',
+    open: 0,
+    held: 0,
+    pods: {},
+    since: wallStart,
+    ack: undefined,
+    draining: false,
+    ...overrides,
+  };
 }
 
 /** renewTime: the writer's wall clock at the write (by default agreeing with ours at the start). */
-function reportLease(identity: string, resourceVersion: string, annotation: string | undefined, renewTime = new Date(wallStart).toISOString()): V1Lease {
+function reportLease(
+  identity: string,
+  resourceVersion: string,
+  annotation: string | undefined,
+  renewTime = new Date(wallStart).toISOString(),
+): V1Lease {
   return {
     metadata: {
       name: `bka-${identity}`,
@@ -27,7 +47,13 @@ function reportLease(identity: string, resourceVersion: string, annotation: stri
 function setup() {
   const clock = new ManualClock();
   let leases: V1Lease[] = [];
-  const reports = new ReplicaReports({ leases: () => leases, ownLeaseName: 'bka-me', leaderLeaseName: 'bka', clock, wallNow: () => wallStart + clock.now() });
+  const reports = new ReplicaReports({
+    leases: () => leases,
+    ownLeaseName: 'bka-me',
+    leaderLeaseName: 'bka',
+    clock,
+    wallNow: () => wallStart + clock.now(),
+  });
   return { clock, reports, set: (next: V1Lease[]) => (leases = next) };
 }
 
@@ -35,7 +61,14 @@ test('a report is fresh from when this replica saw it change, whatever the write
   const { clock, reports, set } = setup();
   // The writer's clock says nothing to the reader: this renewTime is decades old on purpose.
   const decadesOld = '2001-01-01T00:00:00.000000Z';
-  set([reportLease('b', '1', encodeActivity(activity({ open: 2, pods: { 'buildkitd-0': { open: 2, lastActiveAt: Date.parse(decadesOld) } } })), decadesOld)]);
+  set([
+    reportLease(
+      'b',
+      '1',
+      encodeActivity(activity({ open: 2, pods: { 'buildkitd-0': { open: 2, lastActiveAt: Date.parse(decadesOld) } } })),
+      decadesOld,
+    ),
+  ]);
   reports.observe();
   const [b] = reports.reports();
   assert.equal(b?.identity, 'b');
@@ -85,18 +118,40 @@ test('re-reading the same version does not renew it; only an observed change doe
 
 test('its own report and the leader Lease are not among the others', () => {
   const { reports, set } = setup();
-  const leader: V1Lease = { metadata: { name: 'bka', resourceVersion: '1', labels: { 'buildkitd-autoscaler/role': 'leader' } }, spec: { holderIdentity: 'b' } };
-  set([reportLease('me', '1', encodeActivity(activity({ open: 5 }))), leader, reportLease('b', '2', encodeActivity(activity()))]);
-  assert.deepEqual(reports.reports().map((r) => r.identity), ['b']);
+  const leader: V1Lease = {
+    metadata: { name: 'bka', resourceVersion: '1', labels: { 'buildkitd-autoscaler/role': 'leader' } },
+    spec: { holderIdentity: 'b' },
+  };
+  set([
+    reportLease('me', '1', encodeActivity(activity({ open: 5 }))),
+    leader,
+    reportLease('b', '2', encodeActivity(activity())),
+  ]);
+  assert.deepEqual(
+    reports.reports().map((r) => r.identity),
+    ['b'],
+  );
 });
 
 test('a missing or malformed annotation block scale-down like a silent replica (nothing is known)', () => {
   const { clock, reports, set } = setup();
-  const malformed = ['not json', '{"instance":"x"}', JSON.stringify({ instance: 'x', open: -1, held: 0, pods: {}, since: new Date(wallStart).toISOString() }),
+  const malformed = [
+    'not json',
+    '{"instance":"x"}',
+    JSON.stringify({ instance: 'x', open: -1, held: 0, pods: {}, since: new Date(wallStart).toISOString() }),
     // Used to throw a TypeError inside the reconcile loop.
-    JSON.stringify({ instance: 'x', open: 0, held: 0, pods: { 'buildkitd-0': null }, since: new Date(wallStart).toISOString() }),
+    JSON.stringify({
+      instance: 'x',
+      open: 0,
+      held: 0,
+      pods: { 'buildkitd-0': null },
+      since: new Date(wallStart).toISOString(),
+    }),
   ];
-  set([reportLease('none', '1', undefined), ...malformed.map((text, i) => reportLease(`bad${i}`, String(i + 2), text))]);
+  set([
+    reportLease('none', '1', undefined),
+    ...malformed.map((text, i) => reportLease(`bad${i}`, String(i + 2), text)),
+  ]);
   reports.observe();
   const all = reports.reports();
   assert.equal(all.length, 5);
@@ -106,14 +161,26 @@ test('a missing or malformed annotation block scale-down like a silent replica (
     assert.equal(report.ack, undefined);
   }
   clock.advance(6_000 + 2_500);
-  assert.deepEqual(reports.reports().map((r) => r.staleForMs), [2_500, 2_500, 2_500, 2_500, 2_500]);
+  assert.deepEqual(
+    reports.reports().map((r) => r.staleForMs),
+    [2_500, 2_500, 2_500, 2_500, 2_500],
+  );
 });
 
 test('the scale-down proposal is read from the leader Lease; a malformed one is none', () => {
   const { reports, set } = setup();
-  const proposal = { id: '1-0-5', from: 1, to: 0, pods: { 'buildkitd-0': 'uid-0' }, proposedAt: wallStart, committed: false };
+  const proposal = {
+    id: '1-0-5',
+    from: 1,
+    to: 0,
+    pods: { 'buildkitd-0': 'uid-0' },
+    proposedAt: wallStart,
+    committed: false,
+  };
   // Every change of a Lease carries a new resourceVersion, as the API server gives it.
-  const leader = (text: string, resourceVersion: string): V1Lease => ({ metadata: { name: 'bka', resourceVersion, annotations: { [proposalAnnotation]: text } } });
+  const leader = (text: string, resourceVersion: string): V1Lease => ({
+    metadata: { name: 'bka', resourceVersion, annotations: { [proposalAnnotation]: text } },
+  });
   set([leader(encodeProposal(proposal), '1')]);
   assert.deepEqual(reports.proposal(), proposal);
   set([leader('{"id":1}', '2')]);
@@ -126,8 +193,16 @@ test('a replica that drained and deleted its report leaves when its pods were la
   const { clock, reports, set } = setup();
   const closedAt = wallStart + 2_000;
   set([
-    reportLease('old', '1', encodeActivity(activity({ pods: { 'buildkitd-0': { open: 0, lastActiveAt: closedAt } }, draining: true }))),
-    reportLease('cut', '2', encodeActivity(activity({ open: 1, pods: { 'buildkitd-1': { open: 1, lastActiveAt: wallStart } } }))),
+    reportLease(
+      'old',
+      '1',
+      encodeActivity(activity({ pods: { 'buildkitd-0': { open: 0, lastActiveAt: closedAt } }, draining: true })),
+    ),
+    reportLease(
+      'cut',
+      '2',
+      encodeActivity(activity({ open: 1, pods: { 'buildkitd-1': { open: 1, lastActiveAt: wallStart } } })),
+    ),
   ]);
   reports.observe();
   assert.equal(reports.departedActivity().size, 0);
@@ -135,20 +210,30 @@ test('a replica that drained and deleted its report leaves when its pods were la
   set([]);
   assert.equal(reports.reports().length, 0, 'gone from the reports');
   // The last close it published; a pod it still had open in the last version seen counts as busy until now.
-  assert.deepEqual(Object.fromEntries(reports.departedActivity()), { 'buildkitd-0': closedAt, 'buildkitd-1': wallStart + 3_000 });
+  assert.deepEqual(Object.fromEntries(reports.departedActivity()), {
+    'buildkitd-0': closedAt,
+    'buildkitd-1': wallStart + 3_000,
+  });
 });
 
 test("a departed replica's wake requests in force are handed over once, so a rollout does not end them", () => {
   const { clock, reports, set } = setup();
   const now = wallStart;
-  const wake = [{ replicas: 1, until: now + 36_000_000 }, { replicas: 2, until: now + 1_000 }];
+  const wake = [
+    { replicas: 1, until: now + 36_000_000 },
+    { replicas: 2, until: now + 1_000 },
+  ];
   set([reportLease('b', '1', encodeActivity(activity({ wake })))]);
   reports.observe();
   assert.deepEqual(reports.reports()[0]?.wake, wake, 'counted while the report exists');
   assert.deepEqual(reports.takeDepartedWakes(), []);
   clock.advance(2_000);
   set([]);
-  assert.deepEqual(reports.takeDepartedWakes(), [{ replicas: 1, until: now + 36_000_000 }], 'the ended one is not carried on');
+  assert.deepEqual(
+    reports.takeDepartedWakes(),
+    [{ replicas: 1, until: now + 36_000_000 }],
+    'the ended one is not carried on',
+  );
   assert.deepEqual(reports.takeDepartedWakes(), [], 'handed over once');
 });
 

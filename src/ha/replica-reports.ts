@@ -3,7 +3,14 @@ import type { Clock } from '../clock.ts';
 import { leaseRoleLabel } from '../kube/leases.ts';
 import type { ReplicaReport, ScaleDownProposal } from '../scaler/decide.ts';
 import type { WakeRequest } from '../scaler/wake-requests.ts';
-import { activityAnnotation, decodeActivity, decodeProposal, leaseAnnotation, proposalAnnotation, type PublishedActivity } from './activity-lease.ts';
+import {
+  activityAnnotation,
+  decodeActivity,
+  decodeProposal,
+  leaseAnnotation,
+  proposalAnnotation,
+  type PublishedActivity,
+} from './activity-lease.ts';
 
 export interface ReplicaReportsOptions {
   leases: () => readonly V1Lease[];
@@ -24,7 +31,10 @@ export class ReplicaReports {
   private readonly o: ReplicaReportsOptions;
   private readonly wallNow: () => number;
   /** Per Lease: the version last seen, when it was first seen, and its report decoded once (reports() runs per decision). */
-  private readonly observed = new Map<string, { resourceVersion: string | undefined; at: number; activity: PublishedActivity | undefined }>();
+  private readonly observed = new Map<
+    string,
+    { resourceVersion: string | undefined; at: number; activity: PublishedActivity | undefined }
+  >();
   private leaderProposal: { resourceVersion: string | undefined; proposal: ScaleDownProposal | undefined } | undefined;
   private readonly departed = new Map<string, number>();
   private departedWakes: WakeRequest[] = [];
@@ -44,7 +54,11 @@ export class ReplicaReports {
       const resourceVersion = lease.metadata?.resourceVersion;
       if (this.observed.get(name)?.resourceVersion !== resourceVersion) {
         const activity = decodeActivity(leaseAnnotation(lease, activityAnnotation));
-        this.observed.set(name, { resourceVersion, at: now, activity: activity && onOurClock(activity, lease, this.wallNow()) });
+        this.observed.set(name, {
+          resourceVersion,
+          at: now,
+          activity: activity && onOurClock(activity, lease, this.wallNow()),
+        });
       }
     }
     for (const [name, { activity }] of this.observed) {
@@ -92,7 +106,16 @@ export class ReplicaReports {
       const fresh = age < durationMs;
       if (!activity) {
         // Nothing readable is known about this replica: it blocks scale-down like a silent one.
-        reports.push({ identity, fresh: false, staleForMs: Math.max(0, age - durationMs), open: 0, held: 0, pods: {}, since: 0, ack: undefined });
+        reports.push({
+          identity,
+          fresh: false,
+          staleForMs: Math.max(0, age - durationMs),
+          open: 0,
+          held: 0,
+          pods: {},
+          since: 0,
+          ack: undefined,
+        });
         continue;
       }
       reports.push({
@@ -145,18 +168,22 @@ export function onOurClock(activity: PublishedActivity, lease: V1Lease, seenAt: 
   const shift = writerClockShift(lease.spec?.renewTime, seenAt);
   if (shift === undefined) return activity;
   const pods: PublishedActivity['pods'] = {};
-  for (const [name, entry] of Object.entries(activity.pods)) pods[name] = { open: entry.open, lastActiveAt: entry.lastActiveAt + shift };
+  for (const [name, entry] of Object.entries(activity.pods))
+    pods[name] = { open: entry.open, lastActiveAt: entry.lastActiveAt + shift };
   return {
     ...activity,
     pods,
     since: activity.since + shift,
     ...(activity.lastHeldCloseAt === undefined ? {} : { lastHeldCloseAt: activity.lastHeldCloseAt + shift }),
-    ...(activity.wake ? { wake: activity.wake.map((request) => ({ replicas: request.replicas, until: request.until + shift })) } : {}),
+    ...(activity.wake
+      ? { wake: activity.wake.map((request) => ({ replicas: request.replicas, until: request.until + shift })) }
+      : {}),
   };
 }
 
 /** What to add to a time on a writer's clock to put it on ours: `written` is the writer's stamp of the write (a Date or RFC 3339), `seenAt` when we saw that write; undefined without a readable stamp. */
 export function writerClockShift(written: unknown, seenAt: number): number | undefined {
-  const writtenMs = written instanceof Date ? written.getTime() : typeof written === 'string' ? Date.parse(written) : Number.NaN;
+  const writtenMs =
+    written instanceof Date ? written.getTime() : typeof written === 'string' ? Date.parse(written) : Number.NaN;
   return Number.isNaN(writtenMs) ? undefined : seenAt - writtenMs;
 }

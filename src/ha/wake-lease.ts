@@ -59,15 +59,31 @@ export class WakeLease {
         const merged = mergeWakeRequests([...this.onOurClock(current), ...requests], now);
         const annotations = { [wakeAnnotation]: encodeWakeRequests(merged, now) };
         if (!current) {
-          await this.inputs.store.create({ metadata: { name: this.inputs.name, labels: this.inputs.labels, annotations } });
+          await this.inputs.store.create({
+            metadata: { name: this.inputs.name, labels: this.inputs.labels, annotations },
+          });
         } else {
-          await this.inputs.store.update({ ...current, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...this.inputs.labels }, annotations: { ...current.metadata?.annotations, ...annotations } } });
+          await this.inputs.store.update({
+            ...current,
+            metadata: {
+              ...current.metadata,
+              labels: { ...current.metadata?.labels, ...this.inputs.labels },
+              annotations: { ...current.metadata?.annotations, ...annotations },
+            },
+          });
         }
         return true;
       } catch (error) {
         const status = apiStatus(error);
         if ((status === 409 || status === 404) && attempt < maxAttempts) continue;
-        this.callbacks.emit({ kind: 'lease_failed', lease: this.inputs.name, action: 'annotate', code: ErrorCode.LeaseFailed, error: apiMessage(error), status });
+        this.callbacks.emit({
+          kind: 'lease_failed',
+          lease: this.inputs.name,
+          action: 'annotate',
+          code: ErrorCode.LeaseFailed,
+          error: apiMessage(error),
+          status,
+        });
         return false;
       }
     }
@@ -77,7 +93,10 @@ export class WakeLease {
   private onOurClock(lease: V1Lease | undefined): WakeRequest[] {
     const resourceVersion = lease?.metadata?.resourceVersion;
     if (!this.observed || this.observed.resourceVersion !== resourceVersion) {
-      this.observed = { resourceVersion, requests: decodeWakeRequests(lease?.metadata?.annotations?.[wakeAnnotation], this.wallNow()) };
+      this.observed = {
+        resourceVersion,
+        requests: decodeWakeRequests(lease?.metadata?.annotations?.[wakeAnnotation], this.wallNow()),
+      };
     }
     return this.observed.requests;
   }
@@ -86,7 +105,13 @@ export class WakeLease {
 /** Each entry carries `writtenAt`, the writer's clock at the write, so a reader needs only durations on it (see writerClockShift). */
 function encodeWakeRequests(requests: readonly WakeRequest[], now: number): string {
   const writtenAt = new Date(now).toISOString();
-  return JSON.stringify(requests.map((request) => ({ replicas: request.replicas, until: new Date(request.until).toISOString(), writtenAt })));
+  return JSON.stringify(
+    requests.map((request) => ({
+      replicas: request.replicas,
+      until: new Date(request.until).toISOString(),
+      writtenAt,
+    })),
+  );
 }
 
 /** An entry without `writtenAt` (written by a previous version) is read as before: its until on our clock. */

@@ -45,7 +45,9 @@ export class OpsServer {
       } else if (path === '/readyz') {
         const checks = this.o.readiness();
         const ready = checks.every((check) => check.ok);
-        response.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ ready, checks })}\n`);
+        response
+          .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+          .end(`${JSON.stringify({ ready, checks })}\n`);
       } else if (path === '/report' && this.o.report) {
         response.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(this.o.report())}\n`);
       } else if (path === '/metrics') {
@@ -63,7 +65,13 @@ export class OpsServer {
   async start(): Promise<AddressInfo> {
     const { host, port } = this.o.address;
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', (error) => reject(new GatewayError(ErrorCode.ListenFailed, `cannot listen on ${host ?? ''}:${port}: ${error.message}`, { cause: error })));
+      this.server.once('error', (error) =>
+        reject(
+          new GatewayError(ErrorCode.ListenFailed, `cannot listen on ${host ?? ''}:${port}: ${error.message}`, {
+            cause: error,
+          }),
+        ),
+      );
       this.server.listen({ host, port }, resolve);
     });
     const address = this.server.address() as AddressInfo;

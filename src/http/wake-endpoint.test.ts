@@ -26,13 +26,26 @@ async function serve(t: TestContext, extra: Partial<WakeControl> = {}) {
     status: () => ({ wake, readyBuilders: wake ? 1 : 0 }),
     ...extra,
   };
-  const server = new OpsServer({ address: { host: '127.0.0.1', port: 0 }, registry: new Registry(), readiness: () => [], emit: (e) => events.push(e), wake: control });
+  const server = new OpsServer({
+    address: { host: '127.0.0.1', port: 0 },
+    registry: new Registry(),
+    readiness: () => [],
+    emit: (e) => events.push(e),
+    wake: control,
+  });
   const { port } = await server.start();
   t.after(() => server.stop());
   const call = async (method: string, path: string) => {
     const response = await fetch(`http://127.0.0.1:${port}${path}`, { method });
     const text = await response.text();
-    return { status: response.status, allow: response.headers.get('allow'), json: text && response.headers.get('content-type') === 'application/json' ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+    return {
+      status: response.status,
+      allow: response.headers.get('allow'),
+      json:
+        text && response.headers.get('content-type') === 'application/json'
+          ? (JSON.parse(text) as Record<string, unknown>)
+          : undefined,
+    };
   };
   return { call, requests };
 }
@@ -52,8 +65,15 @@ test('POST /wake?replicas=N&for=D records exactly that; GET /wake reports it and
   const answer = await call('POST', '/wake?replicas=3&for=10h');
   assert.equal(answer.status, 202);
   assert.deepEqual(answer.json, { replicas: 3, for: '10h0m0s', until: '2026-01-05T18:00:00.000Z' });
-  assert.deepEqual(requests.map(({ replicas, forMs }) => ({ replicas, forMs })), [{ replicas: 3, forMs: 36_000_000 }]);
-  assert.deepEqual((await call('GET', '/wake')).json, { wake: { replicas: 3, until: '2026-01-05T18:00:00.000Z' }, readyBuilders: 1, failure: null });
+  assert.deepEqual(
+    requests.map(({ replicas, forMs }) => ({ replicas, forMs })),
+    [{ replicas: 3, forMs: 36_000_000 }],
+  );
+  assert.deepEqual((await call('GET', '/wake')).json, {
+    wake: { replicas: 3, until: '2026-01-05T18:00:00.000Z' },
+    readyBuilders: 1,
+    failure: null,
+  });
 });
 
 test('bad input is 400 with the reason, and nothing is recorded', async (t) => {
@@ -87,7 +107,10 @@ test('while scaling is failing, POST /wake is 503 with the stable code, and GET 
   assert.equal(answer.status, 503);
   assert.deepEqual(answer.json, { error: 'scale up to 1 failed: forbidden', code: 'BKA_SCALE_FORBIDDEN' });
   assert.equal(requests.length, 0);
-  assert.deepEqual((await call('GET', '/wake')).json?.['failure'], { code: 'BKA_SCALE_FORBIDDEN', message: 'scale up to 1 failed: forbidden' });
+  assert.deepEqual((await call('GET', '/wake')).json?.['failure'], {
+    code: 'BKA_SCALE_FORBIDDEN',
+    message: 'scale up to 1 failed: forbidden',
+  });
 });
 
 test('other methods on /wake are 405 with Allow; the GET-only endpoints are unchanged', async (t) => {

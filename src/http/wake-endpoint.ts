@@ -36,7 +36,12 @@ const allowed = 'GET, HEAD, POST';
 const knownParameters = new Set(['replicas', 'for']);
 
 /** POST asks for builders now and keeps them for a while; GET tells what is asked and how many builders accept connections. */
-export function handleWake(control: WakeControl, request: IncomingMessage, response: ServerResponse, query: URLSearchParams): void {
+export function handleWake(
+  control: WakeControl,
+  request: IncomingMessage,
+  response: ServerResponse,
+  query: URLSearchParams,
+): void {
   if (request.method === 'GET' || request.method === 'HEAD') {
     const status = control.status();
     const failure = control.failure();
@@ -65,11 +70,18 @@ export function handleWake(control: WakeControl, request: IncomingMessage, respo
   }
   const client = `${request.socket.remoteAddress ?? 'unknown'}:${request.socket.remotePort ?? 0}`;
   const recorded = control.request(parsed.replicas, parsed.forMs, client);
-  send(response, 202, { replicas: recorded.replicas, for: formatGoDuration(parsed.forMs), until: new Date(recorded.until).toISOString() });
+  send(response, 202, {
+    replicas: recorded.replicas,
+    for: formatGoDuration(parsed.forMs),
+    until: new Date(recorded.until).toISOString(),
+  });
 }
 
 /** Validates `replicas` (1..max, default 1) and `for` (a positive Go duration up to 24h, default the idle timeout). */
-export function parseWakeQuery(query: URLSearchParams, limits: Pick<WakeControl, 'maxReplicas' | 'defaultForMs'>): { replicas: number; forMs: number } | { error: string } {
+export function parseWakeQuery(
+  query: URLSearchParams,
+  limits: Pick<WakeControl, 'maxReplicas' | 'defaultForMs'>,
+): { replicas: number; forMs: number } | { error: string } {
   for (const key of new Set(query.keys())) {
     if (!knownParameters.has(key)) return { error: `unknown parameter "${key}" (known: replicas, for)` };
     if (query.getAll(key).length > 1) return { error: `parameter "${key}" given more than once` };
@@ -79,7 +91,9 @@ export function parseWakeQuery(query: URLSearchParams, limits: Pick<WakeControl,
   if (replicasText !== null) {
     replicas = /^\d+$/.test(replicasText) ? Number(replicasText) : Number.NaN;
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > limits.maxReplicas) {
-      return { error: `invalid replicas ${JSON.stringify(replicasText)}: must be a whole number from 1 to ${limits.maxReplicas} (--max-replicas)` };
+      return {
+        error: `invalid replicas ${JSON.stringify(replicasText)}: must be a whole number from 1 to ${limits.maxReplicas} (--max-replicas)`,
+      };
     }
   }
   let forMs = limits.defaultForMs;
@@ -91,7 +105,10 @@ export function parseWakeQuery(query: URLSearchParams, limits: Pick<WakeControl,
       return { error: `invalid for ${JSON.stringify(forText)}: ${(error as Error).message}` };
     }
     if (forMs <= 0) return { error: `invalid for ${JSON.stringify(forText)}: must be positive` };
-    if (forMs > maxWakeForMs) return { error: `invalid for ${JSON.stringify(forText)}: at most ${formatGoDuration(maxWakeForMs)} (repeat the request to keep builders longer)` };
+    if (forMs > maxWakeForMs)
+      return {
+        error: `invalid for ${JSON.stringify(forText)}: at most ${formatGoDuration(maxWakeForMs)} (repeat the request to keep builders longer)`,
+      };
   }
   return { replicas, forMs };
 }

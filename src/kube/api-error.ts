@@ -1,7 +1,8 @@
 /** The HTTP status of a failed Kubernetes API call, when there was a response at all. */
 export function apiStatus(error: unknown): number | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
-  const candidate = (error as { code?: unknown; statusCode?: unknown }).code ?? (error as { statusCode?: unknown }).statusCode;
+  const candidate =
+    (error as { code?: unknown; statusCode?: unknown }).code ?? (error as { statusCode?: unknown }).statusCode;
   return typeof candidate === 'number' && candidate >= 100 && candidate < 600 ? candidate : undefined;
 }
 

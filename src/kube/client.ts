@@ -12,13 +12,17 @@ export function loadKubeConfig(kubeconfigPath: string | undefined, env: NodeJS.P
   const kc = new KubeConfig();
   if (kubeconfigPath !== undefined) {
     if (!existsSync(kubeconfigPath)) {
-      throw new ConfigError(`invalid value ${JSON.stringify(kubeconfigPath)} for --kubeconfig / KUBECONFIG_PATH: file does not exist`);
+      throw new ConfigError(
+        `invalid value ${JSON.stringify(kubeconfigPath)} for --kubeconfig / KUBECONFIG_PATH: file does not exist`,
+      );
     }
     try {
       kc.loadFromFile(kubeconfigPath);
     } catch (error) {
       const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-      throw new ConfigError(`invalid value ${JSON.stringify(kubeconfigPath)} for --kubeconfig / KUBECONFIG_PATH: ${reason}`);
+      throw new ConfigError(
+        `invalid value ${JSON.stringify(kubeconfigPath)} for --kubeconfig / KUBECONFIG_PATH: ${reason}`,
+      );
     }
   } else if (env['KUBERNETES_SERVICE_HOST'] && existsSync(inClusterTokenPath)) {
     kc.loadFromCluster();
@@ -26,7 +30,9 @@ export function loadKubeConfig(kubeconfigPath: string | undefined, env: NodeJS.P
     kc.loadFromDefault();
   }
   if (!kc.getCurrentCluster()) {
-    throw new ConfigError('no Kubernetes cluster configured: set --kubeconfig / KUBECONFIG_PATH, or run in a pod with a ServiceAccount');
+    throw new ConfigError(
+      'no Kubernetes cluster configured: set --kubeconfig / KUBECONFIG_PATH, or run in a pod with a ServiceAccount',
+    );
   }
   return kc;
 }

@@ -30,12 +30,18 @@ export class GuardedWatch extends Watch {
     this.slim = slim;
   }
 
-  override async watch(path: WatchArgs[0], queryParams: WatchArgs[1], callback: WatchArgs[2], done: WatchArgs[3]): Promise<AbortController> {
+  override async watch(
+    path: WatchArgs[0],
+    queryParams: WatchArgs[1],
+    callback: WatchArgs[2],
+    done: WatchArgs[3],
+  ): Promise<AbortController> {
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('No currently active cluster');
     const url = new URL(cluster.server + path);
     url.searchParams.set('watch', 'true');
-    for (const [key, value] of Object.entries(queryParams)) if (value !== undefined) url.searchParams.set(key, String(value));
+    for (const [key, value] of Object.entries(queryParams))
+      if (value !== undefined) url.searchParams.set(key, String(value));
 
     const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
@@ -49,16 +55,26 @@ export class GuardedWatch extends Watch {
     };
     const restartTimer = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => finish(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), WATCH_INACTIVITY_TIMEOUT_MS);
+      timer = setTimeout(
+        () => finish(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+        WATCH_INACTIVITY_TIMEOUT_MS,
+      );
       timer.unref();
     };
     restartTimer();
     try {
-      const response = await openKubeRequest(this.kubeConfig, 'GET', url, { headers: { accept: 'application/json' }, signal: controller.signal });
+      const response = await openKubeRequest(this.kubeConfig, 'GET', url, {
+        headers: { accept: 'application/json' },
+        signal: controller.signal,
+      });
       const status = response.statusCode ?? 0;
       if (status !== 200) {
         response.resume();
-        finish(Object.assign(new Error(response.statusMessage || STATUS_CODES[status] || 'Internal Server Error'), { statusCode: status }));
+        finish(
+          Object.assign(new Error(response.statusMessage || STATUS_CODES[status] || 'Internal Server Error'), {
+            statusCode: status,
+          }),
+        );
         return controller;
       }
       restartTimer();

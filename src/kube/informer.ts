@@ -35,7 +35,10 @@ export interface ListWatchStream<T extends KubernetesObject> {
 }
 
 /** `onError` receives failures the client would otherwise drop as unhandled rejections (see GuardedWatch). */
-export type OpenListWatch<T extends KubernetesObject> = (list: () => Promise<KubernetesListObject<T>>, onError: (error: unknown) => void) => ListWatchStream<T>;
+export type OpenListWatch<T extends KubernetesObject> = (
+  list: () => Promise<KubernetesListObject<T>>,
+  onError: (error: unknown) => void,
+) => ListWatchStream<T>;
 
 // client-go's reflector rule: only a watch that stayed up this long proves the API server healthy again and
 // resets the backoff; a list that succeeds while every watch fails must not (it would relist every 0.5 s).
@@ -81,7 +84,15 @@ export class ResilientInformer<T extends KubernetesObject> {
     const { kubeConfig, path, labelSelector, fieldSelector, slim } = options;
     this.openListWatch =
       options.openListWatch ??
-      ((list, onError) => new ListWatch<T>(path, new GuardedWatch(kubeConfig, onError, slim as ((object: object) => object) | undefined), list, false, labelSelector, fieldSelector));
+      ((list, onError) =>
+        new ListWatch<T>(
+          path,
+          new GuardedWatch(kubeConfig, onError, slim as ((object: object) => object) | undefined),
+          list,
+          false,
+          labelSelector,
+          fieldSelector,
+        ));
   }
 
   start(): void {
@@ -167,8 +178,19 @@ export class ResilientInformer<T extends KubernetesObject> {
     const delay = Math.min(this.backoff.initialMs * 2 ** this.failures, this.backoff.maxMs);
     const retryInMs = Math.round(delay * (0.8 + Math.random() * 0.4));
     this.failures += 1;
-    this.status = { synced: false, everSynced: this.status.everSynced, failure: { code, message: apiMessage(error), status } };
-    this.options.emit({ kind: 'watch_failed', resource: this.options.resource, code, error: apiMessage(error), status, retryInMs });
+    this.status = {
+      synced: false,
+      everSynced: this.status.everSynced,
+      failure: { code, message: apiMessage(error), status },
+    };
+    this.options.emit({
+      kind: 'watch_failed',
+      resource: this.options.resource,
+      code,
+      error: apiMessage(error),
+      status,
+      retryInMs,
+    });
     const old = this.current;
     this.current = undefined;
     void old?.stop();

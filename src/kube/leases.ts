@@ -46,17 +46,27 @@ export class KubeLeaseStore implements LeaseStore {
   }
 
   create(lease: V1Lease, options: RequestOptions = {}): Promise<V1Lease> {
-    return kubeRequest<V1Lease>(this.kubeConfig, 'POST', this.path(), { body: this.withKind(lease), signal: options.signal });
+    return kubeRequest<V1Lease>(this.kubeConfig, 'POST', this.path(), {
+      body: this.withKind(lease),
+      signal: options.signal,
+    });
   }
 
   update(lease: V1Lease, options: RequestOptions = {}): Promise<V1Lease> {
-    return kubeRequest<V1Lease>(this.kubeConfig, 'PUT', this.path(lease.metadata?.name ?? ''), { body: this.withKind(lease), signal: options.signal });
+    return kubeRequest<V1Lease>(this.kubeConfig, 'PUT', this.path(lease.metadata?.name ?? ''), {
+      body: this.withKind(lease),
+      signal: options.signal,
+    });
   }
 
   async delete(name: string, resourceVersion: string | undefined, options: RequestOptions = {}): Promise<void> {
     try {
       await kubeRequest(this.kubeConfig, 'DELETE', this.path(name), {
-        body: { apiVersion: 'v1', kind: 'DeleteOptions', ...(resourceVersion ? { preconditions: { resourceVersion } } : {}) },
+        body: {
+          apiVersion: 'v1',
+          kind: 'DeleteOptions',
+          ...(resourceVersion ? { preconditions: { resourceVersion } } : {}),
+        },
         signal: options.signal,
       });
     } catch (error) {
@@ -65,7 +75,12 @@ export class KubeLeaseStore implements LeaseStore {
   }
 
   private withKind(lease: V1Lease): V1Lease {
-    return { ...lease, apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { ...lease.metadata, namespace: this.namespace } };
+    return {
+      ...lease,
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { ...lease.metadata, namespace: this.namespace },
+    };
   }
 
   private path(name?: string): string {

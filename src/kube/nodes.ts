@@ -7,7 +7,10 @@ import { kubeRequest } from './rest.ts';
 /** Only what tells whether a node is being drained: a Node's status (images, conditions) is most of its size. */
 export function slimNode(node: V1Node): V1Node {
   const { name, uid, resourceVersion } = node.metadata ?? {};
-  return { metadata: { name, uid, resourceVersion }, spec: { unschedulable: node.spec?.unschedulable, taints: node.spec?.taints } };
+  return {
+    metadata: { name, uid, resourceVersion },
+    spec: { unschedulable: node.spec?.unschedulable, taints: node.spec?.taints },
+  };
 }
 
 /** Watches every Node (cluster-scoped: needs a ClusterRole), keeping only name, cordon and taints. */

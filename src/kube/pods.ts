@@ -46,12 +46,21 @@ export class KubePods implements PodWriter {
 }
 
 /** Watches the pods that carry `label` (any value): the busy builders, a handful at most, never every pod. */
-export function watchLabelledPods(kubeConfig: KubeConfig, namespace: string, label: string, clock: Clock, emit: EmitEvent) {
+export function watchLabelledPods(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  label: string,
+  clock: Clock,
+  emit: EmitEvent,
+) {
   return new ResilientInformer<V1Pod>({
     resource: `pods/${label}`,
     kubeConfig,
     path: `/api/v1/namespaces/${namespace}/pods`,
-    list: () => kubeRequest<V1PodList>(kubeConfig, 'GET', `/api/v1/namespaces/${namespace}/pods`, { query: { labelSelector: label } }),
+    list: () =>
+      kubeRequest<V1PodList>(kubeConfig, 'GET', `/api/v1/namespaces/${namespace}/pods`, {
+        query: { labelSelector: label },
+      }),
     labelSelector: label,
     clock,
     emit,

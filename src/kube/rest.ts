@@ -33,13 +33,27 @@ function withKeepAlive(agent: RequestOptions['agent']): RequestOptions['agent'] 
   return reused;
 }
 
-export async function openKubeRequest(kubeConfig: KubeConfig, method: string, url: URL, options: { headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {}): Promise<IncomingMessage> {
+export async function openKubeRequest(
+  kubeConfig: KubeConfig,
+  method: string,
+  url: URL,
+  options: { headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {},
+): Promise<IncomingMessage> {
   const requestOptions: RequestOptions = {};
   await kubeConfig.applyToHTTPSOptions(requestOptions);
   requestOptions.agent = withKeepAlive(requestOptions.agent);
   const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
   return new Promise((resolve, reject) => {
-    const req = send(url, { ...requestOptions, method, headers: { ...requestOptions.headers, ...options.headers }, ...(options.signal ? { signal: options.signal } : {}) }, resolve);
+    const req = send(
+      url,
+      {
+        ...requestOptions,
+        method,
+        headers: { ...requestOptions.headers, ...options.headers },
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
+      resolve,
+    );
     req.once('error', reject);
     req.end(options.body);
   });
@@ -70,7 +84,8 @@ export async function kubeRequest<T>(
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('No currently active cluster');
   const url = new URL(cluster.server + path);
-  for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, value);
+  for (const [key, value] of Object.entries(options.query ?? {}))
+    if (value !== undefined) url.searchParams.set(key, value);
   const headers: Record<string, string> = { accept: 'application/json' };
   const body = options.body === undefined ? undefined : JSON.stringify(options.body);
   if (body !== undefined) {
@@ -78,7 +93,13 @@ export async function kubeRequest<T>(
     headers['content-type'] = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
     headers['content-length'] = String(Buffer.byteLength(body));
   }
-  const response = await openKubeRequest(kubeConfig, method, url, { headers, ...(body !== undefined ? { body } : {}), signal: options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000) });
+  const response = await openKubeRequest(kubeConfig, method, url, {
+    headers,
+    ...(body !== undefined ? { body } : {}),
+    signal: options.signal
+      ? AbortSignal.any([options.signal, AbortSignal.timeout(30_000)])
+      : AbortSignal.timeout(30_000),
+  });
   const text = await readText(response);
   const status = response.statusCode ?? 0;
   if (status < 200 || status > 299) throw new KubeApiError(method, path, status, text);

@@ -17,7 +17,14 @@ export class ScaleEventRecorder {
   /** The gateway replica that decided (its --identity), so `kubectl describe` says who scaled. */
   private readonly host: string;
 
-  constructor(kubeConfig: KubeConfig, namespace: string, statefulSetName: string, uid: () => string | undefined, log: Logger, identity: string) {
+  constructor(
+    kubeConfig: KubeConfig,
+    namespace: string,
+    statefulSetName: string,
+    uid: () => string | undefined,
+    log: Logger,
+    identity: string,
+  ) {
     this.kubeConfig = kubeConfig;
     this.namespace = namespace;
     this.statefulSetName = statefulSetName;
@@ -28,9 +35,17 @@ export class ScaleEventRecorder {
 
   readonly observe = (event: GatewayEvent): void => {
     if (event.kind === 'scale') {
-      this.record('Normal', event.direction === 'up' ? 'ScaledUp' : 'ScaledDown', `Scaled ${event.direction} from ${event.from} to ${event.to} replicas: ${event.reason} (decided by ${this.host})`);
+      this.record(
+        'Normal',
+        event.direction === 'up' ? 'ScaledUp' : 'ScaledDown',
+        `Scaled ${event.direction} from ${event.from} to ${event.to} replicas: ${event.reason} (decided by ${this.host})`,
+      );
     } else if (event.kind === 'scale_failed') {
-      this.record('Warning', 'ScaleFailed', `${event.code}: scale ${event.direction} to ${event.to} failed: ${event.error} (${this.host})`);
+      this.record(
+        'Warning',
+        'ScaleFailed',
+        `${event.code}: scale ${event.direction} to ${event.to} failed: ${event.error} (${this.host})`,
+      );
     }
   };
 
@@ -38,7 +53,13 @@ export class ScaleEventRecorder {
     const now = new Date();
     const body: CoreV1Event = {
       metadata: { generateName: `${this.statefulSetName}.`, namespace: this.namespace },
-      involvedObject: { apiVersion: 'apps/v1', kind: 'StatefulSet', name: this.statefulSetName, namespace: this.namespace, uid: this.uid() },
+      involvedObject: {
+        apiVersion: 'apps/v1',
+        kind: 'StatefulSet',
+        name: this.statefulSetName,
+        namespace: this.namespace,
+        uid: this.uid(),
+      },
       type,
       reason,
       message,
@@ -49,8 +70,11 @@ export class ScaleEventRecorder {
       lastTimestamp: now,
       count: 1,
     };
-    kubeRequest<CoreV1Event>(this.kubeConfig, 'POST', `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/events`, { body }).catch((error: unknown) =>
-      this.log.debug({ err: error }, 'could not record a Kubernetes Event'),
-    );
+    kubeRequest<CoreV1Event>(
+      this.kubeConfig,
+      'POST',
+      `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/events`,
+      { body },
+    ).catch((error: unknown) => this.log.debug({ err: error }, 'could not record a Kubernetes Event'));
   }
 }

@@ -61,10 +61,18 @@ test('only a watch that stayed up for the stable period resets the backoff', asy
   assert.equal(informer.state.synced, true);
   clock.advance(WATCH_STABLE_AFTER_MS - 1);
   api.current.fail(watchErrors.reset());
-  assert.deepEqual(retryDelays(), [1000, 2000, 4000, 8000], 'up for less than the stable period: the backoff keeps growing');
+  assert.deepEqual(
+    retryDelays(),
+    [1000, 2000, 4000, 8000],
+    'up for less than the stable period: the backoff keeps growing',
+  );
 
   await restart();
   clock.advance(WATCH_STABLE_AFTER_MS);
   api.current.fail(watchErrors.reset());
-  assert.deepEqual(retryDelays(), [1000, 2000, 4000, 8000, 1000], 'up for the stable period: back to the initial delay');
+  assert.deepEqual(
+    retryDelays(),
+    [1000, 2000, 4000, 8000, 1000],
+    'up for the stable period: back to the initial delay',
+  );
 });

@@ -33,7 +33,11 @@ test('an accepted socket reads into a reused buffer once adopted, and bytes read
   const server = createServer({ allowHalfOpen: true });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const destination = connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1', allowHalfOpen: true });
+  const destination = connect({
+    port: (server.address() as { port: number }).port,
+    host: '127.0.0.1',
+    allowHalfOpen: true,
+  });
   const [peer] = (await once(server, 'connection')) as [Socket];
   const received = readAll(peer);
   reads.pipeTo(destination);
@@ -56,7 +60,9 @@ test('a socket that cannot be adopted is left as it was: closed, or already read
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const dialled = own.bind(connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1', onread: own.options }));
+  const dialled = own.bind(
+    connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1', onread: own.options }),
+  );
   await once(dialled, 'connect');
   assert.equal(adoptReusableReads(dialled), undefined);
   assert.equal(reusableReadsOf(dialled), own);

@@ -6,7 +6,7 @@ test('the queue keeps arrival order: a newcomer is behind everyone waiting, a co
   const queue = new CapacityQueue();
   const sizes: number[] = [];
   queue.onSizeChange = (size) => sizes.push(size);
-  assert.equal(queue.anyoneAhead(1), false, 'nobody waits: room is anyone\'s');
+  assert.equal(queue.anyoneAhead(1), false, "nobody waits: room is anyone's");
   assert.equal(queue.join(3), true);
   assert.equal(queue.join(5), true);
   assert.equal(queue.join(3), false, 'one place per connection');

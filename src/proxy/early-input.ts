@@ -46,7 +46,9 @@ export class EarlyInput {
       return;
     }
     if (!this.budget.reserveBytes(chunk.length)) {
-      this.overflow('held clients already sent as many bytes as the gateway keeps while buildkitd wakes up (--max-pending-bytes)');
+      this.overflow(
+        'held clients already sent as many bytes as the gateway keeps while buildkitd wakes up (--max-pending-bytes)',
+      );
       return;
     }
     this.chunks.push(chunk);

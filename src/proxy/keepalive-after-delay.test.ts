@@ -31,7 +31,10 @@ test('a socket still open gets the keepalive it always had, before its first pro
     const [set] = socket.keepalive;
     assert.deepEqual([set?.enable, set?.idleMs], [true, KEEPALIVE_IDLE_MS]);
     const age = (set?.at ?? 0) - addedAt;
-    assert.ok(age > KEEPALIVE_IDLE_MS - 5_000 && age <= KEEPALIVE_IDLE_MS - 2_000, `set at age ${age} ms: within a sweep of two before the first probe`);
+    assert.ok(
+      age > KEEPALIVE_IDLE_MS - 5_000 && age <= KEEPALIVE_IDLE_MS - 2_000,
+      `set at age ${age} ms: within a sweep of two before the first probe`,
+    );
   }
   assert.equal(keepalive.size, 0);
   assert.equal(clock.pendingTimers, 0, 'no timer once nobody waits');

@@ -36,7 +36,13 @@ export class ProxyListener {
   async start(): Promise<AddressInfo> {
     const { host, port } = this.o.address;
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', (error) => reject(new GatewayError(ErrorCode.ListenFailed, `cannot listen on ${host ?? ''}:${port}: ${error.message}`, { cause: error })));
+      this.server.once('error', (error) =>
+        reject(
+          new GatewayError(ErrorCode.ListenFailed, `cannot listen on ${host ?? ''}:${port}: ${error.message}`, {
+            cause: error,
+          }),
+        ),
+      );
       this.server.listen({ host, port, backlog: 4096 }, resolve);
     });
     this.accepting = true;
@@ -71,7 +77,12 @@ export class ProxyListener {
     socket.on('error', ignoreError);
     if (this.sockets.size >= this.o.maxConnections) {
       const client = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-      this.o.emit({ kind: 'connection_rejected', outcome: ConnectionOutcome.rejectedMaxConnections, client, code: ErrorCode.MaxConnections });
+      this.o.emit({
+        kind: 'connection_rejected',
+        outcome: ConnectionOutcome.rejectedMaxConnections,
+        client,
+        code: ErrorCode.MaxConnections,
+      });
       socket.destroy();
       return;
     }

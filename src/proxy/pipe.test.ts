@@ -38,11 +38,14 @@ async function connectedPairs(mode: ReadMode): Promise<Connected> {
   const gatewayPort = await listen((s) => (accepted = s));
   // As the gateway dials (backends/probe.ts): read into a reused buffer; or a plain stream socket.
   const reads = new ReusableReads();
-  const backend = reusableReads ? reads.bind(connect({ port: backendPort, host: '127.0.0.1', allowHalfOpen: true, onread: reads.options })) : connect({ port: backendPort, host: '127.0.0.1', allowHalfOpen: true });
+  const backend = reusableReads
+    ? reads.bind(connect({ port: backendPort, host: '127.0.0.1', allowHalfOpen: true, onread: reads.options }))
+    : connect({ port: backendPort, host: '127.0.0.1', allowHalfOpen: true });
   const client = connect({ port: gatewayPort, host: '127.0.0.1', allowHalfOpen: true });
   await Promise.all([once(backend, 'connect'), once(client, 'connect')]);
   while (!backendPeer || !accepted) await new Promise((r) => setImmediate(r));
-  if (mode === 'both') assert.ok(adoptReusableReads(accepted), 'this Node version lets an accepted socket read into a reused buffer');
+  if (mode === 'both')
+    assert.ok(adoptReusableReads(accepted), 'this Node version lets an accepted socket read into a reused buffer');
   return { client, accepted, backend, backendPeer, close: () => servers.forEach((s) => s.close()) };
 }
 
@@ -60,7 +63,9 @@ async function socketPairs(mode: ReadMode): Promise<Connected & { spliced: Promi
 /** The deadline only turns a hang into a failure that names what never happened. */
 async function resolvesWithin<T>(promise: Promise<T>, what: string, deadlineMs = 20_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const gaveUp = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`gave up waiting for: ${what}`)), deadlineMs)));
+  const gaveUp = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`gave up waiting for: ${what}`)), deadlineMs)),
+  );
   try {
     return await Promise.race([promise, gaveUp]);
   } finally {
@@ -75,7 +80,11 @@ async function readAll(socket: Socket): Promise<Buffer> {
 }
 
 for (const reusableReads of ['stream', 'backend', 'both'] as const) {
-  const mode = { stream: '', backend: ' (backend read into a reused buffer)', both: ' (both sides read into reused buffers)' }[reusableReads];
+  const mode = {
+    stream: '',
+    backend: ' (backend read into a reused buffer)',
+    both: ' (both sides read into reused buffers)',
+  }[reusableReads];
   test(`bytes flow both ways and are counted${mode}`, async () => {
     const { client, backendPeer, spliced, close } = await socketPairs(reusableReads);
     backendPeer.pipe(backendPeer); // echo
@@ -122,11 +131,16 @@ for (const reusableReads of ['stream', 'backend', 'both'] as const) {
       const { client, accepted, backend, backendPeer, spliced, close } = await socketPairs(reusableReads);
       client.on('error', () => undefined);
       backendPeer.on('error', () => undefined);
-      const [failingPeer, otherGatewaySocket, otherPeer] = failing === 'backend' ? [backendPeer, accepted, client] : [client, backend, backendPeer];
+      const [failingPeer, otherGatewaySocket, otherPeer] =
+        failing === 'backend' ? [backendPeer, accepted, client] : [client, backend, backendPeer];
       failingPeer.resetAndDestroy();
       // The other peer allows half-open and keeps writing, so an end() alone would leave the gateway's socket open.
       await once(otherPeer, 'end');
-      assert.equal(otherGatewaySocket.destroyed, true, `the gateway's socket to the ${failing === 'backend' ? 'client' : 'backend'} is still open`);
+      assert.equal(
+        otherGatewaySocket.destroyed,
+        true,
+        `the gateway's socket to the ${failing === 'backend' ? 'client' : 'backend'} is still open`,
+      );
       const result = await spliced;
       assert.equal(result.error?.side, failing);
       otherPeer.destroy();
@@ -139,16 +153,21 @@ for (const reusableReads of ['stream', 'backend', 'both'] as const) {
       const { client, accepted, backend, backendPeer, close } = await connectedPairs(reusableReads);
       client.on('error', () => undefined);
       backendPeer.on('error', () => undefined);
-      const [goneGatewaySocket, gonePeer, otherPeer] = side === 'client' ? [accepted, client, backendPeer] : [backend, backendPeer, client];
+      const [goneGatewaySocket, gonePeer, otherPeer] =
+        side === 'client' ? [accepted, client, backendPeer] : [backend, backendPeer, client];
       goneGatewaySocket.on('error', () => undefined);
       gonePeer.resetAndDestroy();
       goneGatewaySocket.resume(); // reading is how the gateway learns of the reset
       await new Promise((resolve) => goneGatewaySocket.once('close', resolve));
-      const result = await resolvesWithin(spliceUntilClosed(accepted, backend), 'splice with a closed socket to resolve');
+      const result = await resolvesWithin(
+        spliceUntilClosed(accepted, backend),
+        'splice with a closed socket to resolve',
+      );
       assert.equal(result.error?.side, side);
       assert.equal(accepted.destroyed && backend.destroyed, true);
       otherPeer.resume();
-      if (!otherPeer.readableEnded) await resolvesWithin(once(otherPeer, 'end'), 'the other peer to see the connection end');
+      if (!otherPeer.readableEnded)
+        await resolvesWithin(once(otherPeer, 'end'), 'the other peer to see the connection end');
       otherPeer.destroy();
       close();
     });
@@ -157,7 +176,8 @@ for (const reusableReads of ['stream', 'backend', 'both'] as const) {
   for (const direction of ['down', 'up'] as const) {
     test(`back-pressure ${direction}: a reader that does not read stalls the writer, and the gateway buffers a few high-water marks at most${mode}`, async () => {
       const { client, accepted, backend, backendPeer, spliced, close } = await socketPairs(reusableReads);
-      const [writer, reader, gatewayIn, gatewayOut] = direction === 'down' ? [backendPeer, client, backend, accepted] : [client, backendPeer, accepted, backend];
+      const [writer, reader, gatewayIn, gatewayOut] =
+        direction === 'down' ? [backendPeer, client, backend, accepted] : [client, backendPeer, accepted, backend];
       reader.pause(); // never reads, so its kernel buffers fill and the gateway's writes stop draining
       const buffered = () => gatewayIn.readableLength + gatewayOut.writableLength;
       const bound = 4 * (gatewayIn.readableHighWaterMark + gatewayOut.writableHighWaterMark);
@@ -171,14 +191,20 @@ for (const reusableReads of ['stream', 'backend', 'both'] as const) {
         written += chunk.length;
         if (writer.write(chunk)) continue;
         // Not a timing claim: a second without 'drain' only ends the writing; the assertions are on bytes.
-        const drained = await Promise.race([once(writer, 'drain').then(() => true), new Promise((r) => setTimeout(r, 1000, false))]);
+        const drained = await Promise.race([
+          once(writer, 'drain').then(() => true),
+          new Promise((r) => setTimeout(r, 1000, false)),
+        ]);
         if (!drained) {
           stalled = true;
           break;
         }
       }
       mostBuffered = Math.max(mostBuffered, buffered());
-      assert.ok(mostBuffered <= bound, `the gateway buffered ${mostBuffered} bytes (bound ${bound}) after the writer wrote ${written}`);
+      assert.ok(
+        mostBuffered <= bound,
+        `the gateway buffered ${mostBuffered} bytes (bound ${bound}) after the writer wrote ${written}`,
+      );
       assert.equal(stalled, true, `the writer never stalled after ${written} bytes`);
       client.destroy();
       backendPeer.destroy();
@@ -224,7 +250,9 @@ test('small reads queued behind a write that has not gone out yet each reach the
   const { client, backend, backendPeer, spliced, close } = await socketPairs('both');
   // The gateway's writes to the backend stay queued, holding their bytes, as when its kernel buffer is full.
   backend.cork();
-  const messages = Array.from({ length: 50 }, (_, i) => Buffer.from(`message ${i};`.padEnd(100, String.fromCharCode(97 + (i % 26)))));
+  const messages = Array.from({ length: 50 }, (_, i) =>
+    Buffer.from(`message ${i};`.padEnd(100, String.fromCharCode(97 + (i % 26)))),
+  );
   const expected = Buffer.concat(messages);
   for (const message of messages) {
     client.write(message);

@@ -27,7 +27,12 @@ export interface EarlyClientInput {
  * A callback, not a Promise, and two listeners sharing one closure context: an idle spliced connection
  * keeps little more than its two sockets (issue #12 counts memory per open connection).
  */
-export function splice(client: Socket, backend: Socket, early: EarlyClientInput, done: (result: PipeResult) => void): void {
+export function splice(
+  client: Socket,
+  backend: Socket,
+  early: EarlyClientInput,
+  done: (result: PipeResult) => void,
+): void {
   let firstError: PipeResult['error'];
   let closed = 0;
   const backendWrittenBefore = backend.bytesWritten;

@@ -80,7 +80,9 @@ export class ReusableReads {
     this.lastRead = bytes;
     const shared = buffer === sharedReads;
     // Bytes in the shared buffer are copied now: the next read, of any socket, overwrites them.
-    const chunk = shared ? Buffer.from(sharedReads.subarray(0, bytes)) : Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
+    const chunk = shared
+      ? Buffer.from(sharedReads.subarray(0, bytes))
+      : Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
     if (!this.destination) {
       this.unread(shared ? chunk : Buffer.from(chunk));
       return false;

@@ -22,14 +22,12 @@ import { EARLY_INPUT_PER_CONNECTION } from './early-input.ts';
 import { freePort } from '../../test/support/net.ts';
 import type { WakeOn } from '../config.ts';
 
-
 async function echoServer(): Promise<Server> {
   const server = createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return server;
 }
-
 
 /** Sends `text` and half-closes only once it is echoed: a FIN before the splice means the client left. */
 function exchange(port: number, text: string): Promise<{ reply: string; closedWithError: boolean }> {
@@ -51,7 +49,17 @@ function exchange(port: number, text: string): Promise<{ reply: string; closedWi
 }
 
 async function setup(
-  options: { readyWaitMs?: number; maxPending?: number; maxPendingBytes?: number; maxConnections?: number; failure?: GatewayError; dial?: RouterOptions['dial']; wakeOn?: WakeOn; firstByteTimeoutMs?: number; maxConnectionsPerReplica?: number } = {},
+  options: {
+    readyWaitMs?: number;
+    maxPending?: number;
+    maxPendingBytes?: number;
+    maxConnections?: number;
+    failure?: GatewayError;
+    dial?: RouterOptions['dial'];
+    wakeOn?: WakeOn;
+    firstByteTimeoutMs?: number;
+    maxConnectionsPerReplica?: number;
+  } = {},
 ) {
   const events: GatewayEvent[] = [];
   const emit = (e: GatewayEvent) => events.push(e);
@@ -60,15 +68,24 @@ async function setup(
   const capped = options.maxConnectionsPerReplica !== undefined;
   // Every ready pod is routable here; which pods may take connections is the scaler's business (decide.ts).
   // With a cap, the loads are this process's live counts, as the scaler's routing() gives them with one replica.
-  const loads = () => (capped ? Object.fromEntries([...activity.podNames()].map((pod) => [pod, activity.openOn(pod)])) : {});
-  const backends = new BackendSet(source, () => ({ routable: new Set(source.current().map((b) => b.podName)), loads: loads(), atMaximum: true }), {
-    affinity: 'none',
-    connectionsPerReplica: Number.MAX_SAFE_INTEGER,
-    maxConnectionsPerReplica: options.maxConnectionsPerReplica ?? 0,
-  });
+  const loads = () =>
+    capped ? Object.fromEntries([...activity.podNames()].map((pod) => [pod, activity.openOn(pod)])) : {};
+  const backends = new BackendSet(
+    source,
+    () => ({ routable: new Set(source.current().map((b) => b.podName)), loads: loads(), atMaximum: true }),
+    {
+      affinity: 'none',
+      connectionsPerReplica: Number.MAX_SAFE_INTEGER,
+      maxConnectionsPerReplica: options.maxConnectionsPerReplica ?? 0,
+    },
+  );
   // The scale controller tells held clients to look again when a count changes (its routing signature).
   if (capped) activity.onChange(() => backends.routableChanged());
-  const pending = new PendingConnections(options.maxPending ?? 100, systemClock, options.maxPendingBytes ?? 32 * 1024 * 1024);
+  const pending = new PendingConnections(
+    options.maxPending ?? 100,
+    systemClock,
+    options.maxPendingBytes ?? 32 * 1024 * 1024,
+  );
   const capacityQueue = new CapacityQueue();
   let wakes = 0;
   let mostHeld = 0;
@@ -95,7 +112,12 @@ async function setup(
     accepted.push(s);
     return router.handle(s);
   };
-  const listener = new ProxyListener({ address: { host: '127.0.0.1', port: 0 }, maxConnections: options.maxConnections ?? 1000, emit, handle });
+  const listener = new ProxyListener({
+    address: { host: '127.0.0.1', port: 0 },
+    maxConnections: options.maxConnections ?? 1000,
+    emit,
+    handle,
+  });
   const { port } = await listener.start();
   return {
     port,
@@ -113,7 +135,13 @@ async function setup(
   };
 }
 
-const backendAt = (port: number, key = 'uid-0'): Backend => ({ key, podName: 'buildkitd-0', ordinal: 0, host: '127.0.0.1', port });
+const backendAt = (port: number, key = 'uid-0'): Backend => ({
+  key,
+  podName: 'buildkitd-0',
+  ordinal: 0,
+  host: '127.0.0.1',
+  port,
+});
 /** Waits for a condition; the deadline only turns a hang into a failure that says what never happened. */
 const until = async (condition: () => boolean, what = 'condition', deadlineMs = 20_000) => {
   const deadline = Date.now() + deadlineMs;
@@ -172,7 +200,10 @@ test('beyond --max-pending a connection is refused with BKA_PENDING_FULL, the ot
   assert.ok(gw.events.some((e) => e.kind === 'connection_closed' && e.code === ErrorCode.PendingFull));
   const echo = await echoServer();
   gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
-  assert.deepEqual((await Promise.all(held)).map((r) => r.reply), ['a', 'b']);
+  assert.deepEqual(
+    (await Promise.all(held)).map((r) => r.reply),
+    ['a', 'b'],
+  );
   echo.close();
   await gw.close();
 });
@@ -197,7 +228,10 @@ test('a client that leaves while held (reset, or FIN before any byte) frees its 
   reset.resetAndDestroy();
   quiet.destroy();
   await until(() => gw.pending.size === 0 && gw.activity.open + gw.activity.held === 0);
-  assert.equal(gw.events.filter((e) => e.kind === 'connection_closed' && e.outcome === 'client_gone_while_held').length, 2);
+  assert.equal(
+    gw.events.filter((e) => e.kind === 'connection_closed' && e.outcome === 'client_gone_while_held').length,
+    2,
+  );
   await gw.close();
 });
 
@@ -260,17 +294,25 @@ function heldClient(port: number, payload: Buffer) {
   socket.on('error', () => undefined);
   socket.on('data', (d: Buffer) => chunks.push(d));
   socket.write(payload);
-  return { socket, reply: () => Buffer.concat(chunks), closed: new Promise<void>((resolve) => socket.once('close', () => resolve())) };
+  return {
+    socket,
+    reply: () => Buffer.concat(chunks),
+    closed: new Promise<void>((resolve) => socket.once('close', () => resolve())),
+  };
 }
 
-const refusedFor = (events: GatewayEvent[], code: ErrorCode) => events.filter((e) => e.kind === 'connection_closed' && e.code === code);
+const refusedFor = (events: GatewayEvent[], code: ErrorCode) =>
+  events.filter((e) => e.kind === 'connection_closed' && e.code === code);
 
 test('held clients beyond the early-input budget are refused with BKA_PENDING_BYTES_FULL; those inside it are served byte for byte', async () => {
   const gw = await setup({ maxPendingBytes: 25_000 });
   const payloads = [0, 1, 2].map((i) => Buffer.alloc(10_000, 0x61 + i));
   const first = heldClient(gw.port, payloads[0]!);
   const second = heldClient(gw.port, payloads[1]!);
-  await eventually('the first two clients\' bytes to be held', () => gw.pending.size === 2 && gw.pending.heldBytes === 20_000);
+  await eventually(
+    "the first two clients' bytes to be held",
+    () => gw.pending.size === 2 && gw.pending.heldBytes === 20_000,
+  );
   const third = heldClient(gw.port, payloads[2]!);
   await third.closed;
   assert.equal(third.reply().length, 0, 'the refused client got nothing');
@@ -278,10 +320,13 @@ test('held clients beyond the early-input budget are refused with BKA_PENDING_BY
   assert.equal(refused.length, 1);
   assert.equal(refused[0]?.kind === 'connection_closed' && refused[0].outcome, 'rejected_pending_bytes');
   assert.equal(gw.pending.size, 2, 'the two inside the budget are still held');
-  assert.equal(gw.pending.heldBytes, 20_000, 'the refused client\'s bytes were given back');
+  assert.equal(gw.pending.heldBytes, 20_000, "the refused client's bytes were given back");
   const echo = await echoServer();
   gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
-  await eventually('both held clients to be echoed in full', () => first.reply().length === 10_000 && second.reply().length === 10_000);
+  await eventually(
+    'both held clients to be echoed in full',
+    () => first.reply().length === 10_000 && second.reply().length === 10_000,
+  );
   assert.ok(first.reply().equals(payloads[0]!) && second.reply().equals(payloads[1]!), 'bytes echoed unchanged');
   assert.equal(gw.pending.heldBytes, 0);
   first.socket.end();
@@ -381,9 +426,19 @@ for (const leave of ['resets', 'sends FIN before any byte'] as const) {
     await until(() => echo.accepted() === 1 && echo.open() === 0, 'the late gateway->pod socket to be closed');
     await until(() => gw.events.some((e) => e.kind === 'connection_closed'), 'connection_closed');
     const closed = gw.events.filter((e) => e.kind === 'connection_closed');
-    assert.deepEqual(closed.map((e) => e.kind === 'connection_closed' && e.outcome), ['client_gone_while_held']);
-    assert.equal(gw.events.some((e) => e.kind === 'connection_routed'), false, 'the connection must not be spliced');
-    await until(() => gw.activity.open + gw.activity.held === 0, 'the connection to stop counting, so the pod counts as idle');
+    assert.deepEqual(
+      closed.map((e) => e.kind === 'connection_closed' && e.outcome),
+      ['client_gone_while_held'],
+    );
+    assert.equal(
+      gw.events.some((e) => e.kind === 'connection_routed'),
+      false,
+      'the connection must not be spliced',
+    );
+    await until(
+      () => gw.activity.open + gw.activity.held === 0,
+      'the connection to stop counting, so the pod counts as idle',
+    );
     client.destroy();
     echo.server.close();
     await gw.close();
@@ -400,7 +455,10 @@ test('a client that resets during a dial to a silent pod is released at once, no
   client.write('half a request');
   await until(() => silentPod.started() === 1, 'the dial to start');
   client.resetAndDestroy();
-  await until(() => gw.activity.open + gw.activity.held === 0, 'the connection to stop counting while the dial is still pending');
+  await until(
+    () => gw.activity.open + gw.activity.held === 0,
+    'the connection to stop counting while the dial is still pending',
+  );
   const closed = gw.events.find((e) => e.kind === 'connection_closed');
   assert.equal(closed?.kind === 'connection_closed' && closed.outcome, 'client_gone_while_held');
   silentPod.open();
@@ -413,8 +471,33 @@ test('a client that resets during a dial to a silent pod is released at once, no
 function selfSignedCertificate(): { key: string; cert: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'bka-tls-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=buildkitd', '-addext', 'subjectAltName=DNS:buildkitd', '-days', '1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-    return { key: readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8') };
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-subj',
+        '/CN=buildkitd',
+        '-addext',
+        'subjectAltName=DNS:buildkitd',
+        '-days',
+        '1',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    return {
+      key: readFileSync(path.join(dir, 'key.pem'), 'utf8'),
+      cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8'),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -422,7 +505,10 @@ function selfSignedCertificate(): { key: string; cert: string } {
 
 /** Like buildkitd with --tlscacert: a TLS echo server that demands a client certificate signed by its CA. */
 async function mtlsEchoServer(pki: { key: string; cert: string }, maxVersion: 'TLSv1.2' | 'TLSv1.3') {
-  const server = createTlsServer({ ...pki, ca: pki.cert, requestCert: true, rejectUnauthorized: true, maxVersion, allowHalfOpen: true }, (s) => s.pipe(s));
+  const server = createTlsServer(
+    { ...pki, ca: pki.cert, requestCert: true, rejectUnauthorized: true, maxVersion, allowHalfOpen: true },
+    (s) => s.pipe(s),
+  );
   server.on('tlsClientError', () => undefined);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -430,7 +516,11 @@ async function mtlsEchoServer(pki: { key: string; cert: string }, maxVersion: 'T
 }
 
 /** A gRPC-like client: TLS to the gateway, then the HTTP/2 preface; resolves with how the connection ended. */
-function tlsClient(port: number, pki: { cert: string }, certificate?: { key: string; cert: string }): Promise<{ secure: boolean; error: string | undefined; reply: string }> {
+function tlsClient(
+  port: number,
+  pki: { cert: string },
+  certificate?: { key: string; cert: string },
+): Promise<{ secure: boolean; error: string | undefined; reply: string }> {
   return new Promise((resolve) => {
     const socket = tlsConnect({ port, host: '127.0.0.1', servername: 'buildkitd', ca: pki.cert, ...certificate });
     let secure = false;
@@ -459,11 +549,22 @@ for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
     assert.notEqual(refused.error, undefined, 'the client itself sees the TLS refusal');
     await until(() => gw.events.some((e) => e.kind === 'connection_closed'), 'connection_closed');
     const closed = gw.events.find((e) => e.kind === 'connection_closed');
-    assert.deepEqual(closed?.kind === 'connection_closed' && [closed.outcome, closed.code], ['backend_tls_refused', ErrorCode.BackendTlsRefused], JSON.stringify(closed));
+    assert.deepEqual(
+      closed?.kind === 'connection_closed' && [closed.outcome, closed.code],
+      ['backend_tls_refused', ErrorCode.BackendTlsRefused],
+      JSON.stringify(closed),
+    );
     const served = await tlsClient(gw.port, pki, pki);
     assert.equal(served.reply, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'a client with a certificate is served');
-    await until(() => gw.events.filter((e) => e.kind === 'connection_closed').length === 2, 'the second connection_closed');
-    assert.equal(gw.events.filter((e) => e.kind === 'connection_closed').at(-1)?.kind === 'connection_closed' && gw.events.filter((e) => e.kind === 'connection_closed').at(-1)?.outcome, 'completed');
+    await until(
+      () => gw.events.filter((e) => e.kind === 'connection_closed').length === 2,
+      'the second connection_closed',
+    );
+    assert.equal(
+      gw.events.filter((e) => e.kind === 'connection_closed').at(-1)?.kind === 'connection_closed' &&
+        gw.events.filter((e) => e.kind === 'connection_closed').at(-1)?.outcome,
+      'completed',
+    );
     buildkitd.close();
     await gw.close();
   });
@@ -475,7 +576,12 @@ test('a TLS backend that dies mid-stream after the handshake is still BKA_BACKEN
   // TLS over a plain TCP server, so the pod's death can be a TCP reset, as when its process is killed.
   const context = createSecureContext({ ...pki, ca: pki.cert });
   const buildkitd = createServer((raw) => {
-    const s = new TLSSocket(raw, { isServer: true, secureContext: context, requestCert: true, rejectUnauthorized: true });
+    const s = new TLSSocket(raw, {
+      isServer: true,
+      secureContext: context,
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
     s.once('data', () => {
       s.write('PRI * HTTP/2.0\r\n\r\n'); // part of an answer, then the process dies
       setImmediate(() => raw.resetAndDestroy());
@@ -488,12 +594,17 @@ test('a TLS backend that dies mid-stream after the handshake is still BKA_BACKEN
   assert.equal(result.secure, true);
   await until(() => gw.events.some((e) => e.kind === 'connection_closed'), 'connection_closed');
   const closed = gw.events.find((e) => e.kind === 'connection_closed');
-  assert.deepEqual(closed?.kind === 'connection_closed' && [closed.outcome, closed.code], ['backend_error', ErrorCode.BackendLost], JSON.stringify(closed));
+  assert.deepEqual(
+    closed?.kind === 'connection_closed' && [closed.outcome, closed.code],
+    ['backend_error', ErrorCode.BackendLost],
+    JSON.stringify(closed),
+  );
   buildkitd.close();
   await gw.close();
 });
 
-const closedEvents = (events: GatewayEvent[]) => events.filter((e): e is Extract<GatewayEvent, { kind: 'connection_closed' }> => e.kind === 'connection_closed');
+const closedEvents = (events: GatewayEvent[]) =>
+  events.filter((e): e is Extract<GatewayEvent, { kind: 'connection_closed' }> => e.kind === 'connection_closed');
 
 test('with --wake-on=data a bare connect (FIN or reset, no byte) wakes nothing, holds no slot and closes as closed_before_data', async () => {
   const gw = await setup();
@@ -505,7 +616,13 @@ test('with --wake-on=data a bare connect (FIN or reset, no byte) wakes nothing, 
     else bare.resetAndDestroy();
   }
   await eventually('both bare connects to be closed', () => closedEvents(gw.events).length === 2);
-  assert.deepEqual(closedEvents(gw.events).map((e) => [e.outcome, e.code]), [['closed_before_data', undefined], ['closed_before_data', undefined]]);
+  assert.deepEqual(
+    closedEvents(gw.events).map((e) => [e.outcome, e.code]),
+    [
+      ['closed_before_data', undefined],
+      ['closed_before_data', undefined],
+    ],
+  );
   assert.equal(gw.wakes(), 0, 'no wake asked for');
   assert.equal(gw.mostHeld(), 0, 'no pending slot taken');
   assert.equal(gw.activity.held + gw.activity.open, 0);
@@ -541,10 +658,16 @@ test('with --wake-on=data a connection becomes demand at its first byte, is held
   await eventually('the quiet client to be held once it spoke', () => gw.pending.size === 2 && gw.activity.held === 2);
   const echo = await echoServer();
   gw.source.set([backendAt((echo.address() as AddressInfo).port)]);
-  await eventually('both to be echoed', () => talker.reply().toString() === 'hello' && Buffer.concat(quietReply).toString() === 'late');
+  await eventually(
+    'both to be echoed',
+    () => talker.reply().toString() === 'hello' && Buffer.concat(quietReply).toString() === 'late',
+  );
   talker.socket.end();
   quiet.end();
-  await eventually('both to complete', () => closedEvents(gw.events).filter((e) => e.outcome === 'completed').length === 2);
+  await eventually(
+    'both to complete',
+    () => closedEvents(gw.events).filter((e) => e.outcome === 'completed').length === 2,
+  );
   echo.close();
   await gw.close();
 });
@@ -558,7 +681,9 @@ test('with --wake-on=connect a bare connect wakes a builder and is held (the see
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(bare.destroyed, false);
   bare.destroy();
-  await eventually('it to count as gone while held', () => closedEvents(gw.events).some((e) => e.outcome === 'client_gone_while_held'));
+  await eventually('it to count as gone while held', () =>
+    closedEvents(gw.events).some((e) => e.outcome === 'client_gone_while_held'),
+  );
   await gw.close();
 });
 
@@ -582,12 +707,24 @@ test('cap 1: a second and third client wait in arrival order; each is served whe
   second.socket.end();
   await eventually('the third to be echoed', () => third.reply().toString() === 'three');
   third.socket.end();
-  await eventually('all three to complete', () => closedEvents(gw.events).filter((e) => e.outcome === 'completed').length === 3);
+  await eventually(
+    'all three to complete',
+    () => closedEvents(gw.events).filter((e) => e.outcome === 'completed').length === 3,
+  );
   const queued = gw.events.filter((e) => e.kind === 'connection_queued').map((e) => e.id);
   assert.equal(queued.length, 2, 'two connections were queued');
   const routed = gw.events.filter((e) => e.kind === 'connection_routed');
-  assert.deepEqual(routed.map((e) => e.id), [routed[0]?.id, ...queued], 'routed in arrival order');
-  for (const e of closedEvents(gw.events)) assert.equal(e.queuedMs !== undefined, queued.includes(e.id), `connection ${e.id}: the access line says how long it waited for capacity`);
+  assert.deepEqual(
+    routed.map((e) => e.id),
+    [routed[0]?.id, ...queued],
+    'routed in arrival order',
+  );
+  for (const e of closedEvents(gw.events))
+    assert.equal(
+      e.queuedMs !== undefined,
+      queued.includes(e.id),
+      `connection ${e.id}: the access line says how long it waited for capacity`,
+    );
   assert.equal(gw.capacityQueue.size, 0);
   echo.close();
   await gw.close();
@@ -602,7 +739,10 @@ test('cap 1: a client still queued at the ready-wait deadline is closed with BKA
   const waiting = heldClient(gw.port, Buffer.from('waiting'));
   await waiting.closed;
   const [closed] = refusedFor(gw.events, ErrorCode.CapacityTimeout);
-  assert.ok(closed?.kind === 'connection_closed' && closed.outcome === 'capacity_timeout' && closed.queuedMs !== undefined, JSON.stringify(closed));
+  assert.ok(
+    closed?.kind === 'connection_closed' && closed.outcome === 'capacity_timeout' && closed.queuedMs !== undefined,
+    JSON.stringify(closed),
+  );
   assert.equal(waiting.reply().length, 0);
   assert.equal(gw.capacityQueue.size, 0);
   served.socket.write(' still');

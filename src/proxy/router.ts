@@ -90,7 +90,8 @@ export class Router {
     for (const [key, sockets] of this.splicedByPod) {
       if (this.o.backends.stillExists(key)) continue;
       // A deleted pod's network may vanish without a FIN or RST; waiting for keepalive would leave the client hanging.
-      for (const socket of sockets) socket.destroy(new GatewayError(ErrorCode.BackendLost, 'the buildkitd pod behind this connection is gone'));
+      for (const socket of sockets)
+        socket.destroy(new GatewayError(ErrorCode.BackendLost, 'the buildkitd pod behind this connection is gone'));
       this.splicedByPod.delete(key);
     }
   }
@@ -193,16 +194,23 @@ export class Router {
     const activity = this.o.demand.arrive();
     let queuedAt: number | undefined;
     try {
-      const connected = await this.connectBackend(id, deadline, activity, () => client.remoteAddress ?? '', clientLeft, (waiting) => {
-        const from = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
-        if (waiting === 'queued') {
-          queuedAt = clock.now();
-          emit({ kind: 'connection_queued', id, client: from });
-        } else {
-          hold = waiting;
-          emit({ kind: 'connection_held', id, client: from });
-        }
-      });
+      const connected = await this.connectBackend(
+        id,
+        deadline,
+        activity,
+        () => client.remoteAddress ?? '',
+        clientLeft,
+        (waiting) => {
+          const from = `${client.remoteAddress ?? '?'}:${client.remotePort ?? '?'}`;
+          if (waiting === 'queued') {
+            queuedAt = clock.now();
+            emit({ kind: 'connection_queued', id, client: from });
+          } else {
+            hold = waiting;
+            emit({ kind: 'connection_held', id, client: from });
+          }
+        },
+      );
       client.off('close', onEarlyClose);
       hold?.release();
       this.leaveCapacityQueue(id);
@@ -212,21 +220,38 @@ export class Router {
         if (client.errored instanceof GatewayError) throw client.errored;
         client.destroy();
         activity.close();
-        emit({ kind: 'connection_closed', id, outcome: ConnectionOutcome.clientGoneWhileHeld, bytesUp: 0, bytesDown: 0, durationMs: clock.now() - arrivedAt, queuedMs: since(queuedAt, clock) });
+        emit({
+          kind: 'connection_closed',
+          id,
+          outcome: ConnectionOutcome.clientGoneWhileHeld,
+          bytesUp: 0,
+          bytesDown: 0,
+          durationMs: clock.now() - arrivedAt,
+          queuedMs: since(queuedAt, clock),
+        });
         return undefined;
       }
       const { backend } = connected;
       const waited = since(queuedAt, clock);
-      emit({ kind: 'connection_routed', id, backend: backendLabel(backend), heldMs: hold ? clock.now() - demandSince : undefined, affinityHit: connected.affinityHit, queuedMs: waited });
+      emit({
+        kind: 'connection_routed',
+        id,
+        backend: backendLabel(backend),
+        heldMs: hold ? clock.now() - demandSince : undefined,
+        affinityHit: connected.affinityHit,
+        queuedMs: waited,
+      });
       return { socket: connected.socket, podKey: backend.key, head: early.take(), activity, queuedMs: waited };
     } catch (error) {
       client.off('close', onEarlyClose);
       hold?.release();
       client.destroy();
       activity.close();
-      const failed = error instanceof GatewayError ? error : new GatewayError(ErrorCode.DialFailed, String(error), { cause: error });
+      const failed =
+        error instanceof GatewayError ? error : new GatewayError(ErrorCode.DialFailed, String(error), { cause: error });
       // Its deadline passed while it waited in the queue: for want of room, not for a builder to wake.
-      const gatewayError = this.leaveCapacityQueue(id) && failed.code === ErrorCode.ReadyTimeout ? capacityTimeout(failed) : failed;
+      const gatewayError =
+        this.leaveCapacityQueue(id) && failed.code === ErrorCode.ReadyTimeout ? capacityTimeout(failed) : failed;
       emit({
         kind: 'connection_closed',
         id,
@@ -302,7 +327,10 @@ export class Router {
       const wait = this.silentConnections.watch(() =>
         settle({
           outcome: ConnectionOutcome.firstByteTimeout,
-          error: new GatewayError(ErrorCode.FirstByteTimeout, `the client sent nothing within --first-byte-timeout (${this.o.firstByteTimeoutMs}ms)`),
+          error: new GatewayError(
+            ErrorCode.FirstByteTimeout,
+            `the client sent nothing within --first-byte-timeout (${this.o.firstByteTimeoutMs}ms)`,
+          ),
         }),
       );
     });
@@ -325,7 +353,11 @@ export class Router {
     const ensureHeld = () => {
       if (hold) return hold;
       hold = pending.enter(deadline);
-      if (!hold) throw new GatewayError(ErrorCode.PendingFull, 'too many connections already held while buildkitd wakes up (--max-pending)');
+      if (!hold)
+        throw new GatewayError(
+          ErrorCode.PendingFull,
+          'too many connections already held while buildkitd wakes up (--max-pending)',
+        );
       onWaiting(hold);
       return hold;
     };
@@ -351,25 +383,44 @@ export class Router {
         continue;
       }
       const remaining = deadline - clock.now();
-      if (remaining <= 0) throw new GatewayError(ErrorCode.ReadyTimeout, 'no buildkitd pod accepted a connection within the ready-wait timeout');
+      if (remaining <= 0)
+        throw new GatewayError(
+          ErrorCode.ReadyTimeout,
+          'no buildkitd pod accepted a connection within the ready-wait timeout',
+        );
       // Counted on the pod from the dial on, so a scale-down cannot miss a connection still being dialled.
       activity.assign(backend.podName);
       this.leaveCapacityQueue(id);
       try {
-        const socket = await unlessClientLeaves(this.o.dial(backend, Math.min(remaining, this.o.dialTimeoutMs)), clientLeft);
+        const socket = await unlessClientLeaves(
+          this.o.dial(backend, Math.min(remaining, this.o.dialTimeoutMs)),
+          clientLeft,
+        );
         return socket && { socket, backend, affinityHit };
       } catch (error) {
         activity.unassign();
         attempt += 1;
-        const message = error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error);
-        emit({ kind: 'dial_failed', id, backend: backendLabel(backend), error: message, attempt, code: ErrorCode.DialFailed });
+        const message =
+          error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error);
+        emit({
+          kind: 'dial_failed',
+          id,
+          backend: backendLabel(backend),
+          error: message,
+          attempt,
+          code: ErrorCode.DialFailed,
+        });
         recentlyFailed = new Set([...recentlyFailed, backend.key]);
         ensureHeld();
         if (candidates.length > 1 && attempt < candidates.length) continue; // try the next pod at once
         const delay = Math.min(dialBackoffMs(attempt), Math.max(0, deadline - clock.now()));
         await sleepUnlessClientLeaves(clock, delay, clientLeft);
         if (clientLeft.left) return undefined;
-        if (clock.now() >= deadline) throw new GatewayError(ErrorCode.ReadyTimeout, `no buildkitd pod accepted a connection within the ready-wait timeout (last error: ${message})`);
+        if (clock.now() >= deadline)
+          throw new GatewayError(
+            ErrorCode.ReadyTimeout,
+            `no buildkitd pod accepted a connection within the ready-wait timeout (last error: ${message})`,
+          );
       }
     }
   }
@@ -398,15 +449,24 @@ function backendLabel(backend: Backend): string {
 }
 
 /** Outcome and code of a spliced connection: a TLS refusal by the backend is named as such, whichever side errored after it. */
-function howSpliceEnded(result: PipeResult, backendRefusedHandshake: boolean): { outcome: ConnectionOutcome; code?: ErrorCode; error?: string } {
+function howSpliceEnded(
+  result: PipeResult,
+  backendRefusedHandshake: boolean,
+): { outcome: ConnectionOutcome; code?: ErrorCode; error?: string } {
   const failed = result.error;
   if (backendRefusedHandshake) {
-    const why = 'buildkitd refused the TLS handshake with an alert (for example mTLS and a client without a certificate)';
-    return { outcome: ConnectionOutcome.backendTlsRefused, code: ErrorCode.BackendTlsRefused, error: failed ? `${why}; then ${failed.error.message}` : why };
+    const why =
+      'buildkitd refused the TLS handshake with an alert (for example mTLS and a client without a certificate)';
+    return {
+      outcome: ConnectionOutcome.backendTlsRefused,
+      code: ErrorCode.BackendTlsRefused,
+      error: failed ? `${why}; then ${failed.error.message}` : why,
+    };
   }
   if (failed === undefined) return { outcome: ConnectionOutcome.completed };
   const closedByGateway = failed.error instanceof GatewayError ? outcomeFor[failed.error.code] : undefined;
-  if (closedByGateway && failed.error instanceof GatewayError) return { outcome: closedByGateway, code: failed.error.code, error: failed.error.message };
+  if (closedByGateway && failed.error instanceof GatewayError)
+    return { outcome: closedByGateway, code: failed.error.code, error: failed.error.message };
   return failed.side === 'backend'
     ? { outcome: ConnectionOutcome.backendError, code: ErrorCode.BackendLost, error: failed.error.message }
     : { outcome: ConnectionOutcome.clientError, code: ErrorCode.ClientError, error: failed.error.message };
@@ -419,7 +479,10 @@ function howSpliceEnded(result: PipeResult, backendRefusedHandshake: boolean): {
 function unlessClientLeaves(dialing: Promise<Socket>, clientLeft: ClientDeparture): Promise<Socket | undefined> {
   return new Promise((resolve, reject) => {
     const onLeft = () => {
-      dialing.then((late) => late.destroy(), () => undefined);
+      dialing.then(
+        (late) => late.destroy(),
+        () => undefined,
+      );
       resolve(undefined);
     };
     if (clientLeft.left) return onLeft();

@@ -48,7 +48,7 @@ class TlsRefusalWatch {
       this.clientSpokeSinceBackend = false;
     }
     if (this.backendTurns > WATCHED_TURNS || this.clientSpokeTls !== true) return this.ruleOut();
-    for (let offset = 0; offset < chunk.length && !this.ruledOut; ) {
+    for (let offset = 0; offset < chunk.length && !this.ruledOut;) {
       if (this.bodyLeft > 0) {
         const skipped = Math.min(this.bodyLeft, chunk.length - offset);
         this.bodyLeft -= skipped;
@@ -95,7 +95,8 @@ class TlsRefusalWatch {
     this.bodyLeft = length;
     this.turnRecords += 1;
     if (type < RecordType.changeCipherSpec || type > RecordType.applicationData) return this.ruleOut(); // not TLS after all
-    const alertShaped = type === RecordType.alert || (type === RecordType.applicationData && length <= ENCRYPTED_ALERT_MAX);
+    const alertShaped =
+      type === RecordType.alert || (type === RecordType.applicationData && length <= ENCRYPTED_ALERT_MAX);
     if (alertShaped) return;
     this.turnOnlyAlerts = false;
     // Anything but an alert after the client's second flight (a session ticket, HTTP/2 frames): the handshake was accepted.

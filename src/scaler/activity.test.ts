@@ -19,5 +19,10 @@ test('a connection that closes on its pod counts on that pod, not as a held clos
   served.assign('buildkitd-0');
   now = 5000;
   served.close();
-  assert.deepEqual(activity.snapshot(), { open: 0, held: 0, pods: { 'buildkitd-0': { open: 0, lastActiveAt: 5000 } }, since: 1000 });
+  assert.deepEqual(activity.snapshot(), {
+    open: 0,
+    held: 0,
+    pods: { 'buildkitd-0': { open: 0, lastActiveAt: 5000 } },
+    since: 1000,
+  });
 });

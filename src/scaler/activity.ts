@@ -97,7 +97,13 @@ export class LocalActivity {
   snapshot(): ActivitySnapshot {
     const pods: ActivitySnapshot['pods'] = {};
     for (const [name, entry] of this.pods) pods[name] = { ...entry };
-    return { open: this.openCount, held: this.heldCount, pods, since: this.since, ...(this.lastHeldCloseAt ? { lastHeldCloseAt: this.lastHeldCloseAt } : {}) };
+    return {
+      open: this.openCount,
+      held: this.heldCount,
+      pods,
+      since: this.since,
+      ...(this.lastHeldCloseAt ? { lastHeldCloseAt: this.lastHeldCloseAt } : {}),
+    };
   }
 
   /** Forgets pods that no longer exist and have no connection here, so reports stay small. */

@@ -24,7 +24,8 @@ class FakeScale implements ScaleTarget {
     return Promise.resolve(state);
   }
   write(replicas: number, resourceVersion: string | undefined) {
-    if (resourceVersion !== String(this.version)) return Promise.reject(Object.assign(new Error('conflict'), { code: 409 }));
+    if (resourceVersion !== String(this.version))
+      return Promise.reject(Object.assign(new Error('conflict'), { code: 409 }));
     this.replicas = replicas;
     this.version += 1;
     this.writes.push(replicas);
@@ -158,7 +159,10 @@ test('a forbidden scale write is still reported for /readyz 30 s later while the
   scale.failWith = []; // the Role is fixed
   await settle(clock, 1000);
   await actuator.ensureAtLeast(1, 'demand', () => true);
-  assert.deepEqual(scale.writes.filter((r) => r === 1), [1]);
+  assert.deepEqual(
+    scale.writes.filter((r) => r === 1),
+    [1],
+  );
   assert.equal(actuator.readinessFailure(), undefined, 'cleared by the successful write');
   assert.equal(actuator.currentFailure(), undefined);
 });

@@ -67,7 +67,8 @@ export class ScaleActuator {
 
   /** A permanent reason why scaling cannot work right now: new connections fail at once with it. */
   currentFailure(): GatewayError | undefined {
-    if (this.failure && this.o.clock.now() - this.failure.lastFailedAt < this.o.failureHoldMs) return this.failure.error;
+    if (this.failure && this.o.clock.now() - this.failure.lastFailedAt < this.o.failureHoldMs)
+      return this.failure.error;
     return undefined;
   }
 
@@ -82,7 +83,8 @@ export class ScaleActuator {
 
   /** The synced watch lists the StatefulSet: a "not found" from the scale subresource is over. */
   statefulSetSeen(): void {
-    if (this.failure?.error.code === ErrorCode.StatefulSetNotFound) this.clearFailure('the StatefulSet is in the synced watch');
+    if (this.failure?.error.code === ErrorCode.StatefulSetNotFound)
+      this.clearFailure('the StatefulSet is in the synced watch');
   }
 
   /**
@@ -90,14 +92,20 @@ export class ScaleActuator {
    * says so. Resolves when done or given up (a give-up fails the held clients with BKA_WAKE_GAVE_UP; the
    * next demand tries again).
    */
-  async ensureAtLeast(replicas: number, reason: string, stillWanted: () => boolean, cause?: ScaleUpCause): Promise<void> {
+  async ensureAtLeast(
+    replicas: number,
+    reason: string,
+    stillWanted: () => boolean,
+    cause?: ScaleUpCause,
+  ): Promise<void> {
     this.inFlight += 1;
     try {
       let lastError = '';
       for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
         try {
           const state = await this.o.target.read();
-          if (this.failure?.error.code === ErrorCode.StatefulSetNotFound) this.clearFailure('the scale subresource answered');
+          if (this.failure?.error.code === ErrorCode.StatefulSetNotFound)
+            this.clearFailure('the scale subresource answered');
           if (state.replicas >= replicas) {
             this.o.emit({ kind: 'scale_skipped', direction: 'up', reason: `already at ${state.replicas} replicas` });
           } else {
@@ -115,13 +123,20 @@ export class ScaleActuator {
           }
           lastError = apiMessage(error);
           if (!stillWanted()) return;
-          await new Promise<void>((resolve) => this.o.clock.setTimer(Math.min(250 * 2 ** (attempt - 1), this.o.retryMs), resolve));
+          await new Promise<void>((resolve) =>
+            this.o.clock.setTimer(Math.min(250 * 2 ** (attempt - 1), this.o.retryMs), resolve),
+          );
           if (!stillWanted()) return;
         }
       }
       // The clients held now are told why at once (not at their deadline, with the wrong cause).
       this.o.emit({ kind: 'wake_gave_up', code: ErrorCode.WakeGaveUp, attempts: maxAttempts, error: lastError });
-      this.notify(new GatewayError(ErrorCode.WakeGaveUp, `gave up waking buildkitd after ${maxAttempts} failed attempts: ${lastError}`));
+      this.notify(
+        new GatewayError(
+          ErrorCode.WakeGaveUp,
+          `gave up waking buildkitd after ${maxAttempts} failed attempts: ${lastError}`,
+        ),
+      );
     } finally {
       this.inFlight -= 1;
     }
@@ -133,11 +148,19 @@ export class ScaleActuator {
     try {
       const state = await this.o.target.read(fence?.signal);
       if (state.replicas !== from) {
-        this.o.emit({ kind: 'scale_skipped', direction: 'down', reason: `the StatefulSet is at ${state.replicas} replicas, not ${from}` });
+        this.o.emit({
+          kind: 'scale_skipped',
+          direction: 'down',
+          reason: `the StatefulSet is at ${state.replicas} replicas, not ${from}`,
+        });
         return false;
       }
       if (fence && (fence.signal?.aborted || !fence.stillAllowed())) {
-        this.o.emit({ kind: 'scale_skipped', direction: 'down', reason: 'no longer the leader, or the proposal changed, while reading the scale' });
+        this.o.emit({
+          kind: 'scale_skipped',
+          direction: 'down',
+          reason: 'no longer the leader, or the proposal changed, while reading the scale',
+        });
         return false;
       }
       await this.o.target.write(to, state.resourceVersion, fence?.signal);
@@ -146,7 +169,11 @@ export class ScaleActuator {
       return true;
     } catch (error) {
       if (apiStatus(error) === 409) {
-        this.o.emit({ kind: 'scale_skipped', direction: 'down', reason: 'the scale changed while writing (someone scaled up)' });
+        this.o.emit({
+          kind: 'scale_skipped',
+          direction: 'down',
+          reason: 'the scale changed while writing (someone scaled up)',
+        });
       } else if (fence?.signal?.aborted) {
         this.o.emit({ kind: 'scale_skipped', direction: 'down', reason: 'aborted: this replica stopped leading' });
       } else {
@@ -177,7 +204,14 @@ export class ScaleActuator {
       if (now - known.since >= this.o.failureRecheck.initialMs) known.confirmed = true;
     } else {
       known?.recheck?.cancel();
-      this.failure = { error, since: now, lastFailedAt: now, confirmed: false, recheckMs: this.o.failureRecheck.initialMs, recheck: undefined };
+      this.failure = {
+        error,
+        since: now,
+        lastFailedAt: now,
+        confirmed: false,
+        recheckMs: this.o.failureRecheck.initialMs,
+        recheck: undefined,
+      };
       this.scheduleRecheck();
     }
     this.notify(error);
@@ -222,12 +256,17 @@ export class ScaleActuator {
         return;
       }
       const code = permanentCode(status);
-      if (code !== undefined) this.fail(new GatewayError(code, `scale check failed: ${apiMessage(error)}`, { cause: error }));
+      if (code !== undefined)
+        this.fail(new GatewayError(code, `scale check failed: ${apiMessage(error)}`, { cause: error }));
       if (this.failure === known) this.scheduleRecheck(); // a different failure brought its own schedule
     }
   }
 }
 
 function permanentCode(status: number | undefined): ErrorCode | undefined {
-  return status === 403 || status === 401 ? ErrorCode.ScaleForbidden : status === 404 ? ErrorCode.StatefulSetNotFound : undefined;
+  return status === 403 || status === 401
+    ? ErrorCode.ScaleForbidden
+    : status === 404
+      ? ErrorCode.StatefulSetNotFound
+      : undefined;
 }

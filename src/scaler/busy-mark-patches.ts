@@ -86,6 +86,7 @@ function parseRecord(text: string | undefined): MarksRecord {
 function onlyValues(entries: unknown): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   if (typeof entries !== 'object' || entries === null) return out;
-  for (const [key, value] of Object.entries(entries as Record<string, unknown>)) if (typeof value === 'string' || value === null) out[key] = value;
+  for (const [key, value] of Object.entries(entries as Record<string, unknown>))
+    if (typeof value === 'string' || value === null) out[key] = value;
   return out;
 }

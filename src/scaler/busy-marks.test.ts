@@ -5,7 +5,13 @@ import { ManualClock } from '../clock.ts';
 import { ErrorCode } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
 import type { PodMetadataPatch, PodWriter } from '../kube/pods.ts';
-import { busyLabel, clusterAutoscalerSafeToEvict, karpenterDoNotDisrupt, markPatch, marksRecordAnnotation } from './busy-mark-patches.ts';
+import {
+  busyLabel,
+  clusterAutoscalerSafeToEvict,
+  karpenterDoNotDisrupt,
+  markPatch,
+  marksRecordAnnotation,
+} from './busy-mark-patches.ts';
 import { BusyMarker } from './busy-marks.ts';
 
 /** Pods in memory with merge-patch semantics and resourceVersion preconditions, as the API server applies them. */
@@ -29,7 +35,8 @@ class FakePods implements PodWriter {
     if (this.failWith) return Promise.reject(Object.assign(new Error('forbidden'), { code: this.failWith }));
     const pod = this.pods.get(name);
     if (!pod?.metadata) return Promise.reject(Object.assign(new Error('not found'), { code: 404 }));
-    if (patch.resourceVersion !== undefined && patch.resourceVersion !== pod.metadata.resourceVersion) return Promise.reject(Object.assign(new Error('conflict'), { code: 409 }));
+    if (patch.resourceVersion !== undefined && patch.resourceVersion !== pod.metadata.resourceVersion)
+      return Promise.reject(Object.assign(new Error('conflict'), { code: 409 }));
     for (const [key, value] of Object.entries(patch.labels ?? {})) {
       pod.metadata.labels ??= {};
       if (value === null) delete pod.metadata.labels[key];
@@ -47,7 +54,9 @@ class FakePods implements PodWriter {
 
   /** What the busy-label watch would list now. */
   labelled(): V1Pod[] {
-    return [...this.pods.values()].filter((pod) => pod.metadata?.labels?.[busyLabel] !== undefined).map((pod) => structuredClone(pod));
+    return [...this.pods.values()]
+      .filter((pod) => pod.metadata?.labels?.[busyLabel] !== undefined)
+      .map((pod) => structuredClone(pod));
   }
 }
 
@@ -89,15 +98,26 @@ test('a pod with a connection gets the label and both annotations; once idle the
   assert.equal(pods.writes, 1, 'a pod already marked is not written again');
   state.busy = [];
   await pass();
-  assert.deepEqual(marksOf(pods.pods.get('buildkitd-0')), { busy: undefined, karpenter: undefined, autoscaler: undefined });
+  assert.deepEqual(marksOf(pods.pods.get('buildkitd-0')), {
+    busy: undefined,
+    karpenter: undefined,
+    autoscaler: undefined,
+  });
   assert.equal(pods.pods.get('buildkitd-0')?.metadata?.annotations?.[marksRecordAnnotation], undefined);
   assert.equal(pods.writes, 2);
-  assert.deepEqual(events.map((e) => e.kind), ['builder_marked', 'builder_unmarked']);
+  assert.deepEqual(
+    events.map((e) => e.kind),
+    ['builder_marked', 'builder_unmarked'],
+  );
 });
 
-test("marks someone else set stay: their values come back when ours go, and keys they changed since are theirs", async () => {
+test('marks someone else set stay: their values come back when ours go, and keys they changed since are theirs', async () => {
   const { pods, state, pass } = setup();
-  pods.add('buildkitd-0', { team: 'ci' }, { [clusterAutoscalerSafeToEvict]: 'true', [karpenterDoNotDisrupt]: 'true', note: 'keep' });
+  pods.add(
+    'buildkitd-0',
+    { team: 'ci' },
+    { [clusterAutoscalerSafeToEvict]: 'true', [karpenterDoNotDisrupt]: 'true', note: 'keep' },
+  );
   pods.add('buildkitd-1');
   state.busy = ['buildkitd-0', 'buildkitd-1'];
   await pass();
@@ -114,7 +134,11 @@ test("marks someone else set stay: their values come back when ours go, and keys
   assert.equal(first.annotations?.note, 'keep');
   assert.equal(first.labels?.[busyLabel], undefined);
   assert.equal(first.labels?.team, 'ci');
-  assert.equal(pods.pods.get('buildkitd-1')!.metadata!.annotations![karpenterDoNotDisrupt], 'false', 'a value changed by someone else since is left alone');
+  assert.equal(
+    pods.pods.get('buildkitd-1')!.metadata!.annotations![karpenterDoNotDisrupt],
+    'false',
+    'a value changed by someone else since is left alone',
+  );
 });
 
 test('only the writer writes; a new writer removes marks a lost one left behind', async () => {

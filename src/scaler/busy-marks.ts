@@ -129,7 +129,11 @@ export class BusyMarker {
    * Patches the pod as `plan` says from the version we know; if it changed meanwhile (409) or is not in the
    * watch (no busy label yet), from a fresh read. Returns the patch written, undefined when none was needed.
    */
-  private async patchFresh(name: string, observed: V1Pod | undefined, plan: (pod: V1Pod) => PodMetadataPatch | undefined): Promise<PodMetadataPatch | undefined> {
+  private async patchFresh(
+    name: string,
+    observed: V1Pod | undefined,
+    plan: (pod: V1Pod) => PodMetadataPatch | undefined,
+  ): Promise<PodMetadataPatch | undefined> {
     for (let attempt = 0; ; attempt += 1) {
       const pod = attempt === 0 && observed ? observed : await this.i.pods.get(name);
       if (!pod) return undefined; // gone: its connections end with it
@@ -158,7 +162,15 @@ export class BusyMarker {
     const waitMs = Math.min(this.retry.maxMs, this.retry.initialMs * 2 ** (count - 1));
     const timer = this.i.clock.setTimer(waitMs, () => this.requestReconcile());
     this.failures.set(name, { count, retryAt: this.i.clock.now() + waitMs, timer });
-    this.i.emit({ kind: 'mark_failed', pod: name, action, code: ErrorCode.MarkFailed, error: apiMessage(error), status, retryInMs: waitMs });
+    this.i.emit({
+      kind: 'mark_failed',
+      pod: name,
+      action,
+      code: ErrorCode.MarkFailed,
+      error: apiMessage(error),
+      status,
+      retryInMs: waitMs,
+    });
   }
 
   private mayTry(name: string, now: number): boolean {

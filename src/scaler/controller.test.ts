@@ -42,7 +42,20 @@ const flush = async () => {
 
 const idleTimeoutMs = 10_000;
 
-function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster: { pods: BuilderPod[] }, options: { leader?: () => boolean; others?: () => ReplicaReport[]; proposals?: LocalProposalStore; departed?: () => ReadonlyMap<string, number>; wakes?: WakeRequests; maxReplicas?: number } = {}) {
+function replica(
+  identity: string,
+  clock: ManualClock,
+  scale: FakeScale,
+  cluster: { pods: BuilderPod[] },
+  options: {
+    leader?: () => boolean;
+    others?: () => ReplicaReport[];
+    proposals?: LocalProposalStore;
+    departed?: () => ReadonlyMap<string, number>;
+    wakes?: WakeRequests;
+    maxReplicas?: number;
+  } = {},
+) {
   const events: GatewayEvent[] = [];
   const activity = new LocalActivity(() => clock.now());
   const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e) });
@@ -54,7 +67,15 @@ function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster
   const controller = new ScaleController({
     statefulSetName: 'buildkitd',
     identity,
-    policy: { minReplicas: 0, maxReplicas: options.maxReplicas ?? 1, connectionsPerReplica: 8, maxConnectionsPerReplica: 0, idleTimeoutMs, maxReportStalenessMs: 600_000, proposalTimeoutMs: 15_000 },
+    policy: {
+      minReplicas: 0,
+      maxReplicas: options.maxReplicas ?? 1,
+      connectionsPerReplica: 8,
+      maxConnectionsPerReplica: 0,
+      idleTimeoutMs,
+      maxReportStalenessMs: 600_000,
+      proposalTimeoutMs: 15_000,
+    },
     observe,
     activity,
     ...(options.wakes ? { wakes: options.wakes } : {}),
@@ -69,7 +90,13 @@ function replica(identity: string, clock: ManualClock, scale: FakeScale, cluster
     wallNow: () => clock.now(),
   });
   controller.start();
-  const report = (): ReplicaReport => ({ identity, fresh: true, staleForMs: 0, ...activity.snapshot(), ack: controller.acknowledged });
+  const report = (): ReplicaReport => ({
+    identity,
+    fresh: true,
+    staleForMs: 0,
+    ...activity.snapshot(),
+    ack: controller.acknowledged,
+  });
   return { activity, controller, events, report, decisions: () => decisions };
 }
 
@@ -145,8 +172,14 @@ test('a connection arriving while the scale-down is proposed withdraws it and is
   await once(pod, 'listening');
   t.after(() => pod.close());
   const source = new FakeBackendSource();
-  source.set([{ key: 'uid-0', podName: 'buildkitd-0', ordinal: 0, host: '127.0.0.1', port: (pod.address() as AddressInfo).port }]);
-  const backends = new BackendSet(source, (fresh) => controller.routing(fresh), { affinity: 'client-ip', connectionsPerReplica: 8, maxConnectionsPerReplica: 0 });
+  source.set([
+    { key: 'uid-0', podName: 'buildkitd-0', ordinal: 0, host: '127.0.0.1', port: (pod.address() as AddressInfo).port },
+  ]);
+  const backends = new BackendSet(source, (fresh) => controller.routing(fresh), {
+    affinity: 'client-ip',
+    connectionsPerReplica: 8,
+    maxConnectionsPerReplica: 0,
+  });
   controller.onRoutableChange(() => backends.routableChanged());
   const router = new Router({
     backends,
@@ -185,7 +218,14 @@ test('a replica acknowledges only a proposal it fences: one it stopped honouring
   const proposals = new LocalProposalStore();
   const { controller } = replica('b', clock, scale, cluster, { leader: () => false, proposals });
   await advance(clock, 60_000);
-  await proposals.write({ id: 'p1', from: 1, to: 0, pods: { 'buildkitd-0': 'uid-0' }, proposedAt: clock.now(), committed: false });
+  await proposals.write({
+    id: 'p1',
+    from: 1,
+    to: 0,
+    pods: { 'buildkitd-0': 'uid-0' },
+    proposedAt: clock.now(),
+    committed: false,
+  });
   controller.requestReconcile();
   await flush();
   assert.equal(controller.acknowledged, 'p1');
@@ -193,7 +233,11 @@ test('a replica acknowledges only a proposal it fences: one it stopped honouring
   // Left behind three proposal timeouts (this replica's own clock): no longer fenced, so no longer acknowledged.
   await advance(clock, 3 * 15_000 + 1000);
   assert.deepEqual([...controller.routing().routable], ['buildkitd-0']);
-  assert.equal(controller.acknowledged, undefined, 'an acknowledgement would let the leader commit while this replica routes to the pod');
+  assert.equal(
+    controller.acknowledged,
+    undefined,
+    'an acknowledgement would let the leader commit while this replica routes to the pod',
+  );
 });
 
 test('a leader that loses the lead while its scale-down commit reads the scale never writes it', async () => {
@@ -209,7 +253,10 @@ test('a leader that loses the lead while its scale-down commit reads the scale n
   let release!: () => void;
   scale.readGate = new Promise((resolve) => (release = resolve));
   await advance(clock, idleTimeoutMs + 2_000);
-  assert.ok(events.some((e) => e.kind === 'scale_down_proposed'), 'proposed and acknowledged; the commit is reading the scale');
+  assert.ok(
+    events.some((e) => e.kind === 'scale_down_proposed'),
+    'proposed and acknowledged; the commit is reading the scale',
+  );
   leading = false;
   release();
   scale.readGate = undefined;
@@ -223,8 +270,26 @@ test('another replica with a connection on the pod keeps it; once it closes ther
   const scale = new FakeScale();
   scale.replicas = 1;
   const cluster = { pods: [pod0] };
-  let bReport: () => ReplicaReport = () => ({ identity: 'b', fresh: true, staleForMs: 0, open: 0, held: 0, pods: {}, since: 0, ack: undefined });
-  let aReport: () => ReplicaReport = () => ({ identity: 'a', fresh: true, staleForMs: 0, open: 0, held: 0, pods: {}, since: 0, ack: undefined });
+  let bReport: () => ReplicaReport = () => ({
+    identity: 'b',
+    fresh: true,
+    staleForMs: 0,
+    open: 0,
+    held: 0,
+    pods: {},
+    since: 0,
+    ack: undefined,
+  });
+  let aReport: () => ReplicaReport = () => ({
+    identity: 'a',
+    fresh: true,
+    staleForMs: 0,
+    open: 0,
+    held: 0,
+    pods: {},
+    since: 0,
+    ack: undefined,
+  });
   // The proposal is shared state (the leader Lease in production).
   const proposals = new LocalProposalStore();
   const a = replica('a', clock, scale, cluster, { leader: () => true, others: () => [bReport()], proposals });
@@ -248,7 +313,18 @@ test('a stale report blocks scale-down until it is past the maximum staleness', 
   const cluster = { pods: [pod0] };
   let frozenOpen = 1;
   const { events } = replica('a', clock, scale, cluster, {
-    others: () => [{ identity: 'frozen', fresh: false, staleForMs: clock.now(), open: frozenOpen, held: 0, pods: { 'buildkitd-0': { open: frozenOpen, lastActiveAt: 0 } }, since: 0, ack: undefined }],
+    others: () => [
+      {
+        identity: 'frozen',
+        fresh: false,
+        staleForMs: clock.now(),
+        open: frozenOpen,
+        held: 0,
+        pods: { 'buildkitd-0': { open: frozenOpen, lastActiveAt: 0 } },
+        since: 0,
+        ack: undefined,
+      },
+    ],
   });
   await advance(clock, 60_000);
   assert.deepEqual(scale.writes, [], 'a frozen replica with a connection keeps the builder');
@@ -257,7 +333,9 @@ test('a stale report blocks scale-down until it is past the maximum staleness', 
   assert.deepEqual(scale.writes, [], 'even without a connection in its last report: it may have opened one since');
   assert.ok(events.some((e) => e.kind === 'scale_down_blocked'));
   await advance(clock, 600_000);
-  assert.ok(events.some((e) => e.kind === 'report_expired' && e.identity === 'frozen' && e.code === 'BKA_REPORT_EXPIRED'));
+  assert.ok(
+    events.some((e) => e.kind === 'report_expired' && e.identity === 'frozen' && e.code === 'BKA_REPORT_EXPIRED'),
+  );
   assert.deepEqual(scale.writes, [0]);
 });
 
@@ -289,7 +367,18 @@ test('a replica that drained and deleted its report still gets the idle timeout 
   scale.replicas = 1;
   const cluster = { pods: [pod0] };
   // The other replica (draining) has a build on buildkitd-0; this one, the leader, has none.
-  let others: ReplicaReport[] = [{ identity: 'old', fresh: true, staleForMs: 0, open: 1, held: 0, pods: { 'buildkitd-0': { open: 1, lastActiveAt: 0 } }, since: 0, ack: undefined }];
+  let others: ReplicaReport[] = [
+    {
+      identity: 'old',
+      fresh: true,
+      staleForMs: 0,
+      open: 1,
+      held: 0,
+      pods: { 'buildkitd-0': { open: 1, lastActiveAt: 0 } },
+      since: 0,
+      ack: undefined,
+    },
+  ];
   const departed = new Map<string, number>();
   const { controller } = replica('new', clock, scale, cluster, { others: () => others, departed: () => departed });
   await advance(clock, 30_000);
@@ -316,7 +405,10 @@ test('a wake request reconciles at once: one builder with no client, kept for th
   await flush();
   assert.deepEqual(scale.writes, [1], 'the request alone woke a builder');
   const up = events.find((e) => e.kind === 'scale' && e.direction === 'up');
-  assert.ok(up?.kind === 'scale' && up.cause === 'wake' && /a wake request keeps 1 replicas until/.test(up.reason), JSON.stringify(up));
+  assert.ok(
+    up?.kind === 'scale' && up.cause === 'wake' && /a wake request keeps 1 replicas until/.test(up.reason),
+    JSON.stringify(up),
+  );
   cluster.pods = [pod0];
   controller.requestReconcile();
   await advance(clock, 29_000);
@@ -379,7 +471,7 @@ test('connections on a ready pod count in routing() at once, cost one decision p
   assert.deepEqual(scale.writes, [1], 'a held connection wakes a builder without waiting for a routing() call');
 });
 
-test('at the maximum, connections beyond every builder\'s share decide nothing new; below it they decide again first', async () => {
+test("at the maximum, connections beyond every builder's share decide nothing new; below it they decide again first", async () => {
   const clock = new ManualClock();
   const scale = new FakeScale();
   scale.replicas = 1;
@@ -407,7 +499,11 @@ test('at the maximum, connections beyond every builder\'s share decide nothing n
   for (let i = 0; i < 8; i += 1) two.activity.arrive().assign('buildkitd-0');
   two.activity.arrive();
   assert.equal(two.controller.routing().atMaximum, true, 'the last decision did not count them yet');
-  assert.equal(two.controller.routing(true).atMaximum, false, 'decided again: nine need the second builder, which is not ready yet');
+  assert.equal(
+    two.controller.routing(true).atMaximum,
+    false,
+    'decided again: nine need the second builder, which is not ready yet',
+  );
 });
 
 /** A deterministic stream of numbers in [0, 1), so a churn schedule is the same on every run. */
@@ -448,8 +544,16 @@ test('scale-down under churn: no scale-down lands while a connection is on the p
   const published = new Map<string, ReplicaReport>();
   const lastPublished = new Map<string, ReplicaReport>();
   const others = (self: string) => () => [...published.values()].filter((r) => r.identity !== self);
-  const a = replica('a', clock, scale, cluster, { leader: () => true, others: others('a'), proposals: leaderProposals as unknown as LocalProposalStore });
-  const b = replica('b', clock, scale, cluster, { leader: () => false, others: others('b'), proposals: followerProposals as unknown as LocalProposalStore });
+  const a = replica('a', clock, scale, cluster, {
+    leader: () => true,
+    others: others('a'),
+    proposals: leaderProposals as unknown as LocalProposalStore,
+  });
+  const b = replica('b', clock, scale, cluster, {
+    leader: () => false,
+    others: others('b'),
+    proposals: followerProposals as unknown as LocalProposalStore,
+  });
   replicas.push(a, b);
   const publish = (from: typeof a) => {
     const report = from.report();
@@ -476,7 +580,11 @@ test('scale-down under churn: no scale-down lands while a connection is on the p
         if (raisesPublished()) publish(r);
       });
     });
-    const renew = () => clock.setTimer(2000, () => { publish(r); renew(); });
+    const renew = () =>
+      clock.setTimer(2000, () => {
+        publish(r);
+        renew();
+      });
     renew();
   }
   // A scale write takes a while to land, as an API request does.
@@ -518,9 +626,11 @@ test('scale-down under churn: no scale-down lands while a connection is on the p
       }
     }
     // A scale-down that has landed deletes the pod: a connection still on it is cut.
-    if (scale.replicas === 0 && openOnPod() > 0) cut.push(`${openOnPod()} connections on the pod at ${clock.now()} ms, after the scale-down`);
+    if (scale.replicas === 0 && openOnPod() > 0)
+      cut.push(`${openOnPod()} connections on the pod at ${clock.now()} ms, after the scale-down`);
     if (scale.replicas === 0 && cluster.pods.length > 0) cluster.pods = [];
-    else if (scale.replicas === 1 && cluster.pods.length === 0) cluster.pods = [{ ...pod0, key: `uid-new-${(generation += 1)}` }];
+    else if (scale.replicas === 1 && cluster.pods.length === 0)
+      cluster.pods = [{ ...pod0, key: `uid-new-${(generation += 1)}` }];
     else return flush();
     for (const r of replicas) r.controller.requestReconcile();
     await flush();

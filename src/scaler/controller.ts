@@ -5,7 +5,15 @@ import { ErrorCode } from '../errors.ts';
 import type { EmitEvent, ScaleUpCause } from '../events.ts';
 import type { LocalActivity } from './activity.ts';
 import type { ScaleActuator } from './actuator.ts';
-import { decide, fences, type BuilderPod, type ReplicaReport, type ScaleDecision, type ScaleDownStep, type ScalePolicy } from './decide.ts';
+import {
+  decide,
+  fences,
+  type BuilderPod,
+  type ReplicaReport,
+  type ScaleDecision,
+  type ScaleDownStep,
+  type ScalePolicy,
+} from './decide.ts';
 import type { ProposalStore } from './proposal-store.ts';
 import type { WakeRequests } from './wake-requests.ts';
 
@@ -83,7 +91,9 @@ export class ScaleController {
     this.o = options;
     this.wallNow = options.wallNow ?? Date.now;
     // A held connection needs a decision at once (it may need a wake); one on a ready pod changes only counts.
-    options.activity.onChange(() => (options.activity.held > 0 ? this.requestReconcile() : this.requestReconcileSoon()));
+    options.activity.onChange(() =>
+      options.activity.held > 0 ? this.requestReconcile() : this.requestReconcileSoon(),
+    );
     options.wakes?.onChange(() => this.requestReconcile());
   }
 
@@ -122,10 +132,19 @@ export class ScaleController {
    * they are now. `fresh`: decide again first (when the last decision has no room for a connection).
    */
   routing(fresh = false): RoutingView {
-    if (fresh && (this.soon !== undefined || this.o.activity.version !== this.decidedVersion) && !this.moreDemandChangesNothing()) this.scheduled = true;
+    if (
+      fresh &&
+      (this.soon !== undefined || this.o.activity.version !== this.decidedVersion) &&
+      !this.moreDemandChangesNothing()
+    )
+      this.scheduled = true;
     this.reconcileIfScheduled();
     const loads = this.current?.loads ?? {};
-    return { routable: this.routableNames, loads: this.o.activity.version === this.decidedVersion ? loads : this.liveLoads(loads), atMaximum: this.current?.atMaximum ?? false };
+    return {
+      routable: this.routableNames,
+      loads: this.o.activity.version === this.decidedVersion ? loads : this.liveLoads(loads),
+      atMaximum: this.current?.atMaximum ?? false,
+    };
   }
 
   /**
@@ -135,7 +154,11 @@ export class ScaleController {
    */
   private moreDemandChangesNothing(): boolean {
     const current = this.current;
-    return current !== undefined && current.needed >= this.o.policy.maxReplicas && this.o.activity.open + this.o.activity.held >= this.decidedDemand;
+    return (
+      current !== undefined &&
+      current.needed >= this.o.policy.maxReplicas &&
+      this.o.activity.open + this.o.activity.held >= this.decidedDemand
+    );
   }
 
   /** The decision's loads with this replica's part replaced by its live counts. */
@@ -195,7 +218,15 @@ export class ScaleController {
     this.decidedOwn = {};
     for (const [pod, entry] of Object.entries(snapshot.pods)) this.decidedOwn[pod] = entry.open;
     const wake = o.wakes?.current(now) ?? [];
-    const own: ReplicaReport = { identity: o.identity, fresh: true, staleForMs: 0, ...snapshot, pods: withDeparted(snapshot.pods, o.departedActivity?.()), ack: this.ack, wake };
+    const own: ReplicaReport = {
+      identity: o.identity,
+      fresh: true,
+      staleForMs: 0,
+      ...snapshot,
+      pods: withDeparted(snapshot.pods, o.departedActivity?.()),
+      ack: this.ack,
+      wake,
+    };
     const others = o.otherReports();
     const decision = decide({
       now,
@@ -233,7 +264,12 @@ export class ScaleController {
     // Once the watch shows any other value, the write is behind us: ask again whenever needed.
     if (this.ensured && spec !== this.ensured.observedSpec) this.ensured = undefined;
     // A recent permanent failure (forbidden, not found) is re-checked by the actuator, not hammered per decision.
-    if (target !== undefined && !this.upInFlight && !this.o.actuator.currentFailure() && !(this.ensured && target <= this.ensured.replicas && spec === this.ensured.observedSpec)) {
+    if (
+      target !== undefined &&
+      !this.upInFlight &&
+      !this.o.actuator.currentFailure() &&
+      !(this.ensured && target <= this.ensured.replicas && spec === this.ensured.observedSpec)
+    ) {
       this.upInFlight = true;
       const { reason, cause } = scaleUpReason(decision, target, this.o.policy);
       void this.o.actuator
@@ -263,7 +299,8 @@ export class ScaleController {
     const pods = Object.keys(proposal.pods).join(', ');
     switch (step.kind) {
       case 'propose':
-        if (await proposals.write(proposal)) emit({ kind: 'scale_down_proposed', from: proposal.from, to: proposal.to, pods, id: proposal.id });
+        if (await proposals.write(proposal))
+          emit({ kind: 'scale_down_proposed', from: proposal.from, to: proposal.to, pods, id: proposal.id });
         return;
       case 'commit': {
         // Asked again between reading and writing the scale: the lead or the proposal may have changed meanwhile.
@@ -271,17 +308,23 @@ export class ScaleController {
           const current = proposals.current();
           return this.o.isLeader() && current?.id === proposal.id && !current.committed;
         };
-        const landed = await actuator.scaleDown(proposal.from, proposal.to, `${pods} idle for the idle timeout on every gateway replica`, {
-          stillAllowed: stillCommittable,
-          signal: this.o.leadership?.(),
-        });
+        const landed = await actuator.scaleDown(
+          proposal.from,
+          proposal.to,
+          `${pods} idle for the idle timeout on every gateway replica`,
+          {
+            stillAllowed: stillCommittable,
+            signal: this.o.leadership?.(),
+          },
+        );
         // Committed, the proposal keeps fencing the pods until they are gone; otherwise it is withdrawn (if still ours to).
         if (landed) await proposals.write({ ...proposal, committed: true });
         else if (stillCommittable()) await proposals.write(undefined);
         return;
       }
       case 'withdraw':
-        if (await proposals.write(undefined)) emit({ kind: 'scale_down_withdrawn', pods, id: proposal.id, reason: step.reason });
+        if (await proposals.write(undefined))
+          emit({ kind: 'scale_down_withdrawn', pods, id: proposal.id, reason: step.reason });
         return;
       case 'clear':
         await proposals.write(undefined);
@@ -294,16 +337,29 @@ export class ScaleController {
     for (const identity of decision.expired) {
       if (this.expiredSeen.has(identity)) continue;
       this.expiredSeen.add(identity);
-      emit({ kind: 'report_expired', identity, maxStalenessMs: this.o.policy.maxReportStalenessMs, code: ErrorCode.ReportExpired });
+      emit({
+        kind: 'report_expired',
+        identity,
+        maxStalenessMs: this.o.policy.maxReportStalenessMs,
+        code: ErrorCode.ReportExpired,
+      });
     }
-    for (const identity of this.expiredSeen) if (!decision.expired.includes(identity)) this.expiredSeen.delete(identity);
+    for (const identity of this.expiredSeen)
+      if (!decision.expired.includes(identity)) this.expiredSeen.delete(identity);
     const blocked = decision.blockedBy.length > 0 && (observed.statefulSet?.replicas ?? 0) > decision.needed;
     if (blocked && !this.blocked) emit({ kind: 'scale_down_blocked', by: decision.blockedBy });
     this.blocked = blocked;
     const line = `${decision.needed}|${decision.waiting ?? ''}|${reporting}|${decision.blockedBy.length}`;
     if (line !== this.lastLogged) {
       this.lastLogged = line;
-      emit({ kind: 'scale_decision', demand: decision.demand, needed: decision.needed, replicasReporting: reporting, staleReports: decision.blockedBy.length, waiting: decision.waiting });
+      emit({
+        kind: 'scale_decision',
+        demand: decision.demand,
+        needed: decision.needed,
+        replicasReporting: reporting,
+        staleReports: decision.blockedBy.length,
+        waiting: decision.waiting,
+      });
     }
   }
 
@@ -311,7 +367,9 @@ export class ScaleController {
     this.recheckTimer?.cancel();
     this.recheckTimer = undefined;
     if (decision.recheckAt !== undefined) {
-      this.recheckTimer = this.o.clock.setTimer(Math.max(0, decision.recheckAt - now) + 1, () => this.requestReconcile());
+      this.recheckTimer = this.o.clock.setTimer(Math.max(0, decision.recheckAt - now) + 1, () =>
+        this.requestReconcile(),
+      );
     }
     this.resyncTimer?.cancel();
     this.resyncTimer = this.o.clock.setTimer(this.o.resyncMs, () => this.requestReconcile());
@@ -319,16 +377,32 @@ export class ScaleController {
 }
 
 /** Why a scale-up is wanted, in words and as the cause the wake metric counts (connections first: they wait). */
-function scaleUpReason(decision: ScaleDecision, target: number, policy: ScalePolicy): { reason: string; cause: ScaleUpCause } {
-  if (decision.demand > 0 && Math.ceil(decision.demand / builderShare(policy)) >= target) return { reason: `${decision.demand} connections need ${target} replicas`, cause: 'connections' };
-  if (decision.wake && target > policy.minReplicas) return { reason: `a wake request keeps ${Math.min(decision.wake.replicas, target)} replicas until ${new Date(decision.wake.until).toISOString()}`, cause: 'wake' };
+function scaleUpReason(
+  decision: ScaleDecision,
+  target: number,
+  policy: ScalePolicy,
+): { reason: string; cause: ScaleUpCause } {
+  if (decision.demand > 0 && Math.ceil(decision.demand / builderShare(policy)) >= target)
+    return { reason: `${decision.demand} connections need ${target} replicas`, cause: 'connections' };
+  if (decision.wake && target > policy.minReplicas)
+    return {
+      reason: `a wake request keeps ${Math.min(decision.wake.replicas, target)} replicas until ${new Date(decision.wake.until).toISOString()}`,
+      cause: 'wake',
+    };
   return { reason: `at least ${target} replicas are configured`, cause: 'minimum' };
 }
 
 /** This replica's pods with what departed replicas last did on them, so idleness is judged from their last close too. */
-function withDeparted(pods: ReplicaReport['pods'], departed: ReadonlyMap<string, number> | undefined): ReplicaReport['pods'] {
+function withDeparted(
+  pods: ReplicaReport['pods'],
+  departed: ReadonlyMap<string, number> | undefined,
+): ReplicaReport['pods'] {
   if (!departed || departed.size === 0) return pods;
   const merged = { ...pods };
-  for (const [name, lastActiveAt] of departed) merged[name] = { open: merged[name]?.open ?? 0, lastActiveAt: Math.max(merged[name]?.lastActiveAt ?? 0, lastActiveAt) };
+  for (const [name, lastActiveAt] of departed)
+    merged[name] = {
+      open: merged[name]?.open ?? 0,
+      lastActiveAt: Math.max(merged[name]?.lastActiveAt ?? 0, lastActiveAt),
+    };
   return merged;
 }

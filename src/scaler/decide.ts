@@ -167,17 +167,27 @@ export function decide(view: ScalerView): ScaleDecision {
   for (const request of wakes) recheck(request.until);
   const wake = activeWake(wakes, now);
   const loads: Record<string, number> = {};
-  for (const report of counted) for (const [name, entry] of Object.entries(report.pods)) if (entry.open > 0) loads[name] = (loads[name] ?? 0) + entry.open;
+  for (const report of counted)
+    for (const [name, entry] of Object.entries(report.pods))
+      if (entry.open > 0) loads[name] = (loads[name] ?? 0) + entry.open;
   const draining = new Set(view.pods.filter((pod) => pod.draining && !pod.terminating).map((pod) => pod.ordinal));
-  const carriedByDraining = view.pods.reduce((sum, pod) => sum + (pod.draining && !pod.terminating ? (loads[pod.name] ?? 0) : 0), 0);
-  const serving = Math.max(policy.minReplicas, Math.ceil(Math.max(0, demand - carriedByDraining) / builderShare(policy)), wake?.replicas ?? 0);
+  const carriedByDraining = view.pods.reduce(
+    (sum, pod) => sum + (pod.draining && !pod.terminating ? (loads[pod.name] ?? 0) : 0),
+    0,
+  );
+  const serving = Math.max(
+    policy.minReplicas,
+    Math.ceil(Math.max(0, demand - carriedByDraining) / builderShare(policy)),
+    wake?.replicas ?? 0,
+  );
   const needed = Math.min(policy.maxReplicas, ordinalsFor(serving, draining));
   const spec = view.statefulSet?.exists ? view.statefulSet.replicas : undefined;
 
   const proposal = view.proposal;
   const proposalPodsExist = proposal !== undefined && view.pods.some((pod) => podIsIn(pod, proposal));
   const fenceActive = proposal !== undefined && fences(proposal, view.pods, now, policy);
-  if (proposal && fenceActive && !proposal.committed) recheck(proposal.proposedAt + abandonedProposalFactor * policy.proposalTimeoutMs + 1);
+  if (proposal && fenceActive && !proposal.committed)
+    recheck(proposal.proposedAt + abandonedProposalFactor * policy.proposalTimeoutMs + 1);
 
   const routable = view.pods
     .filter(
@@ -221,7 +231,20 @@ export function decide(view: ScalerView): ScaleDecision {
   const drainingWanted = [...draining].filter((ordinal) => ordinal < wanted).length;
   const atMaximum = (spec ?? 0) >= policy.maxReplicas && routable.length >= wanted - drainingWanted;
 
-  return { demand, wake, needed, routable, loads, atMaximum, scaleUpTo, scaleDown, waiting, blockedBy, expired, recheckAt };
+  return {
+    demand,
+    wake,
+    needed,
+    routable,
+    loads,
+    atMaximum,
+    scaleUpTo,
+    scaleDown,
+    waiting,
+    blockedBy,
+    expired,
+    recheckAt,
+  };
 }
 
 interface StepContext {
@@ -236,13 +259,17 @@ interface StepContext {
 function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep; waiting?: string } {
   const { policy, now, proposal } = view;
   if (proposal?.committed) {
-    return c.proposalPodsExist ? { waiting: `${Object.keys(proposal.pods).join(', ')} still terminating` } : { step: { kind: 'clear', proposal } };
+    return c.proposalPodsExist
+      ? { waiting: `${Object.keys(proposal.pods).join(', ')} still terminating` }
+      : { step: { kind: 'clear', proposal } };
   }
   if (proposal) {
     const names = Object.keys(proposal.pods);
     const busy = c.counted.find((r) => names.some((name) => (r.pods[name]?.open ?? 0) > 0));
     // A connection that came and went between two writes of a report shows only in its lastActiveAt.
-    const usedSince = c.counted.find((r) => names.some((name) => now < (r.pods[name]?.lastActiveAt ?? 0) + policy.idleTimeoutMs));
+    const usedSince = c.counted.find((r) =>
+      names.some((name) => now < (r.pods[name]?.lastActiveAt ?? 0) + policy.idleTimeoutMs),
+    );
     const reason =
       c.spec !== proposal.from
         ? `the StatefulSet has ${c.spec} replicas now, not ${proposal.from}`
@@ -251,12 +278,15 @@ function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep
           : usedSince
             ? `${usedSince.identity} used ${names.filter((name) => now < (usedSince.pods[name]?.lastActiveAt ?? 0) + policy.idleTimeoutMs).join(', ')} within the idle timeout`
             : c.needed > proposal.to
-            ? `demand needs ${c.needed} replicas`
-            : c.blockedBy.length > 0
-              ? `no fresh report from ${c.blockedBy.join(', ')}`
-              : now - proposal.proposedAt >= policy.proposalTimeoutMs
-                ? `not acknowledged by ${c.counted.filter((r) => r.ack !== proposal.id).map((r) => r.identity).join(', ')} in time`
-                : undefined;
+              ? `demand needs ${c.needed} replicas`
+              : c.blockedBy.length > 0
+                ? `no fresh report from ${c.blockedBy.join(', ')}`
+                : now - proposal.proposedAt >= policy.proposalTimeoutMs
+                  ? `not acknowledged by ${c.counted
+                      .filter((r) => r.ack !== proposal.id)
+                      .map((r) => r.identity)
+                      .join(', ')} in time`
+                  : undefined;
     if (reason) return { step: { kind: 'withdraw', proposal, reason } };
     if (c.counted.every((r) => r.ack === proposal.id)) return { step: { kind: 'commit', proposal } };
     c.recheck(proposal.proposedAt + policy.proposalTimeoutMs);
@@ -269,7 +299,8 @@ function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep
   const busy = c.counted.find((r) => (r.pods[name]?.open ?? 0) > 0);
   if (busy) return { waiting: `${name} has connections (${busy.identity})` };
   let idleSince = 0;
-  for (const report of c.counted) idleSince = Math.max(idleSince, report.since, report.pods[name]?.lastActiveAt ?? 0, report.lastHeldCloseAt ?? 0);
+  for (const report of c.counted)
+    idleSince = Math.max(idleSince, report.since, report.pods[name]?.lastActiveAt ?? 0, report.lastHeldCloseAt ?? 0);
   const idleUntil = idleSince + policy.idleTimeoutMs;
   if (now < idleUntil) {
     c.recheck(idleUntil);
@@ -277,7 +308,19 @@ function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep
   }
   const pods: Record<string, string> = { [name]: '' };
   for (const pod of view.pods) if (pod.ordinal >= ordinal) pods[pod.name] = pod.key;
-  return { step: { kind: 'propose', proposal: { id: `${c.spec}-${ordinal}-${now}`, from: c.spec, to: ordinal, pods, proposedAt: now, committed: false } } };
+  return {
+    step: {
+      kind: 'propose',
+      proposal: {
+        id: `${c.spec}-${ordinal}-${now}`,
+        from: c.spec,
+        to: ordinal,
+        pods,
+        proposedAt: now,
+        committed: false,
+      },
+    },
+  };
 }
 
 /**
@@ -287,7 +330,12 @@ function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep
  * behind by a leader that vanished before deciding stops fencing after a while, so a pod that was never
  * removed serves again even while no replica can lead.
  */
-export function fences(proposal: ScaleDownProposal, pods: readonly BuilderPod[], now: number, policy: Pick<ScalePolicy, 'proposalTimeoutMs'>): boolean {
+export function fences(
+  proposal: ScaleDownProposal,
+  pods: readonly BuilderPod[],
+  now: number,
+  policy: Pick<ScalePolicy, 'proposalTimeoutMs'>,
+): boolean {
   if (proposal.committed) return pods.some((pod) => podIsIn(pod, proposal));
   return now - proposal.proposedAt <= abandonedProposalFactor * policy.proposalTimeoutMs;
 }

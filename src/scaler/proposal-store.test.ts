@@ -9,11 +9,22 @@ test("a proposal's age runs from when this replica first saw it, not from the le
   // A follower: the proposal comes from the leader Lease through its watch.
   const follower = { isLeader: false, annotation: () => undefined } as unknown as LeaderElector;
   let watched: ScaleDownProposal | undefined;
-  const store = new LeaderLeaseProposalStore(follower, () => watched, () => ours);
+  const store = new LeaderLeaseProposalStore(
+    follower,
+    () => watched,
+    () => ours,
+  );
   assert.equal(store.current(), undefined);
   for (const leaderSkewMs of [600_000, -600_000]) {
     const id = `p${leaderSkewMs}`;
-    watched = { id, from: 2, to: 1, pods: { 'buildkitd-1': 'uid-1' }, proposedAt: ours + leaderSkewMs, committed: false };
+    watched = {
+      id,
+      from: 2,
+      to: 1,
+      pods: { 'buildkitd-1': 'uid-1' },
+      proposedAt: ours + leaderSkewMs,
+      committed: false,
+    };
     assert.equal(store.current()?.proposedAt, ours, `seen now (leader ${leaderSkewMs} ms off)`);
     ours += 5_000;
     assert.equal(store.current()?.proposedAt, ours - 5_000, 'the same proposal keeps its first sighting');

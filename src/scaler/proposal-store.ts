@@ -42,7 +42,9 @@ export class LeaderLeaseProposalStore implements ProposalStore {
   }
 
   current(): ScaleDownProposal | undefined {
-    const proposal = this.elector.isLeader ? decodeProposal(this.elector.annotation(proposalAnnotation)) : this.watched();
+    const proposal = this.elector.isLeader
+      ? decodeProposal(this.elector.annotation(proposalAnnotation))
+      : this.watched();
     if (!proposal) return undefined;
     if (this.sighting?.id !== proposal.id) this.sighting = { id: proposal.id, at: this.wallNow() };
     return { ...proposal, proposedAt: this.sighting.at };

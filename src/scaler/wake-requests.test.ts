@@ -22,8 +22,28 @@ test('a shorter request never shortens a longer one, and a covered request is dr
 test('the active wake is the most replicas in force, then the longest', () => {
   const now = 0;
   assert.equal(activeWake([{ replicas: 4, until: 0 }], now), undefined, 'ended at now');
-  assert.deepEqual(activeWake([{ replicas: 1, until: 50 }, { replicas: 2, until: 10 }, { replicas: 2, until: 20 }], now), { replicas: 2, until: 20 });
-  assert.deepEqual(mergeWakeRequests([{ replicas: 2, until: 20 }, { replicas: 2, until: 10 }, { replicas: 1, until: 15 }], now), [{ replicas: 2, until: 20 }]);
+  assert.deepEqual(
+    activeWake(
+      [
+        { replicas: 1, until: 50 },
+        { replicas: 2, until: 10 },
+        { replicas: 2, until: 20 },
+      ],
+      now,
+    ),
+    { replicas: 2, until: 20 },
+  );
+  assert.deepEqual(
+    mergeWakeRequests(
+      [
+        { replicas: 2, until: 20 },
+        { replicas: 2, until: 10 },
+        { replicas: 1, until: 15 },
+      ],
+      now,
+    ),
+    [{ replicas: 2, until: 20 }],
+  );
 });
 
 test('adopted requests merge without shortening and notify only when something changed', () => {

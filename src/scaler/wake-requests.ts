@@ -49,9 +49,12 @@ export class WakeRequests {
 
 /** Drops expired requests and those another one covers (as many replicas or more, as long or longer). */
 export function mergeWakeRequests(requests: readonly WakeRequest[], now: number): WakeRequest[] {
-  const live = requests.filter((request) => request.until > now).sort((a, b) => b.replicas - a.replicas || b.until - a.until);
+  const live = requests
+    .filter((request) => request.until > now)
+    .sort((a, b) => b.replicas - a.replicas || b.until - a.until);
   const kept: WakeRequest[] = [];
-  for (const request of live) if (!kept.some((other) => other.replicas >= request.replicas && other.until >= request.until)) kept.push(request);
+  for (const request of live)
+    if (!kept.some((other) => other.replicas >= request.replicas && other.until >= request.until)) kept.push(request);
   return kept;
 }
 

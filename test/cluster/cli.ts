@@ -34,8 +34,10 @@ async function main(argv: string[]): Promise<number> {
       const r = await up({ name, ...(ni2 >= 0 ? { nodes: Number(own[ni2 + 1]) } : {}) });
       const p = clusterPaths(name);
       if (!r.alreadyUp) process.stdout.write(`up in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
-      process.stdout.write(`netns: ${p.netns}\nkubeconfig: ${p.kubeconfig}\napi: ${r.info.apiServerUrl}\nbin: ${r.info.binDir}\n` +
-        `try: npm run cluster -- exec -- kubectl get nodes\n`);
+      process.stdout.write(
+        `netns: ${p.netns}\nkubeconfig: ${p.kubeconfig}\napi: ${r.info.apiServerUrl}\nbin: ${r.info.binDir}\n` +
+          `try: npm run cluster -- exec -- kubectl get nodes\n`,
+      );
       return 0;
     }
     case 'down':
@@ -44,10 +46,13 @@ async function main(argv: string[]): Promise<number> {
     case 'status': {
       const p = clusterPaths(name);
       const h = await health(name);
-      process.stdout.write(`cluster: ${p.name}\nnetns: ${p.netns} (${netnsExists(p.netns) ? 'present' : 'absent'})\n` +
-        `kubeconfig: ${p.kubeconfig}\nstate: ${p.stateDir}\nlogs: ${p.logDir}\n` +
-        `${h.info ? `api: ${h.info.apiServerUrl}\nbin: ${h.info.binDir}\nstarted: ${h.info.startedAt} (up took ${h.info.upSeconds.toFixed(1)}s)\n` : ''}` +
-        h.details.map((d) => `  ${d}\n`).join('') + `health: ${h.healthy ? 'healthy' : 'NOT healthy'}\n`);
+      process.stdout.write(
+        `cluster: ${p.name}\nnetns: ${p.netns} (${netnsExists(p.netns) ? 'present' : 'absent'})\n` +
+          `kubeconfig: ${p.kubeconfig}\nstate: ${p.stateDir}\nlogs: ${p.logDir}\n` +
+          `${h.info ? `api: ${h.info.apiServerUrl}\nbin: ${h.info.binDir}\nstarted: ${h.info.startedAt} (up took ${h.info.upSeconds.toFixed(1)}s)\n` : ''}` +
+          h.details.map((d) => `  ${d}\n`).join('') +
+          `health: ${h.healthy ? 'healthy' : 'NOT healthy'}\n`,
+      );
       return h.healthy ? 0 : 1;
     }
     case 'exec': {
@@ -65,10 +70,22 @@ async function main(argv: string[]): Promise<number> {
       let cmdv = rest;
       if (own.includes('--dns')) {
         const resolv = path.join(p.stateDir, 'resolv.conf');
-        cmdv = ['unshare', '--mount', '--propagation', 'slave', '--', 'sh', '-c',
-          `mount --bind '${resolv}' /etc/resolv.conf || exit 121; exec "$@"`, 'sh', ...rest];
+        cmdv = [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'slave',
+          '--',
+          'sh',
+          '-c',
+          `mount --bind '${resolv}' /etc/resolv.conf || exit 121; exec "$@"`,
+          'sh',
+          ...rest,
+        ];
       }
-      const [file, args] = inNetns(p.netns) ? [cmdv[0] ?? '', cmdv.slice(1)] : ['nsenter', [...nsenterArgs(p.netns), ...cmdv]];
+      const [file, args] = inNetns(p.netns)
+        ? [cmdv[0] ?? '', cmdv.slice(1)]
+        : ['nsenter', [...nsenterArgs(p.netns), ...cmdv]];
       const child = spawn(file, args, { stdio: 'inherit', env });
       const forward = (s: NodeJS.Signals) => () => child.kill(s);
       process.on('SIGINT', forward('SIGINT'));
@@ -94,8 +111,11 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  main(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
-  });
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    },
+  );
 }

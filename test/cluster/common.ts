@@ -100,7 +100,15 @@ export function binDir(): string {
   return cachedBinDir;
 }
 
-export const BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubectl', 'buildkitd', 'buildctl', 'buildx'];
+export const BINARIES = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kubectl',
+  'buildkitd',
+  'buildctl',
+  'buildx',
+];
 
 export interface RunResult {
   stdout: string;
@@ -109,7 +117,11 @@ export interface RunResult {
 }
 
 /** Runs a command to completion, capturing output. Never throws on a non-zero exit. */
-export function run(cmd: string, args: readonly string[], opts: SpawnOptions & { input?: string } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: readonly string[],
+  opts: SpawnOptions & { input?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const withInput = opts.input !== undefined;
     const child = spawn(cmd, args, { ...opts, stdio: [withInput ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
@@ -127,7 +139,11 @@ export function run(cmd: string, args: readonly string[], opts: SpawnOptions & {
 }
 
 /** Like run() but throws with the command's stderr on failure. */
-export async function runOk(cmd: string, args: readonly string[], opts: SpawnOptions & { input?: string } = {}): Promise<string> {
+export async function runOk(
+  cmd: string,
+  args: readonly string[],
+  opts: SpawnOptions & { input?: string } = {},
+): Promise<string> {
   const r = await run(cmd, args, opts);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;
@@ -158,7 +174,9 @@ export function clusterNetnses(netns: string, includeCluster = true): string[] {
   } catch {
     /* none */
   }
-  return names.filter((n) => (includeCluster && n === netns) || (n.startsWith(`${netns}-`) && /^\d+$/.test(n.slice(netns.length + 1))));
+  return names.filter(
+    (n) => (includeCluster && n === netns) || (n.startsWith(`${netns}-`) && /^\d+$/.test(n.slice(netns.length + 1))),
+  );
 }
 
 export function netnsExists(netns: string): boolean {
@@ -220,7 +238,12 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls a local condition (file, pid, health endpoint of our own process) until true or deadline. */
-export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean> | boolean, intervalMs = 200): Promise<void> {
+export async function waitFor(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean> | boolean,
+  intervalMs = 200,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -231,7 +254,9 @@ export async function waitFor(what: string, timeoutMs: number, check: () => Prom
     }
     await sleep(intervalMs);
   }
-  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`,
+  );
 }
 
 /** Inode of each network namespace file, to find processes living in them. */

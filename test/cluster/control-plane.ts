@@ -5,9 +5,38 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import {
-  API_PORT, API_URL, BINARIES, BRIDGE, BRIDGE_IP, DEFAULT_NODE_COUNT, NODE_NAME, POD_PREFIX_LEN, nodeNames, REPO_ROOT, SA_ISSUER, SERVICE_CIDR,
-  binDir, clusterNetnses, clusterPaths, hostMountArgs, inNetns, ipArgv, netnsExists, netnsInode, netnsPath, nsenterArgs, pidAlive, pidsInNetns, readInfo,
-  run, runOk, sleep, waitFor, which, type ClusterInfo, type ClusterPaths,
+  API_PORT,
+  API_URL,
+  BINARIES,
+  BRIDGE,
+  BRIDGE_IP,
+  DEFAULT_NODE_COUNT,
+  NODE_NAME,
+  POD_PREFIX_LEN,
+  nodeNames,
+  REPO_ROOT,
+  SA_ISSUER,
+  SERVICE_CIDR,
+  binDir,
+  clusterNetnses,
+  clusterPaths,
+  hostMountArgs,
+  inNetns,
+  ipArgv,
+  netnsExists,
+  netnsInode,
+  netnsPath,
+  nsenterArgs,
+  pidAlive,
+  pidsInNetns,
+  readInfo,
+  run,
+  runOk,
+  sleep,
+  waitFor,
+  which,
+  type ClusterInfo,
+  type ClusterPaths,
 } from './common.ts';
 import { kubeconfigYaml, makePki, pkiFiles } from './pki.ts';
 import { resolvConf } from './services.ts';
@@ -18,9 +47,12 @@ const defaultLog: Logger = (l) => process.stderr.write(`[cluster] ${l}\n`);
 /** One message per missing requirement; empty when everything is there. */
 export function checkRequirements(opts: { needGo: boolean }): string[] {
   const problems: string[] = [];
-  if (process.platform !== 'linux') problems.push(`Linux is required (network namespaces, veth, mount namespaces); this is ${process.platform}`);
+  if (process.platform !== 'linux')
+    problems.push(`Linux is required (network namespaces, veth, mount namespaces); this is ${process.platform}`);
   if (process.getuid?.() !== 0) {
-    problems.push('root is required: the cluster uses `ip netns`, veth pairs, a bridge and mount namespaces (user namespaces alone are not enough for named netns); run as root (e.g. sudo -E npm run cluster -- up)');
+    problems.push(
+      'root is required: the cluster uses `ip netns`, veth pairs, a bridge and mount namespaces (user namespaces alone are not enough for named netns); run as root (e.g. sudo -E npm run cluster -- up)',
+    );
   }
   const tools: [string, string][] = [
     ['ip', 'iproute2 (apt-get install -y iproute2)'],
@@ -32,7 +64,10 @@ export function checkRequirements(opts: { needGo: boolean }): string[] {
     ['runc', 'runc (apt-get install -y runc), buildkitd pods need it'],
   ];
   for (const [cmd, what] of tools) if (!which(cmd)) problems.push(`missing \`${cmd}\`: install ${what}`);
-  if (opts.needGo && !which('go')) problems.push('missing `go`: the Go toolchain (>= 1.24) builds etcd/kube-apiserver/kube-controller-manager/kubectl/buildkitd once (scripts/build-binaries.sh)');
+  if (opts.needGo && !which('go'))
+    problems.push(
+      'missing `go`: the Go toolchain (>= 1.24) builds etcd/kube-apiserver/kube-controller-manager/kubectl/buildkitd once (scripts/build-binaries.sh)',
+    );
   return problems;
 }
 
@@ -48,7 +83,9 @@ export async function ensureBinaries(log: Logger = defaultLog): Promise<string> 
   if (!binariesPresent(dir)) log(`building binaries into ${dir} (first time only; takes a long while on 2 cores)`);
   else log('installing missing Debian packages (scripts/build-binaries.sh)');
   const code = await new Promise<number>((resolve, reject) => {
-    const c = spawn('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const c = spawn('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     c.on('error', reject);
     c.on('exit', (c2) => resolve(c2 ?? 1));
   });
@@ -57,18 +94,30 @@ export async function ensureBinaries(log: Logger = defaultLog): Promise<string> 
 }
 
 /** GET against the API server with the admin client certificate (only from inside the netns). */
-export function apiGet(p: ClusterPaths, urlPath: string, base = API_URL, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+export function apiGet(
+  p: ClusterPaths,
+  urlPath: string,
+  base = API_URL,
+  timeoutMs = 3000,
+): Promise<{ status: number; body: string }> {
   const pki = pkiFiles(p.pkiDir);
   return new Promise((resolve, reject) => {
-    const req = https.get(`${base}${urlPath}`, {
-      ca: fs.readFileSync(pki.caCert),
-      cert: fs.readFileSync(pki.adminCert),
-      key: fs.readFileSync(pki.adminKey),
-      timeout: timeoutMs,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = https.get(
+      `${base}${urlPath}`,
+      {
+        ca: fs.readFileSync(pki.caCert),
+        cert: fs.readFileSync(pki.adminCert),
+        key: fs.readFileSync(pki.adminKey),
+        timeout: timeoutMs,
+      },
+      (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => (body += d))
+          .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
   });
@@ -77,7 +126,13 @@ export function apiGet(p: ClusterPaths, urlPath: string, base = API_URL, timeout
 /** The command of a component started inside the netns, detached, logging to <state>/logs/<name>.log. */
 const commands: Record<string, { cmd: string; args: string[] }> = {};
 
-function startDaemon(p: ClusterPaths, name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
+function startDaemon(
+  p: ClusterPaths,
+  name: string,
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): number {
   commands[name] = { cmd, args };
   const mnt = hostMountArgs();
   if (!inNetns(p.netns) || mnt.length) {
@@ -124,8 +179,14 @@ export async function health(name?: string): Promise<{ healthy: boolean; details
     if (ready.code !== 0) ok = false;
     else {
       for (const nodeName of info.nodes ?? [NODE_NAME]) {
-        const node = await run(cmd[0] ?? kubectl, [...cmd.slice(1), 'get', 'node', nodeName, '-o',
-          'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
+        const node = await run(cmd[0] ?? kubectl, [
+          ...cmd.slice(1),
+          'get',
+          'node',
+          nodeName,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ]);
         details.push(`node ${nodeName} Ready: ${node.stdout.trim() || node.stderr.trim()}`);
         if (node.stdout.trim() !== 'True') ok = false;
       }
@@ -174,7 +235,9 @@ async function upLocked(p: ClusterPaths, log: Logger, nodes: number): Promise<Up
   const t0 = Date.now();
   // Platform, root and Go first; then the build script installs missing Debian packages and builds
   // missing binaries; then everything is checked once more.
-  const early = checkRequirements({ needGo: !binariesPresent(binDir()) }).filter((m) => !/^missing `(socat|runc|ip|openssl)`/.test(m));
+  const early = checkRequirements({ needGo: !binariesPresent(binDir()) }).filter(
+    (m) => !/^missing `(socat|runc|ip|openssl)`/.test(m),
+  );
   if (early.length) throw new Error(`cannot run the local cluster:\n  - ${early.join('\n  - ')}`);
   const bins = await ensureBinaries(log);
   const problems = checkRequirements({ needGo: false });
@@ -184,7 +247,8 @@ async function upLocked(p: ClusterPaths, log: Logger, nodes: number): Promise<Up
     log(`cluster ${p.name} is already up and healthy (netns ${p.netns}, kubeconfig ${p.kubeconfig})`);
     return { info: h.info, alreadyUp: true };
   }
-  if (h.healthy) log(`cluster ${p.name} has ${h.info?.nodes?.length ?? 1} node(s), ${nodes} wanted: bringing it up again`);
+  if (h.healthy)
+    log(`cluster ${p.name} has ${h.info?.nodes?.length ?? 1} node(s), ${nodes} wanted: bringing it up again`);
   if (readInfo(p) || netnsExists(p.netns)) {
     log(`cluster ${p.name} is partly up or unhealthy: tearing it down first`);
     await downLocked(p, log, false);
@@ -197,9 +261,22 @@ async function upLocked(p: ClusterPaths, log: Logger, nodes: number): Promise<Up
   await ipn('addr', 'add', `${BRIDGE_IP}/${POD_PREFIX_LEN}`, 'dev', BRIDGE);
   await ipn('link', 'set', BRIDGE, 'up');
   // The rest runs inside the netns (health checks need to reach 127.0.0.1/10.244.0.1 there).
-  const inner = spawn('nsenter', [...nsenterArgs(p.netns), process.execPath, path.join(import.meta.dirname, 'cli.ts'), '__up-inner', p.name, bins, String(t0), String(nodes)], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const inner = spawn(
+    'nsenter',
+    [
+      ...nsenterArgs(p.netns),
+      process.execPath,
+      path.join(import.meta.dirname, 'cli.ts'),
+      '__up-inner',
+      p.name,
+      bins,
+      String(t0),
+      String(nodes),
+    ],
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   const code = await new Promise<number>((resolve) => inner.on('exit', (c) => resolve(c ?? 1)));
   const info = readInfo(p);
   if (code !== 0 || !info) {
@@ -209,7 +286,13 @@ async function upLocked(p: ClusterPaths, log: Logger, nodes: number): Promise<Up
 }
 
 /** Second half of up(), executed inside the netns by `cli.ts __up-inner`. */
-export async function upInner(name: string, bins: string, t0: number, nodeCount = 1, log: Logger = defaultLog): Promise<ClusterInfo> {
+export async function upInner(
+  name: string,
+  bins: string,
+  t0: number,
+  nodeCount = 1,
+  log: Logger = defaultLog,
+): Promise<ClusterInfo> {
   const p = clusterPaths(name);
   const nodes = nodeNames(nodeCount);
   if (!inNetns(p.netns)) throw new Error(`upInner must run inside netns ${p.netns}`);
@@ -220,20 +303,46 @@ export async function upInner(name: string, bins: string, t0: number, nodeCount 
   fs.mkdirSync(p.etcdDir, { recursive: true, mode: 0o700 });
   log('making certificates (openssl)');
   const pki = await makePki(p.pkiDir);
-  fs.writeFileSync(p.kubeconfig, kubeconfigYaml({ server: API_URL, caCert: pki.caCert, user: 'bka-admin', clientCert: pki.adminCert, clientKey: pki.adminKey }), { mode: 0o600 });
+  fs.writeFileSync(
+    p.kubeconfig,
+    kubeconfigYaml({
+      server: API_URL,
+      caCert: pki.caCert,
+      user: 'bka-admin',
+      clientCert: pki.adminCert,
+      clientKey: pki.adminKey,
+    }),
+    { mode: 0o600 },
+  );
   const localKubeconfig = path.join(p.stateDir, 'kubeconfig.local');
-  fs.writeFileSync(localKubeconfig, kubeconfigYaml({ server: `https://127.0.0.1:${API_PORT}`, caCert: pki.caCert, user: 'bka-admin', clientCert: pki.adminCert, clientKey: pki.adminKey }), { mode: 0o600 });
+  fs.writeFileSync(
+    localKubeconfig,
+    kubeconfigYaml({
+      server: `https://127.0.0.1:${API_PORT}`,
+      caCert: pki.caCert,
+      user: 'bka-admin',
+      clientCert: pki.adminCert,
+      clientKey: pki.adminKey,
+    }),
+    { mode: 0o600 },
+  );
   fs.writeFileSync(path.join(p.stateDir, 'resolv.conf'), resolvConf('default'));
   const pids: Record<string, number> = {};
   const bin = (b: string) => path.join(bins, b);
 
   log('starting etcd');
   pids.etcd = startDaemon(p, 'etcd', bin('etcd'), [
-    '--name=bka', `--data-dir=${p.etcdDir}`,
-    '--listen-client-urls=http://127.0.0.1:2379', '--advertise-client-urls=http://127.0.0.1:2379',
-    '--listen-peer-urls=http://127.0.0.1:2380', '--initial-advertise-peer-urls=http://127.0.0.1:2380',
-    '--initial-cluster=bka=http://127.0.0.1:2380', '--listen-metrics-urls=http://127.0.0.1:2381',
-    '--unsafe-no-fsync', '--log-level=warn', '--quota-backend-bytes=2147483648',
+    '--name=bka',
+    `--data-dir=${p.etcdDir}`,
+    '--listen-client-urls=http://127.0.0.1:2379',
+    '--advertise-client-urls=http://127.0.0.1:2379',
+    '--listen-peer-urls=http://127.0.0.1:2380',
+    '--initial-advertise-peer-urls=http://127.0.0.1:2380',
+    '--initial-cluster=bka=http://127.0.0.1:2380',
+    '--listen-metrics-urls=http://127.0.0.1:2381',
+    '--unsafe-no-fsync',
+    '--log-level=warn',
+    '--quota-backend-bytes=2147483648',
   ]);
   await waitFor('etcd /health', 30_000, async () => {
     if (!pidAlive(pids.etcd)) throw new Error('etcd exited, see etcd.log');
@@ -244,51 +353,99 @@ export async function upInner(name: string, bins: string, t0: number, nodeCount 
   log('starting kube-apiserver');
   pids['kube-apiserver'] = startDaemon(p, 'kube-apiserver', bin('kube-apiserver'), [
     '--etcd-servers=http://127.0.0.1:2379',
-    '--bind-address=0.0.0.0', `--secure-port=${API_PORT}`, `--advertise-address=${BRIDGE_IP}`,
-    `--tls-cert-file=${pki.serverCert}`, `--tls-private-key-file=${pki.serverKey}`, `--client-ca-file=${pki.caCert}`,
-    `--service-account-issuer=${SA_ISSUER}`, `--service-account-key-file=${pki.saPub}`,
+    '--bind-address=0.0.0.0',
+    `--secure-port=${API_PORT}`,
+    `--advertise-address=${BRIDGE_IP}`,
+    `--tls-cert-file=${pki.serverCert}`,
+    `--tls-private-key-file=${pki.serverKey}`,
+    `--client-ca-file=${pki.caCert}`,
+    `--service-account-issuer=${SA_ISSUER}`,
+    `--service-account-key-file=${pki.saPub}`,
     `--service-account-signing-key-file=${pki.saKey}`,
-    '--authorization-mode=Node,RBAC', '--anonymous-auth=false', '--allow-privileged=true',
-    `--service-cluster-ip-range=${SERVICE_CIDR}`, '--endpoint-reconciler-type=none',
-    '--enable-priority-and-fairness=false', '--profiling=false', '--v=1',
+    '--authorization-mode=Node,RBAC',
+    '--anonymous-auth=false',
+    '--allow-privileged=true',
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
+    '--endpoint-reconciler-type=none',
+    '--enable-priority-and-fairness=false',
+    '--profiling=false',
+    '--v=1',
     // `kubectl logs` goes through the API server to the process kubelet's log endpoint.
-    `--kubelet-client-certificate=${pki.adminCert}`, `--kubelet-client-key=${pki.adminKey}`,
+    `--kubelet-client-certificate=${pki.adminCert}`,
+    `--kubelet-client-key=${pki.adminKey}`,
     '--kubelet-preferred-address-types=InternalIP',
     `--cert-dir=${path.join(p.stateDir, 'apiserver-certs')}`,
   ]);
-  await waitFor('kube-apiserver /readyz', 90_000, async () => {
-    if (!pidAlive(pids['kube-apiserver'])) throw new Error('kube-apiserver exited, see kube-apiserver.log');
-    return (await apiGet(p, '/readyz')).status === 200;
-  }, 300);
+  await waitFor(
+    'kube-apiserver /readyz',
+    90_000,
+    async () => {
+      if (!pidAlive(pids['kube-apiserver'])) throw new Error('kube-apiserver exited, see kube-apiserver.log');
+      return (await apiGet(p, '/readyz')).status === 200;
+    },
+    300,
+  );
 
   log('starting kube-controller-manager');
   pids['kube-controller-manager'] = startDaemon(p, 'kube-controller-manager', bin('kube-controller-manager'), [
-    `--kubeconfig=${localKubeconfig}`, '--leader-elect=false', '--secure-port=0',
+    `--kubeconfig=${localKubeconfig}`,
+    '--leader-elect=false',
+    '--secure-port=0',
     '--controllers=statefulset-controller,endpointslice-controller,endpoints-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller,job-controller,disruption-controller',
-    `--service-account-private-key-file=${pki.saKey}`, `--root-ca-file=${pki.caCert}`,
-    '--use-service-account-credentials=false', '--concurrent-statefulset-syncs=5', '--v=1',
+    `--service-account-private-key-file=${pki.saKey}`,
+    `--root-ca-file=${pki.caCert}`,
+    '--use-service-account-credentials=false',
+    '--concurrent-statefulset-syncs=5',
+    '--v=1',
   ]);
 
   log('starting the process kubelet');
-  pids.kubelet = startDaemon(p, 'kubelet', process.execPath, [path.join(import.meta.dirname, 'kubelet.ts'), '--name', p.name, '--bin-dir', bins, '--nodes', nodes.join(',')]);
+  pids.kubelet = startDaemon(p, 'kubelet', process.execPath, [
+    path.join(import.meta.dirname, 'kubelet.ts'),
+    '--name',
+    p.name,
+    '--bin-dir',
+    bins,
+    '--nodes',
+    nodes.join(','),
+  ]);
 
-  await waitFor(`nodes ${nodes.join(', ')} Ready and ServiceAccount default/default`, 90_000, async () => {
-    for (const [k, pid] of Object.entries(pids)) if (!pidAlive(pid)) throw new Error(`${k} exited, see ${path.join(p.logDir, `${k}.log`)}`);
-    for (const nodeName of nodes) {
-      const node = await apiGet(p, `/api/v1/nodes/${nodeName}`);
-      if (node.status !== 200) return false;
-      const conds = (JSON.parse(node.body) as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
-      if (!conds.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
-    }
-    return (await apiGet(p, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200;
-  }, 300);
+  await waitFor(
+    `nodes ${nodes.join(', ')} Ready and ServiceAccount default/default`,
+    90_000,
+    async () => {
+      for (const [k, pid] of Object.entries(pids))
+        if (!pidAlive(pid)) throw new Error(`${k} exited, see ${path.join(p.logDir, `${k}.log`)}`);
+      for (const nodeName of nodes) {
+        const node = await apiGet(p, `/api/v1/nodes/${nodeName}`);
+        if (node.status !== 200) return false;
+        const conds =
+          (JSON.parse(node.body) as { status?: { conditions?: { type: string; status: string }[] } }).status
+            ?.conditions ?? [];
+        if (!conds.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
+      }
+      return (await apiGet(p, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200;
+    },
+    300,
+  );
 
   const info: ClusterInfo = {
-    name: p.name, netns: p.netns, binDir: bins, apiServerUrl: API_URL, kubeconfigPath: p.kubeconfig, stateDir: p.stateDir,
-    startedAt: new Date().toISOString(), upSeconds: (Date.now() - t0) / 1000, pids, commands, nodes,
+    name: p.name,
+    netns: p.netns,
+    binDir: bins,
+    apiServerUrl: API_URL,
+    kubeconfigPath: p.kubeconfig,
+    stateDir: p.stateDir,
+    startedAt: new Date().toISOString(),
+    upSeconds: (Date.now() - t0) / 1000,
+    pids,
+    commands,
+    nodes,
   };
   fs.writeFileSync(p.infoFile, JSON.stringify(info, null, 2) + '\n');
-  log(`cluster ${p.name} is up in ${info.upSeconds.toFixed(1)}s: netns ${p.netns}, API ${API_URL}, KUBECONFIG=${p.kubeconfig}`);
+  log(
+    `cluster ${p.name} is up in ${info.upSeconds.toFixed(1)}s: netns ${p.netns}, API ${API_URL}, KUBECONFIG=${p.kubeconfig}`,
+  );
   return info;
 }
 
@@ -385,7 +542,12 @@ function requireInfo(p: ClusterPaths): ClusterInfo {
  * Sends a signal to one control-plane component (SIGSTOP/SIGCONT pause and resume it). With SIGTERM or
  * SIGKILL, waits until it is gone (SIGKILL after timeoutMs). For failure-injection tests.
  */
-export async function signalComponent(name: string | undefined, comp: Component, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5_000): Promise<void> {
+export async function signalComponent(
+  name: string | undefined,
+  comp: Component,
+  signal: NodeJS.Signals = 'SIGTERM',
+  timeoutMs = 5_000,
+): Promise<void> {
   const p = clusterPaths(name);
   const pid = requireInfo(p).pids[comp];
   if (!pid || !pidAlive(pid)) return;
@@ -411,10 +573,15 @@ export async function startComponent(name: string | undefined, comp: Component, 
     const kubectl = path.join(info.binDir, 'kubectl');
     const pre = inNetns(p.netns) ? [] : ['nsenter', ...nsenterArgs(p.netns)];
     const argv = [...pre, kubectl, '--kubeconfig', p.kubeconfig, '--request-timeout=3s', 'get', '--raw=/readyz'];
-    await waitFor(`${comp} to serve again (kube-apiserver /readyz)`, timeoutMs, async () => {
-      if (!pidAlive(pid)) throw new Error(`${comp} exited, see ${path.join(p.logDir, `${comp}.log`)}`);
-      return (await run(argv[0] ?? kubectl, argv.slice(1))).code === 0;
-    }, 250);
+    await waitFor(
+      `${comp} to serve again (kube-apiserver /readyz)`,
+      timeoutMs,
+      async () => {
+        if (!pidAlive(pid)) throw new Error(`${comp} exited, see ${path.join(p.logDir, `${comp}.log`)}`);
+        return (await run(argv[0] ?? kubectl, argv.slice(1))).code === 0;
+      },
+      250,
+    );
     // kube-controller-manager's informers back off for up to 30 s per resource after losing the API server,
     // so tests after an outage saw a new namespace wait over a minute for its default ServiceAccount and a
     // scaled-down pod linger as long. A fresh one lists everything at once. (No kubelet exists to do the same.)

@@ -3,10 +3,26 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import {
-  API_URL, BRIDGE_IP, NODE_NAME, clusterPaths, inNetns, nsenterArgs, readInfo, run, type ClusterInfo, type RunResult,
+  API_URL,
+  BRIDGE_IP,
+  NODE_NAME,
+  clusterPaths,
+  inNetns,
+  nsenterArgs,
+  readInfo,
+  run,
+  type ClusterInfo,
+  type RunResult,
 } from './common.ts';
 import {
-  down, health, restartComponent, signalComponent, startComponent, up, type Component, type Logger,
+  down,
+  health,
+  restartComponent,
+  signalComponent,
+  startComponent,
+  up,
+  type Component,
+  type Logger,
 } from './control-plane.ts';
 import { kubeconfigYaml } from './pki.ts';
 
@@ -53,7 +69,10 @@ export interface Cluster {
   /** Environment for child processes: KUBECONFIG set, binDir first on PATH. */
   env(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
   /** Runs the built kubectl with the admin kubeconfig (inside the netns, from wherever this runs). */
-  kubectl(args: readonly string[], opts?: { input?: string; kubeconfig?: string; timeoutMs?: number }): Promise<RunResult>;
+  kubectl(
+    args: readonly string[],
+    opts?: { input?: string; kubeconfig?: string; timeoutMs?: number },
+  ): Promise<RunResult>;
   /** Creates a namespace named `<prefix>-<random>` and waits for its default ServiceAccount. */
   createNamespace(prefix: string): Promise<string>;
   deleteNamespace(name: string): Promise<void>;
@@ -62,7 +81,11 @@ export interface Cluster {
   /** Where the process kubelet writes a container's stdout+stderr. */
   podLogPath(namespace: string, pod: string, container: string): string;
   /** Mints a token kubeconfig (TokenRequest) for a ServiceAccount; returns its path. */
-  serviceAccountKubeconfig(namespace: string, serviceAccount: string, opts?: { expirationSeconds?: number; file?: string }): Promise<string>;
+  serviceAccountKubeconfig(
+    namespace: string,
+    serviceAccount: string,
+    opts?: { expirationSeconds?: number; file?: string },
+  ): Promise<string>;
   /**
    * Failure injection on a control-plane component ('etcd' | 'kube-apiserver' | 'kube-controller-manager' |
    * 'kubelet'): SIGTERM/SIGKILL stop it (and wait), SIGSTOP/SIGCONT pause/resume it.
@@ -100,8 +123,10 @@ export async function ensureCluster(opts: EnsureClusterOptions = {}): Promise<Cl
   }
   const here = inNetns(p.netns);
   if (opts.requireNetns && !here) {
-    throw new Error(`this process is not inside the cluster netns ${p.netns}, so pod IPs are unreachable: ` +
-      'run it with `npm run cluster -- exec -- <command>`');
+    throw new Error(
+      `this process is not inside the cluster netns ${p.netns}, so pod IPs are unreachable: ` +
+        'run it with `npm run cluster -- exec -- <command>`',
+    );
   }
   return makeCluster(info, here, startedHere);
 }
@@ -120,7 +145,10 @@ function makeCluster(info: ClusterInfo, here: boolean, startedHere: boolean): Cl
   const kubectl: Cluster['kubectl'] = (args, o = {}) => {
     const full = ['--kubeconfig', o.kubeconfig ?? info.kubeconfigPath, ...args];
     const [file, argv] = here ? [kubectlBin, full] : ['nsenter', [...nsenterArgs(info.netns), kubectlBin, ...full]];
-    return run(file, argv, { ...(o.input !== undefined ? { input: o.input } : {}), ...(o.timeoutMs ? { timeout: o.timeoutMs } : {}) });
+    return run(file, argv, {
+      ...(o.input !== undefined ? { input: o.input } : {}),
+      ...(o.timeoutMs ? { timeout: o.timeoutMs } : {}),
+    });
   };
   const must = async (args: readonly string[], input?: string): Promise<string> => {
     const r = await kubectl(args, input !== undefined ? { input } : {});
@@ -165,12 +193,24 @@ function makeCluster(info: ClusterInfo, here: boolean, startedHere: boolean): Cl
       fs.mkdirSync(dir, { recursive: true });
       const dump = async (file: string, args: string[]) => {
         const r = await kubectl(args);
-        fs.writeFileSync(path.join(dir, file), r.stdout + (r.code !== 0 ? `\n# kubectl exit ${r.code}: ${r.stderr}` : ''));
+        fs.writeFileSync(
+          path.join(dir, file),
+          r.stdout + (r.code !== 0 ? `\n# kubectl exit ${r.code}: ${r.stderr}` : ''),
+        );
       };
-      const kinds = 'pods,services,endpointslices,statefulsets,deployments,replicasets,serviceaccounts,roles,rolebindings,configmaps,leases,poddisruptionbudgets';
+      const kinds =
+        'pods,services,endpointslices,statefulsets,deployments,replicasets,serviceaccounts,roles,rolebindings,configmaps,leases,poddisruptionbudgets';
       await dump('objects.yaml', ['-n', namespace, 'get', kinds, '-o', 'yaml']);
       await dump('objects.txt', ['-n', namespace, 'get', kinds, '-o', 'wide']);
-      await dump('events.txt', ['-n', namespace, 'get', 'events', '--sort-by=.metadata.creationTimestamp', '-o', 'wide']);
+      await dump('events.txt', [
+        '-n',
+        namespace,
+        'get',
+        'events',
+        '--sort-by=.metadata.creationTimestamp',
+        '-o',
+        'wide',
+      ]);
       await dump('events.yaml', ['-n', namespace, 'get', 'events', '-o', 'yaml']);
       await dump('nodes.yaml', ['get', 'nodes', '-o', 'yaml']);
       const podsOut = path.join(dir, 'pod-logs');
@@ -184,17 +224,27 @@ function makeCluster(info: ClusterInfo, here: boolean, startedHere: boolean): Cl
       }
       const compOut = path.join(dir, 'control-plane-logs');
       fs.mkdirSync(compOut, { recursive: true });
-      for (const f of fs.existsSync(p.logDir) ? fs.readdirSync(p.logDir) : []) fs.copyFileSync(path.join(p.logDir, f), path.join(compOut, f));
+      for (const f of fs.existsSync(p.logDir) ? fs.readdirSync(p.logDir) : [])
+        fs.copyFileSync(path.join(p.logDir, f), path.join(compOut, f));
     },
     podLogPath: (namespace, pod, container) => path.join(p.podsDir, `${namespace}_${pod}`, `${container}.log`),
     async serviceAccountKubeconfig(namespace, sa, o = {}) {
-      const token = (await must(['-n', namespace, 'create', 'token', sa, `--duration=${o.expirationSeconds ?? 3600}s`])).trim();
+      const token = (
+        await must(['-n', namespace, 'create', 'token', sa, `--duration=${o.expirationSeconds ?? 3600}s`])
+      ).trim();
       const file = o.file ?? path.join(p.stateDir, 'sa-kubeconfigs', `${namespace}_${sa}.yaml`);
       fs.mkdirSync(path.dirname(file), { recursive: true });
-      fs.writeFileSync(file, kubeconfigYaml({
-        server: `https://${BRIDGE_IP}:${new URL(info.apiServerUrl || API_URL).port}`, caCert: caCertPath,
-        user: `system:serviceaccount:${namespace}:${sa}`, token, namespace,
-      }), { mode: 0o600 });
+      fs.writeFileSync(
+        file,
+        kubeconfigYaml({
+          server: `https://${BRIDGE_IP}:${new URL(info.apiServerUrl || API_URL).port}`,
+          caCert: caCertPath,
+          user: `system:serviceaccount:${namespace}:${sa}`,
+          token,
+          namespace,
+        }),
+        { mode: 0o600 },
+      );
       return file;
     },
     signalComponent: (comp, sig) => signalComponent(info.name, comp, sig),

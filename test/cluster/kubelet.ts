@@ -16,12 +16,34 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  CoreV1Api, KubeConfig, PatchStrategy, makeInformer, setHeaderOptions,
-  type V1Container, type V1EnvVar, type V1Pod, type V1Probe, type V1Volume,
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  makeInformer,
+  setHeaderOptions,
+  type V1Container,
+  type V1EnvVar,
+  type V1Pod,
+  type V1Probe,
+  type V1Volume,
 } from '@kubernetes/client-node';
 import {
-  BRIDGE, BRIDGE_IP, API_PORT, clusterNetnses, NODE_NAME, POD_PREFIX_LEN, REPO_ROOT, SA_MOUNT, clusterPaths, netnsInode, netnsPath,
-  pidsInNetns, run, runOk, sleep, type ClusterPaths,
+  BRIDGE,
+  BRIDGE_IP,
+  API_PORT,
+  clusterNetnses,
+  NODE_NAME,
+  POD_PREFIX_LEN,
+  REPO_ROOT,
+  SA_MOUNT,
+  clusterPaths,
+  netnsInode,
+  netnsPath,
+  pidsInNetns,
+  run,
+  runOk,
+  sleep,
+  type ClusterPaths,
 } from './common.ts';
 import { KUBELET_PORT, ProcessNode } from './node.ts';
 import { Scheduler } from './scheduler.ts';
@@ -44,9 +66,23 @@ export function imageKind(image: string): ImageKind | undefined {
   return undefined;
 }
 
-interface StateRunning { running: { startedAt: string } }
-interface StateWaiting { waiting: { reason: string; message?: string } }
-interface StateTerminated { terminated: { exitCode: number; signal?: number; reason: string; message?: string; startedAt?: string; finishedAt: string; containerID?: string } }
+interface StateRunning {
+  running: { startedAt: string };
+}
+interface StateWaiting {
+  waiting: { reason: string; message?: string };
+}
+interface StateTerminated {
+  terminated: {
+    exitCode: number;
+    signal?: number;
+    reason: string;
+    message?: string;
+    startedAt?: string;
+    finishedAt: string;
+    containerID?: string;
+  };
+}
 type CState = StateRunning | StateWaiting | StateTerminated;
 
 interface Ctr {
@@ -96,7 +132,14 @@ interface PodRt {
 function sleepAbortable(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }
 
@@ -110,7 +153,10 @@ const errMsg = (e: unknown) => {
 const errCode = (e: unknown) => (e as { code?: number }).code;
 /** The kubelet's format for metadata.labels / metadata.annotations in a downward-API file: key="value" lines, sorted. */
 const formatMap = (map: Record<string, string> | undefined) =>
-  Object.keys(map ?? {}).sort().map((key) => `${key}=${JSON.stringify(map?.[key] ?? '')}`).join('\n');
+  Object.keys(map ?? {})
+    .sort()
+    .map((key) => `${key}=${JSON.stringify(map?.[key] ?? '')}`)
+    .join('\n');
 
 function parseQuantity(q: string | undefined): number | undefined {
   if (q === undefined) return undefined;
@@ -118,7 +164,16 @@ function parseQuantity(q: string | undefined): number | undefined {
   if (!m) return undefined;
   const n = Number(m[1]);
   const mult: Record<string, number> = {
-    '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4,
+    '': 1,
+    m: 1e-3,
+    k: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+    Ki: 1024,
+    Mi: 1024 ** 2,
+    Gi: 1024 ** 3,
+    Ti: 1024 ** 4,
   };
   const f = mult[m[2] ?? ''];
   return f === undefined ? undefined : n * f;
@@ -150,7 +205,10 @@ class Kubelet {
     this.services = new Services(this.kc, log);
     this.caPem = fs.readFileSync(path.join(this.p.pkiDir, 'ca.crt'), 'utf8');
     this.nodes = nodeNames.map((n) => new ProcessNode(this.kc, n));
-    this.scheduler = new Scheduler(this.kc, nodeNames, { log, event: (pod, type, reason, message) => this.event(pod, type, reason, message) });
+    this.scheduler = new Scheduler(this.kc, nodeNames, {
+      log,
+      event: (pod, type, reason, message) => this.event(pod, type, reason, message),
+    });
   }
 
   runsOn(nodeName: string): boolean {
@@ -158,18 +216,40 @@ class Kubelet {
   }
 
   // ---------------------------------------------------------------- events
-  event(rt: { ns: string; name: string; uid: string }, type: 'Normal' | 'Warning', reason: string, message: string, fieldPath?: string): void {
+  event(
+    rt: { ns: string; name: string; uid: string },
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    fieldPath?: string,
+  ): void {
     const t = now();
     const host = this.pods.get(rt.uid)?.pod.spec?.nodeName ?? this.nodes[0]?.name ?? NODE_NAME;
-    this.core.createNamespacedEvent({
-      namespace: rt.ns,
-      body: {
-        metadata: { generateName: `${rt.name}.`, namespace: rt.ns },
-        involvedObject: { kind: 'Pod', apiVersion: 'v1', namespace: rt.ns, name: rt.name, uid: rt.uid, ...(fieldPath ? { fieldPath } : {}) },
-        reason, message, type, count: 1, firstTimestamp: new Date(t), lastTimestamp: new Date(t),
-        source: { component: 'bka-process-kubelet', host }, reportingComponent: 'bka-process-kubelet', reportingInstance: host,
-      },
-    }).catch((e: unknown) => log(`event ${rt.ns}/${rt.name} ${reason}: ${errMsg(e)}`));
+    this.core
+      .createNamespacedEvent({
+        namespace: rt.ns,
+        body: {
+          metadata: { generateName: `${rt.name}.`, namespace: rt.ns },
+          involvedObject: {
+            kind: 'Pod',
+            apiVersion: 'v1',
+            namespace: rt.ns,
+            name: rt.name,
+            uid: rt.uid,
+            ...(fieldPath ? { fieldPath } : {}),
+          },
+          reason,
+          message,
+          type,
+          count: 1,
+          firstTimestamp: new Date(t),
+          lastTimestamp: new Date(t),
+          source: { component: 'bka-process-kubelet', host },
+          reportingComponent: 'bka-process-kubelet',
+          reportingInstance: host,
+        },
+      })
+      .catch((e: unknown) => log(`event ${rt.ns}/${rt.name} ${reason}: ${errMsg(e)}`));
   }
 
   // ---------------------------------------------------------------- informer
@@ -189,19 +269,42 @@ class Kubelet {
       if (phase === 'Succeeded' || phase === 'Failed') return;
       if (pod.metadata?.deletionTimestamp) {
         // Nothing of ours runs for it: finish the deletion.
-        this.core.deleteNamespacedPod({ name, namespace: ns, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } })
-          .catch((e: unknown) => { if (errCode(e) !== 404) log(`delete ${ns}/${name}: ${errMsg(e)}`); });
+        this.core
+          .deleteNamespacedPod({
+            name,
+            namespace: ns,
+            gracePeriodSeconds: 0,
+            body: { gracePeriodSeconds: 0, preconditions: { uid } },
+          })
+          .catch((e: unknown) => {
+            if (errCode(e) !== 404) log(`delete ${ns}/${name}: ${errMsg(e)}`);
+          });
         return;
       }
       const newRt: PodRt = {
-        uid, ns, name, pod, dir: path.join(this.p.podsDir, `${ns}_${name}`), ctrs: new Map(), startTime: now(),
-        terminating: false, conditionTimes: new Map(), dirty: false, patching: false, binds: [], abort: new AbortController(),
+        uid,
+        ns,
+        name,
+        pod,
+        dir: path.join(this.p.podsDir, `${ns}_${name}`),
+        ctrs: new Map(),
+        startTime: now(),
+        terminating: false,
+        conditionTimes: new Map(),
+        dirty: false,
+        patching: false,
+        binds: [],
+        abort: new AbortController(),
       };
       this.pods.set(uid, newRt);
-      newRt.startPromise = this.startPod(newRt).catch((e: unknown) => { log(`start ${ns}/${name}: ${errMsg(e)}`); });
+      newRt.startPromise = this.startPod(newRt).catch((e: unknown) => {
+        log(`start ${ns}/${name}: ${errMsg(e)}`);
+      });
       return;
     }
-    const metadataChanged = JSON.stringify([rt.pod.metadata?.labels, rt.pod.metadata?.annotations]) !== JSON.stringify([pod.metadata?.labels, pod.metadata?.annotations]);
+    const metadataChanged =
+      JSON.stringify([rt.pod.metadata?.labels, rt.pod.metadata?.annotations]) !==
+      JSON.stringify([pod.metadata?.labels, pod.metadata?.annotations]);
     rt.pod = pod;
     if (metadataChanged) this.refreshDownwardApi(rt);
     if (pod.metadata?.deletionTimestamp) this.terminate(rt, this.graceSeconds(pod));
@@ -210,10 +313,14 @@ class Kubelet {
   /** As the kubelet does on a pod update: downward-API files follow label and annotation changes, also while terminating. */
   refreshDownwardApi(rt: PodRt): void {
     for (const v of rt.pod.spec?.volumes ?? []) {
-      const items = [...(v.downwardAPI?.items ?? []), ...(v.projected?.sources ?? []).flatMap((source) => source.downwardAPI?.items ?? [])];
+      const items = [
+        ...(v.downwardAPI?.items ?? []),
+        ...(v.projected?.sources ?? []).flatMap((source) => source.downwardAPI?.items ?? []),
+      ];
       const dir = path.join(rt.dir, 'volumes', v.name);
       if (items.length === 0 || !fs.existsSync(dir)) continue;
-      for (const it of items) if (it.fieldRef) this.writeFileAtomic(path.join(dir, it.path), this.fieldRef(rt, it.fieldRef.fieldPath));
+      for (const it of items)
+        if (it.fieldRef) this.writeFileAtomic(path.join(dir, it.path), this.fieldRef(rt, it.fieldRef.fieldPath));
     }
   }
 
@@ -310,16 +417,28 @@ class Kubelet {
     const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(fieldPath);
     if (m) return (m[1] === 'labels' ? md?.labels : md?.annotations)?.[m[2] ?? ''] ?? '';
     switch (fieldPath) {
-      case 'metadata.labels': return formatMap(md?.labels);
-      case 'metadata.annotations': return formatMap(md?.annotations);
-      case 'metadata.name': return rt.name;
-      case 'metadata.namespace': return rt.ns;
-      case 'metadata.uid': return rt.uid;
-      case 'spec.nodeName': return rt.pod.spec?.nodeName ?? '';
-      case 'spec.serviceAccountName': return rt.pod.spec?.serviceAccountName ?? 'default';
-      case 'status.podIP': case 'status.podIPs': return rt.ip ?? '';
-      case 'status.hostIP': case 'status.hostIPs': return BRIDGE_IP;
-      default: return '';
+      case 'metadata.labels':
+        return formatMap(md?.labels);
+      case 'metadata.annotations':
+        return formatMap(md?.annotations);
+      case 'metadata.name':
+        return rt.name;
+      case 'metadata.namespace':
+        return rt.ns;
+      case 'metadata.uid':
+        return rt.uid;
+      case 'spec.nodeName':
+        return rt.pod.spec?.nodeName ?? '';
+      case 'spec.serviceAccountName':
+        return rt.pod.spec?.serviceAccountName ?? 'default';
+      case 'status.podIP':
+      case 'status.podIPs':
+        return rt.ip ?? '';
+      case 'status.hostIP':
+      case 'status.hostIPs':
+        return BRIDGE_IP;
+      default:
+        return '';
     }
   }
 
@@ -344,15 +463,22 @@ class Kubelet {
     for (const src of c.envFrom ?? []) {
       const prefix = src.prefix ?? '';
       let data: Record<string, string> = {};
-      if (src.configMapRef?.name) data = await this.getConfigMapData(rt.ns, src.configMapRef.name, src.configMapRef.optional ?? false);
-      if (src.secretRef?.name) data = await this.getSecretData(rt.ns, src.secretRef.name, src.secretRef.optional ?? false);
+      if (src.configMapRef?.name)
+        data = await this.getConfigMapData(rt.ns, src.configMapRef.name, src.configMapRef.optional ?? false);
+      if (src.secretRef?.name)
+        data = await this.getSecretData(rt.ns, src.secretRef.name, src.secretRef.optional ?? false);
       for (const [k, v] of Object.entries(data)) env[prefix + k] = v;
     }
     const expand = (s: string) => s.replace(/\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (all, k: string) => env[k] ?? all);
     for (const e of c.env ?? ([] as V1EnvVar[])) {
       if (e.value !== undefined) env[e.name] = expand(e.value);
       else if (e.valueFrom?.fieldRef) env[e.name] = this.fieldRef(rt, e.valueFrom.fieldRef.fieldPath);
-      else if (e.valueFrom?.resourceFieldRef) env[e.name] = this.resourceField(c, e.valueFrom.resourceFieldRef.resource, e.valueFrom.resourceFieldRef.divisor);
+      else if (e.valueFrom?.resourceFieldRef)
+        env[e.name] = this.resourceField(
+          c,
+          e.valueFrom.resourceFieldRef.resource,
+          e.valueFrom.resourceFieldRef.divisor,
+        );
       else if (e.valueFrom?.configMapKeyRef) {
         const r = e.valueFrom.configMapKeyRef;
         const v = (await this.getConfigMapData(rt.ns, r.name ?? '', r.optional ?? false))[r.key];
@@ -390,14 +516,23 @@ class Kubelet {
         }
       };
       if (v.emptyDir) continue;
-      if (v.configMap) writeItems(await this.getConfigMapData(rt.ns, v.configMap.name ?? '', v.configMap.optional ?? false), v.configMap.items);
-      else if (v.secret) writeItems(await this.getSecretData(rt.ns, v.secret.secretName ?? '', v.secret.optional ?? false), v.secret.items);
+      if (v.configMap)
+        writeItems(
+          await this.getConfigMapData(rt.ns, v.configMap.name ?? '', v.configMap.optional ?? false),
+          v.configMap.items,
+        );
+      else if (v.secret)
+        writeItems(
+          await this.getSecretData(rt.ns, v.secret.secretName ?? '', v.secret.optional ?? false),
+          v.secret.items,
+        );
       else if (v.projected) {
         for (const s of v.projected.sources ?? []) {
           if (s.serviceAccountToken) {
             const exp = s.serviceAccountToken.expirationSeconds ?? 3607;
             const tr = await this.core.createNamespacedServiceAccountToken({
-              name: rt.pod.spec?.serviceAccountName ?? 'default', namespace: rt.ns,
+              name: rt.pod.spec?.serviceAccountName ?? 'default',
+              namespace: rt.ns,
               body: {
                 spec: {
                   audiences: s.serviceAccountToken.audience ? [s.serviceAccountToken.audience] : [],
@@ -416,7 +551,10 @@ class Kubelet {
             else data = await this.getConfigMapData(rt.ns, s.configMap.name ?? '', s.configMap.optional ?? false);
             writeItems(data, s.configMap.items);
           } else if (s.secret) {
-            writeItems(await this.getSecretData(rt.ns, s.secret.name ?? '', s.secret.optional ?? false), s.secret.items);
+            writeItems(
+              await this.getSecretData(rt.ns, s.secret.name ?? '', s.secret.optional ?? false),
+              s.secret.items,
+            );
           } else if (s.downwardAPI) {
             for (const it of s.downwardAPI.items ?? []) {
               if (it.fieldRef) this.writeFileAtomic(path.join(dir, it.path), this.fieldRef(rt, it.fieldRef.fieldPath));
@@ -471,7 +609,7 @@ class Kubelet {
     let hasAddr = false;
     for (let j = 0; j < flags.length; j++) {
       const f = flags[j] ?? '';
-      const takeValue = () => (f.includes('=') ? f.slice(f.indexOf('=') + 1) : flags[++j] ?? '');
+      const takeValue = () => (f.includes('=') ? f.slice(f.indexOf('=') + 1) : (flags[++j] ?? ''));
       if (f === '--root' || f.startsWith('--root=')) {
         takeValue();
         continue;
@@ -479,7 +617,10 @@ class Kubelet {
       if (f === '--addr' || f.startsWith('--addr=')) {
         const a = takeValue();
         hasAddr = true;
-        out.push('--addr', a.startsWith('unix://') ? `unix://${path.join(rt.dir, `buildkitd-${path.basename(a.slice(7))}`)}` : a);
+        out.push(
+          '--addr',
+          a.startsWith('unix://') ? `unix://${path.join(rt.dir, `buildkitd-${path.basename(a.slice(7))}`)}` : a,
+        );
         continue;
       }
       out.push(f);
@@ -497,16 +638,27 @@ class Kubelet {
     const spec = rt.pod.spec;
     for (const c of spec?.containers ?? []) {
       rt.ctrs.set(c.name, {
-        spec: c, kind: imageKind(c.image ?? ''), state: { waiting: { reason: 'ContainerCreating' } }, restartCount: 0, ready: false,
-        started: false, startedAtMs: 0, timers: [], backoffMs: 1000, generation: 0,
+        spec: c,
+        kind: imageKind(c.image ?? ''),
+        state: { waiting: { reason: 'ContainerCreating' } },
+        restartCount: 0,
+        ready: false,
+        started: false,
+        startedAtMs: 0,
+        timers: [],
+        backoffMs: 1000,
+        generation: 0,
       });
     }
     if (spec?.initContainers?.length) log(`${rt.ns}/${rt.name}: init containers are not supported and are skipped`);
     await this.makeSandbox(rt);
     const host = this.podHostname(rt);
     const sub = rt.pod.spec?.subdomain;
-    fs.writeFileSync(path.join(rt.dir, 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n` +
-      `${rt.ip}\t${sub ? `${host}.${sub}.${rt.ns}.svc.cluster.local ` : ''}${host}\n`);
+    fs.writeFileSync(
+      path.join(rt.dir, 'hosts'),
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n` +
+        `${rt.ip}\t${sub ? `${host}.${sub}.${rt.ns}.svc.cluster.local ` : ''}${host}\n`,
+    );
     log(`${rt.ns}/${rt.name}: sandbox ${rt.netns} ip ${rt.ip}`);
     this.markDirty(rt);
     const delay = Number(rt.pod.metadata?.annotations?.[START_DELAY_ANNOTATION] ?? this.defaultDelayMs) || 0;
@@ -519,7 +671,8 @@ class Kubelet {
       const refreshAt = await this.materializeVolumes(rt);
       if (refreshAt !== undefined) this.scheduleRefresh(rt, refreshAt);
     } catch (e) {
-      for (const ctr of rt.ctrs.values()) ctr.state = { waiting: { reason: 'CreateContainerConfigError', message: errMsg(e) } };
+      for (const ctr of rt.ctrs.values())
+        ctr.state = { waiting: { reason: 'CreateContainerConfigError', message: errMsg(e) } };
       this.event(rt, 'Warning', 'Failed', `volumes: ${errMsg(e)}`);
       this.markDirty(rt);
       return;
@@ -529,15 +682,21 @@ class Kubelet {
 
   scheduleRefresh(rt: PodRt, at: number): void {
     clearTimeout(rt.refreshTimer);
-    rt.refreshTimer = setTimeout(() => {
-      if (rt.terminating) return;
-      this.materializeVolumes(rt).then((next) => {
-        if (next !== undefined) this.scheduleRefresh(rt, next);
-      }, (e: unknown) => {
-        log(`${rt.ns}/${rt.name}: token refresh failed: ${errMsg(e)}`);
-        this.scheduleRefresh(rt, Date.now() + 10_000);
-      });
-    }, Math.max(1000, at - Date.now()));
+    rt.refreshTimer = setTimeout(
+      () => {
+        if (rt.terminating) return;
+        this.materializeVolumes(rt).then(
+          (next) => {
+            if (next !== undefined) this.scheduleRefresh(rt, next);
+          },
+          (e: unknown) => {
+            log(`${rt.ns}/${rt.name}: token refresh failed: ${errMsg(e)}`);
+            this.scheduleRefresh(rt, Date.now() + 10_000);
+          },
+        );
+      },
+      Math.max(1000, at - Date.now()),
+    );
   }
 
   async startContainer(rt: PodRt, ctr: Ctr): Promise<void> {
@@ -570,10 +729,26 @@ class Kubelet {
     // Mount points are made on the host filesystem when missing (empty dirs / files); the mounts stay private.
     const script = [
       `hostname ${q(this.podHostname(rt))} || exit 122`,
-      ...binds.map((b) => `if [ -d ${q(b.src)} ]; then mkdir -p ${q(b.dst)}; else mkdir -p "$(dirname ${q(b.dst)})"; [ -e ${q(b.dst)} ] || touch ${q(b.dst)}; fi; mount --bind ${q(b.src)} ${q(b.dst)} || exit 121`),
+      ...binds.map(
+        (b) =>
+          `if [ -d ${q(b.src)} ]; then mkdir -p ${q(b.dst)}; else mkdir -p "$(dirname ${q(b.dst)})"; [ -e ${q(b.dst)} ] || touch ${q(b.dst)}; fi; mount --bind ${q(b.src)} ${q(b.dst)} || exit 121`,
+      ),
       'exec "$@"',
     ].join('\n');
-    const full = [...pre, 'unshare', '--mount', '--uts', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ...argv];
+    const full = [
+      ...pre,
+      'unshare',
+      '--mount',
+      '--uts',
+      '--propagation',
+      'private',
+      '--',
+      'sh',
+      '-c',
+      script,
+      'sh',
+      ...argv,
+    ];
     const logFile = path.join(rt.dir, `${c.name}.log`);
     const fd = fs.openSync(logFile, 'a');
     let cwd = rt.dir;
@@ -613,8 +788,12 @@ class Kubelet {
     const exitCode = code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0);
     const term: StateTerminated = {
       terminated: {
-        exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt, finishedAt: now(),
-        ...(signal ? { signal: os.constants.signals[signal] } : {}), containerID: this.containerId(rt, ctr),
+        exitCode,
+        reason: exitCode === 0 ? 'Completed' : 'Error',
+        startedAt,
+        finishedAt: now(),
+        ...(signal ? { signal: os.constants.signals[signal] } : {}),
+        containerID: this.containerId(rt, ctr),
       },
     };
     log(`${rt.ns}/${rt.name}/${ctr.spec.name}: exited code=${code} signal=${signal}`);
@@ -629,7 +808,9 @@ class Kubelet {
       ctr.state = term;
       const all = [...rt.ctrs.values()];
       if (all.every((x) => 'terminated' in x.state)) {
-        rt.phaseOverride = all.every((x) => 'terminated' in x.state && x.state.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
+        rt.phaseOverride = all.every((x) => 'terminated' in x.state && x.state.terminated.exitCode === 0)
+          ? 'Succeeded'
+          : 'Failed';
         // A finished pod keeps its status (and podIP) but no longer holds a network namespace.
         clearTimeout(rt.refreshTimer);
         this.removeSandbox(rt).catch((e: unknown) => log(`${rt.ns}/${rt.name}: sandbox removal: ${errMsg(e)}`));
@@ -641,13 +822,26 @@ class Kubelet {
     const wait = ctr.backoffMs;
     ctr.backoffMs = Math.min(this.maxBackoffMs, ctr.backoffMs * 2);
     ctr.lastState = term;
-    ctr.state = { waiting: { reason: 'CrashLoopBackOff', message: `back-off ${wait}ms restarting failed container ${ctr.spec.name}` } };
-    this.event(rt, 'Warning', 'BackOff', `Back-off ${wait}ms restarting failed container ${ctr.spec.name} (exit ${exitCode})`, `spec.containers{${ctr.spec.name}}`);
+    ctr.state = {
+      waiting: {
+        reason: 'CrashLoopBackOff',
+        message: `back-off ${wait}ms restarting failed container ${ctr.spec.name}`,
+      },
+    };
+    this.event(
+      rt,
+      'Warning',
+      'BackOff',
+      `Back-off ${wait}ms restarting failed container ${ctr.spec.name} (exit ${exitCode})`,
+      `spec.containers{${ctr.spec.name}}`,
+    );
     this.markDirty(rt);
     ctr.restartTimer = setTimeout(() => {
       if (rt.terminating) return;
       ctr.restartCount++;
-      this.startContainer(rt, ctr).catch((e: unknown) => log(`restart ${rt.ns}/${rt.name}/${ctr.spec.name}: ${errMsg(e)}`));
+      this.startContainer(rt, ctr).catch((e: unknown) =>
+        log(`restart ${rt.ns}/${rt.name}/${ctr.spec.name}: ${errMsg(e)}`),
+      );
     }, wait);
   }
 
@@ -663,72 +857,107 @@ class Kubelet {
   startProbes(rt: PodRt, ctr: Ctr, gen: number): void {
     const c = ctr.spec;
     const live = () => gen === ctr.generation && !rt.terminating && ctr.proc !== undefined;
-    const loop = (probe: V1Probe, kind: 'startup' | 'readiness' | 'liveness', onResult: (ok: boolean, st: { succ: number; fail: number }) => boolean, delayMs: number) => {
+    const loop = (
+      probe: V1Probe,
+      kind: 'startup' | 'readiness' | 'liveness',
+      onResult: (ok: boolean, st: { succ: number; fail: number }) => boolean,
+      delayMs: number,
+    ) => {
       const st = { succ: 0, fail: 0 };
       const period = (probe.periodSeconds ?? 10) * 1000;
       const tick = () => {
         if (!live()) return;
-        this.probe(rt, ctr, probe).then((res) => {
-          if (!live()) return;
-          if (res.ok) {
-            st.succ++;
-            st.fail = 0;
-          } else {
-            st.fail++;
-            st.succ = 0;
-            if (st.fail === (probe.failureThreshold ?? 3) || kind !== 'readiness') {
-              this.event(rt, 'Warning', 'Unhealthy', `${kind[0]?.toUpperCase()}${kind.slice(1)} probe failed: ${res.detail}`, `spec.containers{${c.name}}`);
+        this.probe(rt, ctr, probe).then(
+          (res) => {
+            if (!live()) return;
+            if (res.ok) {
+              st.succ++;
+              st.fail = 0;
+            } else {
+              st.fail++;
+              st.succ = 0;
+              if (st.fail === (probe.failureThreshold ?? 3) || kind !== 'readiness') {
+                this.event(
+                  rt,
+                  'Warning',
+                  'Unhealthy',
+                  `${kind[0]?.toUpperCase()}${kind.slice(1)} probe failed: ${res.detail}`,
+                  `spec.containers{${c.name}}`,
+                );
+              }
             }
-          }
-          if (onResult(res.ok, st)) ctr.timers.push(setTimeout(tick, period));
-        }, (e: unknown) => log(`probe ${rt.ns}/${rt.name}/${c.name}: ${errMsg(e)}`));
+            if (onResult(res.ok, st)) ctr.timers.push(setTimeout(tick, period));
+          },
+          (e: unknown) => log(`probe ${rt.ns}/${rt.name}/${c.name}: ${errMsg(e)}`),
+        );
       };
       ctr.timers.push(setTimeout(tick, delayMs));
     };
     const startMain = () => {
       if (c.readinessProbe) {
         const p = c.readinessProbe;
-        loop(p, 'readiness', (_ok, st) => {
-          if (!ctr.ready && st.succ >= (p.successThreshold ?? 1)) {
-            ctr.ready = true;
-            this.markDirty(rt);
-          } else if (ctr.ready && st.fail >= (p.failureThreshold ?? 3)) {
-            ctr.ready = false;
-            this.markDirty(rt);
-          }
-          return true;
-        }, (p.initialDelaySeconds ?? 0) * 1000);
+        loop(
+          p,
+          'readiness',
+          (_ok, st) => {
+            if (!ctr.ready && st.succ >= (p.successThreshold ?? 1)) {
+              ctr.ready = true;
+              this.markDirty(rt);
+            } else if (ctr.ready && st.fail >= (p.failureThreshold ?? 3)) {
+              ctr.ready = false;
+              this.markDirty(rt);
+            }
+            return true;
+          },
+          (p.initialDelaySeconds ?? 0) * 1000,
+        );
       } else if (!ctr.ready) {
         ctr.ready = true;
         this.markDirty(rt);
       }
       if (c.livenessProbe) {
         const p = c.livenessProbe;
-        loop(p, 'liveness', (_ok, st) => {
-          if (st.fail >= (p.failureThreshold ?? 3)) {
-            this.event(rt, 'Normal', 'Killing', `Container ${c.name} failed liveness probe, will be restarted`, `spec.containers{${c.name}}`);
-            this.killGroup(ctr, 'SIGKILL');
-            return false;
-          }
-          return true;
-        }, (p.initialDelaySeconds ?? 0) * 1000);
+        loop(
+          p,
+          'liveness',
+          (_ok, st) => {
+            if (st.fail >= (p.failureThreshold ?? 3)) {
+              this.event(
+                rt,
+                'Normal',
+                'Killing',
+                `Container ${c.name} failed liveness probe, will be restarted`,
+                `spec.containers{${c.name}}`,
+              );
+              this.killGroup(ctr, 'SIGKILL');
+              return false;
+            }
+            return true;
+          },
+          (p.initialDelaySeconds ?? 0) * 1000,
+        );
       }
     };
     if (c.startupProbe) {
       const p = c.startupProbe;
-      loop(p, 'startup', (_ok, st) => {
-        if (st.succ >= 1) {
-          ctr.started = true;
-          this.markDirty(rt);
-          startMain();
-          return false;
-        }
-        if (st.fail >= (p.failureThreshold ?? 3)) {
-          this.killGroup(ctr, 'SIGKILL');
-          return false;
-        }
-        return true;
-      }, (p.initialDelaySeconds ?? 0) * 1000);
+      loop(
+        p,
+        'startup',
+        (_ok, st) => {
+          if (st.succ >= 1) {
+            ctr.started = true;
+            this.markDirty(rt);
+            startMain();
+            return false;
+          }
+          if (st.fail >= (p.failureThreshold ?? 3)) {
+            this.killGroup(ctr, 'SIGKILL');
+            return false;
+          }
+          return true;
+        },
+        (p.initialDelaySeconds ?? 0) * 1000,
+      );
     } else startMain();
   }
 
@@ -749,7 +978,10 @@ class Kubelet {
         const h = p.tcpSocket.host ?? host;
         return await new Promise((resolve) => {
           const s = net.connect({ host: h, port, timeout: timeoutMs });
-          const done = (ok: boolean, detail: string) => { s.destroy(); resolve({ ok, detail }); };
+          const done = (ok: boolean, detail: string) => {
+            s.destroy();
+            resolve({ ok, detail });
+          };
           s.once('connect', () => done(true, 'connected'));
           s.once('timeout', () => done(false, `dial tcp ${h}:${port}: i/o timeout`));
           s.once('error', (e) => done(false, `dial tcp ${h}:${port}: ${e.message}`));
@@ -763,22 +995,45 @@ class Kubelet {
         const headers: Record<string, string> = { 'User-Agent': 'kube-probe/1.33' };
         for (const hh of g.httpHeaders ?? []) headers[hh.name] = hh.value;
         return await new Promise((resolve) => {
-          const req = mod.request({ host: g.host ?? host, port, path: g.path ?? '/', method: 'GET', headers, timeout: timeoutMs, rejectUnauthorized: false }, (res) => {
-            res.resume();
-            const code = res.statusCode ?? 0;
-            resolve({ ok: code >= 200 && code < 400, detail: `HTTP probe failed with statuscode: ${code}` });
-          });
+          const req = mod.request(
+            {
+              host: g.host ?? host,
+              port,
+              path: g.path ?? '/',
+              method: 'GET',
+              headers,
+              timeout: timeoutMs,
+              rejectUnauthorized: false,
+            },
+            (res) => {
+              res.resume();
+              const code = res.statusCode ?? 0;
+              resolve({ ok: code >= 200 && code < 400, detail: `HTTP probe failed with statuscode: ${code}` });
+            },
+          );
           req.on('timeout', () => req.destroy(new Error('timeout')));
-          req.on('error', (e) => resolve({ ok: false, detail: `Get ${scheme.toLowerCase()}://${g.host ?? host}:${port}${g.path ?? '/'}: ${e.message}` }));
+          req.on('error', (e) =>
+            resolve({
+              ok: false,
+              detail: `Get ${scheme.toLowerCase()}://${g.host ?? host}:${port}${g.path ?? '/'}: ${e.message}`,
+            }),
+          );
           req.end();
         });
       }
       if (p.exec?.command?.length) {
         if (!ctr.pid) return { ok: false, detail: 'container not running' };
         const r = await run('nsenter', ['-t', String(ctr.pid), '-n', '-m', '-u', '--', ...p.exec.command], {
-          timeout: timeoutMs, env: { PATH: `${this.binDir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` },
+          timeout: timeoutMs,
+          env: { PATH: `${this.binDir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` },
         });
-        return { ok: r.code === 0, detail: `exec ${p.exec.command.join(' ')}: exit ${r.code} ${r.stdout.trim()} ${r.stderr.trim()}`.slice(0, 300) };
+        return {
+          ok: r.code === 0,
+          detail: `exec ${p.exec.command.join(' ')}: exit ${r.code} ${r.stdout.trim()} ${r.stderr.trim()}`.slice(
+            0,
+            300,
+          ),
+        };
       }
       if (p.grpc) {
         // No gRPC health client here: a TCP connect stands in for it.
@@ -822,49 +1077,62 @@ class Kubelet {
     this.markDirty(rt);
     this.scheduleKill(rt, killAt);
     rt.abort.abort();
-    (rt.startPromise ?? Promise.resolve()).then(() => this.stopContainers(rt)).then(async () => {
-      clearTimeout(rt.killTimer);
-      await this.removeSandbox(rt);
-      this.pods.delete(rt.uid);
-      if (deleteFromApi) {
-        try {
-          await this.core.deleteNamespacedPod({ name: rt.name, namespace: rt.ns, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: rt.uid } } });
-        } catch (e) {
-          if (errCode(e) !== 404 && errCode(e) !== 409) log(`delete ${rt.ns}/${rt.name}: ${errMsg(e)}`);
+    (rt.startPromise ?? Promise.resolve())
+      .then(() => this.stopContainers(rt))
+      .then(async () => {
+        clearTimeout(rt.killTimer);
+        await this.removeSandbox(rt);
+        this.pods.delete(rt.uid);
+        if (deleteFromApi) {
+          try {
+            await this.core.deleteNamespacedPod({
+              name: rt.name,
+              namespace: rt.ns,
+              gracePeriodSeconds: 0,
+              body: { gracePeriodSeconds: 0, preconditions: { uid: rt.uid } },
+            });
+          } catch (e) {
+            if (errCode(e) !== 404 && errCode(e) !== 409) log(`delete ${rt.ns}/${rt.name}: ${errMsg(e)}`);
+          }
         }
-      }
-      log(`${rt.ns}/${rt.name}: terminated and removed`);
-    }).catch((e: unknown) => log(`terminate ${rt.ns}/${rt.name}: ${errMsg(e)}`));
+        log(`${rt.ns}/${rt.name}: terminated and removed`);
+      })
+      .catch((e: unknown) => log(`terminate ${rt.ns}/${rt.name}: ${errMsg(e)}`));
   }
 
   scheduleKill(rt: PodRt, at: number): void {
     clearTimeout(rt.killTimer);
     rt.killAtMs = at;
-    rt.killTimer = setTimeout(() => {
-      for (const ctr of rt.ctrs.values()) {
-        if (ctr.proc) {
-          log(`${rt.ns}/${rt.name}/${ctr.spec.name}: grace period over, SIGKILL`);
-          this.killGroup(ctr, 'SIGKILL');
+    rt.killTimer = setTimeout(
+      () => {
+        for (const ctr of rt.ctrs.values()) {
+          if (ctr.proc) {
+            log(`${rt.ns}/${rt.name}/${ctr.spec.name}: grace period over, SIGKILL`);
+            this.killGroup(ctr, 'SIGKILL');
+          }
         }
-      }
-    }, Math.max(0, at - Date.now()));
+      },
+      Math.max(0, at - Date.now()),
+    );
   }
 
   async stopContainers(rt: PodRt): Promise<void> {
-    await Promise.all([...rt.ctrs.values()].map(async (ctr) => {
-      if (!ctr.proc) return;
-      const pre = ctr.spec.lifecycle?.preStop;
-      if (pre?.exec?.command?.length && ctr.pid) {
-        const left = Math.max(0, (rt.killAtMs ?? Date.now()) - Date.now());
-        await run('nsenter', ['-t', String(ctr.pid), '-n', '-m', '-u', '--', ...pre.exec.command], { timeout: left });
-      } else if (pre?.sleep?.seconds) {
-        const left = Math.max(0, (rt.killAtMs ?? Date.now()) - Date.now());
-        await sleep(Math.min(left, pre.sleep.seconds * 1000));
-      }
-      this.event(rt, 'Normal', 'Killing', `Stopping container ${ctr.spec.name}`, `spec.containers{${ctr.spec.name}}`);
-      this.killGroup(ctr, 'SIGTERM');
-      await ctr.exited;
-    }));
+    await Promise.all(
+      [...rt.ctrs.values()].map(async (ctr) => {
+        if (!ctr.proc) return;
+        const pre = ctr.spec.lifecycle?.preStop;
+        if (pre?.exec?.command?.length && ctr.pid) {
+          const left = Math.max(0, (rt.killAtMs ?? Date.now()) - Date.now());
+          await run('nsenter', ['-t', String(ctr.pid), '-n', '-m', '-u', '--', ...pre.exec.command], { timeout: left });
+        } else if (pre?.sleep?.seconds) {
+          const left = Math.max(0, (rt.killAtMs ?? Date.now()) - Date.now());
+          await sleep(Math.min(left, pre.sleep.seconds * 1000));
+        }
+        this.event(rt, 'Normal', 'Killing', `Stopping container ${ctr.spec.name}`, `spec.containers{${ctr.spec.name}}`);
+        this.killGroup(ctr, 'SIGTERM');
+        await ctr.exited;
+      }),
+    );
   }
 
   // ---------------------------------------------------------------- status
@@ -876,7 +1144,10 @@ class Kubelet {
       while (rt.dirty) {
         rt.dirty = false;
         try {
-          await this.core.patchNamespacedPodStatus({ name: rt.name, namespace: rt.ns, body: { status: this.podStatus(rt) } }, this.mergePatch);
+          await this.core.patchNamespacedPodStatus(
+            { name: rt.name, namespace: rt.ns, body: { status: this.podStatus(rt) } },
+            this.mergePatch,
+          );
         } catch (e) {
           if (errCode(e) === 404) break;
           log(`status ${rt.ns}/${rt.name}: ${errMsg(e)}`);
@@ -947,18 +1218,22 @@ class Kubelet {
     if (this.stopping) return;
     this.stopping = true;
     log('shutting down: stopping every pod process (the pods stay in the API)');
-    await Promise.all([...this.pods.values()].map(async (rt) => {
-      rt.terminating = true;
-      for (const ctr of rt.ctrs.values()) {
-        for (const t of ctr.timers) clearTimeout(t);
-        clearTimeout(ctr.restartTimer);
-        this.killGroup(ctr, 'SIGTERM');
-      }
-      const t = setTimeout(() => { for (const ctr of rt.ctrs.values()) this.killGroup(ctr, 'SIGKILL'); }, 3000);
-      await Promise.all([...rt.ctrs.values()].map((c) => c.exited ?? Promise.resolve()));
-      clearTimeout(t);
-      await this.removeSandbox(rt);
-    }));
+    await Promise.all(
+      [...this.pods.values()].map(async (rt) => {
+        rt.terminating = true;
+        for (const ctr of rt.ctrs.values()) {
+          for (const t of ctr.timers) clearTimeout(t);
+          clearTimeout(ctr.restartTimer);
+          this.killGroup(ctr, 'SIGTERM');
+        }
+        const t = setTimeout(() => {
+          for (const ctr of rt.ctrs.values()) this.killGroup(ctr, 'SIGKILL');
+        }, 3000);
+        await Promise.all([...rt.ctrs.values()].map((c) => c.exited ?? Promise.resolve()));
+        clearTimeout(t);
+        await this.removeSandbox(rt);
+      }),
+    );
     await this.services.stop();
     await this.scheduler.stop();
     log('shut down');
@@ -969,61 +1244,64 @@ class Kubelet {
    * GET /containerLogs/<ns>/<pod>/<container>. Only reachable inside the cluster netns.
    */
   serveLogs(): Promise<void> {
-    const srv = https.createServer({
-      cert: fs.readFileSync(path.join(this.p.pkiDir, 'apiserver.crt')),
-      key: fs.readFileSync(path.join(this.p.pkiDir, 'apiserver.key')),
-    }, (req, res) => {
-      const url = new URL(req.url ?? '/', 'https://kubelet');
-      const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
-      if (req.method !== 'GET' || !m) {
-        res.writeHead(404).end('not found: the process kubelet serves only /containerLogs\n');
-        return;
-      }
-      const [ns, pod, ctr] = [m[1] ?? '', m[2] ?? '', m[3] ?? ''].map(decodeURIComponent) as [string, string, string];
-      const file = path.join(this.p.podsDir, `${ns}_${pod}`, `${ctr}.log`);
-      if (!fs.existsSync(file)) {
-        res.writeHead(404).end(`no log for container ${ctr} of pod ${ns}/${pod}\n`);
-        return;
-      }
-      res.writeHead(200, { 'Content-Type': 'text/plain' });
-      const content = fs.readFileSync(file);
-      let offset = content.length;
-      const tail = url.searchParams.get('tailLines');
-      if (tail === null) res.write(content);
-      else {
-        const lines = content.toString('utf8').split('\n');
-        if (lines[lines.length - 1] === '') lines.pop();
-        const n = Math.max(0, Number(tail) || 0);
-        if (n > 0) res.write(lines.slice(-n).join('\n') + '\n');
-      }
-      if (url.searchParams.get('follow') !== 'true') {
-        res.end();
-        return;
-      }
-      // Follow: stream what is appended until the client goes away or the pod is gone.
-      const timer = setInterval(() => {
-        try {
-          const size = fs.statSync(file).size;
-          if (size > offset) {
-            const fd = fs.openSync(file, 'r');
-            const buf = Buffer.alloc(size - offset);
-            fs.readSync(fd, buf, 0, buf.length, offset);
-            fs.closeSync(fd);
-            offset = size;
-            res.write(buf);
-          }
-          const alive = [...this.pods.values()].some((rt) => rt.ns === ns && rt.name === pod);
-          if (!alive) {
+    const srv = https.createServer(
+      {
+        cert: fs.readFileSync(path.join(this.p.pkiDir, 'apiserver.crt')),
+        key: fs.readFileSync(path.join(this.p.pkiDir, 'apiserver.key')),
+      },
+      (req, res) => {
+        const url = new URL(req.url ?? '/', 'https://kubelet');
+        const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+        if (req.method !== 'GET' || !m) {
+          res.writeHead(404).end('not found: the process kubelet serves only /containerLogs\n');
+          return;
+        }
+        const [ns, pod, ctr] = [m[1] ?? '', m[2] ?? '', m[3] ?? ''].map(decodeURIComponent) as [string, string, string];
+        const file = path.join(this.p.podsDir, `${ns}_${pod}`, `${ctr}.log`);
+        if (!fs.existsSync(file)) {
+          res.writeHead(404).end(`no log for container ${ctr} of pod ${ns}/${pod}\n`);
+          return;
+        }
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        const content = fs.readFileSync(file);
+        let offset = content.length;
+        const tail = url.searchParams.get('tailLines');
+        if (tail === null) res.write(content);
+        else {
+          const lines = content.toString('utf8').split('\n');
+          if (lines[lines.length - 1] === '') lines.pop();
+          const n = Math.max(0, Number(tail) || 0);
+          if (n > 0) res.write(lines.slice(-n).join('\n') + '\n');
+        }
+        if (url.searchParams.get('follow') !== 'true') {
+          res.end();
+          return;
+        }
+        // Follow: stream what is appended until the client goes away or the pod is gone.
+        const timer = setInterval(() => {
+          try {
+            const size = fs.statSync(file).size;
+            if (size > offset) {
+              const fd = fs.openSync(file, 'r');
+              const buf = Buffer.alloc(size - offset);
+              fs.readSync(fd, buf, 0, buf.length, offset);
+              fs.closeSync(fd);
+              offset = size;
+              res.write(buf);
+            }
+            const alive = [...this.pods.values()].some((rt) => rt.ns === ns && rt.name === pod);
+            if (!alive) {
+              clearInterval(timer);
+              res.end();
+            }
+          } catch {
             clearInterval(timer);
             res.end();
           }
-        } catch {
-          clearInterval(timer);
-          res.end();
-        }
-      }, 250);
-      req.on('close', () => clearInterval(timer));
-    });
+        }, 250);
+        req.on('close', () => clearInterval(timer));
+      },
+    );
     return new Promise((resolve, reject) => {
       srv.once('error', reject);
       srv.listen(KUBELET_PORT, BRIDGE_IP, () => resolve());
@@ -1036,7 +1314,8 @@ class Kubelet {
     await this.services.start();
     for (const node of this.nodes) await node.register(log);
     const hb = setInterval(() => {
-      for (const node of this.nodes) node.heartbeat().catch((e: unknown) => log(`heartbeat ${node.name}: ${errMsg(e)}`));
+      for (const node of this.nodes)
+        node.heartbeat().catch((e: unknown) => log(`heartbeat ${node.name}: ${errMsg(e)}`));
     }, 10_000);
     // Nodes listed before the first pod arrives, so the first pods are bound at once.
     await this.scheduler.start();
@@ -1046,14 +1325,19 @@ class Kubelet {
     informer.on('delete', (p) => this.onPodDeleted(p));
     informer.on('error', (e: unknown) => {
       log(`pod watch error: ${errMsg(e)}; restarting in 1s`);
-      setTimeout(() => { if (!this.stopping) informer.start().catch((e2: unknown) => log(`informer start: ${errMsg(e2)}`)); }, 1000);
+      setTimeout(() => {
+        if (!this.stopping) informer.start().catch((e2: unknown) => log(`informer start: ${errMsg(e2)}`));
+      }, 1000);
     });
     await informer.start();
     log(`process kubelet ready: nodes ${this.nodes.map((n) => n.name).join(', ')}, state ${this.p.podsDir}`);
     const onSignal = () => {
       clearInterval(hb);
       informer.stop().catch(() => undefined);
-      this.shutdown().then(() => process.exit(0), () => process.exit(1));
+      this.shutdown().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
@@ -1061,13 +1345,19 @@ class Kubelet {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { name: { type: 'string' }, 'bin-dir': { type: 'string' }, nodes: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { name: { type: 'string' }, 'bin-dir': { type: 'string' }, nodes: { type: 'string' } },
+  });
   if (!values['bin-dir']) {
     process.stderr.write('usage: kubelet.ts --name <cluster> --bin-dir <dir> [--nodes a,b]\n');
     process.exit(2);
   }
   fs.mkdirSync(SA_MOUNT, { recursive: true });
-  const k = new Kubelet(values.name ?? 'default', values['bin-dir'], values.nodes ? values.nodes.split(',') : [NODE_NAME]);
+  const k = new Kubelet(
+    values.name ?? 'default',
+    values['bin-dir'],
+    values.nodes ? values.nodes.split(',') : [NODE_NAME],
+  );
   k.main().catch((e: unknown) => {
     log(`fatal: ${errMsg(e)}`);
     process.exit(1);

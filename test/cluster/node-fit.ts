@@ -18,23 +18,32 @@ export function tolerates(toleration: V1Toleration, taint: V1Taint): boolean {
 function requirementHolds(req: V1NodeSelectorRequirement, value: string | undefined): boolean {
   const values = req.values ?? [];
   switch (req.operator) {
-    case 'In': return value !== undefined && values.includes(value);
-    case 'NotIn': return value === undefined || !values.includes(value);
-    case 'Exists': return value !== undefined;
-    case 'DoesNotExist': return value === undefined;
-    case 'Gt': return value !== undefined && Number(value) > Number(values[0]);
-    case 'Lt': return value !== undefined && Number(value) < Number(values[0]);
-    default: return false;
+    case 'In':
+      return value !== undefined && values.includes(value);
+    case 'NotIn':
+      return value === undefined || !values.includes(value);
+    case 'Exists':
+      return value !== undefined;
+    case 'DoesNotExist':
+      return value === undefined;
+    case 'Gt':
+      return value !== undefined && Number(value) > Number(values[0]);
+    case 'Lt':
+      return value !== undefined && Number(value) < Number(values[0]);
+    default:
+      return false;
   }
 }
 
 /** Why the pod cannot go to this node (kube-scheduler's wording), or undefined when it fits. */
 export function unfitReason(pod: V1Pod, node: V1Node): string | undefined {
   const tolerations = pod.spec?.tolerations ?? [];
-  if (node.spec?.unschedulable && !tolerations.some((t) => tolerates(t, UNSCHEDULABLE_TAINT))) return 'node(s) were unschedulable';
+  if (node.spec?.unschedulable && !tolerations.some((t) => tolerates(t, UNSCHEDULABLE_TAINT)))
+    return 'node(s) were unschedulable';
   for (const taint of node.spec?.taints ?? []) {
     if (taint.effect !== 'NoSchedule' && taint.effect !== 'NoExecute') continue;
-    if (!tolerations.some((t) => tolerates(t, taint))) return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`;
+    if (!tolerations.some((t) => tolerates(t, taint)))
+      return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`;
   }
   const labels = node.metadata?.labels ?? {};
   for (const [key, value] of Object.entries(pod.spec?.nodeSelector ?? {})) {
@@ -43,9 +52,13 @@ export function unfitReason(pod: V1Pod, node: V1Node): string | undefined {
   const terms = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
   if (terms?.length) {
     // Terms are ORed, the requirements of one term ANDed.
-    const matches = terms.some((term) =>
-      (term.matchExpressions ?? []).every((req) => requirementHolds(req, labels[req.key])) &&
-      (term.matchFields ?? []).every((req) => requirementHolds(req, req.key === 'metadata.name' ? node.metadata?.name : undefined)));
+    const matches = terms.some(
+      (term) =>
+        (term.matchExpressions ?? []).every((req) => requirementHolds(req, labels[req.key])) &&
+        (term.matchFields ?? []).every((req) =>
+          requirementHolds(req, req.key === 'metadata.name' ? node.metadata?.name : undefined),
+        ),
+    );
     if (!matches) return "node(s) didn't match Pod's node affinity/selector";
   }
   return undefined;

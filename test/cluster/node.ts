@@ -21,8 +21,17 @@ export class ProcessNode {
   async register(log: (msg: string) => void): Promise<void> {
     // Every node shares the cluster netns, so the pod CIDR is the bridge's (pod IPs come from one allocator).
     const body = {
-      apiVersion: 'v1', kind: 'Node',
-      metadata: { name: this.name, labels: { 'kubernetes.io/hostname': this.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'bka.test/process-kubelet': 'true' } },
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name: this.name,
+        labels: {
+          'kubernetes.io/hostname': this.name,
+          'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': 'amd64',
+          'bka.test/process-kubelet': 'true',
+        },
+      },
       spec: { podCIDR: `${SUBNET}.0/${POD_PREFIX_LEN}`, podCIDRs: [`${SUBNET}.0/${POD_PREFIX_LEN}`] },
     };
     try {
@@ -43,7 +52,9 @@ export class ProcessNode {
     for (let attempt = 0; attempt < 5; attempt++) {
       const node = await this.core.readNode({ name: this.name });
       const taints = node.spec?.taints ?? [];
-      const kept = taints.filter((t) => t.key !== 'node.kubernetes.io/not-ready' && t.key !== 'node.kubernetes.io/unreachable');
+      const kept = taints.filter(
+        (t) => t.key !== 'node.kubernetes.io/not-ready' && t.key !== 'node.kubernetes.io/unreachable',
+      );
       if (kept.length === taints.length) return;
       try {
         await this.core.replaceNode({ name: this.name, body: { ...node, spec: { ...node.spec, taints: kept } } });
@@ -61,7 +72,14 @@ export class ProcessNode {
 
   private status() {
     const t = new Date().toISOString();
-    const cond = (type: string, status: string, reason: string, message: string) => ({ type, status, reason, message, lastHeartbeatTime: t, lastTransitionTime: this.started });
+    const cond = (type: string, status: string, reason: string, message: string) => ({
+      type,
+      status,
+      reason,
+      message,
+      lastHeartbeatTime: t,
+      lastTransitionTime: this.started,
+    });
     const memory = `${Math.floor(os.totalmem() / 1024)}Ki`;
     return {
       conditions: [
@@ -70,13 +88,24 @@ export class ProcessNode {
         cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'ok'),
         cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'ok'),
       ],
-      addresses: [{ type: 'InternalIP', address: BRIDGE_IP }, { type: 'Hostname', address: this.name }],
+      addresses: [
+        { type: 'InternalIP', address: BRIDGE_IP },
+        { type: 'Hostname', address: this.name },
+      ],
       capacity: { cpu: String(os.cpus().length), memory, pods: '110', 'ephemeral-storage': '100Gi' },
       allocatable: { cpu: String(os.cpus().length), memory, pods: '110', 'ephemeral-storage': '100Gi' },
       daemonEndpoints: { kubeletEndpoint: { Port: KUBELET_PORT } },
       nodeInfo: {
-        machineID: this.name, systemUUID: this.name, bootID: 'bka', kernelVersion: os.release(), osImage: 'buildkitd-autoscaler process kubelet',
-        containerRuntimeVersion: 'bka-process://1', kubeletVersion: 'v1.33.13', kubeProxyVersion: '', operatingSystem: 'linux', architecture: 'amd64',
+        machineID: this.name,
+        systemUUID: this.name,
+        bootID: 'bka',
+        kernelVersion: os.release(),
+        osImage: 'buildkitd-autoscaler process kubelet',
+        containerRuntimeVersion: 'bka-process://1',
+        kubeletVersion: 'v1.33.13',
+        kubeProxyVersion: '',
+        operatingSystem: 'linux',
+        architecture: 'amd64',
       },
     };
   }

@@ -32,7 +32,13 @@ export function pkiFiles(dir: string): Pki {
 const DAYS = '3650';
 
 /** Signs <dir>/<name>.crt (key <dir>/<name>.key) with the CA; `ext` holds the x509v3 extensions. */
-export async function leaf(dir: string, name: string, subj: string, ext: string, pki: Pick<Pki, 'caCert' | 'caKey'>): Promise<void> {
+export async function leaf(
+  dir: string,
+  name: string,
+  subj: string,
+  ext: string,
+  pki: Pick<Pki, 'caCert' | 'caKey'>,
+): Promise<void> {
   const key = path.join(dir, `${name}.key`);
   const csr = path.join(dir, `${name}.csr`);
   const extFile = path.join(dir, `${name}.ext`);
@@ -40,8 +46,22 @@ export async function leaf(dir: string, name: string, subj: string, ext: string,
   await runOk('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
   await runOk('openssl', ['req', '-new', '-key', key, '-subj', subj, '-out', csr]);
   await runOk('openssl', [
-    'x509', '-req', '-in', csr, '-CA', pki.caCert, '-CAkey', pki.caKey, '-CAcreateserial',
-    '-days', DAYS, '-sha256', '-extfile', extFile, '-out', path.join(dir, `${name}.crt`),
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    pki.caCert,
+    '-CAkey',
+    pki.caKey,
+    '-CAcreateserial',
+    '-days',
+    DAYS,
+    '-sha256',
+    '-extfile',
+    extFile,
+    '-out',
+    path.join(dir, `${name}.crt`),
   ]);
   fs.rmSync(csr);
   fs.rmSync(extFile);
@@ -51,9 +71,22 @@ export async function leaf(dir: string, name: string, subj: string, ext: string,
 export async function makeCa(ca: Pick<Pki, 'caCert' | 'caKey'>, commonName: string): Promise<void> {
   await runOk('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', ca.caKey]);
   await runOk('openssl', [
-    'req', '-x509', '-new', '-key', ca.caKey, '-subj', `/CN=${commonName}`, '-days', DAYS, '-sha256',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-out', ca.caCert,
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    ca.caKey,
+    '-subj',
+    `/CN=${commonName}`,
+    '-days',
+    DAYS,
+    '-sha256',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-out',
+    ca.caCert,
   ]);
 }
 
@@ -64,13 +97,29 @@ export async function makePki(dir: string): Promise<Pki> {
   const pki = pkiFiles(dir);
   await makeCa(pki, 'bka-local-ca');
   const sans = [
-    'IP:127.0.0.1', `IP:${BRIDGE_IP}`, `IP:${SERVICE_IP}`, 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default',
-    'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local',
+    'IP:127.0.0.1',
+    `IP:${BRIDGE_IP}`,
+    `IP:${SERVICE_IP}`,
+    'DNS:localhost',
+    'DNS:kubernetes',
+    'DNS:kubernetes.default',
+    'DNS:kubernetes.default.svc',
+    'DNS:kubernetes.default.svc.cluster.local',
   ].join(',');
-  await leaf(dir, 'apiserver', '/CN=kube-apiserver',
-    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans}\n`, pki);
-  await leaf(dir, 'admin', '/O=system:masters/CN=bka-admin',
-    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n', pki);
+  await leaf(
+    dir,
+    'apiserver',
+    '/CN=kube-apiserver',
+    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans}\n`,
+    pki,
+  );
+  await leaf(
+    dir,
+    'admin',
+    '/O=system:masters/CN=bka-admin',
+    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+    pki,
+  );
   await runOk('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', pki.saKey]);
   await runOk('openssl', ['pkey', '-in', pki.saKey, '-pubout', '-out', pki.saPub]);
   return pki;
@@ -89,7 +138,10 @@ export function kubeconfigYaml(opts: {
   const b64 = (file: string) => fs.readFileSync(file).toString('base64');
   const userLines: string[] = [];
   if (opts.clientCert && opts.clientKey) {
-    userLines.push(`    client-certificate-data: ${b64(opts.clientCert)}`, `    client-key-data: ${b64(opts.clientKey)}`);
+    userLines.push(
+      `    client-certificate-data: ${b64(opts.clientCert)}`,
+      `    client-key-data: ${b64(opts.clientKey)}`,
+    );
   }
   if (opts.token) userLines.push(`    token: ${opts.token}`);
   return [

@@ -6,7 +6,12 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import {
-  CoreV1Api, DiscoveryV1Api, makeInformer, type KubeConfig, type V1EndpointSlice, type V1Service,
+  CoreV1Api,
+  DiscoveryV1Api,
+  makeInformer,
+  type KubeConfig,
+  type V1EndpointSlice,
+  type V1Service,
 } from '@kubernetes/client-node';
 import { API_PORT, BRIDGE_IP, run } from './common.ts';
 
@@ -43,7 +48,8 @@ export class Services {
     const core = this.kc.makeApiClient(CoreV1Api);
     const disc = this.kc.makeApiClient(DiscoveryV1Api);
     const svcInf = makeInformer<V1Service>(this.kc, '/api/v1/services', () => core.listServiceForAllNamespaces());
-    const key = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+    const key = (o: { metadata?: { namespace?: string; name?: string } }) =>
+      `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
     const onSvc = (s: V1Service) => {
       this.services.set(key(s), s);
       this.reconcile();
@@ -54,8 +60,11 @@ export class Services {
       this.services.delete(key(s));
       this.reconcile();
     });
-    const sliceInf = makeInformer<V1EndpointSlice>(this.kc, '/apis/discovery.k8s.io/v1/endpointslices', () => disc.listEndpointSliceForAllNamespaces());
-    const sliceKey = (s: V1EndpointSlice) => `${s.metadata?.namespace ?? ''}/${s.metadata?.labels?.['kubernetes.io/service-name'] ?? ''}`;
+    const sliceInf = makeInformer<V1EndpointSlice>(this.kc, '/apis/discovery.k8s.io/v1/endpointslices', () =>
+      disc.listEndpointSliceForAllNamespaces(),
+    );
+    const sliceKey = (s: V1EndpointSlice) =>
+      `${s.metadata?.namespace ?? ''}/${s.metadata?.labels?.['kubernetes.io/service-name'] ?? ''}`;
     const onSlice = (s: V1EndpointSlice) => {
       const k = sliceKey(s);
       let m = this.slices.get(k);
@@ -65,10 +74,15 @@ export class Services {
     sliceInf.on('add', onSlice);
     sliceInf.on('update', onSlice);
     sliceInf.on('delete', (s) => this.slices.get(sliceKey(s))?.delete(s.metadata?.name ?? ''));
-    for (const [name, inf] of [['services', svcInf], ['endpointslices', sliceInf]] as const) {
+    for (const [name, inf] of [
+      ['services', svcInf],
+      ['endpointslices', sliceInf],
+    ] as const) {
       inf.on('error', (e: unknown) => {
         this.log(`${name} watch error: ${e instanceof Error ? e.message : String(e)}; restarting in 1s`);
-        setTimeout(() => { inf.start().catch(() => undefined); }, 1000);
+        setTimeout(() => {
+          inf.start().catch(() => undefined);
+        }, 1000);
       });
       await inf.start();
       this.stops.push(() => inf.stop());
@@ -100,9 +114,11 @@ export class Services {
   }
 
   private reconcile(): void {
-    this.reconcileChain = this.reconcileChain.then(() => this.reconcileNow()).catch((e: unknown) => {
-      this.log(`service proxy: ${e instanceof Error ? e.message : String(e)}`);
-    });
+    this.reconcileChain = this.reconcileChain
+      .then(() => this.reconcileNow())
+      .catch((e: unknown) => {
+        this.log(`service proxy: ${e instanceof Error ? e.message : String(e)}`);
+      });
   }
 
   private async reconcileNow(): Promise<void> {
@@ -112,7 +128,13 @@ export class Services {
       if (!ip || ip === 'None' || !net.isIPv4(ip)) continue;
       for (const p of s.spec?.ports ?? []) {
         if ((p.protocol ?? 'TCP') !== 'TCP') continue;
-        want.set(`${ip}:${p.port}`, { ns: s.metadata?.namespace ?? '', svc: s.metadata?.name ?? '', ip, port: p.port, portName: p.name ?? '' });
+        want.set(`${ip}:${p.port}`, {
+          ns: s.metadata?.namespace ?? '',
+          svc: s.metadata?.name ?? '',
+          ip,
+          port: p.port,
+          portName: p.name ?? '',
+        });
       }
     }
     for (const [k, l] of this.listeners) {
@@ -136,7 +158,9 @@ export class Services {
     }
     for (const [k, w] of want) {
       if (this.listeners.has(k)) continue;
-      const server = net.createServer({ allowHalfOpen: true }, (client) => this.splice(client, w.ns, w.svc, w.portName));
+      const server = net.createServer({ allowHalfOpen: true }, (client) =>
+        this.splice(client, w.ns, w.svc, w.portName),
+      );
       server.on('error', (e) => this.log(`service ${w.ns}/${w.svc} ${k}: ${e.message}`));
       server.listen(w.port, w.ip);
       this.listeners.set(k, { server, ip: w.ip, port: w.port });
@@ -200,7 +224,8 @@ export class Services {
   private allEndpointIps(ns: string, svc: string, notReady: boolean): string[] {
     const ips = new Set<string>();
     for (const sl of this.slices.get(`${ns}/${svc}`)?.values() ?? []) {
-      for (const e of sl.endpoints ?? []) if (notReady || e.conditions?.ready !== false) for (const a of e.addresses) ips.add(a);
+      for (const e of sl.endpoints ?? [])
+        if (notReady || e.conditions?.ready !== false) for (const a of e.addresses) ips.add(a);
     }
     return [...ips];
   }

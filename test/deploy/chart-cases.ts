@@ -64,7 +64,10 @@ function has(docs: Manifest[], kind: string): boolean {
 }
 
 export const CASES: Record<string, ValueCase> = {
-  'image.repository': { set: 'example/gateway', expect: (d) => assert.equal(gatewayContainer(d).image, 'example/gateway:0.1.0') },
+  'image.repository': {
+    set: 'example/gateway',
+    expect: (d) => assert.equal(gatewayContainer(d).image, 'example/gateway:0.1.0'),
+  },
   'image.tag': { set: '9.9.9', expect: (d) => assert.equal(gatewayContainer(d).image, 'buildkitd-autoscaler:9.9.9') },
   'image.pullPolicy': { set: 'Always', expect: (d) => assert.equal(gatewayContainer(d).imagePullPolicy, 'Always') },
   imagePullSecrets: {
@@ -79,8 +82,16 @@ export const CASES: Record<string, ValueCase> = {
     expect: (d) => {
       assert.equal(deployment(d).metadata?.name, 'bka-gw');
       assert.equal(deployment(d).spec?.template.metadata?.labels?.['app.kubernetes.io/name'], 'gw');
-      assert.equal(budgetSpec(d).selector?.matchLabels?.['app.kubernetes.io/name'], 'gw', 'the budget follows the pod labels');
-      assert.equal(podSpec(d).topologySpreadConstraints?.[0]?.labelSelector?.matchLabels?.['app.kubernetes.io/name'], 'gw', 'so does the spread');
+      assert.equal(
+        budgetSpec(d).selector?.matchLabels?.['app.kubernetes.io/name'],
+        'gw',
+        'the budget follows the pod labels',
+      );
+      assert.equal(
+        podSpec(d).topologySpreadConstraints?.[0]?.labelSelector?.matchLabels?.['app.kubernetes.io/name'],
+        'gw',
+        'so does the spread',
+      );
     },
   },
   fullnameOverride: {
@@ -110,7 +121,10 @@ export const CASES: Record<string, ValueCase> = {
   },
   'serviceAccount.annotations': {
     set: { 'iam.example.com/role': 'builder' },
-    expect: (d) => assert.deepEqual(findOne<V1ServiceAccount>(d, 'ServiceAccount').metadata?.annotations, { 'iam.example.com/role': 'builder' }),
+    expect: (d) =>
+      assert.deepEqual(findOne<V1ServiceAccount>(d, 'ServiceAccount').metadata?.annotations, {
+        'iam.example.com/role': 'builder',
+      }),
   },
   'rbac.create': {
     set: false,
@@ -133,8 +147,14 @@ export const CASES: Record<string, ValueCase> = {
       assert.equal(containerPort(d, 'metrics'), 19090);
     },
   },
-  'gateway.idleTimeout': { set: '7m30s', expect: (d) => assert.equal(gatewayEnv(d, 'SCALE_DOWN_IDLE_TIMEOUT'), '7m30s') },
-  'gateway.readyWaitTimeout': { set: '11m0s', expect: (d) => assert.equal(gatewayEnv(d, 'READY_WAIT_TIMEOUT'), '11m0s') },
+  'gateway.idleTimeout': {
+    set: '7m30s',
+    expect: (d) => assert.equal(gatewayEnv(d, 'SCALE_DOWN_IDLE_TIMEOUT'), '7m30s'),
+  },
+  'gateway.readyWaitTimeout': {
+    set: '11m0s',
+    expect: (d) => assert.equal(gatewayEnv(d, 'READY_WAIT_TIMEOUT'), '11m0s'),
+  },
   'gateway.wakeOn': { set: 'connect', expect: (d) => assert.equal(gatewayEnv(d, 'WAKE_ON'), 'connect') },
   'gateway.firstByteTimeout': { set: '45s', expect: (d) => assert.equal(gatewayEnv(d, 'FIRST_BYTE_TIMEOUT'), '45s') },
   'gateway.shutdownGracePeriod': {
@@ -154,11 +174,23 @@ export const CASES: Record<string, ValueCase> = {
   'gateway.logLevel': { set: 'debug', expect: (d) => assert.equal(gatewayEnv(d, 'LOG_LEVEL'), 'debug') },
   'gateway.maxConnections': { set: 123, expect: (d) => assert.equal(gatewayEnv(d, 'PROXY_MAX_CONNECTIONS'), '123') },
   'gateway.maxPending': { set: 45, expect: (d) => assert.equal(gatewayEnv(d, 'PROXY_MAX_PENDING'), '45') },
-  'gateway.maxPendingBytes': { set: '1Gi', expect: (d) => assert.equal(gatewayEnv(d, 'PROXY_MAX_PENDING_BYTES'), '1Gi') },
-  'gateway.backendDiscovery': { set: 'dns', expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_BACKEND_DISCOVERY'), 'dns') },
-  'gateway.clusterDomain': { set: 'corp.example', expect: (d) => assert.equal(gatewayEnv(d, 'CLUSTER_DOMAIN'), 'corp.example') },
+  'gateway.maxPendingBytes': {
+    set: '1Gi',
+    expect: (d) => assert.equal(gatewayEnv(d, 'PROXY_MAX_PENDING_BYTES'), '1Gi'),
+  },
+  'gateway.backendDiscovery': {
+    set: 'dns',
+    expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_BACKEND_DISCOVERY'), 'dns'),
+  },
+  'gateway.clusterDomain': {
+    set: 'corp.example',
+    expect: (d) => assert.equal(gatewayEnv(d, 'CLUSTER_DOMAIN'), 'corp.example'),
+  },
   'gateway.extraEnv': {
-    set: [{ name: 'LOG_LEVEL', value: 'trace' }, { name: 'NODE_OPTIONS', value: '--max-old-space-size=96' }],
+    set: [
+      { name: 'LOG_LEVEL', value: 'trace' },
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=96' },
+    ],
     expect: (d) => {
       assert.equal(gatewayEnv(d, 'NODE_OPTIONS'), '--max-old-space-size=96');
       assert.equal(gatewayEnv(d, 'LOG_LEVEL'), 'trace', 'extraEnv comes last, so it wins');
@@ -168,8 +200,15 @@ export const CASES: Record<string, ValueCase> = {
     set: false,
     expect: (d) => {
       assert.equal(has(d, 'StatefulSet'), false, 'no StatefulSet');
-      assert.deepEqual(d.filter((x) => x.kind === 'Service').map((x) => x.metadata.name), ['bka-buildkitd-autoscaler', 'bka-buildkitd-autoscaler-metrics']);
-      assert.equal(gatewayEnv(d, 'BUILDKITD_STATEFULSET_NAME'), 'buildkitd', 'the gateway still scales the named StatefulSet');
+      assert.deepEqual(
+        d.filter((x) => x.kind === 'Service').map((x) => x.metadata.name),
+        ['bka-buildkitd-autoscaler', 'bka-buildkitd-autoscaler-metrics'],
+      );
+      assert.equal(
+        gatewayEnv(d, 'BUILDKITD_STATEFULSET_NAME'),
+        'buildkitd',
+        'the gateway still scales the named StatefulSet',
+      );
     },
   },
   'buildkitd.statefulSetName': {
@@ -190,9 +229,17 @@ export const CASES: Record<string, ValueCase> = {
       assert.equal(findOne<V1Role>(d, 'Role').metadata?.namespace, 'buildkit-farm');
       const binding = findOne<V1RoleBinding>(d, 'RoleBinding');
       assert.equal(binding.metadata?.namespace, 'buildkit-farm');
-      assert.equal(binding.subjects?.[0]?.namespace, RELEASE_NAMESPACE, 'the subject is the gateway in the release namespace');
+      assert.equal(
+        binding.subjects?.[0]?.namespace,
+        RELEASE_NAMESPACE,
+        'the subject is the gateway in the release namespace',
+      );
       assert.equal(deployment(d).metadata?.namespace, RELEASE_NAMESPACE);
-      assert.equal(gatewayBudgets(d)[0]?.metadata?.namespace, RELEASE_NAMESPACE, 'the budget is next to the gateway pods');
+      assert.equal(
+        gatewayBudgets(d)[0]?.metadata?.namespace,
+        RELEASE_NAMESPACE,
+        'the budget is next to the gateway pods',
+      );
     },
   },
   'buildkitd.headlessServiceName': {
@@ -213,12 +260,26 @@ export const CASES: Record<string, ValueCase> = {
     },
   },
   'buildkitd.initialReplicas': { set: 2, expect: (d) => assert.equal(stsSpec(d).replicas, 2) },
-  'buildkitd.image.repository': { set: 'example/buildkit', expect: (d) => assert.equal(buildkitdContainer(d).image, 'example/buildkit:v0.18.2') },
-  'buildkitd.image.tag': { set: 'v0.18.2-rootless', expect: (d) => assert.equal(buildkitdContainer(d).image, 'moby/buildkit:v0.18.2-rootless') },
-  'buildkitd.image.pullPolicy': { set: 'Always', expect: (d) => assert.equal(buildkitdContainer(d).imagePullPolicy, 'Always') },
+  'buildkitd.image.repository': {
+    set: 'example/buildkit',
+    expect: (d) => assert.equal(buildkitdContainer(d).image, 'example/buildkit:v0.18.2'),
+  },
+  'buildkitd.image.tag': {
+    set: 'v0.18.2-rootless',
+    expect: (d) => assert.equal(buildkitdContainer(d).image, 'moby/buildkit:v0.18.2-rootless'),
+  },
+  'buildkitd.image.pullPolicy': {
+    set: 'Always',
+    expect: (d) => assert.equal(buildkitdContainer(d).imagePullPolicy, 'Always'),
+  },
   'buildkitd.extraArgs': {
     set: ['--oci-worker-gc-keepstorage=20000'],
-    expect: (d) => assert.deepEqual(buildkitdContainer(d).args, ['--addr', 'tcp://0.0.0.0:8273', '--oci-worker-gc-keepstorage=20000']),
+    expect: (d) =>
+      assert.deepEqual(buildkitdContainer(d).args, [
+        '--addr',
+        'tcp://0.0.0.0:8273',
+        '--oci-worker-gc-keepstorage=20000',
+      ]),
   },
   'buildkitd.config': {
     set: '[worker.oci]\n  max-parallelism = 4\n',
@@ -226,56 +287,126 @@ export const CASES: Record<string, ValueCase> = {
       const config = findOne<V1ConfigMap>(d, 'ConfigMap', 'buildkitd-config');
       assert.equal(config.data?.['buildkitd.toml'], '[worker.oci]\n  max-parallelism = 4\n');
       assert.deepEqual(buildkitdContainer(d).args?.slice(2, 4), ['--config', '/etc/buildkit/buildkitd.toml']);
-      assert.ok(buildkitdContainer(d).volumeMounts?.some((m) => m.name === 'buildkitd-config' && m.mountPath === '/etc/buildkit'));
-      assert.ok(stsPodSpec(d).volumes?.some((v) => v.name === 'buildkitd-config' && v.configMap?.name === 'buildkitd-config'));
-      assert.match(statefulSet(d).spec?.template.metadata?.annotations?.['buildkitd-autoscaler/config-sha256'] ?? '', /^[0-9a-f]{64}$/, 'a new config restarts the builders');
+      assert.ok(
+        buildkitdContainer(d).volumeMounts?.some(
+          (m) => m.name === 'buildkitd-config' && m.mountPath === '/etc/buildkit',
+        ),
+      );
+      assert.ok(
+        stsPodSpec(d).volumes?.some((v) => v.name === 'buildkitd-config' && v.configMap?.name === 'buildkitd-config'),
+      );
+      assert.match(
+        statefulSet(d).spec?.template.metadata?.annotations?.['buildkitd-autoscaler/config-sha256'] ?? '',
+        /^[0-9a-f]{64}$/,
+        'a new config restarts the builders',
+      );
     },
   },
   'buildkitd.tls.secretName': {
     set: 'buildkitd-tls',
     expect: (d) => {
-      assert.deepEqual(buildkitdContainer(d).args?.slice(2), ['--tlscacert', '/certs/ca.pem', '--tlscert', '/certs/cert.pem', '--tlskey', '/certs/key.pem']);
-      assert.ok(buildkitdContainer(d).volumeMounts?.some((m) => m.name === 'buildkitd-tls' && m.mountPath === '/certs'));
-      assert.ok(stsPodSpec(d).volumes?.some((v) => v.name === 'buildkitd-tls' && v.secret?.secretName === 'buildkitd-tls'));
+      assert.deepEqual(buildkitdContainer(d).args?.slice(2), [
+        '--tlscacert',
+        '/certs/ca.pem',
+        '--tlscert',
+        '/certs/cert.pem',
+        '--tlskey',
+        '/certs/key.pem',
+      ]);
+      assert.ok(
+        buildkitdContainer(d).volumeMounts?.some((m) => m.name === 'buildkitd-tls' && m.mountPath === '/certs'),
+      );
+      assert.ok(
+        stsPodSpec(d).volumes?.some((v) => v.name === 'buildkitd-tls' && v.secret?.secretName === 'buildkitd-tls'),
+      );
     },
   },
   'buildkitd.podAnnotations': {
     set: { 'example.com/team': 'builds' },
     expect: (d) => assert.equal(statefulSet(d).spec?.template.metadata?.annotations?.['example.com/team'], 'builds'),
   },
-  'buildkitd.nodeSelector': { set: { 'example.com/pool': 'build' }, expect: (d) => assert.deepEqual(stsPodSpec(d).nodeSelector, { 'example.com/pool': 'build' }) },
+  'buildkitd.nodeSelector': {
+    set: { 'example.com/pool': 'build' },
+    expect: (d) => assert.deepEqual(stsPodSpec(d).nodeSelector, { 'example.com/pool': 'build' }),
+  },
   'buildkitd.tolerations': {
     set: [{ key: 'example.com/build', operator: 'Exists', effect: 'NoSchedule' }],
-    expect: (d) => assert.deepEqual(stsPodSpec(d).tolerations, [{ key: 'example.com/build', operator: 'Exists', effect: 'NoSchedule' }]),
+    expect: (d) =>
+      assert.deepEqual(stsPodSpec(d).tolerations, [
+        { key: 'example.com/build', operator: 'Exists', effect: 'NoSchedule' },
+      ]),
   },
   'buildkitd.affinity': {
-    set: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/arch', operator: 'In', values: ['arm64'] }] }] } } },
-    expect: (d) => assert.equal(stsPodSpec(d).affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchExpressions?.[0]?.values?.[0], 'arm64'),
+    set: {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/arch', operator: 'In', values: ['arm64'] }] }],
+        },
+      },
+    },
+    expect: (d) =>
+      assert.equal(
+        stsPodSpec(d).affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]
+          ?.matchExpressions?.[0]?.values?.[0],
+        'arm64',
+      ),
   },
   'buildkitd.extraVolumes': {
     set: [{ name: 'registry-auth', secret: { secretName: 'registry-auth' } }],
-    expect: (d) => assert.ok(stsPodSpec(d).volumes?.some((v) => v.name === 'registry-auth' && v.secret?.secretName === 'registry-auth')),
+    expect: (d) =>
+      assert.ok(
+        stsPodSpec(d).volumes?.some((v) => v.name === 'registry-auth' && v.secret?.secretName === 'registry-auth'),
+      ),
   },
   'buildkitd.extraVolumeMounts': {
     set: [{ name: 'buildkit-state', mountPath: '/cache-extra', subPath: 'extra' }],
-    expect: (d) => assert.ok(buildkitdContainer(d).volumeMounts?.some((m) => m.mountPath === '/cache-extra' && m.subPath === 'extra')),
+    expect: (d) =>
+      assert.ok(
+        buildkitdContainer(d).volumeMounts?.some((m) => m.mountPath === '/cache-extra' && m.subPath === 'extra'),
+      ),
   },
-  'buildkitd.privileged': { set: false, expect: (d) => assert.equal(buildkitdContainer(d).securityContext?.privileged, false) },
-  'buildkitd.resources.requests.cpu': { set: '3', expect: (d) => assert.equal(buildkitdContainer(d).resources?.requests?.cpu, '3') },
-  'buildkitd.resources.requests.memory': { set: '3Gi', expect: (d) => assert.equal(buildkitdContainer(d).resources?.requests?.memory, '3Gi') },
-  'buildkitd.resources.limits.memory': { set: '16Gi', expect: (d) => assert.equal(buildkitdContainer(d).resources?.limits?.memory, '16Gi') },
+  'buildkitd.privileged': {
+    set: false,
+    expect: (d) => assert.equal(buildkitdContainer(d).securityContext?.privileged, false),
+  },
+  'buildkitd.resources.requests.cpu': {
+    set: '3',
+    expect: (d) => assert.equal(buildkitdContainer(d).resources?.requests?.cpu, '3'),
+  },
+  'buildkitd.resources.requests.memory': {
+    set: '3Gi',
+    expect: (d) => assert.equal(buildkitdContainer(d).resources?.requests?.memory, '3Gi'),
+  },
+  'buildkitd.resources.limits.memory': {
+    set: '16Gi',
+    expect: (d) => assert.equal(buildkitdContainer(d).resources?.limits?.memory, '16Gi'),
+  },
   'buildkitd.busyPodDisruptionBudget': {
     set: false,
-    expect: (d) => assert.equal(d.some((x) => x.kind === 'PodDisruptionBudget' && x.metadata.name === 'buildkitd-busy'), false, 'no busy budget'),
+    expect: (d) =>
+      assert.equal(
+        d.some((x) => x.kind === 'PodDisruptionBudget' && x.metadata.name === 'buildkitd-busy'),
+        false,
+        'no busy budget',
+      ),
   },
-  'buildkitd.terminationGracePeriodSeconds': { set: 600, expect: (d) => assert.equal(stsSpec(d).template.spec?.terminationGracePeriodSeconds, 600) },
-  'buildkitd.readinessPeriodSeconds': { set: 3, expect: (d) => assert.equal(buildkitdContainer(d).readinessProbe?.periodSeconds, 3) },
+  'buildkitd.terminationGracePeriodSeconds': {
+    set: 600,
+    expect: (d) => assert.equal(stsSpec(d).template.spec?.terminationGracePeriodSeconds, 600),
+  },
+  'buildkitd.readinessPeriodSeconds': {
+    set: 3,
+    expect: (d) => assert.equal(buildkitdContainer(d).readinessProbe?.periodSeconds, 3),
+  },
   'buildkitd.persistence.enabled': {
     set: false,
     expect: (d) => {
       assert.equal(stsSpec(d).volumeClaimTemplates, undefined, 'no claims');
       assert.equal(stsSpec(d).persistentVolumeClaimRetentionPolicy, undefined);
-      assert.deepEqual(stsSpec(d).template.spec?.volumes?.filter((volume) => volume.name !== 'podinfo'), [{ name: 'buildkit-state', emptyDir: {} }]);
+      assert.deepEqual(
+        stsSpec(d).template.spec?.volumes?.filter((volume) => volume.name !== 'podinfo'),
+        [{ name: 'buildkit-state', emptyDir: {} }],
+      );
     },
   },
   'buildkitd.persistence.size': {
@@ -290,25 +421,59 @@ export const CASES: Record<string, ValueCase> = {
     set: 'LoadBalancer',
     expect: (d) => {
       assert.equal(gatewayService(d).spec?.type, 'LoadBalancer');
-      assert.deepEqual(gatewayService(d).spec?.ports?.map((p) => p.name), ['buildkit'], 'the load balancer never publishes /wake or /metrics');
+      assert.deepEqual(
+        gatewayService(d).spec?.ports?.map((p) => p.name),
+        ['buildkit'],
+        'the load balancer never publishes /wake or /metrics',
+      );
       assert.equal(metricsService(d).spec?.type, 'ClusterIP');
     },
   },
   'service.port': { set: 1080, expect: (d) => assert.equal(servicePort(d, 'buildkit'), 1080) },
-  'service.metricsPort': { set: 1090, expect: (d) => assert.equal(metricsService(d).spec?.ports?.find((p) => p.name === 'metrics')?.port, 1090) },
+  'service.metricsPort': {
+    set: 1090,
+    expect: (d) => assert.equal(metricsService(d).spec?.ports?.find((p) => p.name === 'metrics')?.port, 1090),
+  },
   'service.annotations': {
     set: { 'lb.example.com/internal': 'true' },
     expect: (d) => assert.deepEqual(gatewayService(d).metadata?.annotations, { 'lb.example.com/internal': 'true' }),
   },
-  'resources.requests.cpu': { set: '250m', expect: (d) => assert.equal(gatewayContainer(d).resources?.requests?.cpu, '250m') },
-  'resources.requests.memory': { set: '192Mi', expect: (d) => assert.equal(gatewayContainer(d).resources?.requests?.memory, '192Mi') },
-  'resources.limits.memory': { set: '384Mi', expect: (d) => assert.equal(gatewayContainer(d).resources?.limits?.memory, '384Mi') },
-  'resources.requests.ephemeral-storage': { set: '32Mi', expect: (d) => assert.equal(gatewayContainer(d).resources?.requests?.['ephemeral-storage'], '32Mi') },
-  'resources.limits.ephemeral-storage': { set: '1Gi', expect: (d) => assert.equal(gatewayContainer(d).resources?.limits?.['ephemeral-storage'], '1Gi') },
-  terminationGracePeriodSeconds: { set: 7200, expect: (d) => assert.equal(podSpec(d).terminationGracePeriodSeconds, 7200) },
-  'podSecurityContext.runAsNonRoot': { set: false, expect: (d) => assert.equal(podSpec(d).securityContext?.runAsNonRoot, false) },
-  'podSecurityContext.runAsUser': { set: 1000, expect: (d) => assert.equal(podSpec(d).securityContext?.runAsUser, 1000) },
-  'podSecurityContext.runAsGroup': { set: 1001, expect: (d) => assert.equal(podSpec(d).securityContext?.runAsGroup, 1001) },
+  'resources.requests.cpu': {
+    set: '250m',
+    expect: (d) => assert.equal(gatewayContainer(d).resources?.requests?.cpu, '250m'),
+  },
+  'resources.requests.memory': {
+    set: '192Mi',
+    expect: (d) => assert.equal(gatewayContainer(d).resources?.requests?.memory, '192Mi'),
+  },
+  'resources.limits.memory': {
+    set: '384Mi',
+    expect: (d) => assert.equal(gatewayContainer(d).resources?.limits?.memory, '384Mi'),
+  },
+  'resources.requests.ephemeral-storage': {
+    set: '32Mi',
+    expect: (d) => assert.equal(gatewayContainer(d).resources?.requests?.['ephemeral-storage'], '32Mi'),
+  },
+  'resources.limits.ephemeral-storage': {
+    set: '1Gi',
+    expect: (d) => assert.equal(gatewayContainer(d).resources?.limits?.['ephemeral-storage'], '1Gi'),
+  },
+  terminationGracePeriodSeconds: {
+    set: 7200,
+    expect: (d) => assert.equal(podSpec(d).terminationGracePeriodSeconds, 7200),
+  },
+  'podSecurityContext.runAsNonRoot': {
+    set: false,
+    expect: (d) => assert.equal(podSpec(d).securityContext?.runAsNonRoot, false),
+  },
+  'podSecurityContext.runAsUser': {
+    set: 1000,
+    expect: (d) => assert.equal(podSpec(d).securityContext?.runAsUser, 1000),
+  },
+  'podSecurityContext.runAsGroup': {
+    set: 1001,
+    expect: (d) => assert.equal(podSpec(d).securityContext?.runAsGroup, 1001),
+  },
   'podSecurityContext.seccompProfile.type': {
     set: 'Unconfined',
     expect: (d) => assert.equal(podSpec(d).securityContext?.seccompProfile?.type, 'Unconfined'),
@@ -327,7 +492,8 @@ export const CASES: Record<string, ValueCase> = {
   },
   podAnnotations: {
     set: { 'prometheus.io/scrape': 'true' },
-    expect: (d) => assert.deepEqual(deployment(d).spec?.template.metadata?.annotations, { 'prometheus.io/scrape': 'true' }),
+    expect: (d) =>
+      assert.deepEqual(deployment(d).spec?.template.metadata?.annotations, { 'prometheus.io/scrape': 'true' }),
   },
   podLabels: {
     set: { team: 'ci' },
@@ -336,27 +502,54 @@ export const CASES: Record<string, ValueCase> = {
       assert.equal(deployment(d).spec?.selector.matchLabels?.team, undefined, 'the selector stays immutable');
     },
   },
-  nodeSelector: { set: { 'kubernetes.io/arch': 'arm64' }, expect: (d) => assert.deepEqual(podSpec(d).nodeSelector, { 'kubernetes.io/arch': 'arm64' }) },
+  nodeSelector: {
+    set: { 'kubernetes.io/arch': 'arm64' },
+    expect: (d) => assert.deepEqual(podSpec(d).nodeSelector, { 'kubernetes.io/arch': 'arm64' }),
+  },
   tolerations: {
     set: [{ key: 'dedicated', operator: 'Equal', value: 'builds', effect: 'NoSchedule' }],
-    expect: (d) => assert.deepEqual(podSpec(d).tolerations, [{ key: 'dedicated', operator: 'Equal', value: 'builds', effect: 'NoSchedule' }]),
+    expect: (d) =>
+      assert.deepEqual(podSpec(d).tolerations, [
+        { key: 'dedicated', operator: 'Equal', value: 'builds', effect: 'NoSchedule' },
+      ]),
   },
   affinity: {
-    set: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['ci'] }] }] } } },
-    expect: (d) => assert.deepEqual(podSpec(d).affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchExpressions?.[0]?.values, ['ci']),
+    set: {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['ci'] }] }],
+        },
+      },
+    },
+    expect: (d) =>
+      assert.deepEqual(
+        podSpec(d).affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]
+          ?.matchExpressions?.[0]?.values,
+        ['ci'],
+      ),
   },
   priorityClassName: { set: 'builds-high', expect: (d) => assert.equal(podSpec(d).priorityClassName, 'builds-high') },
   replicaCount: { set: 3, expect: (d) => assert.equal(deployment(d).spec?.replicas, 3) },
   'pool.maxReplicas': { set: 5, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MAX_REPLICAS'), '5') },
   'pool.minReplicas': { set: 1, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MIN_REPLICAS'), '1') },
-  'pool.connectionsPerReplica': { set: 3, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_CONNECTIONS_PER_REPLICA'), '3') },
-  'pool.maxConnectionsPerReplica': { set: 4, expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MAX_CONNECTIONS_PER_REPLICA'), '4') },
+  'pool.connectionsPerReplica': {
+    set: 3,
+    expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_CONNECTIONS_PER_REPLICA'), '3'),
+  },
+  'pool.maxConnectionsPerReplica': {
+    set: 4,
+    expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_MAX_CONNECTIONS_PER_REPLICA'), '4'),
+  },
   'pool.affinity': { set: 'none', expect: (d) => assert.equal(gatewayEnv(d, 'BUILDKITD_AFFINITY'), 'none') },
   'pool.watchNodes': {
     set: false,
     expect: (d) => {
       assert.equal(gatewayEnv(d, 'WATCH_NODES'), 'false');
-      assert.equal(d.filter((doc) => doc.kind === 'ClusterRole' || doc.kind === 'ClusterRoleBinding').length, 0, 'no access to nodes');
+      assert.equal(
+        d.filter((doc) => doc.kind === 'ClusterRole' || doc.kind === 'ClusterRoleBinding').length,
+        0,
+        'no access to nodes',
+      );
     },
   },
   'leaderElection.enabled': {
@@ -365,15 +558,37 @@ export const CASES: Record<string, ValueCase> = {
     context: { replicaCount: 1, podDisruptionBudget: { enabled: false } },
     expect: (d) => {
       assert.equal(gatewayEnv(d, 'LEADER_ELECTION'), 'false');
-      assert.deepEqual(ruleShapes(findOne<V1Role>(d, 'Role')), expectedRules('buildkitd', { leaderElection: false }), 'no Lease rights');
+      assert.deepEqual(
+        ruleShapes(findOne<V1Role>(d, 'Role')),
+        expectedRules('buildkitd', { leaderElection: false }),
+        'no Lease rights',
+      );
     },
   },
-  'leaderElection.leaseName': { set: 'builds-leader', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_LEASE_NAME'), 'builds-leader') },
-  'leaderElection.leaseDuration': { set: '30s', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_LEASE_DURATION'), '30s') },
-  'leaderElection.renewDeadline': { set: '12s', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_RENEW_DEADLINE'), '12s') },
-  'leaderElection.retryPeriod': { set: '3s', expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_RETRY_PERIOD'), '3s') },
-  'leaderElection.maxReportStaleness': { set: '20m0s', expect: (d) => assert.equal(gatewayEnv(d, 'MAX_REPORT_STALENESS'), '20m0s') },
-  'podDisruptionBudget.enabled': { set: false, expect: (d) => assert.equal(gatewayBudgets(d).length, 0, 'no PodDisruptionBudget over the gateway') },
+  'leaderElection.leaseName': {
+    set: 'builds-leader',
+    expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_LEASE_NAME'), 'builds-leader'),
+  },
+  'leaderElection.leaseDuration': {
+    set: '30s',
+    expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_LEASE_DURATION'), '30s'),
+  },
+  'leaderElection.renewDeadline': {
+    set: '12s',
+    expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_RENEW_DEADLINE'), '12s'),
+  },
+  'leaderElection.retryPeriod': {
+    set: '3s',
+    expect: (d) => assert.equal(gatewayEnv(d, 'LEADER_ELECTION_RETRY_PERIOD'), '3s'),
+  },
+  'leaderElection.maxReportStaleness': {
+    set: '20m0s',
+    expect: (d) => assert.equal(gatewayEnv(d, 'MAX_REPORT_STALENESS'), '20m0s'),
+  },
+  'podDisruptionBudget.enabled': {
+    set: false,
+    expect: (d) => assert.equal(gatewayBudgets(d).length, 0, 'no PodDisruptionBudget over the gateway'),
+  },
   'podDisruptionBudget.minAvailable': { set: '50%', expect: (d) => assert.equal(budgetSpec(d).minAvailable, '50%') },
   'podDisruptionBudget.maxUnavailable': {
     set: 1,
@@ -387,7 +602,10 @@ export const CASES: Record<string, ValueCase> = {
     expect: (d) => {
       const spec = monitorSpec(d, 'ServiceMonitor');
       assert.deepEqual(spec.selector, { matchLabels: gatewayService(d).spec?.selector }, 'selects the gateway Service');
-      assert.deepEqual(spec.endpoints?.map((e) => e.port), ['metrics']);
+      assert.deepEqual(
+        spec.endpoints?.map((e) => e.port),
+        ['metrics'],
+      );
     },
   },
   'metrics.serviceMonitor.interval': {
@@ -404,8 +622,15 @@ export const CASES: Record<string, ValueCase> = {
     set: true,
     expect: (d) => {
       const spec = monitorSpec(d, 'PodMonitor');
-      assert.deepEqual(spec.selector, { matchLabels: deployment(d).spec?.selector.matchLabels }, 'selects the gateway pods');
-      assert.deepEqual(spec.podMetricsEndpoints?.map((e) => e.port), ['metrics']);
+      assert.deepEqual(
+        spec.selector,
+        { matchLabels: deployment(d).spec?.selector.matchLabels },
+        'selects the gateway pods',
+      );
+      assert.deepEqual(
+        spec.podMetricsEndpoints?.map((e) => e.port),
+        ['metrics'],
+      );
     },
   },
   'metrics.podMonitor.interval': {
@@ -421,7 +646,9 @@ export const CASES: Record<string, ValueCase> = {
   'metrics.prometheusRule.enabled': {
     set: true,
     expect: (d) => {
-      const alerts = (findOne(d, 'PrometheusRule').spec as { groups: { rules: { alert?: string }[] }[] }).groups.flatMap((g) => g.rules.map((r) => r.alert));
+      const alerts = (
+        findOne(d, 'PrometheusRule').spec as { groups: { rules: { alert?: string }[] }[] }
+      ).groups.flatMap((g) => g.rules.map((r) => r.alert));
       assert.ok(alerts.includes('BuildkitdAutoscalerLeaderCount') && alerts.length >= 10, alerts.join(', '));
     },
   },
@@ -435,7 +662,10 @@ export const CASES: Record<string, ValueCase> = {
     expect: (d) => {
       const map = dashboardConfigMap(d);
       assert.equal(map.metadata.labels?.grafana_dashboard, '1', 'the sidecar label');
-      assert.equal((JSON.parse(map.data['buildkitd-autoscaler.json'] ?? '{}') as { uid?: string }).uid, 'buildkitd-autoscaler');
+      assert.equal(
+        (JSON.parse(map.data['buildkitd-autoscaler.json'] ?? '{}') as { uid?: string }).uid,
+        'buildkitd-autoscaler',
+      );
     },
   },
   'metrics.grafanaDashboard.labels.grafana_dashboard': {

@@ -13,15 +13,73 @@ import { formatGoDuration } from '../../src/duration.ts';
 import { CHART_DIR } from './tools.ts';
 
 const written = [
-  '0', '0s', '0m0s', '0.0s', '-0s', '2m0s', '90s', '30s', '1h2m3.5s', '500ms', '1s500ms', '1.5h', '.5s', '5.s', '1us', '1\u00b5s',
-  '1\u03bcs', '10ns', '+5s', '720h', '1000h', '-1s', '1d', '5', '', ' ', '1 s', '1S', '1h-1m', 's', '.s', '1e3s', '5sec', 'PT5S',
+  '0',
+  '0s',
+  '0m0s',
+  '0.0s',
+  '-0s',
+  '2m0s',
+  '90s',
+  '30s',
+  '1h2m3.5s',
+  '500ms',
+  '1s500ms',
+  '1.5h',
+  '.5s',
+  '5.s',
+  '1us',
+  '1\u00b5s',
+  '1\u03bcs',
+  '10ns',
+  '+5s',
+  '720h',
+  '1000h',
+  '-1s',
+  '1d',
+  '5',
+  '',
+  ' ',
+  '1 s',
+  '1S',
+  '1h-1m',
+  's',
+  '.s',
+  '1e3s',
+  '5sec',
+  'PT5S',
 ];
 
 // The chart computes terminationGracePeriodSeconds from these two (templates/_helpers.tpl), so it takes
 // only integer h, m, s and ms parts: narrower than the gateway on purpose, and exactly these values here.
 const narrowerOnPurpose: Record<string, readonly string[]> = {
-  'gateway.shutdownDelay': ['0', '0.0s', '-0s', '1h2m3.5s', '1.5h', '.5s', '5.s', '1us', '1\u00b5s', '1\u03bcs', '10ns', '+5s'],
-  'gateway.shutdownGracePeriod': ['0', '0.0s', '-0s', '1h2m3.5s', '1.5h', '.5s', '5.s', '1us', '1\u00b5s', '1\u03bcs', '10ns', '+5s'],
+  'gateway.shutdownDelay': [
+    '0',
+    '0.0s',
+    '-0s',
+    '1h2m3.5s',
+    '1.5h',
+    '.5s',
+    '5.s',
+    '1us',
+    '1\u00b5s',
+    '1\u03bcs',
+    '10ns',
+    '+5s',
+  ],
+  'gateway.shutdownGracePeriod': [
+    '0',
+    '0.0s',
+    '-0s',
+    '1h2m3.5s',
+    '1.5h',
+    '.5s',
+    '5.s',
+    '1us',
+    '1\u00b5s',
+    '1\u03bcs',
+    '10ns',
+    '+5s',
+  ],
 };
 
 const schema = JSON.parse(readFileSync(path.join(CHART_DIR, 'values.schema.json'), 'utf8')) as SchemaNode;
@@ -35,7 +93,10 @@ interface SchemaNode {
 
 /** Which value feeds which environment variable, read from the Deployment template itself. */
 const valuePathByEnv = new Map(
-  [...template.matchAll(/- name: ([A-Z_]+)\n\s+value: \{\{ \.Values\.([\w.]+) \| quote \}\}/g)].map((m) => [m[1] ?? '', m[2] ?? '']),
+  [...template.matchAll(/- name: ([A-Z_]+)\n\s+value: \{\{ \.Values\.([\w.]+) \| quote \}\}/g)].map((m) => [
+    m[1] ?? '',
+    m[2] ?? '',
+  ]),
 );
 
 function schemaAt(valuePath: string): SchemaNode {
@@ -46,7 +107,9 @@ function schemaAt(valuePath: string): SchemaNode {
 }
 
 function valueAt(valuePath: string): unknown {
-  return valuePath.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], values);
+  return valuePath
+    .split('.')
+    .reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], values);
 }
 
 const ajv = new Ajv();
@@ -58,10 +121,20 @@ const durationSettings = optionDefinitions
 describe('chart schema vs the gateway, for durations', () => {
   it('finds the duration settings the chart passes to the gateway (a new one is checked below without a change here)', () => {
     const found = new Set(durationSettings.map((s) => s.definition.env));
-    assert.deepEqual([
-      'FIRST_BYTE_TIMEOUT', 'LEADER_ELECTION_LEASE_DURATION', 'LEADER_ELECTION_RENEW_DEADLINE', 'LEADER_ELECTION_RETRY_PERIOD',
-      'MAX_REPORT_STALENESS', 'READY_WAIT_TIMEOUT', 'SCALE_DOWN_IDLE_TIMEOUT', 'SHUTDOWN_DELAY', 'SHUTDOWN_GRACE_PERIOD',
-    ].filter((env) => !found.has(env)), []);
+    assert.deepEqual(
+      [
+        'FIRST_BYTE_TIMEOUT',
+        'LEADER_ELECTION_LEASE_DURATION',
+        'LEADER_ELECTION_RENEW_DEADLINE',
+        'LEADER_ELECTION_RETRY_PERIOD',
+        'MAX_REPORT_STALENESS',
+        'READY_WAIT_TIMEOUT',
+        'SCALE_DOWN_IDLE_TIMEOUT',
+        'SHUTDOWN_DELAY',
+        'SHUTDOWN_GRACE_PERIOD',
+      ].filter((env) => !found.has(env)),
+      [],
+    );
   });
 
   for (const { definition, valuePath } of durationSettings) {
@@ -87,7 +160,11 @@ describe('chart schema vs the gateway, for durations', () => {
         else disagreements.push(`${JSON.stringify(raw)}: schema accepts, gateway refuses`);
       }
       assert.deepEqual(disagreements, [], `values.schema.json lets through what the gateway refuses at start`);
-      assert.deepEqual(narrower, narrowerOnPurpose[valuePath] ?? [], `values.schema.json refuses what the gateway accepts`);
+      assert.deepEqual(
+        narrower,
+        narrowerOnPurpose[valuePath] ?? [],
+        `values.schema.json refuses what the gateway accepts`,
+      );
     });
   }
 });

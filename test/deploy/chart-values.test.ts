@@ -8,7 +8,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { load } from 'js-yaml';
-import { CASES, isRecord, leafPaths, RELEASE_NAMESPACE, undocumentedLeaves, type Values, withValue } from './chart-cases.ts';
+import {
+  CASES,
+  isRecord,
+  leafPaths,
+  RELEASE_NAMESPACE,
+  undocumentedLeaves,
+  type Values,
+  withValue,
+} from './chart-cases.ts';
 import { CHART_DIR, helmTemplate, type Manifest } from './tools.ts';
 
 describe('chart values', () => {

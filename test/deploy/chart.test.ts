@@ -3,7 +3,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Role } from '@kubernetes/client-node';
-import { assertBuildkitdContract, assertGatewayContract, deployment, expectedRules, gatewayEnv, ruleShapes } from './contract.ts';
+import {
+  assertBuildkitdContract,
+  assertGatewayContract,
+  deployment,
+  expectedRules,
+  gatewayEnv,
+  ruleShapes,
+} from './contract.ts';
 import { CHART_DIR, findOne, helm, helmTemplate, helmTemplateRaw, runTool } from './tools.ts';
 
 function setArgs(values: Record<string, string>): string[] {
@@ -35,7 +42,11 @@ describe('helm chart', () => {
 
   it('keeps the contract with buildkitd in another namespace and a renamed StatefulSet', async () => {
     const docs = await helmTemplate(undefined, {
-      args: setArgs({ 'buildkitd.namespace': 'farm', 'buildkitd.statefulSetName': 'bk', 'buildkitd.headlessServiceName': 'bk-pods' }),
+      args: setArgs({
+        'buildkitd.namespace': 'farm',
+        'buildkitd.statefulSetName': 'bk',
+        'buildkitd.headlessServiceName': 'bk-pods',
+      }),
     });
     assertGatewayContract(docs);
     assertBuildkitdContract(docs, docs);
@@ -50,13 +61,22 @@ describe('helm chart', () => {
 
   it('refuses a grace period that would kill draining builds', async () => {
     const stderr = await renderError(['--set', 'terminationGracePeriodSeconds=30']);
-    assert.match(stderr, /terminationGracePeriodSeconds \(30\) must be longer than gateway\.shutdownDelay \+ gateway\.shutdownGracePeriod \(5s \+ 1h0m0s = 3605s\)/);
+    assert.match(
+      stderr,
+      /terminationGracePeriodSeconds \(30\) must be longer than gateway\.shutdownDelay \+ gateway\.shutdownGracePeriod \(5s \+ 1h0m0s = 3605s\)/,
+    );
   });
 
   it('refuses a misspelt value instead of ignoring it', async () => {
-    assert.match(await renderError(['--set', 'gateway.idleTimout=5m']), /additional properties 'idleTimout' not allowed/);
+    assert.match(
+      await renderError(['--set', 'gateway.idleTimout=5m']),
+      /additional properties 'idleTimout' not allowed/,
+    );
     assert.match(await renderError(['--set', 'replicas=3']), /additional properties 'replicas' not allowed/);
-    assert.match(await renderError(['--set', 'leaderElection.leaseDurtion=30s']), /additional properties 'leaseDurtion' not allowed/);
+    assert.match(
+      await renderError(['--set', 'leaderElection.leaseDurtion=30s']),
+      /additional properties 'leaseDurtion' not allowed/,
+    );
   });
 
   it('refuses values the gateway would reject at start-up', async () => {
@@ -72,21 +92,33 @@ describe('helm chart', () => {
 
   it('runs a single gateway without leader election when asked for all three, with no Lease rights', async () => {
     const docs = await helmTemplate(undefined, {
-      args: ['--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false', '--set', 'podDisruptionBudget.enabled=false'],
+      args: [
+        '--set',
+        'replicaCount=1',
+        '--set',
+        'leaderElection.enabled=false',
+        '--set',
+        'podDisruptionBudget.enabled=false',
+      ],
     });
     assertGatewayContract(docs);
     assert.equal(gatewayEnv(docs, 'LEADER_ELECTION'), 'false');
   });
 
   it('keeps leader election on with a single replica (safe during evictions, no budget)', async () => {
-    const docs = await helmTemplate(undefined, { args: ['--set', 'replicaCount=1', '--set', 'podDisruptionBudget.enabled=false'] });
+    const docs = await helmTemplate(undefined, {
+      args: ['--set', 'replicaCount=1', '--set', 'podDisruptionBudget.enabled=false'],
+    });
     assert.equal(deployment(docs).spec?.replicas, 1);
     assert.equal(gatewayEnv(docs, 'LEADER_ELECTION'), 'true');
     assert.deepEqual(ruleShapes(findOne<V1Role>(docs, 'Role')), expectedRules('buildkitd', { leaderElection: true }));
   });
 
   it('refuses several gateways without leader election: they would scale down under each other', async () => {
-    assert.match(await renderError(['--set', 'leaderElection.enabled=false']), /replicaCount 2 needs leaderElection\.enabled/);
+    assert.match(
+      await renderError(['--set', 'leaderElection.enabled=false']),
+      /replicaCount 2 needs leaderElection\.enabled/,
+    );
   });
 
   it('refuses a disruption budget that would block every node drain', async () => {
@@ -94,7 +126,10 @@ describe('helm chart', () => {
       await renderError(['--set', 'replicaCount=1']),
       /podDisruptionBudget\.minAvailable 1 with replicaCount 1 blocks every node drain/,
     );
-    assert.match(await renderError(['--set', 'podDisruptionBudget.maxUnavailable=0']), /podDisruptionBudget\.maxUnavailable 0 blocks every node drain/);
+    assert.match(
+      await renderError(['--set', 'podDisruptionBudget.maxUnavailable=0']),
+      /podDisruptionBudget\.maxUnavailable 0 blocks every node drain/,
+    );
     assert.match(await renderError(['--set', 'podDisruptionBudget.minAvailable=one']), /minAvailable/);
   });
 
@@ -106,8 +141,14 @@ describe('helm chart', () => {
   });
 
   it('refuses a pool the gateway would refuse at start (exit 2, a crash-looping pod)', async () => {
-    assert.match(await renderError(['--set', 'pool.minReplicas=3', '--set', 'pool.maxReplicas=2']), /pool\.minReplicas 3 must not exceed pool\.maxReplicas 2/);
-    assert.match(await renderError(['--set', 'pool.maxReplicas=2', '--set', 'gateway.backendDiscovery=dns']), /dns discovery supports one builder only/);
+    assert.match(
+      await renderError(['--set', 'pool.minReplicas=3', '--set', 'pool.maxReplicas=2']),
+      /pool\.minReplicas 3 must not exceed pool\.maxReplicas 2/,
+    );
+    assert.match(
+      await renderError(['--set', 'pool.maxReplicas=2', '--set', 'gateway.backendDiscovery=dns']),
+      /dns discovery supports one builder only/,
+    );
     assert.match(await renderError(['--set', 'pool.affinity=ip']), /affinity/);
     assert.match(await renderError(['--set', 'pool.connectionsPerReplica=0']), /connectionsPerReplica/);
     assert.match(await renderError(['--set', 'pool.maxConnectionsPerReplica=-1']), /maxConnectionsPerReplica/);
@@ -120,7 +161,10 @@ describe('helm chart', () => {
 
   it('installs on Kubernetes 1.27 and later, and says so on an older cluster', async () => {
     await helmTemplate(undefined, { args: ['--kube-version', '1.27.0'] });
-    assert.match(await renderError(['--kube-version', '1.26.15']), /chart requires kubeVersion: >=1\.27\.0-0 which is incompatible with Kubernetes v1\.26\.15/);
+    assert.match(
+      await renderError(['--kube-version', '1.26.15']),
+      /chart requires kubeVersion: >=1\.27\.0-0 which is incompatible with Kubernetes v1\.26\.15/,
+    );
   });
 
   it('requires a ServiceAccount name when it does not create one', async () => {

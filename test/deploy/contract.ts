@@ -53,7 +53,16 @@ export type GatewayEnvName = (typeof GATEWAY_ENV)[number];
 
 const DURATION_UNITS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
 
-const QUANTITY_UNITS: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 };
+const QUANTITY_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  Ki: 1024,
+  Mi: 1024 ** 2,
+  Gi: 1024 ** 3,
+  Ti: 1024 ** 4,
+};
 
 /** Bytes in a Kubernetes quantity such as "256Mi" or "1G". */
 export function quantityBytes(text: string): number {
@@ -142,17 +151,33 @@ export function ruleShapes(role: V1Role): RuleShape[] {
 /** The least-privilege rules the gateway needs for one StatefulSet; Leases only with leader election. */
 export function expectedRules(statefulSetName: string, options: { leaderElection: boolean }): RuleShape[] {
   const rules: RuleShape[] = [
-    { apiGroups: ['apps'], resources: ['statefulsets'], resourceNames: [statefulSetName], verbs: ['get', 'list', 'watch'] },
-    { apiGroups: ['apps'], resources: ['statefulsets/scale'], resourceNames: [statefulSetName], verbs: ['get', 'patch', 'update'] },
+    {
+      apiGroups: ['apps'],
+      resources: ['statefulsets'],
+      resourceNames: [statefulSetName],
+      verbs: ['get', 'list', 'watch'],
+    },
+    {
+      apiGroups: ['apps'],
+      resources: ['statefulsets/scale'],
+      resourceNames: [statefulSetName],
+      verbs: ['get', 'patch', 'update'],
+    },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'patch'] },
   ];
   // Report Leases are created, renewed and deleted per replica and watched by label; the leader Lease is updated.
   if (options.leaderElection) {
-    rules.push({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] });
+    rules.push({
+      apiGroups: ['coordination.k8s.io'],
+      resources: ['leases'],
+      verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'],
+    });
   }
-  return rules.map((r) => ({ ...r, verbs: [...r.verbs].sort() })).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  return rules
+    .map((r) => ({ ...r, verbs: [...r.verbs].sort() }))
+    .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
 function isSubset(part: Record<string, string> | undefined, whole: Record<string, string> | undefined): boolean {
@@ -172,29 +197,50 @@ export function assertGatewayContract(docs: readonly Manifest[]): void {
   const replicas = dep.spec?.replicas ?? 1;
   const rollout = dep.spec?.strategy;
   assert.equal(rollout?.type, 'RollingUpdate', 'an upgrade starts the new gateway before the old one drains');
-  assert.equal(rollout?.rollingUpdate?.maxUnavailable, 0, 'a rollout never removes a gateway before its successor is Ready');
+  assert.equal(
+    rollout?.rollingUpdate?.maxUnavailable,
+    0,
+    'a rollout never removes a gateway before its successor is Ready',
+  );
   assert.equal(rollout?.rollingUpdate?.maxSurge, 1);
   const spread = pod.topologySpreadConstraints ?? [];
   assert.equal(spread.length, 1, 'one preferred spread of the gateway pods');
   assert.equal(spread[0]?.topologyKey, 'kubernetes.io/hostname', 'spread across nodes');
-  assert.equal(spread[0]?.whenUnsatisfiable, 'ScheduleAnyway', 'a preference: a one-node cluster still schedules every replica');
-  assert.ok(isSubset(spread[0]?.labelSelector?.matchLabels, dep.spec?.template.metadata?.labels), 'the spread counts the gateway pods');
+  assert.equal(
+    spread[0]?.whenUnsatisfiable,
+    'ScheduleAnyway',
+    'a preference: a one-node cluster still schedules every replica',
+  );
+  assert.ok(
+    isSubset(spread[0]?.labelSelector?.matchLabels, dep.spec?.template.metadata?.labels),
+    'the spread counts the gateway pods',
+  );
 
   const leaderElection = requiredEnv(docs, 'LEADER_ELECTION');
   assert.ok(leaderElection === 'true' || leaderElection === 'false', `LEADER_ELECTION=${leaderElection}`);
   const budgets = gatewayBudgets(docs);
   if (leaderElection === 'true') {
-    assert.ok(replicas >= 2, `${replicas} gateway replica(s): a rollout or a drain would leave clients without a gateway`);
+    assert.ok(
+      replicas >= 2,
+      `${replicas} gateway replica(s): a rollout or a drain would leave clients without a gateway`,
+    );
     assert.equal(requiredEnv(docs, 'POD_NAME'), '<from:metadata.name>', 'each replica reports under its own pod name');
     assert.equal(requiredEnv(docs, 'POD_UID'), '<from:metadata.uid>', 'a report Lease is deleted with its pod');
-    assert.equal(requiredEnv(docs, 'POD_IP'), '<from:status.podIP>', 'the other replicas can ask it whether it alone is cut off');
+    assert.equal(
+      requiredEnv(docs, 'POD_IP'),
+      '<from:status.podIP>',
+      'the other replicas can ask it whether it alone is cut off',
+    );
     assert.equal(budgets.length, 1, 'a PodDisruptionBudget keeps a gateway up during node drains');
     const budget = budgets[0] as V1PodDisruptionBudget;
     assert.equal(budget.metadata?.namespace, dep.metadata?.namespace);
-    assert.ok(isSubset(budget.spec?.selector?.matchLabels, dep.spec?.template.metadata?.labels), 'the budget covers the gateway pods');
+    assert.ok(
+      isSubset(budget.spec?.selector?.matchLabels, dep.spec?.template.metadata?.labels),
+      'the budget covers the gateway pods',
+    );
     assert.equal(budget.spec?.minAvailable, 1, 'one gateway stays up while another is evicted');
   } else {
-    assert.equal(replicas, 1, 'without leader election a second gateway would scale down under the first one\'s builds');
+    assert.equal(replicas, 1, "without leader election a second gateway would scale down under the first one's builds");
     assert.equal(budgets.length, 0, 'a budget of one replica would block every node drain');
   }
 
@@ -211,21 +257,41 @@ export function assertGatewayContract(docs: readonly Manifest[]): void {
   const metricsPort = portOfAddr(requiredEnv(docs, 'METRICS_LISTEN_ADDR'));
   const proxyPort = portOfAddr(requiredEnv(docs, 'PROXY_LISTEN_ADDR'));
   assert.equal(container.livenessProbe?.httpGet?.path, '/healthz');
-  assert.equal(resolvePort(container, container.livenessProbe?.httpGet?.port), metricsPort, 'liveness probes the metrics port');
+  assert.equal(
+    resolvePort(container, container.livenessProbe?.httpGet?.port),
+    metricsPort,
+    'liveness probes the metrics port',
+  );
   assert.equal(container.readinessProbe?.httpGet?.path, '/readyz');
-  assert.equal(resolvePort(container, container.readinessProbe?.httpGet?.port), metricsPort, 'readiness probes the metrics port');
-  assert.equal(resolvePort(container, 'buildkit'), proxyPort, 'the buildkit containerPort is the one the gateway listens on');
+  assert.equal(
+    resolvePort(container, container.readinessProbe?.httpGet?.port),
+    metricsPort,
+    'readiness probes the metrics port',
+  );
+  assert.equal(
+    resolvePort(container, 'buildkit'),
+    proxyPort,
+    'the buildkit containerPort is the one the gateway listens on',
+  );
 
-  const drainSeconds = goDurationSeconds(requiredEnv(docs, 'SHUTDOWN_GRACE_PERIOD')) + goDurationSeconds(requiredEnv(docs, 'SHUTDOWN_DELAY'));
+  const drainSeconds =
+    goDurationSeconds(requiredEnv(docs, 'SHUTDOWN_GRACE_PERIOD')) +
+    goDurationSeconds(requiredEnv(docs, 'SHUTDOWN_DELAY'));
   const grace = pod.terminationGracePeriodSeconds;
-  assert.ok(grace !== undefined && grace > drainSeconds, `terminationGracePeriodSeconds ${grace} must exceed the ${drainSeconds}s drain`);
+  assert.ok(
+    grace !== undefined && grace > drainSeconds,
+    `terminationGracePeriodSeconds ${grace} must exceed the ${drainSeconds}s drain`,
+  );
 
   assert.ok(container.resources?.requests?.memory, 'memory request set');
   assert.ok(container.resources?.limits?.memory, 'memory limit set');
   // kube-score's container-ephemeral-storage-request-and-limit; the kubelet counts the log files (10Mi x 5 rotated).
   assert.ok(container.resources?.requests?.['ephemeral-storage'], 'ephemeral-storage request set');
   const ephemeralLimit = container.resources?.limits?.['ephemeral-storage'];
-  assert.ok(ephemeralLimit && quantityBytes(ephemeralLimit) >= 2 * 50 * 1024 ** 2, `ephemeral-storage limit ${ephemeralLimit} well above the kubelet's default log rotation (50Mi)`);
+  assert.ok(
+    ephemeralLimit && quantityBytes(ephemeralLimit) >= 2 * 50 * 1024 ** 2,
+    `ephemeral-storage limit ${ephemeralLimit} well above the kubelet's default log rotation (50Mi)`,
+  );
 
   const accountName = pod.serviceAccountName;
   assert.ok(accountName, 'the gateway runs as its own ServiceAccount');
@@ -237,22 +303,40 @@ export function assertGatewayContract(docs: readonly Manifest[]): void {
   assert.deepEqual(ruleShapes(role), expectedRules(stsName, { leaderElection: leaderElection === 'true' }));
   if (leaderElection === 'true') {
     const group = requiredEnv(docs, 'LEADER_ELECTION_LEASE_NAME');
-    assert.equal(group, `${stsName}-autoscaler`, 'the leader Lease has the gateway\'s default name for this StatefulSet');
+    assert.equal(
+      group,
+      `${stsName}-autoscaler`,
+      "the leader Lease has the gateway's default name for this StatefulSet",
+    );
   }
   const binding = findOne<V1RoleBinding>(docs, 'RoleBinding');
   assert.equal(binding.metadata?.namespace, role.metadata?.namespace);
   assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata?.name });
-  assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: accountName, namespace: dep.metadata?.namespace }]);
+  assert.deepEqual(binding.subjects, [
+    { kind: 'ServiceAccount', name: accountName, namespace: dep.metadata?.namespace },
+  ]);
 
   const service = findOne<V1Service>(docs, 'Service', dep.metadata?.name);
-  assert.ok(isSubset(service.spec?.selector, dep.spec?.template.metadata?.labels), 'the Service selects the gateway pod');
+  assert.ok(
+    isSubset(service.spec?.selector, dep.spec?.template.metadata?.labels),
+    'the Service selects the gateway pod',
+  );
   // The ops port may have a Service of its own (the chart's <name>-metrics); together they reach both ports.
-  const gatewayServices = docs.filter((d): d is Manifest & V1Service => d.kind === 'Service' && isSubset((d as V1Service).spec?.selector, dep.spec?.template.metadata?.labels));
+  const gatewayServices = docs.filter(
+    (d): d is Manifest & V1Service =>
+      d.kind === 'Service' && isSubset((d as V1Service).spec?.selector, dep.spec?.template.metadata?.labels),
+  );
   const servicePorts = Object.fromEntries(
-    gatewayServices.flatMap((s) => s.spec?.ports ?? []).map((p): [string, number] => [p.name ?? '', resolvePort(container, p.targetPort)]),
+    gatewayServices
+      .flatMap((s) => s.spec?.ports ?? [])
+      .map((p): [string, number] => [p.name ?? '', resolvePort(container, p.targetPort)]),
   );
   assert.deepEqual(servicePorts, { buildkit: proxyPort, metrics: metricsPort });
-  assert.equal(service.spec?.ports?.find((p) => p.name === 'buildkit')?.name, 'buildkit', 'clients reach the proxy port through the Service named like the Deployment');
+  assert.equal(
+    service.spec?.ports?.find((p) => p.name === 'buildkit')?.name,
+    'buildkit',
+    'clients reach the proxy port through the Service named like the Deployment',
+  );
 }
 
 export function statefulSet(docs: readonly Manifest[]): V1StatefulSet {
@@ -287,13 +371,23 @@ export function assertBuildkitdContract(docs: readonly Manifest[], gatewayDocs: 
   assert.equal(sts.spec?.serviceName, serviceName);
   assert.equal(container.image, 'moby/buildkit:v0.18.2');
   assert.deepEqual(container.args?.slice(0, 2), ['--addr', `tcp://0.0.0.0:${port}`]);
-  assert.equal(resolvePort(container, container.readinessProbe?.tcpSocket?.port), port, 'readiness is a TCP connect to buildkitd');
-  assert.ok(container.resources?.requests?.cpu && container.resources.requests.memory, 'buildkitd has resource requests');
+  assert.equal(
+    resolvePort(container, container.readinessProbe?.tcpSocket?.port),
+    port,
+    'readiness is a TCP connect to buildkitd',
+  );
+  assert.ok(
+    container.resources?.requests?.cpu && container.resources.requests.memory,
+    'buildkitd has resource requests',
+  );
 
   const headless = findOne<V1Service>(docs, 'Service', serviceName);
   assert.equal(headless.spec?.clusterIP, 'None', 'the buildkitd Service is headless');
   assert.equal(headless.metadata?.namespace, sts.metadata?.namespace);
-  assert.ok(isSubset(headless.spec?.selector, sts.spec?.template.metadata?.labels), 'the headless Service selects the buildkitd pods');
+  assert.ok(
+    isSubset(headless.spec?.selector, sts.spec?.template.metadata?.labels),
+    'the headless Service selects the buildkitd pods',
+  );
   assert.deepEqual(
     (headless.spec?.ports ?? []).map((p) => resolvePort(container, p.targetPort)),
     [port],
@@ -304,13 +398,19 @@ export function assertBuildkitdContract(docs: readonly Manifest[], gatewayDocs: 
   const preStop = container.lifecycle?.preStop?.exec?.command ?? [];
   assert.equal(preStop[0], '/bin/sh');
   const mount = container.volumeMounts?.find((m) => m.name === 'podinfo');
-  const labelsFile = sts.spec?.template.spec?.volumes?.find((v) => v.name === 'podinfo')?.downwardAPI?.items?.find((i) => i.fieldRef?.fieldPath === 'metadata.labels');
+  const labelsFile = sts.spec?.template.spec?.volumes
+    ?.find((v) => v.name === 'podinfo')
+    ?.downwardAPI?.items?.find((i) => i.fieldRef?.fieldPath === 'metadata.labels');
   assert.ok(mount && labelsFile, 'the pod labels are mounted as a file');
-  assert.ok(preStop[2]?.includes(`${mount.mountPath}/${labelsFile.path}`) && preStop[2].includes('buildkitd-autoscaler/busy="true"'), `preStop waits on the busy label: ${preStop.join(' ')}`);
+  assert.ok(
+    preStop[2]?.includes(`${mount.mountPath}/${labelsFile.path}`) &&
+      preStop[2].includes('buildkitd-autoscaler/busy="true"'),
+    `preStop waits on the busy label: ${preStop.join(' ')}`,
+  );
   const busy = findOne<V1PodDisruptionBudget>(docs, 'PodDisruptionBudget', `${sts.metadata?.name ?? ''}-busy`);
   assert.equal(busy.metadata?.namespace, sts.metadata?.namespace);
   assert.equal(busy.spec?.maxUnavailable, 0, 'a busy builder is never evicted');
   const { 'buildkitd-autoscaler/busy': busyValue, ...podLabels } = busy.spec?.selector?.matchLabels ?? {};
   assert.equal(busyValue, 'true', 'the budget selects the pods the gateway labels busy');
-  assert.ok(isSubset(podLabels, sts.spec?.template.metadata?.labels), 'and only this StatefulSet\'s pods');
+  assert.ok(isSubset(podLabels, sts.spec?.template.metadata?.labels), "and only this StatefulSet's pods");
 }

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { loadAllYaml, type V1CronJob, type V1Deployment, type V1NetworkPolicy, type V1Service } from '@kubernetes/client-node';
+import {
+  loadAllYaml,
+  type V1CronJob,
+  type V1Deployment,
+  type V1NetworkPolicy,
+  type V1Service,
+} from '@kubernetes/client-node';
 import { KUSTOMIZE_DIR } from './tools.ts';
 
 const read = <T>(file: string): T[] => loadAllYaml(readFileSync(path.join(KUSTOMIZE_DIR, file), 'utf8')) as T[];
@@ -22,7 +28,11 @@ describe('deploy/kubernetes/examples', () => {
     assert.equal(cronJob.metadata?.namespace, deployment?.metadata?.namespace);
     const pod = cronJob.spec?.jobTemplate.spec?.template.spec;
     const container = pod?.containers[0];
-    assert.equal(container?.image, deployment?.spec?.template.spec?.containers[0]?.image, 'the gateway image carries the client');
+    assert.equal(
+      container?.image,
+      deployment?.spec?.template.spec?.containers[0]?.image,
+      'the gateway image carries the client',
+    );
     const args = container?.args ?? [];
     assert.equal(args[0], 'wake');
     assert.equal(args[args.indexOf('--for') + 1], '10h');
@@ -38,12 +48,17 @@ describe('deploy/kubernetes/examples', () => {
     assert.deepEqual(policy.spec?.podSelector?.matchLabels, deployment?.spec?.selector.matchLabels);
     const rules = policy.spec?.ingress ?? [];
     const names = new Set(gatewayPorts.map((port) => port.name));
-    for (const rule of rules) for (const port of rule.ports ?? []) assert.ok(names.has(String(port.port)), `port ${port.port} is a named port of the gateway container`);
+    for (const rule of rules)
+      for (const port of rule.ports ?? [])
+        assert.ok(names.has(String(port.port)), `port ${port.port} is a named port of the gateway container`);
     const proxy = rules.find((rule) => rule.ports?.some((port) => port.port === 'buildkit'));
     assert.equal(proxy?._from, undefined, 'BuildKit clients from anywhere');
     const ops = rules.find((rule) => rule.ports?.some((port) => port.port === 'metrics'));
     assert.deepEqual(JSON.parse(JSON.stringify(ops?._from?.[0])), { podSelector: {} }, 'this namespace');
-    assert.ok(ops?._from?.[1]?.namespaceSelector && ops._from[1].podSelector, 'the scraper: its namespace and its pods');
+    assert.ok(
+      ops?._from?.[1]?.namespaceSelector && ops._from[1].podSelector,
+      'the scraper: its namespace and its pods',
+    );
     assert.equal(ops?._from?.length, 2);
   });
 });

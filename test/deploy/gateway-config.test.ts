@@ -49,7 +49,9 @@ async function effectiveConfig(env: Record<string, string>): Promise<Record<stri
     env: { PATH: process.env.PATH ?? '', ...env },
   }).catch((error: unknown) => {
     const failed = error as { stderr?: string };
-    throw new Error(`the gateway rejected the rendered configuration: ${failed.stderr ?? String(error)}`, { cause: error });
+    throw new Error(`the gateway rejected the rendered configuration: ${failed.stderr ?? String(error)}`, {
+      cause: error,
+    });
   });
   const described = JSON.parse(stdout) as Record<string, Setting>;
   return Object.fromEntries(Object.values(described).map((s) => [s.env, s]));
@@ -89,12 +91,23 @@ describe('the gateway accepts what is installed', () => {
     const config = await effectiveConfig(podEnv(await helmTemplate(undefined, { namespace: 'builds' })));
     assertAllFromEnv(config);
     assert.equal(config.BUILDKITD_STATEFULSET_NAMESPACE?.value, 'builds');
-    assert.equal(config.LEADER_ELECTION_LEASE_NAME?.value, 'buildkitd-autoscaler', 'the gateway\'s own default for this StatefulSet');
+    assert.equal(
+      config.LEADER_ELECTION_LEASE_NAME?.value,
+      'buildkitd-autoscaler',
+      "the gateway's own default for this StatefulSet",
+    );
   });
 
   it('chart with a single replica and leader election off: the gateway accepts it', async () => {
     const docs = await helmTemplate(undefined, {
-      args: ['--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false', '--set', 'podDisruptionBudget.enabled=false'],
+      args: [
+        '--set',
+        'replicaCount=1',
+        '--set',
+        'leaderElection.enabled=false',
+        '--set',
+        'podDisruptionBudget.enabled=false',
+      ],
     });
     const config = await effectiveConfig(podEnv(docs));
     assertAllFromEnv(config);
@@ -103,11 +116,27 @@ describe('the gateway accepts what is installed', () => {
 
   it('chart pool values: a pool of builders arrives as the user set it', async () => {
     const file = path.join(workDir, 'pool.json');
-    await writeFile(file, JSON.stringify({ pool: { maxReplicas: 6, minReplicas: 2, connectionsPerReplica: 3, maxConnectionsPerReplica: 4, affinity: 'none' } }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        pool: {
+          maxReplicas: 6,
+          minReplicas: 2,
+          connectionsPerReplica: 3,
+          maxConnectionsPerReplica: 4,
+          affinity: 'none',
+        },
+      }),
+    );
     const config = await effectiveConfig(podEnv(await helmTemplate(file)));
     assertAllFromEnv(config);
     assert.deepEqual(
-      [config.BUILDKITD_MAX_REPLICAS?.value, config.BUILDKITD_MIN_REPLICAS?.value, config.BUILDKITD_CONNECTIONS_PER_REPLICA?.value, config.BUILDKITD_AFFINITY?.value],
+      [
+        config.BUILDKITD_MAX_REPLICAS?.value,
+        config.BUILDKITD_MIN_REPLICAS?.value,
+        config.BUILDKITD_CONNECTIONS_PER_REPLICA?.value,
+        config.BUILDKITD_AFFINITY?.value,
+      ],
       ['6', '2', '3', 'none'],
     );
     assert.equal(config.BUILDKITD_MAX_CONNECTIONS_PER_REPLICA?.value, '4');
@@ -132,7 +161,13 @@ describe('the gateway accepts what is installed', () => {
         clusterDomain: 'corp.example',
       },
       buildkitd: { statefulSetName: 'bk', namespace: 'farm', headlessServiceName: 'bk-pods', port: 1234 },
-      leaderElection: { leaseName: 'bk-leader', leaseDuration: '30s', renewDeadline: '20s', retryPeriod: '5s', maxReportStaleness: '15m' },
+      leaderElection: {
+        leaseName: 'bk-leader',
+        leaseDuration: '30s',
+        renewDeadline: '20s',
+        retryPeriod: '5s',
+        maxReportStaleness: '15m',
+      },
     };
     const file = path.join(workDir, 'values.json');
     await writeFile(file, JSON.stringify(values));

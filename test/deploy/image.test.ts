@@ -45,7 +45,14 @@ function makeIgnoreMatcher(dockerignore: string): (file: string) => boolean {
       const pattern = path.posix.normalize(negate ? l.slice(1) : l).replace(/\/$/, '');
       const source = pattern
         .split('/')
-        .map((part) => (part === '**' ? '.*' : part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')))
+        .map((part) =>
+          part === '**'
+            ? '.*'
+            : part
+                .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+                .replace(/\*/g, '[^/]*')
+                .replace(/\?/g, '[^/]'),
+        )
         .join('/')
         .replace(/\.\*\//g, '(?:.*/)?');
       return { negate, regex: new RegExp(`^${source}$`) };
@@ -75,19 +82,32 @@ describe('container image', () => {
       .filter((s) => s.op === 'COPY' && !s.args.startsWith('--from'))
       .flatMap((s) => s.args.split(/\s+/).slice(0, -1));
     assert.ok(copied.length > 0);
-    for (const source of copied) assert.equal(isIgnored(source), false, `${source} is copied but excluded by .dockerignore`);
+    for (const source of copied)
+      assert.equal(isIgnored(source), false, `${source} is copied but excluded by .dockerignore`);
     assert.equal(isIgnored('src/main.ts'), false);
   });
 
   it('keeps host builds, tests, secrets and VCS data out of the build context', () => {
-    for (const file of ['node_modules/pino/package.json', 'dist/main.js', '.git/HEAD', 'src/config.test.ts', 'ci-report/REPORT.md', '.artifacts/x', 'charts/buildkitd-autoscaler/values.yaml', '.npmrc', '.env']) {
+    for (const file of [
+      'node_modules/pino/package.json',
+      'dist/main.js',
+      '.git/HEAD',
+      'src/config.test.ts',
+      'ci-report/REPORT.md',
+      '.artifacts/x',
+      'charts/buildkitd-autoscaler/values.yaml',
+      '.npmrc',
+      '.env',
+    ]) {
       assert.equal(isIgnored(file), true, `${file} would be sent to the image build`);
     }
   });
 
   it('starts the package entry point as a non-root numeric user the manifests declare', async () => {
     const final = steps.filter((s) => s.stage === finalStage);
-    const pkg = JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    const pkg = JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
     const entrypoint = final.find((s) => s.op === 'ENTRYPOINT');
     assert.deepEqual(JSON.parse(entrypoint?.args ?? 'null'), ['node', pkg.bin['buildkitd-autoscaler']]);
 
@@ -98,7 +118,11 @@ describe('container image', () => {
     const podSecurity = deployment(docs).spec?.template.spec?.securityContext;
     assert.equal(`${podSecurity?.runAsUser}:${podSecurity?.runAsGroup}`, user);
 
-    const exposed = final.filter((s) => s.op === 'EXPOSE').flatMap((s) => s.args.split(/\s+/)).map(Number).sort();
+    const exposed = final
+      .filter((s) => s.op === 'EXPOSE')
+      .flatMap((s) => s.args.split(/\s+/))
+      .map(Number)
+      .sort();
     assert.deepEqual(exposed, (gatewayContainer(docs).ports ?? []).map((p) => p.containerPort).sort());
   });
 
@@ -109,10 +133,24 @@ describe('container image', () => {
       app = await mkdtemp(path.join(tmpdir(), 'bka-image-'));
       await cp(path.join(REPO_ROOT, 'package.json'), path.join(app, 'package.json'));
       await cp(path.join(REPO_ROOT, 'package-lock.json'), path.join(app, 'package-lock.json'));
-      await execFileAsync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app });
-      await execFileAsync(process.execPath, [path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', path.join(app, 'dist')], {
-        cwd: REPO_ROOT,
-      });
+      await execFileAsync(
+        'npm',
+        ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'],
+        { cwd: app },
+      );
+      await execFileAsync(
+        process.execPath,
+        [
+          path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc'),
+          '-p',
+          'tsconfig.build.json',
+          '--outDir',
+          path.join(app, 'dist'),
+        ],
+        {
+          cwd: REPO_ROOT,
+        },
+      );
       await rm(path.join(app, 'package-lock.json'));
     });
     after(async () => {
@@ -121,10 +159,14 @@ describe('container image', () => {
 
     it('holds no development tools and no tests', async () => {
       const modules = await readdir(path.join(app, 'node_modules'));
-      for (const devOnly of ['typescript', 'eslint', 'typescript-eslint', 'node']) assert.ok(!modules.includes(devOnly), `${devOnly} is in the image`);
+      for (const devOnly of ['typescript', 'eslint', 'typescript-eslint', 'node'])
+        assert.ok(!modules.includes(devOnly), `${devOnly} is in the image`);
       const dist = await readdir(path.join(app, 'dist'), { recursive: true });
       assert.ok(dist.includes('main.js'));
-      assert.deepEqual(dist.filter((f) => f.endsWith('.test.js')), []);
+      assert.deepEqual(
+        dist.filter((f) => f.endsWith('.test.js')),
+        [],
+      );
     });
 
     it('loads every module of the gateway from production dependencies and reads its configuration', async () => {

@@ -14,7 +14,15 @@ import {
   statefulSet,
   gatewayBudgets,
 } from './contract.ts';
-import { findOne, helmTemplate, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_BUILDKITD_MTLS_DIR, KUSTOMIZE_DIR, kustomize, type Manifest } from './tools.ts';
+import {
+  findOne,
+  helmTemplate,
+  KUSTOMIZE_BUILDKITD_DIR,
+  KUSTOMIZE_BUILDKITD_MTLS_DIR,
+  KUSTOMIZE_DIR,
+  kustomize,
+  type Manifest,
+} from './tools.ts';
 import type { V1Role } from '@kubernetes/client-node';
 
 describe('deploy/kubernetes (kustomize)', () => {
@@ -48,7 +56,8 @@ describe('deploy/kubernetes (kustomize)', () => {
         'PodDisruptionBudget/buildkitd-autoscaler',
       ],
     );
-    for (const doc of gateway.filter((d) => !['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(d.kind))) assert.equal(doc.metadata.namespace, 'buildkit', `${doc.kind} namespace`);
+    for (const doc of gateway.filter((d) => !['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(d.kind)))
+      assert.equal(doc.metadata.namespace, 'buildkit', `${doc.kind} namespace`);
   });
 
   it('runs the gateway hardened, probed, drained and with least-privilege RBAC', () => {
@@ -72,20 +81,45 @@ describe('deploy/kubernetes (kustomize)', () => {
 
   it('gives each builder its own cache volume, kept across scale-to-zero', () => {
     const spec = statefulSet(buildkitd).spec;
-    assert.deepEqual(spec?.volumeClaimTemplates?.map((claim) => claim.metadata?.name), ['buildkit-state']);
-    assert.equal(spec?.template.spec?.volumes?.some((volume) => volume.name === 'buildkit-state'), false, 'no emptyDir shadows the claim');
+    assert.deepEqual(
+      spec?.volumeClaimTemplates?.map((claim) => claim.metadata?.name),
+      ['buildkit-state'],
+    );
+    assert.equal(
+      spec?.template.spec?.volumes?.some((volume) => volume.name === 'buildkit-state'),
+      false,
+      'no emptyDir shadows the claim',
+    );
     assert.deepEqual(spec?.persistentVolumeClaimRetentionPolicy, { whenScaled: 'Retain', whenDeleted: 'Retain' });
-    assert.ok(buildkitdContainer(buildkitd).volumeMounts?.some((mount) => mount.name === 'buildkit-state' && mount.mountPath === '/var/lib/buildkit'));
+    assert.ok(
+      buildkitdContainer(buildkitd).volumeMounts?.some(
+        (mount) => mount.name === 'buildkit-state' && mount.mountPath === '/var/lib/buildkit',
+      ),
+    );
   });
 
   it('ships an mTLS variant of the example: the same builder with the TLS flags and the Secret buildkitd-tls mounted', () => {
     assertBuildkitdContract(buildkitdMtls, gateway);
     const container = buildkitdContainer(buildkitdMtls);
     assert.deepEqual(container.args, [
-      '--addr', 'tcp://0.0.0.0:8273', '--tlscacert', '/certs/ca.pem', '--tlscert', '/certs/cert.pem', '--tlskey', '/certs/key.pem',
+      '--addr',
+      'tcp://0.0.0.0:8273',
+      '--tlscacert',
+      '/certs/ca.pem',
+      '--tlscert',
+      '/certs/cert.pem',
+      '--tlskey',
+      '/certs/key.pem',
     ]);
-    assert.ok(container.volumeMounts?.some((mount) => mount.name === 'buildkitd-tls' && mount.mountPath === '/certs' && mount.readOnly));
-    assert.deepEqual(statefulSet(buildkitdMtls).spec?.template.spec?.volumes?.filter((volume) => volume.name !== 'podinfo'), [{ name: 'buildkitd-tls', secret: { secretName: 'buildkitd-tls' } }]);
+    assert.ok(
+      container.volumeMounts?.some(
+        (mount) => mount.name === 'buildkitd-tls' && mount.mountPath === '/certs' && mount.readOnly,
+      ),
+    );
+    assert.deepEqual(
+      statefulSet(buildkitdMtls).spec?.template.spec?.volumes?.filter((volume) => volume.name !== 'podinfo'),
+      [{ name: 'buildkitd-tls', secret: { secretName: 'buildkitd-tls' } }],
+    );
     // Everything else is the plain example's.
     const withoutTls = structuredClone(statefulSet(buildkitdMtls));
     const plain = statefulSet(buildkitd);
@@ -93,7 +127,9 @@ describe('deploy/kubernetes (kustomize)', () => {
     assert.ok(mtlsContainer && withoutTls.spec?.template.spec);
     mtlsContainer.args = plain.spec?.template.spec?.containers[0]?.args;
     mtlsContainer.volumeMounts = mtlsContainer.volumeMounts?.filter((mount) => mount.name !== 'buildkitd-tls');
-    withoutTls.spec.template.spec.volumes = withoutTls.spec.template.spec.volumes?.filter((volume) => volume.name !== 'buildkitd-tls');
+    withoutTls.spec.template.spec.volumes = withoutTls.spec.template.spec.volumes?.filter(
+      (volume) => volume.name !== 'buildkitd-tls',
+    );
     assert.deepEqual(withoutTls, plain);
   });
 
@@ -110,7 +146,10 @@ describe('deploy/kubernetes (kustomize)', () => {
     const fromChart = gatewayContainer(chart);
     assert.deepEqual(fromManifests.resources, fromChart.resources);
     assert.deepEqual(fromManifests.securityContext, fromChart.securityContext);
-    assert.deepEqual(deployment(gateway).spec?.template.spec?.securityContext, deployment(chart).spec?.template.spec?.securityContext);
+    assert.deepEqual(
+      deployment(gateway).spec?.template.spec?.securityContext,
+      deployment(chart).spec?.template.spec?.securityContext,
+    );
     assert.deepEqual(fromManifests.livenessProbe, fromChart.livenessProbe);
     assert.deepEqual(fromManifests.readinessProbe, fromChart.readinessProbe);
     assert.deepEqual(fromManifests.ports, fromChart.ports);
@@ -139,7 +178,14 @@ describe('deploy/kubernetes (kustomize)', () => {
     assert.deepEqual(exampleBuildkitd.resources, chartBuildkitd.resources);
     assert.deepEqual(exampleBuildkitd.readinessProbe, chartBuildkitd.readinessProbe);
     assert.deepEqual(exampleBuildkitd.securityContext, chartBuildkitd.securityContext);
-    assert.deepEqual(statefulSet(buildkitd).spec?.volumeClaimTemplates, statefulSet(chart).spec?.volumeClaimTemplates, 'each builder keeps its own cache claim');
-    assert.deepEqual(statefulSet(buildkitd).spec?.persistentVolumeClaimRetentionPolicy, statefulSet(chart).spec?.persistentVolumeClaimRetentionPolicy);
+    assert.deepEqual(
+      statefulSet(buildkitd).spec?.volumeClaimTemplates,
+      statefulSet(chart).spec?.volumeClaimTemplates,
+      'each builder keeps its own cache claim',
+    );
+    assert.deepEqual(
+      statefulSet(buildkitd).spec?.persistentVolumeClaimRetentionPolicy,
+      statefulSet(chart).spec?.persistentVolumeClaimRetentionPolicy,
+    );
   });
 });

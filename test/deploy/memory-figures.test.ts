@@ -11,7 +11,15 @@ import { CHART_DIR, KUSTOMIZE_DIR, REPO_ROOT } from './tools.ts';
 function latestGatewayFigure(metric: RegExp): { value: number; metric: string } {
   const doc = readFileSync(path.join(REPO_ROOT, 'docs', 'performance.md'), 'utf8');
   const latest = /<!-- bench:latest:begin -->([\s\S]*?)<!-- bench:latest:end -->/.exec(doc)?.[1] ?? '';
-  const rows = latest.split('\n').filter((line) => line.startsWith('|')).map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()));
+  const rows = latest
+    .split('\n')
+    .filter((line) => line.startsWith('|'))
+    .map((line) =>
+      line
+        .split('|')
+        .slice(1, -1)
+        .map((cell) => cell.trim()),
+    );
   const header = rows[0] ?? [];
   const gateway = header.indexOf('gateway');
   const metricColumn = header.indexOf('metric');
@@ -35,6 +43,10 @@ test('the Deployment and the chart quote the latest benchmark for idle memory an
   for (const [file, text] of Object.entries(quoted)) {
     const flat = text.replace(/\n\s*#\s*/g, ' ');
     assert.match(flat, new RegExp(`~${idle} MiB\\s+resident idle`), `${file} quotes ~${idle} MiB idle`);
-    assert.match(flat, new RegExp(`~${most.value} MiB with ${count} idle connections`), `${file} quotes ~${most.value} MiB with ${count} idle connections`);
+    assert.match(
+      flat,
+      new RegExp(`~${most.value} MiB with ${count} idle connections`),
+      `${file} quotes ~${most.value} MiB with ${count} idle connections`,
+    );
   }
 });

@@ -40,18 +40,21 @@ describe('alerts', () => {
 
   it('has one alert per row of deploy/README.md\'s "What to alert on", each with a severity, a summary and a runbook', () => {
     const alerts = alertRules(rules);
-    assert.deepEqual(alerts.map((a) => a.alert), [
-      'BuildkitdAutoscalerLeaderCount',
-      'BuildkitdAutoscalerStaleReports',
-      'BuildkitdAutoscalerScaleDownBlocked',
-      'BuildkitdAutoscalerReportExpired',
-      'BuildkitdAutoscalerLeaseFailures',
-      'BuildkitdAutoscalerIdentityConflict',
-      'BuildkitdAutoscalerWatchDown',
-      'BuildkitdAutoscalerScaleFailures',
-      'BuildkitdAutoscalerWakeGaveUp',
-      'BuildkitdAutoscalerReadyTimeouts',
-    ]);
+    assert.deepEqual(
+      alerts.map((a) => a.alert),
+      [
+        'BuildkitdAutoscalerLeaderCount',
+        'BuildkitdAutoscalerStaleReports',
+        'BuildkitdAutoscalerScaleDownBlocked',
+        'BuildkitdAutoscalerReportExpired',
+        'BuildkitdAutoscalerLeaseFailures',
+        'BuildkitdAutoscalerIdentityConflict',
+        'BuildkitdAutoscalerWatchDown',
+        'BuildkitdAutoscalerScaleFailures',
+        'BuildkitdAutoscalerWakeGaveUp',
+        'BuildkitdAutoscalerReadyTimeouts',
+      ],
+    );
     for (const a of alerts) {
       assert.match(a.labels?.severity ?? '', /^(info|warning|critical)$/, a.alert);
       assert.ok(a.annotations?.summary && a.annotations.runbook, `${a.alert} has a summary and a runbook`);
@@ -75,14 +78,20 @@ describe('alerts', () => {
     const tests = load(await readFile(path.join(REPO_ROOT, RULES_TEST), 'utf8')) as PromtoolTests;
     assert.deepEqual(tests.rule_files, ['rules.yaml']);
     for (const { alert } of alertRules(rules)) {
-      const firing = tests.tests.filter((t) => t.alert_rule_test?.some((c) => c.alertname === alert && c.exp_alerts.length > 0));
+      const firing = tests.tests.filter((t) =>
+        t.alert_rule_test?.some((c) => c.alertname === alert && c.exp_alerts.length > 0),
+      );
       assert.ok(firing.length > 0, `${alert}: no case where it fires`);
       const quiet = firing.some((t) => {
-        const expected = (t.alert_rule_test ?? []).filter((c) => c.alertname === alert).flatMap((c) => c.exp_alerts.map((e) => e.exp_labels));
+        const expected = (t.alert_rule_test ?? [])
+          .filter((c) => c.alertname === alert)
+          .flatMap((c) => c.exp_alerts.map((e) => e.exp_labels));
         // A series whose labels no firing alert carries: its values must not fire the alert.
         return t.input_series.some((s) => {
           const labels = seriesLabels(s.series);
-          return expected.every((e) => Object.entries(e).some(([k, v]) => k !== 'severity' && labels[k] !== undefined && labels[k] !== v));
+          return expected.every((e) =>
+            Object.entries(e).some(([k, v]) => k !== 'severity' && labels[k] !== undefined && labels[k] !== v),
+          );
         });
       });
       assert.ok(quiet, `${alert}: no input series beside the firing ones that must stay quiet`);
@@ -94,7 +103,6 @@ describe('copies of the sources', () => {
   it('the chart and the kustomize components carry what scripts/generate-monitoring.ts makes of the sources', async () => {
     assert.deepEqual(await driftedFiles(), [], 'run node scripts/generate-monitoring.ts');
   });
-
 });
 
 describe('kustomize components', () => {
@@ -117,28 +125,56 @@ describe('kustomize components', () => {
     return kustomize(dir);
   }
 
-  it('servicemonitor, prometheusrule and grafana-dashboard land in the overlay\'s namespace and select the gateway Service', async () => {
+  it("servicemonitor, prometheusrule and grafana-dashboard land in the overlay's namespace and select the gateway Service", async () => {
     const docs = await overlay('service', ['servicemonitor', 'prometheusrule', 'grafana-dashboard']);
-    const service = findOne<Manifest & { spec: { selector: Record<string, string> } }>(docs, 'Service', 'buildkitd-autoscaler');
-    const monitor = findOne<Manifest & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] } }>(docs, 'ServiceMonitor');
+    const service = findOne<Manifest & { spec: { selector: Record<string, string> } }>(
+      docs,
+      'Service',
+      'buildkitd-autoscaler',
+    );
+    const monitor = findOne<
+      Manifest & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] } }
+    >(docs, 'ServiceMonitor');
     assert.equal(monitor.metadata.namespace, 'ci-builds');
-    for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels)) assert.equal(service.metadata.labels?.[k], v, `the Service carries ${k}=${v}`);
-    assert.deepEqual(monitor.spec.endpoints.map((e) => e.port), ['metrics']);
+    for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels))
+      assert.equal(service.metadata.labels?.[k], v, `the Service carries ${k}=${v}`);
+    assert.deepEqual(
+      monitor.spec.endpoints.map((e) => e.port),
+      ['metrics'],
+    );
     const rule = findOne<Manifest & { spec: RuleFile }>(docs, 'PrometheusRule');
     assert.equal(rule.metadata.namespace, 'ci-builds');
     const source = load(await readFile(path.join(REPO_ROOT, RULES_SOURCE), 'utf8')) as RuleFile;
     assert.deepEqual(rule.spec, source, 'the PrometheusRule carries the rule file unchanged');
-    const dashboard = findOne<Manifest & { data: Record<string, string> }>(docs, 'ConfigMap', 'buildkitd-autoscaler-dashboard');
+    const dashboard = findOne<Manifest & { data: Record<string, string> }>(
+      docs,
+      'ConfigMap',
+      'buildkitd-autoscaler-dashboard',
+    );
     assert.equal(dashboard.metadata.labels?.grafana_dashboard, '1');
-    assert.equal(dashboard.data['buildkitd-autoscaler.json'], await readFile(path.join(REPO_ROOT, DASHBOARD_SOURCE), 'utf8'));
+    assert.equal(
+      dashboard.data['buildkitd-autoscaler.json'],
+      await readFile(path.join(REPO_ROOT, DASHBOARD_SOURCE), 'utf8'),
+    );
   });
 
   it('podmonitor selects the gateway pods', async () => {
     const docs = await overlay('pod', ['podmonitor']);
-    const deployment = findOne<Manifest & { spec: { template: { metadata: { labels: Record<string, string> } } } }>(docs, 'Deployment');
-    const monitor = findOne<Manifest & { spec: { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string }[] } }>(docs, 'PodMonitor');
-    for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels)) assert.equal(deployment.spec.template.metadata.labels[k], v, `the pods carry ${k}=${v}`);
-    assert.deepEqual(monitor.spec.podMetricsEndpoints.map((e) => e.port), ['metrics']);
+    const deployment = findOne<Manifest & { spec: { template: { metadata: { labels: Record<string, string> } } } }>(
+      docs,
+      'Deployment',
+    );
+    const monitor = findOne<
+      Manifest & {
+        spec: { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string }[] };
+      }
+    >(docs, 'PodMonitor');
+    for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels))
+      assert.equal(deployment.spec.template.metadata.labels[k], v, `the pods carry ${k}=${v}`);
+    assert.deepEqual(
+      monitor.spec.podMetricsEndpoints.map((e) => e.port),
+      ['metrics'],
+    );
   });
 });
 
@@ -153,7 +189,10 @@ describe('Grafana dashboard', () => {
 
   it('has a Prometheus datasource variable', () => {
     const variable = dashboard.templating.list.find((v) => v.name === 'datasource');
-    assert.deepEqual(variable && { type: variable.type, query: variable.query }, { type: 'datasource', query: 'prometheus' });
+    assert.deepEqual(variable && { type: variable.type, query: variable.query }, {
+      type: 'datasource',
+      query: 'prometheus',
+    });
   });
 
   it('gives every panel a query, a unit and the datasource variable, on the panel and on each query', () => {
@@ -173,10 +212,27 @@ describe('Grafana dashboard', () => {
   it('covers builders, connections, cold start, scale events, leader and reports, errors and bytes, with metrics the gateway exports', async () => {
     const exported = new Set((await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name));
     // A histogram is exported under its base name; its queries read the _bucket series.
-    const queried = new Set(dashboardPanels(dashboard).flatMap((p) => p.targets.flatMap((t) => metricNames(t.expr).map((n) => n.replace(/_bucket$/, '')))));
-    for (const name of ['bka_desired_replicas', 'bka_statefulset_replicas', 'bka_connections_open', 'bka_connections_held', 'bka_connections_queued', 'bka_hold_duration_seconds', 'bka_scale_operations_total', 'bka_leader', 'bka_gateway_stale_reports', 'bka_errors_total', 'bka_bytes_total']) {
+    const queried = new Set(
+      dashboardPanels(dashboard).flatMap((p) =>
+        p.targets.flatMap((t) => metricNames(t.expr).map((n) => n.replace(/_bucket$/, ''))),
+      ),
+    );
+    for (const name of [
+      'bka_desired_replicas',
+      'bka_statefulset_replicas',
+      'bka_connections_open',
+      'bka_connections_held',
+      'bka_connections_queued',
+      'bka_hold_duration_seconds',
+      'bka_scale_operations_total',
+      'bka_leader',
+      'bka_gateway_stale_reports',
+      'bka_errors_total',
+      'bka_bytes_total',
+    ]) {
       assert.ok(queried.has(name), `the dashboard shows ${name}`);
     }
-    for (const name of queried) assert.ok(exported.has(name) || NOT_YET_EXPORTED.has(name), `${name} is not a metric of the gateway`);
+    for (const name of queried)
+      assert.ok(exported.has(name) || NOT_YET_EXPORTED.has(name), `${name} is not a metric of the gateway`);
   });
 });

@@ -29,7 +29,10 @@ describe('multi-architecture pools: two chart releases side by side', () => {
   before(async () => {
     rendered = await Promise.all(
       pools.map(async ({ arch, release }) => {
-        const docs = await helmTemplate(path.join(REPO_ROOT, 'deploy', 'multi-arch', `values-${arch}.yaml`), { release, namespace });
+        const docs = await helmTemplate(path.join(REPO_ROOT, 'deploy', 'multi-arch', `values-${arch}.yaml`), {
+          release,
+          namespace,
+        });
         const gateway = findOne<V1Deployment>(docs, 'Deployment').spec?.template.spec?.containers[0];
         const env = Object.fromEntries((gateway?.env ?? []).map((e) => [e.name, e.value]));
         return { arch, docs, env, statefulSet: findOne<V1StatefulSet>(docs, 'StatefulSet') };
@@ -42,7 +45,11 @@ describe('multi-architecture pools: two chart releases side by side', () => {
     for (const { arch, docs } of rendered) {
       for (const doc of docs) {
         const key = `${doc.kind}/${doc.metadata.namespace ?? namespace}/${doc.metadata.name}`;
-        assert.equal(seen.get(key), undefined, `${key} is rendered by both the ${seen.get(key)} and the ${arch} release`);
+        assert.equal(
+          seen.get(key),
+          undefined,
+          `${key} is rendered by both the ${seen.get(key)} and the ${arch} release`,
+        );
         seen.set(key, arch);
       }
     }
@@ -61,16 +68,24 @@ describe('multi-architecture pools: two chart releases side by side', () => {
     for (const { arch, docs, env, statefulSet } of rendered) {
       assert.equal(env['BUILDKITD_STATEFULSET_NAME'], statefulSet.metadata?.name, arch);
       assert.equal(env['BUILDKITD_HEADLESS_SERVICE_NAME'], statefulSet.spec?.serviceName, arch);
-      assert.ok(docs.some((d) => d.kind === 'Service' && d.metadata.name === statefulSet.spec?.serviceName), `${arch}: its headless Service is rendered`);
+      assert.ok(
+        docs.some((d) => d.kind === 'Service' && d.metadata.name === statefulSet.spec?.serviceName),
+        `${arch}: its headless Service is rendered`,
+      );
       const names = new Set(findOne<V1Role>(docs, 'Role').rules?.flatMap((rule) => rule.resourceNames ?? []));
       assert.deepEqual([...names], [statefulSet.metadata?.name], `${arch}: the Role reaches its own StatefulSet only`);
     }
   });
 
   it('each pool runs on nodes of its architecture; arm64 tolerates the arm64 taint', () => {
-    for (const { arch, statefulSet } of rendered) assert.deepEqual(statefulSet.spec?.template.spec?.nodeSelector, { 'kubernetes.io/arch': arch });
+    for (const { arch, statefulSet } of rendered)
+      assert.deepEqual(statefulSet.spec?.template.spec?.nodeSelector, { 'kubernetes.io/arch': arch });
     const arm64 = rendered.find((r) => r.arch === 'arm64')?.statefulSet;
-    assert.ok(arm64?.spec?.template.spec?.tolerations?.some((t) => t.key === 'kubernetes.io/arch' && t.value === 'arm64' && t.effect === 'NoSchedule'));
+    assert.ok(
+      arm64?.spec?.template.spec?.tolerations?.some(
+        (t) => t.key === 'kubernetes.io/arch' && t.value === 'arm64' && t.effect === 'NoSchedule',
+      ),
+    );
   });
 
   it('no selector of one release matches the pods of the other', () => {
@@ -87,7 +102,11 @@ describe('multi-architecture pools: two chart releases side by side', () => {
       for (const selector of selectors) {
         const selected = podLabels.filter((pod) => matches(selector, pod.labels));
         assert.ok(selected.length > 0, `${arch}: ${JSON.stringify(selector)} selects its own pods`);
-        assert.deepEqual(new Set(selected.map((pod) => pod.arch)), new Set([arch]), `${arch}: ${JSON.stringify(selector)} selects only its own release's pods`);
+        assert.deepEqual(
+          new Set(selected.map((pod) => pod.arch)),
+          new Set([arch]),
+          `${arch}: ${JSON.stringify(selector)} selects only its own release's pods`,
+        );
       }
     }
   });

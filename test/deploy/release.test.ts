@@ -18,7 +18,15 @@ const digest = `sha256:${'0123456789abcdef'.repeat(4)}`;
 describe('release dry run', () => {
   let result: ReleaseResult;
   before(async () => {
-    result = release({ tag: `v${version}`, image, digest, out: mkdtempSync(path.join(tmpdir(), 'bka-release-')), dryRun: true, helm: await helm(), kubectl: await kubectl() });
+    result = release({
+      tag: `v${version}`,
+      image,
+      digest,
+      out: mkdtempSync(path.join(tmpdir(), 'bka-release-')),
+      dryRun: true,
+      helm: await helm(),
+      kubectl: await kubectl(),
+    });
   });
 
   it('packages the chart with appVersion and the default image set to the released image', async () => {
@@ -32,7 +40,10 @@ describe('release dry run', () => {
   it('renders the kustomize manifests with the gateway pinned to the image digest', () => {
     const docs = parseManifests(readFileSync(result.manifests, 'utf8'));
     assert.equal(gatewayContainer(docs).image, `${image}@${digest}`);
-    assert.ok(docs.some((d) => d.kind === 'Role') && docs.some((d) => d.kind === 'Service'), 'the whole install, not only the Deployment');
+    assert.ok(
+      docs.some((d) => d.kind === 'Role') && docs.some((d) => d.kind === 'Service'),
+      'the whole install, not only the Deployment',
+    );
     const [cronJob] = parseManifests(readFileSync(result.wakeCronJob, 'utf8'));
     assert.match(JSON.stringify(cronJob), new RegExp(`"image":"${image}@${digest}"`));
   });
@@ -46,9 +57,24 @@ describe('release dry run', () => {
   it('refuses a tag that is not the package version, and a missing CHANGELOG section', async () => {
     const out = mkdtempSync(path.join(tmpdir(), 'bka-release-'));
     const [helmPath, kubectlPath] = [await helm(), await kubectl()];
-    assert.throws(() => release({ tag: 'v99.0.0', image, digest, out, dryRun: true, helm: 'helm', kubectl: 'kubectl' }), /package\.json says/);
+    assert.throws(
+      () => release({ tag: 'v99.0.0', image, digest, out, dryRun: true, helm: 'helm', kubectl: 'kubectl' }),
+      /package\.json says/,
+    );
     assert.throws(() => changelogSection('# Changelog\n\n## 1.0.0\n- x\n', '1.0.1'), /no "## 1\.0\.1" section/);
-    assert.throws(() => release({ tag: `v${version}`, image, digest: 'latest', out, dryRun: true, helm: helmPath, kubectl: kubectlPath }), /expected sha256/);
+    assert.throws(
+      () =>
+        release({
+          tag: `v${version}`,
+          image,
+          digest: 'latest',
+          out,
+          dryRun: true,
+          helm: helmPath,
+          kubectl: kubectlPath,
+        }),
+      /expected sha256/,
+    );
   });
 
   it('sets only image.repository in values.yaml, comments kept', () => {

@@ -57,12 +57,16 @@ let kubectlPath: Promise<string> | undefined;
 /** kubectl from the local cluster's build (scripts/build-binaries.sh), else from PATH. */
 export function kubectl(): Promise<string> {
   kubectlPath ??= (async () => {
-    const dir = await runTool('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh'), '--print-dir']).catch(() => undefined);
+    const dir = await runTool('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh'), '--print-dir']).catch(
+      () => undefined,
+    );
     const built = dir?.code === 0 ? path.join(dir.stdout.trim(), 'kubectl') : undefined;
     if (built && existsSync(built)) return built;
     const onPath = await runTool('bash', ['-c', 'command -v kubectl']);
     if (onPath.code === 0 && onPath.stdout.trim()) return onPath.stdout.trim();
-    throw new Error('kubectl not found: run scripts/build-binaries.sh (builds it into ~/.cache/buildkitd-autoscaler/bin)');
+    throw new Error(
+      'kubectl not found: run scripts/build-binaries.sh (builds it into ~/.cache/buildkitd-autoscaler/bin)',
+    );
   })();
   return kubectlPath;
 }
@@ -71,7 +75,9 @@ let binDirPath: Promise<string> | undefined;
 
 /** A binary of scripts/build-binaries.sh (promtool, prometheus, ...); fails, never skips, when it is not built. */
 export async function builtBinary(name: string): Promise<string> {
-  binDirPath ??= runTool('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh'), '--print-dir']).then((r) => r.stdout.trim());
+  binDirPath ??= runTool('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh'), '--print-dir']).then((r) =>
+    r.stdout.trim(),
+  );
   const file = path.join(await binDirPath, name);
   if (!existsSync(file)) throw new Error(`${file} is missing: run scripts/build-binaries.sh`);
   return file;
@@ -79,8 +85,12 @@ export async function builtBinary(name: string): Promise<string> {
 
 /** The prometheus-operator CRDs scripts/build-binaries.sh downloads (ServiceMonitor, PodMonitor, PrometheusRule). */
 export async function prometheusOperatorCrds(): Promise<string[]> {
-  const dir = (await runTool('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh'), '--print-crd-dir'])).stdout.trim();
-  const files = ['servicemonitors', 'podmonitors', 'prometheusrules'].map((c) => path.join(dir, `monitoring.coreos.com_${c}.yaml`));
+  const dir = (
+    await runTool('bash', [path.join(REPO_ROOT, 'scripts/build-binaries.sh'), '--print-crd-dir'])
+  ).stdout.trim();
+  const files = ['servicemonitors', 'podmonitors', 'prometheusrules'].map((c) =>
+    path.join(dir, `monitoring.coreos.com_${c}.yaml`),
+  );
   for (const file of files) if (!existsSync(file)) throw new Error(`${file} is missing: run scripts/build-binaries.sh`);
   return files;
 }
@@ -103,7 +113,10 @@ export async function helmTemplate(valuesFile: string | undefined, options: Helm
   return parseManifests(result.stdout);
 }
 
-export async function helmTemplateRaw(valuesFile: string | undefined, options: HelmOptions = {}): Promise<CommandResult> {
+export async function helmTemplateRaw(
+  valuesFile: string | undefined,
+  options: HelmOptions = {},
+): Promise<CommandResult> {
   const args = ['template', options.release ?? 'bka', CHART_DIR, '--namespace', options.namespace ?? 'builds'];
   if (valuesFile) args.push('--values', valuesFile);
   args.push(...(options.args ?? []));

@@ -50,13 +50,19 @@ function localBackend(cluster: Cluster): Backend {
     name: 'local',
     kubectl,
     async gatewayAccess(namespace) {
-      const service = JSON.parse(await runOk('kubectl', ['-n', namespace, 'get', 'service', GATEWAY_SERVICE, '-o', 'json'])) as {
+      const service = JSON.parse(
+        await runOk('kubectl', ['-n', namespace, 'get', 'service', GATEWAY_SERVICE, '-o', 'json']),
+      ) as {
         spec: { clusterIP?: string; ports?: { name?: string; port: number }[] };
       };
       const ip = service.spec.clusterIP;
       const port = (name: string) => service.spec.ports?.find((p) => p.name === name)?.port ?? 0;
       if (!ip || ip === 'None') throw new Error(`Service ${GATEWAY_SERVICE} has no ClusterIP`);
-      return { proxy: { host: ip, port: port('buildkit') }, metrics: { host: ip, port: port('metrics') }, close: () => undefined };
+      return {
+        proxy: { host: ip, port: port('buildkit') },
+        metrics: { host: ip, port: port('metrics') },
+        close: () => undefined,
+      };
     },
     // Pod addresses are reachable from inside the cluster netns, where this process runs.
     async podAccess(namespace, pod) {
@@ -66,8 +72,13 @@ function localBackend(cluster: Cluster): Backend {
       };
       const ip = p.status?.podIP;
       if (!ip) throw new Error(`pod ${pod} has no IP`);
-      const port = (name: string) => p.spec.containers.flatMap((c) => c.ports ?? []).find((q) => q.name === name)?.containerPort ?? 0;
-      return { proxy: { host: ip, port: port('buildkit') }, metrics: { host: ip, port: port('metrics') }, close: () => undefined };
+      const port = (name: string) =>
+        p.spec.containers.flatMap((c) => c.ports ?? []).find((q) => q.name === name)?.containerPort ?? 0;
+      return {
+        proxy: { host: ip, port: port('buildkit') },
+        metrics: { host: ip, port: port('metrics') },
+        close: () => undefined,
+      };
     },
     async containerLog(namespace, pod, container) {
       return readFile(cluster.podLogPath(namespace, pod, container), 'utf8').catch(() => '');
@@ -82,10 +93,12 @@ function localBackend(cluster: Cluster): Backend {
           const dirs = (await readdir(podsDir).catch(() => [])).filter((d) => d.startsWith(`${namespace}_`)).sort();
           for (const dir of dirs) {
             const files = (await readdir(path.join(podsDir, dir))).filter((f) => f.endsWith('.log')).sort();
-            const parts = await Promise.all(files.map(async (f) => {
-              const text = await readFile(path.join(podsDir, dir, f), 'utf8');
-              return files.length > 1 ? `== container ${f.slice(0, -'.log'.length)} ==\n${text}` : text;
-            }));
+            const parts = await Promise.all(
+              files.map(async (f) => {
+                const text = await readFile(path.join(podsDir, dir, f), 'utf8');
+                return files.length > 1 ? `== container ${f.slice(0, -'.log'.length)} ==\n${text}` : text;
+              }),
+            );
             logs.set(dir.slice(namespace.length + 1), parts.join(''));
           }
           return logs;
@@ -96,11 +109,19 @@ function localBackend(cluster: Cluster): Backend {
 }
 
 /** Starts `kubectl port-forward` and resolves once it printed the local ports it bound. */
-function portForward(namespace: string, pod: string, remotePorts: number[]): Promise<{ ports: number[]; child: ChildProcess }> {
+function portForward(
+  namespace: string,
+  pod: string,
+  remotePorts: number[],
+): Promise<{ ports: number[]; child: ChildProcess }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('kubectl', ['-n', namespace, 'port-forward', `pod/${pod}`, ...remotePorts.map((p) => `:${p}`)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'kubectl',
+      ['-n', namespace, 'port-forward', `pod/${pod}`, ...remotePorts.map((p) => `:${p}`)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const found = new Map<number, number>();
     let output = '';
     const timer = setTimeout(() => {
@@ -109,7 +130,8 @@ function portForward(namespace: string, pod: string, remotePorts: number[]): Pro
     }, 30_000);
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk;
-      for (const m of chunk.matchAll(/Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)/g)) found.set(Number(m[2]), Number(m[1]));
+      for (const m of chunk.matchAll(/Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)/g))
+        found.set(Number(m[2]), Number(m[1]));
       if (remotePorts.every((p) => found.has(p))) {
         clearTimeout(timer);
         resolve({ ports: remotePorts.map((p) => found.get(p) ?? 0), child });
@@ -152,7 +174,9 @@ export function makeBackend(name: BackendName): Backend {
   if (name !== 'local') return remoteBackend(name);
   const cluster = currentCluster();
   if (!cluster?.inNetns) {
-    throw new Error('backend local runs inside the cluster netns: use test/e2e/run.sh --backend local (it calls `npm run cluster -- exec`)');
+    throw new Error(
+      'backend local runs inside the cluster netns: use test/e2e/run.sh --backend local (it calls `npm run cluster -- exec`)',
+    );
   }
   return localBackend(cluster);
 }

@@ -8,7 +8,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { run } from '../cluster/common.ts';
-import { BUILDKITD_TLS_SERVER_NAME, buildctlTlsArgs, handshakeWithoutClientCert, makeBuildkitTls } from '../support/buildkit-tls.ts';
+import {
+  BUILDKITD_TLS_SERVER_NAME,
+  buildctlTlsArgs,
+  handshakeWithoutClientCert,
+  makeBuildkitTls,
+} from '../support/buildkit-tls.ts';
 import { buildx, buildxBuild } from '../support/buildx.ts';
 import { type Scenario, access, kubectlOk, seconds, waitForZero } from './scenarios.ts';
 
@@ -28,14 +33,18 @@ async function buildContext(prefix: string): Promise<{ dir: string; marker: stri
 
 const buildxRemoteDriver: Scenario = {
   name: 'buildx-remote-driver',
-  promise: '`docker buildx` with the remote driver (`buildx create --driver remote tcp://<gateway>`) builds through the gateway from 0 replicas and again while warm; the output is the file that was built',
+  promise:
+    '`docker buildx` with the remote driver (`buildx create --driver remote tcp://<gateway>`) builds through the gateway from 0 replicas and again while warm; the output is the file that was built',
   async run(ctx) {
     const gw = access(ctx);
     const { dir, marker } = await buildContext('bka-e2e-buildx-');
     const env = { ...process.env, BUILDX_CONFIG: path.join(dir, '.buildx'), DOCKER_CONFIG: path.join(dir, '.docker') };
     try {
       await waitForZero(ctx, 'buildkitd at 0 before buildx create');
-      const created = await buildx(['create', '--name', 'bka-e2e', '--driver', 'remote', `tcp://${gw.proxy.host}:${gw.proxy.port}`], env);
+      const created = await buildx(
+        ['create', '--name', 'bka-e2e', '--driver', 'remote', `tcp://${gw.proxy.host}:${gw.proxy.port}`],
+        env,
+      );
       assert.equal(created.code, 0, `buildx create: ${created.output.trim()}`);
       // `buildx create` reads the builder's status through the gateway: did that wake buildkitd?
       await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -45,10 +54,18 @@ const buildxRemoteDriver: Scenario = {
 
       const cold = await buildxBuild('bka-e2e', dir, path.join(dir, 'out-cold'), env);
       assert.equal(cold.code, 0, `buildx build from 0: ${cold.output.trim().split('\n').slice(-5).join(' / ')}`);
-      assert.equal(await readFile(path.join(dir, 'out-cold', 'hello.txt'), 'utf8'), marker, 'the cold build output is not the file that was built');
+      assert.equal(
+        await readFile(path.join(dir, 'out-cold', 'hello.txt'), 'utf8'),
+        marker,
+        'the cold build output is not the file that was built',
+      );
       const warm = await buildxBuild('bka-e2e', dir, path.join(dir, 'out-warm'), env);
       assert.equal(warm.code, 0, `buildx build warm: ${warm.output.trim().split('\n').slice(-5).join(' / ')}`);
-      assert.equal(await readFile(path.join(dir, 'out-warm', 'hello.txt'), 'utf8'), marker, 'the warm build output is not the file that was built');
+      assert.equal(
+        await readFile(path.join(dir, 'out-warm', 'hello.txt'), 'utf8'),
+        marker,
+        'the warm build output is not the file that was built',
+      );
 
       // Connect to first answer: `buildx inspect --bootstrap` at 0 returns once buildkitd answered.
       await waitForZero(ctx, 'buildkitd at 0 before buildx inspect --bootstrap');
@@ -70,7 +87,8 @@ const buildxRemoteDriver: Scenario = {
 
 const mtlsBuild: Scenario = {
   name: 'mtls-build',
-  promise: 'buildkitd with mutual TLS (deploy/kubernetes/buildkitd-mtls, certificates from a Secret): buildctl with a client certificate builds through the gateway from 0; a client without one is refused by buildkitd itself (TLS passes through the gateway untouched)',
+  promise:
+    'buildkitd with mutual TLS (deploy/kubernetes/buildkitd-mtls, certificates from a Secret): buildctl with a client certificate builds through the gateway from 0; a client without one is refused by buildkitd itself (TLS passes through the gateway untouched)',
   async run(ctx) {
     const gw = access(ctx);
     const addr = ['--addr', `tcp://${gw.proxy.host}:${gw.proxy.port}`];
@@ -84,21 +102,61 @@ const mtlsBuild: Scenario = {
 
       const timeout = String(ctx.settings.readyWaitS + 30);
       const started = performance.now();
-      const workers = await run('buildctl', [...addr, ...buildctlTlsArgs(tls), '--timeout', timeout, 'debug', 'workers']);
+      const workers = await run('buildctl', [
+        ...addr,
+        ...buildctlTlsArgs(tls),
+        '--timeout',
+        timeout,
+        'debug',
+        'workers',
+      ]);
       assert.equal(workers.code, 0, `buildctl (mTLS) debug workers: ${workers.stderr.trim()}`);
       const woke = performance.now() - started;
       await mkdir(path.join(dir, 'out'));
       const build = await run('buildctl', [
-        ...addr, ...buildctlTlsArgs(tls), '--timeout', timeout, 'build', '--frontend', 'dockerfile.v0',
-        '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--output', `type=local,dest=${path.join(dir, 'out')}`,
+        ...addr,
+        ...buildctlTlsArgs(tls),
+        '--timeout',
+        timeout,
+        'build',
+        '--frontend',
+        'dockerfile.v0',
+        '--local',
+        `context=${dir}`,
+        '--local',
+        `dockerfile=${dir}`,
+        '--output',
+        `type=local,dest=${path.join(dir, 'out')}`,
       ]);
       assert.equal(build.code, 0, `buildctl (mTLS) build: ${build.stderr.trim().split('\n').slice(-5).join(' / ')}`);
-      assert.equal(await readFile(path.join(dir, 'out', 'hello.txt'), 'utf8'), marker, 'the build output is not the file that was built');
+      assert.equal(
+        await readFile(path.join(dir, 'out', 'hello.txt'), 'utf8'),
+        marker,
+        'the build output is not the file that was built',
+      );
 
       const handshake = await handshakeWithoutClientCert(gw.proxy.host, gw.proxy.port, tls.caCert);
-      assert.equal(handshake.peerFingerprint, new X509Certificate(await readFile(tls.serverCert)).fingerprint256, "the certificate behind the gateway is not buildkitd's");
-      assert.match(handshake.error ?? '', /certificate required|alert number 116/, `a TLS client without a certificate was not refused: ${handshake.error ?? 'no error'}`);
-      const noCert = await run('buildctl', [...addr, '--tlscacert', tls.caCert, '--tlsservername', BUILDKITD_TLS_SERVER_NAME, '--timeout', '60', 'debug', 'workers']);
+      assert.equal(
+        handshake.peerFingerprint,
+        new X509Certificate(await readFile(tls.serverCert)).fingerprint256,
+        "the certificate behind the gateway is not buildkitd's",
+      );
+      assert.match(
+        handshake.error ?? '',
+        /certificate required|alert number 116/,
+        `a TLS client without a certificate was not refused: ${handshake.error ?? 'no error'}`,
+      );
+      const noCert = await run('buildctl', [
+        ...addr,
+        '--tlscacert',
+        tls.caCert,
+        '--tlsservername',
+        BUILDKITD_TLS_SERVER_NAME,
+        '--timeout',
+        '60',
+        'debug',
+        'workers',
+      ]);
       assert.notEqual(noCert.code, 0, 'buildctl without a client certificate was served');
       const refusal = /certificate required|bad certificate/.exec(noCert.stderr)?.[0];
       assert.ok(refusal, `buildctl without a certificate failed for another reason: ${noCert.stderr.trim()}`);

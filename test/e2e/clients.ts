@@ -63,7 +63,9 @@ export function metricSum(text: string, name: string, labels: Record<string, str
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
     if (!match || match[1] !== name) continue;
-    const have = new Map([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m): [string, string] => [m[1] ?? '', m[2] ?? '']));
+    const have = new Map(
+      [...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m): [string, string] => [m[1] ?? '', m[2] ?? '']),
+    );
     if (!Object.entries(labels).every(([k, v]) => have.get(k) === v)) continue;
     sum = (sum ?? 0) + Number(match[3]);
   }
@@ -71,7 +73,10 @@ export function metricSum(text: string, name: string, labels: Record<string, str
 }
 
 // The client connection preface of HTTP/2 (RFC 9113 §3.4) followed by an empty SETTINGS frame.
-const HTTP2_CLIENT_PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+const HTTP2_CLIENT_PREFACE = Buffer.concat([
+  Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+  Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+]);
 const HTTP2_FRAME_HEADER = 9;
 const HTTP2_SETTINGS = 4;
 

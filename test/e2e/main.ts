@@ -89,9 +89,14 @@ function helmArgs(namespace: string, image: string, settings: Settings): string[
   };
   // The chart's own StatefulSet for real buildkitd; the mocked example StatefulSet otherwise.
   return [
-    'install', 'bka', CHART_DIR, '--namespace', namespace,
+    'install',
+    'bka',
+    CHART_DIR,
+    '--namespace',
+    namespace,
     ...Object.entries(set).flatMap(([k, v]) => ['--set-string', `${k}=${v}`]),
-    '--set', `buildkitd.enabled=${settings.buildkitd === 'real'}`,
+    '--set',
+    `buildkitd.enabled=${settings.buildkitd === 'real'}`,
   ];
 }
 
@@ -146,9 +151,12 @@ async function main(): Promise<number> {
   if (!backendName) throw new Error(`--backend must be one of ${BACKENDS.join(', ')}`);
   // The local cluster has buildctl and runs the real buildkitd, so both suites run there by default.
   const buildkitd = values.buildkitd ?? (backendName === 'local' ? 'all' : 'mock');
-  if (buildkitd !== 'mock' && buildkitd !== 'real' && buildkitd !== 'all') throw new Error('--buildkitd must be mock, real or all');
-  if (values.discovery !== 'endpoints' && values.discovery !== 'dns') throw new Error('--discovery must be endpoints or dns');
-  if (values.install !== 'kustomize' && values.install !== 'helm') throw new Error('--install must be kustomize or helm');
+  if (buildkitd !== 'mock' && buildkitd !== 'real' && buildkitd !== 'all')
+    throw new Error('--buildkitd must be mock, real or all');
+  if (values.discovery !== 'endpoints' && values.discovery !== 'dns')
+    throw new Error('--discovery must be endpoints or dns');
+  if (values.install !== 'kustomize' && values.install !== 'helm')
+    throw new Error('--install must be kustomize or helm');
   const suiteNames: SuiteName[] = buildkitd === 'all' ? ['mock', 'real'] : [buildkitd];
   const reportDir = path.resolve(values['report-dir']);
   await mkdir(reportDir, { recursive: true });
@@ -159,7 +167,10 @@ async function main(): Promise<number> {
   const runId = Math.random().toString(36).slice(2, 8);
   const diagnostics: Diagnostic[] = [];
   const version = await backend.kubectl(['version', '-o', 'json']);
-  const serverVersion = version.code === 0 ? ((JSON.parse(version.stdout) as { serverVersion?: { gitVersion?: string } }).serverVersion?.gitVersion ?? '?') : '?';
+  const serverVersion =
+    version.code === 0
+      ? ((JSON.parse(version.stdout) as { serverVersion?: { gitVersion?: string } }).serverVersion?.gitVersion ?? '?')
+      : '?';
   const suites: Suite[] = [];
   const namespaceOf = (suiteName: SuiteName) => `bka-e2e-${runId}${suiteNames.length > 1 ? `-${suiteName}` : ''}`;
   // The local backend runs the built Prometheus in the cluster netns, scraping every suite's gateway pods.
@@ -218,10 +229,16 @@ async function main(): Promise<number> {
             if (created.code !== 0) throw new Error(`kubectl create namespace: ${created.stderr}`);
           }
           if (settings.install === 'kustomize' || settings.buildkitd === 'mock') {
-            await writeFile(path.join(workDir, 'kustomization.yaml'), overlay(namespace, values.image, settings, workDir));
+            await writeFile(
+              path.join(workDir, 'kustomization.yaml'),
+              overlay(namespace, values.image, settings, workDir),
+            );
             const rendered = await backend.kubectl(['kustomize', workDir]);
             if (rendered.code !== 0) throw new Error(`kubectl kustomize: ${rendered.stderr}`);
-            await writeFile(path.join(reportDir, suiteNames.length > 1 ? `applied-${suiteName}.yaml` : 'applied.yaml'), rendered.stdout);
+            await writeFile(
+              path.join(reportDir, suiteNames.length > 1 ? `applied-${suiteName}.yaml` : 'applied.yaml'),
+              rendered.stdout,
+            );
             // The Namespace comes first in the rendering; the watches need it before the rest exists.
             const applied = await backend.kubectl(['apply', '--server-side', '-f', '-'], rendered.stdout);
             if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
@@ -238,7 +255,14 @@ async function main(): Promise<number> {
       const scenarios = suiteName === 'real' ? [...REAL_SCENARIOS, ...CLIENT_SCENARIOS] : SCENARIOS;
       for (const scenario of scenarios) {
         if (scenario.name !== 'install' && suite.outcomes[0]?.result !== 'pass') {
-          suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'skipped', startedMs: timeline.now(), seconds: 0, observed: 'install failed' });
+          suite.outcomes.push({
+            name: scenario.name,
+            promise: scenario.promise,
+            result: 'skipped',
+            startedMs: timeline.now(),
+            seconds: 0,
+            observed: 'install failed',
+          });
           continue;
         }
         const t0 = timeline.now();
@@ -249,12 +273,31 @@ async function main(): Promise<number> {
           const observed = await scenario.run(ctx);
           const key = [...figures.keys()].find((k) => !figuresBefore.has(k));
           const keyFigure = key === undefined ? observed : `${key}: ${figures.get(key) ?? ''}`;
-          suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'pass', startedMs: t0, seconds: (timeline.now() - t0) / 1000, observed, keyFigure });
+          suite.outcomes.push({
+            name: scenario.name,
+            promise: scenario.promise,
+            result: 'pass',
+            startedMs: t0,
+            seconds: (timeline.now() - t0) / 1000,
+            observed,
+            keyFigure,
+          });
           process.stdout.write(`  ✔ ${observed} (${((timeline.now() - t0) / 1000).toFixed(1)}s)\n`);
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
-          suite.outcomes.push({ name: scenario.name, promise: scenario.promise, result: 'fail', startedMs: t0, seconds: (timeline.now() - t0) / 1000, observed: message });
-          diagnostics.push({ level: 'error', title: `e2e ${scenario.name}${suiteNames.length > 1 ? ` (${suiteName})` : ''}`, message });
+          suite.outcomes.push({
+            name: scenario.name,
+            promise: scenario.promise,
+            result: 'fail',
+            startedMs: t0,
+            seconds: (timeline.now() - t0) / 1000,
+            observed: message,
+          });
+          diagnostics.push({
+            level: 'error',
+            title: `e2e ${scenario.name}${suiteNames.length > 1 ? ` (${suiteName})` : ''}`,
+            message,
+          });
           process.stdout.write(`  ✖ ${message}\n`);
         }
         timeline.mark(`■ ${scenario.name}`);
@@ -263,12 +306,25 @@ async function main(): Promise<number> {
       timeline.stop();
       ctx.access?.close();
       // Before the namespace goes: its objects, Events and every pod's logs, for the report on every run.
-      suite.snapshot = await snapshotNamespace((args) => backend.kubectl(args), suiteName, namespace, podLogs).catch((error: unknown) => {
-        diagnostics.push({ level: 'warning', title: 'artifacts', message: `reading namespace ${namespace} for the report failed: ${String(error)}` });
-        return undefined;
-      });
+      suite.snapshot = await snapshotNamespace((args) => backend.kubectl(args), suiteName, namespace, podLogs).catch(
+        (error: unknown) => {
+          diagnostics.push({
+            level: 'warning',
+            title: 'artifacts',
+            message: `reading namespace ${namespace} for the report failed: ${String(error)}`,
+          });
+          return undefined;
+        },
+      );
       // Wait for the namespace to go: the next suite's buildkitd needs the CPU the old pods hold.
-      if (!values['keep-namespace']) await backend.kubectl(['delete', 'namespace', namespace, `--wait=${suiteName !== suiteNames.at(-1)}`, '--timeout=120s']);
+      if (!values['keep-namespace'])
+        await backend.kubectl([
+          'delete',
+          'namespace',
+          namespace,
+          `--wait=${suiteName !== suiteNames.at(-1)}`,
+          '--timeout=120s',
+        ]);
       await rm(workDir, { recursive: true, force: true });
     }
   } catch (error) {
@@ -287,8 +343,15 @@ async function main(): Promise<number> {
         endS: Date.now() / 1000,
       });
       const failing = monitoring.checks.filter((c) => !c.pass);
-      for (const c of failing) diagnostics.push({ level: 'error', title: `e2e metrics: ${c.kind} ${c.name}`, message: `${c.result}: ${c.query}` });
-      process.stdout.write(`metrics: ${monitoring.checks.length - failing.length} of ${monitoring.checks.length} dashboard queries and alerts return data\n`);
+      for (const c of failing)
+        diagnostics.push({
+          level: 'error',
+          title: `e2e metrics: ${c.kind} ${c.name}`,
+          message: `${c.result}: ${c.query}`,
+        });
+      process.stdout.write(
+        `metrics: ${monitoring.checks.length - failing.length} of ${monitoring.checks.length} dashboard queries and alerts return data\n`,
+      );
     } catch (error) {
       monitoringError = `checking the dashboard and alerts failed: ${error instanceof Error ? error.message : String(error)}`;
       diagnostics.push({ level: 'error', title: 'e2e metrics', message: monitoringError });
@@ -296,7 +359,8 @@ async function main(): Promise<number> {
     await prometheus.stop();
   }
   await rm(prometheusDir, { recursive: true, force: true });
-  const monitoringPassed = backendName !== 'local' || (monitoring !== undefined && monitoring.checks.every((c) => c.pass));
+  const monitoringPassed =
+    backendName !== 'local' || (monitoring !== undefined && monitoring.checks.every((c) => c.pass));
 
   const written = await writeReport(reportDir, {
     backend: backendName,
@@ -307,7 +371,14 @@ async function main(): Promise<number> {
     diagnostics,
     startedAt,
     seconds: (Date.now() - startedAt.getTime()) / 1000,
-    ...(backendName === 'local' ? { monitoring: { ...(monitoring ? { report: monitoring } : {}), ...(monitoringError ? { error: monitoringError } : {}) } } : {}),
+    ...(backendName === 'local'
+      ? {
+          monitoring: {
+            ...(monitoring ? { report: monitoring } : {}),
+            ...(monitoringError ? { error: monitoringError } : {}),
+          },
+        }
+      : {}),
   });
   process.stdout.write(`wrote ${written.length} files in ${reportDir}\n`);
 
@@ -315,7 +386,9 @@ async function main(): Promise<number> {
   const passed = outcomes.filter((o) => o.result === 'pass').length;
   const failed = outcomes.filter((o) => o.result === 'fail').length;
   const skipped = outcomes.filter((o) => o.result === 'skipped').length;
-  process.stdout.write(`report: ${path.join(reportDir, 'REPORT.md')}\ne2e: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+  process.stdout.write(
+    `report: ${path.join(reportDir, 'REPORT.md')}\ne2e: ${passed} passed, ${failed} failed, ${skipped} skipped\n`,
+  );
   return failed === 0 && skipped === 0 && harnessError === undefined && monitoringPassed ? 0 : 1;
 }
 

@@ -56,7 +56,9 @@ export async function checkMonitoring(prometheus: Prometheus, scope: RunScope): 
   const exported = await exportedMetricNames();
   const checks: MonitoringCheck[] = [];
 
-  const dashboard = JSON.parse(await readFile(path.join(REPO_ROOT, 'deploy/grafana/buildkitd-autoscaler.json'), 'utf8')) as unknown;
+  const dashboard = JSON.parse(
+    await readFile(path.join(REPO_ROOT, 'deploy/grafana/buildkitd-autoscaler.json'), 'utf8'),
+  ) as unknown;
   for (const panel of dashboardPanels(dashboard)) {
     for (const target of panel.targets) {
       const query = expandDashboardQuery(target.expr, scope);
@@ -79,11 +81,18 @@ export async function checkMonitoring(prometheus: Prometheus, scope: RunScope): 
     const fired = await range(`ALERTS{alertname="${rule.alert}",${`namespace=~"${scope.namespaces.join('|')}"`}}`);
     if (fired.length > 0) {
       const states = [...new Set(fired.map((f) => f.metric.alertstate ?? '?'))].sort().join(' and ');
-      checks.push({ kind: 'alert', name: rule.alert, query: `${rule.expr} (ALERTS: ${states})`, result: 'fired', pass: true });
+      checks.push({
+        kind: 'alert',
+        name: rule.alert,
+        query: `${rule.expr} (ALERTS: ${states})`,
+        result: 'fired',
+        pass: true,
+      });
       continue;
     }
     const missing: string[] = [];
-    for (const selector of vectorSelectors(rule.expr)) if ((await range(scoped(selector))).length === 0) missing.push(selector);
+    for (const selector of vectorSelectors(rule.expr))
+      if ((await range(scoped(selector))).length === 0) missing.push(selector);
     checks.push({
       kind: 'alert',
       name: rule.alert,
@@ -99,7 +108,12 @@ export async function checkMonitoring(prometheus: Prometheus, scope: RunScope): 
     for (const [legend, expr] of queries) {
       for (const sample of await range(expandDashboardQuery(expr, scope))) {
         const label = legend.replaceAll(/\{\{(\w+)\}\}/g, (_m, key: string) => sample.metric[key] ?? '');
-        series.push({ name: label, points: sample.values.filter(([, v]) => Number.isFinite(Number(v))).map(([t, v]) => [t - scope.startS, Number(v)]) });
+        series.push({
+          name: label,
+          points: sample.values
+            .filter(([, v]) => Number.isFinite(Number(v)))
+            .map(([t, v]) => [t - scope.startS, Number(v)]),
+        });
       }
     }
     plots.push({ file, title, png: svgToPng(linePlotSvg(title, unit, series)) });
@@ -117,13 +131,22 @@ export async function checkMonitoring(prometheus: Prometheus, scope: RunScope): 
     ['p50', `histogram_quantile(0.5, sum by (le) (rate(bka_hold_duration_seconds_bucket{${sel}}[$__rate_interval])))`],
     ['p99', `histogram_quantile(0.99, sum by (le) (rate(bka_hold_duration_seconds_bucket{${sel}}[$__rate_interval])))`],
   ]);
-  return { checks, plots, scope: `namespace=~"${scope.namespaces.join('|')}", job="${scope.job}", ${STEP_S}s steps, $__rate_interval=${RATE_INTERVAL}` };
+  return {
+    checks,
+    plots,
+    scope: `namespace=~"${scope.namespaces.join('|')}", job="${scope.job}", ${STEP_S}s steps, $__rate_interval=${RATE_INTERVAL}`,
+  };
 }
 
 /** The REPORT.md section: the plots, then one row per panel query and per alert. */
 export function renderMonitoring(report: MonitoringReport | undefined, error: string | undefined): string[] {
   const lines = ['## Metrics: dashboard and alerts against a real Prometheus', ''];
-  if (!report) return [...lines, error ? `Not checked: ${error}` : 'Not checked on this backend (the local backend runs the built prometheus).', ''];
+  if (!report)
+    return [
+      ...lines,
+      error ? `Not checked: ${error}` : 'Not checked on this backend (the local backend runs the built prometheus).',
+      '',
+    ];
   lines.push(
     `Prometheus scraped the gateway pods through the scrape config generated from \`deploy/kubernetes/components/servicemonitor\` and evaluated \`deploy/prometheus/rules.yaml\`; queries over the whole run (${report.scope}).`,
     'An alert passes when it fired in this run, or when every `bka_` series its expression reads returned data (it watches real series).',
@@ -133,7 +156,10 @@ export function renderMonitoring(report: MonitoringReport | undefined, error: st
     '',
     '| | what | result | query |',
     '| --- | --- | --- | --- |',
-    ...report.checks.map((c) => `| ${c.pass ? '✅' : '❌'} | ${c.kind}: ${c.name.replaceAll('|', '\\|')} | ${c.result} | \`${c.query.replaceAll('|', '\\|')}\` |`),
+    ...report.checks.map(
+      (c) =>
+        `| ${c.pass ? '✅' : '❌'} | ${c.kind}: ${c.name.replaceAll('|', '\\|')} | ${c.result} | \`${c.query.replaceAll('|', '\\|')}\` |`,
+    ),
     '',
   );
   return lines;

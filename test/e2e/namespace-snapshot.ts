@@ -54,10 +54,17 @@ export function scalingActionsFromLog(suite: string, namespace: string, pod: str
     const text = (key: string) => (typeof entry[key] === 'string' ? entry[key] : undefined);
     const num = (key: string) => (typeof entry[key] === 'number' ? entry[key] : undefined);
     actions.push({
-      suite, namespace, pod,
+      suite,
+      namespace,
+      pod,
       time: text('time') ?? (typeof entry.time === 'number' ? new Date(entry.time).toISOString() : ''),
       kind: entry.event as ScalingAction['kind'],
-      direction: text('direction'), from: num('from'), to: num('to'), reason: text('reason'), code: text('code'), error: text('error'),
+      direction: text('direction'),
+      from: num('from'),
+      to: num('to'),
+      reason: text('reason'),
+      code: text('code'),
+      error: text('error'),
       message: text('msg') ?? '',
       source: 'gateway log',
     });
@@ -81,10 +88,11 @@ function scalingActionsFromEvents(suite: string, namespace: string, events: Even
   return events
     .filter((e) => e.involvedObject?.kind === 'StatefulSet' && SCALE_EVENT_REASONS.has(e.reason ?? ''))
     .map((e) => ({
-      suite, namespace,
+      suite,
+      namespace,
       pod: e.reportingInstance ?? e.source?.host ?? '',
       time: e.eventTime ?? e.lastTimestamp ?? e.firstTimestamp ?? '',
-      kind: e.reason === 'ScaleFailed' ? 'scale_failed' as const : 'scale' as const,
+      kind: e.reason === 'ScaleFailed' ? ('scale_failed' as const) : ('scale' as const),
       direction: e.reason === 'ScaledUp' ? 'up' : e.reason === 'ScaledDown' ? 'down' : undefined,
       message: e.message ?? '',
       source: 'event' as const,
@@ -92,7 +100,12 @@ function scalingActionsFromEvents(suite: string, namespace: string, events: Even
     .sort((a, b) => a.time.localeCompare(b.time));
 }
 
-export async function snapshotNamespace(kubectl: Kubectl, suite: string, namespace: string, podLogs: PodLogs): Promise<NamespaceSnapshot> {
+export async function snapshotNamespace(
+  kubectl: Kubectl,
+  suite: string,
+  namespace: string,
+  podLogs: PodLogs,
+): Promise<NamespaceSnapshot> {
   const problems: string[] = [];
   const out = async (args: string[]) => {
     const r = await kubectl(args);
@@ -101,15 +114,30 @@ export async function snapshotNamespace(kubectl: Kubectl, suite: string, namespa
   };
   // "All objects": whatever the API server lists in a namespace, not a list that goes stale.
   const kinds = (await out(['api-resources', '--namespaced', '--verbs=list', '-o', 'name']))
-    .split('\n').map((k) => k.trim()).filter((k) => k && !/^events(\.|$)/.test(k)).join(',');
+    .split('\n')
+    .map((k) => k.trim())
+    .filter((k) => k && !/^events(\.|$)/.test(k))
+    .join(',');
   const json = kinds ? await out(['-n', namespace, 'get', kinds, '-o', 'json', '--ignore-not-found']) : '';
   const resources = json.trim() ? ((JSON.parse(json) as { items?: unknown[] }).items ?? []) : [];
-  const text = kinds ? await out(['-n', namespace, 'get', kinds, '-o', 'wide', '--ignore-not-found', '--show-kind']) : '';
-  const eventsText = await out(['-n', namespace, 'get', 'events', '--sort-by=.metadata.creationTimestamp', '-o', 'wide']);
+  const text = kinds
+    ? await out(['-n', namespace, 'get', kinds, '-o', 'wide', '--ignore-not-found', '--show-kind'])
+    : '';
+  const eventsText = await out([
+    '-n',
+    namespace,
+    'get',
+    'events',
+    '--sort-by=.metadata.creationTimestamp',
+    '-o',
+    'wide',
+  ]);
   const eventsJson = await out(['-n', namespace, 'get', 'events', '-o', 'json']);
   const events = eventsJson.trim() ? ((JSON.parse(eventsJson) as { items?: EventLike[] }).items ?? []) : [];
   const logs = await podLogs.collect();
-  const fromLogs = [...logs].flatMap(([pod, log]) => scalingActionsFromLog(suite, namespace, pod, log)).sort((a, b) => a.time.localeCompare(b.time));
+  const fromLogs = [...logs]
+    .flatMap(([pod, log]) => scalingActionsFromLog(suite, namespace, pod, log))
+    .sort((a, b) => a.time.localeCompare(b.time));
   return {
     suite,
     namespace,

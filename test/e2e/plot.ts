@@ -41,13 +41,17 @@ export function linePlotSvg(title: string, unit: string, series: readonly PlotSe
   for (let i = 0; i <= 4; i += 1) {
     const v = (yMax * i) / 4;
     parts.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left + plotW}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${MARGIN.left - 6}" y="${y(v) + 4}" text-anchor="end">${Number(v.toPrecision(3))}${escape(unit)}</text>`);
+    parts.push(
+      `<text x="${MARGIN.left - 6}" y="${y(v) + 4}" text-anchor="end">${Number(v.toPrecision(3))}${escape(unit)}</text>`,
+    );
   }
   for (let i = 0; i <= 6; i += 1) {
     const t = xMin + ((xMax - xMin) * i) / 6;
     parts.push(`<text x="${x(t)}" y="${HEIGHT - MARGIN.bottom + 16}" text-anchor="middle">${Math.round(t)}s</text>`);
   }
-  parts.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 6}" text-anchor="middle">seconds from the start of the run</text>`);
+  parts.push(
+    `<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 6}" text-anchor="middle">seconds from the start of the run</text>`,
+  );
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length] ?? '#000';
     // A gap in the samples (no value, as a quantile without traffic) breaks the line instead of bridging it.
@@ -61,10 +65,13 @@ export function linePlotSvg(title: string, unit: string, series: readonly PlotSe
     for (const segment of segments) {
       const points = segment.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
       parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points}"/>`);
-      for (const [t, v] of segment.length === 1 ? segment : []) parts.push(`<circle cx="${x(t).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${color}"/>`);
+      for (const [t, v] of segment.length === 1 ? segment : [])
+        parts.push(`<circle cx="${x(t).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${color}"/>`);
     }
     const ly = MARGIN.top + 16 * i + 8;
-    parts.push(`<line x1="${WIDTH - MARGIN.right + 12}" x2="${WIDTH - MARGIN.right + 32}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="3"/>`);
+    parts.push(
+      `<line x1="${WIDTH - MARGIN.right + 12}" x2="${WIDTH - MARGIN.right + 32}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="3"/>`,
+    );
     parts.push(`<text x="${WIDTH - MARGIN.right + 38}" y="${ly + 4}">${escape(s.name)}</text>`);
   });
   parts.push('</svg>');

@@ -22,7 +22,9 @@ export async function followPodLogs(namespace: string): Promise<PodLogs> {
   const append = (pod: string, text: string) => logs.set(pod, (logs.get(pod) ?? '') + text);
 
   const follow = (pod: string, container: string, several: boolean) => {
-    const child = spawn('kubectl', ['-n', namespace, 'logs', '-f', pod, '-c', container], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('kubectl', ['-n', namespace, 'logs', '-f', pod, '-c', container], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.add(child);
     if (several) append(pod, `== container ${container} ==\n`);
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => append(pod, chunk));
@@ -30,7 +32,8 @@ export async function followPodLogs(namespace: string): Promise<PodLogs> {
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.on('exit', (code) => {
       children.delete(child);
-      if (code !== 0 && code !== null && stderr.trim()) append(pod, `# kubectl logs -f ${pod} -c ${container} exited ${code}: ${stderr.trim()}\n`);
+      if (code !== 0 && code !== null && stderr.trim())
+        append(pod, `# kubectl logs -f ${pod} -c ${container} exited ${code}: ${stderr.trim()}\n`);
     });
   };
 
@@ -42,19 +45,26 @@ export async function followPodLogs(namespace: string): Promise<PodLogs> {
     const restart = () => {
       if (!stopped) setTimeout(() => void start().catch(restart), 1000);
     };
-    aborts.push(await new Watch(kc).watch(`/api/v1/namespaces/${namespace}/pods`, {}, (_type, obj) => {
-      const pod = obj as PodLike;
-      const name = pod.metadata?.name;
-      const statuses = pod.status?.containerStatuses ?? [];
-      if (!name || stopped) return;
-      for (const status of statuses) {
-        const key = `${name}/${status.name}`;
-        const restarts = status.restartCount ?? 0;
-        if (!status.state?.running || followed.get(key) === restarts) continue;
-        followed.set(key, restarts);
-        follow(name, status.name, statuses.length > 1);
-      }
-    }, restart));
+    aborts.push(
+      await new Watch(kc).watch(
+        `/api/v1/namespaces/${namespace}/pods`,
+        {},
+        (_type, obj) => {
+          const pod = obj as PodLike;
+          const name = pod.metadata?.name;
+          const statuses = pod.status?.containerStatuses ?? [];
+          if (!name || stopped) return;
+          for (const status of statuses) {
+            const key = `${name}/${status.name}`;
+            const restarts = status.restartCount ?? 0;
+            if (!status.state?.running || followed.get(key) === restarts) continue;
+            followed.set(key, restarts);
+            follow(name, status.name, statuses.length > 1);
+          }
+        },
+        restart,
+      ),
+    );
   };
   await start();
 
@@ -63,10 +73,15 @@ export async function followPodLogs(namespace: string): Promise<PodLogs> {
       stopped = true;
       for (const abort of aborts) abort.abort();
       // A follower of a running container never ends by itself; what it printed so far is the log.
-      await Promise.all([...children].map((child) => new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill();
-      })));
+      await Promise.all(
+        [...children].map(
+          (child) =>
+            new Promise<void>((resolve) => {
+              child.once('exit', () => resolve());
+              child.kill();
+            }),
+        ),
+      );
       return logs;
     },
   };

@@ -14,7 +14,10 @@ export const RULES = 'deploy/prometheus/rules.yaml';
 
 interface ServiceMonitor {
   metadata: { name: string };
-  spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path?: string; interval?: string }[] };
+  spec: {
+    selector: { matchLabels: Record<string, string> };
+    endpoints: { port: string; path?: string; interval?: string }[];
+  };
 }
 
 const labelName = (label: string) => label.replaceAll(/[^A-Za-z0-9_]/g, '_');
@@ -24,7 +27,12 @@ const labelName = (label: string) => label.replaceAll(/[^A-Za-z0-9_]/g, '_');
  * given namespaces, keep the Service's labels and the named port, and label each target with namespace,
  * service, pod, endpoint and job (the Service's name, which the alerts group by).
  */
-export function scrapeConfigFromServiceMonitor(monitor: ServiceMonitor, namespaces: string[], kubeconfig: string, interval: string): object[] {
+export function scrapeConfigFromServiceMonitor(
+  monitor: ServiceMonitor,
+  namespaces: string[],
+  kubeconfig: string,
+  interval: string,
+): object[] {
   return monitor.spec.endpoints.map((endpoint, i) => ({
     job_name: `serviceMonitor/${monitor.metadata.name}/${i}`,
     scrape_interval: interval,
@@ -33,7 +41,10 @@ export function scrapeConfigFromServiceMonitor(monitor: ServiceMonitor, namespac
     relabel_configs: [
       ...Object.entries(monitor.spec.selector.matchLabels).map(([k, v]) => ({
         action: 'keep',
-        source_labels: [`__meta_kubernetes_service_label_${labelName(k)}`, `__meta_kubernetes_service_labelpresent_${labelName(k)}`],
+        source_labels: [
+          `__meta_kubernetes_service_label_${labelName(k)}`,
+          `__meta_kubernetes_service_labelpresent_${labelName(k)}`,
+        ],
         regex: `(${v});true`,
       })),
       { action: 'keep', source_labels: ['__meta_kubernetes_endpointslice_port_name'], regex: endpoint.port },
@@ -70,7 +81,13 @@ export interface Prometheus {
 }
 
 /** Starts the prometheus binary on 127.0.0.1 with the generated config, and waits until it is ready. */
-export async function startPrometheus(options: { binary: string; workDir: string; namespaces: string[]; kubeconfig: string; interval: string }): Promise<Prometheus> {
+export async function startPrometheus(options: {
+  binary: string;
+  workDir: string;
+  namespaces: string[];
+  kubeconfig: string;
+  interval: string;
+}): Promise<Prometheus> {
   const monitor = load(await readFile(path.join(REPO_ROOT, SERVICE_MONITOR), 'utf8')) as ServiceMonitor;
   const config = {
     global: { scrape_interval: options.interval, evaluation_interval: options.interval },
@@ -82,7 +99,12 @@ export async function startPrometheus(options: { binary: string; workDir: string
   const port = await freePort();
   const child = spawn(
     options.binary,
-    [`--config.file=${configFile}`, `--storage.tsdb.path=${path.join(options.workDir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${path.join(options.workDir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -94,7 +116,10 @@ export async function startPrometheus(options: { binary: string; workDir: string
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`prometheus exited (${child.exitCode}): ${stderr}`);
-    const ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    const ready = await fetch(`${url}/-/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ready) break;
     if (Date.now() > deadline) throw new Error(`prometheus not ready after 60s: ${stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -102,7 +127,12 @@ export async function startPrometheus(options: { binary: string; workDir: string
   return {
     url,
     async queryRange(expr, startS, endS, stepS) {
-      const params = new URLSearchParams({ query: expr, start: String(startS), end: String(endS), step: String(stepS) });
+      const params = new URLSearchParams({
+        query: expr,
+        start: String(startS),
+        end: String(endS),
+        step: String(stepS),
+      });
       const response = await fetch(`${url}/api/v1/query_range`, { method: 'POST', body: params });
       const body = (await response.json()) as { status: string; error?: string; data?: { result: Sample[] } };
       if (body.status !== 'success') throw new Error(`query ${expr}: ${body.error ?? response.status}`);

@@ -64,10 +64,16 @@ export async function kubectlOk(ctx: Context, args: string[], input?: string): P
 /** The gateway pods that are Ready and not terminating. */
 async function readyGatewayPods(ctx: Context): Promise<{ ready: string[]; all: number }> {
   const pods = JSON.parse(await kubectlOk(ctx, ['get', 'pods', '-l', GATEWAY_SELECTOR, '-o', 'json'])) as {
-    items: { metadata: { name: string; deletionTimestamp?: string }; status?: { conditions?: { type: string; status: string }[] } }[];
+    items: {
+      metadata: { name: string; deletionTimestamp?: string };
+      status?: { conditions?: { type: string; status: string }[] };
+    }[];
   };
   const ready = pods.items
-    .filter((p) => !p.metadata.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+    .filter(
+      (p) =>
+        !p.metadata.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    )
     .map((p) => p.metadata.name)
     .sort();
   return { ready, all: pods.items.length };
@@ -76,11 +82,16 @@ async function readyGatewayPods(ctx: Context): Promise<{ ready: string[]; all: n
 /** Waits for the gateway Deployment to be available with all its replicas ready and (re)opens access to it. */
 async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
   await kubectlOk(ctx, ['rollout', 'status', 'deployment/buildkitd-autoscaler', '--timeout=240s']);
-  const desired = Number((await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.replicas}'])).trim() || '1');
+  const desired = Number(
+    (await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.replicas}'])).trim() || '1',
+  );
   const podsDeadline = Date.now() + 60_000;
   let pods = await readyGatewayPods(ctx);
   while (pods.ready.length !== desired) {
-    assert.ok(Date.now() < podsDeadline, `expected ${desired} ready gateway pods, found ${pods.ready.length} of ${pods.all} for 60s`);
+    assert.ok(
+      Date.now() < podsDeadline,
+      `expected ${desired} ready gateway pods, found ${pods.ready.length} of ${pods.all} for 60s`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 500));
     pods = await readyGatewayPods(ctx);
   }
@@ -93,7 +104,10 @@ async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
   // The Service may still point at nothing for a moment after a new pod got Ready.
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const status = await httpGet(gw.metrics, '/readyz').then((r) => r.status, () => 0);
+    const status = await httpGet(gw.metrics, '/readyz').then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) break;
     if (Date.now() > deadline) throw new Error(`/readyz of ${ready[0] ?? ''} answered ${status} for 60s`);
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -178,16 +192,27 @@ async function metricsOfEachPod(ctx: Context): Promise<Map<string, string>> {
  * The gateway pod splicing the one open connection (open, none held), once exactly one pod has it;
  * `ended` says why the client is gone, if it is.
  */
-async function podCarryingConnection(ctx: Context, what: string, ended: () => string | undefined, timeoutMs: number): Promise<string> {
+async function podCarryingConnection(
+  ctx: Context,
+  what: string,
+  ended: () => string | undefined,
+  timeoutMs: number,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const carrying = [...await metricsOfEachPod(ctx)]
+    const carrying = [...(await metricsOfEachPod(ctx))]
       .filter(([, m]) => (metricSum(m, 'bka_connections_open') ?? 0) >= 1 && metricSum(m, 'bka_connections_held') === 0)
       .map(([pod]) => pod);
     if (carrying.length === 1 && carrying[0]) return carrying[0];
     const gone = ended();
-    assert.ok(gone === undefined, `${what} ended before its connection was seen open on one gateway pod: ${gone ?? ''}`);
-    assert.ok(Date.now() < deadline, `${what}: no single gateway pod splices its connection (seen on ${carrying.join(', ') || 'none'})`);
+    assert.ok(
+      gone === undefined,
+      `${what} ended before its connection was seen open on one gateway pod: ${gone ?? ''}`,
+    );
+    assert.ok(
+      Date.now() < deadline,
+      `${what}: no single gateway pod splices its connection (seen on ${carrying.join(', ') || 'none'})`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
@@ -195,7 +220,10 @@ async function podCarryingConnection(ctx: Context, what: string, ended: () => st
 /** Waits until any ready gateway pod's log matches (with several replicas, the one that served the client). */
 async function waitForLog(ctx: Context, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const logs = async () => (await Promise.all(ctx.gatewayPods.map((pod) => ctx.backend.containerLog(ctx.namespace, pod, 'gateway')))).join('\n');
+  const logs = async () =>
+    (await Promise.all(ctx.gatewayPods.map((pod) => ctx.backend.containerLog(ctx.namespace, pod, 'gateway')))).join(
+      '\n',
+    );
   while (!pattern.test(await logs())) {
     assert.ok(Date.now() < deadline, `the gateway log does not show ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -225,10 +253,18 @@ const idleScaleDown: Scenario = {
     const closedAt = ctx.timeline.now();
     const zeroAt = await waitForZero(ctx, 'scale-down to 0');
     const after = zeroAt - closedAt;
-    const scaleDownWrite = ctx.timeline.entries.find((e) => e.source === 'statefulset' && e.t >= closedAt && e.replicas === 0);
+    const scaleDownWrite = ctx.timeline.entries.find(
+      (e) => e.source === 'statefulset' && e.t >= closedAt && e.replicas === 0,
+    );
     const writeAfter = (scaleDownWrite?.t ?? zeroAt) - closedAt;
-    assert.ok(writeAfter >= ctx.settings.idleTimeoutS * 1000 - 1000, `scaled to 0 after ${seconds(writeAfter)}, before the ${ctx.settings.idleTimeoutS}s idle timeout`);
-    ctx.figures.set('last close to replicas=0 written', `${seconds(writeAfter)} (idle timeout ${ctx.settings.idleTimeoutS}s)`);
+    assert.ok(
+      writeAfter >= ctx.settings.idleTimeoutS * 1000 - 1000,
+      `scaled to 0 after ${seconds(writeAfter)}, before the ${ctx.settings.idleTimeoutS}s idle timeout`,
+    );
+    ctx.figures.set(
+      'last close to replicas=0 written',
+      `${seconds(writeAfter)} (idle timeout ${ctx.settings.idleTimeoutS}s)`,
+    );
     return `replicas=0 written ${seconds(writeAfter)} after the last close; no pod left after ${seconds(after)}`;
   },
 };
@@ -237,7 +273,8 @@ export const SCENARIOS: Scenario[] = [
   install,
   {
     name: 'seed-guide',
-    promise: "the seed's E2E guide, automated: buildkitd (socat echo) at 0; a client connects and is held; buildkitd is scaled to 1; its bytes are echoed; it disconnects; after the idle timeout buildkitd is back at 0",
+    promise:
+      "the seed's E2E guide, automated: buildkitd (socat echo) at 0; a client connects and is held; buildkitd is scaled to 1; its bytes are echoed; it disconnects; after the idle timeout buildkitd is back at 0",
     async run(ctx) {
       assert.equal(ctx.timeline.replicas, 0, 'precondition: buildkitd at 0');
       const since = ctx.timeline.now();
@@ -256,17 +293,28 @@ export const SCENARIOS: Scenario[] = [
       const zeroAt = await waitForZero(ctx, 'scale-down to 0 after the disconnect');
       const write = ctx.timeline.entries.find((e) => e.source === 'statefulset' && e.t >= closedAt && e.replicas === 0);
       const writeAfter = (write?.t ?? zeroAt) - closedAt;
-      assert.ok(writeAfter >= ctx.settings.idleTimeoutS * 1000 - 1000, `scaled to 0 ${seconds(writeAfter)} after the disconnect, before the ${ctx.settings.idleTimeoutS}s idle timeout`);
-      ctx.figures.set('seed guide: connect at 0 to echo / disconnect to replicas=0 written', `${seconds(echoedAfter)} / ${seconds(writeAfter)} (idle timeout ${ctx.settings.idleTimeoutS}s)`);
+      assert.ok(
+        writeAfter >= ctx.settings.idleTimeoutS * 1000 - 1000,
+        `scaled to 0 ${seconds(writeAfter)} after the disconnect, before the ${ctx.settings.idleTimeoutS}s idle timeout`,
+      );
+      ctx.figures.set(
+        'seed guide: connect at 0 to echo / disconnect to replicas=0 written',
+        `${seconds(echoedAfter)} / ${seconds(writeAfter)} (idle timeout ${ctx.settings.idleTimeoutS}s)`,
+      );
       if (echoedAfter > 30_000) {
-        ctx.diagnostics.push({ level: 'warning', title: 'slow wake-up', message: `the first client waited ${seconds(echoedAfter)} for buildkitd` });
+        ctx.diagnostics.push({
+          level: 'warning',
+          title: 'slow wake-up',
+          message: `the first client waited ${seconds(echoedAfter)} for buildkitd`,
+        });
       }
       return `held and echoed after ${seconds(echoedAfter)}; replicas ${transitions([0, ...ctx.timeline.replicasSince(since)])}; 0 written ${seconds(writeAfter)} after the disconnect`;
     },
   },
   {
     name: 'open-connection-keeps-awake',
-    promise: 'while a connection stays open past the idle timeout, buildkitd is not scaled down and the connection keeps working',
+    promise:
+      'while a connection stays open past the idle timeout, buildkitd is not scaled down and the connection keeps working',
     async run(ctx) {
       const gw = access(ctx);
       const holdMs = (ctx.settings.idleTimeoutS + 5) * 1000;
@@ -282,31 +330,51 @@ export const SCENARIOS: Scenario[] = [
       }
       ctx.served++;
       const seen = ctx.timeline.replicasSince(since);
-      assert.ok(!seen.includes(0), `buildkitd was scaled to 0 under an open connection (replicas seen: ${transitions(seen)})`);
-      ctx.figures.set('open connection held past the idle timeout', `${seconds(holdMs)}, no scale-down (idle timeout ${ctx.settings.idleTimeoutS}s)`);
+      assert.ok(
+        !seen.includes(0),
+        `buildkitd was scaled to 0 under an open connection (replicas seen: ${transitions(seen)})`,
+      );
+      ctx.figures.set(
+        'open connection held past the idle timeout',
+        `${seconds(holdMs)}, no scale-down (idle timeout ${ctx.settings.idleTimeoutS}s)`,
+      );
       return `one connection open ${seconds(holdMs)} (idle timeout ${ctx.settings.idleTimeoutS}s): still echoing, no scale-down`;
     },
   },
   idleScaleDown,
   {
     name: 'concurrent-cold-start',
-    promise: 'many clients connecting at once while buildkitd is at 0 (a cold start) are all held and all served; none is refused',
+    promise:
+      'many clients connecting at once while buildkitd is at 0 (a cold start) are all held and all served; none is refused',
     async run(ctx) {
       assert.equal(ctx.timeline.replicas, 0, 'precondition: buildkitd at 0');
       const since = ctx.timeline.now();
       const results = await Promise.all(
-        Array.from({ length: ctx.settings.burst }, () => echoRoundTrip(access(ctx).proxy, payload(), ctx.settings.readyWaitS * 1000 + 30_000)),
+        Array.from({ length: ctx.settings.burst }, () =>
+          echoRoundTrip(access(ctx).proxy, payload(), ctx.settings.readyWaitS * 1000 + 30_000),
+        ),
       );
       const ok = results.filter((r) => r.ok);
       ctx.served += ok.length;
       const failures = results.filter((r) => !r.ok).map((r) => `${r.failure ?? ''} ${r.detail ?? ''}`.trim());
       const slowest = Math.max(...results.map((r) => r.elapsedMs));
-      ctx.figures.set(`burst: ${ctx.settings.burst} clients at 0, served`, `${ok.length}/${results.length}, slowest ${seconds(slowest)}`);
+      ctx.figures.set(
+        `burst: ${ctx.settings.burst} clients at 0, served`,
+        `${ok.length}/${results.length}, slowest ${seconds(slowest)}`,
+      );
       const maxReplicas = Math.max(0, ...ctx.timeline.replicasSince(since));
       if (maxReplicas > 1) {
-        ctx.diagnostics.push({ level: 'warning', title: 'burst scaled past 1', message: `${ctx.settings.burst} held clients scaled buildkitd to ${maxReplicas}` });
+        ctx.diagnostics.push({
+          level: 'warning',
+          title: 'burst scaled past 1',
+          message: `${ctx.settings.burst} held clients scaled buildkitd to ${maxReplicas}`,
+        });
       }
-      assert.equal(ok.length, results.length, `${failures.length} of ${results.length} clients failed: ${[...new Set(failures)].join('; ')}`);
+      assert.equal(
+        ok.length,
+        results.length,
+        `${failures.length} of ${results.length} clients failed: ${[...new Set(failures)].join('; ')}`,
+      );
       await waitForZero(ctx, 'scale-down after the burst');
       return `${ok.length}/${results.length} echoed, slowest ${seconds(slowest)}; highest replicas ${maxReplicas}; back to 0`;
     },
@@ -318,24 +386,50 @@ export const SCENARIOS: Scenario[] = [
       // Each replica counts what it did: the sum over the pods is what the gateway did.
       const perPod = [...(await metricsOfEachPod(ctx)).values()];
       assert.ok(perPod.length > 0 && perPod.every((m) => m !== ''), 'a gateway pod did not answer /metrics');
-      const sum = (name: string) => perPod.reduce<number | undefined>((acc, m) => {
-        const v = metricSum(m, name);
-        return v === undefined ? acc : (acc ?? 0) + v;
-      }, undefined);
+      const sum = (name: string) =>
+        perPod.reduce<number | undefined>((acc, m) => {
+          const v = metricSum(m, name);
+          return v === undefined ? acc : (acc ?? 0) + v;
+        }, undefined);
       const connections = sum('bka_connections_total');
       const scaleOps = sum('bka_scale_operations_total');
-      assert.ok(connections !== undefined && connections >= ctx.served, `bka_connections_total ${connections} < ${ctx.served} served`);
-      assert.ok(scaleOps !== undefined && scaleOps >= 4, `bka_scale_operations_total ${scaleOps}: expected at least 2 wakes and 2 scale-downs`);
-      ctx.figures.set('/metrics: connections counted / served by the E2E', `${connections} / ${ctx.served}; scale writes ${scaleOps}`);
+      assert.ok(
+        connections !== undefined && connections >= ctx.served,
+        `bka_connections_total ${connections} < ${ctx.served} served`,
+      );
+      assert.ok(
+        scaleOps !== undefined && scaleOps >= 4,
+        `bka_scale_operations_total ${scaleOps}: expected at least 2 wakes and 2 scale-downs`,
+      );
+      ctx.figures.set(
+        '/metrics: connections counted / served by the E2E',
+        `${connections} / ${ctx.served}; scale writes ${scaleOps}`,
+      );
       // The memory limit in the manifests is sized from this figure (the largest replica); warn before it gets tight.
-      const rssPerPod = perPod.map((m) => metricSum(m, 'bka_process_resident_memory_bytes')).filter((v) => v !== undefined);
+      const rssPerPod = perPod
+        .map((m) => metricSum(m, 'bka_process_resident_memory_bytes'))
+        .filter((v) => v !== undefined);
       const rss = rssPerPod.length > 0 ? Math.max(...rssPerPod) : undefined;
-      const limit = (await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.template.spec.containers[0].resources.limits.memory}'])).trim();
+      const limit = (
+        await kubectlOk(ctx, [
+          'get',
+          'deployment/buildkitd-autoscaler',
+          '-o',
+          'jsonpath={.spec.template.spec.containers[0].resources.limits.memory}',
+        ])
+      ).trim();
       const limitBytes = /^(\d+)Mi$/.test(limit) ? Number(limit.slice(0, -2)) * 2 ** 20 : undefined;
       if (rss !== undefined) {
-        ctx.figures.set('gateway resident memory after the burst', `${(rss / 2 ** 20).toFixed(0)} MiB of a ${limit || 'unset'} limit`);
+        ctx.figures.set(
+          'gateway resident memory after the burst',
+          `${(rss / 2 ** 20).toFixed(0)} MiB of a ${limit || 'unset'} limit`,
+        );
         if (limitBytes && rss > 0.8 * limitBytes) {
-          ctx.diagnostics.push({ level: 'warning', title: 'gateway memory', message: `resident ${(rss / 2 ** 20).toFixed(0)} MiB is over 80% of the ${limit} limit` });
+          ctx.diagnostics.push({
+            level: 'warning',
+            title: 'gateway memory',
+            message: `resident ${(rss / 2 ** 20).toFixed(0)} MiB is over 80% of the ${limit} limit`,
+          });
         }
       }
       return `bka_connections_total ${connections} (served ${ctx.served}), bka_scale_operations_total ${scaleOps}`;
@@ -343,7 +437,8 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'drain-on-sigterm',
-    promise: 'when the gateway pod is deleted (rollout, node drain), an open connection keeps working until the client closes it',
+    promise:
+      'when the gateway pod is deleted (rollout, node drain), an open connection keeps working until the client closes it',
     async run(ctx) {
       const gw = access(ctx);
       const client = lineClient(gw.proxy);
@@ -351,7 +446,12 @@ export const SCENARIOS: Scenario[] = [
       let oldPod = '';
       try {
         await client.echo(ctx, 'the echo before SIGTERM', ctx.settings.readyWaitS * 1000 + 30_000);
-        oldPod = await podCarryingConnection(ctx, 'the echo connection', () => (client.closedByPeer ? 'closed by the gateway' : undefined), 30_000);
+        oldPod = await podCarryingConnection(
+          ctx,
+          'the echo connection',
+          () => (client.closedByPeer ? 'closed by the gateway' : undefined),
+          30_000,
+        );
         await kubectlOk(ctx, ['delete', 'pod', oldPod, '--wait=false']);
         ctx.timeline.mark(`deleted gateway pod ${oldPod} (SIGTERM) with a connection open`);
         await new Promise((resolve) => setTimeout(resolve, 5000));
@@ -363,7 +463,11 @@ export const SCENARIOS: Scenario[] = [
         ctx.timeline.mark('client closed the draining connection');
       }
       ctx.served++;
-      const gone = await ctx.timeline.until(`${oldPod} to exit`, () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${oldPod}: deleted`), 60_000);
+      const gone = await ctx.timeline.until(
+        `${oldPod} to exit`,
+        () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${oldPod}: deleted`),
+        60_000,
+      );
       ctx.figures.set('draining gateway gone after its last connection closed', seconds(gone - closedAt));
       await connectToGateway(ctx);
       return `echo 5s after SIGTERM on the open connection; old pod gone ${seconds(gone - closedAt)} after the client closed; new gateway ${ctx.gatewayPod ?? ''} ready`;
@@ -371,29 +475,60 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'rbac-denied',
-    promise: 'when RBAC forbids the scale write, a held client fails fast (not at READY_WAIT_TIMEOUT), the log names BKA_SCALE_FORBIDDEN and /readyz says why',
+    promise:
+      'when RBAC forbids the scale write, a held client fails fast (not at READY_WAIT_TIMEOUT), the log names BKA_SCALE_FORBIDDEN and /readyz says why',
     async run(ctx) {
       await waitForZero(ctx, 'buildkitd at 0 before the permission is taken away');
-      const role = JSON.parse(await kubectlOk(ctx, ['get', 'role', 'buildkitd-autoscaler', '-o', 'json'])) as { rules: { resources?: string[] }[] };
+      const role = JSON.parse(await kubectlOk(ctx, ['get', 'role', 'buildkitd-autoscaler', '-o', 'json'])) as {
+        rules: { resources?: string[] }[];
+      };
       const index = role.rules.findIndex((r) => r.resources?.includes('statefulsets/scale'));
       assert.ok(index >= 0, 'the gateway Role has no statefulsets/scale rule');
       const rule = role.rules[index];
       const subject = `system:serviceaccount:${ctx.namespace}:buildkitd-autoscaler`;
-      const canScale = async () => (await ctx.backend.kubectl(['-n', ctx.namespace, 'auth', 'can-i', 'patch', 'statefulsets', '--subresource=scale', '--as', subject])).stdout.trim();
-      await kubectlOk(ctx, ['patch', 'role', 'buildkitd-autoscaler', '--type=json', '-p',
-        JSON.stringify([{ op: 'test', path: `/rules/${index}`, value: rule }, { op: 'remove', path: `/rules/${index}` }])]);
+      const canScale = async () =>
+        (
+          await ctx.backend.kubectl([
+            '-n',
+            ctx.namespace,
+            'auth',
+            'can-i',
+            'patch',
+            'statefulsets',
+            '--subresource=scale',
+            '--as',
+            subject,
+          ])
+        ).stdout.trim();
+      await kubectlOk(ctx, [
+        'patch',
+        'role',
+        'buildkitd-autoscaler',
+        '--type=json',
+        '-p',
+        JSON.stringify([
+          { op: 'test', path: `/rules/${index}`, value: rule },
+          { op: 'remove', path: `/rules/${index}` },
+        ]),
+      ]);
       ctx.timeline.mark('Role: the statefulsets/scale rule removed');
       try {
         const deadline = Date.now() + 15_000;
         while ((await canScale()) !== 'no') {
-          assert.ok(Date.now() < deadline, 'kubectl auth can-i still allows the scale write 15s after the rule was removed');
+          assert.ok(
+            Date.now() < deadline,
+            'kubectl auth can-i still allows the scale write 15s after the rule was removed',
+          );
           await new Promise((resolve) => setTimeout(resolve, 500));
         }
         const gw = access(ctx);
         const result = await echoRoundTrip(gw.proxy, payload(), ctx.settings.readyWaitS * 1000 + 30_000);
         assert.equal(result.ok, false, 'the client was served although the gateway may not scale');
         assert.notEqual(result.failure, 'timeout', 'the client was not closed');
-        assert.ok(result.elapsedMs < 15_000, `the held client was closed only after ${seconds(result.elapsedMs)} (READY_WAIT_TIMEOUT ${ctx.settings.readyWaitS}s)`);
+        assert.ok(
+          result.elapsedMs < 15_000,
+          `the held client was closed only after ${seconds(result.elapsedMs)} (READY_WAIT_TIMEOUT ${ctx.settings.readyWaitS}s)`,
+        );
         await waitForLog(ctx, /BKA_SCALE_FORBIDDEN/, 'BKA_SCALE_FORBIDDEN');
         assert.equal(ctx.timeline.replicas, 0, 'buildkitd was scaled although the write is forbidden');
         // A re-check confirms the failure before /readyz turns red (a one-off 403 must not flap the pod); then it
@@ -401,7 +536,8 @@ export const SCENARIOS: Scenario[] = [
         // whose own log names the failure.
         const failing: string[] = [];
         for (const pod of ctx.gatewayPods) {
-          if (/BKA_SCALE_FORBIDDEN/.test(await ctx.backend.containerLog(ctx.namespace, pod, 'gateway'))) failing.push(pod);
+          if (/BKA_SCALE_FORBIDDEN/.test(await ctx.backend.containerLog(ctx.namespace, pod, 'gateway')))
+            failing.push(pod);
         }
         assert.ok(failing.length > 0, 'no gateway pod logged BKA_SCALE_FORBIDDEN');
         let readyz = { status: 0, body: '' };
@@ -411,7 +547,10 @@ export const SCENARIOS: Scenario[] = [
             const readyzDeadline = Date.now() + 30_000;
             readyz = await httpGet(pa.metrics, '/readyz');
             while (!(readyz.status === 503 && readyz.body.includes('BKA_SCALE_FORBIDDEN'))) {
-              assert.ok(Date.now() < readyzDeadline, `/readyz of ${pod} does not report BKA_SCALE_FORBIDDEN 30s after the failure: ${readyz.status} ${readyz.body.trim().slice(0, 200)}`);
+              assert.ok(
+                Date.now() < readyzDeadline,
+                `/readyz of ${pod} does not report BKA_SCALE_FORBIDDEN 30s after the failure: ${readyz.status} ${readyz.body.trim().slice(0, 200)}`,
+              );
               await new Promise((resolve) => setTimeout(resolve, 500));
               readyz = await httpGet(pa.metrics, '/readyz');
             }
@@ -420,10 +559,20 @@ export const SCENARIOS: Scenario[] = [
           }
         }
         const readyzSays = `/readyz ${readyz.status} naming BKA_SCALE_FORBIDDEN on ${failing.join(', ')}`;
-        ctx.figures.set('RBAC denied: held client closed after', `${Math.round(result.elapsedMs)}ms (${result.failure ?? ''}; READY_WAIT_TIMEOUT ${ctx.settings.readyWaitS}s)`);
+        ctx.figures.set(
+          'RBAC denied: held client closed after',
+          `${Math.round(result.elapsedMs)}ms (${result.failure ?? ''}; READY_WAIT_TIMEOUT ${ctx.settings.readyWaitS}s)`,
+        );
         return `client ${result.failure ?? ''} after ${Math.round(result.elapsedMs)}ms; log names BKA_SCALE_FORBIDDEN; ${readyzSays}; StatefulSet stayed at 0`;
       } finally {
-        await kubectlOk(ctx, ['patch', 'role', 'buildkitd-autoscaler', '--type=json', '-p', JSON.stringify([{ op: 'add', path: `/rules/${index}`, value: rule }])]);
+        await kubectlOk(ctx, [
+          'patch',
+          'role',
+          'buildkitd-autoscaler',
+          '--type=json',
+          '-p',
+          JSON.stringify([{ op: 'add', path: `/rules/${index}`, value: rule }]),
+        ]);
         ctx.timeline.mark('Role restored');
       }
     },
@@ -434,8 +583,14 @@ export const SCENARIOS: Scenario[] = [
     async run(ctx) {
       const readyWaitS = 10;
       // A readiness probe on a port nothing listens on: the pod runs but never becomes Ready.
-      await kubectlOk(ctx, ['patch', 'statefulset', STATEFULSET, '--type=json', '-p',
-        '[{"op":"replace","path":"/spec/template/spec/containers/0/readinessProbe/tcpSocket/port","value":1}]']);
+      await kubectlOk(ctx, [
+        'patch',
+        'statefulset',
+        STATEFULSET,
+        '--type=json',
+        '-p',
+        '[{"op":"replace","path":"/spec/template/spec/containers/0/readinessProbe/tcpSocket/port","value":1}]',
+      ]);
       await kubectlOk(ctx, ['set', 'env', 'deployment/buildkitd-autoscaler', `READY_WAIT_TIMEOUT=${readyWaitS}s`]);
       ctx.timeline.mark(`READY_WAIT_TIMEOUT=${readyWaitS}s, buildkitd readiness on port 1`);
       await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -443,7 +598,10 @@ export const SCENARIOS: Scenario[] = [
       const result = await echoRoundTrip(gw.proxy, payload(), readyWaitS * 1000 + 60_000);
       assert.equal(result.ok, false, 'the client was served by a pod that is not ready');
       assert.notEqual(result.failure, 'timeout', `the client was not closed within ${readyWaitS + 60}s`);
-      assert.ok(result.elapsedMs >= readyWaitS * 1000 - 500, `closed after ${seconds(result.elapsedMs)}, before the ${readyWaitS}s deadline`);
+      assert.ok(
+        result.elapsedMs >= readyWaitS * 1000 - 500,
+        `closed after ${seconds(result.elapsedMs)}, before the ${readyWaitS}s deadline`,
+      );
       // The log line may land just after the socket closed (asynchronous logging): give it a moment.
       await waitForLog(ctx, /BKA_READY_TIMEOUT/, 'the cause (BKA_READY_TIMEOUT)');
       const { body } = await httpGet(gw.metrics, '/metrics');
@@ -456,7 +614,8 @@ export const SCENARIOS: Scenario[] = [
 /** A real build through the gateway: buildctl wakes buildkitd, builds a FROM scratch image offline. */
 const realBuild: Scenario = {
   name: 'real-build',
-  promise: 'buildctl through the gateway at 0 replicas wakes buildkitd and completes a build (gRPC over the spliced connection)',
+  promise:
+    'buildctl through the gateway at 0 replicas wakes buildkitd and completes a build (gRPC over the spliced connection)',
   async run(ctx) {
     assert.equal(ctx.timeline.replicas, 0, 'precondition: buildkitd at 0');
     const gw = access(ctx);
@@ -474,21 +633,38 @@ const realBuild: Scenario = {
       assert.equal(workers.code, 0, `buildctl debug workers: ${workers.stderr.trim()}`);
       const woke = performance.now() - started;
       const build = await run('buildctl', [
-        '--addr', addr, '--timeout', timeout, 'build', '--frontend', 'dockerfile.v0',
-        '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--output', `type=local,dest=${path.join(dir, 'out')}`,
+        '--addr',
+        addr,
+        '--timeout',
+        timeout,
+        'build',
+        '--frontend',
+        'dockerfile.v0',
+        '--local',
+        `context=${dir}`,
+        '--local',
+        `dockerfile=${dir}`,
+        '--output',
+        `type=local,dest=${path.join(dir, 'out')}`,
       ]);
       assert.equal(build.code, 0, `buildctl build: ${build.stderr.trim().split('\n').slice(-5).join(' / ')}`);
-      assert.equal(await readFile(path.join(dir, 'out', 'hello.txt'), 'utf8'), marker, 'the build output is not the file that was built');
+      assert.equal(
+        await readFile(path.join(dir, 'out', 'hello.txt'), 'utf8'),
+        marker,
+        'the build output is not the file that was built',
+      );
       ctx.served += 2;
       ctx.figures.set('real buildkitd: connect at 0 to `debug workers` answered', seconds(woke));
-      ctx.figures.set('real build (FROM scratch + COPY) through the gateway', seconds(performance.now() - started - woke));
+      ctx.figures.set(
+        'real build (FROM scratch + COPY) through the gateway',
+        seconds(performance.now() - started - woke),
+      );
       return `debug workers answered after ${seconds(woke)} (wake included); build output matches`;
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   },
 };
-
 
 /** Writes `bytes` of random data to file in 1 MiB pieces; returns its sha256. */
 async function randomFile(file: string, bytes: number): Promise<string> {
@@ -508,11 +684,32 @@ async function randomFile(file: string, bytes: number): Promise<string> {
  * export is paced by flow control through the gateway, so the build's one connection streams for as
  * long as the client takes, without a registry or a RUN step. Resolves when buildctl exits.
  */
-function slowTarBuild(addr: string, dir: string, tarFile: string, bytesPerSecond: number, timeoutS: number): Promise<{ code: number; stderr: string }> {
-  const child = spawn('buildctl', [
-    '--addr', addr, '--timeout', String(timeoutS), 'build', '--frontend', 'dockerfile.v0',
-    '--local', `context=${dir}`, '--local', `dockerfile=${dir}`, '--output', 'type=tar,dest=-',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+function slowTarBuild(
+  addr: string,
+  dir: string,
+  tarFile: string,
+  bytesPerSecond: number,
+  timeoutS: number,
+): Promise<{ code: number; stderr: string }> {
+  const child = spawn(
+    'buildctl',
+    [
+      '--addr',
+      addr,
+      '--timeout',
+      String(timeoutS),
+      'build',
+      '--frontend',
+      'dockerfile.v0',
+      '--local',
+      `context=${dir}`,
+      '--local',
+      `dockerfile=${dir}`,
+      '--output',
+      'type=tar,dest=-',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
   const exited = new Promise<number>((resolve) => {
@@ -565,39 +762,71 @@ async function disruptDuringBuild(ctx: Context, disruption: Disruption): Promise
     let buildDoneAt: number | undefined;
     let buildError = '';
     const started = ctx.timeline.now();
-    const building = slowTarBuild(addr, dir, tarFile, HA_BUILD_BYTES_PER_SECOND, ctx.settings.readyWaitS + 30).then((r) => {
-      buildDoneAt = ctx.timeline.now();
-      buildError = r.code === 0 ? '' : `: exit ${r.code}, ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`;
-      return r;
-    });
-    const carrier = await podCarryingConnection(ctx, 'the build', () => (buildDoneAt === undefined ? undefined : `exit${buildError}`), ctx.settings.readyWaitS * 1000 + 30_000);
+    const building = slowTarBuild(addr, dir, tarFile, HA_BUILD_BYTES_PER_SECOND, ctx.settings.readyWaitS + 30).then(
+      (r) => {
+        buildDoneAt = ctx.timeline.now();
+        buildError = r.code === 0 ? '' : `: exit ${r.code}, ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`;
+        return r;
+      },
+    );
+    const carrier = await podCarryingConnection(
+      ctx,
+      'the build',
+      () => (buildDoneAt === undefined ? undefined : `exit${buildError}`),
+      ctx.settings.readyWaitS * 1000 + 30_000,
+    );
     ctx.timeline.mark(`the build's connection is spliced by ${carrier}`);
 
-    prober = new ConnectionProber({ endpoint: gw.proxy, check: http2Handshake, now: () => ctx.timeline.now(), intervalMs: HA_PROBE_INTERVAL_MS, timeoutMs: 30_000 });
+    prober = new ConnectionProber({
+      endpoint: gw.proxy,
+      check: http2Handshake,
+      now: () => ctx.timeline.now(),
+      intervalMs: HA_PROBE_INTERVAL_MS,
+      timeoutMs: 30_000,
+    });
     prober.start();
     const disruptedAt = ctx.timeline.now();
-    if (disruption === 'rollout restart') await kubectlOk(ctx, ['rollout', 'restart', 'deployment/buildkitd-autoscaler']);
+    if (disruption === 'rollout restart')
+      await kubectlOk(ctx, ['rollout', 'restart', 'deployment/buildkitd-autoscaler']);
     else await kubectlOk(ctx, ['delete', 'pod', carrier, '--wait=false']);
     ctx.timeline.mark(`kubectl ${disruption} with the build open through ${carrier}`);
-    const terminatingAt = await ctx.timeline.until(`${carrier} terminating`, () =>
-      ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${carrier}: terminating`), 120_000);
+    const terminatingAt = await ctx.timeline.until(
+      `${carrier} terminating`,
+      () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${carrier}: terminating`),
+      120_000,
+    );
 
     const build = await building;
     const doneAt = buildDoneAt ?? ctx.timeline.now();
     ctx.timeline.mark(`buildctl exited ${build.code}`);
     assert.equal(build.code, 0, `the build failed across the ${disruption}${buildError}`);
-    assert.ok(terminatingAt < doneAt, `the build finished before ${carrier} began terminating, so the ${disruption} did not overlap it`);
+    assert.ok(
+      terminatingAt < doneAt,
+      `the build finished before ${carrier} began terminating, so the ${disruption} did not overlap it`,
+    );
     const extracted = path.join(dir, 'out');
     await mkdir(extracted);
     await runOk('tar', ['-xf', tarFile, '-C', extracted]);
-    const out = createHash('sha256').update(await readFile(path.join(extracted, 'big.bin'))).digest('hex');
+    const out = createHash('sha256')
+      .update(await readFile(path.join(extracted, 'big.bin')))
+      .digest('hex');
     assert.equal(out, sha, 'the build output differs from the build context');
     ctx.served++;
     const buildMs = doneAt - started;
-    assert.ok(buildMs > ctx.settings.idleTimeoutS * 1000, `the build took ${seconds(buildMs)}, not longer than the ${ctx.settings.idleTimeoutS}s idle timeout`);
-    assert.ok(doneAt - terminatingAt > OLD_SHUTDOWN_GRACE_S * 1000, `the build ended ${seconds(doneAt - terminatingAt)} after SIGTERM, within the old ${OLD_SHUTDOWN_GRACE_S}s grace: it proves nothing about the drain`);
+    assert.ok(
+      buildMs > ctx.settings.idleTimeoutS * 1000,
+      `the build took ${seconds(buildMs)}, not longer than the ${ctx.settings.idleTimeoutS}s idle timeout`,
+    );
+    assert.ok(
+      doneAt - terminatingAt > OLD_SHUTDOWN_GRACE_S * 1000,
+      `the build ended ${seconds(doneAt - terminatingAt)} after SIGTERM, within the old ${OLD_SHUTDOWN_GRACE_S}s grace: it proves nothing about the drain`,
+    );
 
-    const goneAt = await ctx.timeline.until(`${carrier} to exit`, () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${carrier}: deleted`), 120_000);
+    const goneAt = await ctx.timeline.until(
+      `${carrier} to exit`,
+      () => ctx.timeline.entries.some((e) => e.source === 'pod' && e.text === `${carrier}: deleted`),
+      120_000,
+    );
     await connectToGateway(ctx);
     assert.ok(!ctx.gatewayPods.includes(carrier), `${carrier} is still a ready gateway pod`);
     const probes = await prober.stop();
@@ -605,21 +834,46 @@ async function disruptDuringBuild(ctx: Context, disruption: Disruption): Promise
     ctx.served += probes.served;
 
     // Once buildkitd was up for the build, it stays up until the build is done.
-    const during = ctx.timeline.entries.filter((e) => e.source === 'statefulset' && e.t >= started && e.t <= doneAt).map((e) => e.replicas ?? 0);
+    const during = ctx.timeline.entries
+      .filter((e) => e.source === 'statefulset' && e.t >= started && e.t <= doneAt)
+      .map((e) => e.replicas ?? 0);
     const firstUp = during.findIndex((n) => n > 0);
-    assert.ok(firstUp >= 0 && !during.slice(firstUp).includes(0), `buildkitd was scaled to 0 during the build (replicas seen: ${transitions(during)})`);
+    assert.ok(
+      firstUp >= 0 && !during.slice(firstUp).includes(0),
+      `buildkitd was scaled to 0 during the build (replicas seen: ${transitions(during)})`,
+    );
     const name = disruption === 'rollout restart' ? 'rollout restart' : 'delete pod of the build';
-    ctx.figures.set(`${name}: new connections every ${HA_PROBE_INTERVAL_MS} ms served / attempted`, `${probes.served}/${probes.attempted}, longest connect to served ${Math.round(probes.longestMs)} ms`);
-    ctx.figures.set(`${name}: build through the gateway (${buildBytes / 2 ** 20} MiB read at ${HA_BUILD_BYTES_PER_SECOND / 2 ** 20} MiB/s)`, `${seconds(buildMs)} (idle timeout ${ctx.settings.idleTimeoutS}s), output sha256 matches`);
-    ctx.figures.set(`${name}: pod carrying the build, terminating to gone`, `${seconds(goneAt - terminatingAt)} (build done ${seconds(doneAt - terminatingAt)} after SIGTERM)`);
+    ctx.figures.set(
+      `${name}: new connections every ${HA_PROBE_INTERVAL_MS} ms served / attempted`,
+      `${probes.served}/${probes.attempted}, longest connect to served ${Math.round(probes.longestMs)} ms`,
+    );
+    ctx.figures.set(
+      `${name}: build through the gateway (${buildBytes / 2 ** 20} MiB read at ${HA_BUILD_BYTES_PER_SECOND / 2 ** 20} MiB/s)`,
+      `${seconds(buildMs)} (idle timeout ${ctx.settings.idleTimeoutS}s), output sha256 matches`,
+    );
+    ctx.figures.set(
+      `${name}: pod carrying the build, terminating to gone`,
+      `${seconds(goneAt - terminatingAt)} (build done ${seconds(doneAt - terminatingAt)} after SIGTERM)`,
+    );
     // The figures first, so REPORT.md has them when a connection failed.
-    const failures = probes.failed.map((r) => `${seconds(r.startedAt - disruptedAt)} after the ${disruption}: ${r.failure ?? ''} ${r.detail ?? ''}`.trim());
-    assert.equal(probes.failed.length, 0, `${probes.failed.length} of ${probes.attempted} new connections were not served: ${failures.slice(0, 5).join('; ')}`);
+    const failures = probes.failed.map((r) =>
+      `${seconds(r.startedAt - disruptedAt)} after the ${disruption}: ${r.failure ?? ''} ${r.detail ?? ''}`.trim(),
+    );
+    assert.equal(
+      probes.failed.length,
+      0,
+      `${probes.failed.length} of ${probes.attempted} new connections were not served: ${failures.slice(0, 5).join('; ')}`,
+    );
     const zeroAt = await waitForZero(ctx, 'the gateway replicas to scale the idle buildkitd to 0');
-    ctx.figures.set(`${name}: build done to buildkitd at 0`, `${seconds(zeroAt - doneAt)} (idle timeout ${ctx.settings.idleTimeoutS}s)`);
-    return `${probes.served}/${probes.attempted} new connections served (longest ${Math.round(probes.longestMs)} ms); build ${seconds(buildMs)}, output sha256 matches; ` +
+    ctx.figures.set(
+      `${name}: build done to buildkitd at 0`,
+      `${seconds(zeroAt - doneAt)} (idle timeout ${ctx.settings.idleTimeoutS}s)`,
+    );
+    return (
+      `${probes.served}/${probes.attempted} new connections served (longest ${Math.round(probes.longestMs)} ms); build ${seconds(buildMs)}, output sha256 matches; ` +
       `${carrier} terminating ${seconds(doneAt - terminatingAt)} before the build finished, gone ${seconds(goneAt - terminatingAt)} after SIGTERM; ` +
-      `replicas ${transitions(during)} during the build; gateway ${ctx.gatewayPods.join(', ')} ready, buildkitd at 0 ${seconds(zeroAt - doneAt)} after the build`;
+      `replicas ${transitions(during)} during the build; gateway ${ctx.gatewayPods.join(', ')} ready, buildkitd at 0 ${seconds(zeroAt - doneAt)} after the build`
+    );
   } finally {
     await prober?.stop();
     await rm(dir, { recursive: true, force: true });
@@ -628,14 +882,22 @@ async function disruptDuringBuild(ctx: Context, disruption: Disruption): Promise
 
 const haRolloutRestartDuringBuild: Scenario = {
   name: 'ha-rollout-restart-during-build',
-  promise: '`kubectl rollout restart` of the gateway while a build longer than the idle timeout, and running on for more than the old 30 s grace after SIGTERM, streams through it and a client opens a new connection every 200 ms: every connection is served, none refused or cut; the build output is intact (sha256); buildkitd is not scaled to 0 under it',
+  promise:
+    '`kubectl rollout restart` of the gateway while a build longer than the idle timeout, and running on for more than the old 30 s grace after SIGTERM, streams through it and a client opens a new connection every 200 ms: every connection is served, none refused or cut; the build output is intact (sha256); buildkitd is not scaled to 0 under it',
   run: (ctx) => disruptDuringBuild(ctx, 'rollout restart'),
 };
 
 const haDeletePodDuringBuild: Scenario = {
   name: 'ha-delete-pod-during-build',
-  promise: '`kubectl delete pod` of the gateway replica carrying a build longer than the idle timeout, while a client opens a new connection every 200 ms: every connection is served, none refused or cut; the build output is intact; buildkitd is not scaled to 0 under it',
+  promise:
+    '`kubectl delete pod` of the gateway replica carrying a build longer than the idle timeout, while a client opens a new connection every 200 ms: every connection is served, none refused or cut; the build output is intact; buildkitd is not scaled to 0 under it',
   run: (ctx) => disruptDuringBuild(ctx, 'delete pod'),
 };
 
-export const REAL_SCENARIOS: Scenario[] = [install, realBuild, idleScaleDown, haRolloutRestartDuringBuild, haDeletePodDuringBuild];
+export const REAL_SCENARIOS: Scenario[] = [
+  install,
+  realBuild,
+  idleScaleDown,
+  haRolloutRestartDuringBuild,
+  haDeletePodDuringBuild,
+];

@@ -54,7 +54,9 @@ export class Timeline {
 
   /** Every replica count the StatefulSet had since `sinceMs`. */
   replicasSince(sinceMs: number): number[] {
-    return this.entries.filter((e) => e.source === 'statefulset' && e.t >= sinceMs && e.replicas !== undefined).map((e) => e.replicas ?? 0);
+    return this.entries
+      .filter((e) => e.source === 'statefulset' && e.t >= sinceMs && e.replicas !== undefined)
+      .map((e) => e.replicas ?? 0);
   }
 
   /** Resolves when `condition` holds (checked on every watch event), rejects after timeoutMs. */
@@ -80,27 +82,46 @@ export class Timeline {
     const kc = new KubeConfig();
     kc.loadFromDefault();
     const watch = new Watch(kc);
-    const start = async (path: string, query: Record<string, string>, onEvent: (type: string, obj: unknown) => void) => {
+    const start = async (
+      path: string,
+      query: Record<string, string>,
+      onEvent: (type: string, obj: unknown) => void,
+    ) => {
       // A watch ends with the server's timeout or a dropped connection; resume it until stop().
       const restart = () => {
         if (!this.stopped) setTimeout(() => void start(path, query, onEvent).catch(restart), 1000);
       };
       this.aborts.push(await watch.watch(path, query, onEvent, restart));
     };
-    await start(`/apis/apps/v1/namespaces/${namespace}/statefulsets`, { fieldSelector: `metadata.name=${statefulSet}` }, (_type, obj) => {
-      const sts = obj as StatefulSetLike;
-      const replicas = sts.spec?.replicas ?? 0;
-      const ready = sts.status?.readyReplicas ?? 0;
-      if (replicas === this.lastReplicas && ready === this.lastReady) return;
-      this.lastReplicas = replicas;
-      this.lastReady = ready;
-      this.push({ t: this.now(), source: 'statefulset', text: `replicas=${replicas} ready=${ready}`, replicas, readyReplicas: ready });
-    });
+    await start(
+      `/apis/apps/v1/namespaces/${namespace}/statefulsets`,
+      { fieldSelector: `metadata.name=${statefulSet}` },
+      (_type, obj) => {
+        const sts = obj as StatefulSetLike;
+        const replicas = sts.spec?.replicas ?? 0;
+        const ready = sts.status?.readyReplicas ?? 0;
+        if (replicas === this.lastReplicas && ready === this.lastReady) return;
+        this.lastReplicas = replicas;
+        this.lastReady = ready;
+        this.push({
+          t: this.now(),
+          source: 'statefulset',
+          text: `replicas=${replicas} ready=${ready}`,
+          replicas,
+          readyReplicas: ready,
+        });
+      },
+    );
     await start(`/api/v1/namespaces/${namespace}/pods`, {}, (type, obj) => {
       const pod = obj as PodLike;
       const name = pod.metadata?.name ?? '?';
       const ready = pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-      const state = type === 'DELETED' ? 'deleted' : pod.metadata?.deletionTimestamp ? 'terminating' : `${pod.status?.phase ?? 'Unknown'}${ready ? ', Ready' : ''}`;
+      const state =
+        type === 'DELETED'
+          ? 'deleted'
+          : pod.metadata?.deletionTimestamp
+            ? 'terminating'
+            : `${pod.status?.phase ?? 'Unknown'}${ready ? ', Ready' : ''}`;
       if (this.podState.get(name) === state) return;
       this.podState.set(name, state);
       this.push({ t: this.now(), source: 'pod', text: `${name}: ${state}` });

@@ -5,7 +5,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, eventsOf, idleTimeoutMs, leaderAmong, loggedAt, logsCaughtUp, scaleDowns, startReplica } from './gateway-replicas.ts';
+import {
+  allReporting,
+  eventsOf,
+  idleTimeoutMs,
+  leaderAmong,
+  loggedAt,
+  logsCaughtUp,
+  scaleDowns,
+  startReplica,
+} from './gateway-replicas.ts';
 
 const outageMs = 30_000;
 
@@ -26,7 +35,12 @@ test('API server down for 30 s with two replicas: connections flow, both stay re
   let namedFailingWatch = false;
   for (let i = 0; Date.now() < downAt + outageMs; i += 1) {
     if (Date.now() < closeAt) {
-      for (const [n, connection] of connections.entries()) assert.equal(Buffer.compare(await connection.roundTrip(chunk), chunk), 0, `round trip ${i} on ${replicas[n]!.identity}`);
+      for (const [n, connection] of connections.entries())
+        assert.equal(
+          Buffer.compare(await connection.roundTrip(chunk), chunk),
+          0,
+          `round trip ${i} on ${replicas[n]!.identity}`,
+        );
     } else if (connections.some((c) => !c.socket.destroyed)) {
       for (const connection of connections) connection.socket.end();
       await Promise.all(connections.map((c) => c.closed));
@@ -34,7 +48,8 @@ test('API server down for 30 s with two replicas: connections flow, both stay re
     for (const { identity, gateway } of replicas) {
       const readyz = await gateway.readyz();
       assert.equal(readyz.status, 200, `${identity} stays ready at ${i}: ${JSON.stringify(readyz.body)}`);
-      if (readyz.body.checks.some((c) => c.name.startsWith('watch') && c.reason !== undefined)) namedFailingWatch = true;
+      if (readyz.body.checks.some((c) => c.name.startsWith('watch') && c.reason !== undefined))
+        namedFailingWatch = true;
     }
     await sleep(1_000);
   }
@@ -42,24 +57,41 @@ test('API server down for 30 s with two replicas: connections flow, both stay re
     const body = (await replica.gateway.readyz()).body;
     const failing = body.checks.filter((c) => c.name.startsWith('watch') && c.reason !== undefined);
     assert.ok(failing.length > 0, `${replica.identity}'s /readyz names the failing watches: ${JSON.stringify(body)}`);
-    assert.equal(await replica.gateway.metric('bka_watch_up'), 0, `${replica.identity} shows its watches down in /metrics`);
+    assert.equal(
+      await replica.gateway.metric('bka_watch_up'),
+      0,
+      `${replica.identity} shows its watches down in /metrics`,
+    );
     // Neither can write its report, so neither can confirm to the other that it does: both stay in the Service.
     const report = body.checks.find((c) => c.name === 'report');
     assert.equal(report?.ok, true, `${replica.identity} did not step back: ${JSON.stringify(body)}`);
-    assert.match(report?.reason ?? '', /report Lease not written for .*staying in the Service/, `${replica.identity}'s /readyz says why it stays`);
+    assert.match(
+      report?.reason ?? '',
+      /report Lease not written for .*staying in the Service/,
+      `${replica.identity}'s /readyz says why it stays`,
+    );
     assert.equal(await replica.gateway.metric('bka_stepped_back'), 0);
   }
   assert.ok(namedFailingWatch);
   await logsCaughtUp(replicas);
   for (const replica of replicas) {
     assert.deepEqual(scaleDowns(replica), [], `${replica.identity} scaled nothing down during the outage`);
-    assert.deepEqual(eventsOf(replica, 'scale_down_proposed'), [], `${replica.identity} proposed nothing during the outage`);
+    assert.deepEqual(
+      eventsOf(replica, 'scale_down_proposed'),
+      [],
+      `${replica.identity} proposed nothing during the outage`,
+    );
   }
 
   await env.cluster.startComponent('kube-apiserver');
   const upAt = Date.now();
   for (const { identity, gateway } of replicas) {
-    await waitFor(`${identity}'s watches up again`, async () => (await gateway.readyz()).body.checks.every((c) => !c.name.startsWith('watch') || c.reason === undefined), 120_000);
+    await waitFor(
+      `${identity}'s watches up again`,
+      async () =>
+        (await gateway.readyz()).body.checks.every((c) => !c.name.startsWith('watch') || c.reason === undefined),
+      120_000,
+    );
   }
   await allReporting(replicas, 2, 120_000);
   const leader = await leaderAmong(replicas, 120_000);
@@ -70,5 +102,7 @@ test('API server down for 30 s with two replicas: connections flow, both stay re
   assert.equal(downs.length, 1, 'exactly one scale-down');
   assert.equal(downs[0]!.replica, leader, 'by the leader');
   assert.ok(loggedAt(downs[0]!.event) >= upAt, 'only after the API server was back');
-  t.diagnostic(`scale-down ${loggedAt(downs[0]!.event) - upAt}ms after the API server restarted (idle since ${upAt - closeAt}ms before it)`);
+  t.diagnostic(
+    `scale-down ${loggedAt(downs[0]!.event) - upAt}ms after the API server restarted (idle since ${upAt - closeAt}ms before it)`,
+  );
 });

@@ -11,7 +11,8 @@ test('a build runs on for longer than the old 30 s grace through a SIGTERMed gat
   const env = await setup(t);
   // SHUTDOWN_GRACE_PERIOD empty: the default, as shipped.
   const gateway = await env.startGateway({ SHUTDOWN_GRACE_PERIOD: '', SHUTDOWN_DELAY: '1s' });
-  const busy = async () => (await env.core.readNamespacedPod({ name: 'buildkitd-0', namespace: env.namespace })).metadata?.labels?.[busyLabel];
+  const busy = async () =>
+    (await env.core.readNamespacedPod({ name: 'buildkitd-0', namespace: env.namespace })).metadata?.labels?.[busyLabel];
   const build = await openEcho(gateway.proxyPort);
   const chunk = Buffer.alloc(8 * 1024, 'd');
   assert.equal(Buffer.compare(await build.roundTrip(chunk), chunk), 0);
@@ -23,7 +24,11 @@ test('a build runs on for longer than the old 30 s grace through a SIGTERMed gat
   assert.equal(started?.['graceMs'], 3_600_000, 'the default grace is 1h');
   await waitFor('out of the Service', async () => (await gateway.readyz()).status === 503);
   while (Date.now() - termAt < 35_000) {
-    assert.equal(Buffer.compare(await build.roundTrip(chunk), chunk), 0, `round trip ${Math.round((Date.now() - termAt) / 1000)}s after SIGTERM`);
+    assert.equal(
+      Buffer.compare(await build.roundTrip(chunk), chunk),
+      0,
+      `round trip ${Math.round((Date.now() - termAt) / 1000)}s after SIGTERM`,
+    );
     await sleep(1_000);
   }
   assert.equal(gateway.process.exitCode, null, 'still draining');
@@ -33,7 +38,9 @@ test('a build runs on for longer than the old 30 s grace through a SIGTERMed gat
   await build.closed;
   const closedAt = Date.now();
   const code = await gateway.stop();
-  t.diagnostic(`exited ${Date.now() - closedAt}ms after the build's connection closed (${Date.now() - termAt}ms after SIGTERM)`);
+  t.diagnostic(
+    `exited ${Date.now() - closedAt}ms after the build's connection closed (${Date.now() - termAt}ms after SIGTERM)`,
+  );
   assert.equal(code, 0);
   assert.ok(Date.now() - closedAt < 15_000, 'exits within seconds of the last close');
   const finished = gateway.events().find((e) => e['event'] === 'shutdown_finished');

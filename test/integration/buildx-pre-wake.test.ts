@@ -17,7 +17,9 @@ const START_DELAY_MS = 25_000;
 function wakeCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'dist', 'main.js'), 'wake', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(repoRoot, 'dist', 'main.js'), 'wake', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -27,11 +29,21 @@ function wakeCli(args: string[]): Promise<{ code: number | null; stdout: string;
 }
 
 test('buildx after `buildkitd-autoscaler wake --wait`: a builder slower to start than buildx waits is warm when the build begins', async (t) => {
-  const env = await setup(t, { buildkitd: { kind: 'real', terminationGraceSeconds: 10, startDelayMs: START_DELAY_MS } });
+  const env = await setup(t, {
+    buildkitd: { kind: 'real', terminationGraceSeconds: 10, startDelayMs: START_DELAY_MS },
+  });
   const gateway = await env.startGateway({ SCALE_DOWN_IDLE_TIMEOUT: '5s', READY_WAIT_TIMEOUT: '3m' });
   assert.equal((await env.replicas()).spec, 0);
 
-  const wake = await wakeCli(['--url', `http://127.0.0.1:${gateway.metricsPort}`, '--for', '2m', '--wait', '--timeout', '3m']);
+  const wake = await wakeCli([
+    '--url',
+    `http://127.0.0.1:${gateway.metricsPort}`,
+    '--for',
+    '2m',
+    '--wait',
+    '--timeout',
+    '3m',
+  ]);
   writeFileSync(join(env.artifacts, 'wake.log'), `${wake.stdout}${wake.stderr}`);
   assert.equal(wake.code, 0, `${wake.stdout}${wake.stderr}`);
   assert.equal(await gateway.metric('bka_wakes_total', { source: 'api' }), 1);
@@ -41,16 +53,37 @@ test('buildx after `buildkitd-autoscaler wake --wait`: a builder slower to start
   const payload = randomBytes(256 * 1024);
   writeFileSync(join(context, 'payload.bin'), payload);
   writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nCOPY payload.bin /out/payload.bin\n');
-  const clientEnv = { ...env.cluster.env(), BUILDX_CONFIG: join(context, 'buildx-config'), DOCKER_CONFIG: join(context, 'docker-config') };
-  const create = await buildx(['create', '--name', 'bka', '--driver', 'remote', `tcp://127.0.0.1:${gateway.proxyPort}`], clientEnv);
+  const clientEnv = {
+    ...env.cluster.env(),
+    BUILDX_CONFIG: join(context, 'buildx-config'),
+    DOCKER_CONFIG: join(context, 'docker-config'),
+  };
+  const create = await buildx(
+    ['create', '--name', 'bka', '--driver', 'remote', `tcp://127.0.0.1:${gateway.proxyPort}`],
+    clientEnv,
+  );
   assert.equal(create.code, 0, create.output);
   const build = await buildxBuild('bka', context, join(context, 'out'), clientEnv);
   writeFileSync(join(env.artifacts, 'buildx-build.log'), build.output);
   assert.equal(build.code, 0, build.output.slice(-2000));
-  assert.equal(Buffer.compare(readFileSync(join(context, 'out', 'out', 'payload.bin')), payload), 0, 'build output matches byte for byte');
-  assert.equal(await gateway.metric('bka_scale_operations_total', { direction: 'up', result: 'success' }), 1, 'only the pre-wake scaled up');
-  assert.equal(await gateway.metric('bka_hold_duration_seconds_count'), 0, 'no buildx connection was held: the builder was up');
+  assert.equal(
+    Buffer.compare(readFileSync(join(context, 'out', 'out', 'payload.bin')), payload),
+    0,
+    'build output matches byte for byte',
+  );
+  assert.equal(
+    await gateway.metric('bka_scale_operations_total', { direction: 'up', result: 'success' }),
+    1,
+    'only the pre-wake scaled up',
+  );
+  assert.equal(
+    await gateway.metric('bka_hold_duration_seconds_count'),
+    0,
+    'no buildx connection was held: the builder was up',
+  );
 
-  t.diagnostic(`wake --wait returned after ${wake.ms} ms (builder start delay ${START_DELAY_MS} ms): ${wake.stdout.trim().split('\n').at(-1) ?? ''}`);
+  t.diagnostic(
+    `wake --wait returned after ${wake.ms} ms (builder start delay ${START_DELAY_MS} ms): ${wake.stdout.trim().split('\n').at(-1) ?? ''}`,
+  );
   t.diagnostic(`buildx build after the pre-wake ${build.ms} ms`);
 });

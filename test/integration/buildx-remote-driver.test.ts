@@ -20,7 +20,11 @@ test('buildx (remote driver) builds through the gateway from zero, then warm', a
   const payload = randomBytes(256 * 1024);
   writeFileSync(join(context, 'payload.bin'), payload);
   writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nCOPY payload.bin /out/payload.bin\n');
-  const clientEnv = { ...env.cluster.env(), BUILDX_CONFIG: join(context, 'buildx-config'), DOCKER_CONFIG: join(context, 'docker-config') };
+  const clientEnv = {
+    ...env.cluster.env(),
+    BUILDX_CONFIG: join(context, 'buildx-config'),
+    DOCKER_CONFIG: join(context, 'docker-config'),
+  };
   const log = (name: string, output: string) => writeFileSync(join(env.artifacts, name), output);
 
   const scaleUps = () => gateway.metric('bka_scale_operations_total', { direction: 'up', result: 'success' });
@@ -38,7 +42,10 @@ test('buildx (remote driver) builds through the gateway from zero, then warm', a
     });
   };
 
-  const create = await buildx(['create', '--name', 'bka', '--driver', 'remote', `tcp://127.0.0.1:${gateway.proxyPort}`], clientEnv);
+  const create = await buildx(
+    ['create', '--name', 'bka', '--driver', 'remote', `tcp://127.0.0.1:${gateway.proxyPort}`],
+    clientEnv,
+  );
   log('buildx-create.log', create.output);
   assert.equal(create.code, 0, create.output);
   await clientLogged();
@@ -52,14 +59,25 @@ test('buildx (remote driver) builds through the gateway from zero, then warm', a
   const cold = await buildxBuild('bka', context, join(context, 'out-cold'), clientEnv);
   log('buildx-build-cold.log', cold.output);
   assert.equal(cold.code, 0, cold.output.slice(-2000));
-  assert.equal(Buffer.compare(readFileSync(join(context, 'out-cold', 'out', 'payload.bin')), payload), 0, 'cold build output matches byte for byte');
+  assert.equal(
+    Buffer.compare(readFileSync(join(context, 'out-cold', 'out', 'payload.bin')), payload),
+    0,
+    'cold build output matches byte for byte',
+  );
   assert.equal(await scaleUps(), upsBeforeCold + 1, 'the cold build woke buildkitd once');
-  const [firstRouted] = await gateway.waitForEvents('connection_routed of the cold build', (e) => e['event'] === 'connection_routed' && !idsBeforeCold.has(e['id'] as number));
+  const [firstRouted] = await gateway.waitForEvents(
+    'connection_routed of the cold build',
+    (e) => e['event'] === 'connection_routed' && !idsBeforeCold.has(e['id'] as number),
+  );
 
   const warm = await buildxBuild('bka', context, join(context, 'out-warm'), clientEnv);
   log('buildx-build-warm.log', warm.output);
   assert.equal(warm.code, 0, warm.output.slice(-2000));
-  assert.equal(Buffer.compare(readFileSync(join(context, 'out-warm', 'out', 'payload.bin')), payload), 0, 'warm build output matches byte for byte');
+  assert.equal(
+    Buffer.compare(readFileSync(join(context, 'out-warm', 'out', 'payload.bin')), payload),
+    0,
+    'warm build output matches byte for byte',
+  );
   assert.equal(await scaleUps(), upsBeforeCold + 1, 'the warm build woke nothing');
 
   // Connect to first answer: `buildx inspect --bootstrap` at zero returns once buildkitd has answered its info request.
@@ -69,8 +87,12 @@ test('buildx (remote driver) builds through the gateway from zero, then warm', a
   assert.equal(inspect.code, 0, inspect.output.slice(-2000));
   assert.match(inspect.output, /Status:\s+running/);
 
-  t.diagnostic(`buildx create opened ${createConnections} connection(s) through the gateway${createWoke ? ' and woke buildkitd' : ', waking nothing'}`);
-  t.diagnostic(`cold build from zero ${cold.ms} ms (first connection held ${Math.round(Number(firstRouted?.['heldMs'] ?? 0))} ms); warm build ${warm.ms} ms`);
+  t.diagnostic(
+    `buildx create opened ${createConnections} connection(s) through the gateway${createWoke ? ' and woke buildkitd' : ', waking nothing'}`,
+  );
+  t.diagnostic(
+    `cold build from zero ${cold.ms} ms (first connection held ${Math.round(Number(firstRouted?.['heldMs'] ?? 0))} ms); warm build ${warm.ms} ms`,
+  );
   t.diagnostic(`cold start seen by buildx (inspect --bootstrap at zero, connect to first answer) ${inspect.ms} ms`);
   await waitFor('scale back to 0 at the end', async () => (await env.replicas()).spec === 0, 60_000);
 });

@@ -16,12 +16,16 @@ const safeToEvict = 'cluster-autoscaler.kubernetes.io/safe-to-evict';
 
 /** The shipped busy budget, selecting the test StatefulSet's pods (label app=buildkitd) instead of the shipped ones. */
 async function applyShippedBusyBudget(env: Env): Promise<void> {
-  const budget = loadYaml<V1PodDisruptionBudget>(readFileSync(join(repoRoot, 'deploy', 'kubernetes', 'buildkitd', 'poddisruptionbudget-busy.yaml'), 'utf8'));
+  const budget = loadYaml<V1PodDisruptionBudget>(
+    readFileSync(join(repoRoot, 'deploy', 'kubernetes', 'buildkitd', 'poddisruptionbudget-busy.yaml'), 'utf8'),
+  );
   assert.equal(budget.spec?.maxUnavailable, 0);
   assert.equal(budget.spec?.selector?.matchLabels?.[busyLabel], 'true');
   budget.metadata = { ...budget.metadata, namespace: env.namespace };
   budget.spec = { ...budget.spec, selector: { matchLabels: { app: 'buildkitd', [busyLabel]: 'true' } } };
-  const result = await env.cluster.kubectl(['-n', env.namespace, 'apply', '-f', '-'], { input: JSON.stringify(budget) });
+  const result = await env.cluster.kubectl(['-n', env.namespace, 'apply', '-f', '-'], {
+    input: JSON.stringify(budget),
+  });
   assert.equal(result.code, 0, result.stderr);
 }
 
@@ -30,13 +34,21 @@ async function pod(env: Env, name: string): Promise<V1Pod> {
 }
 
 function marks(p: V1Pod) {
-  return { busy: p.metadata?.labels?.[busyLabel], doNotDisrupt: p.metadata?.annotations?.[doNotDisrupt], safeToEvict: p.metadata?.annotations?.[safeToEvict] };
+  return {
+    busy: p.metadata?.labels?.[busyLabel],
+    doNotDisrupt: p.metadata?.annotations?.[doNotDisrupt],
+    safeToEvict: p.metadata?.annotations?.[safeToEvict],
+  };
 }
 
 /** POST pods/<name>/eviction as kubectl drain does; the HTTP status and the API server's message. */
 async function evict(env: Env, name: string): Promise<{ status: number; message: string }> {
   try {
-    await env.core.createNamespacedPodEviction({ name, namespace: env.namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: env.namespace } } });
+    await env.core.createNamespacedPodEviction({
+      name,
+      namespace: env.namespace,
+      body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: env.namespace } },
+    });
     return { status: 201, message: '' };
   } catch (error) {
     const e = error as { code?: number; body?: string };
@@ -49,8 +61,22 @@ test('while a build runs on a builder its eviction is refused (429, the PodDisru
   const env = await setup(t);
   await applyShippedBusyBudget(env);
   // Someone else's tooling marks the builders too: safe-to-evict "true" and do-not-disrupt "true" of their own.
-  const patched = await env.cluster.kubectl(['-n', env.namespace, 'patch', 'statefulset', 'buildkitd', '--type=merge', '-p',
-    JSON.stringify({ spec: { template: { metadata: { labels: { team: 'ci' }, annotations: { [safeToEvict]: 'true', [doNotDisrupt]: 'true' } } } } })]);
+  const patched = await env.cluster.kubectl([
+    '-n',
+    env.namespace,
+    'patch',
+    'statefulset',
+    'buildkitd',
+    '--type=merge',
+    '-p',
+    JSON.stringify({
+      spec: {
+        template: {
+          metadata: { labels: { team: 'ci' }, annotations: { [safeToEvict]: 'true', [doNotDisrupt]: 'true' } },
+        },
+      },
+    }),
+  ]);
   assert.equal(patched.code, 0, patched.stderr);
   const replicas = [await startReplica(env, 'gateway-a'), await startReplica(env, 'gateway-b')];
   await allReporting(replicas, 2);
@@ -62,22 +88,43 @@ test('while a build runs on a builder its eviction is refused (429, the PodDisru
   const chunk = Buffer.alloc(8 * 1024, 'b');
   assert.equal(Buffer.compare(await build.roundTrip(chunk), chunk), 0);
   const splicedAt = Date.now();
-  const marked = await waitFor('buildkitd-0 marked busy', async () => {
-    const p = await pod(env, 'buildkitd-0');
-    return marks(p).busy === 'true' && marks(p).safeToEvict === 'false' ? p : undefined;
-  }, 30_000, 20);
+  const marked = await waitFor(
+    'buildkitd-0 marked busy',
+    async () => {
+      const p = await pod(env, 'buildkitd-0');
+      return marks(p).busy === 'true' && marks(p).safeToEvict === 'false' ? p : undefined;
+    },
+    30_000,
+    20,
+  );
   t.diagnostic(`marks visible ${Date.now() - splicedAt}ms after the first round trip (polled every 20ms)`);
   assert.deepEqual(marks(marked), { busy: 'true', doNotDisrupt: 'true', safeToEvict: 'false' });
 
   // The disruption controller has counted the labelled pod: no disruption allowed.
-  await waitFor('the budget counts the busy builder', async () => {
-    const budget = await env.cluster.kubectl(['-n', env.namespace, 'get', 'pdb', 'buildkitd-busy', '-o', 'jsonpath={.status.expectedPods}/{.status.disruptionsAllowed}']);
-    return budget.stdout === '1/0';
-  }, 60_000);
+  await waitFor(
+    'the budget counts the busy builder',
+    async () => {
+      const budget = await env.cluster.kubectl([
+        '-n',
+        env.namespace,
+        'get',
+        'pdb',
+        'buildkitd-busy',
+        '-o',
+        'jsonpath={.status.expectedPods}/{.status.disruptionsAllowed}',
+      ]);
+      return budget.stdout === '1/0';
+    },
+    60_000,
+  );
   const refused = await evict(env, 'buildkitd-0');
   assert.equal(refused.status, 429, refused.message);
   assert.match(refused.message, /disruption budget/);
-  assert.equal(Buffer.compare(await build.roundTrip(chunk), chunk), 0, 'the build keeps flowing after the refused eviction');
+  assert.equal(
+    Buffer.compare(await build.roundTrip(chunk), chunk),
+    0,
+    'the build keeps flowing after the refused eviction',
+  );
   assert.equal((await pod(env, 'buildkitd-0')).metadata?.deletionTimestamp, undefined, 'the pod was not evicted');
 
   // More connections on the same busy builder write nothing more: one write to mark, one to unmark.
@@ -93,12 +140,21 @@ test('while a build runs on a builder its eviction is refused (429, the PodDisru
   build.socket.end();
   await build.closed;
   const closedAt = Date.now();
-  const cleared = await waitFor('marks removed', async () => {
-    const p = await pod(env, 'buildkitd-0');
-    return marks(p).busy === undefined ? p : undefined;
-  }, 30_000, 20);
+  const cleared = await waitFor(
+    'marks removed',
+    async () => {
+      const p = await pod(env, 'buildkitd-0');
+      return marks(p).busy === undefined ? p : undefined;
+    },
+    30_000,
+    20,
+  );
   t.diagnostic(`marks removed ${Date.now() - closedAt}ms after the last connection closed (polled every 20ms)`);
-  assert.deepEqual(marks(cleared), { busy: undefined, doNotDisrupt: 'true', safeToEvict: 'true' }, "the other tooling's annotations are as it left them");
+  assert.deepEqual(
+    marks(cleared),
+    { busy: undefined, doNotDisrupt: 'true', safeToEvict: 'true' },
+    "the other tooling's annotations are as it left them",
+  );
   assert.equal(cleared.metadata?.labels?.['team'], 'ci');
   assert.equal(cleared.metadata?.annotations?.['buildkitd-autoscaler/marks'], undefined, 'no record of ours left');
   assert.equal(await leader.gateway.metric('bka_marks_total', { result: 'removed' }), 1);

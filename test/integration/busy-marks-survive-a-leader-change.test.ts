@@ -14,7 +14,8 @@ test('marks stay on a busy builder through a leader SIGKILLed mid-build, and the
   await allReporting(replicas, 2);
   const first = await leaderAmong(replicas);
   const carrier = replicas.find((r) => r !== first)!;
-  const busy = async () => (await env.core.readNamespacedPod({ name: 'buildkitd-0', namespace: env.namespace })).metadata?.labels?.[busyLabel];
+  const busy = async () =>
+    (await env.core.readNamespacedPod({ name: 'buildkitd-0', namespace: env.namespace })).metadata?.labels?.[busyLabel];
 
   const build = await openEcho(carrier.gateway.proxyPort);
   const chunk = Buffer.alloc(8 * 1024, 'l');

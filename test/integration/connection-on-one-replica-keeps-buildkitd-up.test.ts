@@ -3,11 +3,23 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, idleTimeoutMs, leaderAmong, loggedAt, logsCaughtUp, scaleDowns, startReplica } from './gateway-replicas.ts';
+import {
+  allReporting,
+  idleTimeoutMs,
+  leaderAmong,
+  loggedAt,
+  logsCaughtUp,
+  scaleDowns,
+  startReplica,
+} from './gateway-replicas.ts';
 
 test('a connection on one replica keeps buildkitd up while the other replicas are idle; the leader scales down after it closes', async (t) => {
   const env = await setup(t);
-  const replicas = [await startReplica(env, 'gateway-a'), await startReplica(env, 'gateway-b'), await startReplica(env, 'gateway-c')];
+  const replicas = [
+    await startReplica(env, 'gateway-a'),
+    await startReplica(env, 'gateway-b'),
+    await startReplica(env, 'gateway-c'),
+  ];
   await allReporting(replicas, 3);
   const leader = await leaderAmong(replicas);
   // The connection goes through a follower: the leader knows of it only from that replica's report.
@@ -40,5 +52,7 @@ test('a connection on one replica keeps buildkitd up while the other replicas ar
   assert.equal(downs.length, 1, 'exactly one replica logged the scale-down');
   assert.equal(downs[0]?.replica, leader, 'the leader scaled down');
   assert.equal(await leader.gateway.metric('bka_scale_operations_total', { direction: 'down', result: 'success' }), 1);
-  t.diagnostic(`scale-down delay after the last close (3 replicas, idle timeout ${idleTimeoutMs}ms): ${loggedAt(downs[0].event) - closedAt}ms`);
+  t.diagnostic(
+    `scale-down delay after the last close (3 replicas, idle timeout ${idleTimeoutMs}ms): ${loggedAt(downs[0].event) - closedAt}ms`,
+  );
 });

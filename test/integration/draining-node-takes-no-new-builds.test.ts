@@ -9,9 +9,14 @@ import { openEcho, setup, waitFor, type Env, type Gateway } from './harness.ts';
 
 /** The pod of the `count`th routed connection, once its line is logged. */
 const routedPod = async (gateway: Gateway, count: number) =>
-  String((await gateway.waitForEvents('connection_routed', (e) => e['event'] === 'connection_routed', count, 90_000))[count - 1]?.['backend']).split(' ')[0];
+  String(
+    (await gateway.waitForEvents('connection_routed', (e) => e['event'] === 'connection_routed', count, 90_000))[
+      count - 1
+    ]?.['backend'],
+  ).split(' ')[0];
 
-const nodeOf = async (env: Env, pod: string) => (await env.core.readNamespacedPod({ name: pod, namespace: env.namespace })).spec?.nodeName;
+const nodeOf = async (env: Env, pod: string) =>
+  (await env.core.readNamespacedPod({ name: pod, namespace: env.namespace })).spec?.nodeName;
 
 async function echoes(client: Awaited<ReturnType<typeof openEcho>>): Promise<boolean> {
   const data = randomBytes(16 * 1024);
@@ -24,10 +29,18 @@ interface Disruption {
   undo: (node: string) => string[];
 }
 
-const cordon: Disruption = { name: 'cordoned (kubectl cordon, the first step of kubectl drain)', apply: (node) => ['cordon', node], undo: (node) => ['uncordon', node] };
+const cordon: Disruption = {
+  name: 'cordoned (kubectl cordon, the first step of kubectl drain)',
+  apply: (node) => ['cordon', node],
+  undo: (node) => ['uncordon', node],
+};
 const disruptions: Disruption[] = [
   cordon,
-  { name: 'tainted karpenter.sh/disrupted by Karpenter', apply: (node) => ['taint', 'node', node, 'karpenter.sh/disrupted:NoSchedule'], undo: (node) => ['taint', 'node', node, 'karpenter.sh/disrupted:NoSchedule-'] },
+  {
+    name: 'tainted karpenter.sh/disrupted by Karpenter',
+    apply: (node) => ['taint', 'node', node, 'karpenter.sh/disrupted:NoSchedule'],
+    undo: (node) => ['taint', 'node', node, 'karpenter.sh/disrupted:NoSchedule-'],
+  },
 ];
 
 /** Disrupts the node now and undoes it when the test ends (the nodes are shared by every test). */
@@ -49,7 +62,10 @@ for (const disruption of disruptions) {
     assert.equal(await nodeOf(env, 'buildkitd-0'), first);
 
     await disrupt(t, env, first, disruption);
-    await gateway.waitForEvents('buildkitd-0 out of rotation', (e) => e['event'] === 'builders_draining' && String(e['pods']) === 'buildkitd-0');
+    await gateway.waitForEvents(
+      'buildkitd-0 out of rotation',
+      (e) => e['event'] === 'builders_draining' && String(e['pods']) === 'buildkitd-0',
+    );
 
     const next = await openEcho(gateway.proxyPort);
     assert.ok(await echoes(next), 'the next client is served');
@@ -57,7 +73,10 @@ for (const disruption of disruptions) {
     assert.equal(await nodeOf(env, 'buildkitd-1'), second, 'on the node that is not draining');
     assert.ok(await echoes(building), 'the build on the draining node goes on');
     assert.deepEqual(await env.replicas(), { spec: 2, ready: 2 });
-    assert.deepEqual(await Promise.all([0, 1].map((i) => gateway.metric('bka_pod_connections', { pod: `buildkitd-${i}` }))), [1, 1]);
+    assert.deepEqual(
+      await Promise.all([0, 1].map((i) => gateway.metric('bka_pod_connections', { pod: `buildkitd-${i}` }))),
+      [1, 1],
+    );
     building.socket.end();
     next.socket.end();
     await waitFor('both closed', async () => (await gateway.metric('bka_connections_open')) === 0);
@@ -79,7 +98,11 @@ test('without RBAC for nodes: one BKA_NODES_FORBIDDEN warning, and a cordoned bu
   assert.equal(await routedPod(gateway, 2), 'buildkitd-0', 'routing ignores the cordon');
   assert.equal((await env.replicas()).spec, 1, 'no builder added');
   await gateway.logCaughtUp();
-  assert.equal(gateway.events().filter((e) => e['event'] === 'nodes_unwatched').length, 1, 'one warning, not one per retry');
+  assert.equal(
+    gateway.events().filter((e) => e['event'] === 'nodes_unwatched').length,
+    1,
+    'one warning, not one per retry',
+  );
   assert.equal(gateway.events().filter((e) => e['event'] === 'watch_failed').length, 0, 'no watch failure lines');
   assert.equal(await gateway.metric('bka_errors_total', { code: ErrorCode.NodesForbidden }), 1);
   assert.equal((await gateway.readyz()).status, 200, 'ready: nodes are not needed to serve');

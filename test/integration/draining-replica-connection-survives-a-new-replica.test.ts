@@ -4,7 +4,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, idleTimeoutMs, leaderAmong, leaseDurationMs, loggedAt, logsCaughtUp, reportLeaseName, reportLeases, running, scaleDowns, startReplica } from './gateway-replicas.ts';
+import {
+  allReporting,
+  idleTimeoutMs,
+  leaderAmong,
+  leaseDurationMs,
+  loggedAt,
+  logsCaughtUp,
+  reportLeaseName,
+  reportLeases,
+  running,
+  scaleDowns,
+  startReplica,
+} from './gateway-replicas.ts';
 
 test('a replica draining after SIGTERM keeps its connection while a fresh replica starts; scale-down waits until it closes', async (t) => {
   const env = await setup(t);
@@ -30,7 +42,10 @@ test('a replica draining after SIGTERM keeps its connection while a fresh replic
   await logsCaughtUp([fresh]);
   assert.deepEqual(scaleDowns(fresh), [], 'the fresh replica scaled nothing down');
   assert.ok(running(old), 'the old replica still drains');
-  assert.ok((await reportLeases(env)).includes(reportLeaseName(old.identity)), 'the draining replica still publishes its report');
+  assert.ok(
+    (await reportLeases(env)).includes(reportLeaseName(old.identity)),
+    'the draining replica still publishes its report',
+  );
 
   const closedAt = Date.now();
   connection.socket.end();
@@ -39,7 +54,10 @@ test('a replica draining after SIGTERM keeps its connection while a fresh replic
   assert.equal(old.gateway.process.exitCode, 0);
   await logsCaughtUp([old]);
   assert.ok(old.gateway.events().some((e) => e['event'] === 'shutdown_finished' && e['closedByForce'] === 0));
-  assert.ok(!(await reportLeases(env)).includes(reportLeaseName(old.identity)), 'the drained replica deleted its report Lease');
+  assert.ok(
+    !(await reportLeases(env)).includes(reportLeaseName(old.identity)),
+    'the drained replica deleted its report Lease',
+  );
 
   await waitFor('scaled to 0 once the connection closed', async () => (await env.replicas()).spec === 0, 60_000);
   // The log line follows the write: wait for it rather than race it.
@@ -51,5 +69,8 @@ test('a replica draining after SIGTERM keeps its connection while a fresh replic
   const delay = loggedAt(downs[0]!) - closedAt;
   t.diagnostic(`scale-down delay after the last close (old replica draining out, fresh one leading): ${delay}ms`);
   // The old replica's report is gone by then, but the pod was busy until the close: a whole idle timeout still applies.
-  assert.ok(delay >= idleTimeoutMs, `scaled down ${delay}ms after the last close, before the ${idleTimeoutMs}ms idle timeout`);
+  assert.ok(
+    delay >= idleTimeoutMs,
+    `scaled down ${delay}ms after the last close, before the ${idleTimeoutMs}ms idle timeout`,
+  );
 });

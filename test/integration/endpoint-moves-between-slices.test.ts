@@ -23,20 +23,37 @@ test('an endpoint moving between EndpointSlices, removal first, does not cut the
 
   const podEndpoint = await waitFor('the controller lists buildkitd-0 in a slice', async () => {
     const slices = await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: controllerSlices });
-    return slices.items.flatMap((s) => s.endpoints ?? []).find((e) => e.targetRef?.name === 'buildkitd-0' && e.conditions?.ready !== false);
+    return slices.items
+      .flatMap((s) => s.endpoints ?? [])
+      .find((e) => e.targetRef?.name === 'buildkitd-0' && e.conditions?.ready !== false);
   });
   const handWritten = (name: string, endpoints: V1Endpoint[]): V1EndpointSlice => ({
-    metadata: { name, labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': 'bka-test' } },
+    metadata: {
+      name,
+      labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': 'bka-test' },
+    },
     addressType: 'IPv4',
     ports: [{ name: 'buildkit', port: 8273, protocol: 'TCP' }],
     endpoints,
   });
   await discovery.createNamespacedEndpointSlice({ namespace, body: handWritten('moving-a', [podEndpoint]) });
-  const unselected = await env.cluster.kubectl(['-n', namespace, 'patch', 'service', service, '--type=json', '-p', '[{"op":"remove","path":"/spec/selector"}]']);
+  const unselected = await env.cluster.kubectl([
+    '-n',
+    namespace,
+    'patch',
+    'service',
+    service,
+    '--type=json',
+    '-p',
+    '[{"op":"remove","path":"/spec/selector"}]',
+  ]);
   assert.equal(unselected.code, 0, unselected.stderr);
   await discovery.deleteCollectionNamespacedEndpointSlice({ namespace, labelSelector: controllerSlices });
   await waitFor('only the hand-written slice lists the pod', async () => {
-    const slices = await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
+    const slices = await discovery.listNamespacedEndpointSlice({
+      namespace,
+      labelSelector: `kubernetes.io/service-name=${service}`,
+    });
     return slices.items.length === 1 && slices.items[0]?.metadata?.name === 'moving-a';
   });
   assert.equal(Buffer.compare(await connection.roundTrip(chunk('b')), chunk('b')), 0);
@@ -57,5 +74,8 @@ test('an endpoint moving between EndpointSlices, removal first, does not cut the
   await connection.closed;
   // Its closing line is the connection's last: once it is read, a BKA_BACKEND_LOST line would be too.
   await gateway.waitForEvents('connection_closed of the spliced connection', (e) => e['event'] === 'connection_closed');
-  assert.deepEqual(gateway.events().filter((e) => e['code'] === ErrorCode.BackendLost), []);
+  assert.deepEqual(
+    gateway.events().filter((e) => e['code'] === ErrorCode.BackendLost),
+    [],
+  );
 });

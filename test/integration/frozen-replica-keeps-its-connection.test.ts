@@ -4,7 +4,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, idleTimeoutMs, leaderAmong, leaseDurationMs, loggedAt, logsCaughtUp, scaleDowns, startReplica } from './gateway-replicas.ts';
+import {
+  allReporting,
+  idleTimeoutMs,
+  leaderAmong,
+  leaseDurationMs,
+  loggedAt,
+  logsCaughtUp,
+  scaleDowns,
+  startReplica,
+} from './gateway-replicas.ts';
 
 test('a replica frozen with a connection blocks scale-down; after SIGCONT its connection echoes and scale-down follows the close', async (t) => {
   const env = await setup(t);
@@ -18,7 +27,11 @@ test('a replica frozen with a connection blocks scale-down; after SIGCONT its co
   assert.equal((await env.replicas()).spec, 1);
 
   frozen.gateway.process.kill('SIGSTOP');
-  await waitFor('the leader sees the frozen report as stale', async () => (await leader.gateway.metric('bka_gateway_stale_reports')) === 1, 60_000);
+  await waitFor(
+    'the leader sees the frozen report as stale',
+    async () => (await leader.gateway.metric('bka_gateway_stale_reports')) === 1,
+    60_000,
+  );
   // Well past the idle timeout and the lease duration: the frozen replica may still be splicing a build.
   const until = Date.now() + Math.max(5 * idleTimeoutMs, 2 * leaseDurationMs);
   while (Date.now() < until) {
@@ -30,8 +43,13 @@ test('a replica frozen with a connection blocks scale-down; after SIGCONT its co
   assert.equal(await leader.gateway.metric('bka_leader'), 1);
 
   frozen.gateway.process.kill('SIGCONT');
-  await waitFor('the frozen replica reports again', async () => (await leader.gateway.metric('bka_gateway_stale_reports')) === 0, 60_000);
-  for (let i = 0; i < 5; i += 1) assert.equal(Buffer.compare(await connection.roundTrip(chunk), chunk), 0, `round trip ${i} after SIGCONT`);
+  await waitFor(
+    'the frozen replica reports again',
+    async () => (await leader.gateway.metric('bka_gateway_stale_reports')) === 0,
+    60_000,
+  );
+  for (let i = 0; i < 5; i += 1)
+    assert.equal(Buffer.compare(await connection.roundTrip(chunk), chunk), 0, `round trip ${i} after SIGCONT`);
   assert.equal((await env.replicas()).spec, 1);
 
   const closedAt = Date.now();

@@ -18,7 +18,12 @@ export interface Replica {
 }
 
 /** A gateway process with its own identity (POD_NAME), as each gateway pod has, and the short timings. */
-export async function startReplica(env: Env, identity: string, extraEnv: Record<string, string> = {}, options: { mayExit?: boolean } = {}): Promise<Replica> {
+export async function startReplica(
+  env: Env,
+  identity: string,
+  extraEnv: Record<string, string> = {},
+  options: { mayExit?: boolean } = {},
+): Promise<Replica> {
   const gateway = await env.startGateway({ ...replicaSettings, POD_NAME: identity, ...extraEnv }, options);
   return { identity, gateway };
 }
@@ -56,7 +61,8 @@ export async function leaderAmong(replicas: Replica[], timeoutMs = 60_000): Prom
     'exactly one leader',
     async () => {
       const leading: Replica[] = [];
-      for (const replica of replicas.filter(running)) if ((await replica.gateway.metric('bka_leader')) === 1) leading.push(replica);
+      for (const replica of replicas.filter(running))
+        if ((await replica.gateway.metric('bka_leader')) === 1) leading.push(replica);
       return leading.length === 1 ? leading[0] : undefined;
     },
     timeoutMs,
@@ -66,13 +72,26 @@ export async function leaderAmong(replicas: Replica[], timeoutMs = 60_000): Prom
 /** Every replica reads `count` reports (its own included): each knows about all the others. */
 export async function allReporting(replicas: Replica[], count: number, timeoutMs = 60_000): Promise<void> {
   for (const { identity, gateway } of replicas) {
-    await waitFor(`${identity} reads ${count} reports`, async () => (await gateway.metric('bka_gateway_replicas_reporting')) === count, timeoutMs);
+    await waitFor(
+      `${identity} reads ${count} reports`,
+      async () => (await gateway.metric('bka_gateway_replicas_reporting')) === count,
+      timeoutMs,
+    );
   }
 }
 
 /** Names of the activity report Leases in the API (one per replica that publishes). */
 export async function reportLeases(env: Env): Promise<string[]> {
-  const result = await env.cluster.kubectl(['-n', env.namespace, 'get', 'leases', '-l', 'buildkitd-autoscaler/role=activity', '-o', 'jsonpath={.items[*].metadata.name}']);
+  const result = await env.cluster.kubectl([
+    '-n',
+    env.namespace,
+    'get',
+    'leases',
+    '-l',
+    'buildkitd-autoscaler/role=activity',
+    '-o',
+    'jsonpath={.items[*].metadata.name}',
+  ]);
   if (result.code !== 0) throw new Error(result.stderr);
   return result.stdout.split(' ').filter(Boolean).sort();
 }

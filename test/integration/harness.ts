@@ -27,7 +27,12 @@ export function cluster(): Promise<Cluster> {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, intervalMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 60_000,
+  intervalMs = 100,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -63,9 +68,13 @@ function statefulSetYaml(spec: BuildkitdSpec): string {
       ? `        - name: buildkitd
           image: moby/buildkit:v0.18.2
           args: ["--addr", "tcp://0.0.0.0:8273"${tls}]
-          readinessProbe: {tcpSocket: {port: 8273}, periodSeconds: 1}${spec.tlsSecret === undefined ? '' : `
+          readinessProbe: {tcpSocket: {port: 8273}, periodSeconds: 1}${
+            spec.tlsSecret === undefined
+              ? ''
+              : `
           volumeMounts: [{name: certs, mountPath: ${BUILDKITD_TLS_DIR}, readOnly: true}]
-      volumes: [{name: certs, secret: {secretName: ${spec.tlsSecret}}}]`}`
+      volumes: [{name: certs, secret: {secretName: ${spec.tlsSecret}}}]`
+          }`
       : `        - name: buildkitd
           image: alpine/socat:latest
           command: ["socat", "TCP4-LISTEN:8273,fork,reuseaddr", "EXEC:cat"]
@@ -113,8 +122,15 @@ interface RbacOptions {
 
 /** The Role, RoleBinding and ServiceAccount exactly as shipped in deploy/kubernetes, moved to `namespace`. */
 function shippedRbacYaml(namespace: string, options: RbacOptions = {}): string {
-  const files = ['01-serviceaccount.yaml', '02-role.yaml', '03-rolebinding.yaml', ...(options.withoutNodes ? [] : ['07-clusterrole-nodes.yaml'])];
-  const objects = files.flatMap((f): unknown[] => loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8'))) as Array<{
+  const files = [
+    '01-serviceaccount.yaml',
+    '02-role.yaml',
+    '03-rolebinding.yaml',
+    ...(options.withoutNodes ? [] : ['07-clusterrole-nodes.yaml']),
+  ];
+  const objects = files.flatMap((f): unknown[] =>
+    loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8')),
+  ) as Array<{
     kind: string;
     metadata: { name: string; namespace?: string };
     rules?: Array<{ resources?: string[]; resourceNames?: string[]; verbs?: string[] }>;
@@ -167,12 +183,20 @@ export interface Gateway {
    * The logged lines that match, once at least `count` have been read. Lines are written in batches
    * (src/log.ts): one can reach stdout up to 100 ms after the effect a client sees.
    */
-  waitForEvents(what: string, match: (event: Record<string, unknown>) => boolean, count?: number, timeoutMs?: number): Promise<Array<Record<string, unknown>>>;
+  waitForEvents(
+    what: string,
+    match: (event: Record<string, unknown>) => boolean,
+    count?: number,
+    timeoutMs?: number,
+  ): Promise<Array<Record<string, unknown>>>;
   /** Returns once every line logged before the call has been read: the basis for asserting that a line is absent. */
   logCaughtUp(): Promise<void>;
   metrics(): Promise<string>;
   metric(name: string, labels?: Record<string, string>): Promise<number>;
-  readyz(): Promise<{ status: number; body: { ready: boolean; checks: Array<{ name: string; ok: boolean; reason?: string }> } }>;
+  readyz(): Promise<{
+    status: number;
+    body: { ready: boolean; checks: Array<{ name: string; ok: boolean; reason?: string }> };
+  }>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -203,12 +227,14 @@ export interface ReplicaHistory {
 
 let nextClientOctet = 10;
 
-
 /**
  * A fresh namespace with buildkitd at 0 and the shipped RBAC. On failure the namespace's objects, events
  * and every process log are left under .artifacts/integration/<test>.
  */
-export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec | false; rbac?: RbacOptions; pools?: BuildkitdSpec[] } = {}): Promise<Env> {
+export async function setup(
+  t: TestContext,
+  options: { buildkitd?: BuildkitdSpec | false; rbac?: RbacOptions; pools?: BuildkitdSpec[] } = {},
+): Promise<Env> {
   const c = await cluster();
   const namespace = await c.createNamespace('it');
   const artifacts = join(artifactsRoot, `${t.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}-${namespace}`);
@@ -233,7 +259,13 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
     const failed = (t as unknown as { passed?: boolean }).passed === false;
     if (failed || process.env['BKA_KEEP_ARTIFACTS'] === '1') await c.collectArtifacts(namespace, artifacts);
     await c.deleteNamespace(namespace);
-    await c.kubectl(['delete', 'clusterrolebinding,clusterrole', clusterScopedName(namespace), '--ignore-not-found', '--wait=false']);
+    await c.kubectl([
+      'delete',
+      'clusterrolebinding,clusterrole',
+      clusterScopedName(namespace),
+      '--ignore-not-found',
+      '--wait=false',
+    ]);
   });
 
   const env: Env = {
@@ -323,10 +355,14 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
             .filter((line) => line.startsWith('{'))
             .map((line) => JSON.parse(line) as Record<string, unknown>),
         waitForEvents: (what, match, count = 1, timeoutMs = 10_000) =>
-          waitFor(`${count} log line(s): ${what}`, () => {
-            const found = gateway.events().filter(match);
-            return found.length >= count && found;
-          }, timeoutMs),
+          waitFor(
+            `${count} log line(s): ${what}`,
+            () => {
+              const found = gateway.events().filter(match);
+              return found.length >= count && found;
+            },
+            timeoutMs,
+          ),
         async logCaughtUp() {
           // The ops server writes out pending lines before it answers, so they are in the pipe before the answer...
           await (await fetch(`${base}/healthz`)).text();
@@ -347,7 +383,10 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
         },
         async readyz() {
           const response = await fetch(`${base}/readyz`);
-          return { status: response.status, body: (await response.json()) as Awaited<ReturnType<Gateway['readyz']>>['body'] };
+          return {
+            status: response.status,
+            body: (await response.json()) as Awaited<ReturnType<Gateway['readyz']>>['body'],
+          };
         },
         async stop(signal = 'SIGTERM') {
           if (child.exitCode !== null || child.signalCode !== null) return exited;
@@ -357,7 +396,11 @@ export async function setup(t: TestContext, options: { buildkitd?: BuildkitdSpec
       };
       gateways.push(gateway);
       const exitedEarly = () => options.mayExit === true && (child.exitCode !== null || child.signalCode !== null);
-      await waitFor('gateway metrics endpoint', async () => exitedEarly() || (await fetch(`${base}/healthz`)).ok, 20_000);
+      await waitFor(
+        'gateway metrics endpoint',
+        async () => exitedEarly() || (await fetch(`${base}/healthz`)).ok,
+        20_000,
+      );
       await waitFor('gateway proxy listening', () => exitedEarly() || output.includes('proxy listening'), 20_000);
       return gateway;
     },
@@ -378,7 +421,11 @@ function clientTarget(from: ClientAddress | undefined): { host: string; localAdd
  * half-close first: the mock buildkitd (socat EXEC:cat) drops the reply when cat has not answered within
  * socat's 0.5 s half-close timeout, which happens on a loaded 2-core machine with 50 forks at once.
  */
-export function echoExchange(port: number, payload: Buffer | string, from?: ClientAddress): Promise<{ reply: Buffer; error: Error | undefined; ms: number }> {
+export function echoExchange(
+  port: number,
+  payload: Buffer | string,
+  from?: ClientAddress,
+): Promise<{ reply: Buffer; error: Error | undefined; ms: number }> {
   const started = Date.now();
   const expected = Buffer.byteLength(payload);
   return new Promise((resolvePromise) => {
@@ -399,7 +446,10 @@ export function echoExchange(port: number, payload: Buffer | string, from?: Clie
 }
 
 /** An open connection that echoes: write, read back exactly that many bytes. */
-export async function openEcho(port: number, from?: ClientAddress): Promise<{ socket: Socket; roundTrip(data: Buffer): Promise<Buffer>; closed: Promise<Error | undefined> }> {
+export async function openEcho(
+  port: number,
+  from?: ClientAddress,
+): Promise<{ socket: Socket; roundTrip(data: Buffer): Promise<Buffer>; closed: Promise<Error | undefined> }> {
   // Not half-open: when the gateway closes its side, this socket closes too, as a client library's would.
   const socket = connect({ port, ...clientTarget(from) });
   let error: Error | undefined;
@@ -419,7 +469,8 @@ export async function openEcho(port: number, from?: ClientAddress): Promise<{ so
     async roundTrip(data) {
       socket.write(data);
       while (buffered.length < data.length) {
-        if (socket.destroyed || socket.readableEnded) throw new Error(`connection closed after ${buffered.length} of ${data.length} bytes`);
+        if (socket.destroyed || socket.readableEnded)
+          throw new Error(`connection closed after ${buffered.length} of ${data.length} bytes`);
         await new Promise<void>((r) => waiters.push(r));
       }
       const out = buffered.subarray(0, data.length);

@@ -14,7 +14,9 @@ const PAYLOAD = Buffer.alloc(256 * 1024, 0x62);
 const MiB = 1024 * 1024;
 
 function shippedNodeOptions(): string {
-  const docs = loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', '04-deployment.yaml'), 'utf8')) as V1Deployment[];
+  const docs = loadAllYaml(
+    readFileSync(join(repoRoot, 'deploy', 'kubernetes', '04-deployment.yaml'), 'utf8'),
+  ) as V1Deployment[];
   const env = docs[0]?.spec?.template.spec?.containers[0]?.env ?? [];
   const value = env.find((e) => e.name === 'NODE_OPTIONS')?.value;
   assert.ok(value, 'the shipped Deployment sets NODE_OPTIONS');
@@ -31,7 +33,11 @@ function peakRssMiB(pid: number): number {
 test('1,000 held clients sending 256 KiB each: peak RSS stays under 200 MiB, the overflow is refused, leavers are released', async (t) => {
   // The pod starts only after the test is over, so every client is held for the whole test.
   const env = await setup(t, { buildkitd: { kind: 'mock', startDelayMs: 30 * 60_000 } });
-  const gateway = await env.startGateway({ NODE_OPTIONS: shippedNodeOptions(), READY_WAIT_TIMEOUT: '5m', LOG_LEVEL: 'info' });
+  const gateway = await env.startGateway({
+    NODE_OPTIONS: shippedNodeOptions(),
+    READY_WAIT_TIMEOUT: '5m',
+    LOG_LEVEL: 'info',
+  });
   const pid = gateway.process.pid;
   assert.ok(pid);
 
@@ -49,19 +55,43 @@ test('1,000 held clients sending 256 KiB each: peak RSS stays under 200 MiB, the
     180_000,
     500,
   );
-  await waitFor('every client to have handed its bytes to the gateway', () => clients.every((c) => c.destroyed || c.writableLength === 0), 180_000, 500);
+  await waitFor(
+    'every client to have handed its bytes to the gateway',
+    () => clients.every((c) => c.destroyed || c.writableLength === 0),
+    180_000,
+    500,
+  );
   const held = await gateway.metric('bka_connections_held');
   const peak = peakRssMiB(pid);
-  t.diagnostic(`gateway peak RSS (VmHWM) with ${CLIENTS} clients x ${PAYLOAD.length / 1024} KiB: ${peak.toFixed(1)} MiB; held ${held}, refused ${await refusedTotal()}`);
+  t.diagnostic(
+    `gateway peak RSS (VmHWM) with ${CLIENTS} clients x ${PAYLOAD.length / 1024} KiB: ${peak.toFixed(1)} MiB; held ${held}, refused ${await refusedTotal()}`,
+  );
 
-  await waitFor('every held client\'s bytes to be read', async () => (await gateway.metric('bka_pending_bytes')) === held * PAYLOAD.length, 60_000, 500);
+  await waitFor(
+    "every held client's bytes to be read",
+    async () => (await gateway.metric('bka_pending_bytes')) === held * PAYLOAD.length,
+    60_000,
+    500,
+  );
   assert.ok(held > 0, 'clients inside the budget are held');
-  assert.ok((await gateway.metric('bka_pending_bytes')) <= 32 * MiB, 'the default --max-pending-bytes bounds what is kept');
-  assert.equal(await gateway.metric('bka_errors_total', { code: 'BKA_PENDING_BYTES_FULL' }), CLIENTS - held, 'each refusal is counted by its code');
+  assert.ok(
+    (await gateway.metric('bka_pending_bytes')) <= 32 * MiB,
+    'the default --max-pending-bytes bounds what is kept',
+  );
+  assert.equal(
+    await gateway.metric('bka_errors_total', { code: 'BKA_PENDING_BYTES_FULL' }),
+    CLIENTS - held,
+    'each refusal is counted by its code',
+  );
   assert.ok(peak < 200, `peak RSS ${peak.toFixed(1)} MiB stays under 200 MiB`);
 
   for (const client of clients) client.destroy();
-  await waitFor('clients that left to be released', async () => (await gateway.metric('bka_connections_held')) === 0, 60_000, 500);
+  await waitFor(
+    'clients that left to be released',
+    async () => (await gateway.metric('bka_connections_held')) === 0,
+    60_000,
+    500,
+  );
   assert.equal(await gateway.metric('bka_pending_bytes'), 0);
   assert.equal(await gateway.metric('bka_connections_total', { outcome: 'client_gone_while_held' }), held);
 
@@ -69,7 +99,12 @@ test('1,000 held clients sending 256 KiB each: peak RSS stays under 200 MiB, the
   const next = connect({ port: gateway.proxyPort, host: '127.0.0.1' });
   next.on('error', () => undefined);
   next.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-  await waitFor('a new client to be held', async () => (await gateway.metric('bka_connections_held')) === 1, 30_000, 200);
+  await waitFor(
+    'a new client to be held',
+    async () => (await gateway.metric('bka_connections_held')) === 1,
+    30_000,
+    200,
+  );
   assert.equal(await gateway.metric('bka_errors_total', { code: 'BKA_PENDING_FULL' }), 0);
   next.destroy();
   t.diagnostic(`gateway peak RSS at the end: ${peakRssMiB(pid).toFixed(1)} MiB`);

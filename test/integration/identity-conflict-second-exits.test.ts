@@ -5,7 +5,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
-import { idleTimeoutMs, leaderAmong, leaseDurationMs, logsCaughtUp, running, scaleDowns, startReplica, type Replica } from './gateway-replicas.ts';
+import {
+  idleTimeoutMs,
+  leaderAmong,
+  leaseDurationMs,
+  logsCaughtUp,
+  running,
+  scaleDowns,
+  startReplica,
+  type Replica,
+} from './gateway-replicas.ts';
 
 const identity = 'gateway-twin';
 const identityConflictExitCode = 3;
@@ -19,12 +28,25 @@ test('two processes with one identity started at once: one exits with BKA_IDENTI
   const history = await env.watchReplicas();
   const twins = await Promise.all([0, 1].map(() => startReplica(env, identity, {}, { mayExit: true })));
   // The second waits out one lease duration, sees the first renew, and gives way.
-  await waitFor('one of the two processes with one identity exits', () => twins.some((r) => !running(r)), 3 * leaseDurationMs + 10_000).catch((error: unknown) => {
-    throw new Error(`both processes with the identity ${identity} still run after ${3 * leaseDurationMs + 10_000} ms`, { cause: error });
+  await waitFor(
+    'one of the two processes with one identity exits',
+    () => twins.some((r) => !running(r)),
+    3 * leaseDurationMs + 10_000,
+  ).catch((error: unknown) => {
+    throw new Error(`both processes with the identity ${identity} still run after ${3 * leaseDurationMs + 10_000} ms`, {
+      cause: error,
+    });
   });
   const [exited, survivor] = running(twins[0]!) ? [twins[1]!, twins[0]!] : [twins[0]!, twins[1]!];
-  assert.equal(await exited.gateway.stop(), identityConflictExitCode, 'the second exits with the identity-conflict code');
-  assert.ok(refusedWithConflict(exited), `its last line names BKA_IDENTITY_CONFLICT:\n${exited.gateway.logs().slice(-2000)}`);
+  assert.equal(
+    await exited.gateway.stop(),
+    identityConflictExitCode,
+    'the second exits with the identity-conflict code',
+  );
+  assert.ok(
+    refusedWithConflict(exited),
+    `its last line names BKA_IDENTITY_CONFLICT:\n${exited.gateway.logs().slice(-2000)}`,
+  );
   assert.ok(running(survivor), 'the first keeps running');
   assert.equal(await (await leaderAmong([survivor])).gateway.metric('bka_leader'), 1, 'the survivor leads');
   assert.equal((await survivor.gateway.readyz()).status, 200);
@@ -38,7 +60,10 @@ test('two processes with one identity started at once: one exits with BKA_IDENTI
   const late = await startReplica(env, identity, {}, { mayExit: true });
   await waitFor('the late joiner exits', () => !running(late), 3 * leaseDurationMs + 10_000);
   assert.equal(await late.gateway.stop(), identityConflictExitCode);
-  assert.ok(refusedWithConflict(late), `the late joiner names BKA_IDENTITY_CONFLICT:\n${late.gateway.logs().slice(-2000)}`);
+  assert.ok(
+    refusedWithConflict(late),
+    `the late joiner names BKA_IDENTITY_CONFLICT:\n${late.gateway.logs().slice(-2000)}`,
+  );
   assert.ok(!late.gateway.logs().includes('proxy listening'), 'it never took a client');
 
   // Well past the idle timeout: the build through the survivor keeps flowing and its builder stays.
@@ -49,7 +74,10 @@ test('two processes with one identity started at once: one exits with BKA_IDENTI
   }
   assert.ok(running(survivor));
   const underTheConnection = history.changes.filter((c) => c.at >= openedAt);
-  assert.ok(underTheConnection.every((c) => c.spec >= 1), `replicas never dropped under the connection: ${JSON.stringify(history.changes)}`);
+  assert.ok(
+    underTheConnection.every((c) => c.spec >= 1),
+    `replicas never dropped under the connection: ${JSON.stringify(history.changes)}`,
+  );
   await logsCaughtUp([survivor]);
   assert.deepEqual(scaleDowns(survivor), []);
   connection.socket.end();
@@ -63,7 +91,10 @@ test('a process whose report another one with its identity took over while it wa
   first.gateway.process.kill('SIGSTOP');
   // Nobody renews the first's Leases now: the second waits them out and takes both over.
   const second = await startReplica(env, identity, {}, { mayExit: true });
-  assert.ok(running(second), `the second starts once the frozen one's report is a lease duration old:\n${second.gateway.logs().slice(-2000)}`);
+  assert.ok(
+    running(second),
+    `the second starts once the frozen one's report is a lease duration old:\n${second.gateway.logs().slice(-2000)}`,
+  );
   await waitFor('the second leads', async () => (await second.gateway.metric('bka_leader')) === 1, 4 * leaseDurationMs);
   first.gateway.process.kill('SIGCONT');
   await waitFor('the first gives way and exits', () => !running(first), 60_000);

@@ -26,7 +26,10 @@ function isScale(e: LogEvent, direction: 'up' | 'down'): boolean {
 }
 
 function classify(events: LogEvent[], idleFrom: number, racerId: unknown): Round {
-  const arrival = events.findIndex((e, i) => i > idleFrom && e['id'] === racerId && (e['event'] === 'connection_held' || e['event'] === 'connection_routed'));
+  const arrival = events.findIndex(
+    (e, i) =>
+      i > idleFrom && e['id'] === racerId && (e['event'] === 'connection_held' || e['event'] === 'connection_routed'),
+  );
   assert.ok(arrival > idleFrom, `the racing connection ${String(racerId)} left no held/routed event`);
   const before = events.slice(idleFrom + 1, arrival);
   if (before.some((e) => isScale(e, 'down'))) return { kind: 'late', landed: true };
@@ -35,17 +38,25 @@ function classify(events: LogEvent[], idleFrom: number, racerId: unknown): Round
   const landedAt = events.findIndex((e, i) => i > arrival && isScale(e, 'down'));
   if (landedAt >= 0) {
     // The write landed with a client held: the gateway must wake buildkitd again for it.
-    assert.ok(events.some((e, i) => i > landedAt && isScale(e, 'up')), 'a scale-down landed under a held client and nothing woke buildkitd again');
+    assert.ok(
+      events.some((e, i) => i > landedAt && isScale(e, 'up')),
+      'a scale-down landed under a held client and nothing woke buildkitd again',
+    );
   }
   return { kind: 'raced', landed: landedAt >= 0 };
 }
 
 /** Index of the first event at or after `from` that matches, once the gateway has logged it. */
 function nextEvent(gateway: Gateway, from: number, what: string, match: (e: LogEvent) => boolean): Promise<number> {
-  return waitFor(what, () => {
-    const index = gateway.events().findIndex((e, i) => i >= from && match(e));
-    return index >= 0 ? index + 1 : undefined;
-  }, 30_000, 10).then((n) => n - 1);
+  return waitFor(
+    what,
+    () => {
+      const index = gateway.events().findIndex((e, i) => i >= from && match(e));
+      return index >= 0 ? index + 1 : undefined;
+    },
+    30_000,
+    10,
+  ).then((n) => n - 1);
 }
 
 test('connections racing the idle timer are always served in full', async (t) => {
@@ -63,7 +74,12 @@ test('connections racing the idle timer are always served in full', async (t) =>
   for (let round = 0; round < maxRounds && (round < rounds || !seen.some((r) => r.kind === 'raced')); round += 1) {
     const first = await echoExchange(gateway.proxyPort, payload);
     assert.equal(Buffer.compare(first.reply, payload), 0, `round ${round}: first connection`);
-    const firstClosed = await nextEvent(gateway, cursor, `round ${round}: first connection closed`, (e) => e['event'] === 'connection_closed');
+    const firstClosed = await nextEvent(
+      gateway,
+      cursor,
+      `round ${round}: first connection closed`,
+      (e) => e['event'] === 'connection_closed',
+    );
     const firstId = gateway.events()[firstClosed]?.['id'];
     const timerStarted = firstClosed;
     const firesAt = Date.parse(String(gateway.events()[firstClosed]?.['time'])) + idleMs;
@@ -73,17 +89,30 @@ test('connections racing the idle timer are always served in full', async (t) =>
     await sleep(Math.max(0, firesAt + aim - Date.now()));
     const racer = await echoExchange(gateway.proxyPort, payload);
     assert.equal(racer.error, undefined, `round ${round}: racing connection errored`);
-    assert.equal(Buffer.compare(racer.reply, payload), 0, `round ${round}: racing connection was cut after ${racer.reply.length} bytes`);
-    const racerClosed = await nextEvent(gateway, timerStarted, `round ${round}: racing connection closed`, (e) => e['event'] === 'connection_closed' && e['id'] !== firstId);
+    assert.equal(
+      Buffer.compare(racer.reply, payload),
+      0,
+      `round ${round}: racing connection was cut after ${racer.reply.length} bytes`,
+    );
+    const racerClosed = await nextEvent(
+      gateway,
+      timerStarted,
+      `round ${round}: racing connection closed`,
+      (e) => e['event'] === 'connection_closed' && e['id'] !== firstId,
+    );
     const events = gateway.events();
     const result = classify(events, timerStarted, events[racerClosed]?.['id']);
     seen.push(result);
-    t.diagnostic(`round ${round}: aimed ${aim}ms from the timer firing: ${result.kind}${result.kind === 'raced' ? (result.landed ? ' (scale-down landed, woke again)' : ' (scale-down withdrawn)') : ''}`);
+    t.diagnostic(
+      `round ${round}: aimed ${aim}ms from the timer firing: ${result.kind}${result.kind === 'raced' ? (result.landed ? ' (scale-down landed, woke again)' : ' (scale-down withdrawn)') : ''}`,
+    );
     if (!jittered) aimMs += result.kind === 'early' ? 3 : result.kind === 'late' ? -3 : 0;
     cursor = racerClosed + 1;
   }
-  const count = (kind: RoundKind, landed?: boolean) => seen.filter((r) => r.kind === kind && (landed === undefined || r.landed === landed)).length;
-  const summary = `${seen.length} rounds: ${count('raced')} raced (${count('raced', false)} scale-downs withdrawn, ${count('raced', true)} landed and woke again), ` +
+  const count = (kind: RoundKind, landed?: boolean) =>
+    seen.filter((r) => r.kind === kind && (landed === undefined || r.landed === landed)).length;
+  const summary =
+    `${seen.length} rounds: ${count('raced')} raced (${count('raced', false)} scale-downs withdrawn, ${count('raced', true)} landed and woke again), ` +
     `${count('early')} came before the proposal, ${count('late')} came after the scale-down, ${count('other')} other`;
   t.diagnostic(summary);
   assert.ok(count('raced') > 0, `no round raced the scale-down: ${summary}`);

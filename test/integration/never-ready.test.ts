@@ -15,7 +15,11 @@ test('held clients are closed at the ready-wait deadline with BKA_READY_TIMEOUT'
   assert.equal((await env.replicas()).spec, 1, 'the pod was asked for');
   assert.equal(await gateway.metric('bka_connections_total', { outcome: 'ready_timeout' }), 3);
   assert.equal(await gateway.metric('bka_errors_total', { code: 'BKA_READY_TIMEOUT' }), 3);
-  const lines = await gateway.waitForEvents('BKA_READY_TIMEOUT, one per client', (e) => e['code'] === 'BKA_READY_TIMEOUT', 3);
+  const lines = await gateway.waitForEvents(
+    'BKA_READY_TIMEOUT, one per client',
+    (e) => e['code'] === 'BKA_READY_TIMEOUT',
+    3,
+  );
   assert.equal(lines.length, 3);
   assert.ok(lines.every((l) => l['level'] === 'warn'));
 });

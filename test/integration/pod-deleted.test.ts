@@ -30,8 +30,14 @@ test('deleting the buildkitd pod mid-transfer closes that connection with BKA_BA
   await connection.closed;
   await waitFor('open connections back to 0', async () => (await gateway.metric('bka_connections_open')) === 0);
   // The only connection: no other closing line can follow this one.
-  const closed = await gateway.waitForEvents('connection_closed of the cut connection', (e) => e['event'] === 'connection_closed');
-  assert.deepEqual(closed.map((e) => [e['outcome'], e['code']]), [[ConnectionOutcome.backendError, ErrorCode.BackendLost]]);
+  const closed = await gateway.waitForEvents(
+    'connection_closed of the cut connection',
+    (e) => e['event'] === 'connection_closed',
+  );
+  assert.deepEqual(
+    closed.map((e) => [e['outcome'], e['code']]),
+    [[ConnectionOutcome.backendError, ErrorCode.BackendLost]],
+  );
   assert.equal(await gateway.metric('bka_errors_total', { code: ErrorCode.BackendLost }), 1);
   assert.equal(await gateway.metric('bka_connections_total', { outcome: ConnectionOutcome.backendError }), 1);
 

@@ -8,17 +8,34 @@ import { openEcho, setup, waitFor } from './harness.ts';
 test('six clients at zero with max 3 and 2 per replica: three Ready builders with two connections each, none refused, never above 3', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'mock', startDelayMs: 1000 } });
   const history = await env.watchReplicas();
-  const gateway = await env.startGateway({ BUILDKITD_MAX_REPLICAS: '3', BUILDKITD_CONNECTIONS_PER_REPLICA: '2', SCALE_DOWN_IDLE_TIMEOUT: '30s' });
+  const gateway = await env.startGateway({
+    BUILDKITD_MAX_REPLICAS: '3',
+    BUILDKITD_CONNECTIONS_PER_REPLICA: '2',
+    SCALE_DOWN_IDLE_TIMEOUT: '30s',
+  });
 
   const clients = await Promise.all(Array.from({ length: 6 }, () => openEcho(gateway.proxyPort)));
-  const echoed = await Promise.all(clients.map((client, i) => client.roundTrip(Buffer.from(`client ${i} `.repeat(1000)))));
+  const echoed = await Promise.all(
+    clients.map((client, i) => client.roundTrip(Buffer.from(`client ${i} `.repeat(1000)))),
+  );
   echoed.forEach((reply, i) => assert.equal(reply.toString(), `client ${i} `.repeat(1000), `client ${i} echoed`));
 
   await waitFor('three Ready builders', async () => (await env.replicas()).ready === 3);
-  const perPod = await Promise.all([0, 1, 2].map((i) => gateway.metric('bka_pod_connections', { pod: `buildkitd-${i}` })));
+  const perPod = await Promise.all(
+    [0, 1, 2].map((i) => gateway.metric('bka_pod_connections', { pod: `buildkitd-${i}` })),
+  );
   assert.deepEqual(perPod, [2, 2, 2], 'two connections on each builder');
-  const routed = (await gateway.waitForEvents('connection_routed of the six clients', (e) => e['event'] === 'connection_routed', 6)).map((e) => String(e['backend']).split(' ')[0]);
-  assert.deepEqual([...routed].sort(), ['buildkitd-0', 'buildkitd-0', 'buildkitd-1', 'buildkitd-1', 'buildkitd-2', 'buildkitd-2']);
+  const routed = (
+    await gateway.waitForEvents('connection_routed of the six clients', (e) => e['event'] === 'connection_routed', 6)
+  ).map((e) => String(e['backend']).split(' ')[0]);
+  assert.deepEqual([...routed].sort(), [
+    'buildkitd-0',
+    'buildkitd-0',
+    'buildkitd-1',
+    'buildkitd-1',
+    'buildkitd-2',
+    'buildkitd-2',
+  ]);
   assert.equal(await gateway.metric('bka_connections_open'), 6);
   assert.equal(await gateway.metric('bka_connections_total'), 0, 'no connection ended: none refused or cut');
   // A refusal is logged at accept, before any of these six were routed (a builder started 1 s later): the log has caught up past it.
@@ -26,7 +43,8 @@ test('six clients at zero with max 3 and 2 per replica: three Ready builders wit
   assert.equal(await gateway.metric('bka_desired_replicas'), 3);
 
   // Every client still echoes after the pool settled.
-  for (const [i, client] of clients.entries()) assert.equal((await client.roundTrip(Buffer.from(`again ${i}`))).toString(), `again ${i}`);
+  for (const [i, client] of clients.entries())
+    assert.equal((await client.roundTrip(Buffer.from(`again ${i}`))).toString(), `again ${i}`);
   t.diagnostic(`replica history: ${JSON.stringify(history.changes)}`);
   assert.equal(history.maxSpec(), 3, 'the StatefulSet never went above 3');
   for (const client of clients) client.socket.end();

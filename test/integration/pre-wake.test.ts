@@ -7,11 +7,24 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { echoExchange, repoRoot, setup, sleep, waitFor } from './harness.ts';
-import { allReporting, leaderAmong, loggedAt, logsCaughtUp, reportLeaseName, reportLeases, scaleDowns, startReplica, type Replica } from './gateway-replicas.ts';
+import {
+  allReporting,
+  leaderAmong,
+  loggedAt,
+  logsCaughtUp,
+  reportLeaseName,
+  reportLeases,
+  scaleDowns,
+  startReplica,
+  type Replica,
+} from './gateway-replicas.ts';
 
 async function wakeCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   // Only the client's own environment: the CLI needs no Kubernetes credentials.
-  const child = spawn(process.execPath, [join(repoRoot, 'dist', 'main.js'), 'wake', ...args], { env: { PATH: process.env['PATH'] ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(repoRoot, 'dist', 'main.js'), 'wake', ...args], {
+    env: { PATH: process.env['PATH'] ?? '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -39,17 +52,26 @@ test('/wake?for=20s at zero brings a builder up with no client, keeps it 20 s th
   const wake = await wakeCli(['--url', ops, '--for', '20s', '--wait', '--timeout', '2m']);
   assert.equal(wake.code, 0, wake.stderr);
   const until = Date.parse(/until (\S+)\n/.exec(wake.stdout)?.[1] ?? '');
-  assert.match(wake.stdout, /^wake requested: at least 1 builders for 20s, until .*\n1 builders accept connections after /);
+  assert.match(
+    wake.stdout,
+    /^wake requested: at least 1 builders for 20s, until .*\n1 builders accept connections after /,
+  );
   assert.deepEqual(await env.replicas(), { spec: 1, ready: 1 }, 'a pod accepts connections when --wait returns');
   t.diagnostic(`wake --wait: ${wake.stdout.trim().split('\n').at(-1)}`);
-  for (const { gateway } of replicas) assert.equal(await gateway.metric('bka_connections_total'), 0, 'no client connected');
+  for (const { gateway } of replicas)
+    assert.equal(await gateway.metric('bka_connections_total'), 0, 'no client connected');
   assert.equal(await follower.gateway.metric('bka_wakes_total', { source: 'api' }), 1);
   assert.equal(await follower.gateway.metric('bka_wakes_total', { source: 'connection' }), 0);
-  const status = (await (await fetch(`http://127.0.0.1:${leader.gateway.metricsPort}/wake`)).json()) as { wake: { replicas: number; until: string } | null };
+  const status = (await (await fetch(`http://127.0.0.1:${leader.gateway.metricsPort}/wake`)).json()) as {
+    wake: { replicas: number; until: string } | null;
+  };
   assert.equal(status.wake?.replicas, 1, 'the leader sees the request through the report');
   // On the leader's own clock: the report's travel time moves its end later (never earlier), by far less than a second here.
   const leaderUntil = Date.parse(status.wake?.until ?? '');
-  assert.ok(leaderUntil >= until && leaderUntil - until < 2_000, `the leader's end of the window ${status.wake?.until} is the request's ${new Date(until).toISOString()}`);
+  assert.ok(
+    leaderUntil >= until && leaderUntil - until < 2_000,
+    `the leader's end of the window ${status.wake?.until} is the request's ${new Date(until).toISOString()}`,
+  );
 
   // The idle timeout is 3 s and nobody connects: only the request keeps the builder.
   while (Date.now() < until - 1_000) {
@@ -58,7 +80,10 @@ test('/wake?for=20s at zero brings a builder up with no client, keeps it 20 s th
   }
   await waitFor('idled down after the window', async () => (await env.replicas()).spec === 0, 60_000);
   const downs = await waitFor('the scale-down logged', () => scaleDowns(leader).length > 0 && scaleDowns(leader));
-  assert.ok(loggedAt(downs[0]!) >= until, `scaled down at ${new Date(loggedAt(downs[0]!)).toISOString()}, not before the window ended at ${new Date(until).toISOString()}`);
+  assert.ok(
+    loggedAt(downs[0]!) >= until,
+    `scaled down at ${new Date(loggedAt(downs[0]!)).toISOString()}, not before the window ended at ${new Date(until).toISOString()}`,
+  );
   await logsCaughtUp([follower]);
   assert.deepEqual(scaleDowns(follower), [], 'only the leader scaled down');
   const up = history.changes.find((c) => c.spec === 1);
@@ -86,7 +111,11 @@ test('a wake accepted by a replica that then shuts down is carried on by the oth
   const until = Date.parse(((await accepted.json()) as { until: string }).until);
   await waitFor('woken', async () => (await env.replicas()).ready === 1, 60_000);
   assert.equal(await leaving.gateway.stop('SIGTERM'), 0);
-  await waitFor('its report deleted', async () => !(await reportLeases(env)).includes(reportLeaseName(leaving.identity)), 30_000);
+  await waitFor(
+    'its report deleted',
+    async () => !(await reportLeases(env)).includes(reportLeaseName(leaving.identity)),
+    30_000,
+  );
   await waitFor('the other one leads', async () => (await staying.gateway.metric('bka_leader')) === 1, 60_000);
   // Idle timeout 3 s, no client: only the handed-over request keeps the builder.
   while (Date.now() < until - 1_000) {

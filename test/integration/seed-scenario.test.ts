@@ -25,10 +25,34 @@ test('scale from zero on connect, echo, and back to zero after the idle timeout'
   assert.equal(await gateway.metric('bka_hold_duration_seconds_count'), 1);
   assert.equal(await gateway.metric('bka_connections_open'), 0);
   // `kubectl describe statefulset` tells who scaled it and why.
-  const events = await env.cluster.kubectl(['-n', env.namespace, 'get', 'events', '--field-selector', 'involvedObject.kind=StatefulSet,involvedObject.name=buildkitd', '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
-  assert.deepEqual(events.stdout.split('\n').filter((r) => r.startsWith('Scaled')).sort(), ['ScaledDown', 'ScaledUp']);
+  const events = await env.cluster.kubectl([
+    '-n',
+    env.namespace,
+    'get',
+    'events',
+    '--field-selector',
+    'involvedObject.kind=StatefulSet,involvedObject.name=buildkitd',
+    '-o',
+    'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
+  ]);
+  assert.deepEqual(
+    events.stdout
+      .split('\n')
+      .filter((r) => r.startsWith('Scaled'))
+      .sort(),
+    ['ScaledDown', 'ScaledUp'],
+  );
   // ...and which gateway replica decided.
-  const messages = await env.cluster.kubectl(['-n', env.namespace, 'get', 'events', '--field-selector', 'involvedObject.kind=StatefulSet,involvedObject.name=buildkitd', '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}']);
+  const messages = await env.cluster.kubectl([
+    '-n',
+    env.namespace,
+    'get',
+    'events',
+    '--field-selector',
+    'involvedObject.kind=StatefulSet,involvedObject.name=buildkitd',
+    '-o',
+    'jsonpath={range .items[*]}{.message}{"\\n"}{end}',
+  ]);
   const scaled = messages.stdout.split('\n').filter((m) => m.startsWith('Scaled'));
   assert.equal(scaled.length, 2);
   for (const message of scaled) assert.match(message, /\(decided by gateway-0\)$/);
@@ -41,7 +65,9 @@ test('a gateway that starts while buildkitd runs keeps it up for the idle timeou
   const startedAt = Date.now();
   const gateway = await env.startGateway({ SCALE_DOWN_IDLE_TIMEOUT: '4s' });
   // It knows nothing of the time before it started: the pod must look idle for a whole timeout from now.
-  await waitFor('waiting for the idle timeout', () => gateway.events().some((e) => e['event'] === 'scale_decision' && String(e['waiting']).includes('idle')));
+  await waitFor('waiting for the idle timeout', () =>
+    gateway.events().some((e) => e['event'] === 'scale_decision' && String(e['waiting']).includes('idle')),
+  );
   // Served at once by the running pod: no hold, no scale write.
   const result = await echoExchange(gateway.proxyPort, 'rolling update');
   assert.equal(result.reply.toString(), 'rolling update');

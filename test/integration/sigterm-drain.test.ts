@@ -15,7 +15,11 @@ test('SIGTERM: not ready, still serving new clients for the shutdown delay, then
   gateway.process.kill('SIGTERM');
   await waitFor('not ready', async () => (await gateway.readyz()).status === 503);
   const late = await echoExchange(gateway.proxyPort, 'sent while the endpoint removal propagates');
-  assert.equal(late.reply.toString(), 'sent while the endpoint removal propagates', 'a client arriving within the delay is served');
+  assert.equal(
+    late.reply.toString(),
+    'sent while the endpoint removal propagates',
+    'a client arriving within the delay is served',
+  );
   await waitFor('listener closed', () => gateway.events().some((e) => e['event'] === 'listener_closed'));
   const refused = await new Promise<boolean>((resolve) => {
     const late = connect({ port: gateway.proxyPort, host: '127.0.0.1' });

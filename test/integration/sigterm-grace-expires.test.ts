@@ -27,7 +27,9 @@ test('a spliced connection still open when the grace period ends is closed and l
   const connection = await openEcho(gateway.proxyPort);
   const chunk = Buffer.from('still building');
   assert.equal(Buffer.compare(await connection.roundTrip(chunk), chunk), 0);
-  const routed = await waitFor('connection_routed', () => gateway.events().find((e) => e['event'] === 'connection_routed'));
+  const routed = await waitFor('connection_routed', () =>
+    gateway.events().find((e) => e['event'] === 'connection_routed'),
+  );
 
   assert.equal(await gateway.stop('SIGTERM'), 0);
   await connection.closed;

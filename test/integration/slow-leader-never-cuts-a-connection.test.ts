@@ -10,7 +10,16 @@ import { test } from 'node:test';
 import { Watch, type V1Lease } from '@kubernetes/client-node';
 import { startHeldBackProxy } from '../support/held-back-proxy.ts';
 import { openEcho, setup, sleep, waitFor } from './harness.ts';
-import { eventsOf, idleTimeoutMs, leaderAmong, leaseDurationMs, logsCaughtUp, scaleDowns, startReplica, allReporting } from './gateway-replicas.ts';
+import {
+  eventsOf,
+  idleTimeoutMs,
+  leaderAmong,
+  leaseDurationMs,
+  logsCaughtUp,
+  scaleDowns,
+  startReplica,
+  allReporting,
+} from './gateway-replicas.ts';
 
 const leaderLease = 'buildkitd-autoscaler';
 const proposalAnnotation = 'buildkitd-autoscaler/scale-down';
@@ -22,8 +31,13 @@ test('a leader held back from the API server mid-proposal never cuts the connect
   const proxy = await startHeldBackProxy({ host: apiServer.hostname, port: Number(apiServer.port) });
   t.after(() => proxy.close());
   // The leader's own kubeconfig: the same ServiceAccount, through the proxy (the serving cert names 127.0.0.1).
-  const kubeconfig = await env.cluster.serviceAccountKubeconfig(env.namespace, 'buildkitd-autoscaler', { file: join(env.artifacts, 'leader-kubeconfig.yaml') });
-  writeFileSync(kubeconfig, readFileSync(kubeconfig, 'utf8').replace(/server: \S+/, `server: https://127.0.0.1:${proxy.port}`));
+  const kubeconfig = await env.cluster.serviceAccountKubeconfig(env.namespace, 'buildkitd-autoscaler', {
+    file: join(env.artifacts, 'leader-kubeconfig.yaml'),
+  });
+  writeFileSync(
+    kubeconfig,
+    readFileSync(kubeconfig, 'utf8').replace(/server: \S+/, `server: https://127.0.0.1:${proxy.port}`),
+  );
 
   const leader = await startReplica(env, 'gateway-a', { KUBECONFIG_PATH: kubeconfig });
   await leaderAmong([leader]);
@@ -57,25 +71,43 @@ test('a leader held back from the API server mid-proposal never cuts the connect
   // The follower takes a client while the pod is proposed for removal.
   const connection = await openEcho(follower.gateway.proxyPort);
   const chunk = Buffer.alloc(16 * 1024, 's');
-  assert.equal(Buffer.compare(await connection.roundTrip(chunk), chunk), 0, 'the follower serves it once it leads and withdrew the proposal');
+  assert.equal(
+    Buffer.compare(await connection.roundTrip(chunk), chunk),
+    0,
+    'the follower serves it once it leads and withdrew the proposal',
+  );
   const servedAt = Date.now();
-  await waitFor('the follower leads', async () => (await follower.gateway.metric('bka_leader')) === 1, 4 * leaseDurationMs);
+  await waitFor(
+    'the follower leads',
+    async () => (await follower.gateway.metric('bka_leader')) === 1,
+    4 * leaseDurationMs,
+  );
   t.diagnostic(`held back ${servedAt - heldAt} ms before the follower served the client`);
 
   // The old leader's requests get through now, late.
   proxy.release();
-  await waitFor('the old leader reports again', async () => (await follower.gateway.metric('bka_gateway_stale_reports')) === 0, 60_000);
+  await waitFor(
+    'the old leader reports again',
+    async () => (await follower.gateway.metric('bka_gateway_stale_reports')) === 0,
+    60_000,
+  );
   const until = Date.now() + Math.max(3 * idleTimeoutMs, 2 * leaseDurationMs);
   for (let i = 0; Date.now() < until; i += 1) {
     assert.equal(Buffer.compare(await connection.roundTrip(chunk), chunk), 0, `round trip ${i} after the release`);
     await sleep(500);
   }
   const underTheConnection = history.changes.filter((c) => c.at >= heldAt);
-  assert.ok(underTheConnection.every((c) => c.spec >= 1), `replicas never dropped under the connection: ${JSON.stringify(history.changes)}`);
+  assert.ok(
+    underTheConnection.every((c) => c.spec >= 1),
+    `replicas never dropped under the connection: ${JSON.stringify(history.changes)}`,
+  );
   await logsCaughtUp([leader, follower]);
   assert.deepEqual(scaleDowns(leader), [], 'the stepped-down leader wrote no scale-down');
   assert.deepEqual(scaleDowns(follower), []);
-  assert.ok(eventsOf(leader, 'leader_changed').some((e) => e['leading'] === false), 'the held-back leader stepped down');
+  assert.ok(
+    eventsOf(leader, 'leader_changed').some((e) => e['leading'] === false),
+    'the held-back leader stepped down',
+  );
   connection.socket.end();
   assert.equal(await connection.closed, undefined, 'closed by the client, not cut');
 });

@@ -44,7 +44,22 @@ async function dropPackets(t: TestContext, device: string, matches: string[]): P
   });
   await used.ready;
   const pref = String(nextFilterPref++);
-  await runOk('tc', ['filter', 'add', 'dev', device, 'parent', '1:', 'pref', pref, 'protocol', 'ip', 'u32', ...matches, 'flowid', '1:1']);
+  await runOk('tc', [
+    'filter',
+    'add',
+    'dev',
+    device,
+    'parent',
+    '1:',
+    'pref',
+    pref,
+    'protocol',
+    'ip',
+    'u32',
+    ...matches,
+    'flowid',
+    '1:1',
+  ]);
   t.after(() => run('tc', ['filter', 'del', 'dev', device, 'parent', '1:', 'pref', pref]));
 }
 
@@ -75,15 +90,38 @@ describe('a peer that vanishes silently is found by TCP keepalive', { concurrenc
 
     // Only this connection's packets towards the pod are lost: the kubelet's probes still pass, so the pod stays Ready.
     const port = await gatewayPortTo(gateway, podIp);
-    await dropPackets(t, `bkav${podIp.split('.')[3]}`, ['match', 'ip', 'dst', `${podIp}/32`, 'match', 'ip', 'sport', String(port), '0xffff']);
+    await dropPackets(t, `bkav${podIp.split('.')[3]}`, [
+      'match',
+      'ip',
+      'dst',
+      `${podIp}/32`,
+      'match',
+      'ip',
+      'sport',
+      String(port),
+      '0xffff',
+    ]);
     const silentAt = Date.now();
 
-    assert.equal(await waitFor('the client sees its connection end', () => connection.socket.closed, untilKeepaliveGivesUp, 500), true);
+    assert.equal(
+      await waitFor('the client sees its connection end', () => connection.socket.closed, untilKeepaliveGivesUp, 500),
+      true,
+    );
     t.diagnostic(`ended ${Date.now() - silentAt} ms after the pod went silent`);
-    const [closed] = await gateway.waitForEvents('connection_closed of the silent connection', (e) => e['event'] === 'connection_closed');
+    const [closed] = await gateway.waitForEvents(
+      'connection_closed of the silent connection',
+      (e) => e['event'] === 'connection_closed',
+    );
     assert.deepEqual([closed?.['outcome'], closed?.['code']], [ConnectionOutcome.backendError, ErrorCode.BackendLost]);
-    assert.match(String(closed?.['error']), /ETIMEDOUT/, 'the kernel gave up on the pod (keepalive), not the gone-pod path');
-    await waitFor('bka_pod_connections back to 0', async () => (await gateway.metric('bka_pod_connections', { pod: 'buildkitd-0' })) === 0);
+    assert.match(
+      String(closed?.['error']),
+      /ETIMEDOUT/,
+      'the kernel gave up on the pod (keepalive), not the gone-pod path',
+    );
+    await waitFor(
+      'bka_pod_connections back to 0',
+      async () => (await gateway.metric('bka_pod_connections', { pod: 'buildkitd-0' })) === 0,
+    );
     assert.equal(await gateway.metric('bka_connections_open'), 0);
     assert.equal(await podIsReady(env, pod.metadata?.uid), true, 'the same pod is still Ready and not deleted');
   });
@@ -97,18 +135,39 @@ describe('a peer that vanishes silently is found by TCP keepalive', { concurrenc
     assert.equal(await gateway.metric('bka_pod_connections', { pod: 'buildkitd-0' }), 1);
 
     // The client's packets are lost (it sends from 127.0.0.1:<its port>); its socket stays open, unaware.
-    await dropPackets(t, 'lo', ['match', 'ip', 'src', '127.0.0.1/32', 'match', 'ip', 'sport', String(connection.socket.localPort), '0xffff']);
+    await dropPackets(t, 'lo', [
+      'match',
+      'ip',
+      'src',
+      '127.0.0.1/32',
+      'match',
+      'ip',
+      'sport',
+      String(connection.socket.localPort),
+      '0xffff',
+    ]);
     const silentAt = Date.now();
     // The kernel resets a connection whose keepalive gave up; `closed` rejects on that error (events.once).
-    const reset = connection.closed.then(() => undefined, (error: NodeJS.ErrnoException) => error.code);
+    const reset = connection.closed.then(
+      () => undefined,
+      (error: NodeJS.ErrnoException) => error.code,
+    );
     t.after(() => connection.socket.destroy());
 
-    const [closed] = await gateway.waitForEvents('connection_closed of the silent client', (e) => e['event'] === 'connection_closed', 1, untilKeepaliveGivesUp);
+    const [closed] = await gateway.waitForEvents(
+      'connection_closed of the silent client',
+      (e) => e['event'] === 'connection_closed',
+      1,
+      untilKeepaliveGivesUp,
+    );
     t.diagnostic(`ended ${Date.now() - silentAt} ms after the client went silent`);
     assert.deepEqual([closed?.['outcome'], closed?.['code']], [ConnectionOutcome.clientError, ErrorCode.ClientError]);
     assert.match(String(closed?.['error']), /ETIMEDOUT/);
     assert.equal(await reset, 'ECONNRESET', 'the gateway reset it; the client never closed it');
-    await waitFor('bka_pod_connections back to 0', async () => (await gateway.metric('bka_pod_connections', { pod: 'buildkitd-0' })) === 0);
+    await waitFor(
+      'bka_pod_connections back to 0',
+      async () => (await gateway.metric('bka_pod_connections', { pod: 'buildkitd-0' })) === 0,
+    );
     assert.equal(await gateway.metric('bka_connections_open'), 0);
   });
 
@@ -120,13 +179,31 @@ describe('a peer that vanishes silently is found by TCP keepalive', { concurrenc
     connection.socket.write('held');
     await gateway.waitForEvents('connection_held', (e) => e['event'] === 'connection_held');
 
-    await dropPackets(t, 'lo', ['match', 'ip', 'src', '127.0.0.1/32', 'match', 'ip', 'sport', String(connection.socket.localPort), '0xffff']);
+    await dropPackets(t, 'lo', [
+      'match',
+      'ip',
+      'src',
+      '127.0.0.1/32',
+      'match',
+      'ip',
+      'sport',
+      String(connection.socket.localPort),
+      '0xffff',
+    ]);
     const silentAt = Date.now();
     // The kernel resets a connection whose keepalive gave up; `closed` rejects on that error (events.once).
-    const reset = connection.closed.then(() => undefined, (error: NodeJS.ErrnoException) => error.code);
+    const reset = connection.closed.then(
+      () => undefined,
+      (error: NodeJS.ErrnoException) => error.code,
+    );
     t.after(() => connection.socket.destroy());
 
-    const [closed] = await gateway.waitForEvents('connection_closed of the silent held client', (e) => e['event'] === 'connection_closed', 1, untilKeepaliveGivesUp);
+    const [closed] = await gateway.waitForEvents(
+      'connection_closed of the silent held client',
+      (e) => e['event'] === 'connection_closed',
+      1,
+      untilKeepaliveGivesUp,
+    );
     t.diagnostic(`released ${Date.now() - silentAt} ms after the client went silent`);
     assert.equal(closed?.['outcome'], ConnectionOutcome.clientGoneWhileHeld);
     assert.equal(await reset, 'ECONNRESET', 'the gateway reset it; the client never closed it');

@@ -14,7 +14,8 @@ test('list allowed, watch forbidden: restarts back off, bka_watch_up stays 0, BK
   const lists = gateway.events().filter((e) => e['event'] === 'watch_synced' && e['resource'] === resource).length;
   t.diagnostic(`retry delays ${delays.join(', ')} ms; ${lists} lists`);
   // Factor 2 with ±20% jitter: each delay is longer than the one before.
-  for (let i = 1; i < delays.length; i += 1) assert.ok(delays[i]! > delays[i - 1]!, `retry delays ${delays.join(', ')} ms`);
+  for (let i = 1; i < delays.length; i += 1)
+    assert.ok(delays[i]! > delays[i - 1]!, `retry delays ${delays.join(', ')} ms`);
   assert.ok(failures().every((e) => e['code'] === 'BKA_WATCH_FORBIDDEN'));
   assert.equal(await gateway.metric('bka_watch_up', { resource }), 0);
   assert.ok((await gateway.metric('bka_watch_restarts_total', { resource })) >= 5);

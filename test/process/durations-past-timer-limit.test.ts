@@ -43,7 +43,11 @@ async function gateway(t: TestContext, env: Record<string, string>) {
 
 async function until(probe: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (!(await Promise.resolve().then(probe).catch(() => false))) {
+  while (
+    !(await Promise.resolve()
+      .then(probe)
+      .catch(() => false))
+  ) {
     if (Date.now() > end) throw new Error('condition not met in time');
     await sleep(50);
   }

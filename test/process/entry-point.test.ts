@@ -11,7 +11,11 @@ import { freePort } from '../support/net.ts';
 const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
 
 function run(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [entry, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, encoding: 'utf8', timeout: 20_000 });
+  const result = spawnSync(process.execPath, [entry, ...args], {
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -39,13 +43,24 @@ test('each kind of invalid input exits 2 with one line naming flag, env var and 
 });
 
 test('--print-config shows effective values and where each came from; env wins over flag', () => {
-  const { code, stdout } = run(['--print-config', '--idle-timeout', '90s', '--sts-name', 'from-flag', '--target-port', '1234'], {
-    BUILDKITD_STATEFULSET_NAME: 'from-env',
-    READY_WAIT_TIMEOUT: '1m30s',
-  });
+  const { code, stdout } = run(
+    ['--print-config', '--idle-timeout', '90s', '--sts-name', 'from-flag', '--target-port', '1234'],
+    {
+      BUILDKITD_STATEFULSET_NAME: 'from-env',
+      READY_WAIT_TIMEOUT: '1m30s',
+    },
+  );
   assert.equal(code, 0);
-  const printed = JSON.parse(stdout) as Record<string, { value: string | null; source: string; env: string; flag: string }>;
-  assert.deepEqual(printed['stsName'], { flag: '--sts-name', env: 'BUILDKITD_STATEFULSET_NAME', value: 'from-env', source: 'env' });
+  const printed = JSON.parse(stdout) as Record<
+    string,
+    { value: string | null; source: string; env: string; flag: string }
+  >;
+  assert.deepEqual(printed['stsName'], {
+    flag: '--sts-name',
+    env: 'BUILDKITD_STATEFULSET_NAME',
+    value: 'from-env',
+    source: 'env',
+  });
   assert.equal(printed['idleTimeoutMs']?.value, '1m30s');
   assert.equal(printed['idleTimeoutMs']?.source, 'flag');
   assert.equal(printed['readyWaitTimeoutMs']?.value, '1m30s');
@@ -56,11 +71,25 @@ test('--print-config shows effective values and where each came from; env wins o
 });
 
 test('the default shutdown grace is 1h: a SIGTERMed gateway keeps an open connection and exits once it closes', async (t) => {
-  const printed = JSON.parse(run(['--print-config']).stdout) as Record<string, { value: string | null; source: string }>;
-  assert.deepEqual(printed['shutdownGraceMs'], { flag: '--shutdown-grace', env: 'SHUTDOWN_GRACE_PERIOD', value: '1h0m0s', source: 'default' });
+  const printed = JSON.parse(run(['--print-config']).stdout) as Record<
+    string,
+    { value: string | null; source: string }
+  >;
+  assert.deepEqual(printed['shutdownGraceMs'], {
+    flag: '--shutdown-grace',
+    env: 'SHUTDOWN_GRACE_PERIOD',
+    value: '1h0m0s',
+    source: 'default',
+  });
   const [proxyPort, metricsPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, [entry], {
-    env: { PATH: process.env['PATH'] ?? '', KUBECONFIG_PATH: kubeconfigFile(), PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`, METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`, SHUTDOWN_DELAY: '0s' },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      KUBECONFIG_PATH: kubeconfigFile(),
+      PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
+      METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
+      SHUTDOWN_DELAY: '0s',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // A failed assertion must not leave the gateway running: the test runner would wait on it forever.
@@ -74,7 +103,11 @@ test('the default shutdown grace is 1h: a SIGTERMed gateway keeps an open connec
   const held = connect({ port: proxyPort, host: '127.0.0.1' });
   held.on('error', () => undefined);
   held.write('hello');
-  await untilOk(async () => ((await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('bka_connections_held 1') ? true : undefined));
+  await untilOk(async () =>
+    (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('bka_connections_held 1')
+      ? true
+      : undefined,
+  );
   child.kill('SIGTERM');
   await untilOk(() => Promise.resolve(logs.includes('listener_closed') ? true : undefined));
   const started = logs.split('\n').find((line) => line.includes('"shutdown_started"'));
@@ -122,8 +155,13 @@ test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grac
   child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
   const readyz = await untilOk(async () => {
     const response = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
-    const body = (await response.json()) as { ready: boolean; checks: { name: string; ok: boolean; reason?: string }[] };
-    return body.checks.some((c) => c.reason?.startsWith('BKA_WATCH_FAILED')) ? { status: response.status, body } : undefined;
+    const body = (await response.json()) as {
+      ready: boolean;
+      checks: { name: string; ok: boolean; reason?: string }[];
+    };
+    return body.checks.some((c) => c.reason?.startsWith('BKA_WATCH_FAILED'))
+      ? { status: response.status, body }
+      : undefined;
   });
   assert.equal(readyz.status, 503, 'not ready while the API server is unreachable');
   // /readyz answers before the proxy listens (start-up publishes the report first): on a loaded machine long before.
@@ -132,11 +170,21 @@ test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grac
   const held = connect({ port: proxyPort, host: '127.0.0.1' });
   held.on('error', () => undefined);
   held.write('hello');
-  await untilOk(async () => ((await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('bka_connections_held 1') ? true : undefined));
+  await untilOk(async () =>
+    (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('bka_connections_held 1')
+      ? true
+      : undefined,
+  );
 
   const termAt = Date.now();
   child.kill('SIGTERM');
-  await untilOk(async () => ((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 503 && logs.includes('shutdown_started') ? true : undefined), 3000);
+  await untilOk(
+    async () =>
+      (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 503 && logs.includes('shutdown_started')
+        ? true
+        : undefined,
+    3000,
+  );
   const refused = await new Promise<boolean>((resolve) => {
     const late = connect({ port: proxyPort, host: '127.0.0.1' });
     late.on('error', () => resolve(true));
@@ -148,7 +196,15 @@ test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grac
   assert.equal(exitCode, 0);
   assert.ok(tookMs >= 1000, `the held connection was given the grace period (exit after ${tookMs}ms)`);
   assert.equal(held.destroyed || held.readableEnded, true);
-  const lines = logs.trim().split('\n').map((line) => JSON.parse(line) as { level: string; code?: string; event?: string; closedByForce?: number });
-  assert.ok(lines.filter((l) => l.level === 'warn' || l.level === 'error').every((l) => typeof l.code === 'string' && l.code.startsWith('BKA_')), 'every warning and error carries a stable code');
+  const lines = logs
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { level: string; code?: string; event?: string; closedByForce?: number });
+  assert.ok(
+    lines
+      .filter((l) => l.level === 'warn' || l.level === 'error')
+      .every((l) => typeof l.code === 'string' && l.code.startsWith('BKA_')),
+    'every warning and error carries a stable code',
+  );
   assert.equal(lines.find((l) => l.event === 'shutdown_finished')?.closedByForce, 1);
 });

@@ -12,7 +12,12 @@ import { freePort } from '../support/net.ts';
 
 const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
 
-interface Started { child: ChildProcessWithoutNullStreams; stdout: () => string; proxyPort: number; metricsPort: number }
+interface Started {
+  child: ChildProcessWithoutNullStreams;
+  stdout: () => string;
+  proxyPort: number;
+  metricsPort: number;
+}
 
 function startGateway(env: Record<string, string>, proxyPort: number, metricsPort: number): Started {
   const child = spawn(process.execPath, [entry], {
@@ -30,7 +35,11 @@ function startGateway(env: Record<string, string>, proxyPort: number, metricsPor
   return { child, stdout: () => stdout, proxyPort, metricsPort };
 }
 
-const lines = (text: string) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; event?: string; id?: number; code?: string; closedByForce?: number });
+const lines = (text: string) =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: string; event?: string; id?: number; code?: string; closedByForce?: number });
 
 async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -47,7 +56,11 @@ async function holdConnections(gateway: Started, count: number): Promise<Socket[
     socket.write('hello');
     return socket;
   });
-  await until(`${count} held connections`, async () => (await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text()).includes(`bka_connections_held ${count}`));
+  await until(`${count} held connections`, async () =>
+    (await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text()).includes(
+      `bka_connections_held ${count}`,
+    ),
+  );
   return sockets;
 }
 
@@ -58,7 +71,14 @@ async function startQuietGateway(t: TestContext): Promise<Started> {
   api.listen(0, '127.0.0.1');
   await once(api, 'listening');
   // No Leases either: the first Lease write would wait for that server before the proxy listens.
-  const gateway = startGateway({ KUBECONFIG_PATH: kubeconfigFile(`https://127.0.0.1:${(api.address() as { port: number }).port}`), LEADER_ELECTION: 'false' }, await freePort(), await freePort());
+  const gateway = startGateway(
+    {
+      KUBECONFIG_PATH: kubeconfigFile(`https://127.0.0.1:${(api.address() as { port: number }).port}`),
+      LEADER_ELECTION: 'false',
+    },
+    await freePort(),
+    await freePort(),
+  );
   t.after(() => {
     gateway.child.kill('SIGKILL');
     for (const socket of silent) socket.destroy();
@@ -68,7 +88,7 @@ async function startQuietGateway(t: TestContext): Promise<Started> {
   return gateway;
 }
 
-test('a single connection\'s lines appear on their own, with no further line to push them out', async (t) => {
+test("a single connection's lines appear on their own, with no further line to push them out", async (t) => {
   const gateway = await startQuietGateway(t);
   const [client] = await holdConnections(gateway, 1);
   await until('the held line', () => lines(gateway.stdout()).some((l) => l.event === 'connection_held'));
@@ -82,16 +102,21 @@ test('when /metrics counts a connection, its line is already on stdout: the log 
   t.after(() => client?.destroy());
   // The answer's bytes came after the line's on the gateway's side; both are read in the same poll of this loop.
   await new Promise((resolve) => setImmediate(resolve));
-  assert.ok(lines(gateway.stdout()).some((l) => l.event === 'connection_held'), `no connection_held line when /metrics counted it:\n${gateway.stdout()}`);
+  assert.ok(
+    lines(gateway.stdout()).some((l) => l.event === 'connection_held'),
+    `no connection_held line when /metrics counted it:\n${gateway.stdout()}`,
+  );
 });
 
-test('SIGTERM right after connections closed: each one\'s line and the shutdown lines are written before the process ends', async () => {
+test("SIGTERM right after connections closed: each one's line and the shutdown lines are written before the process ends", async () => {
   const count = 40;
   const gateway = startGateway({ SHUTDOWN_GRACE_PERIOD: '200ms' }, await freePort(), await freePort());
   await until('proxy listening', () => gateway.stdout().includes('proxy listening'));
   const sockets = await holdConnections(gateway, count);
   for (const socket of sockets) socket.destroy();
-  await until('no held connection', async () => (await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text()).includes('bka_connections_held 0'));
+  await until('no held connection', async () =>
+    (await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text()).includes('bka_connections_held 0'),
+  );
   const exited = once(gateway.child, 'exit');
   gateway.child.kill('SIGTERM');
   const [code] = (await exited) as [number];
@@ -116,7 +141,14 @@ test('a fatal start error exits 1 with its line written; an invalid value exits 
   } finally {
     busy.close();
   }
-  const invalid = spawnSync(process.execPath, [entry, '--target-port', '99999'], { env: { PATH: process.env['PATH'] ?? '' }, encoding: 'utf8', timeout: 20_000 });
+  const invalid = spawnSync(process.execPath, [entry, '--target-port', '99999'], {
+    env: { PATH: process.env['PATH'] ?? '' },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   assert.equal(invalid.status, 2);
-  assert.match(invalid.stderr, /^buildkitd-autoscaler: [^\n]*"99999"[^\n]*--target-port \/ BUILDKITD_TARGET_PORT[^\n]*\n$/);
+  assert.match(
+    invalid.stderr,
+    /^buildkitd-autoscaler: [^\n]*"99999"[^\n]*--target-port \/ BUILDKITD_TARGET_PORT[^\n]*\n$/,
+  );
 });

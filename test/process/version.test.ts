@@ -12,7 +12,11 @@ const entry = join(root, 'dist', 'main.js');
 const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
 function run(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [entry, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, encoding: 'utf8', timeout: 20_000 });
+  const result = spawnSync(process.execPath, [entry, ...args], {
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -27,10 +31,18 @@ test('--version prints the package version and the revision built from, and exit
   const { code, stdout, stderr } = run(['--version'], { SCALE_DOWN_IDLE_TIMEOUT: 'not-a-duration' });
   assert.equal(code, 0, stderr);
   assert.equal(stderr, '');
-  assert.match(stdout, new RegExp(`^buildkitd-autoscaler ${version.replaceAll('.', '\\.')} \\(revision ([0-9a-f]{12}|unknown)\\)\\n$`));
+  assert.match(
+    stdout,
+    new RegExp(`^buildkitd-autoscaler ${version.replaceAll('.', '\\.')} \\(revision ([0-9a-f]{12}|unknown)\\)\\n$`),
+  );
   const head = spawnSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8' });
   // A bundle built in this checkout names one of its commits (the build may predate the newest commit).
-  if (head.status === 0) assert.equal(spawnSync('git', ['cat-file', '-e', `${builtRevision()}^{commit}`], { cwd: root }).status, 0, 'the revision is a commit of this repository');
+  if (head.status === 0)
+    assert.equal(
+      spawnSync('git', ['cat-file', '-e', `${builtRevision()}^{commit}`], { cwd: root }).status,
+      0,
+      'the revision is a commit of this repository',
+    );
 });
 
 test('--help mentions the wake subcommand; wake --help states each default once and each env var', () => {
@@ -42,7 +54,8 @@ test('--help mentions the wake subcommand; wake --help states each default once 
   assert.equal(wake.code, 0);
   assert.equal(wake.stdout.match(/5m0s/g)?.length, 1, wake.stdout);
   assert.doesNotMatch(wake.stdout, /300000/);
-  for (const env of ['WAKE_URL', 'WAKE_REPLICAS', 'WAKE_FOR', 'WAKE_WAIT', 'WAKE_TIMEOUT']) assert.ok(wake.stdout.replace(/\s+/g, ' ').includes(env), `${env} in wake --help`);
+  for (const env of ['WAKE_URL', 'WAKE_REPLICAS', 'WAKE_FOR', 'WAKE_WAIT', 'WAKE_TIMEOUT'])
+    assert.ok(wake.stdout.replace(/\s+/g, ' ').includes(env), `${env} in wake --help`);
 });
 
 test('the first log line and bka_build_info name the version and revision', async (t) => {
@@ -64,11 +77,22 @@ test('the first log line and bka_build_info name the version and revision', asyn
   const end = Date.now() + 15_000;
   while (!metrics.includes('bka_build_info')) {
     assert.ok(Date.now() < end, `no bka_build_info on /metrics; logs:\n${logs}`);
-    metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text(), () => '');
+    metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then(
+      (r) => r.text(),
+      () => '',
+    );
     if (!metrics) await new Promise((r) => setTimeout(r, 100));
   }
-  assert.match(metrics, new RegExp(`^bka_build_info\\{version="${version.replaceAll('.', '\\.')}",revision="${revision}"\\} 1$`, 'm'));
-  const first = JSON.parse(logs.split('\n')[0] ?? '') as { event?: string; version?: string; revision?: string; msg?: string };
+  assert.match(
+    metrics,
+    new RegExp(`^bka_build_info\\{version="${version.replaceAll('.', '\\.')}",revision="${revision}"\\} 1$`, 'm'),
+  );
+  const first = JSON.parse(logs.split('\n')[0] ?? '') as {
+    event?: string;
+    version?: string;
+    revision?: string;
+    msg?: string;
+  };
   assert.deepEqual([first.event, first.version, first.revision], ['starting', version, revision]);
   assert.equal(first.msg, `buildkitd-autoscaler ${version} (revision ${revision}) starting`);
 });

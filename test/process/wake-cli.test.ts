@@ -11,7 +11,10 @@ const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
 
 async function run(args: string[], env: Record<string, string> = {}) {
   // Gateway settings in the environment must not matter to the client.
-  const child = spawn(process.execPath, [entry, 'wake', ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [entry, 'wake', ...args], {
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -58,11 +61,17 @@ test('bad wake input exits 2 with one line naming the problem, before any reques
 });
 
 test('the gateway refusing the request exits 1 with its reason and code in one line', async (t) => {
-  const ops = await opsServer(t, () => ({ status: 503, json: { error: 'scale up to 1 failed: forbidden', code: 'BKA_SCALE_FORBIDDEN' } }));
+  const ops = await opsServer(t, () => ({
+    status: 503,
+    json: { error: 'scale up to 1 failed: forbidden', code: 'BKA_SCALE_FORBIDDEN' },
+  }));
   const { code, stderr } = await run(['--url', ops.url, '--for', '10m']);
   assert.equal(code, 1);
   assert.deepEqual(ops.seen, ['POST /wake?for=10m0s']);
-  assert.equal(stderr, `buildkitd-autoscaler wake: POST ${ops.url}/wake?for=10m0s answered 503: scale up to 1 failed: forbidden (BKA_SCALE_FORBIDDEN)\n`);
+  assert.equal(
+    stderr,
+    `buildkitd-autoscaler wake: POST ${ops.url}/wake?for=10m0s answered 503: scale up to 1 failed: forbidden (BKA_SCALE_FORBIDDEN)\n`,
+  );
 });
 
 test('--wait exits 0 once the builders accept connections, and 1 with one line at the timeout', async (t) => {
@@ -74,24 +83,44 @@ test('--wait exits 0 once the builders accept connections, and 1 with one line a
   );
   const ready = await run(['--url', `${ops.url}/`, '--replicas', '2', '--for', '10m', '--wait']);
   assert.equal(ready.code, 0, ready.stderr);
-  assert.match(ready.stdout, /^wake requested: at least 2 builders for 10m0s, until 2026-01-05T08:10:00.000Z\n2 builders accept connections after /);
+  assert.match(
+    ready.stdout,
+    /^wake requested: at least 2 builders for 10m0s, until 2026-01-05T08:10:00.000Z\n2 builders accept connections after /,
+  );
   assert.equal(ops.seen[0], 'POST /wake?replicas=2&for=10m0s');
 
   const never = await opsServer(t, (method) =>
-    method === 'POST' ? { status: 202, json: { replicas: 1, for: '2m0s', until: '2026-01-05T08:02:00.000Z' } } : { status: 200, json: { wake: null, readyBuilders: 0, failure: null } },
+    method === 'POST'
+      ? { status: 202, json: { replicas: 1, for: '2m0s', until: '2026-01-05T08:02:00.000Z' } }
+      : { status: 200, json: { wake: null, readyBuilders: 0, failure: null } },
   );
   const timedOut = await run(['--url', never.url, '--wait', '--timeout', '2s']);
   assert.equal(timedOut.code, 1);
-  assert.equal(timedOut.stderr, 'buildkitd-autoscaler wake: no builder ready within 2s: 0 of 1 builders accept connections\n');
+  assert.equal(
+    timedOut.stderr,
+    'buildkitd-autoscaler wake: no builder ready within 2s: 0 of 1 builders accept connections\n',
+  );
 });
 
 test('each wake flag has an environment variable that wins over the flag; a bad one exits 2 naming flag, env var and value', async (t) => {
   const ops = await opsServer(t, (method) =>
-    method === 'POST' ? { status: 202, json: { replicas: 2, for: '15m0s', until: '2026-01-05T08:15:00.000Z' } } : { status: 200, json: { wake: null, readyBuilders: 2, failure: null } },
+    method === 'POST'
+      ? { status: 202, json: { replicas: 2, for: '15m0s', until: '2026-01-05T08:15:00.000Z' } }
+      : { status: 200, json: { wake: null, readyBuilders: 2, failure: null } },
   );
-  const fromEnv = await run(['--url', 'http://127.0.0.1:9', '--for', '1m'], { WAKE_URL: ops.url, WAKE_REPLICAS: '2', WAKE_FOR: '15m', WAKE_WAIT: 'true', WAKE_TIMEOUT: '30s' });
+  const fromEnv = await run(['--url', 'http://127.0.0.1:9', '--for', '1m'], {
+    WAKE_URL: ops.url,
+    WAKE_REPLICAS: '2',
+    WAKE_FOR: '15m',
+    WAKE_WAIT: 'true',
+    WAKE_TIMEOUT: '30s',
+  });
   assert.equal(fromEnv.code, 0, fromEnv.stderr);
-  assert.deepEqual(ops.seen, ['POST /wake?replicas=2&for=15m0s', 'GET /wake'], 'URL, replicas and for from the environment; --wait from WAKE_WAIT polls');
+  assert.deepEqual(
+    ops.seen,
+    ['POST /wake?replicas=2&for=15m0s', 'GET /wake'],
+    'URL, replicas and for from the environment; --wait from WAKE_WAIT polls',
+  );
   const cases: Array<[Record<string, string>, string]> = [
     [{ WAKE_URL: 'gateway:9090' }, 'invalid value "gateway:9090" for --url / WAKE_URL (from env): not an http(s) URL'],
     [{ WAKE_REPLICAS: 'two' }, 'invalid value "two" for --replicas / WAKE_REPLICAS (from env)'],

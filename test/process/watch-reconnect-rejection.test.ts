@@ -20,8 +20,29 @@ const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
 /** A self-signed serving certificate for 127.0.0.1; it is also the kubeconfig's certificate-authority. */
 function servingCertificate(dir: string): { certFile: string; keyFile: string } {
   const [certFile, keyFile] = [join(dir, 'ca.crt'), join(dir, 'serving.key')];
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    { stdio: 'ignore' },
+  );
   return { certFile, keyFile };
 }
 
@@ -29,24 +50,39 @@ function servingCertificate(dir: string): { certFile: string; keyFile: string } 
 async function watchEndpoint(tls: { certFile: string; keyFile: string }) {
   const openWatches = new Set<ServerResponse>();
   let watchesStarted = 0;
-  const server = createServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, (request, response) => {
-    const url = new URL(request.url ?? '/', 'http://localhost');
-    if (request.method === 'GET' && url.searchParams.get('watch') === 'true') {
-      watchesStarted += 1;
-      openWatches.add(response);
-      response.on('close', () => openWatches.delete(response));
-      response.writeHead(200, { 'content-type': 'application/json' });
-      response.flushHeaders();
-      return;
-    }
-    const statefulSets = url.pathname.endsWith('/statefulsets');
-    const items = statefulSets ? [{ metadata: { name: 'buildkitd', namespace: 'ns', uid: 'u1', resourceVersion: '10' }, spec: { replicas: 0 }, status: {} }] : [];
-    if (request.method === 'GET' && (statefulSets || url.pathname.endsWith('/endpointslices'))) {
-      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ metadata: { resourceVersion: '10' }, items }));
-      return;
-    }
-    response.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","code":404,"message":"not here"}');
-  });
+  const server = createServer(
+    { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
+    (request, response) => {
+      const url = new URL(request.url ?? '/', 'http://localhost');
+      if (request.method === 'GET' && url.searchParams.get('watch') === 'true') {
+        watchesStarted += 1;
+        openWatches.add(response);
+        response.on('close', () => openWatches.delete(response));
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.flushHeaders();
+        return;
+      }
+      const statefulSets = url.pathname.endsWith('/statefulsets');
+      const items = statefulSets
+        ? [
+            {
+              metadata: { name: 'buildkitd', namespace: 'ns', uid: 'u1', resourceVersion: '10' },
+              spec: { replicas: 0 },
+              status: {},
+            },
+          ]
+        : [];
+      if (request.method === 'GET' && (statefulSets || url.pathname.endsWith('/endpointslices'))) {
+        response
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ metadata: { resourceVersion: '10' }, items }));
+        return;
+      }
+      response
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end('{"kind":"Status","code":404,"message":"not here"}');
+    },
+  );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return {
@@ -63,7 +99,12 @@ async function watchEndpoint(tls: { certFile: string; keyFile: string }) {
   };
 }
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, exited: () => string | undefined, timeoutMs = 30_000) {
+async function until(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  exited: () => string | undefined,
+  timeoutMs = 30_000,
+) {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const gone = exited();
@@ -106,7 +147,10 @@ current-context: x
   let logs = '';
   child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
-  const exited = () => (child.exitCode !== null || child.signalCode !== null ? `exit ${child.exitCode ?? child.signalCode}; log tail:\n${logs.trim().split('\n').slice(-3).join('\n')}` : undefined);
+  const exited = () =>
+    child.exitCode !== null || child.signalCode !== null
+      ? `exit ${child.exitCode ?? child.signalCode}; log tail:\n${logs.trim().split('\n').slice(-3).join('\n')}`
+      : undefined;
   const base = `http://127.0.0.1:${metricsPort}`;
   const errorsCounted = async (code: string) => {
     const text = await (await fetch(`${base}/metrics`)).text();
@@ -126,21 +170,36 @@ current-context: x
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as { code?: string; error?: string; level?: string })
-        .find((line) => line.level !== 'fatal' && typeof line.code === 'string' && line.code.startsWith('BKA_') && line.error?.includes('ENOENT'));
+        .find(
+          (line) =>
+            line.level !== 'fatal' &&
+            typeof line.code === 'string' &&
+            line.code.startsWith('BKA_') &&
+            line.error?.includes('ENOENT'),
+        );
     await until('a log line with a code naming the failed reconnect', () => failureLine() !== undefined, exited);
     const code = failureLine()?.code ?? '';
     assert.equal(code, 'BKA_WATCH_FAILED', 'caught where the client drops it, as a failed watch');
     assert.ok((await errorsCounted(code)) >= 1, `bka_errors_total{code="${code}"} counts it`);
     assert.equal((await fetch(`${base}/healthz`)).status, 200, 'the process still answers /healthz');
-    const readyz = (await (await fetch(`${base}/readyz`)).json()) as { checks: { name: string; ok: boolean; reason?: string }[] };
+    const readyz = (await (await fetch(`${base}/readyz`)).json()) as {
+      checks: { name: string; ok: boolean; reason?: string }[];
+    };
     // A watch failing after its first sync is named in /readyz's body and in bka_watch_up, without taking
     // the pod out of the Service (every replica would see the same API outage; issue #9).
-    assert.ok(readyz.checks.some((c) => c.reason?.startsWith('BKA_WATCH_FAILED')), `/readyz says the watch is down: ${JSON.stringify(readyz)}`);
+    assert.ok(
+      readyz.checks.some((c) => c.reason?.startsWith('BKA_WATCH_FAILED')),
+      `/readyz says the watch is down: ${JSON.stringify(readyz)}`,
+    );
     const metrics = await (await fetch(`${base}/metrics`)).text();
     assert.match(metrics, /bka_watch_up\{resource="statefulset\/buildkitd"\} 0/);
 
     renameSync(`${caFile}.away`, caFile);
-    await until('the watches reconnect once the file is back', () => api.watchesStarted() >= watchesBefore + 2 && api.openWatches() === 2, exited);
+    await until(
+      'the watches reconnect once the file is back',
+      () => api.watchesStarted() >= watchesBefore + 2 && api.openWatches() === 2,
+      exited,
+    );
     await until('/readyz 200 again', async () => (await fetch(`${base}/readyz`)).status === 200, exited);
   } finally {
     child.kill('SIGKILL');

@@ -15,15 +15,25 @@ export interface ApiServerProxy {
   stop(): void;
 }
 
-export async function startApiServerProxy(cluster: Cluster, namespace: string, serviceAccount: string): Promise<ApiServerProxy> {
+export async function startApiServerProxy(
+  cluster: Cluster,
+  namespace: string,
+  serviceAccount: string,
+): Promise<ApiServerProxy> {
   const port = await freePort();
-  const kubeconfig = await cluster.serviceAccountKubeconfig(namespace, serviceAccount, { file: `${cluster.stateDir}/sa-kubeconfigs/${namespace}_${serviceAccount}_proxied.yaml` });
+  const kubeconfig = await cluster.serviceAccountKubeconfig(namespace, serviceAccount, {
+    file: `${cluster.stateDir}/sa-kubeconfigs/${namespace}_${serviceAccount}_proxied.yaml`,
+  });
   const text = readFileSync(kubeconfig, 'utf8');
   const server = /server:\s*https:\/\/([^:\s]+):(\d+)/.exec(text);
   if (!server) throw new Error(`no server in ${kubeconfig}`);
   writeFileSync(kubeconfig, text.replace(server[0], `server: https://127.0.0.1:${port}`), { mode: 0o600 });
   // Its own process group: a signal to the group reaches the children forked per connection too.
-  const socat: ChildProcess = spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `TCP:${server[1]}:${server[2]}`], { detached: true, stdio: 'ignore' });
+  const socat: ChildProcess = spawn(
+    'socat',
+    [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `TCP:${server[1]}:${server[2]}`],
+    { detached: true, stdio: 'ignore' },
+  );
   const signal = (name: NodeJS.Signals) => {
     if (socat.pid !== undefined && socat.exitCode === null && socat.signalCode === null) process.kill(-socat.pid, name);
   };

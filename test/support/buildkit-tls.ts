@@ -21,18 +21,39 @@ export interface BuildkitTls {
 }
 
 /** Certificates for the buildkitd StatefulSet `statefulSet` (headless Service `service`) in `namespace`. */
-export async function makeBuildkitTls(dir: string, namespace: string, statefulSet = 'buildkitd', service = `${statefulSet}-headless`): Promise<BuildkitTls> {
+export async function makeBuildkitTls(
+  dir: string,
+  namespace: string,
+  statefulSet = 'buildkitd',
+  service = `${statefulSet}-headless`,
+): Promise<BuildkitTls> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const ca = { caCert: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key') };
   await makeCa(ca, 'bka-test-buildkit-ca');
   // Pod IPs are unknown before the pods exist: the certificate names the pods and the name clients ask for.
   const sans = [
-    BUILDKITD_TLS_SERVER_NAME, `${statefulSet}-0`, `*.${service}`, `*.${service}.${namespace}.svc`, `*.${service}.${namespace}.svc.cluster.local`,
-  ].map((name) => `DNS:${name}`).join(',');
-  await leaf(dir, 'server', `/CN=${BUILDKITD_TLS_SERVER_NAME}`,
-    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans}\n`, ca);
-  await leaf(dir, 'client', '/CN=bka-test-client',
-    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n', ca);
+    BUILDKITD_TLS_SERVER_NAME,
+    `${statefulSet}-0`,
+    `*.${service}`,
+    `*.${service}.${namespace}.svc`,
+    `*.${service}.${namespace}.svc.cluster.local`,
+  ]
+    .map((name) => `DNS:${name}`)
+    .join(',');
+  await leaf(
+    dir,
+    'server',
+    `/CN=${BUILDKITD_TLS_SERVER_NAME}`,
+    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans}\n`,
+    ca,
+  );
+  await leaf(
+    dir,
+    'client',
+    '/CN=bka-test-client',
+    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+    ca,
+  );
   const files = {
     caCert: ca.caCert,
     serverCert: join(dir, 'server.crt'),
@@ -57,18 +78,42 @@ data:
 
 /** buildkitd's flags for the files of the Secret mounted at BUILDKITD_TLS_DIR. */
 export const buildkitdTlsArgs = [
-  '--tlscacert', `${BUILDKITD_TLS_DIR}/ca.pem`, '--tlscert', `${BUILDKITD_TLS_DIR}/cert.pem`, '--tlskey', `${BUILDKITD_TLS_DIR}/key.pem`,
+  '--tlscacert',
+  `${BUILDKITD_TLS_DIR}/ca.pem`,
+  '--tlscert',
+  `${BUILDKITD_TLS_DIR}/cert.pem`,
+  '--tlskey',
+  `${BUILDKITD_TLS_DIR}/key.pem`,
 ];
 
 /** buildctl's (and the buildx remote driver's) client flags. */
 export function buildctlTlsArgs(tls: BuildkitTls): string[] {
-  return ['--tlscacert', tls.caCert, '--tlscert', tls.clientCert, '--tlskey', tls.clientKey, '--tlsservername', BUILDKITD_TLS_SERVER_NAME];
+  return [
+    '--tlscacert',
+    tls.caCert,
+    '--tlscert',
+    tls.clientCert,
+    '--tlskey',
+    tls.clientKey,
+    '--tlsservername',
+    BUILDKITD_TLS_SERVER_NAME,
+  ];
 }
 
 /** A TLS handshake (through the gateway) with the CA but no client certificate: the server's certificate, then how it ended. */
-export function handshakeWithoutClientCert(host: string, port: number, caCert: string): Promise<{ peerFingerprint: string | undefined; error: string | undefined }> {
+export function handshakeWithoutClientCert(
+  host: string,
+  port: number,
+  caCert: string,
+): Promise<{ peerFingerprint: string | undefined; error: string | undefined }> {
   return new Promise((resolve) => {
-    const socket = tlsConnect({ host, port, servername: BUILDKITD_TLS_SERVER_NAME, ca: readFileSync(caCert), ALPNProtocols: ['h2'] });
+    const socket = tlsConnect({
+      host,
+      port,
+      servername: BUILDKITD_TLS_SERVER_NAME,
+      ca: readFileSync(caCert),
+      ALPNProtocols: ['h2'],
+    });
     let peerFingerprint: string | undefined;
     let error: string | undefined;
     socket.on('secureConnect', () => {

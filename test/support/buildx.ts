@@ -22,6 +22,14 @@ export function buildx(args: string[], env: NodeJS.ProcessEnv): Promise<BuildxRe
 }
 
 /** `buildx build` of the Dockerfile in `context` with builder `builder`, exported to the directory `dest`. */
-export function buildxBuild(builder: string, context: string, dest: string, env: NodeJS.ProcessEnv): Promise<BuildxResult> {
-  return buildx(['build', '--builder', builder, '--progress', 'plain', '--output', `type=local,dest=${dest}`, context], env);
+export function buildxBuild(
+  builder: string,
+  context: string,
+  dest: string,
+  env: NodeJS.ProcessEnv,
+): Promise<BuildxResult> {
+  return buildx(
+    ['build', '--builder', builder, '--progress', 'plain', '--output', `type=local,dest=${dest}`, context],
+    env,
+  );
 }

@@ -21,7 +21,16 @@ export class FakeBackendSource implements BackendSource {
   }
 
   /** Sets the ready pods and, unless given separately, the pods that exist (the same ones). */
-  set(backends: Backend[], existing: PodState[] = backends.map((b) => ({ key: b.key, podName: b.podName, ordinal: b.ordinal, ready: true, terminating: false }))): void {
+  set(
+    backends: Backend[],
+    existing: PodState[] = backends.map((b) => ({
+      key: b.key,
+      podName: b.podName,
+      ordinal: b.ordinal,
+      ready: true,
+      terminating: false,
+    })),
+  ): void {
     this.backends = backends;
     this.existingPods = existing;
     for (const listener of this.listeners) listener();

@@ -105,7 +105,10 @@ export class FakeLeaseStore implements LeaseStore {
   }
 
   private store(lease: V1Lease): V1Lease {
-    const stored = structuredClone({ ...lease, metadata: { ...lease.metadata, resourceVersion: String(++this.counter.version) } });
+    const stored = structuredClone({
+      ...lease,
+      metadata: { ...lease.metadata, resourceVersion: String(++this.counter.version) },
+    });
     this.leases.set(stored.metadata.name ?? '', stored);
     this.writes += 1;
     return structuredClone(stored);

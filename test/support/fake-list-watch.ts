@@ -62,7 +62,12 @@ export class FakeListWatchApi<T extends KubernetesObject> {
   /** Answers the informer's list call. */
   readonly list = (): Promise<KubernetesListObject<T>> => {
     this.lists += 1;
-    return Promise.resolve({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.lists) }, items: this.items });
+    return Promise.resolve({
+      apiVersion: 'v1',
+      kind: 'List',
+      metadata: { resourceVersion: String(this.lists) },
+      items: this.items,
+    });
   };
 
   /** The run the informer is using now. */

@@ -40,12 +40,18 @@ interface RawPanel {
 
 /** Every panel that shows data (rows are only containers), with its queries. */
 export function dashboardPanels(dashboard: unknown): DashboardPanel[] {
-  const flatten = (panels: RawPanel[]): RawPanel[] => panels.flatMap((p) => (p.type === 'row' ? flatten(p.panels ?? []) : [p]));
+  const flatten = (panels: RawPanel[]): RawPanel[] =>
+    panels.flatMap((p) => (p.type === 'row' ? flatten(p.panels ?? []) : [p]));
   return flatten((dashboard as { panels?: RawPanel[] }).panels ?? []).map((p) => ({
     title: p.title ?? '',
     unit: p.fieldConfig?.defaults?.unit,
     datasourceUid: p.datasource?.uid,
-    targets: (p.targets ?? []).map((t) => ({ refId: t.refId ?? '', expr: t.expr ?? '', legendFormat: t.legendFormat, datasourceUid: t.datasource?.uid })),
+    targets: (p.targets ?? []).map((t) => ({
+      refId: t.refId ?? '',
+      expr: t.expr ?? '',
+      legendFormat: t.legendFormat,
+      datasourceUid: t.datasource?.uid,
+    })),
   }));
 }
 

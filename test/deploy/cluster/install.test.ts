@@ -53,7 +53,13 @@ async function kustomizeInto(ns: string): Promise<string> {
   return mustKubectl(['kustomize', overlay]);
 }
 
-async function canI(ns: string, serviceAccount: string, verb: string, resource: string, subresource?: string): Promise<boolean> {
+async function canI(
+  ns: string,
+  serviceAccount: string,
+  verb: string,
+  resource: string,
+  subresource?: string,
+): Promise<boolean> {
   const args = ['auth', 'can-i', verb, resource, '-n', ns, '--as', `system:serviceaccount:${ns}:${serviceAccount}`];
   if (subresource) args.push('--subresource', subresource);
   const result = await cluster.kubectl(args);
@@ -126,14 +132,28 @@ describe('deploy/kubernetes on a real API server', () => {
       ['patch', 'pods', 'status'],
       ['patch', 'leases.coordination.k8s.io'], // the gateway replaces Leases with optimistic concurrency
     ];
-    for (const [verb, resource, sub] of allowed) assert.equal(await canI(ns, sa, verb, resource, sub), true, `${verb} ${resource} ${sub ?? ''}`);
-    for (const [verb, resource, sub] of denied) assert.equal(await canI(ns, sa, verb, resource, sub), false, `${verb} ${resource} ${sub ?? ''}`);
+    for (const [verb, resource, sub] of allowed)
+      assert.equal(await canI(ns, sa, verb, resource, sub), true, `${verb} ${resource} ${sub ?? ''}`);
+    for (const [verb, resource, sub] of denied)
+      assert.equal(await canI(ns, sa, verb, resource, sub), false, `${verb} ${resource} ${sub ?? ''}`);
   });
 
   it('creates buildkitd asleep, with a headless Service the EndpointSlice controller serves', async () => {
-    assert.equal(await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec.replicas}']), '0');
+    assert.equal(
+      await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec.replicas}']),
+      '0',
+    );
     await waitFor('the EndpointSlice of buildkitd-headless', async () => {
-      const out = await mustKubectl(['-n', ns, 'get', 'endpointslices', '-l', 'kubernetes.io/service-name=buildkitd-headless', '-o', 'name']);
+      const out = await mustKubectl([
+        '-n',
+        ns,
+        'get',
+        'endpointslices',
+        '-l',
+        'kubernetes.io/service-name=buildkitd-headless',
+        '-o',
+        'name',
+      ]);
       return out.trim() || undefined;
     });
   });
@@ -142,21 +162,51 @@ describe('deploy/kubernetes on a real API server', () => {
     const pods = await waitFor(
       'both gateway pods to be Ready',
       async () => {
-        const out = await mustKubectl(['-n', ns, 'get', 'pods', '-l', 'app.kubernetes.io/name=buildkitd-autoscaler', '-o', 'json']);
+        const out = await mustKubectl([
+          '-n',
+          ns,
+          'get',
+          'pods',
+          '-l',
+          'app.kubernetes.io/name=buildkitd-autoscaler',
+          '-o',
+          'json',
+        ]);
         const items = (JSON.parse(out) as { items: V1Pod[] }).items;
-        const ready = items.filter((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        const ready = items.filter(
+          (p) =>
+            !p.metadata?.deletionTimestamp &&
+            p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+        );
         return ready.length === 2 ? ready : undefined;
       },
       180_000,
     );
     const byName = new Map(pods.map((p) => [p.metadata?.name ?? '', p.metadata?.uid ?? '']));
     const leader = await waitFor('a leader in the Lease buildkitd-autoscaler', async () => {
-      const result = await cluster.kubectl(['-n', ns, 'get', 'lease', 'buildkitd-autoscaler', '-o', 'jsonpath={.spec.holderIdentity}']);
+      const result = await cluster.kubectl([
+        '-n',
+        ns,
+        'get',
+        'lease',
+        'buildkitd-autoscaler',
+        '-o',
+        'jsonpath={.spec.holderIdentity}',
+      ]);
       return result.code === 0 && result.stdout.trim() ? result.stdout.trim() : undefined;
     });
     assert.ok(byName.has(leader), `the leader ${leader} is one of the gateway pods ${[...byName.keys()].join(', ')}`);
     const reports = await waitFor('a report Lease from each gateway pod', async () => {
-      const out = await mustKubectl(['-n', ns, 'get', 'leases', '-l', 'buildkitd-autoscaler/group=buildkitd-autoscaler,buildkitd-autoscaler/role=activity', '-o', 'json']);
+      const out = await mustKubectl([
+        '-n',
+        ns,
+        'get',
+        'leases',
+        '-l',
+        'buildkitd-autoscaler/group=buildkitd-autoscaler,buildkitd-autoscaler/role=activity',
+        '-o',
+        'json',
+      ]);
       const items = (JSON.parse(out) as { items: V1Lease[] }).items;
       return items.length === 2 ? items : undefined;
     });
@@ -178,12 +228,15 @@ describe('helm chart on a real API server', () => {
     const farm = await namespace('deploy-farm');
     for (const [dotted, valueCase] of Object.entries(CASES)) {
       // Values naming another namespace get one that exists.
-      const set = dotted === 'buildkitd.namespace' || dotted === 'metrics.grafanaDashboard.namespace' ? farm : valueCase.set;
+      const set =
+        dotted === 'buildkitd.namespace' || dotted === 'metrics.grafanaDashboard.namespace' ? farm : valueCase.set;
       const file = path.join(workDir, `dry-run-${dotted}.json`);
       await writeFile(file, JSON.stringify(withValue(valueCase.context, dotted, set)));
       const rendered = await helmTemplateRaw(file, { namespace: ns });
       assert.equal(rendered.code, 0, rendered.stderr);
-      const result = await cluster.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], { input: rendered.stdout });
+      const result = await cluster.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], {
+        input: rendered.stdout,
+      });
       assert.equal(result.code, 0, `${dotted}: the API server refused the rendering: ${result.stderr}`);
     }
   });
@@ -191,18 +244,48 @@ describe('helm chart on a real API server', () => {
   it('helm upgrade keeps the replica count the gateway set on the live StatefulSet', async () => {
     const ns = await namespace('deploy-helm');
     // Images the process kubelet does not run: this is about the API objects, not the pods.
-    const base = ['--namespace', ns, '--set', 'image.repository=example/not-run', '--set', 'buildkitd.image.repository=example/not-run'];
+    const base = [
+      '--namespace',
+      ns,
+      '--set',
+      'image.repository=example/not-run',
+      '--set',
+      'buildkitd.image.repository=example/not-run',
+    ];
     const kubeconfig = ['--kubeconfig', cluster.kubeconfigPath];
     const install = await runTool(await helm(), ['install', 'bka', CHART_DIR, ...base, ...kubeconfig]);
     assert.equal(install.code, 0, install.stderr);
-    assert.equal(await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec.replicas}']), '0');
+    assert.equal(
+      await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec.replicas}']),
+      '0',
+    );
 
     // What the gateway does on a wake-up: a write through the scale subresource.
-    await mustKubectl(['-n', ns, 'patch', 'statefulset', 'buildkitd', '--subresource=scale', '--type=merge', '-p', '{"spec":{"replicas":2}}']);
+    await mustKubectl([
+      '-n',
+      ns,
+      'patch',
+      'statefulset',
+      'buildkitd',
+      '--subresource=scale',
+      '--type=merge',
+      '-p',
+      '{"spec":{"replicas":2}}',
+    ]);
 
-    const upgrade = await runTool(await helm(), ['upgrade', 'bka', CHART_DIR, ...base, '--set', 'buildkitd.terminationGracePeriodSeconds=61', ...kubeconfig]);
+    const upgrade = await runTool(await helm(), [
+      'upgrade',
+      'bka',
+      CHART_DIR,
+      ...base,
+      '--set',
+      'buildkitd.terminationGracePeriodSeconds=61',
+      ...kubeconfig,
+    ]);
     assert.equal(upgrade.code, 0, upgrade.stderr);
-    const spec = JSON.parse(await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec}'])) as {
+    const spec = JSON.parse(
+      await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec}']),
+    ) as {
       replicas: number;
       template: { spec: { terminationGracePeriodSeconds: number } };
     };

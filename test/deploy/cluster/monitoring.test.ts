@@ -32,7 +32,9 @@ async function dryRun(manifests: string) {
 }
 
 function kinds(manifests: string): string[] {
-  return parseManifests(manifests).map((d) => d.kind).sort();
+  return parseManifests(manifests)
+    .map((d) => d.kind)
+    .sort();
 }
 
 describe('monitoring objects on the prometheus-operator CRDs', () => {
@@ -44,7 +46,11 @@ describe('monitoring objects on the prometheus-operator CRDs', () => {
   });
 
   for (const [name, values] of Object.entries({
-    'serviceMonitor, prometheusRule and grafanaDashboard': { serviceMonitor: { enabled: true, labels: { release: 'kps' } }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } },
+    'serviceMonitor, prometheusRule and grafanaDashboard': {
+      serviceMonitor: { enabled: true, labels: { release: 'kps' } },
+      prometheusRule: { enabled: true },
+      grafanaDashboard: { enabled: true },
+    },
     podMonitor: { podMonitor: { enabled: true } },
   })) {
     it(`accepts the chart's ${name}`, async () => {
@@ -52,11 +58,17 @@ describe('monitoring objects on the prometheus-operator CRDs', () => {
       await writeFile(file, JSON.stringify({ metrics: values }));
       const rendered = await helmTemplateRaw(file, { namespace: ns });
       assert.equal(rendered.code, 0, rendered.stderr);
-      const monitoring = parseManifests(rendered.stdout).filter((d) => d.apiVersion === 'monitoring.coreos.com/v1' || d.kind === 'ConfigMap');
+      const monitoring = parseManifests(rendered.stdout).filter(
+        (d) => d.apiVersion === 'monitoring.coreos.com/v1' || d.kind === 'ConfigMap',
+      );
       assert.ok(monitoring.length > 0);
       const result = await dryRun(rendered.stdout);
       assert.equal(result.code, 0, `the API server refused the rendering: ${result.stderr}`);
-      for (const d of monitoring) assert.match(result.stdout, new RegExp(`^${d.kind.toLowerCase()}[^/ ]*/${d.metadata.name} created \\(server dry run\\)$`, 'im'));
+      for (const d of monitoring)
+        assert.match(
+          result.stdout,
+          new RegExp(`^${d.kind.toLowerCase()}[^/ ]*/${d.metadata.name} created \\(server dry run\\)$`, 'im'),
+        );
     });
   }
 
@@ -71,7 +83,10 @@ describe('monitoring objects on the prometheus-operator CRDs', () => {
     const built = await cluster.kubectl(['kustomize', overlay]);
     assert.equal(built.code, 0, built.stderr);
     const objects = parseManifests(built.stdout).filter((d) => d.kind !== 'Namespace');
-    assert.deepEqual(kinds(built.stdout).filter((k) => ['ConfigMap', 'PodMonitor', 'PrometheusRule', 'ServiceMonitor'].includes(k)), ['ConfigMap', 'PodMonitor', 'PrometheusRule', 'ServiceMonitor']);
+    assert.deepEqual(
+      kinds(built.stdout).filter((k) => ['ConfigMap', 'PodMonitor', 'PrometheusRule', 'ServiceMonitor'].includes(k)),
+      ['ConfigMap', 'PodMonitor', 'PrometheusRule', 'ServiceMonitor'],
+    );
     const result = await dryRun(objects.map((o) => JSON.stringify(o)).join('\n---\n'));
     assert.equal(result.code, 0, `the API server refused the components: ${result.stderr}`);
   });
