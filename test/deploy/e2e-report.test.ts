@@ -9,7 +9,7 @@ import { parseDiagnostics } from '../../scripts/ci-report.ts';
 import { scalingActionsFromLog, type NamespaceSnapshot } from '../e2e/namespace-snapshot.ts';
 import { linePlotSvg, svgToPng } from '../e2e/plot.ts';
 import { ARTIFACTS, type ReportSuite, type RunReport, writeReport } from '../e2e/report.ts';
-import type { Settings } from '../e2e/scenarios.ts';
+import type { Settings } from '../e2e/scenarios/context.ts';
 
 const SEED_MAP = [
   'REPORT.md',

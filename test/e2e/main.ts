@@ -9,12 +9,11 @@ import { parseArgs } from 'node:util';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
 import { builtBinary, CHART_DIR, helm, runTool } from '../deploy/tools.ts';
 import { BACKENDS, makeBackend } from './backends.ts';
-import { CLIENT_SCENARIOS } from './client-scenarios.ts';
 import { checkMonitoring } from './monitoring-report.ts';
 import { snapshotNamespace } from './namespace-snapshot.ts';
 import { type Prometheus, startPrometheus } from './prometheus.ts';
 import { type ReportSuite, SUITE_TITLE, type SuiteName, writeReport } from './report.ts';
-import { type Context, REAL_SCENARIOS, SCENARIOS, type Settings, STATEFULSET } from './scenarios.ts';
+import { type Context, REAL_SCENARIOS, SCENARIOS, type Settings, STATEFULSET } from './scenarios/index.ts';
 import { Timeline } from './timeline.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
@@ -252,7 +251,7 @@ async function main(): Promise<number> {
         },
       };
 
-      const scenarios = suiteName === 'real' ? [...REAL_SCENARIOS, ...CLIENT_SCENARIOS] : SCENARIOS;
+      const scenarios = suiteName === 'real' ? REAL_SCENARIOS : SCENARIOS;
       for (const scenario of scenarios) {
         if (scenario.name !== 'install' && suite.outcomes[0]?.result !== 'pass') {
           suite.outcomes.push({

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
 import { type MonitoringReport, renderMonitoring } from './monitoring-report.ts';
 import type { NamespaceSnapshot, ScalingAction } from './namespace-snapshot.ts';
-import type { Settings } from './scenarios.ts';
+import type { Settings } from './scenarios/context.ts';
 import type { TimelineEntry } from './timeline.ts';
 
 export type SuiteName = 'mock' | 'real';

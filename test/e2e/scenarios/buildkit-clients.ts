@@ -7,17 +7,17 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { run } from '../cluster/common.ts';
+import { run } from '../../cluster/common.ts';
 import {
   BUILDKITD_TLS_SERVER_NAME,
   buildctlTlsArgs,
   handshakeWithoutClientCert,
   makeBuildkitTls,
-} from '../support/buildkit-tls.ts';
-import { buildx, buildxBuild } from '../support/buildx.ts';
-import { type Scenario, access, kubectlOk, seconds, waitForZero } from './scenarios.ts';
+} from '../../support/buildkit-tls.ts';
+import { buildx, buildxBuild } from '../../support/buildx.ts';
+import { type Scenario, access, kubectlOk, seconds, waitForZero } from './context.ts';
 
-const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
 /** The shipped patch that turns the example StatefulSet to mTLS (its kustomization applies the same file). */
 const MTLS_PATCH = path.join(REPO_ROOT, 'deploy/kubernetes/buildkitd-mtls/statefulset-tls.yaml');
 
@@ -31,7 +31,7 @@ async function buildContext(prefix: string): Promise<{ dir: string; marker: stri
   return { dir, marker };
 }
 
-const buildxRemoteDriver: Scenario = {
+export const buildxRemoteDriver: Scenario = {
   name: 'buildx-remote-driver',
   promise:
     '`docker buildx` with the remote driver (`buildx create --driver remote tcp://<gateway>`) builds through the gateway from 0 replicas and again while warm; the output is the file that was built',
@@ -85,7 +85,7 @@ const buildxRemoteDriver: Scenario = {
   },
 };
 
-const mtlsBuild: Scenario = {
+export const mtlsBuild: Scenario = {
   name: 'mtls-build',
   promise:
     'buildkitd with mutual TLS (deploy/kubernetes/buildkitd-mtls, certificates from a Secret): buildctl with a client certificate builds through the gateway from 0; a client without one is refused by buildkitd itself (TLS passes through the gateway untouched)',
@@ -169,6 +169,3 @@ const mtlsBuild: Scenario = {
     }
   },
 };
-
-/** Appended to the real suite (they change the builder: mTLS stays on until the namespace goes). */
-export const CLIENT_SCENARIOS: Scenario[] = [buildxRemoteDriver, mtlsBuild];
