@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { waitFor } from '../test/integration/harness.ts';
+import { waitFor } from '../test/support/wait.ts';
 
 const began = performance.now();
 /** Progress on stderr, with the seconds since the start so the time each workload takes shows. */

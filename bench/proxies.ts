@@ -3,7 +3,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { transformSync } from 'esbuild';
 import { join } from 'node:path';
-import { freePort, repoRoot } from '../test/integration/harness.ts';
+import { repoRoot } from '../test/integration/harness.ts';
+import { freePort } from '../test/support/net.ts';
 import { start, waitListening, type Running } from './child.ts';
 import { fdLimit } from './proc.ts';
 

@@ -233,32 +233,6 @@ export function pidAlive(pid: number | undefined): boolean {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls a local condition (file, pid, health endpoint of our own process) until true or deadline. */
-export async function waitFor(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<boolean> | boolean,
-  intervalMs = 200,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(intervalMs);
-  }
-  throw new Error(
-    `timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`,
-  );
-}
-
 /** Inode of each network namespace file, to find processes living in them. */
 export function netnsInode(p: string): number | undefined {
   try {

@@ -32,12 +32,11 @@ import {
   readInfo,
   run,
   runOk,
-  sleep,
-  waitFor,
   which,
   type ClusterInfo,
   type ClusterPaths,
 } from './common.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import { kubeconfigYaml, makePki, pkiFiles } from './pki.ts';
 import { resolvConf } from './services.ts';
 
@@ -344,11 +343,15 @@ export async function upInner(
     '--log-level=warn',
     '--quota-backend-bytes=2147483648',
   ]);
-  await waitFor('etcd /health', 30_000, async () => {
-    if (!pidAlive(pids.etcd)) throw new Error('etcd exited, see etcd.log');
-    const r = await fetch('http://127.0.0.1:2379/health');
-    return r.ok && ((await r.json()) as { health?: string }).health === 'true';
-  });
+  await waitFor(
+    'etcd /health',
+    async () => {
+      if (!pidAlive(pids.etcd)) throw new Error('etcd exited, see etcd.log');
+      const r = await fetch('http://127.0.0.1:2379/health');
+      return r.ok && ((await r.json()) as { health?: string }).health === 'true';
+    },
+    30_000,
+  );
 
   log('starting kube-apiserver');
   pids['kube-apiserver'] = startDaemon(p, 'kube-apiserver', bin('kube-apiserver'), [
@@ -378,11 +381,11 @@ export async function upInner(
   ]);
   await waitFor(
     'kube-apiserver /readyz',
-    90_000,
     async () => {
       if (!pidAlive(pids['kube-apiserver'])) throw new Error('kube-apiserver exited, see kube-apiserver.log');
       return (await apiGet(p, '/readyz')).status === 200;
     },
+    90_000,
     300,
   );
 
@@ -412,7 +415,6 @@ export async function upInner(
 
   await waitFor(
     `nodes ${nodes.join(', ')} Ready and ServiceAccount default/default`,
-    90_000,
     async () => {
       for (const [k, pid] of Object.entries(pids))
         if (!pidAlive(pid)) throw new Error(`${k} exited, see ${path.join(p.logDir, `${k}.log`)}`);
@@ -426,6 +428,7 @@ export async function upInner(
       }
       return (await apiGet(p, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200;
     },
+    90_000,
     300,
   );
 
@@ -575,11 +578,11 @@ export async function startComponent(name: string | undefined, comp: Component, 
     const argv = [...pre, kubectl, '--kubeconfig', p.kubeconfig, '--request-timeout=3s', 'get', '--raw=/readyz'];
     await waitFor(
       `${comp} to serve again (kube-apiserver /readyz)`,
-      timeoutMs,
       async () => {
         if (!pidAlive(pid)) throw new Error(`${comp} exited, see ${path.join(p.logDir, `${comp}.log`)}`);
         return (await run(argv[0] ?? kubectl, argv.slice(1))).code === 0;
       },
+      timeoutMs,
       250,
     );
     // kube-controller-manager's informers back off for up to 30 s per resource after losing the API server,

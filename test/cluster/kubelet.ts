@@ -42,9 +42,9 @@ import {
   pidsInNetns,
   run,
   runOk,
-  sleep,
   type ClusterPaths,
 } from './common.ts';
+import { sleep } from '../support/wait.ts';
 import { KUBELET_PORT, ProcessNode } from './node.ts';
 import { Scheduler } from './scheduler.ts';
 import { Services, resolvConf } from './services.ts';

@@ -1,48 +1,9 @@
-// What the E2E does as a user would: open TCP connections through the gateway and check the bytes that
-// come back, and scrape the gateway's HTTP endpoints.
+// What the E2E does as a user would besides echoing (test/support/echo-client.ts): scrape the gateway's HTTP
+// endpoints and open connections as a gRPC client does.
 import { request } from 'node:http';
 import net from 'node:net';
+import { type RoundTrip } from '../support/echo-client.ts';
 import type { Endpoint } from './backends.ts';
-
-export interface RoundTrip {
-  ok: boolean;
-  /** Milliseconds from connect() to the whole echo being back (or to the failure). */
-  elapsedMs: number;
-  received: number;
-  /** How it ended when it did not succeed: closed by the gateway, reset, or our own timeout. */
-  failure?: 'closed' | 'reset' | 'timeout' | 'mismatch' | 'error';
-  detail?: string;
-}
-
-/** Sends one unique line and waits for the same bytes back (the mock buildkitd echoes). */
-export function echoRoundTrip(endpoint: Endpoint, payload: string, timeoutMs: number): Promise<RoundTrip> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const expected = Buffer.from(payload);
-    let received = Buffer.alloc(0);
-    let done = false;
-    const socket = net.connect(endpoint.port, endpoint.host);
-    const finish = (result: Omit<RoundTrip, 'elapsedMs' | 'received'>) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ ...result, elapsedMs: performance.now() - started, received: received.length });
-    };
-    const timer = setTimeout(() => finish({ ok: false, failure: 'timeout' }), timeoutMs);
-    socket.on('connect', () => socket.write(expected));
-    socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      if (received.length < expected.length) return;
-      if (received.subarray(0, expected.length).equals(expected)) finish({ ok: true });
-      else finish({ ok: false, failure: 'mismatch', detail: received.toString('utf8', 0, 200) });
-    });
-    socket.on('end', () => finish({ ok: false, failure: 'closed' }));
-    socket.on('error', (error: NodeJS.ErrnoException) =>
-      finish({ ok: false, failure: error.code === 'ECONNRESET' ? 'reset' : 'error', detail: error.message }),
-    );
-  });
-}
 
 export function httpGet(endpoint: Endpoint, path: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 // A client that opens a new connection at a fixed interval and checks each one, as CI jobs arriving
 // during a gateway rollout would: every connection must be served, none refused or cut.
 import type { Endpoint } from './backends.ts';
-import type { RoundTrip } from './clients.ts';
+import type { RoundTrip } from '../support/echo-client.ts';
 
 export interface ProbeResult extends RoundTrip {
   /** When the connection was opened, in the caller's time base. */

@@ -3,7 +3,9 @@
 // while they are down; it happens after recovery.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { echoExchange, openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { echoExchange, openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 test('kube-apiserver killed and restarted during a transfer and while idle', async (t) => {
   const env = await setup(t);

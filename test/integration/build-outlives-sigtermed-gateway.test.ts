@@ -3,7 +3,9 @@
 // (/readyz 503), keeps the builder marked busy, and exits a few seconds after the build's connection closes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const busyLabel = 'buildkitd-autoscaler/busy';
 

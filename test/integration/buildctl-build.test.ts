@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { buildctl, setup, waitFor } from './harness.ts';
+import { buildctl, setup } from './harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 test('buildctl build through the gateway against a real buildkitd woken from zero', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'real', terminationGraceSeconds: 10 } });

@@ -14,7 +14,8 @@ import {
   makeBuildkitTls,
 } from '../support/buildkit-tls.ts';
 import { buildx, buildxBuild } from '../support/buildx.ts';
-import { buildctl, setup, waitFor } from './harness.ts';
+import { buildctl, setup } from './harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 test('buildctl with mTLS builds through the gateway from zero, buildx with the same certificate too; a client without one is refused by buildkitd', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'real', terminationGraceSeconds: 10, tlsSecret: 'buildkitd-tls' } });

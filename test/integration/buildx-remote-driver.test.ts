@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildx, buildxBuild } from '../support/buildx.ts';
-import { setup, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 test('buildx (remote driver) builds through the gateway from zero, then warm', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'real', terminationGraceSeconds: 10 } });

@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadYaml, type V1StatefulSet } from '@kubernetes/client-node';
-import { openEcho, repoRoot, setup, sleep, waitFor } from './harness.ts';
+import { repoRoot, setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const busyLabel = 'buildkitd-autoscaler/busy';
 const graceSeconds = 120;

@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadYaml, type V1Pod, type V1PodDisruptionBudget } from '@kubernetes/client-node';
-import { openEcho, repoRoot, setup, sleep, waitFor, type Env } from './harness.ts';
+import { repoRoot, setup, type Env } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import { allReporting, leaderAmong, startReplica } from './gateway-replicas.ts';
 
 const busyLabel = 'buildkitd-autoscaler/busy';

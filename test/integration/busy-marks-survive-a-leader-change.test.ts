@@ -3,7 +3,9 @@
 // nobody leads and after the new leader takes over, and that new leader removes them when the build ends.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import { allReporting, leaderAmong, leaseDurationMs, startReplica } from './gateway-replicas.ts';
 
 const busyLabel = 'buildkitd-autoscaler/busy';

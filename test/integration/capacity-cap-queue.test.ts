@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { allReporting, startReplica } from './gateway-replicas.ts';
-import { openEcho, setup, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 test('cap 2, max 1, three long clients: the third waits, is served once one of the first two closes, nothing is cut', async (t) => {
   const env = await setup(t);

@@ -6,7 +6,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import { CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
-import { echoExchange, openEcho, setup, sleep, waitFor, type Env } from './harness.ts';
+import { setup, type Env } from './harness.ts';
+import { echoExchange, openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import {
   allReporting,
   idleTimeoutMs,

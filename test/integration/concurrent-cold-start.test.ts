@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { echoExchange, setup } from './harness.ts';
+import { setup } from './harness.ts';
+import { echoExchange } from '../support/echo-client.ts';
 
 test('50 clients connecting at once while at zero are all held and all served; one scale-up', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'mock', startDelayMs: 1500 } });

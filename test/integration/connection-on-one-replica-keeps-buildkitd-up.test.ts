@@ -2,7 +2,9 @@
 // other two are idle far past the idle timeout; once it closes, the leader (and only the leader) scales down.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import {
   allReporting,
   idleTimeoutMs,

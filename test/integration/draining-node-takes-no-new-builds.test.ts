@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
 import { ErrorCode } from '../../src/errors.ts';
-import { openEcho, setup, waitFor, type Env, type Gateway } from './harness.ts';
+import { setup, type Env, type Gateway } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** The pod of the `count`th routed connection, once its line is logged. */
 const routedPod = async (gateway: Gateway, count: number) =>

@@ -3,7 +3,9 @@
 // scale buildkitd down under that connection (it used to, one idle timeout after it started).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import {
   allReporting,
   idleTimeoutMs,

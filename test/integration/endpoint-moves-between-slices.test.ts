@@ -7,7 +7,9 @@ import { test } from 'node:test';
 import { DiscoveryV1Api, type V1Endpoint, type V1EndpointSlice } from '@kubernetes/client-node';
 import { absenceGraceMs } from '../../src/backends/endpoints.ts';
 import { ErrorCode } from '../../src/errors.ts';
-import { openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const service = 'buildkitd-headless';
 const controllerSlices = 'endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io';

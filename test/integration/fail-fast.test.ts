@@ -2,7 +2,9 @@
 // fail at once with a stable code (not at the 5-minute deadline), and /readyz says why.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { echoExchange, setup, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { echoExchange } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 async function expectFastFailure(
   gateway: Awaited<ReturnType<Awaited<ReturnType<typeof setup>>['startGateway']>>,

@@ -3,7 +3,9 @@
 // build's connection still echoes, and once it closes everything converges to 0.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import {
   allReporting,
   idleTimeoutMs,

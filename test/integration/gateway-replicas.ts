@@ -1,6 +1,6 @@
 // Helpers for tests that run several gateway processes (replicas) on one StatefulSet.
 import type { Env, Gateway } from './harness.ts';
-import { waitFor } from './harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** Short leader-election timings (client-go's rule holds: 4s > 1.2 x 1s) so takeovers fit in a test. */
 export const replicaSettings = {

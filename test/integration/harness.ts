@@ -4,47 +4,23 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { AppsV1Api, CoreV1Api, dumpYaml, loadAllYaml, Watch, type V1StatefulSet } from '@kubernetes/client-node';
 import { ipArgv, run } from '../cluster/common.ts';
 import { ensureCluster, type Cluster } from '../cluster/index.ts';
 import { BUILDKITD_TLS_DIR, buildkitdTlsArgs } from '../support/buildkit-tls.ts';
+import { spawnGateway } from '../support/gateway-process.ts';
 import { freePort } from '../support/net.ts';
-
-export { freePort };
+import { waitFor } from '../support/wait.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
-const gatewayEntry = join(repoRoot, 'dist', 'main.js');
 export const artifactsRoot = join(repoRoot, '.artifacts', 'integration');
 
 let clusterPromise: Promise<Cluster> | undefined;
 export function cluster(): Promise<Cluster> {
   clusterPromise ??= ensureCluster({ requireNetns: true });
   return clusterPromise;
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 60_000,
-  intervalMs = 100,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`, { cause: lastError });
-    await sleep(intervalMs);
-  }
 }
 
 export interface BuildkitdSpec {
@@ -322,25 +298,21 @@ export async function setup(
       const [proxyPort, metricsPort] = [await freePort(), await freePort()];
       // Each process is its own replica, as each gateway pod is (POD_NAME from the downward API).
       const identity = `gateway-${gateways.length}`;
-      const child = spawn(process.execPath, [gatewayEntry], {
-        env: {
-          PATH: process.env['PATH'] ?? '',
-          KUBECONFIG_PATH: saKubeconfig,
-          BUILDKITD_STATEFULSET_NAMESPACE: namespace,
-          PROXY_LISTEN_ADDR: `${options.listenOnAll ? '0.0.0.0' : '127.0.0.1'}:${proxyPort}`,
-          METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
-          SCALE_DOWN_IDLE_TIMEOUT: '3s',
-          READY_WAIT_TIMEOUT: '60s',
-          SHUTDOWN_GRACE_PERIOD: '10s',
-          LOG_LEVEL: 'debug',
-          POD_NAME: identity,
-          ...extraEnv,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      const child = spawnGateway([], {
+        KUBECONFIG_PATH: saKubeconfig,
+        BUILDKITD_STATEFULSET_NAMESPACE: namespace,
+        PROXY_LISTEN_ADDR: `${options.listenOnAll ? '0.0.0.0' : '127.0.0.1'}:${proxyPort}`,
+        METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
+        SCALE_DOWN_IDLE_TIMEOUT: '3s',
+        READY_WAIT_TIMEOUT: '60s',
+        SHUTDOWN_GRACE_PERIOD: '10s',
+        LOG_LEVEL: 'debug',
+        POD_NAME: identity,
+        ...extraEnv,
       });
       let output = '';
-      child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
       // 'close', not 'exit': the last lines written at exit are read by then.
       const exited = once(child, 'close').then(([code]) => code as number | null);
       const base = `http://127.0.0.1:${metricsPort}`;
@@ -406,78 +378,6 @@ export async function setup(
     },
   };
   return env;
-}
-
-/** A client address from Env.clientAddresses; the gateway must listen on all addresses (listenOnAll). */
-export type ClientAddress = string;
-
-/** Connecting to its own address makes the kernel use it as the source: the gateway sees that client address. */
-function clientTarget(from: ClientAddress | undefined): { host: string; localAddress?: string } {
-  return from === undefined ? { host: '127.0.0.1' } : { host: from, localAddress: from };
-}
-
-/**
- * Sends `payload`, waits until as many bytes came back, then closes and collects the rest. It does not
- * half-close first: the mock buildkitd (socat EXEC:cat) drops the reply when cat has not answered within
- * socat's 0.5 s half-close timeout, which happens on a loaded 2-core machine with 50 forks at once.
- */
-export function echoExchange(
-  port: number,
-  payload: Buffer | string,
-  from?: ClientAddress,
-): Promise<{ reply: Buffer; error: Error | undefined; ms: number }> {
-  const started = Date.now();
-  const expected = Buffer.byteLength(payload);
-  return new Promise((resolvePromise) => {
-    const socket: Socket = connect({ port, ...clientTarget(from), allowHalfOpen: true });
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let error: Error | undefined;
-    socket.on('data', (d: Buffer) => {
-      chunks.push(d);
-      received += d.length;
-      if (received >= expected) socket.end();
-    });
-    socket.on('error', (e) => (error = e));
-    socket.on('end', () => socket.end());
-    socket.on('close', () => resolvePromise({ reply: Buffer.concat(chunks), error, ms: Date.now() - started }));
-    socket.write(payload);
-  });
-}
-
-/** An open connection that echoes: write, read back exactly that many bytes. */
-export async function openEcho(
-  port: number,
-  from?: ClientAddress,
-): Promise<{ socket: Socket; roundTrip(data: Buffer): Promise<Buffer>; closed: Promise<Error | undefined> }> {
-  // Not half-open: when the gateway closes its side, this socket closes too, as a client library's would.
-  const socket = connect({ port, ...clientTarget(from) });
-  let error: Error | undefined;
-  socket.on('error', (e) => (error = e));
-  const closed = once(socket, 'close').then(() => error);
-  await once(socket, 'connect');
-  let buffered = Buffer.alloc(0);
-  const waiters: Array<() => void> = [];
-  socket.on('data', (d: Buffer) => {
-    buffered = Buffer.concat([buffered, d]);
-    waiters.splice(0).forEach((w) => w());
-  });
-  socket.on('close', () => waiters.splice(0).forEach((w) => w()));
-  return {
-    socket,
-    closed,
-    async roundTrip(data) {
-      socket.write(data);
-      while (buffered.length < data.length) {
-        if (socket.destroyed || socket.readableEnded)
-          throw new Error(`connection closed after ${buffered.length} of ${data.length} bytes`);
-        await new Promise<void>((r) => waiters.push(r));
-      }
-      const out = buffered.subarray(0, data.length);
-      buffered = buffered.subarray(data.length);
-      return out;
-    },
-  };
 }
 
 /** Runs the real buildctl (on PATH inside the cluster netns) and resolves with its exit code and output. */

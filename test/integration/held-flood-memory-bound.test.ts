@@ -7,7 +7,8 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadAllYaml, type V1Deployment } from '@kubernetes/client-node';
-import { repoRoot, setup, waitFor } from './harness.ts';
+import { repoRoot, setup } from './harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 const CLIENTS = 1000; // the shipped --max-pending
 const PAYLOAD = Buffer.alloc(256 * 1024, 0x62);

@@ -4,7 +4,9 @@
 // scale-down that the second process's silence could have caused.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import {
   idleTimeoutMs,
   leaderAmong,

@@ -3,7 +3,9 @@
 // as the gateway's log says; the log also says which rounds really raced, and at least one must have.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { echoExchange, setup, sleep, waitFor, type Gateway } from './harness.ts';
+import { setup, type Gateway } from './harness.ts';
+import { echoExchange } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 type LogEvent = Record<string, unknown>;
 

@@ -2,7 +2,9 @@
 // recheck timer used to fire after 1 ms, again and again, with a TimeoutOverflowWarning.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { echoExchange, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { echoExchange } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 test('--idle-timeout 720h keeps buildkitd after the last close without a timer firing at once', async (t) => {
   const env = await setup(t);

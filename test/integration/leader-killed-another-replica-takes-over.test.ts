@@ -3,7 +3,9 @@
 // are held and served, never refused.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { echoExchange, openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { echoExchange, openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import {
   allReporting,
   eventsOf,

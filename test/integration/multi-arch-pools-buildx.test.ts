@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildx } from '../support/buildx.ts';
-import { setup, waitFor, type Gateway } from './harness.ts';
+import { setup, type Gateway } from './harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 const archs = ['amd64', 'arm64'] as const;
 type Arch = (typeof archs)[number];

@@ -2,7 +2,8 @@
 // documented error code in the log and the metric naming the cause.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { echoExchange, setup } from './harness.ts';
+import { setup } from './harness.ts';
+import { echoExchange } from '../support/echo-client.ts';
 
 test('held clients are closed at the ready-wait deadline with BKA_READY_TIMEOUT', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'never-ready' } });

@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadYaml, dumpYaml } from '@kubernetes/client-node';
-import { openEcho, repoRoot, setup, waitFor, type Env, type Gateway } from './harness.ts';
+import { repoRoot, setup, type Env, type Gateway } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 const routedPod = async (gateway: Gateway, count: number) =>
   String(

@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startApiServerProxy } from '../support/api-server-proxy.ts';
-import { openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import { allReporting, leaseDurationMs, startReplica } from './gateway-replicas.ts';
 
 test('a replica alone cut off from the API server steps back; its spliced connection keeps flowing; ready again once its writes succeed', async (t) => {

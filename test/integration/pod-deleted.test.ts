@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { ErrorCode } from '../../src/errors.ts';
 import { ConnectionOutcome } from '../../src/events.ts';
-import { echoExchange, openEcho, setup, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { echoExchange, openEcho } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * Takes the pod's network away, as a node that dies or a partition does: the process kubelet joins each

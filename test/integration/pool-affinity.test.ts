@@ -2,7 +2,9 @@
 // builder every time, and many addresses spread over the builders with none above the load bound.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { echoExchange, openEcho, setup, waitFor, type Gateway } from './harness.ts';
+import { setup, type Gateway } from './harness.ts';
+import { echoExchange, openEcho } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** The pods of the routed connections, once `count` routing lines are logged. */
 const routedPods = async (gateway: Gateway, count: number) =>

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chooseBackends } from '../../src/backends/balancer.ts';
-import { buildctl, type Gateway, setup, waitFor } from './harness.ts';
+import { buildctl, type Gateway, setup } from './harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** The address's first choice among two idle builders, as every gateway replica computes it. */
 function firstChoice(address: string): string {

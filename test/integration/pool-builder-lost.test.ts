@@ -7,7 +7,9 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { ErrorCode } from '../../src/errors.ts';
 import { ConnectionOutcome } from '../../src/events.ts';
-import { openEcho, setup, waitFor, type Gateway } from './harness.ts';
+import { setup, type Gateway } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** The pod of the `count`th routed connection, once its line is logged. */
 const routedPod = async (gateway: Gateway, count: number) =>

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { echoExchange, openEcho, setup, sleep, waitFor, type Gateway } from './harness.ts';
+import { setup, type Gateway } from './harness.ts';
+import { echoExchange, openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const idleMs = 3000;
 

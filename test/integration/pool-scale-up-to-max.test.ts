@@ -3,7 +3,9 @@
 // asked for more than its maximum.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openEcho, setup, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 test('six clients at zero with max 3 and 2 per replica: three Ready builders with two connections each, none refused, never above 3', async (t) => {
   const env = await setup(t, { buildkitd: { kind: 'mock', startDelayMs: 1000 } });

@@ -6,7 +6,9 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { echoExchange, repoRoot, setup, sleep, waitFor } from './harness.ts';
+import { repoRoot, setup } from './harness.ts';
+import { echoExchange } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import {
   allReporting,
   leaderAmong,

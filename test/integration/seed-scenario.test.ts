@@ -2,7 +2,9 @@
 // replicas return to 0 after the idle timeout.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { echoExchange, setup, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { echoExchange } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 test('scale from zero on connect, echo, and back to zero after the idle timeout', async (t) => {
   const env = await setup(t);

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { echoExchange, openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { echoExchange, openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 test('SIGTERM: not ready, still serving new clients for the shutdown delay, then refusing them; the open transfer finishes; exit 0', async (t) => {
   const env = await setup(t);

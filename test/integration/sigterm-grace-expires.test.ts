@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { openEcho, setup, waitFor, type Gateway } from './harness.ts';
+import { setup, type Gateway } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 const shutdownEnv = { SHUTDOWN_GRACE_PERIOD: '1s', SHUTDOWN_DELAY: '0s' };
 

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Watch, type V1Lease } from '@kubernetes/client-node';
 import { startHeldBackProxy } from '../support/held-back-proxy.ts';
-import { openEcho, setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import {
   eventsOf,
   idleTimeoutMs,

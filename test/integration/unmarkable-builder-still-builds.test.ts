@@ -2,7 +2,8 @@
 // the gateway says so with a stable code and a metric, and builds flow exactly as before.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openEcho, setup } from './harness.ts';
+import { setup } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
 
 test('without RBAC to patch pods a build still flows, and the gateway logs BKA_MARK_FAILED and counts it', async (t) => {
   const env = await setup(t, { rbac: { withoutPodPatch: true } });

@@ -7,7 +7,9 @@ import { describe, it, type TestContext } from 'node:test';
 import { ErrorCode } from '../../src/errors.ts';
 import { ConnectionOutcome } from '../../src/events.ts';
 import { run, runOk } from '../cluster/common.ts';
-import { openEcho, setup, waitFor, type Gateway } from './harness.ts';
+import { setup, type Gateway } from './harness.ts';
+import { openEcho } from '../support/echo-client.ts';
+import { waitFor } from '../support/wait.ts';
 
 // Keepalive's 40 s and a generous margin for a loaded machine.
 const untilKeepaliveGivesUp = 120_000;

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { buildctl, setup, waitFor } from './harness.ts';
+import { buildctl, setup } from './harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** What `nc -z` does: connect, send nothing, close (FIN). */
 async function bareConnect(port: number): Promise<void> {

@@ -3,7 +3,8 @@
 // the idle timeout. The old replica drains properly, so its report Lease is gone before the new one starts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setup, sleep, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import {
   allReporting,
   idleTimeoutMs,

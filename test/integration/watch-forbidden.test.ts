@@ -2,7 +2,8 @@
 // gateway must back off between restarts instead of relisting every half second, and say so in /metrics.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setup, waitFor } from './harness.ts';
+import { setup } from './harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 test('list allowed, watch forbidden: restarts back off, bka_watch_up stays 0, BKA_WATCH_FORBIDDEN', async (t) => {
   const env = await setup(t, { rbac: { withoutWatch: true } });

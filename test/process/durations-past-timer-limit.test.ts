@@ -1,31 +1,24 @@
 // Runs the real entry point with durations longer than a Node timer holds (2^31-1 ms, ~24.8 days).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { spawnGateway } from '../support/gateway-process.ts';
 import { kubeconfigFile } from '../support/kubeconfig.ts';
 import { freePort } from '../support/net.ts';
-
-const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+import { sleep, waitFor } from '../support/wait.ts';
 
 /** A gateway whose API server refuses connections: every client is held, never served. */
 async function gateway(t: TestContext, env: Record<string, string>) {
   const [proxyPort, metricsPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [entry], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      KUBECONFIG_PATH: kubeconfigFile(),
-      PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
-      METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
-      SHUTDOWN_DELAY: '0s',
-      // Leases are not what this proves; without them the proxy listens at once.
-      LEADER_ELECTION: 'false',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawnGateway([], {
+    KUBECONFIG_PATH: kubeconfigFile(),
+    PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
+    METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
+    SHUTDOWN_DELAY: '0s',
+    // Leases are not what this proves; without them the proxy listens at once.
+    LEADER_ELECTION: 'false',
+    ...env,
   });
   const output = { logs: '', stderr: '' };
   child.stdout.on('data', (d: Buffer) => (output.logs += d.toString()));
@@ -37,20 +30,8 @@ async function gateway(t: TestContext, env: Record<string, string>) {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
   };
-  await until(() => /"event":"listening","what":"proxy"/.test(output.logs));
+  await waitFor('proxy listening', () => /"event":"listening","what":"proxy"/.test(output.logs), 15_000, 50);
   return { child, proxyPort, metric, output };
-}
-
-async function until(probe: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (
-    !(await Promise.resolve()
-      .then(probe)
-      .catch(() => false))
-  ) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(50);
-  }
 }
 
 function client(port: number): { socket: Socket; closed: Promise<void> } {
@@ -82,14 +63,14 @@ test('--shutdown-grace 720h: SIGTERM never cuts an open connection; the gateway 
   const gw = await gateway(t, { SHUTDOWN_GRACE_PERIOD: '720h' });
   const held = client(gw.proxyPort);
   held.socket.write('hello');
-  await until(async () => (await gw.metric('bka_connections_held')) === 1);
+  await waitFor('bka_connections_held 1', async () => (await gw.metric('bka_connections_held')) === 1, 15_000, 50);
   let exited = false;
   const exit = once(gw.child, 'exit').then(([code]) => {
     exited = true;
     return code as number | null;
   });
   gw.child.kill('SIGTERM');
-  await until(() => exited || gw.output.logs.includes('"listener_closed"'));
+  await waitFor('exit or listener_closed', () => exited || gw.output.logs.includes('"listener_closed"'), 15_000, 50);
   await sleep(1000);
   assert.equal(exited, false, `the gateway waits for its open connection; logs:\n${gw.output.logs}`);
   assert.equal(held.socket.destroyed, false, 'the connection was not cut');

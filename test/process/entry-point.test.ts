@@ -1,23 +1,12 @@
 // Runs the real entry point (dist/main.js, as users do) as a child process.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import { test } from 'node:test';
+import { runGateway as run, spawnGateway } from '../support/gateway-process.ts';
 import { kubeconfigFile } from '../support/kubeconfig.ts';
 import { freePort } from '../support/net.ts';
-
-const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
-
-function run(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [entry, ...args], {
-    env: { PATH: process.env['PATH'] ?? '', ...env },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+import { waitFor } from '../support/wait.ts';
 
 test('each kind of invalid input exits 2 with one line naming flag, env var and value', () => {
   const cases: [string[], Record<string, string>, string[]][] = [
@@ -82,15 +71,11 @@ test('the default shutdown grace is 1h: a SIGTERMed gateway keeps an open connec
     source: 'default',
   });
   const [proxyPort, metricsPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [entry], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      KUBECONFIG_PATH: kubeconfigFile(),
-      PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
-      METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
-      SHUTDOWN_DELAY: '0s',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawnGateway([], {
+    KUBECONFIG_PATH: kubeconfigFile(),
+    PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
+    METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
+    SHUTDOWN_DELAY: '0s',
   });
   // A failed assertion must not leave the gateway running: the test runner would wait on it forever.
   t.after(() => {
@@ -98,18 +83,19 @@ test('the default shutdown grace is 1h: a SIGTERMed gateway keeps an open connec
   });
   let logs = '';
   child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
-  await untilOk(async () => ((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).ok ? true : undefined));
-  await untilOk(() => Promise.resolve(logs.includes('proxy listening') ? true : undefined));
+  await waitFor('/healthz 200', async () => (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).ok, 15_000);
+  await waitFor('proxy listening', () => logs.includes('proxy listening'), 15_000);
   const held = connect({ port: proxyPort, host: '127.0.0.1' });
   held.on('error', () => undefined);
   held.write('hello');
-  await untilOk(async () =>
-    (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('bka_connections_held 1')
-      ? true
-      : undefined,
+  await waitFor(
+    'bka_connections_held 1',
+    async () =>
+      (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('bka_connections_held 1'),
+    15_000,
   );
   child.kill('SIGTERM');
-  await untilOk(() => Promise.resolve(logs.includes('listener_closed') ? true : undefined));
+  await waitFor('listener_closed', () => logs.includes('listener_closed'), 15_000);
   const started = logs.split('\n').find((line) => line.includes('"shutdown_started"'));
   assert.equal((JSON.parse(started ?? '{}') as { graceMs?: number }).graceMs, 3_600_000);
   // The grace is an hour: nothing closes the connection but its client.
@@ -123,29 +109,15 @@ test('the default shutdown grace is 1h: a SIGTERMed gateway keeps an open connec
   assert.ok(Date.now() - closedAt < 10_000, `exits soon after its last connection closed (${Date.now() - closedAt}ms)`);
 });
 
-async function untilOk<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grace period, exit 0', async (t) => {
   const [proxyPort, metricsPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [entry], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      KUBECONFIG_PATH: kubeconfigFile(),
-      PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
-      METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
-      SHUTDOWN_GRACE_PERIOD: '1500ms',
-      // The delay before the listener closes is proven against a real cluster (sigterm-drain); here it would only slow the test.
-      SHUTDOWN_DELAY: '0s',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawnGateway([], {
+    KUBECONFIG_PATH: kubeconfigFile(),
+    PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
+    METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
+    SHUTDOWN_GRACE_PERIOD: '1500ms',
+    // The delay before the listener closes is proven against a real cluster (sigterm-drain); here it would only slow the test.
+    SHUTDOWN_DELAY: '0s',
   });
   // A failed assertion must not leave the gateway running: the test runner would wait on it forever.
   t.after(() => {
@@ -153,36 +125,40 @@ test('SIGTERM: stops accepting, /readyz turns 503, held connections get the grac
   });
   let logs = '';
   child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
-  const readyz = await untilOk(async () => {
-    const response = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
-    const body = (await response.json()) as {
-      ready: boolean;
-      checks: { name: string; ok: boolean; reason?: string }[];
-    };
-    return body.checks.some((c) => c.reason?.startsWith('BKA_WATCH_FAILED'))
-      ? { status: response.status, body }
-      : undefined;
-  });
+  const readyz = await waitFor(
+    '/readyz naming BKA_WATCH_FAILED',
+    async () => {
+      const response = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+      const body = (await response.json()) as {
+        ready: boolean;
+        checks: { name: string; ok: boolean; reason?: string }[];
+      };
+      return body.checks.some((c) => c.reason?.startsWith('BKA_WATCH_FAILED'))
+        ? { status: response.status, body }
+        : undefined;
+    },
+    15_000,
+  );
   assert.equal(readyz.status, 503, 'not ready while the API server is unreachable');
   // /readyz answers before the proxy listens (start-up publishes the report first): on a loaded machine long before.
-  await untilOk(() => Promise.resolve(logs.includes('proxy listening') ? true : undefined));
+  await waitFor('proxy listening', () => logs.includes('proxy listening'), 15_000);
 
   const held = connect({ port: proxyPort, host: '127.0.0.1' });
   held.on('error', () => undefined);
   held.write('hello');
-  await untilOk(async () =>
-    (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('bka_connections_held 1')
-      ? true
-      : undefined,
+  await waitFor(
+    'bka_connections_held 1',
+    async () =>
+      (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('bka_connections_held 1'),
+    15_000,
   );
 
   const termAt = Date.now();
   child.kill('SIGTERM');
-  await untilOk(
+  await waitFor(
+    '/readyz 503 and shutdown_started',
     async () =>
-      (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 503 && logs.includes('shutdown_started')
-        ? true
-        : undefined,
+      (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 503 && logs.includes('shutdown_started'),
     3000,
   );
   const refused = await new Promise<boolean>((resolve) => {

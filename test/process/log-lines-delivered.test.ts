@@ -2,33 +2,28 @@
 // itself, and no line is lost when the process exits (SIGTERM, a fatal start error, an invalid value); the
 // guarantees any batching of the writes must keep.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { runGateway, spawnGateway, type GatewayChild } from '../support/gateway-process.ts';
 import { kubeconfigFile } from '../support/kubeconfig.ts';
 import { freePort } from '../support/net.ts';
-
-const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+import { waitFor } from '../support/wait.ts';
 
 interface Started {
-  child: ChildProcessWithoutNullStreams;
+  child: GatewayChild;
   stdout: () => string;
   proxyPort: number;
   metricsPort: number;
 }
 
 function startGateway(env: Record<string, string>, proxyPort: number, metricsPort: number): Started {
-  const child = spawn(process.execPath, [entry], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      KUBECONFIG_PATH: kubeconfigFile(),
-      PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
-      METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
-      SHUTDOWN_DELAY: '0s',
-      ...env,
-    },
+  const child = spawnGateway([], {
+    KUBECONFIG_PATH: kubeconfigFile(),
+    PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
+    METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
+    SHUTDOWN_DELAY: '0s',
+    ...env,
   });
   let stdout = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -41,14 +36,6 @@ const lines = (text: string) =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as { level: string; event?: string; id?: number; code?: string; closedByForce?: number });
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await Promise.resolve(condition()).catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function holdConnections(gateway: Started, count: number): Promise<Socket[]> {
   const sockets = Array.from({ length: count }, () => {
     const socket = connect({ port: gateway.proxyPort, host: '127.0.0.1' });
@@ -56,10 +43,14 @@ async function holdConnections(gateway: Started, count: number): Promise<Socket[
     socket.write('hello');
     return socket;
   });
-  await until(`${count} held connections`, async () =>
-    (await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text()).includes(
-      `bka_connections_held ${count}`,
-    ),
+  await waitFor(
+    `${count} held connections`,
+    async () =>
+      (await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text()).includes(
+        `bka_connections_held ${count}`,
+      ),
+    15_000,
+    50,
   );
   return sockets;
 }
@@ -84,16 +75,21 @@ async function startQuietGateway(t: TestContext): Promise<Started> {
     for (const socket of silent) socket.destroy();
     api.close();
   });
-  await until('proxy listening', () => gateway.stdout().includes('proxy listening'));
+  await waitFor('proxy listening', () => gateway.stdout().includes('proxy listening'), 15_000, 50);
   return gateway;
 }
 
 test("a single connection's lines appear on their own, with no further line to push them out", async (t) => {
   const gateway = await startQuietGateway(t);
   const [client] = await holdConnections(gateway, 1);
-  await until('the held line', () => lines(gateway.stdout()).some((l) => l.event === 'connection_held'));
+  await waitFor('the held line', () => lines(gateway.stdout()).some((l) => l.event === 'connection_held'), 15_000, 50);
   client?.destroy();
-  await until('the closing line', () => lines(gateway.stdout()).some((l) => l.event === 'connection_closed'));
+  await waitFor(
+    'the closing line',
+    () => lines(gateway.stdout()).some((l) => l.event === 'connection_closed'),
+    15_000,
+    50,
+  );
 });
 
 test('when /metrics counts a connection, its line is already on stdout: the log is never behind the counters', async (t) => {
@@ -111,11 +107,17 @@ test('when /metrics counts a connection, its line is already on stdout: the log 
 test("SIGTERM right after connections closed: each one's line and the shutdown lines are written before the process ends", async () => {
   const count = 40;
   const gateway = startGateway({ SHUTDOWN_GRACE_PERIOD: '200ms' }, await freePort(), await freePort());
-  await until('proxy listening', () => gateway.stdout().includes('proxy listening'));
+  await waitFor('proxy listening', () => gateway.stdout().includes('proxy listening'), 15_000, 50);
   const sockets = await holdConnections(gateway, count);
   for (const socket of sockets) socket.destroy();
-  await until('no held connection', async () =>
-    (await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text()).includes('bka_connections_held 0'),
+  await waitFor(
+    'no held connection',
+    async () =>
+      (await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text()).includes(
+        'bka_connections_held 0',
+      ),
+    15_000,
+    50,
   );
   const exited = once(gateway.child, 'exit');
   gateway.child.kill('SIGTERM');
@@ -141,12 +143,8 @@ test('a fatal start error exits 1 with its line written; an invalid value exits 
   } finally {
     busy.close();
   }
-  const invalid = spawnSync(process.execPath, [entry, '--target-port', '99999'], {
-    env: { PATH: process.env['PATH'] ?? '' },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  assert.equal(invalid.status, 2);
+  const invalid = runGateway(['--target-port', '99999']);
+  assert.equal(invalid.code, 2);
   assert.match(
     invalid.stderr,
     /^buildkitd-autoscaler: [^\n]*"99999"[^\n]*--target-port \/ BUILDKITD_TARGET_PORT[^\n]*\n$/,

@@ -1,24 +1,15 @@
 // Which build runs: `--version`, the first log line and bka_build_info, from the real entry point (dist/main.js).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { runGateway as run, spawnGateway } from '../support/gateway-process.ts';
 import { kubeconfigFile } from '../support/kubeconfig.ts';
 import { freePort } from '../support/net.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const entry = join(root, 'dist', 'main.js');
 const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
-
-function run(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [entry, ...args], {
-    env: { PATH: process.env['PATH'] ?? '', ...env },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
 
 /** The revision the bundle was built from: a git commit, or "unknown" where the build had no repository. */
 function builtRevision(): string {
@@ -60,14 +51,10 @@ test('--help mentions the wake subcommand; wake --help states each default once 
 
 test('the first log line and bka_build_info name the version and revision', async (t) => {
   const metricsPort = await freePort();
-  const child = spawn(process.execPath, [entry], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      KUBECONFIG_PATH: kubeconfigFile(),
-      PROXY_LISTEN_ADDR: `127.0.0.1:${await freePort()}`,
-      METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawnGateway([], {
+    KUBECONFIG_PATH: kubeconfigFile(),
+    PROXY_LISTEN_ADDR: `127.0.0.1:${await freePort()}`,
+    METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
   });
   t.after(() => child.kill('SIGKILL'));
   let logs = '';

@@ -1,27 +1,10 @@
 // Runs the real entry point (dist/main.js) as CI jobs do: `buildkitd-autoscaler wake ...`.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-
-const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
-
-async function run(args: string[], env: Record<string, string> = {}) {
-  // Gateway settings in the environment must not matter to the client.
-  const child = spawn(process.execPath, [entry, 'wake', ...args], {
-    env: { PATH: process.env['PATH'] ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
-}
+import { runWakeCli as run } from '../support/gateway-process.ts';
 
 /** A stand-in for the gateway's ops port: answers POST /wake and GET /wake as `answer` says. */
 async function opsServer(t: TestContext, answer: (method: string, url: string) => { status: number; json: unknown }) {

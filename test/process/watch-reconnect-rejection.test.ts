@@ -4,7 +4,7 @@
 // file is unreadable at that moment (a rotated or unmounted credential file: client-node reads it on every
 // request), the reconnect rejects with nobody listening. Node 24 then ends the process, cutting every build.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
@@ -13,9 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { spawnGateway } from '../support/gateway-process.ts';
 import { freePort } from '../support/net.ts';
-
-const entry = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
 
 /** A self-signed serving certificate for 127.0.0.1; it is also the kubeconfig's certificate-authority. */
 function servingCertificate(dir: string): { certFile: string; keyFile: string } {
@@ -132,17 +131,13 @@ current-context: x
 `,
   );
   const [proxyPort, metricsPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [entry], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      KUBECONFIG_PATH: kubeconfig,
-      BUILDKITD_STATEFULSET_NAMESPACE: 'ns',
-      // This endpoint serves the two watches only; Leases are not what this test is about.
-      LEADER_ELECTION: 'false',
-      PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
-      METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawnGateway([], {
+    KUBECONFIG_PATH: kubeconfig,
+    BUILDKITD_STATEFULSET_NAMESPACE: 'ns',
+    // This endpoint serves the two watches only; Leases are not what this test is about.
+    LEADER_ELECTION: 'false',
+    PROXY_LISTEN_ADDR: `127.0.0.1:${proxyPort}`,
+    METRICS_LISTEN_ADDR: `127.0.0.1:${metricsPort}`,
   });
   let logs = '';
   child.stdout.on('data', (d: Buffer) => (logs += d.toString()));

@@ -13,6 +13,7 @@ import type { V1Lease, V1Pod } from '@kubernetes/client-node';
 import { ensureCluster, type Cluster } from '../../cluster/index.ts';
 import { CASES, withValue } from '../chart-cases.ts';
 import { CHART_DIR, helm, helmTemplateRaw, KUSTOMIZE_BUILDKITD_DIR, KUSTOMIZE_DIR, runTool } from '../tools.ts';
+import { waitFor } from '../../support/wait.ts';
 import { installPrometheusOperatorCrds } from './prometheus-operator-crds.ts';
 
 const ARTIFACTS = path.join(import.meta.dirname, '../../../.artifacts/deploy-cluster');
@@ -31,16 +32,6 @@ async function mustKubectl(args: readonly string[], input?: string): Promise<str
   const result = await cluster.kubectl(args, input === undefined ? {} : { input });
   assert.equal(result.code, 0, `kubectl ${args.join(' ')}: ${result.stderr}`);
   return result.stdout;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
 }
 
 /** The two kustomizations moved into namespace `ns` by an overlay, as a user would. */
@@ -143,19 +134,24 @@ describe('deploy/kubernetes on a real API server', () => {
       await mustKubectl(['-n', ns, 'get', 'statefulset', 'buildkitd', '-o', 'jsonpath={.spec.replicas}']),
       '0',
     );
-    await waitFor('the EndpointSlice of buildkitd-headless', async () => {
-      const out = await mustKubectl([
-        '-n',
-        ns,
-        'get',
-        'endpointslices',
-        '-l',
-        'kubernetes.io/service-name=buildkitd-headless',
-        '-o',
-        'name',
-      ]);
-      return out.trim() || undefined;
-    });
+    await waitFor(
+      'the EndpointSlice of buildkitd-headless',
+      async () => {
+        const out = await mustKubectl([
+          '-n',
+          ns,
+          'get',
+          'endpointslices',
+          '-l',
+          'kubernetes.io/service-name=buildkitd-headless',
+          '-o',
+          'name',
+        ]);
+        return out.trim() || undefined;
+      },
+      120_000,
+      500,
+    );
   });
 
   it('runs both gateways from the shipped manifests until they are Ready, one leading, each reporting in a Lease its pod owns', async () => {
@@ -181,35 +177,46 @@ describe('deploy/kubernetes on a real API server', () => {
         return ready.length === 2 ? ready : undefined;
       },
       180_000,
+      500,
     );
     const byName = new Map(pods.map((p) => [p.metadata?.name ?? '', p.metadata?.uid ?? '']));
-    const leader = await waitFor('a leader in the Lease buildkitd-autoscaler', async () => {
-      const result = await cluster.kubectl([
-        '-n',
-        ns,
-        'get',
-        'lease',
-        'buildkitd-autoscaler',
-        '-o',
-        'jsonpath={.spec.holderIdentity}',
-      ]);
-      return result.code === 0 && result.stdout.trim() ? result.stdout.trim() : undefined;
-    });
+    const leader = await waitFor(
+      'a leader in the Lease buildkitd-autoscaler',
+      async () => {
+        const result = await cluster.kubectl([
+          '-n',
+          ns,
+          'get',
+          'lease',
+          'buildkitd-autoscaler',
+          '-o',
+          'jsonpath={.spec.holderIdentity}',
+        ]);
+        return result.code === 0 && result.stdout.trim() ? result.stdout.trim() : undefined;
+      },
+      120_000,
+      500,
+    );
     assert.ok(byName.has(leader), `the leader ${leader} is one of the gateway pods ${[...byName.keys()].join(', ')}`);
-    const reports = await waitFor('a report Lease from each gateway pod', async () => {
-      const out = await mustKubectl([
-        '-n',
-        ns,
-        'get',
-        'leases',
-        '-l',
-        'buildkitd-autoscaler/group=buildkitd-autoscaler,buildkitd-autoscaler/role=activity',
-        '-o',
-        'json',
-      ]);
-      const items = (JSON.parse(out) as { items: V1Lease[] }).items;
-      return items.length === 2 ? items : undefined;
-    });
+    const reports = await waitFor(
+      'a report Lease from each gateway pod',
+      async () => {
+        const out = await mustKubectl([
+          '-n',
+          ns,
+          'get',
+          'leases',
+          '-l',
+          'buildkitd-autoscaler/group=buildkitd-autoscaler,buildkitd-autoscaler/role=activity',
+          '-o',
+          'json',
+        ]);
+        const items = (JSON.parse(out) as { items: V1Lease[] }).items;
+        return items.length === 2 ? items : undefined;
+      },
+      120_000,
+      500,
+    );
     for (const report of reports) {
       const holder = report.spec?.holderIdentity ?? '';
       assert.equal(report.metadata?.name, `buildkitd-autoscaler-${holder}`, 'a report is named after its replica');

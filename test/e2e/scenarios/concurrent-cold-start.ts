@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { echoRoundTrip } from '../clients.ts';
+import { echoRoundTrip } from '../../support/echo-client.ts';
 import { type Scenario, access, seconds, waitForZero } from './context.ts';
 import { payload } from './line-client.ts';
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { echoRoundTrip, httpGet, metricSum } from '../clients.ts';
+import { echoRoundTrip } from '../../support/echo-client.ts';
+import { httpGet, metricSum } from '../clients.ts';
 import { STATEFULSET, type Scenario, kubectlOk, seconds } from './context.ts';
 import { connectToGateway, waitForLog } from './gateway-pods.ts';
 import { payload } from './line-client.ts';

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { echoRoundTrip, httpGet } from '../clients.ts';
+import { echoRoundTrip } from '../../support/echo-client.ts';
+import { httpGet } from '../clients.ts';
 import { type Scenario, access, kubectlOk, seconds, waitForZero } from './context.ts';
 import { waitForLog } from './gateway-pods.ts';
 import { payload } from './line-client.ts';

@@ -1,0 +1,35 @@
+// Waiting in tests: every layer polls for a condition with a generous deadline instead of sleeping a fixed time.
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Polls `check` until it returns a value other than `undefined` or `false`, and resolves with that value. A
+ * check that throws counts as not yet; past the deadline the error names `what` and the last thrown error.
+ */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 60_000,
+  intervalMs = 100,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > end) {
+      const why =
+        lastError === undefined
+          ? ''
+          : `: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}`;
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${why}`, { cause: lastError });
+    }
+    await sleep(intervalMs);
+  }
+}
