@@ -15,8 +15,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs, styleText } from 'node:util';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { parseGoDuration } from '../src/duration.ts';
-import { down } from '../test/cluster/control-plane.ts';
-import { ensureCluster } from '../test/cluster/index.ts';
+import { down, ensureCluster } from '../test/cluster/index.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 // The shipped manifests' namespace and names, so the printed addresses are the documented ones.

@@ -1,8 +1,8 @@
 // CLI of the local control plane: npm run cluster -- <up|down|status|exec -- cmd...|kubeconfig-sa>
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { clusterPaths, inNetns, netnsExists, nsenterArgs, readInfo } from './common.ts';
-import { down, health, up, upInner } from './control-plane.ts';
+import { clusterPaths, inNetns, netnsExists, nsenterArgs, readInfo } from './internal/common.ts';
+import { down, health, up, upInner } from './internal/control-plane.ts';
 import { execEnv } from './index.ts';
 
 const USAGE = `usage: npm run cluster -- <command> [--name NAME]

@@ -1,4 +1,7 @@
-// Library API of the local control plane for integration / e2e tests. See test/cluster/README.md.
+// The local cluster as a library, like controller-runtime's envtest: ensureCluster() brings up (or reuses) a real
+// API server, controller manager and process kubelet and returns a Cluster handle. Tests import only this file;
+// internal/ holds the control plane (processes, certificates, paths) and kubelet/ the process kubelet, which runs
+// as its own daemon. See test/cluster/README.md.
 import fs from 'node:fs';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -10,10 +13,9 @@ import {
   inNetns,
   nsenterArgs,
   readInfo,
-  run,
   type ClusterInfo,
-  type RunResult,
-} from './common.ts';
+} from './internal/common.ts';
+import { run, type RunResult } from '../support/command.ts';
 import {
   down,
   health,
@@ -23,13 +25,19 @@ import {
   up,
   type Component,
   type Logger,
-} from './control-plane.ts';
-import { kubeconfigYaml } from './pki.ts';
+} from './internal/control-plane.ts';
+import { kubeconfigYaml } from './internal/pki.ts';
 
-export { START_DELAY_ANNOTATION, imageKind } from './kubelet.ts';
-export { API_URL, BRIDGE_IP, NODE_NAME, SA_MOUNT, nodeNames } from './common.ts';
-export type { RunResult, ClusterInfo } from './common.ts';
-export { COMPONENTS, type Component } from './control-plane.ts';
+export { imageKind } from './kubelet/images.ts';
+export { START_DELAY_ANNOTATION } from './kubelet/pod-runtime.ts';
+export { API_URL, BRIDGE_IP, NODE_NAME, SA_MOUNT, nodeNames } from './internal/common.ts';
+export type { ClusterInfo } from './internal/common.ts';
+export type { RunResult } from '../support/command.ts';
+export { COMPONENTS, down, type Component } from './internal/control-plane.ts';
+/** Runs `ip ...` in the host mount namespace (tests add client addresses to the cluster netns with it). */
+export { ipArgv } from './internal/common.ts';
+/** openssl certificates signed by a CA of the test's own (buildkitd mTLS). */
+export { leaf, makeCa } from './internal/pki.ts';
 
 export interface EnsureClusterOptions {
   /** Cluster name (default env BKA_CLUSTER_NAME or "default"). */

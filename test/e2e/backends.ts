@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { currentCluster, type Cluster } from '../cluster/index.ts';
-import { run, runOk, type RunResult } from '../cluster/common.ts';
+import { run, runOk, type RunResult } from '../support/command.ts';
 import { followPodLogs, type PodLogs } from './pod-logs.ts';
 
 export const BACKENDS = ['local', 'kind', 'minikube', 'docker-desktop', 'existing'] as const;

@@ -1,7 +1,7 @@
 // What a suite's namespace held at its end, taken before the namespace is deleted: every object, the
 // Events, each pod's logs (including pods that went away during the run) and the scale decisions the
 // gateway logged. Plain data, so the report writer needs no cluster.
-import type { RunResult } from '../cluster/common.ts';
+import type { RunResult } from '../support/command.ts';
 import type { PodLogs } from './pod-logs.ts';
 
 export interface NamespaceSnapshot {

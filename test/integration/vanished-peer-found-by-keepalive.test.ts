@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { ErrorCode } from '../../src/errors.ts';
 import { ConnectionOutcome } from '../../src/events.ts';
-import { run, runOk } from '../cluster/common.ts';
+import { run, runOk } from '../support/command.ts';
 import { setup, type Gateway } from './harness.ts';
 import { openEcho } from '../support/echo-client.ts';
 import { waitFor } from '../support/wait.ts';

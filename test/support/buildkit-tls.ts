@@ -3,7 +3,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { leaf, makeCa } from '../cluster/pki.ts';
+import { leaf, makeCa } from '../cluster/index.ts';
 
 /** Where buildkitd reads its files inside the pod (the Secret's keys are the file names). */
 export const BUILDKITD_TLS_DIR = '/certs';

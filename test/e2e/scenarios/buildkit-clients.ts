@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { run } from '../../cluster/common.ts';
+import { run } from '../../support/command.ts';
 import {
   BUILDKITD_TLS_SERVER_NAME,
   buildctlTlsArgs,

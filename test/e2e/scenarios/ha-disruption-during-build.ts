@@ -8,7 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runOk } from '../../cluster/common.ts';
+import { runOk } from '../../support/command.ts';
 import { http2Handshake } from '../clients.ts';
 import { ConnectionProber } from '../connection-prober.ts';
 import { type Context, type Scenario, kubectlOk, seconds, transitions, waitForZero } from './context.ts';

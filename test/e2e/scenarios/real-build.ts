@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { run } from '../../cluster/common.ts';
+import { run } from '../../support/command.ts';
 import { type Scenario, access, seconds } from './context.ts';
 
 /** A real build through the gateway: buildctl wakes buildkitd, builds a FROM scratch image offline. */

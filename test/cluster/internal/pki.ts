@@ -2,7 +2,8 @@
 // an admin client cert in system:masters, and the ServiceAccount token signing key pair.
 import fs from 'node:fs';
 import path from 'node:path';
-import { BRIDGE_IP, SERVICE_IP, runOk } from './common.ts';
+import { BRIDGE_IP, SERVICE_IP } from './common.ts';
+import { runOk } from '../../support/command.ts';
 
 export interface Pki {
   caCert: string;

@@ -30,15 +30,14 @@ import {
   pidAlive,
   pidsInNetns,
   readInfo,
-  run,
-  runOk,
   which,
   type ClusterInfo,
   type ClusterPaths,
 } from './common.ts';
-import { sleep, waitFor } from '../support/wait.ts';
+import { run, runOk } from '../../support/command.ts';
+import { sleep, waitFor } from '../../support/wait.ts';
 import { kubeconfigYaml, makePki, pkiFiles } from './pki.ts';
-import { resolvConf } from './services.ts';
+import { resolvConf } from '../kubelet/services.ts';
 
 export type Logger = (line: string) => void;
 const defaultLog: Logger = (l) => process.stderr.write(`[cluster] ${l}\n`);
@@ -265,7 +264,7 @@ async function upLocked(p: ClusterPaths, log: Logger, nodes: number): Promise<Up
     [
       ...nsenterArgs(p.netns),
       process.execPath,
-      path.join(import.meta.dirname, 'cli.ts'),
+      path.join(import.meta.dirname, '..', 'cli.ts'),
       '__up-inner',
       p.name,
       bins,
@@ -404,7 +403,7 @@ export async function upInner(
 
   log('starting the process kubelet');
   pids.kubelet = startDaemon(p, 'kubelet', process.execPath, [
-    path.join(import.meta.dirname, 'kubelet.ts'),
+    path.join(import.meta.dirname, '..', 'kubelet', 'main.ts'),
     '--name',
     p.name,
     '--bin-dir',

@@ -13,7 +13,8 @@ import {
   type V1EndpointSlice,
   type V1Service,
 } from '@kubernetes/client-node';
-import { API_PORT, BRIDGE_IP, run } from './common.ts';
+import { API_PORT, BRIDGE_IP } from '../internal/common.ts';
+import { run } from '../../support/command.ts';
 
 export const CLUSTER_DOMAIN = 'cluster.local';
 export const DNS_IP = BRIDGE_IP;

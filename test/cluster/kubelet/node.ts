@@ -1,7 +1,7 @@
 // The Node objects the process kubelet plays: registration and the status heartbeat of each.
 import os from 'node:os';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { BRIDGE_IP, POD_PREFIX_LEN } from './common.ts';
+import { BRIDGE_IP, POD_PREFIX_LEN } from '../internal/common.ts';
 
 export const KUBELET_PORT = 10250;
 const SUBNET = BRIDGE_IP.split('.').slice(0, 3).join('.');

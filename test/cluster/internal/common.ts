@@ -1,10 +1,10 @@
-// Shared constants and small helpers of the local control plane (paths, process runner, netns).
-import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+// Shared constants and small helpers of the local control plane (paths, binaries, netns).
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+export const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
 export const CACHE_DIR = process.env.BKA_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'buildkitd-autoscaler');
 
 /** Addressing inside the cluster network namespace. */
@@ -109,45 +109,6 @@ export const BINARIES = [
   'buildctl',
   'buildx',
 ];
-
-export interface RunResult {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
-
-/** Runs a command to completion, capturing output. Never throws on a non-zero exit. */
-export function run(
-  cmd: string,
-  args: readonly string[],
-  opts: SpawnOptions & { input?: string } = {},
-): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const withInput = opts.input !== undefined;
-    const child = spawn(cmd, args, { ...opts, stdio: [withInput ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ stdout, stderr, code: code ?? (signal ? 128 : 1) }));
-    if (withInput && child.stdin) {
-      child.stdin.on('error', () => undefined); // the command may exit without reading its input
-      child.stdin.end(opts.input);
-    }
-  });
-}
-
-/** Like run() but throws with the command's stderr on failure. */
-export async function runOk(
-  cmd: string,
-  args: readonly string[],
-  opts: SpawnOptions & { input?: string } = {},
-): Promise<string> {
-  const r = await run(cmd, args, opts);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
-  return r.stdout;
-}
 
 export function which(cmd: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin', '/usr/bin'])) {
