@@ -80,7 +80,7 @@ async function readyGatewayPods(ctx: Context): Promise<{ ready: string[]; all: n
 }
 
 /** Waits for the gateway Deployment to be available with all its replicas ready and (re)opens access to it. */
-async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
+export async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
   await kubectlOk(ctx, ['rollout', 'status', 'deployment/buildkitd-autoscaler', '--timeout=240s']);
   const desired = Number(
     (await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.replicas}'])).trim() || '1',
@@ -126,7 +126,7 @@ export async function waitForZero(ctx: Context, what: string): Promise<number> {
 }
 
 /** Replica counts as transitions: 0 → 1 → 0, without repeats from readiness-only updates. */
-function transitions(counts: number[]): string {
+export function transitions(counts: number[]): string {
   return counts.filter((n, i) => i === 0 || counts[i - 1] !== n).join(' → ') || 'nothing';
 }
 
@@ -192,7 +192,7 @@ async function metricsOfEachPod(ctx: Context): Promise<Map<string, string>> {
  * The gateway pod splicing the one open connection (open, none held), once exactly one pod has it;
  * `ended` says why the client is gone, if it is.
  */
-async function podCarryingConnection(
+export async function podCarryingConnection(
   ctx: Context,
   what: string,
   ended: () => string | undefined,
@@ -218,7 +218,7 @@ async function podCarryingConnection(
 }
 
 /** Waits until any ready gateway pod's log matches (with several replicas, the one that served the client). */
-async function waitForLog(ctx: Context, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
+export async function waitForLog(ctx: Context, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const logs = async () =>
     (await Promise.all(ctx.gatewayPods.map((pod) => ctx.backend.containerLog(ctx.namespace, pod, 'gateway')))).join(
@@ -667,7 +667,7 @@ const realBuild: Scenario = {
 };
 
 /** Writes `bytes` of random data to file in 1 MiB pieces; returns its sha256. */
-async function randomFile(file: string, bytes: number): Promise<string> {
+export async function randomFile(file: string, bytes: number): Promise<string> {
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];
   for (let left = bytes; left > 0; left -= 2 ** 20) {
@@ -684,7 +684,7 @@ async function randomFile(file: string, bytes: number): Promise<string> {
  * export is paced by flow control through the gateway, so the build's one connection streams for as
  * long as the client takes, without a registry or a RUN step. Resolves when buildctl exits.
  */
-function slowTarBuild(
+export function slowTarBuild(
   addr: string,
   dir: string,
   tarFile: string,
@@ -732,9 +732,9 @@ function slowTarBuild(
 }
 
 /** How fast the HA scenarios' client reads the build output: slow enough to outlast the idle timeout. */
-const HA_BUILD_BYTES_PER_SECOND = 2 * 2 ** 20;
+export const HA_BUILD_BYTES_PER_SECOND = 2 * 2 ** 20;
 /** The gateway's drain before SHUTDOWN_GRACE_PERIOD became 1h: the HA builds outlast it after the disruption. */
-const OLD_SHUTDOWN_GRACE_S = 30;
+export const OLD_SHUTDOWN_GRACE_S = 30;
 /** A new connection this often during the disruption, as the issue asks. */
 const HA_PROBE_INTERVAL_MS = 200;
 
