@@ -30,7 +30,7 @@ export function carriesOurMarks(pod: V1Pod): boolean {
 
 /** The patch that marks `pod` busy, recording each value it replaces; undefined when the pod carries our marks already. */
 export function markPatch(pod: V1Pod): PodMetadataPatch | undefined {
-  if (carriesOurMarks(pod)) return undefined;
+  if (carriesOurMarks(pod)) return busyLabelBackPatch(pod);
   const record: MarksRecord = { labels: {}, annotations: {} };
   const labels: Record<string, string> = {};
   const annotations: Record<string, string> = {};
@@ -48,6 +48,22 @@ export function markPatch(pod: V1Pod): PodMetadataPatch | undefined {
   }
   annotations[marksRecordAnnotation] = JSON.stringify(record);
   return { resourceVersion: pod.metadata?.resourceVersion, labels, annotations };
+}
+
+/**
+ * Our marks are on but the busy label is not (someone removed or changed it while the pod is busy): the
+ * label alone comes back, since the disruption budget selects on it; the record keeps the earlier value.
+ */
+function busyLabelBackPatch(pod: V1Pod): PodMetadataPatch | undefined {
+  const current = pod.metadata?.labels?.[busyLabel];
+  if (current === busyMarks.labels[busyLabel]) return undefined;
+  const record = parseRecord(pod.metadata?.annotations?.[marksRecordAnnotation]);
+  const annotations: Record<string, string> = {};
+  if (!(busyLabel in record.labels)) {
+    record.labels[busyLabel] = current ?? null;
+    annotations[marksRecordAnnotation] = JSON.stringify(record);
+  }
+  return { resourceVersion: pod.metadata?.resourceVersion, labels: { ...busyMarks.labels }, annotations };
 }
 
 /**

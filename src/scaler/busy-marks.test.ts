@@ -141,6 +141,43 @@ test('marks someone else set stay: their values come back when ours go, and keys
   );
 });
 
+test('a busy label someone removes while the pod is busy comes back, its record kept; once idle every mark goes', async () => {
+  const { pods, state, pass, events } = setup();
+  pods.add('buildkitd-0', {}, { [clusterAutoscalerSafeToEvict]: 'true' });
+  state.busy = ['buildkitd-0'];
+  await pass();
+  await pass(); // the watch shows our write
+  const pod = pods.pods.get('buildkitd-0')!;
+  const record = pod.metadata!.annotations![marksRecordAnnotation];
+  delete pod.metadata!.labels![busyLabel];
+  pod.metadata!.resourceVersion = '99';
+  await pass();
+  assert.deepEqual(marksOf(pods.pods.get('buildkitd-0')), { busy: 'true', karpenter: 'true', autoscaler: 'false' });
+  assert.equal(pods.pods.get('buildkitd-0')!.metadata!.annotations![marksRecordAnnotation], record);
+  state.busy = [];
+  await pass();
+  assert.deepEqual(marksOf(pods.pods.get('buildkitd-0')), {
+    busy: undefined,
+    karpenter: undefined,
+    autoscaler: 'true',
+  });
+  assert.deepEqual(
+    events.map((e) => e.kind),
+    ['builder_marked', 'builder_marked', 'builder_unmarked'],
+  );
+});
+
+test('a busy label set by someone else, then removed while the pod is busy, comes back and goes with our marks', () => {
+  const patch = markPatch({
+    metadata: { labels: {}, annotations: { [marksRecordAnnotation]: JSON.stringify({ labels: {}, annotations: {} }) } },
+  });
+  assert.deepEqual(patch?.labels, { [busyLabel]: 'true' });
+  assert.deepEqual(JSON.parse(String(patch?.annotations?.[marksRecordAnnotation])), {
+    labels: { [busyLabel]: null },
+    annotations: {},
+  });
+});
+
 test('only the writer writes; a new writer removes marks a lost one left behind', async () => {
   const { pods, state, pass } = setup({ leader: false });
   pods.add('buildkitd-0');

@@ -3,33 +3,16 @@
 // Eviction API refuse it (what kubectl drain, the cluster autoscaler and Karpenter call); once the last
 // connection closes the marks go and the same eviction passes. Marks someone else set are kept.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadYaml, type V1Pod, type V1PodDisruptionBudget } from '@kubernetes/client-node';
-import { repoRoot, setup, type Env } from './harness.ts';
+import type { V1Pod } from '@kubernetes/client-node';
+import { applyShippedBusyBudget, budgetCountsBusyBuilder, busyLabel, evict } from './busy-budget.ts';
+import { setup, type Env } from './harness.ts';
 import { openEcho } from '../support/echo-client.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 import { allReporting, leaderAmong, startReplica } from './gateway-replicas.ts';
 
-const busyLabel = 'buildkitd-autoscaler/busy';
 const doNotDisrupt = 'karpenter.sh/do-not-disrupt';
 const safeToEvict = 'cluster-autoscaler.kubernetes.io/safe-to-evict';
-
-/** The shipped busy budget, selecting the test StatefulSet's pods (label app=buildkitd) instead of the shipped ones. */
-async function applyShippedBusyBudget(env: Env): Promise<void> {
-  const budget = loadYaml<V1PodDisruptionBudget>(
-    readFileSync(join(repoRoot, 'deploy', 'kubernetes', 'buildkitd', 'poddisruptionbudget-busy.yaml'), 'utf8'),
-  );
-  assert.equal(budget.spec?.maxUnavailable, 0);
-  assert.equal(budget.spec?.selector?.matchLabels?.[busyLabel], 'true');
-  budget.metadata = { ...budget.metadata, namespace: env.namespace };
-  budget.spec = { ...budget.spec, selector: { matchLabels: { app: 'buildkitd', [busyLabel]: 'true' } } };
-  const result = await env.cluster.kubectl(['-n', env.namespace, 'apply', '-f', '-'], {
-    input: JSON.stringify(budget),
-  });
-  assert.equal(result.code, 0, result.stderr);
-}
 
 async function pod(env: Env, name: string): Promise<V1Pod> {
   return env.core.readNamespacedPod({ name, namespace: env.namespace });
@@ -41,22 +24,6 @@ function marks(p: V1Pod) {
     doNotDisrupt: p.metadata?.annotations?.[doNotDisrupt],
     safeToEvict: p.metadata?.annotations?.[safeToEvict],
   };
-}
-
-/** POST pods/<name>/eviction as kubectl drain does; the HTTP status and the API server's message. */
-async function evict(env: Env, name: string): Promise<{ status: number; message: string }> {
-  try {
-    await env.core.createNamespacedPodEviction({
-      name,
-      namespace: env.namespace,
-      body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: env.namespace } },
-    });
-    return { status: 201, message: '' };
-  } catch (error) {
-    const e = error as { code?: number; body?: string };
-    const body = typeof e.body === 'string' ? (JSON.parse(e.body) as { message?: string }) : undefined;
-    return { status: e.code ?? 0, message: body?.message ?? String(error) };
-  }
 }
 
 test('while a build runs on a builder its eviction is refused (429, the PodDisruptionBudget); after it ends the marks go and the eviction passes', async (t) => {
@@ -102,23 +69,7 @@ test('while a build runs on a builder its eviction is refused (429, the PodDisru
   t.diagnostic(`marks visible ${Date.now() - splicedAt}ms after the first round trip (polled every 20ms)`);
   assert.deepEqual(marks(marked), { busy: 'true', doNotDisrupt: 'true', safeToEvict: 'false' });
 
-  // The disruption controller has counted the labelled pod: no disruption allowed.
-  await waitFor(
-    'the budget counts the busy builder',
-    async () => {
-      const budget = await env.cluster.kubectl([
-        '-n',
-        env.namespace,
-        'get',
-        'pdb',
-        'buildkitd-busy',
-        '-o',
-        'jsonpath={.status.expectedPods}/{.status.disruptionsAllowed}',
-      ]);
-      return budget.stdout === '1/0';
-    },
-    60_000,
-  );
+  await budgetCountsBusyBuilder(env);
   const refused = await evict(env, 'buildkitd-0');
   assert.equal(refused.status, 429, refused.message);
   assert.match(refused.message, /disruption budget/);

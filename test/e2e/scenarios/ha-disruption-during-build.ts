@@ -1,10 +1,7 @@
 // The gateway disrupted (rollout restart, pod deleted) while a real build longer than the idle timeout
 // streams through it and new connections keep arriving: nothing is cut, refused or scaled away.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,76 +10,8 @@ import { http2Handshake } from '../clients.ts';
 import { ConnectionProber } from '../connection-prober.ts';
 import { type Context, type Scenario, kubectlOk, seconds, transitions, waitForZero } from './context.ts';
 import { connectToGateway, podCarryingConnection } from './gateway-pods.ts';
+import { HA_BUILD_BYTES_PER_SECOND, OLD_SHUTDOWN_GRACE_S, randomFile, slowTarBuild } from '../slow-build.ts';
 
-/** Writes `bytes` of random data to file in 1 MiB pieces; returns its sha256. */
-async function randomFile(file: string, bytes: number): Promise<string> {
-  const hash = createHash('sha256');
-  const chunks: Buffer[] = [];
-  for (let left = bytes; left > 0; left -= 2 ** 20) {
-    const chunk = randomBytes(Math.min(left, 2 ** 20));
-    hash.update(chunk);
-    chunks.push(chunk);
-  }
-  await writeFile(file, chunks);
-  return hash.digest('hex');
-}
-
-/**
- * A build whose output the client reads at `bytesPerSecond` (`--output type=tar,dest=-`): buildkitd's
- * export is paced by flow control through the gateway, so the build's one connection streams for as
- * long as the client takes, without a registry or a RUN step. Resolves when buildctl exits.
- */
-function slowTarBuild(
-  addr: string,
-  dir: string,
-  tarFile: string,
-  bytesPerSecond: number,
-  timeoutS: number,
-): Promise<{ code: number; stderr: string }> {
-  const child = spawn(
-    'buildctl',
-    [
-      '--addr',
-      addr,
-      '--timeout',
-      String(timeoutS),
-      'build',
-      '--frontend',
-      'dockerfile.v0',
-      '--local',
-      `context=${dir}`,
-      '--local',
-      `dockerfile=${dir}`,
-      '--output',
-      'type=tar,dest=-',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
-  const exited = new Promise<number>((resolve) => {
-    child.on('error', (error) => {
-      stderr += `cannot run buildctl: ${error.message}`;
-      resolve(127);
-    });
-    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-  });
-  const reading = (async () => {
-    const out = createWriteStream(tarFile);
-    for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
-      if (!out.write(chunk)) await once(out, 'drain');
-      await new Promise((resolve) => setTimeout(resolve, (chunk.length / bytesPerSecond) * 1000));
-    }
-    out.end();
-    await once(out, 'finish');
-  })();
-  return Promise.all([exited, reading]).then(([code]) => ({ code, stderr }));
-}
-
-/** How fast the HA scenarios' client reads the build output: slow enough to outlast the idle timeout. */
-const HA_BUILD_BYTES_PER_SECOND = 2 * 2 ** 20;
-/** The gateway's drain before SHUTDOWN_GRACE_PERIOD became 1h: the HA builds outlast it after the disruption. */
-const OLD_SHUTDOWN_GRACE_S = 30;
 /** A new connection this often during the disruption, as the issue asks. */
 const HA_PROBE_INTERVAL_MS = 200;
 

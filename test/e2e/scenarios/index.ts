@@ -10,6 +10,7 @@ import { idleScaleDown, openConnectionKeepsAwake } from './idle.ts';
 import { install } from './install.ts';
 import { metrics } from './metrics.ts';
 import { neverReady } from './never-ready.ts';
+import { nodeDrainDuringBuild } from './node-drain.ts';
 import { rbacDenied } from './rbac-denied.ts';
 import { realBuild } from './real-build.ts';
 import { seedGuide } from './seed-guide.ts';
@@ -37,6 +38,7 @@ export const REAL_SCENARIOS: Scenario[] = [
   idleScaleDown,
   haRolloutRestartDuringBuild,
   haDeletePodDuringBuild,
+  nodeDrainDuringBuild,
   buildxRemoteDriver,
   mtlsBuild,
 ];
