@@ -1,4 +1,4 @@
-// One of two gateway replicas loses its path to the API server (its socat proxy frozen) while it splices a
+// One of two gateway replicas loses its path to the API server (its proxy paused both ways) while it splices a
 // build: it cannot write its report, the other one still writes its own, so it steps out of the Service
 // (/readyz 503 naming BKA_PARTITIONED, bka_stepped_back 1) while the spliced connection keeps echoing and the
 // other replica stays ready. With the path back it is ready again within seconds.
@@ -13,7 +13,7 @@ import { allReporting, leaseDurationMs, startReplica } from './gateway-replicas.
 test('a replica alone cut off from the API server steps back; its spliced connection keeps flowing; ready again once its writes succeed', async (t) => {
   const env = await setup(t);
   const proxy = await startApiServerProxy(env.cluster, env.namespace, 'buildkitd-autoscaler');
-  t.after(() => proxy.stop());
+  t.after(() => proxy.close());
   const cut = await startReplica(env, 'gateway-cut', { KUBECONFIG_PATH: proxy.kubeconfig });
   const other = await startReplica(env, 'gateway-other');
   const replicas = [cut, other];

@@ -4,11 +4,10 @@
 // a client it holds, and routes that client to the builder. When the old leader's requests finally get
 // through, its stale scale-down must not land: the connection keeps echoing, replicas never drop under it.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Watch, type V1Lease } from '@kubernetes/client-node';
-import { startHeldBackProxy } from '../support/held-back-proxy.ts';
+import { startApiServerProxy } from '../support/api-server-proxy.ts';
 import { setup } from './harness.ts';
 import { openEcho } from '../support/echo-client.ts';
 import { sleep, waitFor } from '../support/wait.ts';
@@ -29,17 +28,15 @@ const proposalAnnotation = 'buildkitd-autoscaler/scale-down';
 test('a leader held back from the API server mid-proposal never cuts the connection a follower opened on the pod being proposed', async (t) => {
   const env = await setup(t);
   const history = await env.watchReplicas();
-  const apiServer = new URL(env.cluster.kubeConfig().getCurrentCluster()!.server);
-  const proxy = await startHeldBackProxy({ host: apiServer.hostname, port: Number(apiServer.port) });
-  t.after(() => proxy.close());
   // The leader's own kubeconfig: the same ServiceAccount, through the proxy (the serving cert names 127.0.0.1).
-  const kubeconfig = await env.cluster.serviceAccountKubeconfig(env.namespace, 'buildkitd-autoscaler', {
-    file: join(env.artifacts, 'leader-kubeconfig.yaml'),
-  });
-  writeFileSync(
-    kubeconfig,
-    readFileSync(kubeconfig, 'utf8').replace(/server: \S+/, `server: https://127.0.0.1:${proxy.port}`),
+  const proxy = await startApiServerProxy(
+    env.cluster,
+    env.namespace,
+    'buildkitd-autoscaler',
+    join(env.artifacts, 'leader-kubeconfig.yaml'),
   );
+  t.after(() => proxy.close());
+  const { kubeconfig } = proxy;
 
   const leader = await startReplica(env, 'gateway-a', { KUBECONFIG_PATH: kubeconfig });
   await leaderAmong([leader]);

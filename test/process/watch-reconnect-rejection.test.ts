@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { spawnGateway } from '../support/gateway-process.ts';
 import { freePort } from '../support/net.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** A self-signed serving certificate for 127.0.0.1; it is also the kubeconfig's certificate-authority. */
 function servingCertificate(dir: string): { certFile: string; keyFile: string } {
@@ -98,22 +99,6 @@ async function watchEndpoint(tls: { certFile: string; keyFile: string }) {
   };
 }
 
-async function until(
-  what: string,
-  condition: () => boolean | Promise<boolean>,
-  exited: () => string | undefined,
-  timeoutMs = 30_000,
-) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const gone = exited();
-    assert.equal(gone, undefined, `the gateway exited while waiting for ${what}: ${gone}`);
-    if (await Promise.resolve(condition()).catch(() => false)) return;
-    assert.ok(Date.now() < end, `timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 test('a watch reconnect that fails inside the Kubernetes client is logged with a code and counted; the process keeps running and the watch recovers', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bka-reconnect-'));
   const tls = servingCertificate(dir);
@@ -142,9 +127,9 @@ current-context: x
   let logs = '';
   child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
-  const exited = () =>
+  const gatewayExited = () =>
     child.exitCode !== null || child.signalCode !== null
-      ? `exit ${child.exitCode ?? child.signalCode}; log tail:\n${logs.trim().split('\n').slice(-3).join('\n')}`
+      ? `the gateway exited (${child.exitCode ?? child.signalCode}); log tail:\n${logs.trim().split('\n').slice(-3).join('\n')}`
       : undefined;
   const base = `http://127.0.0.1:${metricsPort}`;
   const errorsCounted = async (code: string) => {
@@ -153,8 +138,14 @@ current-context: x
     return Number(line?.split(' ').at(-1) ?? 0);
   };
   try {
-    await until('both watches open', () => api.openWatches() === 2, exited);
-    await until('/readyz 200', async () => (await fetch(`${base}/readyz`)).status === 200, exited);
+    await waitFor('both watches open', () => api.openWatches() === 2, 30_000, 100, gatewayExited);
+    await waitFor(
+      '/readyz 200',
+      async () => (await fetch(`${base}/readyz`)).status === 200,
+      30_000,
+      100,
+      gatewayExited,
+    );
     const watchesBefore = api.watchesStarted();
 
     renameSync(caFile, `${caFile}.away`); // the credential file is gone...
@@ -172,7 +163,13 @@ current-context: x
             line.code.startsWith('BKA_') &&
             line.error?.includes('ENOENT'),
         );
-    await until('a log line with a code naming the failed reconnect', () => failureLine() !== undefined, exited);
+    await waitFor(
+      'a log line with a code naming the failed reconnect',
+      () => failureLine() !== undefined,
+      30_000,
+      100,
+      gatewayExited,
+    );
     const code = failureLine()?.code ?? '';
     assert.equal(code, 'BKA_WATCH_FAILED', 'caught where the client drops it, as a failed watch');
     assert.ok((await errorsCounted(code)) >= 1, `bka_errors_total{code="${code}"} counts it`);
@@ -190,12 +187,20 @@ current-context: x
     assert.match(metrics, /bka_watch_up\{resource="statefulset\/buildkitd"\} 0/);
 
     renameSync(`${caFile}.away`, caFile);
-    await until(
+    await waitFor(
       'the watches reconnect once the file is back',
       () => api.watchesStarted() >= watchesBefore + 2 && api.openWatches() === 2,
-      exited,
+      30_000,
+      100,
+      gatewayExited,
     );
-    await until('/readyz 200 again', async () => (await fetch(`${base}/readyz`)).status === 200, exited);
+    await waitFor(
+      '/readyz 200 again',
+      async () => (await fetch(`${base}/readyz`)).status === 200,
+      30_000,
+      100,
+      gatewayExited,
+    );
   } finally {
     child.kill('SIGKILL');
     api.close();

@@ -7,16 +7,21 @@ export function sleep(ms: number): Promise<void> {
 /**
  * Polls `check` until it returns a value other than `undefined` or `false`, and resolves with that value. A
  * check that throws counts as not yet; past the deadline the error names `what` and the last thrown error.
+ * `giveUp` ends the wait at once when it returns a reason (the process under test exited, say), since no
+ * later check could succeed.
  */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 60_000,
   intervalMs = 100,
+  giveUp: () => string | undefined = () => undefined,
 ): Promise<T> {
   const end = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
+    const reason = giveUp();
+    if (reason !== undefined) throw new Error(`gave up waiting for ${what}: ${reason}`);
     try {
       const value = await check();
       if (value !== undefined && value !== false) return value;
