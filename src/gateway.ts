@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { KubeConfig, V1EndpointSlice, V1Lease, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
-import { BackendSet, type BackendSource } from './backends/backend-set.ts';
+import { BackendSet } from './backends/backend-set.ts';
+import type { BackendSource } from './backends/source.ts';
 import { DnsBackends } from './backends/dns.ts';
 import { DrainingNodes } from './backends/draining-nodes.ts';
 import { EndpointSliceBackends } from './backends/endpoints.ts';

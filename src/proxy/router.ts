@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
-import type { Backend, BackendSet } from '../backends/backend-set.ts';
+import type { BackendSet } from '../backends/backend-set.ts';
+import type { Backend } from '../backends/source.ts';
 import { dialBackend, dialBackoffMs } from '../backends/probe.ts';
 import type { Clock } from '../clock.ts';
 import type { WakeOn } from '../config.ts';
