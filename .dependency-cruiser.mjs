@@ -37,7 +37,7 @@ export default {
       severity: 'error',
       comment: 'backends/ says which pods exist and may take a connection; dialling and splicing live in proxy/.',
       from: { path: '^src/backends/' },
-      to: { path: ['^src/(http|scaler|ha)/', wiring] },
+      to: { path: ['^src/(proxy|http|scaler|ha)/', wiring] },
     },
     {
       name: 'proxy-imports-no-kube-http-or-ha',

@@ -36,7 +36,7 @@ async function connectedPairs(mode: ReadMode): Promise<Connected> {
   let accepted: Socket | undefined;
   const backendPort = await listen((s) => (backendPeer = s));
   const gatewayPort = await listen((s) => (accepted = s));
-  // As the gateway dials (backends/probe.ts): read into a reused buffer; or a plain stream socket.
+  // As the gateway dials (proxy/dial.ts): read into a reused buffer; or a plain stream socket.
   const reads = new ReusableReads();
   const backend = reusableReads
     ? reads.bind(connect({ port: backendPort, host: '127.0.0.1', allowHalfOpen: true, onread: reads.options }))

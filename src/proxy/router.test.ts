@@ -10,7 +10,7 @@ import { createSecureContext, createServer as createTlsServer, connect as tlsCon
 import { FakeBackendSource } from '../../test/support/fake-backend-source.ts';
 import { BackendSet } from '../backends/backend-set.ts';
 import type { Backend } from '../backends/source.ts';
-import { dialBackend } from '../backends/probe.ts';
+import { dialBackend } from './dial.ts';
 import { systemClock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { BackendSet } from '../backends/backend-set.ts';
 import type { Backend } from '../backends/source.ts';
-import { dialBackend, dialBackoffMs } from '../backends/probe.ts';
+import { dialBackend, dialBackoffMs } from './dial.ts';
 import type { Clock } from '../clock.ts';
 import type { WakeOn } from '../config.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
