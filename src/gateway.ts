@@ -230,44 +230,50 @@ export class Gateway {
         emit({ kind: 'backends_changed', ready });
       }
     });
-    const router = (this.router = new Router({
-      backends,
-      pending: this.pending,
-      demand: { arrive: () => this.activity.arrive(), currentFailure: () => this.currentFailure() },
-      clock,
-      emit,
-      readyWaitTimeoutMs: config.readyWaitTimeoutMs,
-      wakeOn: config.wakeOn,
-      firstByteTimeoutMs: config.firstByteTimeoutMs,
-      capacityQueue,
-    }));
-    this.listener = new ProxyListener({
-      address: config.listenAddr,
-      maxConnections: config.maxConnections,
-      emit,
-      handle: (socket) => router.handle(socket),
-      onOpenChange: (open) => this.metrics.connectionsOpen.set(open),
-    });
-    this.ops = new OpsServer({
-      address: config.metricsAddr,
-      registry: this.metrics.registry,
-      readiness: () => this.readiness(),
-      emit,
-      flushLog: () => options.log.flush(),
-      ...(coordination ? { report: () => coordination.partition.status() } : {}),
-      wake: {
-        maxReplicas: config.maxReplicas,
-        defaultForMs: config.idleTimeoutMs,
-        failure: () => this.currentFailure() ?? this.actuator.readinessFailure(),
-        request: (replicas, forMs, client) => {
-          const recorded = this.wakes.request(replicas, forMs);
-          void coordination?.wakeLease.record(this.wakes.current());
-          emit({ kind: 'wake_requested', replicas, forMs, until: new Date(recorded.until).toISOString(), client });
-          return recorded;
-        },
-        status: () => ({ wake: this.controller.decision?.wake, readyBuilders: backends.ready().length }),
+    const router = (this.router = new Router(
+      {
+        backends,
+        pending: this.pending,
+        clock,
+        readyWaitTimeoutMs: config.readyWaitTimeoutMs,
+        wakeOn: config.wakeOn,
+        firstByteTimeoutMs: config.firstByteTimeoutMs,
+        capacityQueue,
       },
-    });
+      { emit, arrive: () => this.activity.arrive(), currentFailure: () => this.currentFailure() },
+    ));
+    this.listener = new ProxyListener(
+      { address: config.listenAddr, maxConnections: config.maxConnections },
+      {
+        emit,
+        handle: (socket) => router.handle(socket),
+        onOpenChange: (open) => this.metrics.connectionsOpen.set(open),
+      },
+    );
+    this.ops = new OpsServer(
+      {
+        address: config.metricsAddr,
+        registry: this.metrics.registry,
+        wake: {
+          maxReplicas: config.maxReplicas,
+          defaultForMs: config.idleTimeoutMs,
+          failure: () => this.currentFailure() ?? this.actuator.readinessFailure(),
+          request: (replicas, forMs, client) => {
+            const recorded = this.wakes.request(replicas, forMs);
+            void coordination?.wakeLease.record(this.wakes.current());
+            emit({ kind: 'wake_requested', replicas, forMs, until: new Date(recorded.until).toISOString(), client });
+            return recorded;
+          },
+          status: () => ({ wake: this.controller.decision?.wake, readyBuilders: backends.ready().length }),
+        },
+      },
+      {
+        emit,
+        readiness: () => this.readiness(),
+        flushLog: () => options.log.flush(),
+        ...(coordination ? { report: () => coordination.partition.status() } : {}),
+      },
+    );
     this.metrics.observeWatches(() => [...this.informers(), this.busyPods]);
     this.metrics.observePodLoads(() => this.controller.decision?.loads ?? {});
     if (coordination) this.metrics.observeReportWriteAge(() => coordination.partition.unwrittenMs());

@@ -18,7 +18,7 @@ import { LocalActivity } from '../scaler/activity.ts';
 import { ProxyListener } from './listener.ts';
 import { CapacityQueue } from './capacity-queue.ts';
 import { PendingConnections } from './pending.ts';
-import { Router, type RouterOptions } from './router.ts';
+import { Router, type RouterInputs } from './router.ts';
 import { EARLY_INPUT_PER_CONNECTION } from './early-input.ts';
 import { freePort } from '../../test/support/net.ts';
 import type { WakeOn } from '../config.ts';
@@ -56,7 +56,7 @@ async function setup(
     maxPendingBytes?: number;
     maxConnections?: number;
     failure?: GatewayError;
-    dial?: RouterOptions['dial'];
+    dial?: RouterInputs['dial'];
     wakeOn?: WakeOn;
     firstByteTimeoutMs?: number;
     maxConnectionsPerReplica?: number;
@@ -96,29 +96,28 @@ async function setup(
   });
   pending.onSizeChange = (size) => (mostHeld = Math.max(mostHeld, size));
   let failure = options.failure;
-  const router = new Router({
-    backends,
-    pending,
-    demand: { arrive: () => activity.arrive(), currentFailure: () => failure },
-    clock: systemClock,
-    emit,
-    readyWaitTimeoutMs: options.readyWaitMs ?? 10_000,
-    ...(options.dial ? { dial: options.dial } : {}),
-    wakeOn: options.wakeOn ?? 'data',
-    firstByteTimeoutMs: options.firstByteTimeoutMs ?? 30_000,
-    capacityQueue,
-  });
+  const router = new Router(
+    {
+      backends,
+      pending,
+      clock: systemClock,
+      readyWaitTimeoutMs: options.readyWaitMs ?? 10_000,
+      ...(options.dial ? { dial: options.dial } : {}),
+      wakeOn: options.wakeOn ?? 'data',
+      firstByteTimeoutMs: options.firstByteTimeoutMs ?? 30_000,
+      capacityQueue,
+    },
+    { emit, arrive: () => activity.arrive(), currentFailure: () => failure },
+  );
   const accepted: Socket[] = [];
   const handle = (s: Socket) => {
     accepted.push(s);
     return router.handle(s);
   };
-  const listener = new ProxyListener({
-    address: { host: '127.0.0.1', port: 0 },
-    maxConnections: options.maxConnections ?? 1000,
-    emit,
-    handle,
-  });
+  const listener = new ProxyListener(
+    { address: { host: '127.0.0.1', port: 0 }, maxConnections: options.maxConnections ?? 1000 },
+    { emit, handle },
+  );
   const { port } = await listener.start();
   return {
     port,
@@ -384,7 +383,7 @@ function gatedDial() {
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
   let started = 0;
-  const dial: NonNullable<RouterOptions['dial']> = async (backend, timeoutMs) => {
+  const dial: NonNullable<RouterInputs['dial']> = async (backend, timeoutMs) => {
     started += 1;
     await gate;
     return dialBackend(backend, timeoutMs);
