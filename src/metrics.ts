@@ -37,7 +37,9 @@ export function createMetrics() {
     }),
     connectionsQueued: new Gauge({
       name: 'bka_connections_queued',
-      help: 'Held connections waiting in arrival order for room under --max-connections-per-replica, the pool being at --max-replicas (part of bka_connections_held)',
+      help:
+        'Held connections waiting in arrival order for room under --max-connections-per-replica, the pool being ' +
+        'at --max-replicas (part of bka_connections_held)',
       registers,
     }),
     pendingBytes: new Gauge({

@@ -4,7 +4,7 @@ import { test, type TestContext } from 'node:test';
 import { KubeConfig, type V1StatefulSet } from '@kubernetes/client-node';
 import { FakeListWatchApi, watchErrors } from '../test/support/fake-list-watch.ts';
 import { ManualClock } from './clock.ts';
-import { createEventSink } from './events.ts';
+import { createEventSink } from './event-sink.ts';
 import { ResilientInformer } from './kube/informer.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';

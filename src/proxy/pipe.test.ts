@@ -174,7 +174,10 @@ for (const reusableReads of ['stream', 'backend', 'both'] as const) {
   }
 
   for (const direction of ['down', 'up'] as const) {
-    test(`back-pressure ${direction}: a reader that does not read stalls the writer, and the gateway buffers a few high-water marks at most${mode}`, async () => {
+    const name =
+      `back-pressure ${direction}: a reader that does not read stalls the writer, ` +
+      `and the gateway buffers a few high-water marks at most${mode}`;
+    test(name, async () => {
       const { client, accepted, backend, backendPeer, spliced, close } = await socketPairs(reusableReads);
       const [writer, reader, gatewayIn, gatewayOut] =
         direction === 'down' ? [backendPeer, client, backend, accepted] : [client, backendPeer, accepted, backend];

@@ -246,7 +246,8 @@ test('a spliced connection is closed when its pod is gone, not when it is merely
   client.on('error', () => undefined);
   client.write('build');
   await until(() => gw.events.some((e) => e.kind === 'connection_routed'));
-  gw.source.set([], [{ key: 'uid-pod', podName: 'buildkitd-0', ordinal: 0, ready: false, terminating: false }]); // not ready but still exists: a readiness blip must not cut a build
+  // Not ready but still exists: a readiness blip must not cut a build.
+  gw.source.set([], [{ key: 'uid-pod', podName: 'buildkitd-0', ordinal: 0, ready: false, terminating: false }]);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(client.destroyed, false);
   gw.source.set([], []); // deleted
