@@ -101,12 +101,11 @@ export class Gateway {
     this.metrics = createMetrics();
     const ns = config.stsNamespace;
     const recorder = new ScaleEventRecorder(
-      kubeConfig,
-      ns,
-      config.stsName,
-      () => this.statefulSet.objects()[0]?.metadata?.uid,
-      log,
-      config.identity,
+      { kubeConfig, namespace: ns, statefulSetName: config.stsName, identity: config.identity },
+      {
+        statefulSetUid: () => this.statefulSet.objects()[0]?.metadata?.uid,
+        onRecordFailed: (error) => log.debug({ err: error }, 'could not record a Kubernetes Event'),
+      },
     );
     const emit = (this.emit = createEventSink(log, this.metrics, [recorder.observe]));
 
@@ -210,12 +209,15 @@ export class Gateway {
     this.source.onChange(() => this.controller.requestReconcile());
     this.drainingNodes?.onChange(() => this.controller.requestReconcile());
 
-    this.pending = new PendingConnections(config.maxPending, clock, config.maxPendingBytes);
-    this.pending.onSizeChange = (size) => this.metrics.connectionsHeld.set(size);
-    this.pending.onBytesChange = (bytes) => this.metrics.pendingBytes.set(bytes);
+    this.pending = new PendingConnections(
+      { maxPending: config.maxPending, maxPendingBytes: config.maxPendingBytes, clock },
+      {
+        onSizeChange: (size) => this.metrics.connectionsHeld.set(size),
+        onBytesChange: (bytes) => this.metrics.pendingBytes.set(bytes),
+      },
+    );
     this.actuator.onFailure((error) => this.pending.failAll(error));
-    const capacityQueue = new CapacityQueue();
-    capacityQueue.onSizeChange = (size) => this.metrics.connectionsQueued.set(size);
+    const capacityQueue = new CapacityQueue({ onSizeChange: (size) => this.metrics.connectionsQueued.set(size) });
     this.statefulSet.onChange(() => {
       const sts = this.statefulSet.objects()[0];
       this.metrics.replicas.set({ kind: 'desired' }, sts?.spec?.replicas ?? 0);

@@ -82,19 +82,21 @@ async function setup(
   );
   // The scale controller tells held clients to look again when a count changes (its routing signature).
   if (capped) activity.onChange(() => backends.routableChanged());
+  let mostHeld = 0;
   const pending = new PendingConnections(
-    options.maxPending ?? 100,
-    systemClock,
-    options.maxPendingBytes ?? 32 * 1024 * 1024,
+    {
+      maxPending: options.maxPending ?? 100,
+      clock: systemClock,
+      maxPendingBytes: options.maxPendingBytes ?? 32 * 1024 * 1024,
+    },
+    { onSizeChange: (size) => (mostHeld = Math.max(mostHeld, size)) },
   );
   const capacityQueue = new CapacityQueue();
   let wakes = 0;
-  let mostHeld = 0;
   // Demand rising from zero is what wakes a builder (the scale controller reacts to it).
   activity.onChange(() => {
     if (activity.held > 0 && activity.open === 0) wakes += 1;
   });
-  pending.onSizeChange = (size) => (mostHeld = Math.max(mostHeld, size));
   let failure = options.failure;
   const router = new Router(
     {

@@ -184,7 +184,7 @@ test('a connection arriving while the scale-down is proposed withdraws it and is
   const router = new Router(
     {
       backends,
-      pending: new PendingConnections(10, clock, 1024 * 1024),
+      pending: new PendingConnections({ maxPending: 10, clock, maxPendingBytes: 1024 * 1024 }),
       clock,
       readyWaitTimeoutMs: 60_000,
       wakeOn: 'data',
