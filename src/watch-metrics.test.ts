@@ -18,15 +18,17 @@ function setup(t: TestContext) {
   const metrics = createMetrics();
   const log = createLogger('debug', new Writable({ write: (_chunk, _encoding, done) => done() }));
   const api = new FakeListWatchApi<V1StatefulSet>();
-  const informer = new ResilientInformer<V1StatefulSet>({
-    resource: 'statefulset/buildkitd',
-    kubeConfig: new KubeConfig(),
-    path: '/apis/apps/v1/namespaces/default/statefulsets',
-    list: api.list,
-    openListWatch: api.open,
-    clock,
-    emit: createEventSink(log, metrics),
-  });
+  const informer = new ResilientInformer<V1StatefulSet>(
+    {
+      resource: 'statefulset/buildkitd',
+      kubeConfig: new KubeConfig(),
+      path: '/apis/apps/v1/namespaces/default/statefulsets',
+      list: api.list,
+      openListWatch: api.open,
+      clock,
+    },
+    { emit: createEventSink(log, metrics) },
+  );
   metrics.observeWatches(() => [informer]);
   /** The bka_watch_* samples as /metrics shows them. */
   const scrape = async () =>
