@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeConfig, loadConfig, optionDefinitions } from './config.ts';
+import { describeConfig, loadConfig } from './config-load.ts';
+import { optionDefinitions } from './config.ts';
 import { ConfigError } from './errors.ts';
 
 test('defaults match the Go tool', () => {

@@ -16,11 +16,13 @@ export const errorDocs: Record<ErrorCode, ErrorDoc> = {
   [ErrorCode.ReadyTimeout]: {
     meaning: 'a held client waited `READY_WAIT_TIMEOUT` and no buildkitd pod accepted; the client is closed',
     remedy:
-      'see why the pod is not Ready: `kubectl describe pod`, pending PVCs (no default StorageClass), image pull, node capacity; raise READY_WAIT_TIMEOUT for slow starts',
+      'see why the pod is not Ready: `kubectl describe pod`, pending PVCs (no default StorageClass), image ' +
+      'pull, node capacity; raise READY_WAIT_TIMEOUT for slow starts',
   },
   [ErrorCode.CapacityTimeout]: {
     meaning:
-      'with `BUILDKITD_MAX_CONNECTIONS_PER_REPLICA` set, every builder was full and the pool at `BUILDKITD_MAX_REPLICAS` for `READY_WAIT_TIMEOUT`; the waiting client is closed (the others are untouched)',
+      'with `BUILDKITD_MAX_CONNECTIONS_PER_REPLICA` set, every builder was full and the pool at `BUILDKITD_MAX_REPLICAS` ' +
+      'for `READY_WAIT_TIMEOUT`; the waiting client is closed (the others are untouched)',
     remedy:
       'raise BUILDKITD_MAX_REPLICAS or the cap, or spread builds over time; `bka_connections_queued` shows clients waiting for room',
   },
@@ -42,7 +44,8 @@ export const errorDocs: Record<ErrorCode, ErrorDoc> = {
     meaning:
       'the API server refused the scale write (401/403): RBAC does not allow `statefulsets/scale` on that StatefulSet',
     remedy:
-      '`kubectl auth can-i update statefulsets/<sts> --subresource=scale -n <sts ns> --as=system:serviceaccount:<ns>:<sa>`; fix the Role (its `resourceNames` must name the StatefulSet)',
+      '`kubectl auth can-i update statefulsets/<sts> --subresource=scale -n <sts ns> --as=system:serviceaccount:<ns>:<sa>`; ' +
+      'fix the Role (its `resourceNames` must name the StatefulSet)',
   },
   [ErrorCode.StatefulSetNotFound]: {
     meaning: 'the StatefulSet to scale does not exist (404)',
@@ -112,7 +115,9 @@ export const errorDocs: Record<ErrorCode, ErrorDoc> = {
   },
   [ErrorCode.Partitioned]: {
     meaning:
-      'this replica could not write its report Lease for a lease duration while another replica confirmed (`GET /report`) that it still writes its own: this one alone is cut off from the API server, so `/readyz` is 503 and the Service sends it no new builds; open builds keep flowing',
+      'this replica could not write its report Lease for a lease duration while another replica confirmed (`GET ' +
+      '/report`) that it still writes its own: this one alone is cut off from the API server, so `/readyz` ' +
+      'is 503 and the Service sends it no new builds; open builds keep flowing',
     remedy:
       "check this pod's network path to the API server (NetworkPolicy, node network); it is ready again on its first successful write",
   },
@@ -129,15 +134,19 @@ export const errorDocs: Record<ErrorCode, ErrorDoc> = {
   },
   [ErrorCode.MarkFailed]: {
     meaning:
-      'the leader could not write or remove the busy marks (label `buildkitd-autoscaler/busy`, Karpenter and cluster-autoscaler annotations) on a builder pod; retried with backoff, builds keep flowing',
+      'the leader could not write or remove the busy marks (label `buildkitd-autoscaler/busy`, Karpenter and ' +
+      'cluster-autoscaler annotations) on a builder pod; retried with backoff, builds keep flowing',
     remedy:
-      "usually RBAC: `kubectl auth can-i patch pods -n <sts ns> --as=system:serviceaccount:<ns>:<sa>`; until fixed, drains and autoscalers do not wait for that builder's builds",
+      'usually RBAC: `kubectl auth can-i patch pods -n <sts ns> --as=system:serviceaccount:<ns>:<sa>`; until ' +
+      "fixed, drains and autoscalers do not wait for that builder's builds",
   },
   [ErrorCode.NodesForbidden]: {
     meaning:
-      'the gateway may not list or watch Nodes (the ClusterRole is missing): builders on cordoned or drain-tainted nodes keep taking new connections, as before; logged once',
+      'the gateway may not list or watch Nodes (the ClusterRole is missing): builders on cordoned or drain-tainted ' +
+      'nodes keep taking new connections, as before; logged once',
     remedy:
-      'apply the shipped ClusterRole and binding for nodes (get, list, watch), or set `WATCH_NODES=false` to silence it; the gateway must restart to pick the permission up',
+      'apply the shipped ClusterRole and binding for nodes (get, list, watch), or set `WATCH_NODES=false` to ' +
+      'silence it; the gateway must restart to pick the permission up',
   },
   [ErrorCode.Internal]: {
     meaning:

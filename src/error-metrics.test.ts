@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { ErrorCode } from './errors.ts';
-import { createEventSink } from './events.ts';
+import { createEventSink } from './event-sink.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 

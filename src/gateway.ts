@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { KubeConfig, V1EndpointSlice, V1Lease, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
-import { BackendSet, type BackendSource } from './backends/backend-set.ts';
+import { BackendSet } from './backends/backend-set.ts';
+import type { BackendSource } from './backends/source.ts';
 import { DnsBackends } from './backends/dns.ts';
 import { DrainingNodes } from './backends/draining-nodes.ts';
 import { EndpointSliceBackends } from './backends/endpoints.ts';
@@ -8,7 +9,8 @@ import { builderShare } from './capacity.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { ErrorCode, GatewayError } from './errors.ts';
-import { createEventSink, type EmitEvent } from './events.ts';
+import { createEventSink } from './event-sink.ts';
+import type { EmitEvent } from './events.ts';
 import { ActivityPublisher } from './ha/activity-publisher.ts';
 import { LeaderElector } from './ha/leader-election.ts';
 import { askPeerOverHttp, PartitionCheck } from './ha/partition-check.ts';
@@ -99,12 +101,11 @@ export class Gateway {
     this.metrics = createMetrics();
     const ns = config.stsNamespace;
     const recorder = new ScaleEventRecorder(
-      kubeConfig,
-      ns,
-      config.stsName,
-      () => this.statefulSet.objects()[0]?.metadata?.uid,
-      log,
-      config.identity,
+      { kubeConfig, namespace: ns, statefulSetName: config.stsName, identity: config.identity },
+      {
+        statefulSetUid: () => this.statefulSet.objects()[0]?.metadata?.uid,
+        onRecordFailed: (error) => log.debug({ err: error }, 'could not record a Kubernetes Event'),
+      },
     );
     const emit = (this.emit = createEventSink(log, this.metrics, [recorder.observe]));
 
@@ -208,12 +209,15 @@ export class Gateway {
     this.source.onChange(() => this.controller.requestReconcile());
     this.drainingNodes?.onChange(() => this.controller.requestReconcile());
 
-    this.pending = new PendingConnections(config.maxPending, clock, config.maxPendingBytes);
-    this.pending.onSizeChange = (size) => this.metrics.connectionsHeld.set(size);
-    this.pending.onBytesChange = (bytes) => this.metrics.pendingBytes.set(bytes);
+    this.pending = new PendingConnections(
+      { maxPending: config.maxPending, maxPendingBytes: config.maxPendingBytes, clock },
+      {
+        onSizeChange: (size) => this.metrics.connectionsHeld.set(size),
+        onBytesChange: (bytes) => this.metrics.pendingBytes.set(bytes),
+      },
+    );
     this.actuator.onFailure((error) => this.pending.failAll(error));
-    const capacityQueue = new CapacityQueue();
-    capacityQueue.onSizeChange = (size) => this.metrics.connectionsQueued.set(size);
+    const capacityQueue = new CapacityQueue({ onSizeChange: (size) => this.metrics.connectionsQueued.set(size) });
     this.statefulSet.onChange(() => {
       const sts = this.statefulSet.objects()[0];
       this.metrics.replicas.set({ kind: 'desired' }, sts?.spec?.replicas ?? 0);
@@ -229,44 +233,50 @@ export class Gateway {
         emit({ kind: 'backends_changed', ready });
       }
     });
-    const router = (this.router = new Router({
-      backends,
-      pending: this.pending,
-      demand: { arrive: () => this.activity.arrive(), currentFailure: () => this.currentFailure() },
-      clock,
-      emit,
-      readyWaitTimeoutMs: config.readyWaitTimeoutMs,
-      wakeOn: config.wakeOn,
-      firstByteTimeoutMs: config.firstByteTimeoutMs,
-      capacityQueue,
-    }));
-    this.listener = new ProxyListener({
-      address: config.listenAddr,
-      maxConnections: config.maxConnections,
-      emit,
-      handle: (socket) => router.handle(socket),
-      onOpenChange: (open) => this.metrics.connectionsOpen.set(open),
-    });
-    this.ops = new OpsServer({
-      address: config.metricsAddr,
-      registry: this.metrics.registry,
-      readiness: () => this.readiness(),
-      emit,
-      flushLog: () => options.log.flush(),
-      ...(coordination ? { report: () => coordination.partition.status() } : {}),
-      wake: {
-        maxReplicas: config.maxReplicas,
-        defaultForMs: config.idleTimeoutMs,
-        failure: () => this.currentFailure() ?? this.actuator.readinessFailure(),
-        request: (replicas, forMs, client) => {
-          const recorded = this.wakes.request(replicas, forMs);
-          void coordination?.wakeLease.record(this.wakes.current());
-          emit({ kind: 'wake_requested', replicas, forMs, until: new Date(recorded.until).toISOString(), client });
-          return recorded;
-        },
-        status: () => ({ wake: this.controller.decision?.wake, readyBuilders: backends.ready().length }),
+    const router = (this.router = new Router(
+      {
+        backends,
+        pending: this.pending,
+        clock,
+        readyWaitTimeoutMs: config.readyWaitTimeoutMs,
+        wakeOn: config.wakeOn,
+        firstByteTimeoutMs: config.firstByteTimeoutMs,
+        capacityQueue,
       },
-    });
+      { emit, arrive: () => this.activity.arrive(), currentFailure: () => this.currentFailure() },
+    ));
+    this.listener = new ProxyListener(
+      { address: config.listenAddr, maxConnections: config.maxConnections },
+      {
+        emit,
+        handle: (socket) => router.handle(socket),
+        onOpenChange: (open) => this.metrics.connectionsOpen.set(open),
+      },
+    );
+    this.ops = new OpsServer(
+      {
+        address: config.metricsAddr,
+        registry: this.metrics.registry,
+        wake: {
+          maxReplicas: config.maxReplicas,
+          defaultForMs: config.idleTimeoutMs,
+          failure: () => this.currentFailure() ?? this.actuator.readinessFailure(),
+          request: (replicas, forMs, client) => {
+            const recorded = this.wakes.request(replicas, forMs);
+            void coordination?.wakeLease.record(this.wakes.current());
+            emit({ kind: 'wake_requested', replicas, forMs, until: new Date(recorded.until).toISOString(), client });
+            return recorded;
+          },
+          status: () => ({ wake: this.controller.decision?.wake, readyBuilders: backends.ready().length }),
+        },
+      },
+      {
+        emit,
+        readiness: () => this.readiness(),
+        flushLog: () => options.log.flush(),
+        ...(coordination ? { report: () => coordination.partition.status() } : {}),
+      },
+    );
     this.metrics.observeWatches(() => [...this.informers(), this.busyPods]);
     this.metrics.observePodLoads(() => this.controller.decision?.loads ?? {});
     if (coordination) this.metrics.observeReportWriteAge(() => coordination.partition.unwrittenMs());

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
 import { buildInfo, describeBuild } from './build-info.ts';
-import { describeConfig, loadConfig, type LoadedConfig } from './config.ts';
+import { describeConfig, loadConfig, type LoadedConfig } from './config-load.ts';
 import { ConfigError, ErrorCode, GatewayError } from './errors.ts';
 import { Gateway } from './gateway.ts';
 import { loadKubeConfig } from './kube/client.ts';

@@ -1,14 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { buildInfo } from './build-info.ts';
 import { ErrorCode } from './errors.ts';
-import type { InformerStatus } from './kube/informer.ts';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** What the watch metrics read: an informer's name and state. */
+/** What the watch metrics read: an informer's name and state (kube/informer.ts's InformerStatus fits). */
 export interface WatchSource {
   readonly resource: string;
-  readonly state: InformerStatus;
+  readonly state: { readonly up: boolean; readonly synced: boolean };
 }
 
 /** Every metric the gateway exports; one registry per gateway so tests can run several in one process. */
@@ -38,7 +37,9 @@ export function createMetrics() {
     }),
     connectionsQueued: new Gauge({
       name: 'bka_connections_queued',
-      help: 'Held connections waiting in arrival order for room under --max-connections-per-replica, the pool being at --max-replicas (part of bka_connections_held)',
+      help:
+        'Held connections waiting in arrival order for room under --max-connections-per-replica, the pool being ' +
+        'at --max-replicas (part of bka_connections_held)',
       registers,
     }),
     pendingBytes: new Gauge({

@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { boolean } from './config.ts';
+import { boolean } from './config-values.ts';
 import { formatGoDuration, parseGoDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { maxWakeForMs, type WakeStatusJson } from './http/wake-endpoint.ts';
@@ -39,7 +39,8 @@ export function parseWakeArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
   const program = new Command()
     .name('buildkitd-autoscaler wake')
     .description(
-      'Wake buildkitd before a build: POST /wake on the gateway ops port, optionally wait until a builder accepts connections.\nEach flag has an environment variable, which wins over the flag when set.',
+      'Wake buildkitd before a build: POST /wake on the gateway ops port, optionally wait until a builder accepts ' +
+        'connections.\nEach flag has an environment variable, which wins over the flag when set.',
     )
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, writeOut: (text) => process.stdout.write(text) })

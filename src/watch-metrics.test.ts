@@ -4,7 +4,7 @@ import { test, type TestContext } from 'node:test';
 import { KubeConfig, type V1StatefulSet } from '@kubernetes/client-node';
 import { FakeListWatchApi, watchErrors } from '../test/support/fake-list-watch.ts';
 import { ManualClock } from './clock.ts';
-import { createEventSink } from './events.ts';
+import { createEventSink } from './event-sink.ts';
 import { ResilientInformer } from './kube/informer.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
@@ -18,15 +18,17 @@ function setup(t: TestContext) {
   const metrics = createMetrics();
   const log = createLogger('debug', new Writable({ write: (_chunk, _encoding, done) => done() }));
   const api = new FakeListWatchApi<V1StatefulSet>();
-  const informer = new ResilientInformer<V1StatefulSet>({
-    resource: 'statefulset/buildkitd',
-    kubeConfig: new KubeConfig(),
-    path: '/apis/apps/v1/namespaces/default/statefulsets',
-    list: api.list,
-    openListWatch: api.open,
-    clock,
-    emit: createEventSink(log, metrics),
-  });
+  const informer = new ResilientInformer<V1StatefulSet>(
+    {
+      resource: 'statefulset/buildkitd',
+      kubeConfig: new KubeConfig(),
+      path: '/apis/apps/v1/namespaces/default/statefulsets',
+      list: api.list,
+      openListWatch: api.open,
+      clock,
+    },
+    { emit: createEventSink(log, metrics) },
+  );
   metrics.observeWatches(() => [informer]);
   /** The bka_watch_* samples as /metrics shows them. */
   const scrape = async () =>

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Backend } from './backend-set.ts';
+import type { Backend } from './source.ts';
 import { chooseBackends, type BalancerInput } from './balancer.ts';
 
 const pods = (n: number): Backend[] =>

@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import { builderLimit, builderShare } from '../capacity.ts';
-import type { Backend } from './backend-set.ts';
+import type { Backend } from './source.ts';
 
 export const Affinity = { clientIp: 'client-ip', none: 'none' } as const;
 export type Affinity = (typeof Affinity)[keyof typeof Affinity];

@@ -1,6 +1,6 @@
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { ResilientInformer } from '../kube/informer.ts';
-import type { Backend, BackendSource, PodState } from './backend-set.ts';
+import type { Backend, BackendSource, PodState } from './source.ts';
 
 export interface DnsNaming {
   statefulSetName: string;

@@ -59,15 +59,17 @@ function setup(t: TestContext) {
   const api = new FakeListWatchApi<V1Node>();
   const nodes = new DrainingNodes(
     (emit) =>
-      new ResilientInformer<V1Node>({
-        resource: 'nodes',
-        kubeConfig: new KubeConfig(),
-        path: '/api/v1/nodes',
-        list: api.list,
-        openListWatch: api.open,
-        clock,
-        emit,
-      }),
+      new ResilientInformer<V1Node>(
+        {
+          resource: 'nodes',
+          kubeConfig: new KubeConfig(),
+          path: '/api/v1/nodes',
+          list: api.list,
+          openListWatch: api.open,
+          clock,
+        },
+        { emit },
+      ),
     (e) => events.push(e),
   );
   t.after(() => nodes.stop());

@@ -1,7 +1,7 @@
 import type { V1Endpoint, V1EndpointSlice } from '@kubernetes/client-node';
 import type { Clock, Timer } from '../clock.ts';
 import type { ResilientInformer } from '../kube/informer.ts';
-import type { Backend, BackendSource, PodState } from './backend-set.ts';
+import type { Backend, BackendSource, PodState } from './source.ts';
 import { podOrdinal } from './ordinal.ts';
 
 /**

@@ -13,13 +13,20 @@ export interface ReadinessCheck {
   reason?: string;
 }
 
-export interface OpsServerOptions {
+export interface OpsServerInputs {
+  /** --metrics-addr. */
   address: ListenAddress;
+  /** What /metrics serves. */
   registry: Registry;
-  readiness: () => ReadinessCheck[];
-  emit: EmitEvent;
   /** Serves /wake (pre-wake) when given. */
   wake?: WakeControl;
+}
+
+export interface OpsServerCallbacks {
+  /** `listening` once the port is bound. */
+  emit: EmitEvent;
+  /** The checks /readyz answers with; ready only while every one is ok. */
+  readiness: () => ReadinessCheck[];
   /** Serves /report (whether this replica writes its report Lease; the others ask it) when given. */
   report?: () => unknown;
   /** Writes out batched log lines before answering, so the log is never behind what /metrics counts. */
@@ -29,30 +36,33 @@ export interface OpsServerOptions {
 /** /healthz (process alive), /readyz (may receive traffic, with the failing checks), /metrics, /wake (POST: pre-wake), /report (to the other replicas). */
 export class OpsServer {
   private readonly server: Server;
-  private readonly o: OpsServerOptions;
+  private readonly address: ListenAddress;
+  private readonly emit: EmitEvent;
 
-  constructor(options: OpsServerOptions) {
-    this.o = options;
+  constructor(inputs: OpsServerInputs, callbacks: OpsServerCallbacks) {
+    const { registry, wake } = inputs;
+    this.address = inputs.address;
+    this.emit = callbacks.emit;
     this.server = createServer((request, response) => {
-      this.o.flushLog?.();
+      callbacks.flushLog?.();
       const [path, query = ''] = (request.url ?? '/').split('?', 2);
-      if (path === '/wake' && this.o.wake) {
-        handleWake(this.o.wake, request, response, new URLSearchParams(query));
+      if (path === '/wake' && wake) {
+        handleWake(wake, request, response, new URLSearchParams(query));
       } else if (request.method !== 'GET' && request.method !== 'HEAD') {
         response.writeHead(405, { allow: 'GET, HEAD' }).end();
       } else if (path === '/healthz' || path === '/livez') {
         response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       } else if (path === '/readyz') {
-        const checks = this.o.readiness();
+        const checks = callbacks.readiness();
         const ready = checks.every((check) => check.ok);
         response
           .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
           .end(`${JSON.stringify({ ready, checks })}\n`);
-      } else if (path === '/report' && this.o.report) {
-        response.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(this.o.report())}\n`);
+      } else if (path === '/report' && callbacks.report) {
+        response.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(callbacks.report())}\n`);
       } else if (path === '/metrics') {
-        this.o.registry.metrics().then(
-          (text) => response.writeHead(200, { 'content-type': this.o.registry.contentType }).end(text),
+        registry.metrics().then(
+          (text) => response.writeHead(200, { 'content-type': registry.contentType }).end(text),
           (error: unknown) => response.writeHead(500).end(String(error)),
         );
       } else {
@@ -63,7 +73,7 @@ export class OpsServer {
   }
 
   async start(): Promise<AddressInfo> {
-    const { host, port } = this.o.address;
+    const { host, port } = this.address;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', (error) =>
         reject(
@@ -75,7 +85,7 @@ export class OpsServer {
       this.server.listen({ host, port }, resolve);
     });
     const address = this.server.address() as AddressInfo;
-    this.o.emit({ kind: 'listening', what: 'metrics', address: address.address, port: address.port });
+    this.emit({ kind: 'listening', what: 'metrics', address: address.address, port: address.port });
     return address;
   }
 

@@ -26,13 +26,10 @@ async function serve(t: TestContext, extra: Partial<WakeControl> = {}) {
     status: () => ({ wake, readyBuilders: wake ? 1 : 0 }),
     ...extra,
   };
-  const server = new OpsServer({
-    address: { host: '127.0.0.1', port: 0 },
-    registry: new Registry(),
-    readiness: () => [],
-    emit: (e) => events.push(e),
-    wake: control,
-  });
+  const server = new OpsServer(
+    { address: { host: '127.0.0.1', port: 0 }, registry: new Registry(), wake: control },
+    { readiness: () => [], emit: (e) => events.push(e) },
+  );
   const { port } = await server.start();
   t.after(() => server.stop());
   const call = async (method: string, path: string) => {

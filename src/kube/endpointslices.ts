@@ -13,19 +13,21 @@ export function watchEndpointSlices(
   emit: EmitEvent,
 ) {
   const labelSelector = `kubernetes.io/service-name=${serviceName}`;
-  return new ResilientInformer<V1EndpointSlice>({
-    resource: `endpointslices/${serviceName}`,
-    kubeConfig,
-    path: `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
-    list: () =>
-      kubeRequest<V1EndpointSliceList>(
-        kubeConfig,
-        'GET',
-        `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
-        { query: { labelSelector } },
-      ),
-    labelSelector,
-    clock,
-    emit,
-  });
+  return new ResilientInformer<V1EndpointSlice>(
+    {
+      resource: `endpointslices/${serviceName}`,
+      kubeConfig,
+      path: `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
+      list: () =>
+        kubeRequest<V1EndpointSliceList>(
+          kubeConfig,
+          'GET',
+          `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
+          { query: { labelSelector } },
+        ),
+      labelSelector,
+      clock,
+    },
+    { emit },
+  );
 }

@@ -5,7 +5,7 @@ import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from './api-error.ts';
 import { GuardedWatch } from './guarded-watch.ts';
 
-export interface InformerOptions<T extends KubernetesObject> {
+export interface InformerInputs<T extends KubernetesObject> {
   /** A name for logs and metrics, e.g. "statefulset/buildkitd". */
   resource: string;
   kubeConfig: KubeConfig;
@@ -15,13 +15,17 @@ export interface InformerOptions<T extends KubernetesObject> {
   labelSelector?: string;
   fieldSelector?: string;
   clock: Clock;
-  emit: EmitEvent;
   /** First and largest delay between restarts after a failed list or watch. */
   backoff?: { initialMs: number; maxMs: number };
   /** Cuts each watched object down to what the cache needs (the list function slims its own items). */
   slim?: (object: T) => T;
   /** Replaces client-node's ListWatch (unit tests only). */
   openListWatch?: OpenListWatch<T>;
+}
+
+export interface InformerCallbacks {
+  /** `watch_synced` after each successful list, `watch_failed` (with the retry delay) after each failure. */
+  emit: EmitEvent;
 }
 
 /** The part of client-node's ListWatch the informer uses: the seam where unit tests script list and watch outcomes. */
@@ -75,15 +79,17 @@ export class ResilientInformer<T extends KubernetesObject> {
   private generation = 0;
   private readonly backoff: { initialMs: number; maxMs: number };
 
-  private readonly options: InformerOptions<T>;
+  private readonly inputs: InformerInputs<T>;
+  private readonly emit: EmitEvent;
   private readonly openListWatch: OpenListWatch<T>;
 
-  constructor(options: InformerOptions<T>) {
-    this.options = options;
-    this.backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
-    const { kubeConfig, path, labelSelector, fieldSelector, slim } = options;
+  constructor(inputs: InformerInputs<T>, callbacks: InformerCallbacks) {
+    this.inputs = inputs;
+    this.emit = callbacks.emit;
+    this.backoff = inputs.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    const { kubeConfig, path, labelSelector, fieldSelector, slim } = inputs;
     this.openListWatch =
-      options.openListWatch ??
+      inputs.openListWatch ??
       ((list, onError) =>
         new ListWatch<T>(
           path,
@@ -119,7 +125,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   get resource(): string {
-    return this.options.resource;
+    return this.inputs.resource;
   }
 
   /** Called after every change of objects or of sync state. */
@@ -132,12 +138,12 @@ export class ResilientInformer<T extends KubernetesObject> {
     const generation = ++this.generation;
     this.watchUpSince = undefined;
     const list = async () => {
-      const result = await this.options.list();
+      const result = await this.inputs.list();
       // ListWatch fills its cache after this promise settles; report once it has.
       setImmediate(() => {
         if (!this.isCurrent(generation, watch)) return;
         this.status = { synced: true, everSynced: true, failure: undefined };
-        this.options.emit({ kind: 'watch_synced', resource: this.options.resource, objects: result.items.length });
+        this.emit({ kind: 'watch_synced', resource: this.inputs.resource, objects: result.items.length });
         this.changed();
       });
       return result;
@@ -159,7 +165,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.current = watch;
     watch.start().then(() => {
       // start() settles once the watch request is answered; a failed list or watch has replaced `current` by then.
-      if (this.isCurrent(generation, watch)) this.watchUpSince = this.options.clock.now();
+      if (this.isCurrent(generation, watch)) this.watchUpSince = this.inputs.clock.now();
     }, onFailure);
   }
 
@@ -174,7 +180,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const code = status === 403 || status === 401 ? ErrorCode.WatchForbidden : ErrorCode.WatchFailed;
     const upSince = this.watchUpSince;
     this.watchUpSince = undefined;
-    if (upSince !== undefined && this.options.clock.now() - upSince >= WATCH_STABLE_AFTER_MS) this.failures = 0;
+    if (upSince !== undefined && this.inputs.clock.now() - upSince >= WATCH_STABLE_AFTER_MS) this.failures = 0;
     const delay = Math.min(this.backoff.initialMs * 2 ** this.failures, this.backoff.maxMs);
     const retryInMs = Math.round(delay * (0.8 + Math.random() * 0.4));
     this.failures += 1;
@@ -183,9 +189,9 @@ export class ResilientInformer<T extends KubernetesObject> {
       everSynced: this.status.everSynced,
       failure: { code, message: apiMessage(error), status },
     };
-    this.options.emit({
+    this.emit({
       kind: 'watch_failed',
-      resource: this.options.resource,
+      resource: this.inputs.resource,
       code,
       error: apiMessage(error),
       status,
@@ -196,7 +202,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     void old?.stop();
     this.changed();
     this.restartTimer?.cancel();
-    this.restartTimer = this.options.clock.setTimer(retryInMs, () => {
+    this.restartTimer = this.inputs.clock.setTimer(retryInMs, () => {
       if (!this.stopped) this.connect();
     });
   }

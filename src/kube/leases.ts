@@ -93,13 +93,15 @@ export class KubeLeaseStore implements LeaseStore {
 export function watchLeases(kubeConfig: KubeConfig, namespace: string, group: string, clock: Clock, emit: EmitEvent) {
   const labelSelector = `${leaseGroupLabel}=${group}`;
   const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`;
-  return new ResilientInformer<V1Lease>({
-    resource: `leases/${group}`,
-    kubeConfig,
-    path,
-    list: () => kubeRequest<V1LeaseList>(kubeConfig, 'GET', path, { query: { labelSelector } }),
-    labelSelector,
-    clock,
-    emit,
-  });
+  return new ResilientInformer<V1Lease>(
+    {
+      resource: `leases/${group}`,
+      kubeConfig,
+      path,
+      list: () => kubeRequest<V1LeaseList>(kubeConfig, 'GET', path, { query: { labelSelector } }),
+      labelSelector,
+      clock,
+    },
+    { emit },
+  );
 }

@@ -15,16 +15,18 @@ export function slimNode(node: V1Node): V1Node {
 
 /** Watches every Node (cluster-scoped: needs a ClusterRole), keeping only name, cordon and taints. */
 export function watchNodes(kubeConfig: KubeConfig, clock: Clock, emit: EmitEvent) {
-  return new ResilientInformer<V1Node>({
-    resource: 'nodes',
-    kubeConfig,
-    path: '/api/v1/nodes',
-    list: async () => {
-      const list = await kubeRequest<V1NodeList>(kubeConfig, 'GET', '/api/v1/nodes');
-      return { ...list, items: list.items.map(slimNode) };
+  return new ResilientInformer<V1Node>(
+    {
+      resource: 'nodes',
+      kubeConfig,
+      path: '/api/v1/nodes',
+      list: async () => {
+        const list = await kubeRequest<V1NodeList>(kubeConfig, 'GET', '/api/v1/nodes');
+        return { ...list, items: list.items.map(slimNode) };
+      },
+      slim: slimNode,
+      clock,
     },
-    slim: slimNode,
-    clock,
-    emit,
-  });
+    { emit },
+  );
 }

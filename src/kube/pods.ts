@@ -53,16 +53,18 @@ export function watchLabelledPods(
   clock: Clock,
   emit: EmitEvent,
 ) {
-  return new ResilientInformer<V1Pod>({
-    resource: `pods/${label}`,
-    kubeConfig,
-    path: `/api/v1/namespaces/${namespace}/pods`,
-    list: () =>
-      kubeRequest<V1PodList>(kubeConfig, 'GET', `/api/v1/namespaces/${namespace}/pods`, {
-        query: { labelSelector: label },
-      }),
-    labelSelector: label,
-    clock,
-    emit,
-  });
+  return new ResilientInformer<V1Pod>(
+    {
+      resource: `pods/${label}`,
+      kubeConfig,
+      path: `/api/v1/namespaces/${namespace}/pods`,
+      list: () =>
+        kubeRequest<V1PodList>(kubeConfig, 'GET', `/api/v1/namespaces/${namespace}/pods`, {
+          query: { labelSelector: label },
+        }),
+      labelSelector: label,
+      clock,
+    },
+    { emit },
+  );
 }

@@ -1,36 +1,41 @@
 import type { CoreV1Event, KubeConfig } from '@kubernetes/client-node';
 import type { GatewayEvent } from '../events.ts';
-import type { Logger } from '../log.ts';
 import { kubeRequest } from './rest.ts';
+
+export interface ScaleEventInputs {
+  kubeConfig: KubeConfig;
+  /** Namespace and name of the StatefulSet the Events are about. */
+  namespace: string;
+  statefulSetName: string;
+  /** The gateway replica that decided (its --identity), so `kubectl describe` says who scaled. */
+  identity: string;
+}
+
+export interface ScaleEventCallbacks {
+  /** The StatefulSet's UID as last seen, so the Event links to that object; undefined before it was seen. */
+  statefulSetUid: () => string | undefined;
+  /** An Event could not be recorded (best effort: traffic never depends on it). */
+  onRecordFailed: (error: unknown) => void;
+}
 
 /**
  * Records scale decisions as Kubernetes Events on the StatefulSet, as the HPA does, so
  * `kubectl describe statefulset buildkitd` shows who scaled it and why. Best effort: a failure to record
- * is logged at debug level and never affects traffic.
+ * goes to `onRecordFailed` and never affects traffic.
  */
 export class ScaleEventRecorder {
   private readonly kubeConfig: KubeConfig;
   private readonly namespace: string;
   private readonly statefulSetName: string;
-  private readonly uid: () => string | undefined;
-  private readonly log: Logger;
-  /** The gateway replica that decided (its --identity), so `kubectl describe` says who scaled. */
   private readonly host: string;
+  private readonly callbacks: ScaleEventCallbacks;
 
-  constructor(
-    kubeConfig: KubeConfig,
-    namespace: string,
-    statefulSetName: string,
-    uid: () => string | undefined,
-    log: Logger,
-    identity: string,
-  ) {
-    this.kubeConfig = kubeConfig;
-    this.namespace = namespace;
-    this.statefulSetName = statefulSetName;
-    this.uid = uid;
-    this.log = log;
-    this.host = identity;
+  constructor(inputs: ScaleEventInputs, callbacks: ScaleEventCallbacks) {
+    this.kubeConfig = inputs.kubeConfig;
+    this.namespace = inputs.namespace;
+    this.statefulSetName = inputs.statefulSetName;
+    this.host = inputs.identity;
+    this.callbacks = callbacks;
   }
 
   readonly observe = (event: GatewayEvent): void => {
@@ -58,7 +63,7 @@ export class ScaleEventRecorder {
         kind: 'StatefulSet',
         name: this.statefulSetName,
         namespace: this.namespace,
-        uid: this.uid(),
+        uid: this.callbacks.statefulSetUid(),
       },
       type,
       reason,
@@ -75,6 +80,6 @@ export class ScaleEventRecorder {
       'POST',
       `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/events`,
       { body },
-    ).catch((error: unknown) => this.log.debug({ err: error }, 'could not record a Kubernetes Event'));
+    ).catch((error: unknown) => this.callbacks.onRecordFailed(error));
   }
 }

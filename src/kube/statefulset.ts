@@ -13,16 +13,18 @@ export function watchStatefulSet(
   emit: EmitEvent,
 ) {
   const fieldSelector = `metadata.name=${name}`;
-  return new ResilientInformer<V1StatefulSet>({
-    resource: `statefulset/${name}`,
-    kubeConfig,
-    path: `/apis/apps/v1/namespaces/${namespace}/statefulsets`,
-    list: () =>
-      kubeRequest<V1StatefulSetList>(kubeConfig, 'GET', `/apis/apps/v1/namespaces/${namespace}/statefulsets`, {
-        query: { fieldSelector },
-      }),
-    fieldSelector,
-    clock,
-    emit,
-  });
+  return new ResilientInformer<V1StatefulSet>(
+    {
+      resource: `statefulset/${name}`,
+      kubeConfig,
+      path: `/apis/apps/v1/namespaces/${namespace}/statefulsets`,
+      list: () =>
+        kubeRequest<V1StatefulSetList>(kubeConfig, 'GET', `/apis/apps/v1/namespaces/${namespace}/statefulsets`, {
+          query: { fieldSelector },
+        }),
+      fieldSelector,
+      clock,
+    },
+    { emit },
+  );
 }

@@ -16,16 +16,18 @@ function setup(t: TestContext) {
   const clock = new ManualClock();
   const events: GatewayEvent[] = [];
   const api = new FakeListWatchApi<V1StatefulSet>();
-  const informer = new ResilientInformer<V1StatefulSet>({
-    resource: 'statefulset/buildkitd',
-    kubeConfig: new KubeConfig(),
-    path: '/apis/apps/v1/namespaces/default/statefulsets',
-    list: api.list,
-    openListWatch: api.open,
-    clock,
-    emit: (e) => events.push(e),
-    backoff: { initialMs: 1000, maxMs: 16_000 },
-  });
+  const informer = new ResilientInformer<V1StatefulSet>(
+    {
+      resource: 'statefulset/buildkitd',
+      kubeConfig: new KubeConfig(),
+      path: '/apis/apps/v1/namespaces/default/statefulsets',
+      list: api.list,
+      openListWatch: api.open,
+      clock,
+      backoff: { initialMs: 1000, maxMs: 16_000 },
+    },
+    { emit: (e) => events.push(e) },
+  );
   const retryDelays = () => events.flatMap((e) => (e.kind === 'watch_failed' ? [e.retryInMs] : []));
   /** Lets the pending restart run: the clock moves by the last announced delay. */
   const restart = async () => {

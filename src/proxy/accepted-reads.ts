@@ -20,9 +20,9 @@ interface StreamHandle {
 /**
  * Switches an accepted socket to reads into a reused buffer, as `onread` does for a dialled one (see
  * ReusableReads): Node 24's net.Server has no `onread` option, so each client read would be a fresh
- * 64 KiB buffer, and that external memory costs a mark-compact every ~64 MB (measured: ~17 per GB
- * client→pod, each ~2x dearer on the gateway's heap than on a bare Node pipe's; none with this). It sets what net.Socket's constructor sets for `onread` (three private fields,
- * found by their symbols' descriptions) and hands the handle the buffer as net.Socket does. Where a Node
+ * 64 KiB buffer, and that external memory forces a mark-compact every ~64 MB of upload, each dearer on the
+ * gateway's heap than on a bare Node pipe's. It sets what net.Socket's constructor sets for `onread` (three
+ * private fields, found by their symbols' descriptions) and hands the handle the buffer as net.Socket does. Where a Node
  * version lacks any of these it leaves the socket untouched and returns undefined: the caller pipes the
  * stream. Bytes already buffered in the stream are delivered first.
  */

@@ -3,9 +3,8 @@ import { test } from 'node:test';
 import { CapacityQueue } from './capacity-queue.ts';
 
 test('the queue keeps arrival order: a newcomer is behind everyone waiting, a connection that lost its dial gets its turn back', () => {
-  const queue = new CapacityQueue();
   const sizes: number[] = [];
-  queue.onSizeChange = (size) => sizes.push(size);
+  const queue = new CapacityQueue({ onSizeChange: (size) => sizes.push(size) });
   assert.equal(queue.anyoneAhead(1), false, "nobody waits: room is anyone's");
   assert.equal(queue.join(3), true);
   assert.equal(queue.join(5), true);

@@ -7,7 +7,12 @@
 export class CapacityQueue {
   /** Connection ids, ascending. */
   private readonly waiting: number[] = [];
-  onSizeChange: (size: number) => void = () => undefined;
+  private readonly onSizeChange: (size: number) => void;
+
+  /** `onSizeChange`: the number of queued connections changed (bka_connections_queued). */
+  constructor(callbacks: { onSizeChange?: (size: number) => void } = {}) {
+    this.onSizeChange = callbacks.onSizeChange ?? (() => undefined);
+  }
 
   get size(): number {
     return this.waiting.length;

@@ -6,9 +6,10 @@ export interface FirstByteWait {
 }
 
 /**
- * Ends connections that stay silent past --first-byte-timeout, with one timer for all of them instead of one
- * per connection (issue #12 counts CPU per connection). Every connection gets the same timeout, so deadlines
- * fall in arrival order: a Set keeps that order, and only the oldest waiting connection needs the timer.
+ * Ends connections that stay silent past --first-byte-timeout, with one timer for all of them instead of
+ * one per connection (a timer per connection is CPU spent on every accept). Every connection gets the same
+ * timeout, so deadlines fall in arrival order: a Set keeps that order, and only the oldest waiting
+ * connection needs the timer.
  */
 export class FirstByteDeadlines {
   private readonly waiting = new Set<{ deadline: number; expire: () => void }>();

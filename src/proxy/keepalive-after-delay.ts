@@ -65,7 +65,7 @@ export class KeepaliveAfterDelay<S extends KeepaliveSocket = Socket> {
   };
 }
 
-/** The gateway's one instance: client sockets (src/proxy/listener.ts) and backend sockets (src/backends/probe.ts). */
+/** The gateway's one instance: client sockets (src/proxy/listener.ts) and backend sockets (src/proxy/dial.ts). */
 const socketKeepalive = new KeepaliveAfterDelay();
 
 /** A 'close' listener shared by every socket, so adding it allocates no closure. */

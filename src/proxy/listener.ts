@@ -4,11 +4,19 @@ import { ConnectionOutcome, type EmitEvent } from '../events.ts';
 import type { ListenAddress } from '../listen-address.ts';
 import { keepaliveAfterDelay } from './keepalive-after-delay.ts';
 
-export interface ListenerOptions {
+export interface ListenerInputs {
+  /** --listen-addr. */
   address: ListenAddress;
+  /** --max-connections: beyond it a new client is refused at once (BKA_MAX_CONNECTIONS). */
   maxConnections: number;
+}
+
+export interface ListenerCallbacks {
+  /** `listening` once, and `connection_rejected` for each client refused. */
   emit: EmitEvent;
+  /** Takes an accepted connection from here to its close (Router.handle). */
   handle: (socket: Socket) => Promise<void>;
+  /** The number of open client connections changed (bka_connections_open). */
   onOpenChange?: (open: number) => void;
 }
 
@@ -16,25 +24,27 @@ export interface ListenerOptions {
 export class ProxyListener {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
-  private readonly o: ListenerOptions;
+  private readonly inputs: ListenerInputs;
+  private readonly callbacks: ListenerCallbacks;
   /** One 'close' listener shared by every client socket (`this` is the socket): no closure per connection. */
   private readonly socketClosed: (this: Socket) => void;
   private accepting = false;
 
-  constructor(options: ListenerOptions) {
-    this.o = options;
+  constructor(inputs: ListenerInputs, callbacks: ListenerCallbacks) {
+    this.inputs = inputs;
+    this.callbacks = callbacks;
     // allowHalfOpen: a client's FIN must reach buildkitd while the response still flows back. Keepalive
     // (a vanished client is found) only for connections that outlive its delay: see KeepaliveAfterDelay.
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
     const sockets = this.sockets;
     this.socketClosed = function (this: Socket): void {
       sockets.delete(this);
-      options.onOpenChange?.(sockets.size);
+      callbacks.onOpenChange?.(sockets.size);
     };
   }
 
   async start(): Promise<AddressInfo> {
-    const { host, port } = this.o.address;
+    const { host, port } = this.inputs.address;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', (error) =>
         reject(
@@ -47,7 +57,7 @@ export class ProxyListener {
     });
     this.accepting = true;
     const address = this.server.address() as AddressInfo;
-    this.o.emit({ kind: 'listening', what: 'proxy', address: address.address, port: address.port });
+    this.callbacks.emit({ kind: 'listening', what: 'proxy', address: address.address, port: address.port });
     return address;
   }
 
@@ -75,9 +85,9 @@ export class ProxyListener {
   private accept(socket: Socket): void {
     // Every socket gets an error listener at once: an unhandled socket error would end the process.
     socket.on('error', ignoreError);
-    if (this.sockets.size >= this.o.maxConnections) {
+    if (this.sockets.size >= this.inputs.maxConnections) {
       const client = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-      this.o.emit({
+      this.callbacks.emit({
         kind: 'connection_rejected',
         outcome: ConnectionOutcome.rejectedMaxConnections,
         client,
@@ -88,9 +98,9 @@ export class ProxyListener {
     }
     this.sockets.add(socket);
     keepaliveAfterDelay(socket);
-    this.o.onOpenChange?.(this.sockets.size);
+    this.callbacks.onOpenChange?.(this.sockets.size);
     socket.on('close', this.socketClosed);
-    void this.o.handle(socket);
+    void this.callbacks.handle(socket);
   }
 }
 

@@ -5,7 +5,7 @@ import { ErrorCode, GatewayError } from '../errors.ts';
 import { PendingConnections } from './pending.ts';
 
 test('bounded: a full queue refuses, a released place is reused', () => {
-  const queue = new PendingConnections(2, new ManualClock(), 1024);
+  const queue = new PendingConnections({ maxPending: 2, clock: new ManualClock(), maxPendingBytes: 1024 });
   const a = queue.enter(1000);
   const b = queue.enter(1000);
   assert.ok(a && b);
@@ -18,7 +18,7 @@ test('bounded: a full queue refuses, a released place is reused', () => {
 
 test('each held connection expires at its own deadline with BKA_READY_TIMEOUT', async () => {
   const clock = new ManualClock();
-  const queue = new PendingConnections(10, clock, 1024);
+  const queue = new PendingConnections({ maxPending: 10, clock, maxPendingBytes: 1024 });
   const early = queue.enter(100)!;
   const late = queue.enter(300)!;
   const results: string[] = [];
@@ -38,14 +38,14 @@ test('each held connection expires at its own deadline with BKA_READY_TIMEOUT', 
 });
 
 test('failAll rejects every waiter with the failure', async () => {
-  const queue = new PendingConnections(10, new ManualClock(), 1024);
+  const queue = new PendingConnections({ maxPending: 10, clock: new ManualClock(), maxPendingBytes: 1024 });
   const waits = [queue.enter(1000)!.wait(), queue.enter(1000)!.wait()];
   queue.failAll(new GatewayError(ErrorCode.ScaleForbidden, 'nope'));
   for (const wait of waits) await assert.rejects(wait, { code: ErrorCode.ScaleForbidden });
 });
 
 test('early input shares one byte budget: what does not fit is refused and nothing is counted for it', () => {
-  const queue = new PendingConnections(10, new ManualClock(), 100);
+  const queue = new PendingConnections({ maxPending: 10, clock: new ManualClock(), maxPendingBytes: 100 });
   assert.ok(queue.reserveBytes(60));
   assert.equal(queue.reserveBytes(41), false);
   assert.equal(queue.heldBytes, 60);

@@ -23,6 +23,23 @@ export interface Hold {
  * ready-wait timeout, counted from when the connection arrived). Waiters are woken whenever the set of
  * backends changes and re-check for themselves, so no wake-up is lost and none is polled for.
  */
+export interface PendingInputs {
+  /** --max-pending: held connections at most; one more is refused (BKA_PENDING_FULL). */
+  maxPending: number;
+  /** --max-pending-bytes: what every held client sent meanwhile, together (BKA_PENDING_BYTES_FULL). */
+  maxPendingBytes: number;
+  clock: Clock;
+}
+
+export interface PendingCallbacks {
+  /** The number of held connections changed (bka_connections_held). */
+  onSizeChange?: (size: number) => void;
+  /** The bytes kept for held clients changed (bka_pending_bytes). */
+  onBytesChange?: (bytes: number) => void;
+}
+
+const ignore = (): void => undefined;
+
 export class PendingConnections {
   private held = 0;
   private bytesHeld = 0;
@@ -30,13 +47,15 @@ export class PendingConnections {
   private readonly max: number;
   private readonly maxBytes: number;
   private readonly clock: Clock;
-  onSizeChange: (size: number) => void = () => undefined;
-  onBytesChange: (bytes: number) => void = () => undefined;
+  private readonly onSizeChange: (size: number) => void;
+  private readonly onBytesChange: (bytes: number) => void;
 
-  constructor(max: number, clock: Clock, maxBytes: number) {
-    this.max = max;
-    this.clock = clock;
-    this.maxBytes = maxBytes;
+  constructor(inputs: PendingInputs, callbacks: PendingCallbacks = {}) {
+    this.max = inputs.maxPending;
+    this.maxBytes = inputs.maxPendingBytes;
+    this.clock = inputs.clock;
+    this.onSizeChange = callbacks.onSizeChange ?? ignore;
+    this.onBytesChange = callbacks.onBytesChange ?? ignore;
   }
 
   get size(): number {

@@ -36,7 +36,7 @@ async function connectedPairs(mode: ReadMode): Promise<Connected> {
   let accepted: Socket | undefined;
   const backendPort = await listen((s) => (backendPeer = s));
   const gatewayPort = await listen((s) => (accepted = s));
-  // As the gateway dials (backends/probe.ts): read into a reused buffer; or a plain stream socket.
+  // As the gateway dials (proxy/dial.ts): read into a reused buffer; or a plain stream socket.
   const reads = new ReusableReads();
   const backend = reusableReads
     ? reads.bind(connect({ port: backendPort, host: '127.0.0.1', allowHalfOpen: true, onread: reads.options }))
@@ -174,7 +174,10 @@ for (const reusableReads of ['stream', 'backend', 'both'] as const) {
   }
 
   for (const direction of ['down', 'up'] as const) {
-    test(`back-pressure ${direction}: a reader that does not read stalls the writer, and the gateway buffers a few high-water marks at most${mode}`, async () => {
+    const name =
+      `back-pressure ${direction}: a reader that does not read stalls the writer, ` +
+      `and the gateway buffers a few high-water marks at most${mode}`;
+    test(name, async () => {
       const { client, accepted, backend, backendPeer, spliced, close } = await socketPairs(reusableReads);
       const [writer, reader, gatewayIn, gatewayOut] =
         direction === 'down' ? [backendPeer, client, backend, accepted] : [client, backendPeer, accepted, backend];

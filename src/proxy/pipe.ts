@@ -25,7 +25,7 @@ export interface EarlyClientInput {
  * A socket with ReusableReads (a dialled backend, an adopted client) is read into its reused buffer rather
  * than through a stream pipe.
  * A callback, not a Promise, and two listeners sharing one closure context: an idle spliced connection
- * keeps little more than its two sockets (issue #12 counts memory per open connection).
+ * keeps little more than its two sockets (memory per open connection is what bounds how many it holds).
  */
 export function splice(
   client: Socket,

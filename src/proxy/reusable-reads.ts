@@ -2,8 +2,8 @@ import type { Socket, OnReadOpts } from 'node:net';
 
 /**
  * Every socket's first read buffer, shared: a read is handled before the next one starts, and its bytes
- * are copied out at once, so an idle connection keeps no read buffer of its own (measured: 0.7 KiB less
- * RSS per idle connection than a private 256 B one each way). Small enough that copies come from Buffer's pool.
+ * are copied out at once, so an idle connection keeps no read buffer of its own (even a private 256 B one
+ * each way costs resident memory per idle connection). Small enough that copies come from Buffer's pool.
  */
 const sharedReads = Buffer.allocUnsafe(2048);
 /** Once a read fills the shared buffer, the socket reads into its own of this size (Node's own read size). */

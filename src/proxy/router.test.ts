@@ -8,8 +8,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { createSecureContext, createServer as createTlsServer, connect as tlsConnect, TLSSocket } from 'node:tls';
 import { FakeBackendSource } from '../../test/support/fake-backend-source.ts';
-import { BackendSet, type Backend } from '../backends/backend-set.ts';
-import { dialBackend } from '../backends/probe.ts';
+import { BackendSet } from '../backends/backend-set.ts';
+import type { Backend } from '../backends/source.ts';
+import { dialBackend } from './dial.ts';
 import { systemClock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
@@ -17,7 +18,7 @@ import { LocalActivity } from '../scaler/activity.ts';
 import { ProxyListener } from './listener.ts';
 import { CapacityQueue } from './capacity-queue.ts';
 import { PendingConnections } from './pending.ts';
-import { Router, type RouterOptions } from './router.ts';
+import { Router, type RouterInputs } from './router.ts';
 import { EARLY_INPUT_PER_CONNECTION } from './early-input.ts';
 import { freePort } from '../../test/support/net.ts';
 import type { WakeOn } from '../config.ts';
@@ -55,7 +56,7 @@ async function setup(
     maxPendingBytes?: number;
     maxConnections?: number;
     failure?: GatewayError;
-    dial?: RouterOptions['dial'];
+    dial?: RouterInputs['dial'];
     wakeOn?: WakeOn;
     firstByteTimeoutMs?: number;
     maxConnectionsPerReplica?: number;
@@ -81,43 +82,44 @@ async function setup(
   );
   // The scale controller tells held clients to look again when a count changes (its routing signature).
   if (capped) activity.onChange(() => backends.routableChanged());
+  let mostHeld = 0;
   const pending = new PendingConnections(
-    options.maxPending ?? 100,
-    systemClock,
-    options.maxPendingBytes ?? 32 * 1024 * 1024,
+    {
+      maxPending: options.maxPending ?? 100,
+      clock: systemClock,
+      maxPendingBytes: options.maxPendingBytes ?? 32 * 1024 * 1024,
+    },
+    { onSizeChange: (size) => (mostHeld = Math.max(mostHeld, size)) },
   );
   const capacityQueue = new CapacityQueue();
   let wakes = 0;
-  let mostHeld = 0;
   // Demand rising from zero is what wakes a builder (the scale controller reacts to it).
   activity.onChange(() => {
     if (activity.held > 0 && activity.open === 0) wakes += 1;
   });
-  pending.onSizeChange = (size) => (mostHeld = Math.max(mostHeld, size));
   let failure = options.failure;
-  const router = new Router({
-    backends,
-    pending,
-    demand: { arrive: () => activity.arrive(), currentFailure: () => failure },
-    clock: systemClock,
-    emit,
-    readyWaitTimeoutMs: options.readyWaitMs ?? 10_000,
-    ...(options.dial ? { dial: options.dial } : {}),
-    wakeOn: options.wakeOn ?? 'data',
-    firstByteTimeoutMs: options.firstByteTimeoutMs ?? 30_000,
-    capacityQueue,
-  });
+  const router = new Router(
+    {
+      backends,
+      pending,
+      clock: systemClock,
+      readyWaitTimeoutMs: options.readyWaitMs ?? 10_000,
+      ...(options.dial ? { dial: options.dial } : {}),
+      wakeOn: options.wakeOn ?? 'data',
+      firstByteTimeoutMs: options.firstByteTimeoutMs ?? 30_000,
+      capacityQueue,
+    },
+    { emit, arrive: () => activity.arrive(), currentFailure: () => failure },
+  );
   const accepted: Socket[] = [];
   const handle = (s: Socket) => {
     accepted.push(s);
     return router.handle(s);
   };
-  const listener = new ProxyListener({
-    address: { host: '127.0.0.1', port: 0 },
-    maxConnections: options.maxConnections ?? 1000,
-    emit,
-    handle,
-  });
+  const listener = new ProxyListener(
+    { address: { host: '127.0.0.1', port: 0 }, maxConnections: options.maxConnections ?? 1000 },
+    { emit, handle },
+  );
   const { port } = await listener.start();
   return {
     port,
@@ -246,7 +248,8 @@ test('a spliced connection is closed when its pod is gone, not when it is merely
   client.on('error', () => undefined);
   client.write('build');
   await until(() => gw.events.some((e) => e.kind === 'connection_routed'));
-  gw.source.set([], [{ key: 'uid-pod', podName: 'buildkitd-0', ordinal: 0, ready: false, terminating: false }]); // not ready but still exists: a readiness blip must not cut a build
+  // Not ready but still exists: a readiness blip must not cut a build.
+  gw.source.set([], [{ key: 'uid-pod', podName: 'buildkitd-0', ordinal: 0, ready: false, terminating: false }]);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(client.destroyed, false);
   gw.source.set([], []); // deleted
@@ -383,7 +386,7 @@ function gatedDial() {
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
   let started = 0;
-  const dial: NonNullable<RouterOptions['dial']> = async (backend, timeoutMs) => {
+  const dial: NonNullable<RouterInputs['dial']> = async (backend, timeoutMs) => {
     started += 1;
     await gate;
     return dialBackend(backend, timeoutMs);

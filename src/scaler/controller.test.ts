@@ -181,16 +181,17 @@ test('a connection arriving while the scale-down is proposed withdraws it and is
     maxConnectionsPerReplica: 0,
   });
   controller.onRoutableChange(() => backends.routableChanged());
-  const router = new Router({
-    backends,
-    pending: new PendingConnections(10, clock, 1024 * 1024),
-    demand: { arrive: () => activity.arrive(), currentFailure: () => undefined },
-    clock,
-    emit: (e) => events.push(e),
-    readyWaitTimeoutMs: 60_000,
-    wakeOn: 'data',
-    firstByteTimeoutMs: 60_000,
-  });
+  const router = new Router(
+    {
+      backends,
+      pending: new PendingConnections({ maxPending: 10, clock, maxPendingBytes: 1024 * 1024 }),
+      clock,
+      readyWaitTimeoutMs: 60_000,
+      wakeOn: 'data',
+      firstByteTimeoutMs: 60_000,
+    },
+    { emit: (e) => events.push(e), arrive: () => activity.arrive(), currentFailure: () => undefined },
+  );
   const gateway = createServer((socket) => void router.handle(socket)).listen(0, '127.0.0.1');
   await once(gateway, 'listening');
   t.after(() => gateway.close());

@@ -1,4 +1,4 @@
-import type { Backend, BackendSource, PodState } from '../../src/backends/backend-set.ts';
+import type { Backend, BackendSource, PodState } from '../../src/backends/source.ts';
 
 /** An in-memory backend source for unit tests at the BackendSource seam. */
 export class FakeBackendSource implements BackendSource {

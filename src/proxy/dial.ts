@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
-import { keepaliveAfterDelay } from '../proxy/keepalive-after-delay.ts';
-import { ReusableReads } from '../proxy/reusable-reads.ts';
-import type { Backend } from './backend-set.ts';
+import type { Backend } from '../backends/source.ts';
+import { keepaliveAfterDelay } from './keepalive-after-delay.ts';
+import { ReusableReads } from './reusable-reads.ts';
 
 /**
  * Opens the connection a client will use. A successful TCP connect is the proof that the pod really
