@@ -31,6 +31,9 @@ const POOLS = Object.fromEntries(
 ) as Record<Arch, { release: string; valuesFile: string; statefulSet: string; gateway: string; leaderLease: string }>;
 
 const ARCH_LABEL = 'kubernetes.io/arch';
+/** The pools wake and return to zero four times here: a short idle timeout (at most the suite's) keeps that quick. */
+const POOL_IDLE_TIMEOUT_S = 5;
+
 /** The taint some clusters put on arm64 nodes; values-arm64.yaml tolerates it. */
 const ARM64_TAINT = `${ARCH_LABEL}=arm64:NoSchedule`;
 
@@ -141,6 +144,7 @@ export const multiArchPools: Scenario = {
       ctx.timeline.mark(`node ${armNode.name} labelled ${ARCH_LABEL}=arm64 and tainted ${ARM64_TAINT}`);
 
       // The suite's own gateway image; the shipped values plus the E2E's timeouts and discovery mode.
+      const idleTimeoutS = Math.min(POOL_IDLE_TIMEOUT_S, ctx.settings.idleTimeoutS);
       const image = (
         await kubectlOk(ctx, [
           'get',
@@ -154,7 +158,7 @@ export const multiArchPools: Scenario = {
       const set = {
         'image.repository': image.slice(0, colon),
         'image.tag': image.slice(colon + 1),
-        'gateway.idleTimeout': `${ctx.settings.idleTimeoutS}s`,
+        'gateway.idleTimeout': `${idleTimeoutS}s`,
         'gateway.readyWaitTimeout': `${ctx.settings.readyWaitS}s`,
         'gateway.logLevel': 'debug',
         'gateway.backendDiscovery': ctx.settings.discovery,
@@ -251,7 +255,7 @@ export const multiArchPools: Scenario = {
         arm64: transitionsFromZero(watches.arm64, since),
       });
       const atZero = (arch: Arch) => watches[arch].replicas === 0 && watches[arch].readyReplicas === 0;
-      const zeroTimeout = (ctx.settings.idleTimeoutS + 180) * 1000;
+      const zeroTimeout = (idleTimeoutS + 180) * 1000;
       const bothAtZero = (what: string) => ctx.timeline.until(what, () => ARCHS.every(atZero), zeroTimeout);
 
       // One builder with a node per pool, each declaring its platform; and the same two gateways as nodes
@@ -379,7 +383,7 @@ export const multiArchPools: Scenario = {
       ctx.figures.set('multi-arch: `buildx create` of four nodes (two per pool), replicas per pool', woke(createWoke));
       ctx.figures.set(
         'multi-arch: two-platform build done to both pools at 0',
-        `${seconds(zeroAt - doneAt)} (idle timeout ${ctx.settings.idleTimeoutS}s)`,
+        `${seconds(zeroAt - doneAt)} (idle timeout ${idleTimeoutS}s)`,
       );
       const errors = await cleanup();
       assert.deepEqual(errors, [], 'cleaning up');
