@@ -14,6 +14,7 @@ import { snapshotNamespace } from './namespace-snapshot.ts';
 import { type Prometheus, startPrometheus } from './prometheus.ts';
 import { type ReportSuite, SUITE_TITLE, type SuiteName, writeReport } from './report.ts';
 import { type Context, REAL_SCENARIOS, SCENARIOS, type Settings, STATEFULSET } from './scenarios/index.ts';
+import { multiArchPools } from './scenarios/multi-arch.ts';
 import { Timeline } from './timeline.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
@@ -251,7 +252,9 @@ async function main(): Promise<number> {
         },
       };
 
-      const scenarios = suiteName === 'real' ? REAL_SCENARIOS : SCENARIOS;
+      // multi-arch-pools relabels a node as arm64: the local cluster's nodes only.
+      const scenarios =
+        suiteName === 'real' ? [...REAL_SCENARIOS, ...(backendName === 'local' ? [multiArchPools] : [])] : SCENARIOS;
       for (const scenario of scenarios) {
         if (scenario.name !== 'install' && suite.outcomes[0]?.result !== 'pass') {
           suite.outcomes.push({

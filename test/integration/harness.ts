@@ -32,12 +32,10 @@ export interface BuildkitdSpec {
   podManagementPolicy?: 'Parallel' | 'OrderedReady';
   /** real only: buildkitd serves mTLS with the files of this Secret (support/buildkit-tls.ts), mounted at /certs. */
   tlsSecret?: string;
-  /** StatefulSet name (default buildkitd); its headless Service is <name>-headless, its pods labelled app=<name>. */
-  name?: string;
 }
 
 function statefulSetYaml(spec: BuildkitdSpec): string {
-  const name = spec.name ?? 'buildkitd';
+  const name = 'buildkitd';
   const tls = spec.tlsSecret === undefined ? '' : `, ${buildkitdTlsArgs.map((a) => JSON.stringify(a)).join(', ')}`;
   const container =
     spec.kind === 'real'
@@ -88,8 +86,6 @@ interface RbacOptions {
   /** May list but not watch anything. */
   withoutWatch?: boolean;
   withoutWatchOf?: 'statefulsets' | 'endpointslices';
-  /** The StatefulSets the Role names (default: the shipped buildkitd), as one Role per pool would. */
-  statefulSetNames?: string[];
   /** Without the shipped ClusterRole that lets the gateway read Nodes. */
   withoutNodes?: boolean;
   /** Pods may be read and watched but not patched: no busy marks can be written. */
@@ -120,9 +116,6 @@ function shippedRbacYaml(namespace: string, options: RbacOptions = {}): string {
       if (object.roleRef) object.roleRef.name = clusterScopedName(namespace);
     } else object.metadata.namespace = namespace;
     for (const subject of object.subjects ?? []) subject.namespace = namespace;
-    if (object.kind === 'Role' && options.statefulSetNames) {
-      for (const rule of object.rules ?? []) if (rule.resourceNames) rule.resourceNames = options.statefulSetNames;
-    }
     if (object.kind === 'Role' && options.withoutScale) {
       const before = object.rules?.length ?? 0;
       object.rules = object.rules?.filter((rule) => !rule.resources?.includes('statefulsets/scale'));
@@ -209,7 +202,7 @@ let nextClientOctet = 10;
  */
 export async function setup(
   t: TestContext,
-  options: { buildkitd?: BuildkitdSpec | false; rbac?: RbacOptions; pools?: BuildkitdSpec[] } = {},
+  options: { buildkitd?: BuildkitdSpec | false; rbac?: RbacOptions } = {},
 ): Promise<Env> {
   const c = await cluster();
   const namespace = await c.createNamespace('it');
@@ -224,8 +217,6 @@ export async function setup(
   };
   await apply(shippedRbacYaml(namespace, options.rbac));
   if (options.buildkitd !== false) await apply(statefulSetYaml(options.buildkitd ?? { kind: 'mock' }));
-  // Further pools side by side (one per architecture), each its own StatefulSet and headless Service.
-  for (const pool of options.pools ?? []) await apply(statefulSetYaml(pool));
   const saKubeconfig = await c.serviceAccountKubeconfig(namespace, 'buildkitd-autoscaler');
   const gateways: Gateway[] = [];
 

@@ -393,7 +393,7 @@ export async function upInner(
     `--kubeconfig=${localKubeconfig}`,
     '--leader-elect=false',
     '--secure-port=0',
-    '--controllers=statefulset-controller,endpointslice-controller,endpoints-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller,job-controller,disruption-controller',
+    '--controllers=statefulset-controller,endpointslice-controller,endpoints-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller,job-controller,disruption-controller,persistentvolumeclaim-protection-controller',
     `--service-account-private-key-file=${pki.saKey}`,
     `--root-ca-file=${pki.caCert}`,
     '--use-service-account-credentials=false',
