@@ -79,7 +79,7 @@ export class Gateway {
   private readonly ops: OpsServer;
   private readonly pending: PendingConnections;
   private readonly activity: LocalActivity;
-  private readonly wakes = new WakeRequests();
+  private readonly wakes: WakeRequests;
   private readonly actuator: ScaleActuator;
   private readonly controller: ScaleController;
   /** Builder pods carrying the busy label: what the marker compares the reports with. */
@@ -123,7 +123,8 @@ export class Gateway {
         port: config.targetPort,
       });
     }
-    this.activity = new LocalActivity();
+    this.activity = new LocalActivity(clock);
+    this.wakes = new WakeRequests(clock);
     this.actuator = new ScaleActuator({
       target: options.scaleTarget ?? new StatefulSetScale(kubeConfig, ns, config.stsName),
       clock,
@@ -134,7 +135,7 @@ export class Gateway {
     if (!this.coordination) this.metrics.leader.set(1);
     const coordination = this.coordination;
     const proposals: ProposalStore = coordination
-      ? new LeaderLeaseProposalStore(coordination.elector, () => coordination.reports.proposal())
+      ? new LeaderLeaseProposalStore(coordination.elector, () => coordination.reports.proposal(), clock)
       : new LocalProposalStore();
     this.controller = new ScaleController({
       statefulSetName: config.stsName,
@@ -413,7 +414,13 @@ export class Gateway {
       { emit },
     );
     const wakeLease = new WakeLease(
-      { store, name: `${group}-wake`, labels: { ...labels, [leaseRoleLabel]: 'wake' }, leases: () => leases.objects() },
+      {
+        store,
+        name: `${group}-wake`,
+        labels: { ...labels, [leaseRoleLabel]: 'wake' },
+        leases: () => leases.objects(),
+        clock,
+      },
       { emit },
     );
     return { leases, elector, publisher, reports, partition, wakeLease };

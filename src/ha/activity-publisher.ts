@@ -33,7 +33,6 @@ export interface ActivityPublisherOptions {
    * publisher writes nothing more (not even on stop). Not called for a conflict start() throws.
    */
   onIdentityConflict: (error: GatewayError) => void;
-  wallNow?: () => number;
 }
 
 /** Smallest gap between two publications, so a burst of connections costs one write, not one per connection. */
@@ -89,7 +88,6 @@ export function raises(
 export class ActivityPublisher {
   readonly instance = randomUUID();
   private readonly o: ActivityPublisherOptions;
-  private readonly wallNow: () => number;
   /** The Lease as this process last wrote (or read back) it; undefined after a 404. */
   private current: V1Lease | undefined;
   private claimed = false;
@@ -108,7 +106,6 @@ export class ActivityPublisher {
 
   constructor(options: ActivityPublisherOptions) {
     this.o = options;
-    this.wallNow = options.wallNow ?? Date.now;
   }
 
   /**
@@ -317,7 +314,7 @@ export class ActivityPublisher {
     return {
       holderIdentity: this.o.identity,
       leaseDurationSeconds: Math.round(this.o.leaseDurationMs / 1000),
-      renewTime: microTime(this.wallNow()) as unknown as Date,
+      renewTime: microTime(this.o.clock.wallNow()) as unknown as Date,
     };
   }
 

@@ -17,8 +17,6 @@ export interface LeaderElectionOptions {
   retryPeriodMs: number;
   clock: Clock;
   emit: EmitEvent;
-  /** Wall clock for the times written into the Lease (readers compare them only for display). */
-  wallNow?: () => number;
   random?: () => number;
   /** Random per process (default: a new UUID): a second process with the same identity is someone else. */
   instance?: string;
@@ -74,7 +72,7 @@ export class LeaderElector {
     }
     const { instance, ...rest } = options;
     this.instance = instance ?? randomUUID();
-    this.o = { wallNow: Date.now, random: Math.random, ...rest };
+    this.o = { random: Math.random, ...rest };
   }
 
   get isLeader(): boolean {
@@ -123,7 +121,7 @@ export class LeaderElector {
                 ...lease.spec,
                 holderIdentity: undefined,
                 leaseDurationSeconds: 1,
-                renewTime: microTime(this.o.wallNow()) as unknown as Date,
+                renewTime: microTime(this.o.clock.wallNow()) as unknown as Date,
               },
             },
             { signal },
@@ -213,7 +211,7 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { store, name, identity, leaseDurationMs, clock } = this.o;
-    const nowIso = microTime(this.o.wallNow()) as unknown as Date;
+    const nowIso = microTime(this.o.clock.wallNow()) as unknown as Date;
     const leaseDurationSeconds = Math.round(leaseDurationMs / 1000);
     try {
       const current = await this.request((signal) => store.get(name, { signal }));

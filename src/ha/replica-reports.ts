@@ -18,7 +18,6 @@ export interface ReplicaReportsOptions {
   ownLeaseName: string;
   leaderLeaseName: string;
   clock: Clock;
-  wallNow?: () => number;
 }
 
 /**
@@ -29,7 +28,6 @@ export interface ReplicaReportsOptions {
  */
 export class ReplicaReports {
   private readonly o: ReplicaReportsOptions;
-  private readonly wallNow: () => number;
   /** Per Lease: the version last seen, when it was first seen, and its report decoded once (reports() runs per decision). */
   private readonly observed = new Map<
     string,
@@ -41,7 +39,6 @@ export class ReplicaReports {
 
   constructor(options: ReplicaReportsOptions) {
     this.o = options;
-    this.wallNow = options.wallNow ?? Date.now;
   }
 
   /** Call on every change of the Lease watch, so a renewal is timed when it is seen. */
@@ -57,7 +54,7 @@ export class ReplicaReports {
         this.observed.set(name, {
           resourceVersion,
           at: now,
-          activity: activity && onOurClock(activity, lease, this.wallNow()),
+          activity: activity && onOurClock(activity, lease, this.o.clock.wallNow()),
         });
       }
     }
@@ -67,11 +64,11 @@ export class ReplicaReports {
       const pods = activity?.pods ?? {};
       const wake = activity?.wake ?? [];
       // Its wake requests outlive it (a rollout must not end a 10-hour wake): a surviving replica adopts them.
-      this.departedWakes.push(...wake.filter((request) => request.until > this.wallNow()));
+      this.departedWakes.push(...wake.filter((request) => request.until > this.o.clock.wallNow()));
       // A drained replica deletes its report after its last close: keep when its pods were last busy,
       // so the idle timeout still runs from that close (a pod still open in the last version seen: now).
       for (const [pod, entry] of Object.entries(pods)) {
-        const at = entry.open > 0 ? this.wallNow() : entry.lastActiveAt;
+        const at = entry.open > 0 ? this.o.clock.wallNow() : entry.lastActiveAt;
         this.departed.set(pod, Math.max(this.departed.get(pod) ?? 0, at));
       }
     }

@@ -1,3 +1,5 @@
+import { systemClock, type Clock } from '../clock.ts';
+
 /** This replica's own connections, as the scaler and the other replicas need them. */
 export interface ActivitySnapshot {
   open: number;
@@ -30,12 +32,12 @@ export class LocalActivity {
   private readonly listeners = new Set<() => void>();
   private announcing = false;
   private changes = 0;
-  private readonly wallNow: () => number;
+  private readonly clock: Clock;
   readonly since: number;
 
-  constructor(wallNow: () => number = Date.now) {
-    this.wallNow = wallNow;
-    this.since = wallNow();
+  constructor(clock: Clock = systemClock) {
+    this.clock = clock;
+    this.since = clock.wallNow();
   }
 
   /** A connection arrived and wants a pod: it counts as demand at once. */
@@ -64,7 +66,7 @@ export class LocalActivity {
   closed(pod: string | undefined): void {
     if (pod === undefined) {
       this.heldCount -= 1;
-      this.lastHeldCloseAt = this.wallNow();
+      this.lastHeldCloseAt = this.clock.wallNow();
       this.changed();
     } else {
       this.openCount -= 1;
@@ -119,7 +121,7 @@ export class LocalActivity {
   private touch(name: string, delta: number): void {
     const entry = this.pods.get(name) ?? { open: 0, lastActiveAt: 0 };
     entry.open = Math.max(0, entry.open + delta);
-    entry.lastActiveAt = this.wallNow();
+    entry.lastActiveAt = this.clock.wallNow();
     this.pods.set(name, entry);
     this.changed();
   }

@@ -57,7 +57,7 @@ function replica(
   } = {},
 ) {
   const events: GatewayEvent[] = [];
-  const activity = new LocalActivity(() => clock.now());
+  const activity = new LocalActivity(clock);
   const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e) });
   let decisions = 0;
   const observe = (): ObservedCluster => {
@@ -87,7 +87,6 @@ function replica(
     clock,
     emit: (e) => events.push(e),
     resyncMs: 2_000,
-    wallNow: () => clock.now(),
   });
   controller.start();
   const report = (): ReplicaReport => ({
@@ -397,7 +396,7 @@ test('a wake request reconciles at once: one builder with no client, kept for th
   const clock = new ManualClock();
   const scale = new FakeScale();
   const cluster = { pods: [] as BuilderPod[] };
-  const wakes = new WakeRequests(() => clock.now());
+  const wakes = new WakeRequests(clock);
   const { events, controller } = replica('a', clock, scale, cluster, { wakes });
   await advance(clock, 2 * idleTimeoutMs);
   assert.deepEqual(scale.writes, [], 'nothing asked yet');

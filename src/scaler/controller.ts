@@ -52,7 +52,6 @@ export interface ScaleControllerOptions {
   emit: EmitEvent;
   /** Periodic re-decision, so reports that go quiet are noticed without any event. */
   resyncMs: number;
-  wallNow?: () => number;
 }
 
 /**
@@ -63,7 +62,6 @@ export interface ScaleControllerOptions {
  */
 export class ScaleController {
   private readonly o: ScaleControllerOptions;
-  private readonly wallNow: () => number;
   private current: ScaleDecision | undefined;
   private ack: string | undefined;
   private scheduled = false;
@@ -89,7 +87,6 @@ export class ScaleController {
 
   constructor(options: ScaleControllerOptions) {
     this.o = options;
-    this.wallNow = options.wallNow ?? Date.now;
     // A held connection needs a decision at once (it may need a wake); one on a ready pod changes only counts.
     options.activity.onChange(() =>
       options.activity.held > 0 ? this.requestReconcile() : this.requestReconcileSoon(),
@@ -207,7 +204,7 @@ export class ScaleController {
     // This decision counts every connection so far: a coalesced one still waiting has nothing left to do.
     this.soon?.cancel();
     this.soon = undefined;
-    const now = this.wallNow();
+    const now = o.clock.wallNow();
     const observed = o.observe();
     const proposal = o.proposals.current();
     // Acknowledge only what this decision fences: from it on nothing new is routed to the pods.

@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.ts';
 import { encodeProposal, decodeProposal, proposalAnnotation } from '../ha/activity-lease.ts';
 import type { LeaderElector } from '../ha/leader-election.ts';
 import type { ScaleDownProposal } from './decide.ts';
@@ -31,14 +32,14 @@ export class LocalProposalStore implements ProposalStore {
 export class LeaderLeaseProposalStore implements ProposalStore {
   private readonly elector: LeaderElector;
   private readonly watched: () => ScaleDownProposal | undefined;
-  private readonly wallNow: () => number;
+  private readonly clock: Clock;
   /** The proposal last seen and when this replica first saw it: its age is judged from then, never from the writer's clock. */
   private sighting: { id: string; at: number } | undefined;
 
-  constructor(elector: LeaderElector, watched: () => ScaleDownProposal | undefined, wallNow: () => number = Date.now) {
+  constructor(elector: LeaderElector, watched: () => ScaleDownProposal | undefined, clock: Clock) {
     this.elector = elector;
     this.watched = watched;
-    this.wallNow = wallNow;
+    this.clock = clock;
   }
 
   current(): ScaleDownProposal | undefined {
@@ -46,7 +47,7 @@ export class LeaderLeaseProposalStore implements ProposalStore {
       ? decodeProposal(this.elector.annotation(proposalAnnotation))
       : this.watched();
     if (!proposal) return undefined;
-    if (this.sighting?.id !== proposal.id) this.sighting = { id: proposal.id, at: this.wallNow() };
+    if (this.sighting?.id !== proposal.id) this.sighting = { id: proposal.id, at: this.clock.wallNow() };
     return { ...proposal, proposedAt: this.sighting.at };
   }
 
