@@ -4,7 +4,7 @@ import { FakeLeaseStore } from '../../test/support/fake-lease-store.ts';
 import { ManualClock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
-import { activityAnnotation, decodeActivity, type PublishedActivity } from './activity-lease.ts';
+import { activityAnnotation, decodeActivity, type PublishedActivity } from './lease-annotations.ts';
 import { ActivityPublisher, raises } from './activity-publisher.ts';
 
 const flush = async () => {

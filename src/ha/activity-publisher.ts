@@ -5,7 +5,7 @@ import { ErrorCode, GatewayError } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import { microTime, type LeaseStore } from '../kube/leases.ts';
-import { activityAnnotation, decodeActivity, encodeActivity, type PublishedActivity } from './activity-lease.ts';
+import { activityAnnotation, decodeActivity, encodeActivity, type PublishedActivity } from './lease-annotations.ts';
 
 type Report = Omit<PublishedActivity, 'instance'>;
 

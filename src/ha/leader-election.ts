@@ -5,7 +5,7 @@ import { ErrorCode } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import { microTime, type LeaseStore } from '../kube/leases.ts';
-import { leaderInstanceAnnotation } from './activity-lease.ts';
+import { leaderInstanceAnnotation } from './lease-annotations.ts';
 
 export interface LeaderElectionOptions {
   store: LeaseStore;

@@ -8,7 +8,7 @@ import {
   encodeProposal,
   proposalAnnotation,
   type PublishedActivity,
-} from './activity-lease.ts';
+} from './lease-annotations.ts';
 import { ReplicaReports } from './replica-reports.ts';
 
 const wallStart = 1_700_000_000_000;

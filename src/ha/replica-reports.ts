@@ -1,8 +1,7 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Clock } from '../clock.ts';
 import { leaseRoleLabel } from '../kube/leases.ts';
-import type { ReplicaReport, ScaleDownProposal } from '../scaler/decide.ts';
-import type { WakeRequest } from '../scaler/wake-requests.ts';
+import type { ReplicaReport, ScaleDownProposal, WakeRequest } from '../scaler/types.ts';
 import {
   activityAnnotation,
   decodeActivity,
@@ -10,7 +9,7 @@ import {
   leaseAnnotation,
   proposalAnnotation,
   type PublishedActivity,
-} from './activity-lease.ts';
+} from './lease-annotations.ts';
 
 export interface ReplicaReportsOptions {
   leases: () => readonly V1Lease[];

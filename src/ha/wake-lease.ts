@@ -4,8 +4,9 @@ import type { Clock } from '../clock.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import type { LeaseStore } from '../kube/leases.ts';
-import { mergeWakeRequests, type WakeRequest } from '../scaler/wake-requests.ts';
-import { decodeWake } from './activity-lease.ts';
+import type { WakeRequest } from '../scaler/types.ts';
+import { mergeWakeRequests } from '../scaler/wake-requests.ts';
+import { decodeWake } from './lease-annotations.ts';
 import { writerClockShift } from './replica-reports.ts';
 
 export const wakeAnnotation = 'buildkitd-autoscaler/wake';

@@ -1,15 +1,5 @@
 import { systemClock, type Clock } from '../clock.ts';
-
-/** This replica's own connections, as the scaler and the other replicas need them. */
-export interface ActivitySnapshot {
-  open: number;
-  held: number;
-  pods: Record<string, { open: number; lastActiveAt: number }>;
-  /** Wall-clock ms from which this replica knows its activity (its start). */
-  since: number;
-  /** Wall-clock ms when a connection last closed while held (0: never): the builders being woken for it count it as activity. */
-  lastHeldCloseAt?: number | undefined;
-}
+import type { ActivitySnapshot } from './types.ts';
 
 /** One connection's place in the counts: held until it is given a pod, then on that pod until it closes. */
 export interface ConnectionActivity {

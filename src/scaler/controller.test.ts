@@ -12,7 +12,7 @@ import { Router } from '../proxy/router.ts';
 import { LocalActivity } from './activity.ts';
 import { ScaleActuator, type ScaleTarget } from './actuator.ts';
 import { ScaleController, countsDecisionDelayMs, type ObservedCluster } from './controller.ts';
-import type { BuilderPod, ReplicaReport, ScaleDownProposal } from './decide.ts';
+import type { BuilderPod, ReplicaReport, ScaleDownProposal } from './types.ts';
 import { LocalProposalStore } from './proposal-store.ts';
 import { WakeRequests } from './wake-requests.ts';
 

@@ -5,16 +5,9 @@ import { ErrorCode } from '../errors.ts';
 import type { EmitEvent, ScaleUpCause } from '../events.ts';
 import type { LocalActivity } from './activity.ts';
 import type { ScaleActuator } from './actuator.ts';
-import {
-  decide,
-  fences,
-  type BuilderPod,
-  type ReplicaReport,
-  type ScaleDecision,
-  type ScaleDownStep,
-  type ScalePolicy,
-} from './decide.ts';
+import { decide, fences, type ScaleDecision, type ScaleDownStep, type ScalePolicy } from './decide.ts';
 import type { ProposalStore } from './proposal-store.ts';
+import type { BuilderPod, ReplicaReport } from './types.ts';
 import type { WakeRequests } from './wake-requests.ts';
 
 /**

@@ -1,10 +1,6 @@
 import type { Clock } from '../clock.ts';
 
-/** A pre-wake: at least `replicas` builders are kept until `until` (wall-clock ms), with or without connections. */
-export interface WakeRequest {
-  replicas: number;
-  until: number;
-}
+import type { WakeRequest } from './types.ts';
 
 /**
  * The wake requests this replica accepted (POST /wake), published in its activity report so every replica

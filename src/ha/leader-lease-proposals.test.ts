@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ManualClock } from '../clock.ts';
-import type { LeaderElector } from '../ha/leader-election.ts';
-import type { ScaleDownProposal } from './decide.ts';
-import { LeaderLeaseProposalStore } from './proposal-store.ts';
+import type { ScaleDownProposal } from '../scaler/types.ts';
+import { LeaderLeaseProposalStore } from './leader-lease-proposals.ts';
+import type { LeaderElector } from './leader-election.ts';
 
 test("a proposal's age runs from when this replica first saw it, not from the leader's clock", () => {
   const clock = new ManualClock(1_000_000);
