@@ -31,20 +31,24 @@ function publisher(
     onIdentityConflict?: (error: GatewayError) => void;
   } = {},
 ) {
-  return new ActivityPublisher({
-    store,
-    leaseName,
-    identity: 'gateway-0',
-    labels: { 'buildkitd-autoscaler/group': 'bka', 'buildkitd-autoscaler/role': 'activity' },
-    leaseDurationMs: 6_000,
-    renewPeriodMs: 1_000,
-    connectionsPerReplica: 2,
-    clock,
-    emit: (e) => options.events?.push(e),
-    read: options.read ?? (() => ({ open: 0, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false })),
-    ownerPod: options.ownerPod,
-    onIdentityConflict: options.onIdentityConflict ?? (() => undefined),
-  });
+  return new ActivityPublisher(
+    {
+      store,
+      leaseName,
+      identity: 'gateway-0',
+      labels: { 'buildkitd-autoscaler/group': 'bka', 'buildkitd-autoscaler/role': 'activity' },
+      leaseDurationMs: 6_000,
+      renewPeriodMs: 1_000,
+      connectionsPerReplica: 2,
+      clock,
+      read: options.read ?? (() => ({ open: 0, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false })),
+      ownerPod: options.ownerPod,
+    },
+    {
+      emit: (e) => options.events?.push(e),
+      identityConflict: options.onIdentityConflict ?? (() => undefined),
+    },
+  );
 }
 
 const published = (store: FakeLeaseStore) =>

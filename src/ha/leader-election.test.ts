@@ -10,18 +10,20 @@ const flush = async () => {
 };
 
 function candidate(store: FakeLeaseStore, clock: ManualClock, identity: string, events: GatewayEvent[] = []) {
-  return new LeaderElector({
-    store,
-    name: 'buildkitd-autoscaler',
-    identity,
-    labels: { 'buildkitd-autoscaler/group': 'buildkitd-autoscaler' },
-    leaseDurationMs: 15_000,
-    renewDeadlineMs: 10_000,
-    retryPeriodMs: 2_000,
-    clock,
-    emit: (e) => events.push(e),
-    random: () => 0,
-  });
+  return new LeaderElector(
+    {
+      store,
+      name: 'buildkitd-autoscaler',
+      identity,
+      labels: { 'buildkitd-autoscaler/group': 'buildkitd-autoscaler' },
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      clock,
+      random: () => 0,
+    },
+    { emit: (e) => events.push(e) },
+  );
 }
 
 /** Advances in retry-period steps so every tick's requests settle before the next. */
@@ -250,17 +252,10 @@ test('timings that would let a healthy leader lose its Lease are refused', () =>
   const store = new FakeLeaseStore();
   const clock = new ManualClock(1_700_000_000_000);
   const make = (leaseDurationMs: number, renewDeadlineMs: number, retryPeriodMs: number) =>
-    new LeaderElector({
-      store,
-      name: 'l',
-      identity: 'a',
-      labels: {},
-      leaseDurationMs,
-      renewDeadlineMs,
-      retryPeriodMs,
-      clock,
-      emit: () => undefined,
-    });
+    new LeaderElector(
+      { store, name: 'l', identity: 'a', labels: {}, leaseDurationMs, renewDeadlineMs, retryPeriodMs, clock },
+      { emit: () => undefined },
+    );
   assert.throws(() => make(10_000, 10_000, 2_000));
   assert.throws(() => make(15_000, 2_000, 2_000));
   assert.doesNotThrow(() => make(15_000, 10_000, 2_000));

@@ -10,7 +10,7 @@ test("a proposal's age runs from when this replica first saw it, not from the le
   // A follower: the proposal comes from the leader Lease through its watch.
   const follower = { isLeader: false, annotation: () => undefined } as unknown as LeaderElector;
   let watched: ScaleDownProposal | undefined;
-  const store = new LeaderLeaseProposalStore(follower, () => watched, clock);
+  const store = new LeaderLeaseProposalStore({ elector: follower, watched: () => watched, clock });
   assert.equal(store.current(), undefined);
   for (const leaderSkewMs of [600_000, -600_000]) {
     const id = `p${leaderSkewMs}`;

@@ -16,10 +16,15 @@ export class LeaderLeaseProposalStore implements ProposalStore {
   /** The proposal last seen and when this replica first saw it: its age is judged from then, never from the writer's clock. */
   private sighting: { id: string; at: number } | undefined;
 
-  constructor(elector: LeaderElector, watched: () => ScaleDownProposal | undefined, clock: Clock) {
-    this.elector = elector;
-    this.watched = watched;
-    this.clock = clock;
+  constructor(inputs: {
+    elector: LeaderElector;
+    /** The proposal on the leader Lease as this replica's watch last saw it (what a follower reads). */
+    watched: () => ScaleDownProposal | undefined;
+    clock: Clock;
+  }) {
+    this.elector = inputs.elector;
+    this.watched = inputs.watched;
+    this.clock = inputs.clock;
   }
 
   current(): ScaleDownProposal | undefined {

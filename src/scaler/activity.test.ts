@@ -5,7 +5,7 @@ import { LocalActivity } from './activity.ts';
 
 test('a connection that closes while held records when (the builders woken for it count it as activity)', () => {
   const clock = new ManualClock(1000);
-  const activity = new LocalActivity(clock);
+  const activity = new LocalActivity({ clock });
   assert.equal(activity.snapshot().lastHeldCloseAt, undefined, 'none yet');
   const gaveUp = activity.arrive();
   clock.advance(20_000);
@@ -15,7 +15,7 @@ test('a connection that closes while held records when (the builders woken for i
 
 test('a connection that closes on its pod counts on that pod, not as a held close', () => {
   const clock = new ManualClock(1000);
-  const activity = new LocalActivity(clock);
+  const activity = new LocalActivity({ clock });
   const served = activity.arrive();
   served.assign('buildkitd-0');
   clock.advance(4000);

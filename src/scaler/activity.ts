@@ -25,9 +25,9 @@ export class LocalActivity {
   private readonly clock: Clock;
   readonly since: number;
 
-  constructor(clock: Clock = systemClock) {
-    this.clock = clock;
-    this.since = clock.wallNow();
+  constructor(inputs: { clock: Clock } = { clock: systemClock }) {
+    this.clock = inputs.clock;
+    this.since = this.clock.wallNow();
   }
 
   /** A connection arrived and wants a pod: it counts as demand at once. */

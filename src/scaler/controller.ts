@@ -24,7 +24,13 @@ export interface ObservedCluster {
   pods: BuilderPod[];
 }
 
-export interface ScaleControllerOptions {
+/**
+ * Something outside the controller whose change may change the decision: it subscribes `reconcile` to it.
+ * `soon` coalesces changes that move only counts on ready pods over countsDecisionDelayMs.
+ */
+export type ReconcileTrigger = (reconcile: (when?: 'now' | 'soon') => void) => void;
+
+export interface ScaleControllerInputs {
   statefulSetName: string;
   identity: string;
   policy: ScalePolicy;
@@ -42,9 +48,21 @@ export interface ScaleControllerOptions {
   leadership?: () => AbortSignal | undefined;
   actuator: ScaleActuator;
   clock: Clock;
-  emit: EmitEvent;
   /** Periodic re-decision, so reports that go quiet are noticed without any event. */
   resyncMs: number;
+  /** Every change outside the controller that makes it decide again: the list is in reconcile-triggers.ts. */
+  triggers: readonly ReconcileTrigger[];
+}
+
+export interface ScaleControllerCallbacks {
+  emit: EmitEvent;
+  /** The routable pods, `atMaximum` or a load up to the cap changed: held clients look again. */
+  routingChanged?: () => void;
+  /**
+   * After every decision: this replica's report may have changed (the acknowledged proposal, the loads). The
+   * publisher compares it with what it last published and writes at once only what the others must see.
+   */
+  decided?: () => void;
 }
 
 /**
@@ -54,7 +72,8 @@ export interface ScaleControllerOptions {
  * so a lost trigger costs nothing.
  */
 export class ScaleController {
-  private readonly o: ScaleControllerOptions;
+  private readonly inputs: ScaleControllerInputs;
+  private readonly callbacks: ScaleControllerCallbacks;
   private current: ScaleDecision | undefined;
   private ack: string | undefined;
   private scheduled = false;
@@ -75,16 +94,12 @@ export class ScaleController {
   private readonly expiredSeen = new Set<string>();
   private blocked = false;
   private stopped = true;
-  private readonly routableListeners = new Set<() => void>();
-  private readonly reportListeners = new Set<() => void>();
 
-  constructor(options: ScaleControllerOptions) {
-    this.o = options;
-    // A held connection needs a decision at once (it may need a wake); one on a ready pod changes only counts.
-    options.activity.onChange(() =>
-      options.activity.held > 0 ? this.requestReconcile() : this.requestReconcileSoon(),
-    );
-    options.wakes?.onChange(() => this.requestReconcile());
+  constructor(inputs: ScaleControllerInputs, callbacks: ScaleControllerCallbacks) {
+    this.inputs = inputs;
+    this.callbacks = callbacks;
+    for (const trigger of inputs.triggers)
+      trigger((when) => (when === 'soon' ? this.requestReconcileSoon() : this.requestReconcile()));
   }
 
   start(): void {
@@ -110,7 +125,7 @@ export class ScaleController {
   /** Decide again within countsDecisionDelayMs: the connections opened and closed meanwhile cost one decision. */
   private requestReconcileSoon(): void {
     if (this.scheduled || this.soon) return;
-    this.soon = this.o.clock.setTimer(countsDecisionDelayMs, () => {
+    this.soon = this.inputs.clock.setTimer(countsDecisionDelayMs, () => {
       this.soon = undefined;
       this.scheduled = true;
       this.reconcileIfScheduled();
@@ -124,7 +139,7 @@ export class ScaleController {
   routing(fresh = false): RoutingView {
     if (
       fresh &&
-      (this.soon !== undefined || this.o.activity.version !== this.decidedVersion) &&
+      (this.soon !== undefined || this.inputs.activity.version !== this.decidedVersion) &&
       !this.moreDemandChangesNothing()
     )
       this.scheduled = true;
@@ -132,7 +147,7 @@ export class ScaleController {
     const loads = this.current?.loads ?? {};
     return {
       routable: this.routableNames,
-      loads: this.o.activity.version === this.decidedVersion ? loads : this.liveLoads(loads),
+      loads: this.inputs.activity.version === this.decidedVersion ? loads : this.liveLoads(loads),
       atMaximum: this.current?.atMaximum ?? false,
     };
   }
@@ -146,8 +161,8 @@ export class ScaleController {
     const current = this.current;
     return (
       current !== undefined &&
-      current.needed >= this.o.policy.maxReplicas &&
-      this.o.activity.open + this.o.activity.held >= this.decidedDemand
+      current.needed >= this.inputs.policy.maxReplicas &&
+      this.inputs.activity.open + this.inputs.activity.held >= this.decidedDemand
     );
   }
 
@@ -156,7 +171,8 @@ export class ScaleController {
     const loads: Record<string, number> = { ...decided };
     // for...in rather than Object.entries: this runs per connection, and entries() builds an array per pod.
     for (const pod in this.decidedOwn) loads[pod] = (loads[pod] ?? 0) - this.decidedOwn[pod]!;
-    for (const pod of this.o.activity.podNames()) loads[pod] = (loads[pod] ?? 0) + this.o.activity.openOn(pod);
+    for (const pod of this.inputs.activity.podNames())
+      loads[pod] = (loads[pod] ?? 0) + this.inputs.activity.openOn(pod);
     return loads;
   }
 
@@ -172,20 +188,6 @@ export class ScaleController {
     return this.ack;
   }
 
-  onRoutableChange(listener: () => void): () => void {
-    this.routableListeners.add(listener);
-    return () => this.routableListeners.delete(listener);
-  }
-
-  /**
-   * Fires after every decision: this replica's report may have changed. The publisher compares it with what
-   * it last published (not with the previous decision) and writes at once only what the others must see.
-   */
-  onReportChange(listener: () => void): () => void {
-    this.reportListeners.add(listener);
-    return () => this.reportListeners.delete(listener);
-  }
-
   private reconcileIfScheduled(): void {
     if (!this.scheduled) return;
     this.scheduled = false;
@@ -193,7 +195,7 @@ export class ScaleController {
   }
 
   private reconcile(): void {
-    const o = this.o;
+    const o = this.inputs;
     // This decision counts every connection so far: a coalesced one still waiting has nothing left to do.
     this.soon?.cancel();
     this.soon = undefined;
@@ -239,9 +241,9 @@ export class ScaleController {
     if (routingSignature !== this.routingSignature) {
       this.routingSignature = routingSignature;
       this.routableNames = new Set(decision.routable);
-      for (const listener of this.routableListeners) listener();
+      this.callbacks.routingChanged?.();
     }
-    for (const listener of this.reportListeners) listener();
+    this.callbacks.decided?.();
     this.report(decision, others.length + 1, observed);
     if (this.stopped) return;
     this.act(decision, observed);
@@ -257,16 +259,16 @@ export class ScaleController {
     if (
       target !== undefined &&
       !this.upInFlight &&
-      !this.o.actuator.currentFailure() &&
+      !this.inputs.actuator.currentFailure() &&
       !(this.ensured && target <= this.ensured.replicas && spec === this.ensured.observedSpec)
     ) {
       this.upInFlight = true;
-      const { reason, cause } = scaleUpReason(decision, target, this.o.policy);
-      void this.o.actuator
+      const { reason, cause } = scaleUpReason(decision, target, this.inputs.policy);
+      void this.inputs.actuator
         .ensureAtLeast(target, reason, () => (this.current?.scaleUpTo ?? 0) > 0, cause)
         .then(() => {
           // The watch has not shown the write yet: do not ask again until it changes.
-          this.ensured = this.o.actuator.currentFailure() ? undefined : { replicas: target, observedSpec: spec };
+          this.ensured = this.inputs.actuator.currentFailure() ? undefined : { replicas: target, observedSpec: spec };
         })
         .finally(() => {
           this.upInFlight = false;
@@ -284,7 +286,8 @@ export class ScaleController {
   }
 
   private async scaleDown(step: ScaleDownStep): Promise<void> {
-    const { proposals, actuator, emit } = this.o;
+    const { proposals, actuator } = this.inputs;
+    const { emit } = this.callbacks;
     const { proposal } = step;
     const pods = Object.keys(proposal.pods).join(', ');
     switch (step.kind) {
@@ -296,7 +299,7 @@ export class ScaleController {
         // Asked again between reading and writing the scale: the lead or the proposal may have changed meanwhile.
         const stillCommittable = () => {
           const current = proposals.current();
-          return this.o.isLeader() && current?.id === proposal.id && !current.committed;
+          return this.inputs.isLeader() && current?.id === proposal.id && !current.committed;
         };
         const landed = await actuator.scaleDown(
           proposal.from,
@@ -304,7 +307,7 @@ export class ScaleController {
           `${pods} idle for the idle timeout on every gateway replica`,
           {
             stillAllowed: stillCommittable,
-            signal: this.o.leadership?.(),
+            signal: this.inputs.leadership?.(),
           },
         );
         // Committed, the proposal keeps fencing the pods until they are gone; otherwise it is withdrawn (if still ours to).
@@ -323,14 +326,14 @@ export class ScaleController {
   }
 
   private report(decision: ScaleDecision, reporting: number, observed: ObservedCluster): void {
-    const { emit } = this.o;
+    const { emit } = this.callbacks;
     for (const identity of decision.expired) {
       if (this.expiredSeen.has(identity)) continue;
       this.expiredSeen.add(identity);
       emit({
         kind: 'report_expired',
         identity,
-        maxStalenessMs: this.o.policy.maxReportStalenessMs,
+        maxStalenessMs: this.inputs.policy.maxReportStalenessMs,
         code: ErrorCode.ReportExpired,
       });
     }
@@ -357,12 +360,12 @@ export class ScaleController {
     this.recheckTimer?.cancel();
     this.recheckTimer = undefined;
     if (decision.recheckAt !== undefined) {
-      this.recheckTimer = this.o.clock.setTimer(Math.max(0, decision.recheckAt - now) + 1, () =>
+      this.recheckTimer = this.inputs.clock.setTimer(Math.max(0, decision.recheckAt - now) + 1, () =>
         this.requestReconcile(),
       );
     }
     this.resyncTimer?.cancel();
-    this.resyncTimer = this.o.clock.setTimer(this.o.resyncMs, () => this.requestReconcile());
+    this.resyncTimer = this.inputs.clock.setTimer(this.inputs.resyncMs, () => this.requestReconcile());
   }
 }
 

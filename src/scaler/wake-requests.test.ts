@@ -6,7 +6,7 @@ import { activeWake, mergeWakeRequests, WakeRequests } from './wake-requests.ts'
 test('a shorter request never shortens a longer one, and a covered request is dropped', () => {
   const clock = new ManualClock(1_000_000);
   const now = clock.wallNow();
-  const wakes = new WakeRequests(clock);
+  const wakes = new WakeRequests({ clock });
   let changes = 0;
   wakes.onChange(() => (changes += 1));
   assert.deepEqual(wakes.request(1, 36_000_000), { replicas: 1, until: now + 36_000_000 });
@@ -51,7 +51,7 @@ test('the active wake is the most replicas in force, then the longest', () => {
 test('adopted requests merge without shortening and notify only when something changed', () => {
   const clock = new ManualClock(1_000_000);
   const now = clock.wallNow();
-  const wakes = new WakeRequests(clock);
+  const wakes = new WakeRequests({ clock });
   let changes = 0;
   wakes.onChange(() => (changes += 1));
   wakes.adopt([{ replicas: 1, until: now + 60_000 }]);

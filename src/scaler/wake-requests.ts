@@ -12,8 +12,8 @@ export class WakeRequests {
   private readonly listeners = new Set<() => void>();
   private readonly clock: Clock;
 
-  constructor(clock: Clock) {
-    this.clock = clock;
+  constructor(inputs: { clock: Clock }) {
+    this.clock = inputs.clock;
   }
 
   /** Keeps at least `replicas` builders for `forMs` from now; returns what was recorded. */
