@@ -1,13 +1,14 @@
 import type { RoutingView } from '../backends/backend-set.ts';
-import { builderShare } from '../capacity.ts';
+
 import type { Clock, Timer } from '../clock.ts';
-import { ErrorCode } from '../errors.ts';
-import type { EmitEvent, ScaleUpCause } from '../events.ts';
+import type { EmitEvent } from '../events.ts';
 import type { LocalActivity } from './activity.ts';
 import type { ScaleActuator } from './actuator.ts';
 import { decide, fences, type ScaleDecision, type ScaleDownStep, type ScalePolicy } from './decide.ts';
 import type { ProposalStore } from './proposal-store.ts';
 import type { BuilderPod, ReplicaReport } from './types.ts';
+import { DecisionLog, scaleUpReason } from './decision-log.ts';
+import { DecidedRouting } from './routing-view.ts';
 import type { WakeRequests } from './wake-requests.ts';
 
 /**
@@ -78,26 +79,20 @@ export class ScaleController {
   private ack: string | undefined;
   private scheduled = false;
   private soon: Timer | undefined;
-  /** This replica's connections per pod as the current decision counted them, and the activity version then. */
-  private decidedOwn: Record<string, number> = {};
-  private decidedVersion = -1;
-  /** This replica's open and held connections as the current decision counted them. */
-  private decidedDemand = 0;
+  private readonly routingView: DecidedRouting;
   private upInFlight = false;
   private downInFlight = false;
   private ensured: { replicas: number; observedSpec: number | undefined } | undefined;
   private recheckTimer: Timer | undefined;
   private resyncTimer: Timer | undefined;
-  private routableNames = new Set<string>();
-  private routingSignature = '';
-  private lastLogged = '';
-  private readonly expiredSeen = new Set<string>();
-  private blocked = false;
+  private readonly decisionLog: DecisionLog;
   private stopped = true;
 
   constructor(inputs: ScaleControllerInputs, callbacks: ScaleControllerCallbacks) {
     this.inputs = inputs;
     this.callbacks = callbacks;
+    this.routingView = new DecidedRouting({ activity: inputs.activity, policy: inputs.policy });
+    this.decisionLog = new DecisionLog({ maxReportStalenessMs: inputs.policy.maxReportStalenessMs }, callbacks);
     for (const trigger of inputs.triggers)
       trigger((when) => (when === 'soon' ? this.requestReconcileSoon() : this.requestReconcile()));
   }
@@ -137,43 +132,9 @@ export class ScaleController {
    * they are now. `fresh`: decide again first (when the last decision has no room for a connection).
    */
   routing(fresh = false): RoutingView {
-    if (
-      fresh &&
-      (this.soon !== undefined || this.inputs.activity.version !== this.decidedVersion) &&
-      !this.moreDemandChangesNothing()
-    )
-      this.scheduled = true;
+    if (fresh && this.routingView.wantsDecision(this.soon !== undefined)) this.scheduled = true;
     this.reconcileIfScheduled();
-    const loads = this.current?.loads ?? {};
-    return {
-      routable: this.routableNames,
-      loads: this.inputs.activity.version === this.decidedVersion ? loads : this.liveLoads(loads),
-      atMaximum: this.current?.atMaximum ?? false,
-    };
-  }
-
-  /**
-   * Demand decides routing only through `needed`, which is clamped to the maximum: when the current decision
-   * needs the maximum already and demand has only grown since, deciding again would route alike (at the
-   * default of one builder, every connection beyond its share asked for a decision of its own).
-   */
-  private moreDemandChangesNothing(): boolean {
-    const current = this.current;
-    return (
-      current !== undefined &&
-      current.needed >= this.inputs.policy.maxReplicas &&
-      this.inputs.activity.open + this.inputs.activity.held >= this.decidedDemand
-    );
-  }
-
-  /** The decision's loads with this replica's part replaced by its live counts. */
-  private liveLoads(decided: Readonly<Record<string, number>>): Record<string, number> {
-    const loads: Record<string, number> = { ...decided };
-    // for...in rather than Object.entries: this runs per connection, and entries() builds an array per pod.
-    for (const pod in this.decidedOwn) loads[pod] = (loads[pod] ?? 0) - this.decidedOwn[pod]!;
-    for (const pod of this.inputs.activity.podNames())
-      loads[pod] = (loads[pod] ?? 0) + this.inputs.activity.openOn(pod);
-    return loads;
+    return this.routingView.view();
   }
 
   /** The decision counting every connection so far: a scrape or /wake reads it, never a coalesced one still pending. */
@@ -205,10 +166,7 @@ export class ScaleController {
     // Acknowledge only what this decision fences: from it on nothing new is routed to the pods.
     this.ack = proposal && fences(proposal, observed.pods, now, o.policy) ? proposal.id : undefined;
     const snapshot = o.activity.snapshot();
-    this.decidedVersion = o.activity.version;
-    this.decidedDemand = snapshot.open + snapshot.held;
-    this.decidedOwn = {};
-    for (const [pod, entry] of Object.entries(snapshot.pods)) this.decidedOwn[pod] = entry.open;
+    this.routingView.counting(snapshot, o.activity.version);
     const wake = o.wakes?.current(now) ?? [];
     const own: ReplicaReport = {
       identity: o.identity,
@@ -235,16 +193,9 @@ export class ScaleController {
     o.activity.forgetPodsExcept(new Set(observed.pods.map((pod) => pod.name)));
 
     // Held clients look again when a pod becomes routable or gains room (a connection on it closed).
-    // Loads up to the cap count too: at the maximum, a close below it is the room a queued client waits for.
-    const roomUpTo = Math.max(o.policy.connectionsPerReplica, o.policy.maxConnectionsPerReplica);
-    const routingSignature = `${decision.atMaximum}|${decision.routable.map((name) => `${name}:${Math.min(decision.loads[name] ?? 0, roomUpTo)}`).join(',')}`;
-    if (routingSignature !== this.routingSignature) {
-      this.routingSignature = routingSignature;
-      this.routableNames = new Set(decision.routable);
-      this.callbacks.routingChanged?.();
-    }
+    if (this.routingView.decided(decision)) this.callbacks.routingChanged?.();
     this.callbacks.decided?.();
-    this.report(decision, others.length + 1, observed);
+    this.decisionLog.record(decision, others.length + 1, observed);
     if (this.stopped) return;
     this.act(decision, observed);
     this.schedule(decision, now);
@@ -325,37 +276,6 @@ export class ScaleController {
     }
   }
 
-  private report(decision: ScaleDecision, reporting: number, observed: ObservedCluster): void {
-    const { emit } = this.callbacks;
-    for (const identity of decision.expired) {
-      if (this.expiredSeen.has(identity)) continue;
-      this.expiredSeen.add(identity);
-      emit({
-        kind: 'report_expired',
-        identity,
-        maxStalenessMs: this.inputs.policy.maxReportStalenessMs,
-        code: ErrorCode.ReportExpired,
-      });
-    }
-    for (const identity of this.expiredSeen)
-      if (!decision.expired.includes(identity)) this.expiredSeen.delete(identity);
-    const blocked = decision.blockedBy.length > 0 && (observed.statefulSet?.replicas ?? 0) > decision.needed;
-    if (blocked && !this.blocked) emit({ kind: 'scale_down_blocked', by: decision.blockedBy });
-    this.blocked = blocked;
-    const line = `${decision.needed}|${decision.waiting ?? ''}|${reporting}|${decision.blockedBy.length}`;
-    if (line !== this.lastLogged) {
-      this.lastLogged = line;
-      emit({
-        kind: 'scale_decision',
-        demand: decision.demand,
-        needed: decision.needed,
-        replicasReporting: reporting,
-        staleReports: decision.blockedBy.length,
-        waiting: decision.waiting,
-      });
-    }
-  }
-
   private schedule(decision: ScaleDecision, now: number): void {
     this.recheckTimer?.cancel();
     this.recheckTimer = undefined;
@@ -367,22 +287,6 @@ export class ScaleController {
     this.resyncTimer?.cancel();
     this.resyncTimer = this.inputs.clock.setTimer(this.inputs.resyncMs, () => this.requestReconcile());
   }
-}
-
-/** Why a scale-up is wanted, in words and as the cause the wake metric counts (connections first: they wait). */
-function scaleUpReason(
-  decision: ScaleDecision,
-  target: number,
-  policy: ScalePolicy,
-): { reason: string; cause: ScaleUpCause } {
-  if (decision.demand > 0 && Math.ceil(decision.demand / builderShare(policy)) >= target)
-    return { reason: `${decision.demand} connections need ${target} replicas`, cause: 'connections' };
-  if (decision.wake && target > policy.minReplicas)
-    return {
-      reason: `a wake request keeps ${Math.min(decision.wake.replicas, target)} replicas until ${new Date(decision.wake.until).toISOString()}`,
-      cause: 'wake',
-    };
-  return { reason: `at least ${target} replicas are configured`, cause: 'minimum' };
 }
 
 /** This replica's pods with what departed replicas last did on them, so idleness is judged from their last close too. */
