@@ -5,7 +5,8 @@ import { ManualClock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
 import { activityAnnotation, decodeActivity, type PublishedActivity } from './lease-annotations.ts';
-import { ActivityPublisher, raises } from './activity-publisher.ts';
+import { ActivityPublisher } from './activity-publisher.ts';
+import { raises } from './report-raises.ts';
 
 const flush = async () => {
   for (let i = 0; i < 10; i += 1) await new Promise((resolve) => setImmediate(resolve));

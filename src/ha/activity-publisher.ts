@@ -5,9 +5,8 @@ import { ErrorCode, GatewayError } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import { microTime, type LeaseStore } from '../kube/leases.ts';
-import { activityAnnotation, decodeActivity, encodeActivity, type PublishedActivity } from './lease-annotations.ts';
-
-type Report = Omit<PublishedActivity, 'instance'>;
+import { activityAnnotation, decodeActivity, encodeActivity } from './lease-annotations.ts';
+import { raises, type Report } from './report-raises.ts';
 
 export interface ActivityPublisherInputs {
   store: LeaseStore;
@@ -43,32 +42,10 @@ export interface ActivityPublisherCallbacks {
 /** Smallest gap between two publications, so a burst of connections costs one write, not one per connection. */
 const minGapMs = 100;
 
-/**
- * Whether `now` shows the others something they must act on at once that `published` did not: a pod newly
- * busy (never remove it), or with a cap any pod with more connections (they route under the cap by it), more replicas needed, held connections, a new ack, a wake request, draining.
- * Everything else only lowers (a pod idle starts the idle timeout): one renew period later is soon enough.
+/*
+ * Over 300 lines for a reason: the claim, the renewal and giving way are one state machine over one Lease
+ * (the list below); split, the cases it walks through would be spread over files.
  */
-export function raises(
-  published: Report | undefined,
-  now: Report,
-  connectionsPerReplica: number,
-  podCountsRaise = false,
-): boolean {
-  if (!published) return true;
-  const needed = (r: Report) => Math.ceil((r.open + r.held) / connectionsPerReplica);
-  const wakes = new Set(published.wake?.map((w) => `${w.replicas}@${w.until}`));
-  return (
-    (now.ack !== undefined && now.ack !== published.ack) ||
-    (now.held > 0 && published.held === 0) ||
-    needed(now) > needed(published) ||
-    (now.draining && !published.draining) ||
-    Object.entries(now.pods).some(([name, entry]) => {
-      const before = published.pods[name]?.open ?? 0;
-      return podCountsRaise ? entry.open > before : entry.open > 0 && before === 0;
-    }) ||
-    (now.wake ?? []).some((w) => !wakes.has(`${w.replicas}@${w.until}`))
-  );
-}
 
 /**
  * Publishes this replica's activity in its own Lease, renewed every renew period and at once when it raises

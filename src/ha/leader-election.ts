@@ -37,6 +37,11 @@ export interface LeaderElectionCallbacks {
 /** client-go's JitterFactor: a candidate retries after retryPeriod * (1 + random * 1.2). */
 const jitterFactor = 1.2;
 
+/*
+ * Over 300 lines for a reason: client-go's algorithm (acquire or renew, the renew deadline, release, the
+ * leader's own annotations) is one term's bookkeeping; every write must see the same term and Lease version.
+ */
+
 /**
  * Leader election on a coordination.k8s.io Lease with client-go's semantics: a candidate takes the Lease
  * only when its holder has not renewed it for a lease duration as observed on this replica's own clock

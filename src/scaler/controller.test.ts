@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { FakeBackendSource } from '../../test/support/fake-backend-source.ts';
 import { BackendSet } from '../backends/backend-set.ts';
 import { ManualClock } from '../clock.ts';
-import { raises } from '../ha/activity-publisher.ts';
+import { raises } from '../ha/report-raises.ts';
 import type { GatewayEvent } from '../events.ts';
 import { PendingConnections } from '../proxy/pending.ts';
 import { Router } from '../proxy/router.ts';

@@ -66,6 +66,11 @@ export interface ScaleControllerCallbacks {
   decided?: () => void;
 }
 
+/*
+ * About 300 lines: the loop's four jobs (triggers, decide, act, schedule) and the scale-down steps it acts on;
+ * the routing view (routing-view.ts) and the decision's log lines (decision-log.ts) live apart.
+ */
+
 /**
  * The reconcile loop around decide(): gathers the observed state, decides, and hands each wanted change to
  * the one actuator, at most one write of each direction at a time. Triggered by every change of its inputs

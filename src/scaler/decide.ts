@@ -16,6 +16,9 @@
  *
  * A wake request (POST /wake) in any counted report keeps at least its replicas until it ends, connections
  * or not; after that the ordinary idle rules apply to the woken pods.
+ *
+ * Over 300 lines for a reason: the decision's types and its small named steps read top to bottom in one file,
+ * as the table in decide.test.ts tests them.
  */
 import { builderShare, type BuilderCapacity } from '../capacity.ts';
 import type { BuilderPod, ReplicaReport, ScaleDownProposal, WakeRequest } from './types.ts';
