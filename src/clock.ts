@@ -3,8 +3,15 @@ export interface Timer {
   cancel(): void;
 }
 
+/**
+ * The one source of time. `now` is monotonic (durations, deadlines, freshness: never jumps); `wallNow` is
+ * this node's wall clock, only for times that are written down or compared with a writer's own stamps.
+ */
 export interface Clock {
+  /** Monotonic milliseconds from an arbitrary origin. */
   now(): number;
+  /** Wall-clock milliseconds since the Unix epoch (Date.now). */
+  wallNow(): number;
   setTimer(ms: number, fn: () => void): Timer;
 }
 
@@ -13,6 +20,7 @@ export const maxTimerMs = 2 ** 31 - 1;
 
 export const systemClock: Clock = {
   now: () => performance.now(),
+  wallNow: () => Date.now(),
   setTimer(ms, fn) {
     if (ms > maxTimerMs) return chainedTimer(ms, fn);
     const handle = setTimeout(fn, ms);
@@ -40,13 +48,23 @@ function chainedTimer(ms: number, fn: () => void): Timer {
   return { cancel: () => clearTimeout(handle) };
 }
 
-/** A clock for tests: time moves only when `advance` is called. */
+/** A clock for tests: time moves only when `advance` is called, both clocks together. */
 export class ManualClock implements Clock {
   private current = 0;
   private timers = new Set<{ at: number; fn: () => void }>();
+  private readonly wallAtStart: number;
+
+  /** `wallAtStart`: the wall clock when the monotonic one reads 0 (another replica's skew is a different start). */
+  constructor(wallAtStart = 0) {
+    this.wallAtStart = wallAtStart;
+  }
 
   now(): number {
     return this.current;
+  }
+
+  wallNow(): number {
+    return this.wallAtStart + this.current;
   }
 
   setTimer(ms: number, fn: () => void): Timer {

@@ -4,8 +4,9 @@ import { FakeLeaseStore } from '../../test/support/fake-lease-store.ts';
 import { ManualClock } from '../clock.ts';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
-import { activityAnnotation, decodeActivity, type PublishedActivity } from './activity-lease.ts';
-import { ActivityPublisher, raises } from './activity-publisher.ts';
+import { activityAnnotation, decodeActivity, type PublishedActivity } from './lease-annotations.ts';
+import { ActivityPublisher } from './activity-publisher.ts';
+import { raises } from './report-raises.ts';
 
 const flush = async () => {
   for (let i = 0; i < 10; i += 1) await new Promise((resolve) => setImmediate(resolve));
@@ -31,21 +32,24 @@ function publisher(
     onIdentityConflict?: (error: GatewayError) => void;
   } = {},
 ) {
-  return new ActivityPublisher({
-    store,
-    leaseName,
-    identity: 'gateway-0',
-    labels: { 'buildkitd-autoscaler/group': 'bka', 'buildkitd-autoscaler/role': 'activity' },
-    leaseDurationMs: 6_000,
-    renewPeriodMs: 1_000,
-    connectionsPerReplica: 2,
-    clock,
-    emit: (e) => options.events?.push(e),
-    read: options.read ?? (() => ({ open: 0, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false })),
-    ownerPod: options.ownerPod,
-    onIdentityConflict: options.onIdentityConflict ?? (() => undefined),
-    wallNow: () => wallStart + clock.now(),
-  });
+  return new ActivityPublisher(
+    {
+      store,
+      leaseName,
+      identity: 'gateway-0',
+      labels: { 'buildkitd-autoscaler/group': 'bka', 'buildkitd-autoscaler/role': 'activity' },
+      leaseDurationMs: 6_000,
+      renewPeriodMs: 1_000,
+      connectionsPerReplica: 2,
+      clock,
+      read: options.read ?? (() => ({ open: 0, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false })),
+      ownerPod: options.ownerPod,
+    },
+    {
+      emit: (e) => options.events?.push(e),
+      identityConflict: options.onIdentityConflict ?? (() => undefined),
+    },
+  );
 }
 
 const published = (store: FakeLeaseStore) =>
@@ -53,7 +57,7 @@ const published = (store: FakeLeaseStore) =>
 
 test('start publishes the report at once: labels, holder, lease duration, owner pod, the counts read', async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   const counts = {
     open: 2,
     held: 1,
@@ -80,7 +84,7 @@ test('start publishes the report at once: labels, holder, lease duration, owner 
 
 test('it renews every renew period with what it reads then, and stops renewing once stopped', async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   let open = 0;
   const p = publisher(store, clock, {
     read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }),
@@ -106,7 +110,7 @@ test('it renews every renew period with what it reads then, and stops renewing o
 
 test('publishSoon coalesces a burst into one write, then renewals continue', async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   let open = 0;
   const p = publisher(store, clock, {
     read: () => ({ open, held: 0, pods: {}, since: wallStart, ack: undefined, draining: false }),
@@ -134,7 +138,7 @@ test('publishSoon coalesces a burst into one write, then renewals continue', asy
 
 test('a second process with the same identity fails at start with BKA_IDENTITY_CONFLICT once the first renews', async () => {
   const api = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   const first = publisher(api.client(), clock);
   await first.start();
   const second = publisher(api.client(), clock);
@@ -154,7 +158,7 @@ test('a second process with the same identity fails at start with BKA_IDENTITY_C
 
 test('a dead predecessor with the same identity (a restarted container) is waited out for a lease duration, then taken over', async () => {
   const api = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   const deadClient = api.client();
   await publisher(deadClient, clock).start();
   // It dies without stopping: none of its renewals reaches the API server any more.
@@ -208,7 +212,7 @@ async function twins(
 
 test('two processes with one identity starting at the same moment (both read 404): exactly one is refused, and it never writes', async () => {
   const api = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   const clients = [api.client(), api.client()];
   const { processes, outcomes, refused } = await twins(clients[0]!, clients[1]!, clock, 0);
   assert.equal(refused.filter(Boolean).length, 1, `exactly one refused: ${outcomes.map(String).join(' / ')}`);
@@ -221,7 +225,7 @@ test('two processes with one identity starting at the same moment (both read 404
 
 test("a failed first read at start (API blip) does not skip the wait-out: the second process never writes onto the first's report", async () => {
   const api = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   const clients = [api.client(), api.client()];
   clients[1]!.failNext = 500;
   const { processes, refused } = await twins(clients[0]!, clients[1]!, clock, 1_000);
@@ -232,7 +236,7 @@ test("a failed first read at start (API blip) does not skip the wait-out: the se
 
 test('a conflict seen while running (another process took the report over): stop publishing, report it once, never write onto it', async () => {
   const api = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   const conflicts: GatewayError[] = [];
   const events: GatewayEvent[] = [];
   const client = api.client();
@@ -268,7 +272,7 @@ test('a conflict seen while running (another process took the report over): stop
 
 test('an API server that fails the writes: a lease_failed event with its code, and the next renewal recovers', async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   const events: GatewayEvent[] = [];
   let open = 0;
   const p = publisher(store, clock, {
@@ -306,7 +310,7 @@ const busy = (report: Report, open = 1): Report => ({
 /** A publisher whose report is `state.report`, told of every change the way the scale controller tells it. */
 async function started(initial: Report) {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   const state = { report: initial };
   const p = publisher(store, clock, { read: () => state.report });
   await p.start();

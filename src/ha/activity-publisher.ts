@@ -5,11 +5,10 @@ import { ErrorCode, GatewayError } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import { microTime, type LeaseStore } from '../kube/leases.ts';
-import { activityAnnotation, decodeActivity, encodeActivity, type PublishedActivity } from './activity-lease.ts';
+import { activityAnnotation, decodeActivity, encodeActivity } from './lease-annotations.ts';
+import { raises, type Report } from './report-raises.ts';
 
-type Report = Omit<PublishedActivity, 'instance'>;
-
-export interface ActivityPublisherOptions {
+export interface ActivityPublisherInputs {
   store: LeaseStore;
   /** This replica's activity Lease. */
   leaseName: string;
@@ -23,48 +22,30 @@ export interface ActivityPublisherOptions {
   /** With --max-connections-per-replica: every added connection on a pod is published at once, since the others route under the cap by it. */
   podCountsRaise?: boolean;
   clock: Clock;
-  emit: EmitEvent;
   /** What to publish now (counts, the acknowledged proposal, draining). */
   read: () => Report;
   /** The gateway's own pod: the Lease is owned by it, so the garbage collector removes a dead pod's report. */
   ownerPod?: { name: string; uid: string } | undefined;
+}
+
+export interface ActivityPublisherCallbacks {
+  emit: EmitEvent;
+  /** This process owns its report Lease now (once; campaigning for the lead may start). */
+  claimed?: () => void;
   /**
    * Another process publishes under this identity and this one must give way: called once, after which this
    * publisher writes nothing more (not even on stop). Not called for a conflict start() throws.
    */
-  onIdentityConflict: (error: GatewayError) => void;
-  wallNow?: () => number;
+  identityConflict: (error: GatewayError) => void;
 }
 
 /** Smallest gap between two publications, so a burst of connections costs one write, not one per connection. */
 const minGapMs = 100;
 
-/**
- * Whether `now` shows the others something they must act on at once that `published` did not: a pod newly
- * busy (never remove it), or with a cap any pod with more connections (they route under the cap by it), more replicas needed, held connections, a new ack, a wake request, draining.
- * Everything else only lowers (a pod idle starts the idle timeout): one renew period later is soon enough.
+/*
+ * Over 300 lines for a reason: the claim, the renewal and giving way are one state machine over one Lease
+ * (the list below); split, the cases it walks through would be spread over files.
  */
-export function raises(
-  published: Report | undefined,
-  now: Report,
-  connectionsPerReplica: number,
-  podCountsRaise = false,
-): boolean {
-  if (!published) return true;
-  const needed = (r: Report) => Math.ceil((r.open + r.held) / connectionsPerReplica);
-  const wakes = new Set(published.wake?.map((w) => `${w.replicas}@${w.until}`));
-  return (
-    (now.ack !== undefined && now.ack !== published.ack) ||
-    (now.held > 0 && published.held === 0) ||
-    needed(now) > needed(published) ||
-    (now.draining && !published.draining) ||
-    Object.entries(now.pods).some(([name, entry]) => {
-      const before = published.pods[name]?.open ?? 0;
-      return podCountsRaise ? entry.open > before : entry.open > 0 && before === 0;
-    }) ||
-    (now.wake ?? []).some((w) => !wakes.has(`${w.replicas}@${w.until}`))
-  );
-}
 
 /**
  * Publishes this replica's activity in its own Lease, renewed every renew period and at once when it raises
@@ -84,18 +65,17 @@ export function raises(
  *   every renew period); start() does not wait for that, the rest of the claim follows when it answers.
  * - Later, a write answered 409 or 404 by a Lease that carries another instance: another process waited
  *   this one out (it was frozen or cut off for a lease duration) and owns the report now. This one gives
- *   way: it stops writing and calls onIdentityConflict.
+ *   way: it stops writing and calls identityConflict.
  */
 export class ActivityPublisher {
   readonly instance = randomUUID();
-  private readonly o: ActivityPublisherOptions;
-  private readonly wallNow: () => number;
+  private readonly inputs: ActivityPublisherInputs;
+  private readonly callbacks: ActivityPublisherCallbacks;
   /** The Lease as this process last wrote (or read back) it; undefined after a 404. */
   private current: V1Lease | undefined;
   private claimed = false;
   /** Another process owns the report now: nothing is written any more. */
   private gaveWay = false;
-  private readonly claimListeners: Array<() => void> = [];
   private timer: Timer | undefined;
   private soon: Timer | undefined;
   /** The report the Lease holds since this process last wrote it successfully. */
@@ -106,9 +86,9 @@ export class ActivityPublisher {
   private again = false;
   private stopped = false;
 
-  constructor(options: ActivityPublisherOptions) {
-    this.o = options;
-    this.wallNow = options.wallNow ?? Date.now;
+  constructor(inputs: ActivityPublisherInputs, callbacks: ActivityPublisherCallbacks) {
+    this.inputs = inputs;
+    this.callbacks = callbacks;
   }
 
   /**
@@ -127,21 +107,15 @@ export class ActivityPublisher {
     this.becameClaimed();
   }
 
-  /** Runs `listener` once this process owns its report Lease (at once if it does already). */
-  onClaimed(listener: () => void): void {
-    if (this.claimed) listener();
-    else this.claimListeners.push(listener);
-  }
-
   private becameClaimed(): void {
     this.claimed = true;
-    for (const listener of this.claimListeners.splice(0)) listener();
+    this.callbacks.claimed?.();
     this.scheduleRenewal();
   }
 
   private scheduleClaim(): void {
     if (this.stopped) return;
-    this.timer = this.o.clock.setTimer(this.o.renewPeriodMs, () => {
+    this.timer = this.inputs.clock.setTimer(this.inputs.renewPeriodMs, () => {
       this.claim().then(
         () => this.becameClaimed(),
         (error: unknown) => {
@@ -157,7 +131,7 @@ export class ActivityPublisher {
   private async claim(): Promise<void> {
     for (;;) {
       if (this.stopped) return;
-      const lease = await this.o.store.get(this.o.leaseName);
+      const lease = await this.inputs.store.get(this.inputs.leaseName);
       if (!lease) {
         try {
           await this.create();
@@ -187,13 +161,13 @@ export class ActivityPublisher {
 
   /** Watches a Lease that is not ours for one lease duration: the Lease if nobody renewed it, undefined if deleted. */
   private async waitOut(lease: V1Lease): Promise<V1Lease | undefined> {
-    const waitUntil = this.o.clock.now() + this.o.leaseDurationMs;
+    const waitUntil = this.inputs.clock.now() + this.inputs.leaseDurationMs;
     let seen = lease;
-    while (this.o.clock.now() < waitUntil) {
+    while (this.inputs.clock.now() < waitUntil) {
       await new Promise<void>((resolve) =>
-        this.o.clock.setTimer(Math.min(this.o.renewPeriodMs, this.o.leaseDurationMs / 4), resolve),
+        this.inputs.clock.setTimer(Math.min(this.inputs.renewPeriodMs, this.inputs.leaseDurationMs / 4), resolve),
       );
-      const again = await this.o.store.get(this.o.leaseName);
+      const again = await this.inputs.store.get(this.inputs.leaseName);
       if (!again) return undefined;
       if (again.metadata?.resourceVersion !== seen.metadata?.resourceVersion) {
         if (!this.isOurs(again)) throw this.conflict();
@@ -210,7 +184,7 @@ export class ActivityPublisher {
   private conflict(): GatewayError {
     return new GatewayError(
       ErrorCode.IdentityConflict,
-      `another gateway process is publishing as "${this.o.identity}" (Lease ${this.o.leaseName}); give every replica its own --identity / POD_NAME`,
+      `another gateway process is publishing as "${this.inputs.identity}" (Lease ${this.inputs.leaseName}); give every replica its own --identity / POD_NAME`,
     );
   }
 
@@ -220,15 +194,15 @@ export class ActivityPublisher {
     this.gaveWay = true;
     this.timer?.cancel();
     this.soon?.cancel();
-    this.o.emit({
+    this.callbacks.emit({
       kind: 'lease_failed',
-      lease: this.o.leaseName,
+      lease: this.inputs.leaseName,
       action: 'publish',
       code: ErrorCode.IdentityConflict,
       error: error.message,
       status: 409,
     });
-    this.o.onIdentityConflict(error);
+    this.callbacks.identityConflict(error);
   }
 
   /** When (this process's monotonic clock) a write of the report last succeeded; undefined before the first. */
@@ -239,8 +213,8 @@ export class ActivityPublisher {
   /** Something the other replicas decide on changed: publish soon (coalesced) if it raises what they see. */
   publishSoon(): void {
     if (this.stopped || this.gaveWay || !this.claimed || this.soon || !this.raisesPublished()) return;
-    const wait = Math.max(0, this.lastPublishAt + minGapMs - this.o.clock.now());
-    this.soon = this.o.clock.setTimer(wait, () => {
+    const wait = Math.max(0, this.lastPublishAt + minGapMs - this.inputs.clock.now());
+    this.soon = this.inputs.clock.setTimer(wait, () => {
       this.soon = undefined;
       // Undone meanwhile (busy -> idle inside the gap): the renewal carries it.
       if (this.raisesPublished()) void this.publishAndReschedule();
@@ -248,7 +222,7 @@ export class ActivityPublisher {
   }
 
   private raisesPublished(): boolean {
-    return raises(this.published, this.o.read(), this.o.connectionsPerReplica, this.o.podCountsRaise);
+    return raises(this.published, this.inputs.read(), this.inputs.connectionsPerReplica, this.inputs.podCountsRaise);
   }
 
   /** Stops renewing, writes the final state if not written yet, deletes the Lease (once the last connection closed). */
@@ -261,18 +235,18 @@ export class ActivityPublisher {
     // The others remember a departed replica's last report (when its pods were last busy): make it the final one.
     if (
       !this.published ||
-      encodeActivity({ ...this.o.read(), instance: this.instance }) !==
+      encodeActivity({ ...this.inputs.read(), instance: this.instance }) !==
         encodeActivity({ ...this.published, instance: this.instance })
     )
       await this.write();
     if (this.gaveWay) return;
     try {
       // Only the version this process wrote: a Lease another process took over since stays.
-      await this.o.store.delete(this.o.leaseName, this.current?.metadata?.resourceVersion);
+      await this.inputs.store.delete(this.inputs.leaseName, this.current?.metadata?.resourceVersion);
     } catch (error) {
-      this.o.emit({
+      this.callbacks.emit({
         kind: 'lease_failed',
-        lease: this.o.leaseName,
+        lease: this.inputs.leaseName,
         action: 'delete',
         code: ErrorCode.LeaseFailed,
         error: apiMessage(error),
@@ -284,7 +258,7 @@ export class ActivityPublisher {
   private scheduleRenewal(): void {
     if (this.stopped || this.gaveWay) return;
     this.timer?.cancel();
-    this.timer = this.o.clock.setTimer(this.o.renewPeriodMs, () => void this.publishAndReschedule());
+    this.timer = this.inputs.clock.setTimer(this.inputs.renewPeriodMs, () => void this.publishAndReschedule());
   }
 
   private async publishAndReschedule(): Promise<void> {
@@ -315,47 +289,47 @@ export class ActivityPublisher {
 
   private spec(): V1Lease['spec'] {
     return {
-      holderIdentity: this.o.identity,
-      leaseDurationSeconds: Math.round(this.o.leaseDurationMs / 1000),
-      renewTime: microTime(this.wallNow()) as unknown as Date,
+      holderIdentity: this.inputs.identity,
+      leaseDurationSeconds: Math.round(this.inputs.leaseDurationMs / 1000),
+      renewTime: microTime(this.inputs.clock.wallNow()) as unknown as Date,
     };
   }
 
   private async create(): Promise<void> {
-    this.lastPublishAt = this.o.clock.now();
-    const report = this.o.read();
-    const ownerReferences: V1OwnerReference[] | undefined = this.o.ownerPod
-      ? [{ apiVersion: 'v1', kind: 'Pod', name: this.o.ownerPod.name, uid: this.o.ownerPod.uid }]
+    this.lastPublishAt = this.inputs.clock.now();
+    const report = this.inputs.read();
+    const ownerReferences: V1OwnerReference[] | undefined = this.inputs.ownerPod
+      ? [{ apiVersion: 'v1', kind: 'Pod', name: this.inputs.ownerPod.name, uid: this.inputs.ownerPod.uid }]
       : undefined;
     const spec = this.spec();
-    this.current = await this.o.store.create({
+    this.current = await this.inputs.store.create({
       metadata: {
-        name: this.o.leaseName,
-        labels: this.o.labels,
+        name: this.inputs.leaseName,
+        labels: this.inputs.labels,
         annotations: this.annotations(report),
         ...(ownerReferences ? { ownerReferences } : {}),
       },
       spec: { ...spec, acquireTime: spec?.renewTime },
     });
     this.published = report;
-    this.lastWrittenAt = this.o.clock.now();
+    this.lastWrittenAt = this.inputs.clock.now();
   }
 
   /** Writes the report onto `lease` with its resourceVersion (409 if anyone wrote it since). */
   private async update(lease: V1Lease): Promise<void> {
-    this.lastPublishAt = this.o.clock.now();
-    const report = this.o.read();
-    this.current = await this.o.store.update({
+    this.lastPublishAt = this.inputs.clock.now();
+    const report = this.inputs.read();
+    this.current = await this.inputs.store.update({
       ...lease,
       metadata: {
         ...lease.metadata,
-        labels: { ...lease.metadata?.labels, ...this.o.labels },
+        labels: { ...lease.metadata?.labels, ...this.inputs.labels },
         annotations: { ...lease.metadata?.annotations, ...this.annotations(report) },
       },
       spec: { ...lease.spec, ...this.spec() },
     });
     this.published = report;
-    this.lastWrittenAt = this.o.clock.now();
+    this.lastWrittenAt = this.inputs.clock.now();
   }
 
   private async write(): Promise<void> {
@@ -370,7 +344,7 @@ export class ActivityPublisher {
         this.failed(error);
         return;
       }
-      const now = await this.o.store.get(this.o.leaseName).catch(() => undefined);
+      const now = await this.inputs.store.get(this.inputs.leaseName).catch(() => undefined);
       if (now && !this.isOurs(now)) {
         this.giveWay(this.conflict());
         return;
@@ -382,9 +356,9 @@ export class ActivityPublisher {
   }
 
   private failed(error: unknown): void {
-    this.o.emit({
+    this.callbacks.emit({
       kind: 'lease_failed',
-      lease: this.o.leaseName,
+      lease: this.inputs.leaseName,
       action: 'publish',
       code: ErrorCode.LeaseFailed,
       error: apiMessage(error),

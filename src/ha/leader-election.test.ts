@@ -10,19 +10,20 @@ const flush = async () => {
 };
 
 function candidate(store: FakeLeaseStore, clock: ManualClock, identity: string, events: GatewayEvent[] = []) {
-  return new LeaderElector({
-    store,
-    name: 'buildkitd-autoscaler',
-    identity,
-    labels: { 'buildkitd-autoscaler/group': 'buildkitd-autoscaler' },
-    leaseDurationMs: 15_000,
-    renewDeadlineMs: 10_000,
-    retryPeriodMs: 2_000,
-    clock,
-    emit: (e) => events.push(e),
-    wallNow: () => 1_700_000_000_000 + clock.now(),
-    random: () => 0,
-  });
+  return new LeaderElector(
+    {
+      store,
+      name: 'buildkitd-autoscaler',
+      identity,
+      labels: { 'buildkitd-autoscaler/group': 'buildkitd-autoscaler' },
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      clock,
+      random: () => 0,
+    },
+    { emit: (e) => events.push(e) },
+  );
 }
 
 /** Advances in retry-period steps so every tick's requests settle before the next. */
@@ -35,7 +36,7 @@ async function advance(clock: ManualClock, ms: number, step = 500) {
 
 test('the first candidate creates the Lease and leads', async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   const events: GatewayEvent[] = [];
   const a = candidate(store, clock, 'a', events);
   a.start();
@@ -51,7 +52,7 @@ test('the first candidate creates the Lease and leads', async () => {
 
 test('a second candidate waits while the leader renews, and takes over a lease duration after renewals stop', async () => {
   const api = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   const aClient = api.client();
   const a = candidate(aClient, clock, 'a');
   const b = candidate(api.client(), clock, 'b');
@@ -77,7 +78,7 @@ test('a second candidate waits while the leader renews, and takes over a lease d
 
 test('a leader that cannot renew stops leading at the renew deadline, even while requests hang', async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   const events: GatewayEvent[] = [];
   const a = candidate(store, clock, 'a', events);
   a.start();
@@ -94,7 +95,7 @@ test('a leader that cannot renew stops leading at the renew deadline, even while
 
 test('failing renewals (not hanging) also end leadership at the renew deadline', async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   const events: GatewayEvent[] = [];
   const a = candidate(store, clock, 'a', events);
   a.start();
@@ -107,7 +108,7 @@ test('failing renewals (not hanging) also end leadership at the renew deadline',
 
 test('release on stop lets the next candidate lead at its next retry, not a lease duration later', async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   const a = candidate(store, clock, 'a');
   const b = candidate(store, clock, 'b');
   a.start();
@@ -128,7 +129,7 @@ test('release on stop lets the next candidate lead at its next retry, not a leas
  */
 async function race(identities: string[]) {
   const api = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   let seed = 7;
   const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
   const candidates = identities.map((id) => {
@@ -159,7 +160,7 @@ test('two processes sharing one identity race for the Lease: never two leaders a
 
 test('a renewal answered after the renew deadline does not make the stepped-down leader lead again', async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   const events: GatewayEvent[] = [];
   const a = candidate(store, clock, 'a', events);
   a.start();
@@ -178,7 +179,7 @@ test('a renewal answered after the renew deadline does not make the stepped-down
 
 test("the leader's requests are aborted when it steps down", async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   const a = candidate(store, clock, 'a');
   a.start();
   await advance(clock, 1);
@@ -203,7 +204,7 @@ test("the leader's requests are aborted when it steps down", async () => {
 
 test('setAnnotation never writes onto a Lease another candidate has taken meanwhile', async () => {
   const api = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   const a = candidate(api.client(), clock, 'a');
   a.start();
   await advance(clock, 1);
@@ -232,7 +233,7 @@ test('setAnnotation never writes onto a Lease another candidate has taken meanwh
 
 test('the leader keeps its annotations across renewals; others cannot write them', async () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   const a = candidate(store, clock, 'a');
   const b = candidate(store, clock, 'b');
   a.start();
@@ -249,19 +250,12 @@ test('the leader keeps its annotations across renewals; others cannot write them
 
 test('timings that would let a healthy leader lose its Lease are refused', () => {
   const store = new FakeLeaseStore();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_700_000_000_000);
   const make = (leaseDurationMs: number, renewDeadlineMs: number, retryPeriodMs: number) =>
-    new LeaderElector({
-      store,
-      name: 'l',
-      identity: 'a',
-      labels: {},
-      leaseDurationMs,
-      renewDeadlineMs,
-      retryPeriodMs,
-      clock,
-      emit: () => undefined,
-    });
+    new LeaderElector(
+      { store, name: 'l', identity: 'a', labels: {}, leaseDurationMs, renewDeadlineMs, retryPeriodMs, clock },
+      { emit: () => undefined },
+    );
   assert.throws(() => make(10_000, 10_000, 2_000));
   assert.throws(() => make(15_000, 2_000, 2_000));
   assert.doesNotThrow(() => make(15_000, 10_000, 2_000));

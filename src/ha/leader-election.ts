@@ -5,27 +5,42 @@ import { ErrorCode } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import { microTime, type LeaseStore } from '../kube/leases.ts';
-import { leaderInstanceAnnotation } from './activity-lease.ts';
+import { leaderInstanceAnnotation } from './lease-annotations.ts';
 
-export interface LeaderElectionOptions {
+/** Like client-go's LeaderElectionConfig: lease duration > renew deadline > 1.2 x retry period, or it throws. */
+export interface LeaderElectionInputs {
   store: LeaseStore;
+  /** The leader Lease (`--leader-election-lease-name`). */
   name: string;
   identity: string;
   labels: Record<string, string>;
+  /** How long others wait after the last renewal they saw before taking over: too short, a healthy leader is deposed. */
   leaseDurationMs: number;
+  /** The leader stops leading when it has not renewed for this long: too long, two could lead at once. */
   renewDeadlineMs: number;
+  /** Between two tries to acquire or renew (a candidate adds jitter). */
   retryPeriodMs: number;
   clock: Clock;
-  emit: EmitEvent;
-  /** Wall clock for the times written into the Lease (readers compare them only for display). */
-  wallNow?: () => number;
+  /** Jitter source (default Math.random). */
   random?: () => number;
   /** Random per process (default: a new UUID): a second process with the same identity is someone else. */
   instance?: string;
 }
 
+/** Like client-go's LeaderCallbacks. */
+export interface LeaderElectionCallbacks {
+  emit: EmitEvent;
+  /** This replica started or stopped leading (isLeader tells which). */
+  leadershipChanged?: () => void;
+}
+
 /** client-go's JitterFactor: a candidate retries after retryPeriod * (1 + random * 1.2). */
 const jitterFactor = 1.2;
+
+/*
+ * Over 300 lines for a reason: client-go's algorithm (acquire or renew, the renew deadline, release, the
+ * leader's own annotations) is one term's bookkeeping; every write must see the same term and Lease version.
+ */
 
 /**
  * Leader election on a coordination.k8s.io Lease with client-go's semantics: a candidate takes the Lease
@@ -47,7 +62,9 @@ const jitterFactor = 1.2;
  */
 export class LeaderElector {
   readonly instance: string;
-  private readonly o: Required<Omit<LeaderElectionOptions, 'instance'>>;
+  private readonly inputs: LeaderElectionInputs;
+  private readonly callbacks: LeaderElectionCallbacks;
+  private readonly random: () => number;
   /** The Lease as last read or written, whoever holds it. */
   private observed: V1Lease | undefined;
   private observedAt = Number.NEGATIVE_INFINITY;
@@ -62,19 +79,18 @@ export class LeaderElector {
   private deadlineTimer: Timer | undefined;
   private stopped = true;
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly listeners = new Set<() => void>();
 
-  constructor(options: LeaderElectionOptions) {
+  constructor(inputs: LeaderElectionInputs, callbacks: LeaderElectionCallbacks) {
     if (!(
-      options.leaseDurationMs > options.renewDeadlineMs &&
-      options.renewDeadlineMs > jitterFactor * options.retryPeriodMs
+      inputs.leaseDurationMs > inputs.renewDeadlineMs && inputs.renewDeadlineMs > jitterFactor * inputs.retryPeriodMs
     )) {
       // client-go's rule: otherwise a healthy leader could lose the Lease between two renewals.
       throw new RangeError('lease duration must exceed the renew deadline, which must exceed 1.2 x the retry period');
     }
-    const { instance, ...rest } = options;
-    this.instance = instance ?? randomUUID();
-    this.o = { wallNow: Date.now, random: Math.random, ...rest };
+    this.instance = inputs.instance ?? randomUUID();
+    this.inputs = inputs;
+    this.callbacks = callbacks;
+    this.random = inputs.random ?? Math.random;
   }
 
   get isLeader(): boolean {
@@ -96,11 +112,6 @@ export class LeaderElector {
     return (this.leading ? this.owned : this.observed)?.metadata?.annotations?.[key];
   }
 
-  onChange(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
@@ -116,23 +127,23 @@ export class LeaderElector {
       if (!this.leading || !lease) return;
       try {
         this.observed = await this.request((signal) =>
-          this.o.store.update(
+          this.inputs.store.update(
             {
               ...lease,
               spec: {
                 ...lease.spec,
                 holderIdentity: undefined,
                 leaseDurationSeconds: 1,
-                renewTime: microTime(this.o.wallNow()) as unknown as Date,
+                renewTime: microTime(this.inputs.clock.wallNow()) as unknown as Date,
               },
             },
             { signal },
           ),
         );
       } catch (error) {
-        this.o.emit({
+        this.callbacks.emit({
           kind: 'lease_failed',
-          lease: this.o.name,
+          lease: this.inputs.name,
           action: 'release',
           code: ErrorCode.LeaseFailed,
           error: apiMessage(error),
@@ -154,16 +165,16 @@ export class LeaderElector {
       else annotations[key] = value;
       try {
         const written = await this.request((signal) =>
-          this.o.store.update({ ...lease, metadata: { ...lease.metadata, annotations } }, { signal }),
+          this.inputs.store.update({ ...lease, metadata: { ...lease.metadata, annotations } }, { signal }),
         );
         if (!this.leading) return false;
         this.owned = this.observed = written;
-        this.observedAt = this.o.clock.now();
+        this.observedAt = this.inputs.clock.now();
         return true;
       } catch (error) {
-        this.o.emit({
+        this.callbacks.emit({
           kind: 'lease_failed',
-          lease: this.o.name,
+          lease: this.inputs.name,
           action: 'annotate',
           code: ErrorCode.LeaseFailed,
           error: apiMessage(error),
@@ -177,43 +188,43 @@ export class LeaderElector {
 
   private schedule(delayMs: number): void {
     this.tickTimer?.cancel();
-    this.tickTimer = this.o.clock.setTimer(delayMs, () => {
+    this.tickTimer = this.inputs.clock.setTimer(delayMs, () => {
       void this.serialized(() => this.tick());
     });
   }
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
-    const sentAt = this.o.clock.now();
+    const sentAt = this.inputs.clock.now();
     const wasLeading = this.leading;
     const term = this.term;
     const renewed = await this.tryAcquireOrRenew();
     if (this.stopped) return;
-    const now = this.o.clock.now();
+    const now = this.inputs.clock.now();
     // A term that ended while the request was out is over: an answer that comes back afterwards, even a
     // success, does not bring it back (the next tick campaigns afresh, with a new read).
     const endedMeanwhile = wasLeading && (!this.leading || this.term !== term);
-    if (renewed && !endedMeanwhile && now - sentAt < this.o.renewDeadlineMs) {
+    if (renewed && !endedMeanwhile && now - sentAt < this.inputs.renewDeadlineMs) {
       this.lastRenewAt = sentAt;
       if (!this.leading) this.setLeading(true, 'acquired the lease');
       this.armDeadline();
-    } else if (this.leading && now - this.lastRenewAt >= this.o.renewDeadlineMs) {
+    } else if (this.leading && now - this.lastRenewAt >= this.inputs.renewDeadlineMs) {
       this.setLeading(false, 'could not renew within the renew deadline');
     }
-    const retry = this.o.retryPeriodMs;
-    this.schedule(this.leading ? retry : retry * (1 + this.o.random() * jitterFactor));
+    const retry = this.inputs.retryPeriodMs;
+    this.schedule(this.leading ? retry : retry * (1 + this.random() * jitterFactor));
   }
 
   private ours(lease: V1Lease | undefined): boolean {
     return (
-      lease?.spec?.holderIdentity === this.o.identity &&
+      lease?.spec?.holderIdentity === this.inputs.identity &&
       lease.metadata?.annotations?.[leaderInstanceAnnotation] === this.instance
     );
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
-    const { store, name, identity, leaseDurationMs, clock } = this.o;
-    const nowIso = microTime(this.o.wallNow()) as unknown as Date;
+    const { store, name, identity, leaseDurationMs, clock } = this.inputs;
+    const nowIso = microTime(this.inputs.clock.wallNow()) as unknown as Date;
     const leaseDurationSeconds = Math.round(leaseDurationMs / 1000);
     try {
       const current = await this.request((signal) => store.get(name, { signal }));
@@ -221,7 +232,11 @@ export class LeaderElector {
         this.owned = this.observed = await this.request((signal) =>
           store.create(
             {
-              metadata: { name, labels: this.o.labels, annotations: { [leaderInstanceAnnotation]: this.instance } },
+              metadata: {
+                name,
+                labels: this.inputs.labels,
+                annotations: { [leaderInstanceAnnotation]: this.instance },
+              },
               spec: {
                 holderIdentity: identity,
                 leaseDurationSeconds,
@@ -250,7 +265,7 @@ export class LeaderElector {
             ...current,
             metadata: {
               ...current.metadata,
-              labels: { ...current.metadata?.labels, ...this.o.labels },
+              labels: { ...current.metadata?.labels, ...this.inputs.labels },
               annotations: { ...current.metadata?.annotations, [leaderInstanceAnnotation]: this.instance },
             },
             spec: {
@@ -271,7 +286,7 @@ export class LeaderElector {
       const status = apiStatus(error);
       // 409: another candidate wrote first; that is the election working, not a failure.
       if (status !== 409)
-        this.o.emit({
+        this.callbacks.emit({
           kind: 'lease_failed',
           lease: name,
           action: this.leading ? 'renew' : 'acquire',
@@ -286,8 +301,8 @@ export class LeaderElector {
   /** One request, aborted at the renew deadline and, while leading, when this term ends. */
   private async request<T>(send: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const bound = new AbortController();
-    const timer = this.o.clock.setTimer(this.o.renewDeadlineMs, () =>
-      bound.abort(new Error(`no answer within the renew deadline (${this.o.renewDeadlineMs} ms)`)),
+    const timer = this.inputs.clock.setTimer(this.inputs.renewDeadlineMs, () =>
+      bound.abort(new Error(`no answer within the renew deadline (${this.inputs.renewDeadlineMs} ms)`)),
     );
     const signal = this.leading && this.term ? AbortSignal.any([bound.signal, this.term.signal]) : bound.signal;
     try {
@@ -300,10 +315,10 @@ export class LeaderElector {
   private armDeadline(): void {
     this.deadlineTimer?.cancel();
     // Fires even while a renewal hangs on an unreachable API server: a leader must step down in time.
-    this.deadlineTimer = this.o.clock.setTimer(
-      Math.max(0, this.lastRenewAt + this.o.renewDeadlineMs - this.o.clock.now()),
+    this.deadlineTimer = this.inputs.clock.setTimer(
+      Math.max(0, this.lastRenewAt + this.inputs.renewDeadlineMs - this.inputs.clock.now()),
       () => {
-        if (this.leading && this.o.clock.now() - this.lastRenewAt >= this.o.renewDeadlineMs)
+        if (this.leading && this.inputs.clock.now() - this.lastRenewAt >= this.inputs.renewDeadlineMs)
           this.setLeading(false, 'could not renew within the renew deadline');
       },
     );
@@ -319,8 +334,14 @@ export class LeaderElector {
       this.term?.abort(new Error(`stopped leading: ${reason}`));
       this.term = undefined;
     }
-    this.o.emit({ kind: 'leader_changed', lease: this.o.name, identity: this.o.identity, leading, reason });
-    for (const listener of this.listeners) listener();
+    this.callbacks.emit({
+      kind: 'leader_changed',
+      lease: this.inputs.name,
+      identity: this.inputs.identity,
+      leading,
+      reason,
+    });
+    this.callbacks.leadershipChanged?.();
   }
 
   private serialized<T>(work: () => Promise<T>): Promise<T> {

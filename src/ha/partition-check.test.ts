@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { ManualClock } from '../clock.ts';
 import type { GatewayEvent } from '../events.ts';
 import { PartitionCheck } from './partition-check.ts';
-import { decodeActivity, encodeActivity } from './activity-lease.ts';
+import { decodeActivity, encodeActivity } from './lease-annotations.ts';
 
 const leaseDurationMs = 6_000;
 const probePeriodMs = 1_000;

@@ -1,7 +1,7 @@
 import type { Clock, Timer } from '../clock.ts';
 import { ErrorCode } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
-import type { ReadinessCheck } from '../http/server.ts';
+import type { ReadinessCheck } from '../readiness-check.ts';
 
 export interface PartitionCheckInputs {
   identity: string;

@@ -8,7 +8,7 @@ import {
   encodeProposal,
   proposalAnnotation,
   type PublishedActivity,
-} from './activity-lease.ts';
+} from './lease-annotations.ts';
 import { ReplicaReports } from './replica-reports.ts';
 
 const wallStart = 1_700_000_000_000;
@@ -45,14 +45,13 @@ function reportLease(
 }
 
 function setup() {
-  const clock = new ManualClock();
+  const clock = new ManualClock(wallStart);
   let leases: V1Lease[] = [];
   const reports = new ReplicaReports({
     leases: () => leases,
     ownLeaseName: 'bka-me',
     leaderLeaseName: 'bka',
     clock,
-    wallNow: () => wallStart + clock.now(),
   });
   return { clock, reports, set: (next: V1Lease[]) => (leases = next) };
 }

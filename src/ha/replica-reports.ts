@@ -1,8 +1,7 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Clock } from '../clock.ts';
 import { leaseRoleLabel } from '../kube/leases.ts';
-import type { ReplicaReport, ScaleDownProposal } from '../scaler/decide.ts';
-import type { WakeRequest } from '../scaler/wake-requests.ts';
+import type { ReplicaReport, ScaleDownProposal, WakeRequest } from '../scaler/types.ts';
 import {
   activityAnnotation,
   decodeActivity,
@@ -10,15 +9,14 @@ import {
   leaseAnnotation,
   proposalAnnotation,
   type PublishedActivity,
-} from './activity-lease.ts';
+} from './lease-annotations.ts';
 
-export interface ReplicaReportsOptions {
+export interface ReplicaReportsInputs {
   leases: () => readonly V1Lease[];
   /** This replica's own activity Lease, replaced by its live counts. */
   ownLeaseName: string;
   leaderLeaseName: string;
   clock: Clock;
-  wallNow?: () => number;
 }
 
 /**
@@ -28,8 +26,7 @@ export interface ReplicaReportsOptions {
  * report's write it was on the writer's own clock (see onOurClock).
  */
 export class ReplicaReports {
-  private readonly o: ReplicaReportsOptions;
-  private readonly wallNow: () => number;
+  private readonly inputs: ReplicaReportsInputs;
   /** Per Lease: the version last seen, when it was first seen, and its report decoded once (reports() runs per decision). */
   private readonly observed = new Map<
     string,
@@ -39,16 +36,15 @@ export class ReplicaReports {
   private readonly departed = new Map<string, number>();
   private departedWakes: WakeRequest[] = [];
 
-  constructor(options: ReplicaReportsOptions) {
-    this.o = options;
-    this.wallNow = options.wallNow ?? Date.now;
+  constructor(inputs: ReplicaReportsInputs) {
+    this.inputs = inputs;
   }
 
   /** Call on every change of the Lease watch, so a renewal is timed when it is seen. */
   observe(): void {
-    const now = this.o.clock.now();
+    const now = this.inputs.clock.now();
     const seen = new Set<string>();
-    for (const lease of this.o.leases()) {
+    for (const lease of this.inputs.leases()) {
       const name = lease.metadata?.name ?? '';
       seen.add(name);
       const resourceVersion = lease.metadata?.resourceVersion;
@@ -57,7 +53,7 @@ export class ReplicaReports {
         this.observed.set(name, {
           resourceVersion,
           at: now,
-          activity: activity && onOurClock(activity, lease, this.wallNow()),
+          activity: activity && onOurClock(activity, lease, this.inputs.clock.wallNow()),
         });
       }
     }
@@ -67,11 +63,11 @@ export class ReplicaReports {
       const pods = activity?.pods ?? {};
       const wake = activity?.wake ?? [];
       // Its wake requests outlive it (a rollout must not end a 10-hour wake): a surviving replica adopts them.
-      this.departedWakes.push(...wake.filter((request) => request.until > this.wallNow()));
+      this.departedWakes.push(...wake.filter((request) => request.until > this.inputs.clock.wallNow()));
       // A drained replica deletes its report after its last close: keep when its pods were last busy,
       // so the idle timeout still runs from that close (a pod still open in the last version seen: now).
       for (const [pod, entry] of Object.entries(pods)) {
-        const at = entry.open > 0 ? this.wallNow() : entry.lastActiveAt;
+        const at = entry.open > 0 ? this.inputs.clock.wallNow() : entry.lastActiveAt;
         this.departed.set(pod, Math.max(this.departed.get(pod) ?? 0, at));
       }
     }
@@ -93,11 +89,11 @@ export class ReplicaReports {
 
   reports(): ReplicaReport[] {
     this.observe();
-    const now = this.o.clock.now();
+    const now = this.inputs.clock.now();
     const reports: ReplicaReport[] = [];
-    for (const lease of this.o.leases()) {
+    for (const lease of this.inputs.leases()) {
       const name = lease.metadata?.name ?? '';
-      if (name === this.o.ownLeaseName || lease.metadata?.labels?.[leaseRoleLabel] !== 'activity') continue;
+      if (name === this.inputs.ownLeaseName || lease.metadata?.labels?.[leaseRoleLabel] !== 'activity') continue;
       const durationMs = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
       const known = this.observed.get(name);
       const age = now - (known?.at ?? now);
@@ -138,9 +134,9 @@ export class ReplicaReports {
   peers(): Array<{ identity: string; ops: string }> {
     this.observe();
     const peers: Array<{ identity: string; ops: string }> = [];
-    for (const lease of this.o.leases()) {
+    for (const lease of this.inputs.leases()) {
       const name = lease.metadata?.name ?? '';
-      if (name === this.o.ownLeaseName || lease.metadata?.labels?.[leaseRoleLabel] !== 'activity') continue;
+      if (name === this.inputs.ownLeaseName || lease.metadata?.labels?.[leaseRoleLabel] !== 'activity') continue;
       const ops = this.observed.get(name)?.activity?.ops;
       if (ops !== undefined) peers.push({ identity: lease.spec?.holderIdentity ?? name, ops });
     }
@@ -149,7 +145,7 @@ export class ReplicaReports {
 
   /** The scale-down proposal on the leader Lease, whoever wrote it. */
   proposal(): ScaleDownProposal | undefined {
-    const leader = this.o.leases().find((lease) => lease.metadata?.name === this.o.leaderLeaseName);
+    const leader = this.inputs.leases().find((lease) => lease.metadata?.name === this.inputs.leaderLeaseName);
     const resourceVersion = leader?.metadata?.resourceVersion;
     if (!this.leaderProposal || this.leaderProposal.resourceVersion !== resourceVersion) {
       this.leaderProposal = { resourceVersion, proposal: decodeProposal(leaseAnnotation(leader, proposalAnnotation)) };

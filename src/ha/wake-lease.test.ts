@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FakeLeaseStore } from '../../test/support/fake-lease-store.ts';
+import { ManualClock } from '../clock.ts';
 import type { GatewayEvent } from '../events.ts';
 import { wakeAnnotation, WakeLease } from './wake-lease.ts';
 
@@ -15,7 +16,7 @@ function setup(store = new FakeLeaseStore()) {
       name: 'bka-wake',
       labels: { 'buildkitd-autoscaler/role': 'wake' },
       leases: () => [...store.leases.values()],
-      wallNow: () => now,
+      clock: new ManualClock(now),
     },
     { emit: (event) => events.push(event) },
   );
@@ -82,7 +83,7 @@ test("a wake written by a replica whose clock is 10 min off is kept for its real
         name: 'bka-wake',
         labels: {},
         leases: () => [...store.leases.values()],
-        wallNow: () => now + offset,
+        clock: new ManualClock(now + offset),
       },
       { emit: () => {} },
     );
@@ -103,10 +104,10 @@ test("a wake written by a replica whose clock is 10 min off is kept for its real
 });
 
 test('an entry of the previous format (no writtenAt) is read on our clock as before; a version is timed when first seen', () => {
-  let wall = now;
+  const clock = new ManualClock(now);
   const store = new FakeLeaseStore();
   const reader = new WakeLease(
-    { store, name: 'bka-wake', labels: {}, leases: () => [...store.leases.values()], wallNow: () => wall },
+    { store, name: 'bka-wake', labels: {}, leases: () => [...store.leases.values()], clock },
     { emit: () => {} },
   );
   store.leases.set('bka-wake', {
@@ -130,6 +131,6 @@ test('an entry of the previous format (no writtenAt) is read on our clock as bef
     { replicas: 1, until: now + 5 * minute },
   ];
   assert.deepEqual(reader.read(), expected);
-  wall = now + minute;
+  clock.advance(minute);
   assert.deepEqual(reader.read(), expected);
 });

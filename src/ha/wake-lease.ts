@@ -1,10 +1,12 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import { ErrorCode } from '../errors.ts';
+import type { Clock } from '../clock.ts';
 import type { EmitEvent } from '../events.ts';
 import { apiMessage, apiStatus } from '../kube/api-error.ts';
 import type { LeaseStore } from '../kube/leases.ts';
-import { mergeWakeRequests, type WakeRequest } from '../scaler/wake-requests.ts';
-import { decodeWake } from './activity-lease.ts';
+import type { WakeRequest } from '../scaler/types.ts';
+import { mergeWakeRequests } from '../scaler/wake-requests.ts';
+import { decodeWake } from './lease-annotations.ts';
 import { writerClockShift } from './replica-reports.ts';
 
 export const wakeAnnotation = 'buildkitd-autoscaler/wake';
@@ -16,7 +18,7 @@ export interface WakeLeaseInputs {
   labels: Record<string, string>;
   /** The group's Leases as the watch last saw them. */
   leases: () => readonly V1Lease[];
-  wallNow?: () => number;
+  clock: Clock;
 }
 
 export interface WakeLeaseCallbacks {
@@ -34,20 +36,18 @@ const maxAttempts = 5;
 export class WakeLease {
   private readonly inputs: WakeLeaseInputs;
   private readonly callbacks: WakeLeaseCallbacks;
-  private readonly wallNow: () => number;
   /** The Lease's requests on our clock, as of the version we last saw and timed when we first saw it. */
   private observed: { resourceVersion: string | undefined; requests: WakeRequest[] } | undefined;
 
   constructor(inputs: WakeLeaseInputs, callbacks: WakeLeaseCallbacks) {
     this.inputs = inputs;
     this.callbacks = callbacks;
-    this.wallNow = inputs.wallNow ?? Date.now;
   }
 
   /** The requests in force recorded in the Lease, as the watch last saw it. */
   read(): WakeRequest[] {
     const lease = this.inputs.leases().find((l) => l.metadata?.name === this.inputs.name);
-    return mergeWakeRequests(this.onOurClock(lease), this.wallNow());
+    return mergeWakeRequests(this.onOurClock(lease), this.inputs.clock.wallNow());
   }
 
   /** Merges `requests` into the Lease (never shortening one there); expired ones are dropped on the way. */
@@ -55,7 +55,7 @@ export class WakeLease {
     for (let attempt = 1; ; attempt += 1) {
       try {
         const current = await this.inputs.store.get(this.inputs.name);
-        const now = this.wallNow();
+        const now = this.inputs.clock.wallNow();
         const merged = mergeWakeRequests([...this.onOurClock(current), ...requests], now);
         const annotations = { [wakeAnnotation]: encodeWakeRequests(merged, now) };
         if (!current) {
@@ -95,7 +95,7 @@ export class WakeLease {
     if (!this.observed || this.observed.resourceVersion !== resourceVersion) {
       this.observed = {
         resourceVersion,
-        requests: decodeWakeRequests(lease?.metadata?.annotations?.[wakeAnnotation], this.wallNow()),
+        requests: decodeWakeRequests(lease?.metadata?.annotations?.[wakeAnnotation], this.inputs.clock.wallNow()),
       };
     }
     return this.observed.requests;

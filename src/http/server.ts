@@ -4,14 +4,8 @@ import type { Registry } from 'prom-client';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { EmitEvent } from '../events.ts';
 import type { ListenAddress } from '../listen-address.ts';
+import type { ReadinessCheck } from '../readiness-check.ts';
 import { handleWake, type WakeControl } from './wake-endpoint.ts';
-
-export interface ReadinessCheck {
-  name: string;
-  ok: boolean;
-  /** Why not, in words an operator can act on; includes the stable error code where there is one. */
-  reason?: string;
-}
 
 export interface OpsServerInputs {
   /** --metrics-addr. */

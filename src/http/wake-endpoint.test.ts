@@ -3,7 +3,7 @@ import { test, type TestContext } from 'node:test';
 import { Registry } from 'prom-client';
 import { ErrorCode, GatewayError } from '../errors.ts';
 import type { GatewayEvent } from '../events.ts';
-import type { WakeRequest } from '../scaler/wake-requests.ts';
+import type { WakeRequest } from '../scaler/types.ts';
 import { OpsServer } from './server.ts';
 import type { WakeControl } from './wake-endpoint.ts';
 

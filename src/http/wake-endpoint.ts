@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatGoDuration, parseGoDuration } from '../duration.ts';
 import type { GatewayError } from '../errors.ts';
-import type { WakeRequest } from '../scaler/wake-requests.ts';
+import type { WakeRequest } from '../scaler/types.ts';
 
 /** The longest wake one request may ask for: a forgotten loop must not keep builders for days (repeat it instead). */
 export const maxWakeForMs = 24 * 3_600_000;

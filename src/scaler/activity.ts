@@ -1,13 +1,5 @@
-/** This replica's own connections, as the scaler and the other replicas need them. */
-export interface ActivitySnapshot {
-  open: number;
-  held: number;
-  pods: Record<string, { open: number; lastActiveAt: number }>;
-  /** Wall-clock ms from which this replica knows its activity (its start). */
-  since: number;
-  /** Wall-clock ms when a connection last closed while held (0: never): the builders being woken for it count it as activity. */
-  lastHeldCloseAt?: number | undefined;
-}
+import { systemClock, type Clock } from '../clock.ts';
+import type { ActivitySnapshot } from './types.ts';
 
 /** One connection's place in the counts: held until it is given a pod, then on that pod until it closes. */
 export interface ConnectionActivity {
@@ -30,12 +22,12 @@ export class LocalActivity {
   private readonly listeners = new Set<() => void>();
   private announcing = false;
   private changes = 0;
-  private readonly wallNow: () => number;
+  private readonly clock: Clock;
   readonly since: number;
 
-  constructor(wallNow: () => number = Date.now) {
-    this.wallNow = wallNow;
-    this.since = wallNow();
+  constructor(inputs: { clock: Clock } = { clock: systemClock }) {
+    this.clock = inputs.clock;
+    this.since = this.clock.wallNow();
   }
 
   /** A connection arrived and wants a pod: it counts as demand at once. */
@@ -64,7 +56,7 @@ export class LocalActivity {
   closed(pod: string | undefined): void {
     if (pod === undefined) {
       this.heldCount -= 1;
-      this.lastHeldCloseAt = this.wallNow();
+      this.lastHeldCloseAt = this.clock.wallNow();
       this.changed();
     } else {
       this.openCount -= 1;
@@ -119,7 +111,7 @@ export class LocalActivity {
   private touch(name: string, delta: number): void {
     const entry = this.pods.get(name) ?? { open: 0, lastActiveAt: 0 };
     entry.open = Math.max(0, entry.open + delta);
-    entry.lastActiveAt = this.wallNow();
+    entry.lastActiveAt = this.clock.wallNow();
     this.pods.set(name, entry);
     this.changed();
   }

@@ -37,9 +37,11 @@ function setup() {
   const clock = new ManualClock();
   const events: GatewayEvent[] = [];
   const scale = new FakeScale();
-  const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e), retryMs: 1000 });
   const failures: string[] = [];
-  actuator.onFailure((e) => failures.push(e.code));
+  const actuator = new ScaleActuator(
+    { target: scale, clock, retryMs: 1000 },
+    { emit: (e) => events.push(e), failed: (e) => failures.push(e.code) },
+  );
   return { clock, events, scale, actuator, failures };
 }
 

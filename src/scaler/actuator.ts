@@ -19,19 +19,25 @@ export interface ScaleDownFence {
   signal?: AbortSignal | undefined;
 }
 
-export interface ScaleActuatorOptions {
+export interface ScaleActuatorInputs {
   target: ScaleTarget;
   clock: Clock;
-  emit: EmitEvent;
-  /** Largest delay between retries of a failed write. */
+  /** Largest delay between retries of a failed write (default 5 s). */
   retryMs?: number;
-  /** How long after a failed write or check new connections fail at once without asking the API server again. */
+  /** How long after a failed write or check new connections fail at once without asking the API server again (default 5 s). */
   failureHoldMs?: number;
   /**
    * Re-checks of a permanent failure (forbidden, not found) while nothing else asks: the first comes after
-   * `initialMs` and confirms the failure for /readyz, then the delay doubles up to `maxMs`.
+   * `initialMs` and confirms the failure for /readyz, then the delay doubles up to `maxMs` (default 2 s, 30 s).
+   * Re-check at 2 s: a kubelet probing every 5 s with failureThreshold 2 never sees a one-off 403 twice.
    */
   failureRecheck?: { initialMs: number; maxMs: number };
+}
+
+export interface ScaleActuatorCallbacks {
+  emit: EmitEvent;
+  /** A permanent failure (forbidden, not found) or a wake given up: held clients fail with it at once. */
+  failed?: (error: GatewayError) => void;
 }
 
 const maxAttempts = 20;
@@ -55,30 +61,33 @@ interface ScaleFailure {
  * fail fast with them, and /readyz reports them once a second check has confirmed them.
  */
 export class ScaleActuator {
-  private readonly o: Required<ScaleActuatorOptions>;
+  private readonly target: ScaleTarget;
+  private readonly clock: Clock;
+  private readonly retryMs: number;
+  private readonly failureHoldMs: number;
+  private readonly failureRecheck: { initialMs: number; maxMs: number };
+  private readonly callbacks: ScaleActuatorCallbacks;
   private failure: ScaleFailure | undefined;
   private inFlight = 0;
-  private readonly failureListeners = new Set<(error: GatewayError) => void>();
 
-  constructor(options: ScaleActuatorOptions) {
-    // Re-check at 2 s: a kubelet probing every 5 s with failureThreshold 2 never sees a one-off 403 twice.
-    this.o = { retryMs: 5000, failureHoldMs: 5000, failureRecheck: { initialMs: 2000, maxMs: 30_000 }, ...options };
+  constructor(inputs: ScaleActuatorInputs, callbacks: ScaleActuatorCallbacks) {
+    this.target = inputs.target;
+    this.clock = inputs.clock;
+    this.retryMs = inputs.retryMs ?? 5000;
+    this.failureHoldMs = inputs.failureHoldMs ?? 5000;
+    this.failureRecheck = inputs.failureRecheck ?? { initialMs: 2000, maxMs: 30_000 };
+    this.callbacks = callbacks;
   }
 
   /** A permanent reason why scaling cannot work right now: new connections fail at once with it. */
   currentFailure(): GatewayError | undefined {
-    if (this.failure && this.o.clock.now() - this.failure.lastFailedAt < this.o.failureHoldMs)
-      return this.failure.error;
+    if (this.failure && this.clock.now() - this.failure.lastFailedAt < this.failureHoldMs) return this.failure.error;
     return undefined;
   }
 
   /** What /readyz reports: a permanent failure for as long as it lasts, once a second check has seen it. */
   readinessFailure(): GatewayError | undefined {
     return this.failure?.confirmed ? this.failure.error : undefined;
-  }
-
-  onFailure(listener: (error: GatewayError) => void): void {
-    this.failureListeners.add(listener);
   }
 
   /** The synced watch lists the StatefulSet: a "not found" from the scale subresource is over. */
@@ -103,14 +112,18 @@ export class ScaleActuator {
       let lastError = '';
       for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
         try {
-          const state = await this.o.target.read();
+          const state = await this.target.read();
           if (this.failure?.error.code === ErrorCode.StatefulSetNotFound)
             this.clearFailure('the scale subresource answered');
           if (state.replicas >= replicas) {
-            this.o.emit({ kind: 'scale_skipped', direction: 'up', reason: `already at ${state.replicas} replicas` });
+            this.callbacks.emit({
+              kind: 'scale_skipped',
+              direction: 'up',
+              reason: `already at ${state.replicas} replicas`,
+            });
           } else {
-            await this.o.target.write(replicas, state.resourceVersion);
-            this.o.emit({ kind: 'scale', direction: 'up', from: state.replicas, to: replicas, reason, cause });
+            await this.target.write(replicas, state.resourceVersion);
+            this.callbacks.emit({ kind: 'scale', direction: 'up', from: state.replicas, to: replicas, reason, cause });
             this.clearFailure('scale up succeeded');
           }
           return;
@@ -124,13 +137,18 @@ export class ScaleActuator {
           lastError = apiMessage(error);
           if (!stillWanted()) return;
           await new Promise<void>((resolve) =>
-            this.o.clock.setTimer(Math.min(250 * 2 ** (attempt - 1), this.o.retryMs), resolve),
+            this.clock.setTimer(Math.min(250 * 2 ** (attempt - 1), this.retryMs), resolve),
           );
           if (!stillWanted()) return;
         }
       }
       // The clients held now are told why at once (not at their deadline, with the wrong cause).
-      this.o.emit({ kind: 'wake_gave_up', code: ErrorCode.WakeGaveUp, attempts: maxAttempts, error: lastError });
+      this.callbacks.emit({
+        kind: 'wake_gave_up',
+        code: ErrorCode.WakeGaveUp,
+        attempts: maxAttempts,
+        error: lastError,
+      });
       this.notify(
         new GatewayError(
           ErrorCode.WakeGaveUp,
@@ -146,9 +164,9 @@ export class ScaleActuator {
   async scaleDown(from: number, to: number, reason: string, fence?: ScaleDownFence): Promise<boolean> {
     this.inFlight += 1;
     try {
-      const state = await this.o.target.read(fence?.signal);
+      const state = await this.target.read(fence?.signal);
       if (state.replicas !== from) {
-        this.o.emit({
+        this.callbacks.emit({
           kind: 'scale_skipped',
           direction: 'down',
           reason: `the StatefulSet is at ${state.replicas} replicas, not ${from}`,
@@ -156,26 +174,30 @@ export class ScaleActuator {
         return false;
       }
       if (fence && (fence.signal?.aborted || !fence.stillAllowed())) {
-        this.o.emit({
+        this.callbacks.emit({
           kind: 'scale_skipped',
           direction: 'down',
           reason: 'no longer the leader, or the proposal changed, while reading the scale',
         });
         return false;
       }
-      await this.o.target.write(to, state.resourceVersion, fence?.signal);
+      await this.target.write(to, state.resourceVersion, fence?.signal);
       this.clearFailure('scale down succeeded');
-      this.o.emit({ kind: 'scale', direction: 'down', from, to, reason });
+      this.callbacks.emit({ kind: 'scale', direction: 'down', from, to, reason });
       return true;
     } catch (error) {
       if (apiStatus(error) === 409) {
-        this.o.emit({
+        this.callbacks.emit({
           kind: 'scale_skipped',
           direction: 'down',
           reason: 'the scale changed while writing (someone scaled up)',
         });
       } else if (fence?.signal?.aborted) {
-        this.o.emit({ kind: 'scale_skipped', direction: 'down', reason: 'aborted: this replica stopped leading' });
+        this.callbacks.emit({
+          kind: 'scale_skipped',
+          direction: 'down',
+          reason: 'aborted: this replica stopped leading',
+        });
       } else {
         const failure = this.classify(error, 'down', to);
         if (failure.code !== ErrorCode.ScaleFailed) this.fail(failure);
@@ -190,18 +212,18 @@ export class ScaleActuator {
     const status = apiStatus(error);
     const message = apiMessage(error);
     const code = permanentCode(status) ?? ErrorCode.ScaleFailed;
-    this.o.emit({ kind: 'scale_failed', direction, to, code, error: message, status });
+    this.callbacks.emit({ kind: 'scale_failed', direction, to, code, error: message, status });
     return new GatewayError(code, `scale ${direction} to ${to} failed: ${message}`, { cause: error });
   }
 
   /** Records a permanent failure from the API server, tells held connections, and starts the re-checks. */
   private fail(error: GatewayError): void {
-    const now = this.o.clock.now();
+    const now = this.clock.now();
     const known = this.failure;
     if (known && known.error.code === error.code) {
       known.error = error;
       known.lastFailedAt = now;
-      if (now - known.since >= this.o.failureRecheck.initialMs) known.confirmed = true;
+      if (now - known.since >= this.failureRecheck.initialMs) known.confirmed = true;
     } else {
       known?.recheck?.cancel();
       this.failure = {
@@ -209,7 +231,7 @@ export class ScaleActuator {
         since: now,
         lastFailedAt: now,
         confirmed: false,
-        recheckMs: this.o.failureRecheck.initialMs,
+        recheckMs: this.failureRecheck.initialMs,
         recheck: undefined,
       };
       this.scheduleRecheck();
@@ -218,7 +240,7 @@ export class ScaleActuator {
   }
 
   private notify(error: GatewayError): void {
-    for (const listener of this.failureListeners) listener(error);
+    this.callbacks.failed?.(error);
   }
 
   private clearFailure(reason: string): void {
@@ -226,14 +248,14 @@ export class ScaleActuator {
     if (!known) return;
     known.recheck?.cancel();
     this.failure = undefined;
-    this.o.emit({ kind: 'scale_recovered', code: known.error.code, reason });
+    this.callbacks.emit({ kind: 'scale_recovered', code: known.error.code, reason });
   }
 
   private scheduleRecheck(): void {
     const known = this.failure;
     if (!known) return;
-    known.recheck = this.o.clock.setTimer(known.recheckMs, () => void this.recheck(known));
-    known.recheckMs = Math.min(known.recheckMs * 2, this.o.failureRecheck.maxMs);
+    known.recheck = this.clock.setTimer(known.recheckMs, () => void this.recheck(known));
+    known.recheckMs = Math.min(known.recheckMs * 2, this.failureRecheck.maxMs);
   }
 
   /** Asks the API server whether the failure is over: a read, then a write of the replicas just read (a no-op). */
@@ -244,8 +266,8 @@ export class ScaleActuator {
       return;
     }
     try {
-      const state = await this.o.target.read();
-      await this.o.target.write(state.replicas, state.resourceVersion);
+      const state = await this.target.read();
+      await this.target.write(state.replicas, state.resourceVersion);
       if (this.failure === known) this.clearFailure('a re-check of the scale subresource succeeded');
     } catch (error) {
       if (this.failure !== known) return;

@@ -65,16 +65,18 @@ function setup(options: { leader?: boolean } = {}) {
   const pods = new FakePods();
   const events: GatewayEvent[] = [];
   const state = { busy: [] as string[], leader: options.leader ?? true };
-  const marker = new BusyMarker({
-    busyPods: () => state.busy,
-    labelledPods: () => pods.labelled(),
-    labelledPodsSynced: () => true,
-    isWriter: () => state.leader,
-    isBuilder: (name) => /^buildkitd-\d+$/.test(name),
-    pods,
-    clock,
-    emit: (event) => events.push(event),
-  });
+  const marker = new BusyMarker(
+    {
+      busyPods: () => state.busy,
+      labelledPods: () => pods.labelled(),
+      labelledPodsSynced: () => true,
+      isWriter: () => state.leader,
+      isBuilder: (name) => /^buildkitd-\d+$/.test(name),
+      pods,
+      clock,
+    },
+    { emit: (event) => events.push(event) },
+  );
   const pass = async () => {
     marker.requestReconcile();
     for (let i = 0; i < 20; i += 1) await new Promise((resolve) => setImmediate(resolve));

@@ -18,9 +18,12 @@ export interface BusyMarkerInputs {
   isBuilder: (podName: string) => boolean;
   pods: PodWriter;
   clock: Clock;
-  emit: EmitEvent;
-  /** First and largest wait before a pod whose write failed is tried again. */
+  /** First and largest wait before a pod whose write failed is tried again (default 1 s, 30 s). */
   retry?: { initialMs: number; maxMs: number };
+}
+
+export interface BusyMarkerCallbacks {
+  emit: EmitEvent;
 }
 
 /** How long a write we made counts as done while the watch has not shown it yet. */
@@ -32,7 +35,8 @@ const writeSettleMs = 10_000;
  * difference, so a lost leader, a crashed replica or a restart leaves nothing behind once a writer runs.
  */
 export class BusyMarker {
-  private readonly i: BusyMarkerInputs;
+  private readonly inputs: BusyMarkerInputs;
+  private readonly callbacks: BusyMarkerCallbacks;
   private readonly retry: { initialMs: number; maxMs: number };
   private scheduled = false;
   private running: Promise<void> | undefined;
@@ -42,8 +46,9 @@ export class BusyMarker {
   private readonly written = new Map<string, { marked: boolean; until: number }>();
   private readonly failures = new Map<string, { count: number; retryAt: number; timer: Timer }>();
 
-  constructor(inputs: BusyMarkerInputs) {
-    this.i = inputs;
+  constructor(inputs: BusyMarkerInputs, callbacks: BusyMarkerCallbacks) {
+    this.inputs = inputs;
+    this.callbacks = callbacks;
     this.retry = inputs.retry ?? { initialMs: 1_000, maxMs: 30_000 };
   }
 
@@ -81,13 +86,13 @@ export class BusyMarker {
   }
 
   private async pass(): Promise<void> {
-    if (this.stopped || !this.i.isWriter() || !this.i.labelledPodsSynced()) return;
-    const now = this.i.clock.now();
-    const busy = new Set([...this.i.busyPods()].filter((name) => this.i.isBuilder(name)));
+    if (this.stopped || !this.inputs.isWriter() || !this.inputs.labelledPodsSynced()) return;
+    const now = this.inputs.clock.now();
+    const busy = new Set([...this.inputs.busyPods()].filter((name) => this.inputs.isBuilder(name)));
     const seen = new Map<string, V1Pod>();
-    for (const pod of this.i.labelledPods()) {
+    for (const pod of this.inputs.labelledPods()) {
       const name = pod.metadata?.name;
-      if (name !== undefined && this.i.isBuilder(name)) seen.set(name, pod);
+      if (name !== undefined && this.inputs.isBuilder(name)) seen.set(name, pod);
     }
     const marked = (name: string): boolean => {
       const observed = seen.get(name);
@@ -109,7 +114,7 @@ export class BusyMarker {
     try {
       const patch = await this.patchFresh(name, observed, markPatch);
       this.succeeded(name, true);
-      if (patch) this.i.emit({ kind: 'builder_marked', pod: name });
+      if (patch) this.callbacks.emit({ kind: 'builder_marked', pod: name });
     } catch (error) {
       this.failed(name, 'mark', error);
     }
@@ -119,7 +124,7 @@ export class BusyMarker {
     try {
       const patch = await this.patchFresh(name, observed, unmarkPatch);
       this.succeeded(name, false);
-      if (patch) this.i.emit({ kind: 'builder_unmarked', pod: name });
+      if (patch) this.callbacks.emit({ kind: 'builder_unmarked', pod: name });
     } catch (error) {
       this.failed(name, 'unmark', error);
     }
@@ -135,12 +140,12 @@ export class BusyMarker {
     plan: (pod: V1Pod) => PodMetadataPatch | undefined,
   ): Promise<PodMetadataPatch | undefined> {
     for (let attempt = 0; ; attempt += 1) {
-      const pod = attempt === 0 && observed ? observed : await this.i.pods.get(name);
+      const pod = attempt === 0 && observed ? observed : await this.inputs.pods.get(name);
       if (!pod) return undefined; // gone: its connections end with it
       const patch = plan(pod);
       if (!patch) return undefined;
       try {
-        await this.i.pods.patchMetadata(name, patch);
+        await this.inputs.pods.patchMetadata(name, patch);
         return patch;
       } catch (error) {
         if (apiStatus(error) !== 409 || attempt >= 2) throw error;
@@ -149,7 +154,7 @@ export class BusyMarker {
   }
 
   private succeeded(name: string, marked: boolean): void {
-    this.written.set(name, { marked, until: this.i.clock.now() + writeSettleMs });
+    this.written.set(name, { marked, until: this.inputs.clock.now() + writeSettleMs });
     this.failures.get(name)?.timer.cancel();
     this.failures.delete(name);
   }
@@ -160,9 +165,9 @@ export class BusyMarker {
     const count = (this.failures.get(name)?.count ?? 0) + 1;
     this.failures.get(name)?.timer.cancel();
     const waitMs = Math.min(this.retry.maxMs, this.retry.initialMs * 2 ** (count - 1));
-    const timer = this.i.clock.setTimer(waitMs, () => this.requestReconcile());
-    this.failures.set(name, { count, retryAt: this.i.clock.now() + waitMs, timer });
-    this.i.emit({
+    const timer = this.inputs.clock.setTimer(waitMs, () => this.requestReconcile());
+    this.failures.set(name, { count, retryAt: this.inputs.clock.now() + waitMs, timer });
+    this.callbacks.emit({
       kind: 'mark_failed',
       pod: name,
       action,

@@ -5,16 +5,18 @@ import { test } from 'node:test';
 import { FakeBackendSource } from '../../test/support/fake-backend-source.ts';
 import { BackendSet } from '../backends/backend-set.ts';
 import { ManualClock } from '../clock.ts';
-import { raises } from '../ha/activity-publisher.ts';
+import { raises } from '../ha/report-raises.ts';
 import type { GatewayEvent } from '../events.ts';
 import { PendingConnections } from '../proxy/pending.ts';
 import { Router } from '../proxy/router.ts';
 import { LocalActivity } from './activity.ts';
 import { ScaleActuator, type ScaleTarget } from './actuator.ts';
-import { ScaleController, countsDecisionDelayMs, type ObservedCluster } from './controller.ts';
-import type { BuilderPod, ReplicaReport, ScaleDownProposal } from './decide.ts';
+import { ScaleController, countsDecisionDelayMs } from './controller.ts';
+import type { ObservedCluster } from './types.ts';
+import type { BuilderPod, ReplicaReport, ScaleDownProposal } from './types.ts';
 import { LocalProposalStore } from './proposal-store.ts';
 import { WakeRequests } from './wake-requests.ts';
+import { reconcileTriggers } from '../reconcile-triggers.ts';
 
 /** The scale subresource in memory, with a resourceVersion; `gate` holds writes open (a write that has not landed). */
 class FakeScale implements ScaleTarget {
@@ -54,41 +56,57 @@ function replica(
     departed?: () => ReadonlyMap<string, number>;
     wakes?: WakeRequests;
     maxReplicas?: number;
+    routingChanged?: () => void;
+    decided?: () => void;
   } = {},
 ) {
   const events: GatewayEvent[] = [];
-  const activity = new LocalActivity(() => clock.now());
-  const actuator = new ScaleActuator({ target: scale, clock, emit: (e) => events.push(e) });
+  const activity = new LocalActivity({ clock });
+  const actuator = new ScaleActuator({ target: scale, clock }, { emit: (e) => events.push(e) });
   let decisions = 0;
   const observe = (): ObservedCluster => {
     decisions += 1;
     return { synced: true, statefulSet: { exists: true, replicas: scale.replicas }, pods: cluster.pods };
   };
-  const controller = new ScaleController({
-    statefulSetName: 'buildkitd',
-    identity,
-    policy: {
-      minReplicas: 0,
-      maxReplicas: options.maxReplicas ?? 1,
-      connectionsPerReplica: 8,
-      maxConnectionsPerReplica: 0,
-      idleTimeoutMs,
-      maxReportStalenessMs: 600_000,
-      proposalTimeoutMs: 15_000,
-    },
-    observe,
+  // Watches are not part of these tests: their changes reach the controller as requestReconcile() calls.
+  const noWatch = { onChange: () => undefined };
+  const triggers = reconcileTriggers({
     activity,
-    ...(options.wakes ? { wakes: options.wakes } : {}),
-    otherReports: options.others ?? (() => []),
-    ...(options.departed ? { departedActivity: options.departed } : {}),
-    proposals: options.proposals ?? new LocalProposalStore(),
-    isLeader: options.leader ?? (() => true),
-    actuator,
-    clock,
-    emit: (e) => events.push(e),
-    resyncMs: 2_000,
-    wallNow: () => clock.now(),
+    wakes: options.wakes ?? noWatch,
+    statefulSet: noWatch,
+    discovery: { source: noWatch },
   });
+  const controller = new ScaleController(
+    {
+      statefulSetName: 'buildkitd',
+      identity,
+      policy: {
+        minReplicas: 0,
+        maxReplicas: options.maxReplicas ?? 1,
+        connectionsPerReplica: 8,
+        maxConnectionsPerReplica: 0,
+        idleTimeoutMs,
+        maxReportStalenessMs: 600_000,
+        proposalTimeoutMs: 15_000,
+      },
+      observe,
+      activity,
+      ...(options.wakes ? { wakes: options.wakes } : {}),
+      otherReports: options.others ?? (() => []),
+      ...(options.departed ? { departedActivity: options.departed } : {}),
+      proposals: options.proposals ?? new LocalProposalStore(),
+      isLeader: options.leader ?? (() => true),
+      actuator,
+      clock,
+      resyncMs: 2_000,
+      triggers,
+    },
+    {
+      emit: (e) => events.push(e),
+      ...(options.routingChanged ? { routingChanged: options.routingChanged } : {}),
+      ...(options.decided ? { decided: options.decided } : {}),
+    },
+  );
   controller.start();
   const report = (): ReplicaReport => ({
     identity,
@@ -164,8 +182,11 @@ test('a connection arriving while the scale-down is proposed withdraws it and is
   const cluster = { pods: [pod0] };
   // A second replica that has not acknowledged yet keeps the proposal open.
   const otherAck: string | undefined = undefined;
+  // The BackendSet needs the controller's routing view: it learns of routing changes once it exists.
+  let routingChanged = () => {};
   const { activity, controller, events } = replica('a', clock, scale, cluster, {
     others: () => [{ identity: 'b', fresh: true, staleForMs: 0, open: 0, held: 0, pods: {}, since: 0, ack: otherAck }],
+    routingChanged: () => routingChanged(),
   });
   // The pod is a real echo server behind the gateway's own router, routed by this controller.
   const pod = createServer((socket) => socket.pipe(socket)).listen(0, '127.0.0.1');
@@ -180,7 +201,7 @@ test('a connection arriving while the scale-down is proposed withdraws it and is
     connectionsPerReplica: 8,
     maxConnectionsPerReplica: 0,
   });
-  controller.onRoutableChange(() => backends.routableChanged());
+  routingChanged = () => backends.routableChanged();
   const router = new Router(
     {
       backends,
@@ -398,7 +419,7 @@ test('a wake request reconciles at once: one builder with no client, kept for th
   const clock = new ManualClock();
   const scale = new FakeScale();
   const cluster = { pods: [] as BuilderPod[] };
-  const wakes = new WakeRequests(() => clock.now());
+  const wakes = new WakeRequests({ clock });
   const { events, controller } = replica('a', clock, scale, cluster, { wakes });
   await advance(clock, 2 * idleTimeoutMs);
   assert.deepEqual(scale.writes, [], 'nothing asked yet');
@@ -545,15 +566,19 @@ test('scale-down under churn: no scale-down lands while a connection is on the p
   const published = new Map<string, ReplicaReport>();
   const lastPublished = new Map<string, ReplicaReport>();
   const others = (self: string) => () => [...published.values()].filter((r) => r.identity !== self);
+  // What each replica's publisher does after a decision, set below once both replicas exist.
+  const decided = new Map<string, () => void>();
   const a = replica('a', clock, scale, cluster, {
     leader: () => true,
     others: others('a'),
     proposals: leaderProposals as unknown as LocalProposalStore,
+    decided: () => decided.get('a')?.(),
   });
   const b = replica('b', clock, scale, cluster, {
     leader: () => false,
     others: others('b'),
     proposals: followerProposals as unknown as LocalProposalStore,
+    decided: () => decided.get('b')?.(),
   });
   replicas.push(a, b);
   const publish = (from: typeof a) => {
@@ -573,7 +598,7 @@ test('scale-down under churn: no scale-down lands while a connection is on the p
       return raises(before && { ...before, draining: false }, { ...now, draining: false }, 8);
     };
     let soon = false;
-    r.controller.onReportChange(() => {
+    decided.set(r.report().identity, () => {
       if (soon || !raisesPublished()) return;
       soon = true;
       clock.setTimer(100, () => {

@@ -1,20 +1,14 @@
 import type { RoutingView } from '../backends/backend-set.ts';
-import { builderShare } from '../capacity.ts';
+
 import type { Clock, Timer } from '../clock.ts';
-import { ErrorCode } from '../errors.ts';
-import type { EmitEvent, ScaleUpCause } from '../events.ts';
+import type { EmitEvent } from '../events.ts';
 import type { LocalActivity } from './activity.ts';
 import type { ScaleActuator } from './actuator.ts';
-import {
-  decide,
-  fences,
-  type BuilderPod,
-  type ReplicaReport,
-  type ScaleDecision,
-  type ScaleDownStep,
-  type ScalePolicy,
-} from './decide.ts';
+import { decide, fences, type ScaleDecision, type ScaleDownStep, type ScalePolicy } from './decide.ts';
 import type { ProposalStore } from './proposal-store.ts';
+import type { ObservedCluster, ReplicaReport } from './types.ts';
+import { DecisionLog, scaleUpReason } from './decision-log.ts';
+import { DecidedRouting } from './routing-view.ts';
 import type { WakeRequests } from './wake-requests.ts';
 
 /**
@@ -25,13 +19,13 @@ import type { WakeRequests } from './wake-requests.ts';
 export const countsDecisionDelayMs = 50;
 
 /** What the watches show; `synced` only while every one of them is current. */
-export interface ObservedCluster {
-  synced: boolean;
-  statefulSet: { exists: boolean; replicas: number } | undefined;
-  pods: BuilderPod[];
-}
+/**
+ * Something outside the controller whose change may change the decision: it subscribes `reconcile` to it.
+ * `soon` coalesces changes that move only counts on ready pods over countsDecisionDelayMs.
+ */
+export type ReconcileTrigger = (reconcile: (when?: 'now' | 'soon') => void) => void;
 
-export interface ScaleControllerOptions {
+export interface ScaleControllerInputs {
   statefulSetName: string;
   identity: string;
   policy: ScalePolicy;
@@ -49,11 +43,27 @@ export interface ScaleControllerOptions {
   leadership?: () => AbortSignal | undefined;
   actuator: ScaleActuator;
   clock: Clock;
-  emit: EmitEvent;
   /** Periodic re-decision, so reports that go quiet are noticed without any event. */
   resyncMs: number;
-  wallNow?: () => number;
+  /** Every change outside the controller that makes it decide again: the list is in reconcile-triggers.ts. */
+  triggers: readonly ReconcileTrigger[];
 }
+
+export interface ScaleControllerCallbacks {
+  emit: EmitEvent;
+  /** The routable pods, `atMaximum` or a load up to the cap changed: held clients look again. */
+  routingChanged?: () => void;
+  /**
+   * After every decision: this replica's report may have changed (the acknowledged proposal, the loads). The
+   * publisher compares it with what it last published and writes at once only what the others must see.
+   */
+  decided?: () => void;
+}
+
+/*
+ * About 300 lines: the loop's four jobs (triggers, decide, act, schedule) and the scale-down steps it acts on;
+ * the routing view (routing-view.ts) and the decision's log lines (decision-log.ts) live apart.
+ */
 
 /**
  * The reconcile loop around decide(): gathers the observed state, decides, and hands each wanted change to
@@ -62,39 +72,28 @@ export interface ScaleControllerOptions {
  * so a lost trigger costs nothing.
  */
 export class ScaleController {
-  private readonly o: ScaleControllerOptions;
-  private readonly wallNow: () => number;
+  private readonly inputs: ScaleControllerInputs;
+  private readonly callbacks: ScaleControllerCallbacks;
   private current: ScaleDecision | undefined;
   private ack: string | undefined;
   private scheduled = false;
   private soon: Timer | undefined;
-  /** This replica's connections per pod as the current decision counted them, and the activity version then. */
-  private decidedOwn: Record<string, number> = {};
-  private decidedVersion = -1;
-  /** This replica's open and held connections as the current decision counted them. */
-  private decidedDemand = 0;
+  private readonly routingView: DecidedRouting;
   private upInFlight = false;
   private downInFlight = false;
   private ensured: { replicas: number; observedSpec: number | undefined } | undefined;
   private recheckTimer: Timer | undefined;
   private resyncTimer: Timer | undefined;
-  private routableNames = new Set<string>();
-  private routingSignature = '';
-  private lastLogged = '';
-  private readonly expiredSeen = new Set<string>();
-  private blocked = false;
+  private readonly decisionLog: DecisionLog;
   private stopped = true;
-  private readonly routableListeners = new Set<() => void>();
-  private readonly reportListeners = new Set<() => void>();
 
-  constructor(options: ScaleControllerOptions) {
-    this.o = options;
-    this.wallNow = options.wallNow ?? Date.now;
-    // A held connection needs a decision at once (it may need a wake); one on a ready pod changes only counts.
-    options.activity.onChange(() =>
-      options.activity.held > 0 ? this.requestReconcile() : this.requestReconcileSoon(),
-    );
-    options.wakes?.onChange(() => this.requestReconcile());
+  constructor(inputs: ScaleControllerInputs, callbacks: ScaleControllerCallbacks) {
+    this.inputs = inputs;
+    this.callbacks = callbacks;
+    this.routingView = new DecidedRouting({ activity: inputs.activity, policy: inputs.policy });
+    this.decisionLog = new DecisionLog({ maxReportStalenessMs: inputs.policy.maxReportStalenessMs }, callbacks);
+    for (const trigger of inputs.triggers)
+      trigger((when) => (when === 'soon' ? this.requestReconcileSoon() : this.requestReconcile()));
   }
 
   start(): void {
@@ -120,7 +119,7 @@ export class ScaleController {
   /** Decide again within countsDecisionDelayMs: the connections opened and closed meanwhile cost one decision. */
   private requestReconcileSoon(): void {
     if (this.scheduled || this.soon) return;
-    this.soon = this.o.clock.setTimer(countsDecisionDelayMs, () => {
+    this.soon = this.inputs.clock.setTimer(countsDecisionDelayMs, () => {
       this.soon = undefined;
       this.scheduled = true;
       this.reconcileIfScheduled();
@@ -132,42 +131,9 @@ export class ScaleController {
    * they are now. `fresh`: decide again first (when the last decision has no room for a connection).
    */
   routing(fresh = false): RoutingView {
-    if (
-      fresh &&
-      (this.soon !== undefined || this.o.activity.version !== this.decidedVersion) &&
-      !this.moreDemandChangesNothing()
-    )
-      this.scheduled = true;
+    if (fresh && this.routingView.wantsDecision(this.soon !== undefined)) this.scheduled = true;
     this.reconcileIfScheduled();
-    const loads = this.current?.loads ?? {};
-    return {
-      routable: this.routableNames,
-      loads: this.o.activity.version === this.decidedVersion ? loads : this.liveLoads(loads),
-      atMaximum: this.current?.atMaximum ?? false,
-    };
-  }
-
-  /**
-   * Demand decides routing only through `needed`, which is clamped to the maximum: when the current decision
-   * needs the maximum already and demand has only grown since, deciding again would route alike (at the
-   * default of one builder, every connection beyond its share asked for a decision of its own).
-   */
-  private moreDemandChangesNothing(): boolean {
-    const current = this.current;
-    return (
-      current !== undefined &&
-      current.needed >= this.o.policy.maxReplicas &&
-      this.o.activity.open + this.o.activity.held >= this.decidedDemand
-    );
-  }
-
-  /** The decision's loads with this replica's part replaced by its live counts. */
-  private liveLoads(decided: Readonly<Record<string, number>>): Record<string, number> {
-    const loads: Record<string, number> = { ...decided };
-    // for...in rather than Object.entries: this runs per connection, and entries() builds an array per pod.
-    for (const pod in this.decidedOwn) loads[pod] = (loads[pod] ?? 0) - this.decidedOwn[pod]!;
-    for (const pod of this.o.activity.podNames()) loads[pod] = (loads[pod] ?? 0) + this.o.activity.openOn(pod);
-    return loads;
+    return this.routingView.view();
   }
 
   /** The decision counting every connection so far: a scrape or /wake reads it, never a coalesced one still pending. */
@@ -182,20 +148,6 @@ export class ScaleController {
     return this.ack;
   }
 
-  onRoutableChange(listener: () => void): () => void {
-    this.routableListeners.add(listener);
-    return () => this.routableListeners.delete(listener);
-  }
-
-  /**
-   * Fires after every decision: this replica's report may have changed. The publisher compares it with what
-   * it last published (not with the previous decision) and writes at once only what the others must see.
-   */
-  onReportChange(listener: () => void): () => void {
-    this.reportListeners.add(listener);
-    return () => this.reportListeners.delete(listener);
-  }
-
   private reconcileIfScheduled(): void {
     if (!this.scheduled) return;
     this.scheduled = false;
@@ -203,20 +155,17 @@ export class ScaleController {
   }
 
   private reconcile(): void {
-    const o = this.o;
+    const o = this.inputs;
     // This decision counts every connection so far: a coalesced one still waiting has nothing left to do.
     this.soon?.cancel();
     this.soon = undefined;
-    const now = this.wallNow();
+    const now = o.clock.wallNow();
     const observed = o.observe();
     const proposal = o.proposals.current();
     // Acknowledge only what this decision fences: from it on nothing new is routed to the pods.
     this.ack = proposal && fences(proposal, observed.pods, now, o.policy) ? proposal.id : undefined;
     const snapshot = o.activity.snapshot();
-    this.decidedVersion = o.activity.version;
-    this.decidedDemand = snapshot.open + snapshot.held;
-    this.decidedOwn = {};
-    for (const [pod, entry] of Object.entries(snapshot.pods)) this.decidedOwn[pod] = entry.open;
+    this.routingView.counting(snapshot, o.activity.version);
     const wake = o.wakes?.current(now) ?? [];
     const own: ReplicaReport = {
       identity: o.identity,
@@ -243,16 +192,9 @@ export class ScaleController {
     o.activity.forgetPodsExcept(new Set(observed.pods.map((pod) => pod.name)));
 
     // Held clients look again when a pod becomes routable or gains room (a connection on it closed).
-    // Loads up to the cap count too: at the maximum, a close below it is the room a queued client waits for.
-    const roomUpTo = Math.max(o.policy.connectionsPerReplica, o.policy.maxConnectionsPerReplica);
-    const routingSignature = `${decision.atMaximum}|${decision.routable.map((name) => `${name}:${Math.min(decision.loads[name] ?? 0, roomUpTo)}`).join(',')}`;
-    if (routingSignature !== this.routingSignature) {
-      this.routingSignature = routingSignature;
-      this.routableNames = new Set(decision.routable);
-      for (const listener of this.routableListeners) listener();
-    }
-    for (const listener of this.reportListeners) listener();
-    this.report(decision, others.length + 1, observed);
+    if (this.routingView.decided(decision)) this.callbacks.routingChanged?.();
+    this.callbacks.decided?.();
+    this.decisionLog.record(decision, others.length + 1, observed);
     if (this.stopped) return;
     this.act(decision, observed);
     this.schedule(decision, now);
@@ -267,16 +209,16 @@ export class ScaleController {
     if (
       target !== undefined &&
       !this.upInFlight &&
-      !this.o.actuator.currentFailure() &&
+      !this.inputs.actuator.currentFailure() &&
       !(this.ensured && target <= this.ensured.replicas && spec === this.ensured.observedSpec)
     ) {
       this.upInFlight = true;
-      const { reason, cause } = scaleUpReason(decision, target, this.o.policy);
-      void this.o.actuator
+      const { reason, cause } = scaleUpReason(decision, target, this.inputs.policy);
+      void this.inputs.actuator
         .ensureAtLeast(target, reason, () => (this.current?.scaleUpTo ?? 0) > 0, cause)
         .then(() => {
           // The watch has not shown the write yet: do not ask again until it changes.
-          this.ensured = this.o.actuator.currentFailure() ? undefined : { replicas: target, observedSpec: spec };
+          this.ensured = this.inputs.actuator.currentFailure() ? undefined : { replicas: target, observedSpec: spec };
         })
         .finally(() => {
           this.upInFlight = false;
@@ -294,7 +236,8 @@ export class ScaleController {
   }
 
   private async scaleDown(step: ScaleDownStep): Promise<void> {
-    const { proposals, actuator, emit } = this.o;
+    const { proposals, actuator } = this.inputs;
+    const { emit } = this.callbacks;
     const { proposal } = step;
     const pods = Object.keys(proposal.pods).join(', ');
     switch (step.kind) {
@@ -306,7 +249,7 @@ export class ScaleController {
         // Asked again between reading and writing the scale: the lead or the proposal may have changed meanwhile.
         const stillCommittable = () => {
           const current = proposals.current();
-          return this.o.isLeader() && current?.id === proposal.id && !current.committed;
+          return this.inputs.isLeader() && current?.id === proposal.id && !current.committed;
         };
         const landed = await actuator.scaleDown(
           proposal.from,
@@ -314,7 +257,7 @@ export class ScaleController {
           `${pods} idle for the idle timeout on every gateway replica`,
           {
             stillAllowed: stillCommittable,
-            signal: this.o.leadership?.(),
+            signal: this.inputs.leadership?.(),
           },
         );
         // Committed, the proposal keeps fencing the pods until they are gone; otherwise it is withdrawn (if still ours to).
@@ -332,64 +275,17 @@ export class ScaleController {
     }
   }
 
-  private report(decision: ScaleDecision, reporting: number, observed: ObservedCluster): void {
-    const { emit } = this.o;
-    for (const identity of decision.expired) {
-      if (this.expiredSeen.has(identity)) continue;
-      this.expiredSeen.add(identity);
-      emit({
-        kind: 'report_expired',
-        identity,
-        maxStalenessMs: this.o.policy.maxReportStalenessMs,
-        code: ErrorCode.ReportExpired,
-      });
-    }
-    for (const identity of this.expiredSeen)
-      if (!decision.expired.includes(identity)) this.expiredSeen.delete(identity);
-    const blocked = decision.blockedBy.length > 0 && (observed.statefulSet?.replicas ?? 0) > decision.needed;
-    if (blocked && !this.blocked) emit({ kind: 'scale_down_blocked', by: decision.blockedBy });
-    this.blocked = blocked;
-    const line = `${decision.needed}|${decision.waiting ?? ''}|${reporting}|${decision.blockedBy.length}`;
-    if (line !== this.lastLogged) {
-      this.lastLogged = line;
-      emit({
-        kind: 'scale_decision',
-        demand: decision.demand,
-        needed: decision.needed,
-        replicasReporting: reporting,
-        staleReports: decision.blockedBy.length,
-        waiting: decision.waiting,
-      });
-    }
-  }
-
   private schedule(decision: ScaleDecision, now: number): void {
     this.recheckTimer?.cancel();
     this.recheckTimer = undefined;
     if (decision.recheckAt !== undefined) {
-      this.recheckTimer = this.o.clock.setTimer(Math.max(0, decision.recheckAt - now) + 1, () =>
+      this.recheckTimer = this.inputs.clock.setTimer(Math.max(0, decision.recheckAt - now) + 1, () =>
         this.requestReconcile(),
       );
     }
     this.resyncTimer?.cancel();
-    this.resyncTimer = this.o.clock.setTimer(this.o.resyncMs, () => this.requestReconcile());
+    this.resyncTimer = this.inputs.clock.setTimer(this.inputs.resyncMs, () => this.requestReconcile());
   }
-}
-
-/** Why a scale-up is wanted, in words and as the cause the wake metric counts (connections first: they wait). */
-function scaleUpReason(
-  decision: ScaleDecision,
-  target: number,
-  policy: ScalePolicy,
-): { reason: string; cause: ScaleUpCause } {
-  if (decision.demand > 0 && Math.ceil(decision.demand / builderShare(policy)) >= target)
-    return { reason: `${decision.demand} connections need ${target} replicas`, cause: 'connections' };
-  if (decision.wake && target > policy.minReplicas)
-    return {
-      reason: `a wake request keeps ${Math.min(decision.wake.replicas, target)} replicas until ${new Date(decision.wake.until).toISOString()}`,
-      cause: 'wake',
-    };
-  return { reason: `at least ${target} replicas are configured`, cause: 'minimum' };
 }
 
 /** This replica's pods with what departed replicas last did on them, so idleness is judged from their last close too. */

@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  decide,
-  fences,
-  type BuilderPod,
-  type ReplicaReport,
-  type ScaleDecision,
-  type ScaleDownProposal,
-  type ScalerView,
-} from './decide.ts';
+import { decide, fences, type ScaleDecision, type ScalerView } from './decide.ts';
+import type { BuilderPod, ReplicaReport, ScaleDownProposal } from './types.ts';
 
 const idle = 120_000;
 const now = 1_000_000;

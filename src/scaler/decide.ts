@@ -16,59 +16,13 @@
  *
  * A wake request (POST /wake) in any counted report keeps at least its replicas until it ends, connections
  * or not; after that the ordinary idle rules apply to the woken pods.
+ *
+ * Over 300 lines for a reason: the decision's types and its small named steps read top to bottom in one file,
+ * as the table in decide.test.ts tests them.
  */
 import { builderShare, type BuilderCapacity } from '../capacity.ts';
-import { activeWake, type WakeRequest } from './wake-requests.ts';
-
-/** A buildkitd pod as the headless Service's EndpointSlices show it. */
-export interface BuilderPod {
-  name: string;
-  ordinal: number;
-  /** Identity of this instance of the pod (its UID), so a re-created pod of the same name differs. */
-  key: string;
-  ready: boolean;
-  terminating: boolean;
-  /** On a node being drained (cordoned or tainted for removal): it takes no new connections, so it can go idle. */
-  draining?: boolean;
-}
-
-/** One gateway replica's activity: its own from memory, the others from their Leases. */
-export interface ReplicaReport {
-  identity: string;
-  /** Renewed within its lease duration, as observed on this replica's clock. */
-  fresh: boolean;
-  /** How long it has been stale (not renewed past its lease duration); 0 while fresh. */
-  staleForMs: number;
-  /** Connections spliced to a pod, or being dialled to one. */
-  open: number;
-  /** Connections waiting for a pod that may take them. */
-  held: number;
-  /** Per builder pod name: connections on it now, and when the last one opened or closed (wall-clock ms). */
-  // Every time in a report is on the deciding replica's clock: ReplicaReports moves another replica's onto it.
-  pods: Readonly<Record<string, { open: number; lastActiveAt: number }>>;
-  /** Wall-clock ms from which this replica knows its activity; nothing before it is known. */
-  since: number;
-  /**
-   * Wall-clock ms when a connection last closed here while held (a client that gave up waiting, as buildx does
-   * after 20 s, and retries at once): activity for the builders being woken, so they keep starting.
-   */
-  lastHeldCloseAt?: number | undefined;
-  /** The scale-down proposal this replica has fenced off locally. */
-  ack: string | undefined;
-  /** Wake requests this replica accepted (absent in reports of replicas that predate them). */
-  wake?: readonly WakeRequest[] | undefined;
-}
-
-export interface ScaleDownProposal {
-  id: string;
-  from: number;
-  to: number;
-  /** Pods being removed, as `name` -> pod key (empty key: the pod was not listed when proposed). */
-  pods: Readonly<Record<string, string>>;
-  /** On this replica's clock: when it wrote the proposal, or first saw one another replica wrote. */
-  proposedAt: number;
-  committed: boolean;
-}
+import type { BuilderPod, ReplicaReport, ScaleDownProposal, WakeRequest } from './types.ts';
+import { activeWake } from './wake-requests.ts';
 
 export interface ScalePolicy extends BuilderCapacity {
   minReplicas: number;
@@ -256,42 +210,35 @@ interface StepContext {
   recheck: (at: number) => void;
 }
 
-function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep; waiting?: string } {
-  const { policy, now, proposal } = view;
-  if (proposal?.committed) {
-    return c.proposalPodsExist
-      ? { waiting: `${Object.keys(proposal.pods).join(', ')} still terminating` }
-      : { step: { kind: 'clear', proposal } };
-  }
-  if (proposal) {
-    const names = Object.keys(proposal.pods);
-    const busy = c.counted.find((r) => names.some((name) => (r.pods[name]?.open ?? 0) > 0));
-    // A connection that came and went between two writes of a report shows only in its lastActiveAt.
-    const usedSince = c.counted.find((r) =>
-      names.some((name) => now < (r.pods[name]?.lastActiveAt ?? 0) + policy.idleTimeoutMs),
-    );
-    const reason =
-      c.spec !== proposal.from
-        ? `the StatefulSet has ${c.spec} replicas now, not ${proposal.from}`
-        : busy
-          ? `${busy.identity} has a connection on ${names.join(', ')}`
-          : usedSince
-            ? `${usedSince.identity} used ${names.filter((name) => now < (usedSince.pods[name]?.lastActiveAt ?? 0) + policy.idleTimeoutMs).join(', ')} within the idle timeout`
-            : c.needed > proposal.to
-              ? `demand needs ${c.needed} replicas`
-              : c.blockedBy.length > 0
-                ? `no fresh report from ${c.blockedBy.join(', ')}`
-                : now - proposal.proposedAt >= policy.proposalTimeoutMs
-                  ? `not acknowledged by ${c.counted
-                      .filter((r) => r.ack !== proposal.id)
-                      .map((r) => r.identity)
-                      .join(', ')} in time`
-                  : undefined;
-    if (reason) return { step: { kind: 'withdraw', proposal, reason } };
-    if (c.counted.every((r) => r.ack === proposal.id)) return { step: { kind: 'commit', proposal } };
-    c.recheck(proposal.proposedAt + policy.proposalTimeoutMs);
-    return { waiting: 'waiting for every gateway replica to stop routing to the pod being removed' };
-  }
+type StepAnswer = { step?: ScaleDownStep; waiting?: string };
+
+/** The leader's next scale-down step: after a commit, clear; with an open proposal, withdraw or commit; else propose. */
+function scaleDownStep(view: ScalerView, c: StepContext): StepAnswer {
+  const { proposal } = view;
+  if (proposal?.committed) return committedStep(proposal, c);
+  if (proposal) return openProposalStep(view, c, proposal);
+  return proposeStep(view, c);
+}
+
+/** A committed proposal fences its pods until they are gone; then it is cleared. */
+function committedStep(proposal: ScaleDownProposal, c: StepContext): StepAnswer {
+  if (c.proposalPodsExist) return { waiting: `${Object.keys(proposal.pods).join(', ')} still terminating` };
+  return { step: { kind: 'clear', proposal } };
+}
+
+/** Withdrawn on any contradiction; committed once every counted report acknowledged it. */
+function openProposalStep(view: ScalerView, c: StepContext, proposal: ScaleDownProposal): StepAnswer {
+  const reason = withdrawReason(view, c, proposal);
+  if (reason) return { step: { kind: 'withdraw', proposal, reason } };
+  const everyoneAcknowledged = c.counted.every((r) => r.ack === proposal.id);
+  if (everyoneAcknowledged) return { step: { kind: 'commit', proposal } };
+  c.recheck(proposal.proposedAt + view.policy.proposalTimeoutMs);
+  return { waiting: 'waiting for every gateway replica to stop routing to the pod being removed' };
+}
+
+/** Proposes removing the highest ordinal once it has been idle on every counted report for the idle timeout. */
+function proposeStep(view: ScalerView, c: StepContext): StepAnswer {
+  const { policy, now } = view;
   if (c.spec <= c.needed) return {};
   if (c.blockedBy.length > 0) return { waiting: `scale-down blocked by stale reports from ${c.blockedBy.join(', ')}` };
   const ordinal = c.spec - 1;
@@ -321,6 +268,39 @@ function scaleDownStep(view: ScalerView, c: StepContext): { step?: ScaleDownStep
       },
     },
   };
+}
+
+/**
+ * Why an uncommitted proposal must be withdrawn now, or undefined: the first of these checks that fails, in
+ * order. Each is something that contradicts removing the pods; the last gives every replica one proposal
+ * timeout to acknowledge.
+ */
+function withdrawReason(view: ScalerView, c: StepContext, proposal: ScaleDownProposal): string | undefined {
+  const { policy, now } = view;
+  const names = Object.keys(proposal.pods);
+
+  if (c.spec !== proposal.from) return `the StatefulSet has ${c.spec} replicas now, not ${proposal.from}`;
+
+  const withConnection = c.counted.find((r) => names.some((name) => (r.pods[name]?.open ?? 0) > 0));
+  if (withConnection) return `${withConnection.identity} has a connection on ${names.join(', ')}`;
+
+  // A connection that came and went between two writes of a report shows only in its lastActiveAt.
+  const usedWithinIdleTimeout = (report: ReplicaReport) =>
+    names.filter((name) => now < (report.pods[name]?.lastActiveAt ?? 0) + policy.idleTimeoutMs);
+  const recentUser = c.counted.find((r) => usedWithinIdleTimeout(r).length > 0);
+  if (recentUser)
+    return `${recentUser.identity} used ${usedWithinIdleTimeout(recentUser).join(', ')} within the idle timeout`;
+
+  if (c.needed > proposal.to) return `demand needs ${c.needed} replicas`;
+
+  if (c.blockedBy.length > 0) return `no fresh report from ${c.blockedBy.join(', ')}`;
+
+  const timedOut = now - proposal.proposedAt >= policy.proposalTimeoutMs;
+  if (timedOut) {
+    const notAcknowledged = c.counted.filter((r) => r.ack !== proposal.id).map((r) => r.identity);
+    return `not acknowledged by ${notAcknowledged.join(', ')} in time`;
+  }
+  return undefined;
 }
 
 /**

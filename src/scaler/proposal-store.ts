@@ -1,6 +1,4 @@
-import { encodeProposal, decodeProposal, proposalAnnotation } from '../ha/activity-lease.ts';
-import type { LeaderElector } from '../ha/leader-election.ts';
-import type { ScaleDownProposal } from './decide.ts';
+import type { ScaleDownProposal } from './types.ts';
 
 /** Where the scale-down proposal lives: shared state every replica reads, written only by the leader. */
 export interface ProposalStore {
@@ -20,37 +18,5 @@ export class LocalProposalStore implements ProposalStore {
   write(proposal: ScaleDownProposal | undefined): Promise<boolean> {
     this.proposal = proposal;
     return Promise.resolve(true);
-  }
-}
-
-/**
- * The proposal as an annotation of the leader Lease. The leader reads what it last wrote; the others read
- * the Lease through their watch, so a new leader adopts (and then commits or withdraws) a proposal its
- * predecessor left behind.
- */
-export class LeaderLeaseProposalStore implements ProposalStore {
-  private readonly elector: LeaderElector;
-  private readonly watched: () => ScaleDownProposal | undefined;
-  private readonly wallNow: () => number;
-  /** The proposal last seen and when this replica first saw it: its age is judged from then, never from the writer's clock. */
-  private sighting: { id: string; at: number } | undefined;
-
-  constructor(elector: LeaderElector, watched: () => ScaleDownProposal | undefined, wallNow: () => number = Date.now) {
-    this.elector = elector;
-    this.watched = watched;
-    this.wallNow = wallNow;
-  }
-
-  current(): ScaleDownProposal | undefined {
-    const proposal = this.elector.isLeader
-      ? decodeProposal(this.elector.annotation(proposalAnnotation))
-      : this.watched();
-    if (!proposal) return undefined;
-    if (this.sighting?.id !== proposal.id) this.sighting = { id: proposal.id, at: this.wallNow() };
-    return { ...proposal, proposedAt: this.sighting.at };
-  }
-
-  write(proposal: ScaleDownProposal | undefined): Promise<boolean> {
-    return this.elector.setAnnotation(proposalAnnotation, proposal && encodeProposal(proposal));
   }
 }

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ManualClock } from '../clock.ts';
 import { activeWake, mergeWakeRequests, WakeRequests } from './wake-requests.ts';
 
 test('a shorter request never shortens a longer one, and a covered request is dropped', () => {
-  let now = 1_000_000;
-  const wakes = new WakeRequests(() => now);
+  const clock = new ManualClock(1_000_000);
+  const now = clock.wallNow();
+  const wakes = new WakeRequests({ clock });
   let changes = 0;
   wakes.onChange(() => (changes += 1));
   assert.deepEqual(wakes.request(1, 36_000_000), { replicas: 1, until: now + 36_000_000 });
@@ -15,7 +17,7 @@ test('a shorter request never shortens a longer one, and a covered request is dr
     { replicas: 3, until: now + 600_000 },
     { replicas: 1, until: now + 36_000_000 },
   ]);
-  now += 600_000;
+  clock.advance(600_000);
   assert.deepEqual(wakes.current(), [{ replicas: 1, until: 1_000_000 + 36_000_000 }], 'the ended request is gone');
 });
 
@@ -47,8 +49,9 @@ test('the active wake is the most replicas in force, then the longest', () => {
 });
 
 test('adopted requests merge without shortening and notify only when something changed', () => {
-  const now = 1_000_000;
-  const wakes = new WakeRequests(() => now);
+  const clock = new ManualClock(1_000_000);
+  const now = clock.wallNow();
+  const wakes = new WakeRequests({ clock });
   let changes = 0;
   wakes.onChange(() => (changes += 1));
   wakes.adopt([{ replicas: 1, until: now + 60_000 }]);

@@ -1,8 +1,6 @@
-/** A pre-wake: at least `replicas` builders are kept until `until` (wall-clock ms), with or without connections. */
-export interface WakeRequest {
-  replicas: number;
-  until: number;
-}
+import type { Clock } from '../clock.ts';
+
+import type { WakeRequest } from './types.ts';
 
 /**
  * The wake requests this replica accepted (POST /wake), published in its activity report so every replica
@@ -12,15 +10,15 @@ export interface WakeRequest {
 export class WakeRequests {
   private active: WakeRequest[] = [];
   private readonly listeners = new Set<() => void>();
-  private readonly wallNow: () => number;
+  private readonly clock: Clock;
 
-  constructor(wallNow: () => number = Date.now) {
-    this.wallNow = wallNow;
+  constructor(inputs: { clock: Clock }) {
+    this.clock = inputs.clock;
   }
 
   /** Keeps at least `replicas` builders for `forMs` from now; returns what was recorded. */
   request(replicas: number, forMs: number): WakeRequest {
-    const now = this.wallNow();
+    const now = this.clock.wallNow();
     const added = { replicas, until: now + forMs };
     this.active = mergeWakeRequests([...this.current(now), added], now);
     for (const listener of this.listeners) listener();
@@ -29,14 +27,14 @@ export class WakeRequests {
 
   /** Carries on requests another replica accepted before its report went away (no new wake: not counted again). */
   adopt(requests: readonly WakeRequest[]): void {
-    const now = this.wallNow();
+    const now = this.clock.wallNow();
     const before = JSON.stringify(this.current(now));
     this.active = mergeWakeRequests([...this.active, ...requests], now);
     if (JSON.stringify(this.active) !== before) for (const listener of this.listeners) listener();
   }
 
   /** The requests still in force, for this replica's report. */
-  current(now: number = this.wallNow()): WakeRequest[] {
+  current(now: number = this.clock.wallNow()): WakeRequest[] {
     this.active = this.active.filter((request) => request.until > now);
     return this.active.map((request) => ({ ...request }));
   }

@@ -1,19 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { LeaderElector } from '../ha/leader-election.ts';
-import type { ScaleDownProposal } from './decide.ts';
-import { LeaderLeaseProposalStore } from './proposal-store.ts';
+import { ManualClock } from '../clock.ts';
+import type { ScaleDownProposal } from '../scaler/types.ts';
+import { LeaderLeaseProposalStore } from './leader-lease-proposals.ts';
+import type { LeaderElector } from './leader-election.ts';
 
 test("a proposal's age runs from when this replica first saw it, not from the leader's clock", () => {
-  let ours = 1_000_000;
+  const clock = new ManualClock(1_000_000);
   // A follower: the proposal comes from the leader Lease through its watch.
   const follower = { isLeader: false, annotation: () => undefined } as unknown as LeaderElector;
   let watched: ScaleDownProposal | undefined;
-  const store = new LeaderLeaseProposalStore(
-    follower,
-    () => watched,
-    () => ours,
-  );
+  const store = new LeaderLeaseProposalStore({ elector: follower, watched: () => watched, clock });
   assert.equal(store.current(), undefined);
   for (const leaderSkewMs of [600_000, -600_000]) {
     const id = `p${leaderSkewMs}`;
@@ -22,12 +19,13 @@ test("a proposal's age runs from when this replica first saw it, not from the le
       from: 2,
       to: 1,
       pods: { 'buildkitd-1': 'uid-1' },
-      proposedAt: ours + leaderSkewMs,
+      proposedAt: clock.wallNow() + leaderSkewMs,
       committed: false,
     };
-    assert.equal(store.current()?.proposedAt, ours, `seen now (leader ${leaderSkewMs} ms off)`);
-    ours += 5_000;
-    assert.equal(store.current()?.proposedAt, ours - 5_000, 'the same proposal keeps its first sighting');
+    const seenAt = clock.wallNow();
+    assert.equal(store.current()?.proposedAt, seenAt, `seen now (leader ${leaderSkewMs} ms off)`);
+    clock.advance(5_000);
+    assert.equal(store.current()?.proposedAt, seenAt, 'the same proposal keeps its first sighting');
     assert.equal(store.current()?.id, id);
   }
 });

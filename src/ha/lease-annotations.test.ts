@@ -7,7 +7,7 @@ import {
   encodeProposal,
   leaseAnnotation,
   type PublishedActivity,
-} from './activity-lease.ts';
+} from './lease-annotations.ts';
 
 const activity: PublishedActivity = {
   instance: '5d0c7f9e-1',

@@ -1,13 +1,11 @@
 import { isIP } from 'node:net';
 import type { V1Lease } from '@kubernetes/client-node';
-import type { ActivitySnapshot } from '../scaler/activity.ts';
-import type { ScaleDownProposal } from '../scaler/decide.ts';
-import type { WakeRequest } from '../scaler/wake-requests.ts';
+import type { ActivitySnapshot, ScaleDownProposal, WakeRequest } from '../scaler/types.ts';
 
 /**
- * How replicas share state through Leases (no other store): each replica's activity report is an annotation
- * on its own Lease, and the scale-down proposal an annotation on the leader Lease. JSON with ISO times, so
- * `kubectl get lease -o yaml` is readable by a person.
+ * The codec of what replicas write into Lease annotations (no other store): each replica's activity report
+ * on its own Lease, the scale-down proposal and the holder's instance id on the leader Lease. JSON with ISO
+ * times, so `kubectl get lease -o yaml` is readable by a person.
  */
 export const activityAnnotation = 'buildkitd-autoscaler/activity';
 export const proposalAnnotation = 'buildkitd-autoscaler/scale-down';
