@@ -5,10 +5,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadAll } from 'js-yaml';
+import { REPO_ROOT } from '../support/repo-root.ts';
 
 const execFileAsync = promisify(execFile);
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+// The deploy tests take the repository's paths from here.
+export { REPO_ROOT };
 export const CHART_DIR = path.join(REPO_ROOT, 'charts/buildkitd-autoscaler');
 export const KUSTOMIZE_DIR = path.join(REPO_ROOT, 'deploy/kubernetes');
 export const KUSTOMIZE_BUILDKITD_DIR = path.join(REPO_ROOT, 'deploy/kubernetes/buildkitd');

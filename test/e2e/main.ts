@@ -15,8 +15,7 @@ import { type Prometheus, startPrometheus } from './prometheus.ts';
 import { type ReportSuite, SUITE_TITLE, type SuiteName, writeReport } from './report.ts';
 import { type Context, REAL_SCENARIOS, SCENARIOS, type Settings, STATEFULSET } from './scenarios/index.ts';
 import { Timeline } from './timeline.ts';
-
-const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+import { REPO_ROOT } from '../support/repo-root.ts';
 
 function splitImage(image: string): [name: string, tag: string] {
   const colon = image.lastIndexOf(':');

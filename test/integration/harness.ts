@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { AppsV1Api, CoreV1Api, dumpYaml, loadAllYaml, Watch, type V1StatefulSet } from '@kubernetes/client-node';
 import { run } from '../support/command.ts';
@@ -12,10 +12,10 @@ import { ensureCluster, ipArgv, type Cluster } from '../cluster/index.ts';
 import { BUILDKITD_TLS_DIR, buildkitdTlsArgs } from '../support/buildkit-tls.ts';
 import { spawnGateway } from '../support/gateway-process.ts';
 import { freePort } from '../support/net.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 import { waitFor } from '../support/wait.ts';
 
-export const repoRoot = resolve(import.meta.dirname, '..', '..');
-export const artifactsRoot = join(repoRoot, '.artifacts', 'integration');
+export const artifactsRoot = join(REPO_ROOT, '.artifacts', 'integration');
 
 let clusterPromise: Promise<Cluster> | undefined;
 export function cluster(): Promise<Cluster> {
@@ -105,7 +105,7 @@ function shippedRbacYaml(namespace: string, options: RbacOptions = {}): string {
     ...(options.withoutNodes ? [] : ['07-clusterrole-nodes.yaml']),
   ];
   const objects = files.flatMap((f): unknown[] =>
-    loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8')),
+    loadAllYaml(readFileSync(join(REPO_ROOT, 'deploy', 'kubernetes', f), 'utf8')),
   ) as Array<{
     kind: string;
     metadata: { name: string; namespace?: string };

@@ -14,7 +14,6 @@ import {
   NODE_NAME,
   POD_PREFIX_LEN,
   nodeNames,
-  REPO_ROOT,
   SA_ISSUER,
   SERVICE_CIDR,
   binDir,
@@ -35,6 +34,7 @@ import {
   type ClusterPaths,
 } from './common.ts';
 import { run, runOk } from '../../support/command.ts';
+import { REPO_ROOT } from '../../support/repo-root.ts';
 import { sleep, waitFor } from '../../support/wait.ts';
 import { kubeconfigYaml, makePki, pkiFiles } from './pki.ts';
 import { resolvConf } from '../kubelet/services.ts';
