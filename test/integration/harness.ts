@@ -12,6 +12,7 @@ import { ensureCluster, ipArgv, type Cluster } from '../cluster/index.ts';
 import { BUILDKITD_TLS_DIR, buildkitdTlsArgs } from '../support/buildkit-tls.ts';
 import { spawnGateway } from '../support/gateway-process.ts';
 import { freePort } from '../support/net.ts';
+import { metricSum } from '../support/prom-text.ts';
 import { REPO_ROOT } from '../support/repo-root.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -343,15 +344,7 @@ export async function setup(
         },
         metrics: async () => (await fetch(`${base}/metrics`)).text(),
         async metric(name, labels = {}) {
-          const text = await gateway.metrics();
-          const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-          let sum = 0;
-          for (const line of text.split('\n')) {
-            const match = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
-            if (!match || match[1] !== name) continue;
-            if (wanted.every((w) => (match[2] ?? '').includes(w))) sum += Number(match[3]);
-          }
-          return sum;
+          return metricSum(await gateway.metrics(), name, labels) ?? 0;
         },
         async readyz() {
           const response = await fetch(`${base}/readyz`);

@@ -1,7 +1,8 @@
 // The gateway's pods as the scenarios see them: wait for every replica to be ready and open access to
 // it, read each pod's /metrics and log, find the pod that splices a connection.
 import type { GatewayAccess } from '../backends.ts';
-import { httpGet, metricSum } from '../clients.ts';
+import { metricSum } from '../../support/prom-text.ts';
+import { httpGet } from '../clients.ts';
 import { waitFor } from '../../support/wait.ts';
 import { type Context, GATEWAY_SELECTOR, kubectlOk } from './context.ts';
 
