@@ -1,13 +1,13 @@
 // Shared setup for the integration suite: a namespace per test on the local cluster, buildkitd as a
 // StatefulSet at 0, the shipped RBAC, and the gateway as a real process with its ServiceAccount's token.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { AppsV1Api, CoreV1Api, dumpYaml, loadAllYaml, Watch, type V1StatefulSet } from '@kubernetes/client-node';
-import { run } from '../support/command.ts';
+import { type CombinedResult, run, runCombined } from '../support/command.ts';
 import { ensureCluster, ipArgv, type Cluster } from '../cluster/index.ts';
 import { BUILDKITD_TLS_DIR, buildkitdTlsArgs } from '../support/buildkit-tls.ts';
 import { spawnGateway } from '../support/gateway-process.ts';
@@ -374,12 +374,6 @@ export async function setup(
 }
 
 /** Runs the real buildctl (on PATH inside the cluster netns) and resolves with its exit code and output. */
-export function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('buildctl', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('close', (code) => resolve({ code, output }));
-  });
+export function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<CombinedResult> {
+  return runCombined('buildctl', args, { env });
 }
