@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { transformSync } from 'esbuild';
 import { join } from 'node:path';
-import { repoRoot } from '../test/integration/harness.ts';
+import { REPO_ROOT } from '../test/support/repo-root.ts';
 import { freePort } from '../test/support/net.ts';
 import { start, waitListening, type Running } from './child.ts';
 import { fdLimit } from './proc.ts';
@@ -119,7 +119,7 @@ export class NodePipe extends ProxyProcess {
     const script = join(this.out, 'node-pipe.mjs');
     writeFileSync(
       script,
-      transformSync(readFileSync(join(repoRoot, 'bench', 'node-pipe.ts'), 'utf8'), { loader: 'ts', format: 'esm' })
+      transformSync(readFileSync(join(REPO_ROOT, 'bench', 'node-pipe.ts'), 'utf8'), { loader: 'ts', format: 'esm' })
         .code,
     );
     return [

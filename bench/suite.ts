@@ -11,7 +11,8 @@ import type { TestContext } from 'node:test';
 import { parseArgs } from 'node:util';
 import { updatePerformanceDoc } from './docs-table.ts';
 import { Watch, loadAllYaml, type V1EndpointSlice, type V1Pod } from '@kubernetes/client-node';
-import { artifactsRoot, repoRoot, setup, type Env, type Gateway } from '../test/integration/harness.ts';
+import { artifactsRoot, setup, type Env, type Gateway } from '../test/integration/harness.ts';
+import { REPO_ROOT } from '../test/support/repo-root.ts';
 import { sleep, waitFor } from '../test/support/wait.ts';
 import { run, say, start, waitListening } from './child.ts';
 import { peers, proxyPeers, type Peer, type ProxyPeer } from './peers.ts';
@@ -63,7 +64,7 @@ const topIdleCount = plan.idleCounts.at(-1) ?? 0;
  */
 function manifestRuntimeEnv(): Record<string, string> {
   const docs = loadAllYaml(
-    readFileSync(join(repoRoot, 'deploy', 'kubernetes', '04-deployment.yaml'), 'utf8'),
+    readFileSync(join(REPO_ROOT, 'deploy', 'kubernetes', '04-deployment.yaml'), 'utf8'),
   ) as Array<{
     kind?: string;
     spec?: {
@@ -88,7 +89,7 @@ const gatewayEnv = Object.fromEntries(
 );
 
 function backendYaml(): string {
-  const echo = JSON.stringify([process.execPath, join(repoRoot, 'bench', 'echo-server.ts'), String(ECHO_PORT)]);
+  const echo = JSON.stringify([process.execPath, join(REPO_ROOT, 'bench', 'echo-server.ts'), String(ECHO_PORT)]);
   return `apiVersion: v1
 kind: Service
 metadata: {name: buildkitd-headless}
@@ -121,7 +122,7 @@ spec:
 }
 
 const load = async <T>(...argv: string[]): Promise<T> => {
-  const lines = await run(process.execPath, [join(repoRoot, 'bench', 'load.ts'), ...argv]);
+  const lines = await run(process.execPath, [join(REPO_ROOT, 'bench', 'load.ts'), ...argv]);
   return JSON.parse(lines.at(-1) ?? 'null') as T;
 };
 
@@ -301,7 +302,7 @@ async function connectionRate(paths: Paths): Promise<void> {
 async function rssWithIdle(pid: number, port: number, count: number): Promise<number> {
   const holder = start(
     process.execPath,
-    [join(repoRoot, 'bench', 'load.ts'), 'hold', '127.0.0.1', String(port), String(count)],
+    [join(REPO_ROOT, 'bench', 'load.ts'), 'hold', '127.0.0.1', String(port), String(count)],
     { input: true },
   );
   await waitFor(
@@ -405,7 +406,7 @@ async function churnMemory(env: Env): Promise<void> {
   const pid = gateway.process.pid ?? 0;
   const samples: Array<{ connections: number; rssMiB: number }> = [{ connections: 0, rssMiB: rssMiB(pid) }];
   const churn = start(process.execPath, [
-    join(repoRoot, 'bench', 'load.ts'),
+    join(REPO_ROOT, 'bench', 'load.ts'),
     'churn',
     '127.0.0.1',
     String(gateway.proxyPort),

@@ -16,8 +16,8 @@ import { parseArgs, styleText } from 'node:util';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { parseGoDuration } from '../src/duration.ts';
 import { down, ensureCluster } from '../test/cluster/index.ts';
+import { REPO_ROOT } from '../test/support/repo-root.ts';
 
-const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 // The shipped manifests' namespace and names, so the printed addresses are the documented ones.
 const NAMESPACE = 'buildkit';
 const GATEWAY = 'buildkitd-autoscaler';

@@ -7,7 +7,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AppsV1Api, PatchStrategy, Watch, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
-import { REPO_ROOT, netnsPath, pidsInNetns } from './internal/common.ts';
+import { netnsPath, pidsInNetns } from './internal/common.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 import { ensureCluster, type Cluster } from './index.ts';
 
 let cluster: Cluster;

@@ -16,6 +16,7 @@ import {
   type ClusterInfo,
 } from './internal/common.ts';
 import { run, type RunResult } from '../support/command.ts';
+import { waitFor } from '../support/wait.ts';
 import {
   down,
   health,
@@ -186,13 +187,13 @@ function makeCluster(info: ClusterInfo, here: boolean, startedHere: boolean): Cl
       const name = `${prefix}-${Math.random().toString(36).slice(2, 8)}`.toLowerCase().slice(0, 63);
       await must(['create', 'namespace', name]);
       // Pods are refused by the ServiceAccount admission until the controller made "default".
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline) {
-        const r = await kubectl(['-n', name, 'get', 'serviceaccount', 'default', '-o', 'name']);
-        if (r.code === 0) return name;
-        await new Promise((res) => setTimeout(res, 200));
-      }
-      throw new Error(`namespace ${name}: ServiceAccount default never appeared (is kube-controller-manager running?)`);
+      await waitFor(
+        `namespace ${name}: ServiceAccount default (is kube-controller-manager running?)`,
+        async () => (await kubectl(['-n', name, 'get', 'serviceaccount', 'default', '-o', 'name'])).code === 0,
+        30_000,
+        200,
+      );
+      return name;
     },
     async deleteNamespace(name) {
       await must(['delete', 'namespace', name, '--wait=false', '--ignore-not-found']);

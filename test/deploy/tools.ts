@@ -1,14 +1,13 @@
 // Locates the CLI tools the deploy tests drive: helm (built by scripts/build-helm.sh) and kubectl (built by
 // scripts/build-binaries.sh for the local cluster, else the one on PATH), and renders manifests with them.
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { loadAll } from 'js-yaml';
+import { run, type RunResult } from '../support/command.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 
-const execFileAsync = promisify(execFile);
-
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+// The deploy tests take the repository's paths from here.
+export { REPO_ROOT };
 export const CHART_DIR = path.join(REPO_ROOT, 'charts/buildkitd-autoscaler');
 export const KUSTOMIZE_DIR = path.join(REPO_ROOT, 'deploy/kubernetes');
 export const KUSTOMIZE_BUILDKITD_DIR = path.join(REPO_ROOT, 'deploy/kubernetes/buildkitd');
@@ -22,21 +21,11 @@ export interface Manifest {
   [field: string]: unknown;
 }
 
-export interface CommandResult {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
-
-export async function runTool(file: string, args: readonly string[], cwd = REPO_ROOT): Promise<CommandResult> {
-  try {
-    const { stdout, stderr } = await execFileAsync(file, args, { cwd, maxBuffer: 64 * 1024 * 1024 });
-    return { stdout, stderr, code: 0 };
-  } catch (error) {
-    const failed = error as { stdout?: string; stderr?: string; code?: number | string };
-    if (typeof failed.code !== 'number') throw new Error(`cannot run ${file}`, { cause: error });
-    return { stdout: failed.stdout ?? '', stderr: failed.stderr ?? '', code: failed.code };
-  }
+/** run() from the repository root by default; a tool that cannot start throws naming it. */
+export function runTool(file: string, args: readonly string[], cwd = REPO_ROOT): Promise<RunResult> {
+  return run(file, args, { cwd }).catch((error: unknown) => {
+    throw new Error(`cannot run ${file}`, { cause: error });
+  });
 }
 
 let helmPath: Promise<string> | undefined;
@@ -113,10 +102,7 @@ export async function helmTemplate(valuesFile: string | undefined, options: Helm
   return parseManifests(result.stdout);
 }
 
-export async function helmTemplateRaw(
-  valuesFile: string | undefined,
-  options: HelmOptions = {},
-): Promise<CommandResult> {
+export async function helmTemplateRaw(valuesFile: string | undefined, options: HelmOptions = {}): Promise<RunResult> {
   const args = ['template', options.release ?? 'bka', CHART_DIR, '--namespace', options.namespace ?? 'builds'];
   if (valuesFile) args.push('--values', valuesFile);
   args.push(...(options.args ?? []));

@@ -18,21 +18,6 @@ export function httpGet(endpoint: Endpoint, path: string, timeoutMs = 5000): Pro
   });
 }
 
-/** Sum of a Prometheus metric's samples whose labels include `labels` (text exposition format). */
-export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  let sum: number | undefined;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const have = new Map(
-      [...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m): [string, string] => [m[1] ?? '', m[2] ?? '']),
-    );
-    if (!Object.entries(labels).every(([k, v]) => have.get(k) === v)) continue;
-    sum = (sum ?? 0) + Number(match[3]);
-  }
-  return sum;
-}
-
 // The client connection preface of HTTP/2 (RFC 9113 §3.4) followed by an empty SETTINGS frame.
 const HTTP2_CLIENT_PREFACE = Buffer.concat([
   Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),

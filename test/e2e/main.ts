@@ -16,8 +16,7 @@ import { type ReportSuite, SUITE_TITLE, type SuiteName, writeReport } from './re
 import { type Context, REAL_SCENARIOS, SCENARIOS, type Settings, STATEFULSET } from './scenarios/index.ts';
 import { multiArchPools } from './scenarios/multi-arch.ts';
 import { Timeline } from './timeline.ts';
-
-const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+import { REPO_ROOT } from '../support/repo-root.ts';
 
 function splitImage(image: string): [name: string, tag: string] {
   const colon = image.lastIndexOf(':');

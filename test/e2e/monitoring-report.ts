@@ -10,8 +10,8 @@ import { createMetrics } from '../../src/metrics.ts';
 import { alertRules, dashboardPanels, metricNames, type RuleFile, vectorSelectors } from '../support/monitoring.ts';
 import { linePlotSvg, type PlotSeries, svgToPng } from './plot.ts';
 import type { Prometheus } from './prometheus.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 
-const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 const STEP_S = 2;
 const RATE_INTERVAL = '10s';
 

@@ -7,8 +7,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { dump, load } from 'js-yaml';
+import { REPO_ROOT } from '../support/repo-root.ts';
 
-const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const SERVICE_MONITOR = 'deploy/kubernetes/components/servicemonitor/servicemonitor.yaml';
 export const RULES = 'deploy/prometheus/rules.yaml';
 

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildx, buildxBuild } from '../support/buildx.ts';
-import { repoRoot, setup } from './harness.ts';
+import { setup } from './harness.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 
 const START_DELAY_MS = 25_000;
 
@@ -17,7 +18,7 @@ const START_DELAY_MS = 25_000;
 function wakeCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'dist', 'main.js'), 'wake', ...args], {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'dist', 'main.js'), 'wake', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

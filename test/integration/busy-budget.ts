@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadYaml, type V1PodDisruptionBudget } from '@kubernetes/client-node';
-import { repoRoot, type Env } from './harness.ts';
+import { type Env } from './harness.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 import { waitFor } from '../support/wait.ts';
 
 export const busyLabel = 'buildkitd-autoscaler/busy';
@@ -12,7 +13,7 @@ export const busyLabel = 'buildkitd-autoscaler/busy';
 /** The shipped busy budget, selecting the test StatefulSet's pods (label app=buildkitd) instead of the shipped ones. */
 export async function applyShippedBusyBudget(env: Env): Promise<void> {
   const budget = loadYaml<V1PodDisruptionBudget>(
-    readFileSync(join(repoRoot, 'deploy', 'kubernetes', 'buildkitd', 'poddisruptionbudget-busy.yaml'), 'utf8'),
+    readFileSync(join(REPO_ROOT, 'deploy', 'kubernetes', 'buildkitd', 'poddisruptionbudget-busy.yaml'), 'utf8'),
   );
   assert.equal(budget.spec?.maxUnavailable, 0);
   assert.equal(budget.spec?.selector?.matchLabels?.[busyLabel], 'true');

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadYaml, type V1StatefulSet } from '@kubernetes/client-node';
-import { repoRoot, setup } from './harness.ts';
+import { setup } from './harness.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 import { openEcho } from '../support/echo-client.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
@@ -18,7 +19,7 @@ test('a busy builder deleted outright keeps serving its build until it ends, the
   const env = await setup(t);
   // The shipped hook and the labels volume it reads, on the test's echo builder.
   const shipped = loadYaml<V1StatefulSet>(
-    readFileSync(join(repoRoot, 'deploy', 'kubernetes', 'buildkitd', 'statefulset.yaml'), 'utf8'),
+    readFileSync(join(REPO_ROOT, 'deploy', 'kubernetes', 'buildkitd', 'statefulset.yaml'), 'utf8'),
   );
   const container = shipped.spec?.template.spec?.containers.find((c) => c.name === 'buildkitd');
   const podinfo = shipped.spec?.template.spec?.volumes?.find((v) => v.name === 'podinfo');

@@ -1,21 +1,22 @@
 // Shared setup for the integration suite: a namespace per test on the local cluster, buildkitd as a
 // StatefulSet at 0, the shipped RBAC, and the gateway as a real process with its ServiceAccount's token.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { AppsV1Api, CoreV1Api, dumpYaml, loadAllYaml, Watch, type V1StatefulSet } from '@kubernetes/client-node';
-import { run } from '../support/command.ts';
+import { type CombinedResult, run, runCombined } from '../support/command.ts';
 import { ensureCluster, ipArgv, type Cluster } from '../cluster/index.ts';
 import { BUILDKITD_TLS_DIR, buildkitdTlsArgs } from '../support/buildkit-tls.ts';
 import { spawnGateway } from '../support/gateway-process.ts';
 import { freePort } from '../support/net.ts';
+import { metricSum } from '../support/prom-text.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 import { waitFor } from '../support/wait.ts';
 
-export const repoRoot = resolve(import.meta.dirname, '..', '..');
-export const artifactsRoot = join(repoRoot, '.artifacts', 'integration');
+export const artifactsRoot = join(REPO_ROOT, '.artifacts', 'integration');
 
 let clusterPromise: Promise<Cluster> | undefined;
 export function cluster(): Promise<Cluster> {
@@ -101,7 +102,7 @@ function shippedRbacYaml(namespace: string, options: RbacOptions = {}): string {
     ...(options.withoutNodes ? [] : ['07-clusterrole-nodes.yaml']),
   ];
   const objects = files.flatMap((f): unknown[] =>
-    loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'kubernetes', f), 'utf8')),
+    loadAllYaml(readFileSync(join(REPO_ROOT, 'deploy', 'kubernetes', f), 'utf8')),
   ) as Array<{
     kind: string;
     metadata: { name: string; namespace?: string };
@@ -334,15 +335,7 @@ export async function setup(
         },
         metrics: async () => (await fetch(`${base}/metrics`)).text(),
         async metric(name, labels = {}) {
-          const text = await gateway.metrics();
-          const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-          let sum = 0;
-          for (const line of text.split('\n')) {
-            const match = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
-            if (!match || match[1] !== name) continue;
-            if (wanted.every((w) => (match[2] ?? '').includes(w))) sum += Number(match[3]);
-          }
-          return sum;
+          return metricSum(await gateway.metrics(), name, labels) ?? 0;
         },
         async readyz() {
           const response = await fetch(`${base}/readyz`);
@@ -372,12 +365,6 @@ export async function setup(
 }
 
 /** Runs the real buildctl (on PATH inside the cluster netns) and resolves with its exit code and output. */
-export function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('buildctl', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('close', (code) => resolve({ code, output }));
-  });
+export function buildctl(args: string[], env: NodeJS.ProcessEnv): Promise<CombinedResult> {
+  return runCombined('buildctl', args, { env });
 }

@@ -7,7 +7,8 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadAllYaml, type V1Deployment } from '@kubernetes/client-node';
-import { repoRoot, setup } from './harness.ts';
+import { setup } from './harness.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 import { waitFor } from '../support/wait.ts';
 
 const CLIENTS = 1000; // the shipped --max-pending
@@ -16,7 +17,7 @@ const MiB = 1024 * 1024;
 
 function shippedNodeOptions(): string {
   const docs = loadAllYaml(
-    readFileSync(join(repoRoot, 'deploy', 'kubernetes', '04-deployment.yaml'), 'utf8'),
+    readFileSync(join(REPO_ROOT, 'deploy', 'kubernetes', '04-deployment.yaml'), 'utf8'),
   ) as V1Deployment[];
   const env = docs[0]?.spec?.template.spec?.containers[0]?.env ?? [];
   const value = env.find((e) => e.name === 'NODE_OPTIONS')?.value;

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadYaml, dumpYaml } from '@kubernetes/client-node';
-import { repoRoot, setup, type Env, type Gateway } from './harness.ts';
+import { setup, type Env, type Gateway } from './harness.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 import { openEcho } from '../support/echo-client.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -40,7 +41,7 @@ async function shipBusyBudget(env: Env): Promise<void> {
   ]);
   assert.equal(patched.code, 0, patched.stderr);
   const pdb = loadYaml<{ metadata: { namespace?: string } }>(
-    readFileSync(join(repoRoot, 'deploy/kubernetes/buildkitd/poddisruptionbudget-busy.yaml'), 'utf8'),
+    readFileSync(join(REPO_ROOT, 'deploy/kubernetes/buildkitd/poddisruptionbudget-busy.yaml'), 'utf8'),
   );
   pdb.metadata.namespace = env.namespace;
   const applied = await env.cluster.kubectl(['-n', env.namespace, 'apply', '-f', '-'], { input: dumpYaml(pdb) });

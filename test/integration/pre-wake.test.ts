@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { repoRoot, setup } from './harness.ts';
+import { setup } from './harness.ts';
+import { REPO_ROOT } from '../support/repo-root.ts';
 import { echoExchange } from '../support/echo-client.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 import {
@@ -23,7 +24,7 @@ import {
 
 async function wakeCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   // Only the client's own environment: the CLI needs no Kubernetes credentials.
-  const child = spawn(process.execPath, [join(repoRoot, 'dist', 'main.js'), 'wake', ...args], {
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'dist', 'main.js'), 'wake', ...args], {
     env: { PATH: process.env['PATH'] ?? '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -6,6 +6,7 @@ import { test, type TestContext } from 'node:test';
 import { spawnGateway } from '../support/gateway-process.ts';
 import { kubeconfigFile } from '../support/kubeconfig.ts';
 import { freePort } from '../support/net.ts';
+import { metricSum } from '../support/prom-text.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 /** A gateway whose API server refuses connections: every client is held, never served. */
@@ -28,7 +29,7 @@ async function gateway(t: TestContext, env: Record<string, string>) {
   });
   const metric = async (name: string) => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    return metricSum(text, name) ?? Number.NaN;
   };
   await waitFor('proxy listening', () => /"event":"listening","what":"proxy"/.test(output.logs), 15_000, 50);
   return { child, proxyPort, metric, output };

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { spawnGateway } from '../support/gateway-process.ts';
 import { freePort } from '../support/net.ts';
+import { metricSum } from '../support/prom-text.ts';
 import { waitFor } from '../support/wait.ts';
 
 /** A self-signed serving certificate for 127.0.0.1; it is also the kubeconfig's certificate-authority. */
@@ -134,8 +135,7 @@ current-context: x
   const base = `http://127.0.0.1:${metricsPort}`;
   const errorsCounted = async (code: string) => {
     const text = await (await fetch(`${base}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`bka_errors_total{code="${code}"}`));
-    return Number(line?.split(' ').at(-1) ?? 0);
+    return metricSum(text, 'bka_errors_total', { code }) ?? 0;
   };
   try {
     await waitFor('both watches open', () => api.openWatches() === 2, 30_000, 100, gatewayExited);

@@ -1,6 +1,6 @@
 // The docker buildx client run standalone (no Docker daemon): its remote driver talks to buildkitd through
 // the gateway. BUILDX_CONFIG in `env` keeps its builder list out of the user's home.
-import { spawn } from 'node:child_process';
+import { runCombined } from './command.ts';
 
 export interface BuildxResult {
   code: number | null;
@@ -9,16 +9,10 @@ export interface BuildxResult {
   ms: number;
 }
 
-export function buildx(args: string[], env: NodeJS.ProcessEnv): Promise<BuildxResult> {
+export async function buildx(args: string[], env: NodeJS.ProcessEnv): Promise<BuildxResult> {
   const started = performance.now();
-  return new Promise((resolve) => {
-    const child = spawn('buildx', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('error', (error) => (output += `spawn buildx: ${error.message}\n`));
-    child.on('close', (code) => resolve({ code, output, ms: Math.round(performance.now() - started) }));
-  });
+  const result = await runCombined('buildx', args, { env });
+  return { ...result, ms: Math.round(performance.now() - started) };
 }
 
 /** `buildx build` of the Dockerfile in `context` with builder `builder`, exported to the directory `dest`. */

@@ -39,3 +39,23 @@ export async function runOk(
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;
 }
+
+export interface CombinedResult {
+  code: number | null;
+  output: string;
+}
+
+/**
+ * Runs a command to completion with stdout and stderr in one string in arrival order, as its log reads on a
+ * terminal (build clients interleave results and progress). A command that cannot start has why in the output.
+ */
+export function runCombined(cmd: string, args: readonly string[], opts: SpawnOptions = {}): Promise<CombinedResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('error', (error) => (output += `spawn ${cmd}: ${error.message}\n`));
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}

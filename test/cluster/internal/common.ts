@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { REPO_ROOT } from '../../support/repo-root.ts';
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
 export const CACHE_DIR = process.env.BKA_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'buildkitd-autoscaler');
 
 /** Addressing inside the cluster network namespace. */

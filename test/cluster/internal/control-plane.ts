@@ -14,7 +14,6 @@ import {
   NODE_NAME,
   POD_PREFIX_LEN,
   nodeNames,
-  REPO_ROOT,
   SA_ISSUER,
   SERVICE_CIDR,
   binDir,
@@ -35,6 +34,7 @@ import {
   type ClusterPaths,
 } from './common.ts';
 import { run, runOk } from '../../support/command.ts';
+import { REPO_ROOT } from '../../support/repo-root.ts';
 import { sleep, waitFor } from '../../support/wait.ts';
 import { kubeconfigYaml, makePki, pkiFiles } from './pki.ts';
 import { resolvConf } from '../kubelet/services.ts';
@@ -193,11 +193,20 @@ export async function health(name?: string): Promise<{ healthy: boolean; details
   return { healthy: ok, details, info };
 }
 
+/** Whether a signalled process exits within timeoutMs (the caller SIGKILLs it if not). */
+function exitedWithin(pid: number, timeoutMs: number, intervalMs: number): Promise<boolean> {
+  return waitFor(`process ${pid} to exit`, () => !pidAlive(pid), timeoutMs, intervalMs).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Serializes up/down of one cluster across processes (parallel test files may all call ensureCluster). */
 async function withLock<T>(p: ClusterPaths, log: Logger, fn: () => Promise<T>): Promise<T> {
   fs.mkdirSync(p.stateDir, { recursive: true });
   const lock = path.join(p.stateDir, '.lock');
   let warned = false;
+  // No deadline: an up of a cold cluster takes minutes, and a dead holder's lock is taken over at once.
   for (;;) {
     try {
       fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
@@ -496,9 +505,7 @@ async function downLocked(p: ClusterPaths, log: Logger, _purge: boolean): Promis
     } catch {
       /* gone */
     }
-    const deadline = Date.now() + (comp === 'kubelet' ? 15_000 : 5_000);
-    while (pidAlive(pid) && Date.now() < deadline) await sleep(100);
-    if (pidAlive(pid)) {
+    if (!(await exitedWithin(pid, comp === 'kubelet' ? 15_000 : 5_000, 100))) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -555,9 +562,7 @@ export async function signalComponent(
   if (!pid || !pidAlive(pid)) return;
   process.kill(pid, signal);
   if (signal !== 'SIGTERM' && signal !== 'SIGKILL' && signal !== 'SIGINT') return;
-  const deadline = Date.now() + timeoutMs;
-  while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  if (!(await exitedWithin(pid, timeoutMs, 50))) process.kill(pid, 'SIGKILL');
   while (pidAlive(pid)) await sleep(50);
 }
 

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { V1Container } from '@kubernetes/client-node';
-import { REPO_ROOT } from '../internal/common.ts';
+import { REPO_ROOT } from '../../support/repo-root.ts';
 import type { Kubelet } from './main.ts';
 import type { PodRt } from './pod-runtime.ts';
 

@@ -16,8 +16,8 @@ import {
 } from '../../support/buildkit-tls.ts';
 import { buildx, buildxBuild } from '../../support/buildx.ts';
 import { type Scenario, access, kubectlOk, seconds, waitForZero } from './context.ts';
+import { REPO_ROOT } from '../../support/repo-root.ts';
 
-const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
 /** The shipped patch that turns the example StatefulSet to mTLS (its kustomization applies the same file). */
 const MTLS_PATCH = path.join(REPO_ROOT, 'deploy/kubernetes/buildkitd-mtls/statefulset-tls.yaml');
 

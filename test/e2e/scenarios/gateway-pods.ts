@@ -1,8 +1,9 @@
 // The gateway's pods as the scenarios see them: wait for every replica to be ready and open access to
 // it, read each pod's /metrics and log, find the pod that splices a connection.
-import assert from 'node:assert/strict';
 import type { GatewayAccess } from '../backends.ts';
-import { httpGet, metricSum } from '../clients.ts';
+import { metricSum } from '../../support/prom-text.ts';
+import { httpGet } from '../clients.ts';
+import { waitFor } from '../../support/wait.ts';
 import { type Context, GATEWAY_SELECTOR, kubectlOk } from './context.ts';
 
 /** The gateway pods that are Ready and not terminating. */
@@ -29,33 +30,35 @@ export async function connectToGateway(ctx: Context): Promise<GatewayAccess> {
   const desired = Number(
     (await kubectlOk(ctx, ['get', 'deployment/buildkitd-autoscaler', '-o', 'jsonpath={.spec.replicas}'])).trim() || '1',
   );
-  const podsDeadline = Date.now() + 60_000;
-  let pods = await readyGatewayPods(ctx);
-  while (pods.ready.length !== desired) {
-    assert.ok(
-      Date.now() < podsDeadline,
-      `expected ${desired} ready gateway pods, found ${pods.ready.length} of ${pods.all} for 60s`,
-    );
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    pods = await readyGatewayPods(ctx);
-  }
-  const { ready } = pods;
+  const ready = await waitFor(
+    `${desired} ready gateway pods`,
+    async () => {
+      const pods = await readyGatewayPods(ctx);
+      if (pods.ready.length !== desired) throw new Error(`found ${pods.ready.length} ready of ${pods.all}`);
+      return pods.ready;
+    },
+    60_000,
+    500,
+  );
   ctx.access?.close();
   ctx.gatewayPods = ready;
   ctx.gatewayPod = ready[0];
   const gw = await ctx.backend.gatewayAccess(ctx.namespace, ready[0] ?? '');
   ctx.access = gw;
   // The Service may still point at nothing for a moment after a new pod got Ready.
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const status = await httpGet(gw.metrics, '/readyz').then(
-      (r) => r.status,
-      () => 0,
-    );
-    if (status === 200) break;
-    if (Date.now() > deadline) throw new Error(`/readyz of ${ready[0] ?? ''} answered ${status} for 60s`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
+  await waitFor(
+    `/readyz of ${ready[0] ?? ''} to answer 200`,
+    async () => {
+      const status = await httpGet(gw.metrics, '/readyz').then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (status !== 200) throw new Error(`answered ${status}`);
+      return true;
+    },
+    60_000,
+    500,
+  );
   return gw;
 }
 
@@ -84,34 +87,31 @@ export async function podCarryingConnection(
   ended: () => string | undefined,
   timeoutMs: number,
 ): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const carrying = [...(await metricsOfEachPod(ctx))]
-      .filter(([, m]) => (metricSum(m, 'bka_connections_open') ?? 0) >= 1 && metricSum(m, 'bka_connections_held') === 0)
-      .map(([pod]) => pod);
-    if (carrying.length === 1 && carrying[0]) return carrying[0];
-    const gone = ended();
-    assert.ok(
-      gone === undefined,
-      `${what} ended before its connection was seen open on one gateway pod: ${gone ?? ''}`,
-    );
-    assert.ok(
-      Date.now() < deadline,
-      `${what}: no single gateway pod splices its connection (seen on ${carrying.join(', ') || 'none'})`,
-    );
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  return waitFor(
+    `${what}'s connection to be seen open on one gateway pod`,
+    async () => {
+      const carrying = [...(await metricsOfEachPod(ctx))]
+        .filter(
+          ([, m]) => (metricSum(m, 'bka_connections_open') ?? 0) >= 1 && metricSum(m, 'bka_connections_held') === 0,
+        )
+        .map(([pod]) => pod);
+      if (carrying.length === 1 && carrying[0]) return carrying[0];
+      throw new Error(`no single gateway pod splices its connection (seen on ${carrying.join(', ') || 'none'})`);
+    },
+    timeoutMs,
+    200,
+    () => {
+      const gone = ended();
+      return gone === undefined ? undefined : `${what} ended: ${gone}`;
+    },
+  );
 }
 
 /** Waits until any ready gateway pod's log matches (with several replicas, the one that served the client). */
 export async function waitForLog(ctx: Context, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   const logs = async () =>
     (await Promise.all(ctx.gatewayPods.map((pod) => ctx.backend.containerLog(ctx.namespace, pod, 'gateway')))).join(
       '\n',
     );
-  while (!pattern.test(await logs())) {
-    assert.ok(Date.now() < deadline, `the gateway log does not show ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
+  await waitFor(`the gateway log to show ${what}`, async () => pattern.test(await logs()), timeoutMs, 500);
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { metricSum } from '../clients.ts';
+import { metricSum } from '../../support/prom-text.ts';
 import { type Scenario, kubectlOk } from './context.ts';
 import { metricsOfEachPod } from './gateway-pods.ts';
 

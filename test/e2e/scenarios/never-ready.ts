@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { echoRoundTrip } from '../../support/echo-client.ts';
-import { httpGet, metricSum } from '../clients.ts';
+import { metricSum } from '../../support/prom-text.ts';
+import { httpGet } from '../clients.ts';
 import { STATEFULSET, type Scenario, kubectlOk, seconds } from './context.ts';
 import { connectToGateway, waitForLog } from './gateway-pods.ts';
 import { payload } from './line-client.ts';
