@@ -10,6 +10,8 @@ import { followPodLogs, type PodLogs } from './pod-logs.ts';
 
 export const BACKENDS = ['local', 'kind', 'minikube', 'docker-desktop', 'existing'] as const;
 export const GATEWAY_SERVICE = 'buildkitd-autoscaler';
+/** The chart's Service for the ops port (/metrics, /readyz): Prometheus's job label in helm mode. */
+export const HELM_METRICS_SERVICE = `${GATEWAY_SERVICE}-metrics`;
 export type BackendName = (typeof BACKENDS)[number];
 
 export interface Endpoint {
@@ -36,6 +38,18 @@ export interface Backend {
   keepPodLogs(namespace: string): Promise<PodLogs>;
 }
 
+/** The ClusterIP and the named port of a Service; throws when it has neither. */
+async function serviceEndpoint(namespace: string, name: string, portName: string): Promise<Endpoint> {
+  const service = JSON.parse(await runOk('kubectl', ['-n', namespace, 'get', 'service', name, '-o', 'json'])) as {
+    spec: { clusterIP?: string; ports?: { name?: string; port: number }[] };
+  };
+  const ip = service.spec.clusterIP;
+  const port = service.spec.ports?.find((p) => p.name === portName)?.port;
+  if (!ip || ip === 'None') throw new Error(`Service ${name} has no ClusterIP`);
+  if (port === undefined) throw new Error(`Service ${name} has no port ${portName}`);
+  return { host: ip, port };
+}
+
 function kubectlRunner(): Backend['kubectl'] {
   return (args, input) => run('kubectl', args, input === undefined ? {} : { input });
 }
@@ -50,19 +64,12 @@ function localBackend(cluster: Cluster): Backend {
     name: 'local',
     kubectl,
     async gatewayAccess(namespace) {
-      const service = JSON.parse(
-        await runOk('kubectl', ['-n', namespace, 'get', 'service', GATEWAY_SERVICE, '-o', 'json']),
-      ) as {
-        spec: { clusterIP?: string; ports?: { name?: string; port: number }[] };
-      };
-      const ip = service.spec.clusterIP;
-      const port = (name: string) => service.spec.ports?.find((p) => p.name === name)?.port ?? 0;
-      if (!ip || ip === 'None') throw new Error(`Service ${GATEWAY_SERVICE} has no ClusterIP`);
-      return {
-        proxy: { host: ip, port: port('buildkit') },
-        metrics: { host: ip, port: port('metrics') },
-        close: () => undefined,
-      };
+      const proxy = await serviceEndpoint(namespace, GATEWAY_SERVICE, 'buildkit');
+      // The chart puts the ops port on its own Service; the kustomize manifests keep it on the gateway's.
+      const metrics =
+        (await serviceEndpoint(namespace, GATEWAY_SERVICE, 'metrics').catch(() => undefined)) ??
+        (await serviceEndpoint(namespace, HELM_METRICS_SERVICE, 'metrics'));
+      return { proxy, metrics, close: () => undefined };
     },
     // Pod addresses are reachable from inside the cluster netns, where this process runs.
     async podAccess(namespace, pod) {

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Diagnostic } from '../../scripts/ci-report.ts';
-import { builtBinary, CHART_DIR, helm, runTool } from '../deploy/tools.ts';
-import { BACKENDS, makeBackend } from './backends.ts';
+import { builtBinary, CHART_DIR, helm, type Manifest, parseManifests, runTool } from '../deploy/tools.ts';
+import { BACKENDS, GATEWAY_SERVICE, HELM_METRICS_SERVICE, makeBackend } from './backends.ts';
 import { checkMonitoring } from './monitoring-report.ts';
 import { snapshotNamespace } from './namespace-snapshot.ts';
 import { type Prometheus, startPrometheus } from './prometheus.ts';
@@ -127,6 +127,12 @@ const MOCK_PATCH = `  # The mock buildkitd: socat echoing every connection, on t
                     memory: 64Mi
 `;
 
+/** `kind.group/name`, as kubectl delete takes it. */
+function resourceRef(m: Manifest): string {
+  const group = m.apiVersion.includes('/') ? `.${m.apiVersion.split('/')[0]}` : '';
+  return `${m.kind.toLowerCase()}${group}/${m.metadata.name}`;
+}
+
 interface Suite extends ReportSuite {
   timeline: Timeline;
 }
@@ -194,6 +200,8 @@ async function main(): Promise<number> {
 
   // A harness error ends the suites early but still leaves the report of what ran.
   let harnessError: string | undefined;
+  // Each suite's removal of what it installed outside its namespace, run again after a harness error.
+  const cleanups: (() => Promise<void>)[] = [];
   try {
     for (const suiteName of suiteNames) {
       const settings: Settings = {
@@ -212,6 +220,26 @@ async function main(): Promise<number> {
       const workDir = await mkdtemp(path.join(tmpdir(), 'bka-e2e-'));
       process.stdout.write(`\n== suite ${suiteName} (namespace ${namespace}): ${SUITE_TITLE[suiteName]}\n`);
       const podLogs = await backend.keepPodLogs(namespace);
+      // What install() put outside the namespace (the nodes ClusterRole and its binding) is removed at the
+      // end of the suite, pass or fail, so the next run on this cluster, either install mode, can install.
+      let helmRelease = false;
+      let clusterScoped: string[] = [];
+      const removeClusterScoped = async () => {
+        if (values['keep-namespace']) return;
+        const failures: string[] = [];
+        if (helmRelease) {
+          const r = await runTool(await helm(), ['uninstall', 'bka', '--namespace', namespace]);
+          if (r.code === 0) helmRelease = false;
+          else failures.push(`helm uninstall: ${r.stderr.trim()}`);
+        }
+        if (clusterScoped.length > 0) {
+          const r = await backend.kubectl(['delete', '--ignore-not-found', ...clusterScoped]);
+          if (r.code === 0) clusterScoped = [];
+          else failures.push(`kubectl delete ${clusterScoped.join(' ')}: ${r.stderr.trim()}`);
+        }
+        for (const message of failures) diagnostics.push({ level: 'error', title: 'e2e cleanup', message });
+      };
+      cleanups.push(removeClusterScoped);
 
       const ctx: Context = {
         backend,
@@ -238,11 +266,16 @@ async function main(): Promise<number> {
               path.join(reportDir, suiteNames.length > 1 ? `applied-${suiteName}.yaml` : 'applied.yaml'),
               rendered.stdout,
             );
+            // Kustomize leaves metadata.namespace off cluster-scoped kinds; the Namespace goes with the suite.
+            clusterScoped = parseManifests(rendered.stdout)
+              .filter((m) => m.kind !== 'Namespace' && m.metadata.namespace === undefined)
+              .map(resourceRef);
             // The Namespace comes first in the rendering; the watches need it before the rest exists.
             const applied = await backend.kubectl(['apply', '--server-side', '-f', '-'], rendered.stdout);
             if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
           }
           if (settings.install === 'helm') {
+            helmRelease = true;
             const installed = await runTool(await helm(), helmArgs(namespace, values.image, settings));
             if (installed.code !== 0) throw new Error(`helm install: ${installed.stderr}`);
           }
@@ -317,6 +350,8 @@ async function main(): Promise<number> {
           return undefined;
         },
       );
+      // Before the namespace goes: Helm keeps its release record there.
+      await removeClusterScoped();
       // Wait for the namespace to go: the next suite's buildkitd needs the CPU the old pods hold.
       if (!values['keep-namespace'])
         await backend.kubectl([
@@ -332,6 +367,7 @@ async function main(): Promise<number> {
     harnessError = error instanceof Error ? (error.stack ?? error.message) : String(error);
     diagnostics.push({ level: 'error', title: 'e2e harness', message: harnessError });
     process.stdout.write(`✖ the harness failed: ${harnessError}\n`);
+    for (const cleanup of cleanups) await cleanup();
   }
 
   let monitoring: Awaited<ReturnType<typeof checkMonitoring>> | undefined;
@@ -339,7 +375,8 @@ async function main(): Promise<number> {
     try {
       monitoring = await checkMonitoring(prometheus, {
         namespaces: suiteNames.map(namespaceOf),
-        job: 'buildkitd-autoscaler',
+        // The Service carrying the metrics port names the job: the chart has a Service of its own for it.
+        job: values.install === 'helm' ? HELM_METRICS_SERVICE : GATEWAY_SERVICE,
         startS: startedAt.getTime() / 1000,
         endS: Date.now() / 1000,
       });
