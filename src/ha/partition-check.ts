@@ -86,13 +86,18 @@ export class PartitionCheck {
       return {
         name: 'report',
         ok: false,
-        reason: `${ErrorCode.Partitioned}: this replica's report Lease has not been written for ${seconds}s while ${this.steppedBack.confirmedBy} writes its own: this replica alone is cut off from the API server; it takes no new connections until a write succeeds (open ones keep flowing)`,
+        reason:
+          `${ErrorCode.Partitioned}: this replica's report Lease has not been written for ${seconds}s while ` +
+          `${this.steppedBack.confirmedBy} writes its own: this replica alone is cut off from the API server; ` +
+          'it takes no new connections until a write succeeds (open ones keep flowing)',
       };
     }
     return {
       name: 'report',
       ok: true,
-      reason: `report Lease not written for ${seconds}s and no other replica says it writes its own (the API server is out for all, or no replica answers): staying in the Service`,
+      reason:
+        `report Lease not written for ${seconds}s and no other replica says it writes its own ` +
+        '(the API server is out for all, or no replica answers): staying in the Service',
     };
   }
 

@@ -177,7 +177,10 @@ export function onOurClock(activity: PublishedActivity, lease: V1Lease, seenAt: 
   };
 }
 
-/** What to add to a time on a writer's clock to put it on ours: `written` is the writer's stamp of the write (a Date or RFC 3339), `seenAt` when we saw that write; undefined without a readable stamp. */
+/**
+ * What to add to a time on a writer's clock to put it on ours: `written` is the writer's stamp of the write
+ * (a Date or RFC 3339), `seenAt` when we saw that write; undefined without a readable stamp.
+ */
 export function writerClockShift(written: unknown, seenAt: number): number | undefined {
   const writtenMs =
     written instanceof Date ? written.getTime() : typeof written === 'string' ? Date.parse(written) : Number.NaN;

@@ -5,7 +5,8 @@ export type Report = Omit<PublishedActivity, 'instance'>;
 
 /**
  * Whether `now` shows the others something they must act on at once that `published` did not: a pod newly
- * busy (never remove it), or with a cap any pod with more connections (they route under the cap by it), more replicas needed, held connections, a new ack, a wake request, draining.
+ * busy (never remove it), or with a cap any pod with more connections (they route under the cap by it),
+ * more replicas needed, held connections, a new ack, a wake request, draining.
  * Everything else only lowers (a pod idle starts the idle timeout): one renew period later is soon enough.
  */
 export function raises(

@@ -71,7 +71,10 @@ export interface ScaleDecision {
   routable: string[];
   /** Connections on each builder pod now, over every counted report (the balancer's loads). */
   loads: Record<string, number>;
-  /** The StatefulSet is at its maximum and every builder the demand needs takes connections: none can be added or is on its way, so a full one takes more rather than hold. */
+  /**
+   * The StatefulSet is at its maximum and every builder the demand needs takes connections: none can be
+   * added or is on its way, so a full one takes more rather than hold.
+   */
   atMaximum: boolean;
   /** Make sure at least this many replicas are wanted (idempotent; any replica may do it). */
   scaleUpTo: number | undefined;
