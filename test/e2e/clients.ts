@@ -1,8 +1,7 @@
 // What the E2E does as a user would besides echoing (test/support/echo-client.ts): scrape the gateway's HTTP
 // endpoints and open connections as a gRPC client does.
 import { request } from 'node:http';
-import net from 'node:net';
-import { type RoundTrip } from '../support/echo-client.ts';
+import { exchangeOnce, type RoundTrip } from '../support/echo-client.ts';
 import type { Endpoint } from './backends.ts';
 
 export function httpGet(endpoint: Endpoint, path: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
@@ -31,29 +30,15 @@ const HTTP2_SETTINGS = 4;
  * SETTINGS frame comes back, i.e. a real buildkitd answered through the gateway (an echo would not parse).
  */
 export function http2Handshake(endpoint: Endpoint, timeoutMs: number): Promise<RoundTrip> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    let received = Buffer.alloc(0);
-    let done = false;
-    const socket = net.connect(endpoint.port, endpoint.host);
-    const finish = (result: Omit<RoundTrip, 'elapsedMs' | 'received'>) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ ...result, elapsedMs: performance.now() - started, received: received.length });
-    };
-    const timer = setTimeout(() => finish({ ok: false, failure: 'timeout' }), timeoutMs);
-    socket.on('connect', () => socket.write(HTTP2_CLIENT_PREFACE));
-    socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      if (received.length < HTTP2_FRAME_HEADER) return;
-      if (received[3] === HTTP2_SETTINGS) finish({ ok: true });
-      else finish({ ok: false, failure: 'mismatch', detail: `first frame type ${received[3] ?? '?'}, not SETTINGS` });
-    });
-    socket.on('end', () => finish({ ok: false, failure: 'closed', detail: `after ${received.length} bytes` }));
-    socket.on('error', (error: NodeJS.ErrnoException) =>
-      finish({ ok: false, failure: error.code === 'ECONNRESET' ? 'reset' : 'error', detail: error.message }),
-    );
-  });
+  return exchangeOnce(
+    endpoint,
+    HTTP2_CLIENT_PREFACE,
+    (received) => {
+      if (received.length < HTTP2_FRAME_HEADER) return undefined;
+      if (received[3] === HTTP2_SETTINGS) return { ok: true };
+      return { ok: false, failure: 'mismatch', detail: `first frame type ${received[3] ?? '?'}, not SETTINGS` };
+    },
+    timeoutMs,
+    (received) => `after ${received.length} bytes`,
+  );
 }

@@ -19,11 +19,25 @@ export interface RoundTrip {
   detail?: string;
 }
 
-/** Sends one unique line and waits for the same bytes back (the mock buildkitd echoes). */
-export function echoRoundTrip(endpoint: Endpoint, payload: string, timeoutMs: number): Promise<RoundTrip> {
+/**
+ * How the bytes received so far answer a one-shot exchange: undefined while more are needed, else the verdict
+ * (`ok`, or why not).
+ */
+export type ExchangeVerdict = (received: Buffer) => Omit<RoundTrip, 'elapsedMs' | 'received'> | undefined;
+
+/**
+ * One new connection: sends `request` once and resolves when `verdict` decides on the bytes that came back, or
+ * with the way it failed (closed, reset, our own timeout). Never rejects.
+ */
+export function exchangeOnce(
+  endpoint: Endpoint,
+  request: Buffer,
+  verdict: ExchangeVerdict,
+  timeoutMs: number,
+  closedDetail?: (received: Buffer) => string,
+): Promise<RoundTrip> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const expected = Buffer.from(payload);
     let received = Buffer.alloc(0);
     let done = false;
     const socket = net.connect(endpoint.port, endpoint.host);
@@ -35,18 +49,34 @@ export function echoRoundTrip(endpoint: Endpoint, payload: string, timeoutMs: nu
       resolve({ ...result, elapsedMs: performance.now() - started, received: received.length });
     };
     const timer = setTimeout(() => finish({ ok: false, failure: 'timeout' }), timeoutMs);
-    socket.on('connect', () => socket.write(expected));
+    socket.on('connect', () => socket.write(request));
     socket.on('data', (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
-      if (received.length < expected.length) return;
-      if (received.subarray(0, expected.length).equals(expected)) finish({ ok: true });
-      else finish({ ok: false, failure: 'mismatch', detail: received.toString('utf8', 0, 200) });
+      const result = verdict(received);
+      if (result) finish(result);
     });
-    socket.on('end', () => finish({ ok: false, failure: 'closed' }));
+    socket.on('end', () =>
+      finish({ ok: false, failure: 'closed', ...(closedDetail ? { detail: closedDetail(received) } : {}) }),
+    );
     socket.on('error', (error: NodeJS.ErrnoException) =>
       finish({ ok: false, failure: error.code === 'ECONNRESET' ? 'reset' : 'error', detail: error.message }),
     );
   });
+}
+
+/** Sends one unique line and waits for the same bytes back (the mock buildkitd echoes). */
+export function echoRoundTrip(endpoint: Endpoint, payload: string, timeoutMs: number): Promise<RoundTrip> {
+  const expected = Buffer.from(payload);
+  return exchangeOnce(
+    endpoint,
+    expected,
+    (received) => {
+      if (received.length < expected.length) return undefined;
+      if (received.subarray(0, expected.length).equals(expected)) return { ok: true };
+      return { ok: false, failure: 'mismatch', detail: received.toString('utf8', 0, 200) };
+    },
+    timeoutMs,
+  );
 }
 
 /** A client address from Env.clientAddresses; the gateway must listen on all addresses (listenOnAll). */
