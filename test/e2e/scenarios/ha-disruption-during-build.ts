@@ -1,16 +1,14 @@
 // The gateway disrupted (rollout restart, pod deleted) while a real build longer than the idle timeout
 // streams through it and new connections keep arriving: nothing is cut, refused or scaled away.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runOk } from '../../support/command.ts';
 import { http2Handshake } from '../clients.ts';
 import { ConnectionProber } from '../connection-prober.ts';
 import { type Context, type Scenario, kubectlOk, seconds, transitions, waitForZero } from './context.ts';
 import { connectToGateway, podCarryingConnection } from './gateway-pods.ts';
-import { HA_BUILD_BYTES_PER_SECOND, OLD_SHUTDOWN_GRACE_S, randomFile, slowTarBuild } from '../slow-build.ts';
+import { HA_BUILD_BYTES_PER_SECOND, OLD_SHUTDOWN_GRACE_S, startSlowBuild } from '../slow-build.ts';
 
 /** A new connection this often during the disruption, as the issue asks. */
 const HA_PROBE_INTERVAL_MS = 200;
@@ -33,23 +31,12 @@ async function disruptDuringBuild(ctx: Context, disruption: Disruption): Promise
   try {
     // The client reads the output for the idle timeout plus 10 s, and long enough to outlast the old 30 s drain.
     const buildBytes = HA_BUILD_BYTES_PER_SECOND * Math.max(ctx.settings.idleTimeoutS + 10, OLD_SHUTDOWN_GRACE_S + 15);
-    const sha = await randomFile(path.join(dir, 'big.bin'), buildBytes);
-    await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY big.bin /big.bin\n');
-    const tarFile = path.join(dir, 'out.tar');
-    let buildDoneAt: number | undefined;
-    let buildError = '';
-    const started = ctx.timeline.now();
-    const building = slowTarBuild(addr, dir, tarFile, HA_BUILD_BYTES_PER_SECOND, ctx.settings.readyWaitS + 30).then(
-      (r) => {
-        buildDoneAt = ctx.timeline.now();
-        buildError = r.code === 0 ? '' : `: exit ${r.code}, ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`;
-        return r;
-      },
-    );
+    const build = await startSlowBuild(ctx, addr, dir, buildBytes / HA_BUILD_BYTES_PER_SECOND);
+    const started = build.startedAt;
     const carrier = await podCarryingConnection(
       ctx,
       'the build',
-      () => (buildDoneAt === undefined ? undefined : `exit${buildError}`),
+      () => build.ended(),
       ctx.settings.readyWaitS * 1000 + 30_000,
     );
     ctx.timeline.mark(`the build's connection is spliced by ${carrier}`);
@@ -73,21 +60,14 @@ async function disruptDuringBuild(ctx: Context, disruption: Disruption): Promise
       120_000,
     );
 
-    const build = await building;
-    const doneAt = buildDoneAt ?? ctx.timeline.now();
-    ctx.timeline.mark(`buildctl exited ${build.code}`);
-    assert.equal(build.code, 0, `the build failed across the ${disruption}${buildError}`);
+    const { code, doneAt, error } = await build.done;
+    ctx.timeline.mark(`buildctl exited ${code}`);
+    assert.equal(code, 0, `the build failed across the ${disruption}${error}`);
     assert.ok(
       terminatingAt < doneAt,
       `the build finished before ${carrier} began terminating, so the ${disruption} did not overlap it`,
     );
-    const extracted = path.join(dir, 'out');
-    await mkdir(extracted);
-    await runOk('tar', ['-xf', tarFile, '-C', extracted]);
-    const out = createHash('sha256')
-      .update(await readFile(path.join(extracted, 'big.bin')))
-      .digest('hex');
-    assert.equal(out, sha, 'the build output differs from the build context');
+    await build.verifyOutput();
     ctx.served++;
     const buildMs = doneAt - started;
     assert.ok(
